@@ -1,0 +1,324 @@
+import type { Static, TSchema } from 'typebox';
+import * as M from './messages.js';
+import type { ServiceName } from './services.js';
+
+interface CommandDef<S extends TSchema> {
+  readonly type: 'command';
+  readonly schema: S;
+  readonly consumer: ServiceName;
+  readonly producers: readonly ServiceName[];
+  readonly summary: string;
+}
+interface EventDef<S extends TSchema> {
+  readonly type: 'event';
+  readonly schema: S;
+  /** Durable events are stored in the EVT stream; others are core NATS, lossy by design. */
+  readonly durable: boolean;
+  readonly producers: readonly ServiceName[];
+  readonly consumers: readonly ServiceName[];
+  readonly summary: string;
+}
+interface RequestDef<S extends TSchema, R extends TSchema> {
+  readonly type: 'request';
+  readonly schema: S;
+  readonly reply: R;
+  readonly responder: ServiceName;
+  readonly requesters: readonly ServiceName[];
+  readonly summary: string;
+}
+
+const command = <S extends TSchema>(d: Omit<CommandDef<S>, 'type'>): CommandDef<S> => ({ type: 'command', ...d });
+const event = <S extends TSchema>(d: Omit<EventDef<S>, 'type'>): EventDef<S> => ({ type: 'event', ...d });
+const request = <S extends TSchema, R extends TSchema>(d: Omit<RequestDef<S, R>, 'type'>): RequestDef<S, R> => ({
+  type: 'request',
+  ...d,
+});
+
+/**
+ * Every NATS subject of the system and the one schema of its payload. Subjects follow
+ * `<domain>.<cmd|evt|req>.<verb>`. Nothing outside this table defines a message.
+ */
+export const catalog = {
+  // pools and nodes: exit-node-manager owns containers
+  'pool.cmd.create': command({
+    schema: M.PoolCreate,
+    consumer: 'exit-node-manager',
+    producers: ['api-gateway'],
+    summary: 'create a pool and start its minimum number of nodes',
+  }),
+  'pool.cmd.scale': command({
+    schema: M.PoolScale,
+    consumer: 'exit-node-manager',
+    producers: ['api-gateway'],
+    summary: 'change the node count of a pool',
+  }),
+  'pool.cmd.delete': command({
+    schema: M.PoolDelete,
+    consumer: 'exit-node-manager',
+    producers: ['api-gateway'],
+    summary: 'remove a pool and all its nodes',
+  }),
+  'node.cmd.start': command({
+    schema: M.NodeCommand,
+    consumer: 'exit-node-manager',
+    producers: ['api-gateway'],
+    summary: 'start a stopped node',
+  }),
+  'node.cmd.stop': command({
+    schema: M.NodeCommand,
+    consumer: 'exit-node-manager',
+    producers: ['api-gateway'],
+    summary: 'stop a node (the container is kept)',
+  }),
+  'node.cmd.restart': command({
+    schema: M.NodeCommand,
+    consumer: 'exit-node-manager',
+    producers: ['api-gateway'],
+    summary: 'restart a node',
+  }),
+  'node.cmd.sleep': command({
+    schema: M.NodeCommand,
+    consumer: 'exit-node-manager',
+    producers: ['sleep-controller', 'api-gateway'],
+    summary: 'stop an idle node whose port the activator now catches',
+  }),
+  'node.cmd.wake': command({
+    schema: M.NodeCommand,
+    consumer: 'exit-node-manager',
+    producers: ['socket-activator', 'api-gateway'],
+    summary: 'start a sleeping node',
+  }),
+  'sleep.cmd.policy': command({
+    schema: M.SleepPolicySet,
+    consumer: 'sleep-controller',
+    producers: ['api-gateway'],
+    summary: 'set the sleep policy of a pool, live',
+  }),
+  'health.cmd.speedtest': command({
+    schema: M.SpeedTestRun,
+    consumer: 'health-monitor',
+    producers: ['api-gateway'],
+    summary: 'measure download, upload and latency through a node',
+  }),
+  'tunnel.cmd.open': command({
+    schema: M.TunnelOpen,
+    consumer: 'tunnel-manager',
+    producers: ['api-gateway'],
+    summary: 'open a tunnel to a node port over its paths',
+  }),
+  'tunnel.cmd.close': command({
+    schema: M.TunnelRef,
+    consumer: 'tunnel-manager',
+    producers: ['api-gateway'],
+    summary: 'close a tunnel',
+  }),
+  'tunnel.cmd.rotate': command({
+    schema: M.TunnelRef,
+    consumer: 'tunnel-manager',
+    producers: ['api-gateway'],
+    summary: 'rotate the keys and tokens of a tunnel',
+  }),
+  'sync.cmd.schedule': command({
+    schema: M.SyncJobSchedule,
+    consumer: 'storage-sync',
+    producers: ['api-gateway'],
+    summary: 'create or replace a sync job',
+  }),
+  'sync.cmd.run': command({
+    schema: M.SyncJobRef,
+    consumer: 'storage-sync',
+    producers: ['api-gateway'],
+    summary: 'run a sync job now',
+  }),
+  'sync.cmd.restore': command({
+    schema: M.SyncJobRef,
+    consumer: 'storage-sync',
+    producers: ['api-gateway'],
+    summary: 'restore a sync job from its remote',
+  }),
+
+  'order.evt.progress': event({
+    schema: M.OrderProgress,
+    durable: true,
+    producers: ['exit-node-manager', 'tunnel-manager', 'storage-sync'],
+    consumers: ['api-gateway'],
+    summary: 'an order is being carried out',
+  }),
+  'order.evt.fulfilled': event({
+    schema: M.OrderFulfilled,
+    durable: true,
+    producers: ['exit-node-manager', 'tunnel-manager', 'storage-sync'],
+    consumers: ['api-gateway'],
+    summary: 'an order was carried out',
+  }),
+  'order.evt.failed': event({
+    schema: M.OrderFailed,
+    durable: true,
+    producers: ['exit-node-manager', 'tunnel-manager', 'storage-sync'],
+    consumers: ['api-gateway'],
+    summary: 'an order could not be carried out, with the reason',
+  }),
+  'pool.evt.changed': event({
+    schema: M.PoolChanged,
+    durable: true,
+    producers: ['exit-node-manager'],
+    consumers: ['load-balancer', 'health-monitor', 'sleep-controller'],
+    summary: 'a pool was created or its spec changed',
+  }),
+  'pool.evt.deleted': event({
+    schema: M.PoolDeleted,
+    durable: true,
+    producers: ['exit-node-manager'],
+    consumers: ['load-balancer', 'health-monitor', 'sleep-controller'],
+    summary: 'a pool is gone',
+  }),
+  'node.evt.created': event({
+    schema: M.NodeCreated,
+    durable: true,
+    producers: ['exit-node-manager'],
+    consumers: ['health-monitor', 'load-balancer'],
+    summary: 'a container was created for a node',
+  }),
+  'node.evt.started': event({
+    schema: M.NodeStarted,
+    durable: true,
+    producers: ['exit-node-manager'],
+    consumers: ['health-monitor', 'load-balancer', 'socket-activator'],
+    summary: 'a node container is running, with its published ports',
+  }),
+  'node.evt.stopped': event({
+    schema: M.NodeStopped,
+    durable: true,
+    producers: ['exit-node-manager'],
+    consumers: ['health-monitor', 'load-balancer'],
+    summary: 'a node was stopped on purpose',
+  }),
+  'node.evt.died': event({
+    schema: M.NodeDied,
+    durable: true,
+    producers: ['exit-node-manager'],
+    consumers: ['health-monitor', 'load-balancer'],
+    summary: 'a node container exited unexpectedly',
+  }),
+  'node.evt.removed': event({
+    schema: M.NodeRemoved,
+    durable: true,
+    producers: ['exit-node-manager'],
+    consumers: ['health-monitor', 'load-balancer'],
+    summary: 'a node container was removed',
+  }),
+  'node.evt.stats': event({
+    schema: M.NodeStats,
+    durable: false,
+    producers: ['exit-node-manager'],
+    consumers: ['sleep-controller'],
+    summary: 'a sample of cpu, memory and network counters of a node',
+  }),
+  'health.evt.changed': event({
+    schema: M.HealthChanged,
+    durable: true,
+    producers: ['health-monitor'],
+    consumers: ['load-balancer', 'exit-node-manager'],
+    summary: 'a node went healthy or unhealthy',
+  }),
+  'health.evt.speedtest': event({
+    schema: M.SpeedTestResult,
+    durable: true,
+    producers: ['health-monitor'],
+    consumers: ['api-gateway'],
+    summary: 'the result of a speed test',
+  }),
+  'lb.evt.connfail': event({
+    schema: M.ConnectionFailed,
+    durable: false,
+    producers: ['load-balancer'],
+    consumers: ['health-monitor'],
+    summary: 'passive health signal: a connection to a node failed',
+  }),
+  'sleep.evt.slept': event({
+    schema: M.NodeSlept,
+    durable: true,
+    producers: ['sleep-controller'],
+    consumers: ['api-gateway', 'socket-activator'],
+    summary: 'a node was put to sleep, with the reason',
+  }),
+  'activator.evt.woke': event({
+    schema: M.NodeWoke,
+    durable: true,
+    producers: ['socket-activator'],
+    consumers: ['api-gateway', 'sleep-controller'],
+    summary: 'a sleeping node woke, with its cold-start time',
+  }),
+  'activator.evt.failed': event({
+    schema: M.WakeFailed,
+    durable: true,
+    producers: ['socket-activator'],
+    consumers: ['api-gateway'],
+    summary: 'a wake failed; held connections were closed',
+  }),
+  'tunnel.evt.up': event({
+    schema: M.TunnelChanged,
+    durable: true,
+    producers: ['tunnel-manager'],
+    consumers: ['api-gateway'],
+    summary: 'a tunnel path came up',
+  }),
+  'tunnel.evt.down': event({
+    schema: M.TunnelChanged,
+    durable: true,
+    producers: ['tunnel-manager'],
+    consumers: ['api-gateway'],
+    summary: 'a tunnel path went down',
+  }),
+  'tunnel.evt.failover': event({
+    schema: M.TunnelChanged,
+    durable: true,
+    producers: ['tunnel-manager'],
+    consumers: ['api-gateway'],
+    summary: 'a tunnel moved to another path',
+  }),
+  'sync.evt.progress': event({
+    schema: M.SyncProgress,
+    durable: false,
+    producers: ['storage-sync'],
+    consumers: ['api-gateway'],
+    summary: 'bytes copied so far by a running sync',
+  }),
+  'sync.evt.finished': event({
+    schema: M.SyncFinished,
+    durable: true,
+    producers: ['storage-sync'],
+    consumers: ['api-gateway'],
+    summary: 'a sync run ended, ok or not',
+  }),
+
+  'node.req.list': request({
+    schema: M.NodeListRequest,
+    reply: M.NodeListReply,
+    responder: 'exit-node-manager',
+    requesters: ['api-gateway', 'load-balancer', 'health-monitor'],
+    summary: "a tenant's nodes, optionally of one pool",
+  }),
+} as const;
+
+export type Catalog = typeof catalog;
+export type Subject = keyof Catalog;
+type SubjectsOf<T extends string> = { [K in Subject]: Catalog[K]['type'] extends T ? K : never }[Subject];
+export type CommandSubject = SubjectsOf<'command'>;
+export type EventSubject = SubjectsOf<'event'>;
+export type RequestSubject = SubjectsOf<'request'>;
+export type Payload<S extends Subject> = Static<Catalog[S]['schema']>;
+export type ReplyOf<S extends RequestSubject> = Static<Catalog[S]['reply']>;
+
+export function isSubject(s: string): s is Subject {
+  return Object.hasOwn(catalog, s);
+}
+
+export function subjectsOf(type: 'command' | 'event' | 'request'): Subject[] {
+  return (Object.keys(catalog) as Subject[]).filter((s) => catalog[s].type === type);
+}
+
+export function isDurable(subject: Subject): boolean {
+  const def = catalog[subject];
+  return def.type === 'command' || (def.type === 'event' && def.durable);
+}

@@ -1,0 +1,29 @@
+export { catalog, isSubject, isDurable, subjectsOf } from './catalog.js';
+export type { Catalog, Subject, CommandSubject, EventSubject, RequestSubject, Payload, ReplyOf } from './catalog.js';
+export { STREAMS, CONSUMERS, DEAD_LETTER_PREFIX, deadLetterSubject } from './streams.js';
+export type { StreamDef, StreamName, ConsumerDef, ConsumerName } from './streams.js';
+export { HEADERS } from './headers.js';
+export { SERVICE_NAMES } from './services.js';
+export type { ServiceName } from './services.js';
+export { COUNTRY_CODES, isKnownCountry, countryName } from './countries.js';
+export {
+  Id,
+  TenantId,
+  Timestamp,
+  CountryCode,
+  Name,
+  PoolKind,
+  PoolSpec,
+  PortSpec,
+  HealthCheckSpec,
+  SleepPolicy,
+  BalancingStrategy,
+  NodeStatus,
+  PublishedPort,
+  OrderStatus,
+  TunnelSpec,
+  SyncJobSpec,
+} from './schemas.js';
+export type { NodeView } from './messages.js';
+export { ContractError, formatIssues, schemaIssues, payloadIssues, assertPayload, assertReply, poolSpecIssues } from './validate.js';
+export type { Issue } from './validate.js';

@@ -1,0 +1,182 @@
+import Type, { type Static } from 'typebox';
+
+// Shared building blocks for payloads and for the HTTP API. Objects are closed
+// (additionalProperties: false) so a misspelt field is an error, not a silent default.
+const closed = { additionalProperties: false } as const;
+
+export const Id = Type.String({ format: 'uuid', description: 'a UUID' });
+export const TenantId = Type.String({ format: 'uuid', description: 'the owning tenant' });
+export const Timestamp = Type.String({ format: 'date-time', description: 'RFC 3339 time' });
+export const CountryCode = Type.String({
+  pattern: '^[A-Za-z]{2}$',
+  description: 'ISO 3166-1 alpha-2 country code',
+});
+/** DNS-label shaped so it can become a container name and a stable service name. */
+export const Name = Type.String({
+  pattern: '^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$',
+  description: 'lower-case letters, digits and dashes, 1-40 characters',
+});
+
+export const PoolKind = Type.Union([Type.Literal('exit'), Type.Literal('app')]);
+export type PoolKind = Static<typeof PoolKind>;
+
+export const BalancingStrategy = Type.Union([
+  Type.Literal('round_robin'),
+  Type.Literal('least_connections'),
+  Type.Literal('weighted_latency'),
+  Type.Literal('random'),
+  Type.Literal('health_score'),
+]);
+export type BalancingStrategy = Static<typeof BalancingStrategy>;
+
+export const HealthCheckSpec = Type.Object(
+  {
+    type: Type.Union([Type.Literal('tcp'), Type.Literal('http'), Type.Literal('proxy')]),
+    port: Type.Optional(Type.String({ description: 'name of a port of the pool spec' })),
+    path: Type.Optional(Type.String({ pattern: '^/' })),
+    expectStatus: Type.Optional(Type.Integer({ minimum: 100, maximum: 599 })),
+    target: Type.Optional(Type.String({ description: 'URL fetched through the proxy (type proxy)' })),
+    intervalMs: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 2000 }),
+    timeoutMs: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 }),
+    rise: Type.Integer({ minimum: 1, maximum: 100, default: 2 }),
+    fall: Type.Integer({ minimum: 1, maximum: 100, default: 3 }),
+    graceMs: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 0 }),
+  },
+  closed,
+);
+export type HealthCheckSpec = Static<typeof HealthCheckSpec>;
+
+export const SleepPolicy = Type.Object(
+  {
+    enabled: Type.Boolean(),
+    idleWindowSec: Type.Integer({ minimum: 1, default: 600 }),
+    minAwake: Type.Integer({ minimum: 0, default: 0 }),
+    probeIntervalMs: Type.Integer({ minimum: 1, default: 30 }),
+    probeTimeoutMs: Type.Integer({ minimum: 1, default: 10_000 }),
+  },
+  closed,
+);
+export type SleepPolicy = Static<typeof SleepPolicy>;
+
+export const PortSpec = Type.Object(
+  {
+    name: Name,
+    containerPort: Type.Integer({ minimum: 1, maximum: 65535 }),
+    protocol: Type.Optional(Type.Literal('tcp')),
+  },
+  closed,
+);
+export type PortSpec = Static<typeof PortSpec>;
+
+export const VolumeSpec = Type.Object(
+  { name: Name, mountPath: Type.String({ pattern: '^/' }) },
+  closed,
+);
+
+/**
+ * The declarative spec of a pool. Both kinds share one shape; the rules that tie fields
+ * to a kind (an exit pool needs a country, an app pool an image and a port) live in
+ * `checkPoolSpec`, so the error names the field instead of "must match anyOf".
+ */
+export const PoolSpec = Type.Object(
+  {
+    name: Name,
+    kind: PoolKind,
+    country: Type.Optional(CountryCode),
+    region: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    city: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    image: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String())),
+    nodes: Type.Object(
+      {
+        min: Type.Integer({ minimum: 0, maximum: 100 }),
+        max: Type.Integer({ minimum: 1, maximum: 100 }),
+      },
+      closed,
+    ),
+    ports: Type.Optional(Type.Array(PortSpec, { maxItems: 16 })),
+    volumes: Type.Optional(Type.Array(VolumeSpec, { maxItems: 16 })),
+    healthCheck: Type.Optional(HealthCheckSpec),
+    strategy: Type.Optional(BalancingStrategy),
+    limits: Type.Optional(
+      Type.Object(
+        {
+          softConnections: Type.Integer({ minimum: 1 }),
+          hardConnections: Type.Integer({ minimum: 1 }),
+        },
+        closed,
+      ),
+    ),
+    sleep: Type.Optional(SleepPolicy),
+  },
+  closed,
+);
+export type PoolSpec = Static<typeof PoolSpec>;
+
+export const NodeStatus = Type.Union([
+  Type.Literal('creating'),
+  Type.Literal('starting'),
+  Type.Literal('running'),
+  Type.Literal('stopping'),
+  Type.Literal('stopped'),
+  Type.Literal('sleeping'),
+  Type.Literal('error'),
+  Type.Literal('removed'),
+]);
+export type NodeStatus = Static<typeof NodeStatus>;
+
+export const PublishedPort = Type.Object(
+  {
+    name: Type.String(),
+    containerPort: Type.Integer(),
+    hostIp: Type.String(),
+    hostPort: Type.Integer(),
+  },
+  closed,
+);
+export type PublishedPort = Static<typeof PublishedPort>;
+
+export const NodeRef = Type.Object(
+  { tenantId: TenantId, poolId: Id, nodeId: Id },
+  closed,
+);
+
+export const OrderStatus = Type.Union([
+  Type.Literal('accepted'),
+  Type.Literal('in_progress'),
+  Type.Literal('fulfilled'),
+  Type.Literal('failed'),
+]);
+export type OrderStatus = Static<typeof OrderStatus>;
+
+export const TunnelPath = Type.Object(
+  {
+    kind: Type.Union([Type.Literal('tailscale'), Type.Literal('ssh'), Type.Literal('ngrok')]),
+    priority: Type.Integer({ minimum: 0 }),
+  },
+  closed,
+);
+
+export const TunnelSpec = Type.Object(
+  {
+    name: Name,
+    nodeId: Id,
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    paths: Type.Array(TunnelPath, { minItems: 1, maxItems: 4 }),
+  },
+  closed,
+);
+export type TunnelSpec = Static<typeof TunnelSpec>;
+
+export const SyncJobSpec = Type.Object(
+  {
+    name: Name,
+    nodeId: Id,
+    source: Type.String({ minLength: 1, description: 'volume name or absolute path' }),
+    remote: Type.String({ minLength: 1, description: 'rclone remote:path' }),
+    schedule: Type.String({ minLength: 1, description: 'cron expression' }),
+    encrypt: Type.Boolean({ default: false }),
+  },
+  closed,
+);
+export type SyncJobSpec = Static<typeof SyncJobSpec>;

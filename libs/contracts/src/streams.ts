@@ -1,0 +1,91 @@
+import { catalog, isDurable, type Subject } from './catalog.js';
+import type { ServiceName } from './services.js';
+
+export interface StreamDef {
+  readonly name: string;
+  readonly subjects: readonly string[];
+  /** workqueue: each message is consumed once and removed on ack; limits: kept until maxAgeMs. */
+  readonly retention: 'workqueue' | 'limits';
+  readonly maxAgeMs: number;
+  /** Window in which a repeated Nats-Msg-Id is dropped as a duplicate. */
+  readonly duplicateWindowMs: number;
+  readonly description: string;
+}
+
+const DAY = 24 * 3_600_000;
+const subjects = Object.keys(catalog) as Subject[];
+
+export const DEAD_LETTER_PREFIX = 'dlq';
+/** Where a message that failed validation (or exhausted its deliveries) is parked. */
+export function deadLetterSubject(original: string): string {
+  return `${DEAD_LETTER_PREFIX}.${original}`;
+}
+
+export const STREAMS = {
+  CMD: {
+    name: 'CMD',
+    subjects: subjects.filter((s) => catalog[s].type === 'command'),
+    retention: 'workqueue',
+    maxAgeMs: 7 * DAY,
+    duplicateWindowMs: 10 * 60_000,
+    description: 'commands: one owner consumes each subject',
+  },
+  EVT: {
+    name: 'EVT',
+    subjects: subjects.filter((s) => catalog[s].type === 'event' && isDurable(s)),
+    retention: 'limits',
+    maxAgeMs: 7 * DAY,
+    duplicateWindowMs: 10 * 60_000,
+    description: 'durable events: any number of consumers',
+  },
+  DLQ: {
+    name: 'DLQ',
+    subjects: [`${DEAD_LETTER_PREFIX}.>`],
+    retention: 'limits',
+    maxAgeMs: 30 * DAY,
+    duplicateWindowMs: 60_000,
+    description: 'messages rejected by a consumer, with the reason in headers',
+  },
+} as const satisfies Record<string, StreamDef>;
+export type StreamName = keyof typeof STREAMS;
+
+export interface ConsumerDef {
+  readonly durable: string;
+  readonly stream: StreamName;
+  readonly service: ServiceName;
+  readonly subjects: readonly Subject[];
+  readonly ackWaitMs: number;
+  /** After this many deliveries a message goes to the dead-letter subject. */
+  readonly maxDeliver: number;
+  readonly maxAckPending: number;
+}
+
+function commandsFor(service: ServiceName): Subject[] {
+  return subjects.filter((s) => {
+    const def = catalog[s];
+    return def.type === 'command' && def.consumer === service;
+  });
+}
+
+/** Durable JetStream consumers, one per (service, purpose). */
+export const CONSUMERS = {
+  exitNodeManagerCommands: {
+    durable: 'exit-node-manager-commands',
+    stream: 'CMD',
+    service: 'exit-node-manager',
+    subjects: commandsFor('exit-node-manager'),
+    ackWaitMs: 120_000,
+    maxDeliver: 5,
+    maxAckPending: 64,
+  },
+  apiGatewayOrders: {
+    durable: 'api-gateway-orders',
+    stream: 'EVT',
+    service: 'api-gateway',
+    subjects: ['order.evt.progress', 'order.evt.fulfilled', 'order.evt.failed'],
+    ackWaitMs: 30_000,
+    maxDeliver: 10,
+    maxAckPending: 256,
+  },
+} as const satisfies Record<string, ConsumerDef>;
+export type ConsumerName = keyof typeof CONSUMERS;
