@@ -21,15 +21,35 @@ export function deadLetterSubject(original: string): string {
   return `${DEAD_LETTER_PREFIX}.${original}`;
 }
 
-export const STREAMS = {
-  CMD: {
-    name: 'CMD',
-    subjects: subjects.filter((s) => catalog[s].type === 'command'),
+function commandsFor(service: ServiceName): Subject[] {
+  return subjects.filter((s) => {
+    const def = catalog[s];
+    return def.type === 'command' && def.consumer === service;
+  });
+}
+
+/**
+ * Each service's commands get a work-queue stream of their own: the Debian NATS server
+ * (2.9) allows one filter subject per consumer, and a service's commands span domains
+ * (pool.cmd.*, node.cmd.*), so the consumer reads its whole stream unfiltered instead.
+ */
+function commandStream(service: ServiceName, name: string): StreamDef {
+  return {
+    name,
+    subjects: commandsFor(service),
     retention: 'workqueue',
     maxAgeMs: 7 * DAY,
     duplicateWindowMs: 10 * 60_000,
-    description: 'commands: one owner consumes each subject',
-  },
+    description: `commands carried out by ${service}`,
+  };
+}
+
+export const STREAMS = {
+  CMD_EXIT_NODE_MANAGER: commandStream('exit-node-manager', 'CMD_EXIT_NODE_MANAGER'),
+  CMD_HEALTH_MONITOR: commandStream('health-monitor', 'CMD_HEALTH_MONITOR'),
+  CMD_SLEEP_CONTROLLER: commandStream('sleep-controller', 'CMD_SLEEP_CONTROLLER'),
+  CMD_TUNNEL_MANAGER: commandStream('tunnel-manager', 'CMD_TUNNEL_MANAGER'),
+  CMD_STORAGE_SYNC: commandStream('storage-sync', 'CMD_STORAGE_SYNC'),
   EVT: {
     name: 'EVT',
     subjects: subjects.filter((s) => catalog[s].type === 'event' && isDurable(s)),
@@ -53,27 +73,32 @@ export interface ConsumerDef {
   readonly durable: string;
   readonly stream: StreamName;
   readonly service: ServiceName;
+  /** Everything the consumer handles; a handler is required for each. */
   readonly subjects: readonly Subject[];
+  /** The one server-side filter subject (wildcards allowed); none reads the whole stream. */
+  readonly filter?: string;
   readonly ackWaitMs: number;
   /** After this many deliveries a message goes to the dead-letter subject. */
   readonly maxDeliver: number;
   readonly maxAckPending: number;
 }
 
-function commandsFor(service: ServiceName): Subject[] {
-  return subjects.filter((s) => {
-    const def = catalog[s];
-    return def.type === 'command' && def.consumer === service;
-  });
-}
-
 /** Durable JetStream consumers, one per (service, purpose). */
 export const CONSUMERS = {
   exitNodeManagerCommands: {
     durable: 'exit-node-manager-commands',
-    stream: 'CMD',
+    stream: 'CMD_EXIT_NODE_MANAGER',
     service: 'exit-node-manager',
-    subjects: commandsFor('exit-node-manager'),
+    subjects: [
+      'pool.cmd.create',
+      'pool.cmd.scale',
+      'pool.cmd.delete',
+      'node.cmd.start',
+      'node.cmd.stop',
+      'node.cmd.restart',
+      'node.cmd.sleep',
+      'node.cmd.wake',
+    ],
     ackWaitMs: 120_000,
     maxDeliver: 5,
     maxAckPending: 64,
@@ -83,6 +108,7 @@ export const CONSUMERS = {
     stream: 'EVT',
     service: 'api-gateway',
     subjects: ['order.evt.progress', 'order.evt.fulfilled', 'order.evt.failed'],
+    filter: 'order.evt.>',
     ackWaitMs: 30_000,
     maxDeliver: 10,
     maxAckPending: 256,

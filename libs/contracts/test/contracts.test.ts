@@ -10,6 +10,7 @@ import {
   assertPayload,
   ContractError,
   type Subject,
+  type ConsumerDef,
 } from '../src/index.js';
 
 const uuid = '3b241101-e2bb-4255-8caf-4136c566a962';
@@ -20,8 +21,8 @@ describe('catalog', () => {
     for (const s of Object.keys(catalog)) expect(s).toMatch(/^[a-z]+\.(cmd|evt|req)\.[a-z]+$/);
   });
 
-  it('puts every command in CMD and every durable event in EVT, nothing twice', () => {
-    const cmd = new Set<string>(STREAMS.CMD.subjects);
+  it("puts every command in its consumer's stream and every durable event in EVT, nothing twice", () => {
+    const cmd = new Set<string>(Object.values(STREAMS).filter((d) => d.retention === 'workqueue').flatMap((d) => d.subjects));
     const evt = new Set<string>(STREAMS.EVT.subjects);
     for (const [s, def] of Object.entries(catalog)) {
       if (def.type === 'command') expect(cmd.has(s)).toBe(true);
@@ -31,11 +32,13 @@ describe('catalog', () => {
     expect(evt.has('node.evt.stats')).toBe(false);
   });
 
-  it('gives consumers only subjects of their stream that they may consume', () => {
-    for (const c of Object.values(CONSUMERS)) {
-      const stream = new Set<string>(STREAMS[c.stream].subjects);
+  it('gives consumers exactly the subjects their filter selects from their stream', () => {
+    const matches = (filter: string | undefined, subject: string) =>
+      !filter || new RegExp(`^${filter.replaceAll('.', '\\.').replace('\\.>', '\\..+').replaceAll('*', '[^.]+')}$`).test(subject);
+    for (const c of Object.values(CONSUMERS) as ConsumerDef[]) {
+      const selected = STREAMS[c.stream].subjects.filter((s) => matches(c.filter, s));
+      expect([...c.subjects].sort(), c.durable).toEqual([...selected].sort());
       for (const s of c.subjects) {
-        expect(stream.has(s), `${c.durable}: ${s}`).toBe(true);
         const def = catalog[s as Subject];
         if (def.type === 'command') expect(def.consumer).toBe(c.service);
         if (def.type === 'event') expect(def.consumers).toContain(c.service);

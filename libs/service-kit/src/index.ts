@@ -1,0 +1,2 @@
+export { runService } from './kit.js';
+export type { RunningService, ServiceContext, ServiceDefinition } from './kit.js';

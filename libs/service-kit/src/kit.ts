@@ -1,0 +1,133 @@
+import closeWithGrace from 'close-with-grace';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Svcm, type Service } from '@nats-io/services';
+import { Redis } from 'ioredis';
+import { pino, type Logger } from 'pino';
+import type { Static, TObject } from 'typebox';
+import { createBus, type Bus } from '@switchyard/bus';
+import { loadConfigOrExit } from '@switchyard/config';
+import type { ServiceName } from '@switchyard/contracts';
+import { startTelemetry, type Telemetry } from '@switchyard/telemetry';
+
+/** The variables every service reads; a service's own schema spreads CommonEnv into it. */
+interface KitEnv {
+  NATS_URL: string;
+  REDIS_URL: string;
+  LOG_LEVEL: string;
+  SHUTDOWN_TIMEOUT_MS: number;
+  OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined;
+}
+
+export interface ServiceContext<C> {
+  readonly name: ServiceName;
+  readonly config: C;
+  readonly log: Logger;
+  readonly nc: NatsConnection;
+  readonly bus: Bus;
+  /** This process's NATS micro service: add request/reply endpoints with `bus.serve`. */
+  readonly service: Service;
+  readonly telemetry: Telemetry;
+  /** Present when the service asked for it with `redis: true`. */
+  readonly redis: Redis | undefined;
+  /** Registers a step of the shutdown; steps run in reverse order of registration. */
+  onShutdown(step: () => Promise<unknown>): void;
+}
+
+export interface ServiceDefinition<S extends TObject> {
+  readonly name: ServiceName;
+  readonly version?: string;
+  readonly description: string;
+  readonly env: S;
+  readonly redis?: boolean;
+  /** Wires handlers and returns once the service is ready to work. */
+  start(ctx: ServiceContext<Static<S>>): Promise<void>;
+}
+
+export interface RunningService<C> {
+  readonly ctx: ServiceContext<C>;
+  /** The same shutdown a SIGTERM starts; resolves when everything is closed. */
+  stop(): Promise<void>;
+}
+
+/**
+ * One way every service starts: config → telemetry → NATS (+ JetStream topology) →
+ * redis if asked → the service's own start → registration with the NATS Services API.
+ * SIGTERM/SIGINT drain in reverse and exit within SHUTDOWN_TIMEOUT_MS.
+ */
+export async function runService<S extends TObject>(def: ServiceDefinition<S>): Promise<RunningService<Static<S>>> {
+  const config = loadConfigOrExit(def.name, def.env) as Static<S> & KitEnv;
+  const log = pino({ name: def.name, level: config.LOG_LEVEL });
+  const telemetry = startTelemetry({ serviceName: def.name, otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
+  const steps: Array<() => Promise<unknown>> = [async () => telemetry.shutdown()];
+
+  log.info({ nats: config.NATS_URL }, 'connecting to NATS');
+  // Wait for NATS rather than crash-looping when the service starts before the broker.
+  const nc = await connect({
+    servers: config.NATS_URL,
+    name: def.name,
+    waitOnFirstConnect: true,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+  });
+  steps.push(async () => nc.drain());
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect' || s.type === 'reconnect') log.warn({ status: s.type }, 'NATS connection');
+    }
+  })();
+
+  const bus = createBus(nc, def.name);
+  await bus.ensureTopology();
+
+  let redis: Redis | undefined;
+  if (def.redis) {
+    redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2, enableOfflineQueue: true, lazyConnect: false });
+    redis.on('error', (err) => log.warn({ err: err.message }, 'redis'));
+    const r = redis;
+    steps.push(async () => r.quit());
+  }
+
+  const service = await new Svcm(nc).add({
+    name: def.name,
+    version: def.version ?? '0.1.0',
+    description: def.description,
+  });
+  steps.push(async () => service.stop());
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      log.info('shutting down');
+      for (const step of steps.slice().reverse()) {
+        try {
+          await step();
+        } catch (err) {
+          log.warn({ err: (err as Error).message }, 'shutdown step failed');
+        }
+      }
+    })();
+    return stopping;
+  };
+
+  const ctx: ServiceContext<Static<S>> = {
+    name: def.name,
+    config,
+    log,
+    nc,
+    bus,
+    service,
+    telemetry,
+    redis,
+    onShutdown: (step) => steps.push(step),
+  };
+
+  closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS, logger: { error: (m: unknown) => log.error(m) } }, async ({ err, signal }) => {
+    if (err) log.error({ err }, 'fatal error');
+    else log.info({ signal }, 'signal received');
+    await stop();
+  });
+
+  await def.start(ctx);
+  log.info({ service: def.name, id: service.info().id }, 'ready');
+  return { ctx, stop };
+}

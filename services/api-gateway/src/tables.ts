@@ -1,0 +1,58 @@
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+import type { OrderStatus } from '@switchyard/contracts';
+
+type CreatedAt = ColumnType<Date, Date | undefined, never>;
+type UpdatedAt = ColumnType<Date, Date | undefined, Date>;
+type Json<T> = ColumnType<T, string, string>;
+
+export interface TenantTable {
+  id: string;
+  name: string;
+  created_at: CreatedAt;
+}
+
+export interface ApiKeyTable {
+  tenant_id: string;
+  id: string;
+  name: string;
+  /** sha256 of the key: keys are 192 random bits, so a fast hash is enough and lookups stay O(1). */
+  key_hash: string;
+  role: 'admin' | 'member';
+  created_at: CreatedAt;
+  revoked_at: Date | null;
+}
+
+export interface OrderTable {
+  tenant_id: string;
+  id: string;
+  type: string;
+  status: OrderStatus;
+  request: Json<unknown>;
+  result: Json<Record<string, unknown>>;
+  reason: string | null;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export interface OutboxTable {
+  tenant_id: string;
+  id: string;
+  /** Publication order across tenants. */
+  seq: Generated<string>;
+  subject: string;
+  payload: Json<unknown>;
+  traceparent: string | null;
+  created_at: CreatedAt;
+  published_at: Date | null;
+}
+
+export interface Database {
+  tenants: TenantTable;
+  api_keys: ApiKeyTable;
+  orders: OrderTable;
+  outbox: OutboxTable;
+}
+
+export type Order = Selectable<OrderTable>;
+export type NewOrder = Insertable<OrderTable>;
+export type OutboxRow = Selectable<OutboxTable>;
