@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { postgresPort } from '../support/database.js';
+import { startCuttableLink, type CuttableLink } from '../support/net.js';
+import { poolOrder, startTestSystem, type TestSystem } from '../support/system.js';
+
+// Postgres and NATS going away and coming back, seen through the API.
+describe('when a dependency is down', () => {
+  let sys: TestSystem;
+  let pgLink: CuttableLink;
+  let natsLink: CuttableLink;
+
+  beforeAll(async () => {
+    sys = await startTestSystem();
+    pgLink = await startCuttableLink(postgresPort);
+    natsLink = await startCuttableLink(sys.nats.port);
+    await sys.start('exit-node-manager');
+    await sys.start('api-gateway', {
+      DATABASE_URL: sys.db.urlVia(pgLink.port),
+      NATS_URL: `nats://127.0.0.1:${natsLink.port}`,
+    });
+  });
+  afterAll(async () => {
+    await pgLink?.close();
+    await natsLink?.close();
+    await sys?.close();
+  });
+
+  it('answers 503 while Postgres is unreachable and recovers when it returns', async () => {
+    expect((await sys.http('GET', '/v1/orders')).status).toBe(200);
+    await pgLink.cut();
+    const down = await sys.http('POST', '/v1/orders', { body: poolOrder('madrid', 'ES') });
+    expect(down.status).toBe(503);
+    expect(down.body).toEqual({ error: 'unavailable', message: 'the database is unavailable; retry shortly' });
+    expect(down.headers.get('retry-after')).toBe('2');
+    expect((await sys.http('GET', '/healthz', { key: null })).body).toMatchObject({ status: 'degraded', database: false });
+
+    await pgLink.restore();
+    const up = await retryUntil(() => sys.http('POST', '/v1/orders', { body: poolOrder('madrid', 'ES') }), (r) => r.status === 202);
+    expect((await sys.waitForOrder(up.body.id, ['fulfilled', 'failed'])).status).toBe('fulfilled');
+  });
+
+  it('answers 503 for what needs NATS while it is unreachable, and recovers', async () => {
+    expect((await sys.http('GET', '/v1/nodes')).status).toBe(200);
+    await natsLink.cut();
+    const down = await retryUntil(() => sys.http('GET', '/v1/nodes'), (r) => r.status !== 200);
+    expect(down.status).toBe(503);
+    expect(down.body.error).toBe('unavailable');
+    // Orders are still taken: they wait in the outbox until NATS is back.
+    const placed = await sys.http('POST', '/v1/orders', { body: poolOrder('rome', 'IT') });
+    expect(placed.status).toBe(202);
+
+    await natsLink.restore();
+    const up = await retryUntil(() => sys.http('GET', '/v1/nodes'), (r) => r.status === 200, 20_000);
+    expect(up.status).toBe(200);
+    expect((await sys.waitForOrder(placed.body.id, ['fulfilled', 'failed'])).status).toBe('fulfilled');
+  });
+});
+
+async function retryUntil<T>(attempt: () => Promise<T>, done: (r: T) => boolean, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = await attempt();
+  while (!done(last) && Date.now() < deadline) {
+    await sleep(200);
+    last = await attempt();
+  }
+  return last;
+}

@@ -1,0 +1,129 @@
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import Docker from 'dockerode';
+import type { ServiceName } from '@switchyard/contracts';
+import { createTestDatabase, type TestDatabase } from './database.js';
+import { startNatsServer, type NatsServer } from './nats-server.js';
+import { freePort } from './net.js';
+import { startReady, startService, type ServiceProcess } from './processes.js';
+
+export const EXIT_NODE_IMAGE = process.env['EXIT_NODE_IMAGE'] ?? 'switchyard/exit-node:dev';
+export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+
+export interface HttpResult<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+/**
+ * One Switchyard of the test's own: a private NATS server and database, the real Redis and
+ * Docker engine, and services started as separate processes. `close` ends what it started
+ * (by pid) and removes the containers of the tenants it created.
+ */
+export interface TestSystem {
+  readonly nats: NatsServer;
+  readonly db: TestDatabase;
+  readonly adminKey: string;
+  readonly apiPort: number;
+  readonly apiUrl: string;
+  /** Environment every service of this system gets; pass overrides per service. */
+  env(overrides?: Record<string, string>): Record<string, string>;
+  start(name: ServiceName, overrides?: Record<string, string>): Promise<ServiceProcess>;
+  spawn(name: ServiceName, overrides?: Record<string, string>): ServiceProcess;
+  natsClient(): Promise<NatsConnection>;
+  http<T = any>(method: string, path: string, opts?: { body?: unknown; rawBody?: string; key?: string | null; headers?: Record<string, string> }): Promise<HttpResult<T>>;
+  waitForOrder(orderId: string, statuses: string[], opts?: { key?: string; timeoutMs?: number }): Promise<any>;
+  close(): Promise<void>;
+}
+
+export async function startTestSystem(): Promise<TestSystem> {
+  const nats = await startNatsServer();
+  const db = await createTestDatabase();
+  const adminKey = `test_admin_${randomBytes(16).toString('hex')}`;
+  const apiPort = await freePort();
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  const processes: ServiceProcess[] = [];
+  const clients: NatsConnection[] = [];
+
+  const env = (overrides: Record<string, string> = {}) => ({
+    NATS_URL: nats.url,
+    DATABASE_URL: db.url,
+    REDIS_URL: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
+    ADMIN_API_KEY: adminKey,
+    API_HOST: '127.0.0.1',
+    API_PORT: String(apiPort),
+    EXIT_NODE_IMAGE,
+    OUTBOX_POLL_MS: '200',
+    SHUTDOWN_TIMEOUT_MS: '10000',
+    ...overrides,
+  });
+
+  const http: TestSystem['http'] = async (method, path, opts = {}) => {
+    const key = opts.key === undefined ? adminKey : opts.key;
+    const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+    if (key) headers['authorization'] = `Bearer ${key}`;
+    let body: string | undefined = opts.rawBody;
+    if (opts.body !== undefined) body = JSON.stringify(opts.body);
+    if (body !== undefined) headers['content-type'] ??= 'application/json';
+    const res = await fetch(`${apiUrl}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try { parsed = JSON.parse(text); } catch { /* not JSON */ }
+    return { status: res.status, body: parsed as any, headers: res.headers };
+  };
+
+  return {
+    nats,
+    db,
+    adminKey,
+    apiPort,
+    apiUrl,
+    env,
+    async start(name, overrides) {
+      const p = await startReady(name, env(overrides));
+      processes.push(p);
+      return p;
+    },
+    spawn(name, overrides) {
+      const p = startService(name, env(overrides));
+      processes.push(p);
+      return p;
+    },
+    async natsClient() {
+      const nc = await connect({ servers: nats.url });
+      clients.push(nc);
+      return nc;
+    },
+    http,
+    async waitForOrder(orderId, statuses, opts = {}) {
+      const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+      let last: unknown;
+      while (Date.now() < deadline) {
+        const res = await http('GET', `/v1/orders/${orderId}`, { ...(opts.key ? { key: opts.key } : {}) }).catch((e) => ({ status: 0, body: String(e) }));
+        last = res.body;
+        if (res.status === 200 && statuses.includes(res.body.status)) return res.body;
+        await sleep(100);
+      }
+      throw new Error(`order ${orderId} did not reach ${statuses.join('|')}; last seen: ${JSON.stringify(last)}`);
+    },
+    async close() {
+      await Promise.all(processes.map((p) => p.stop('SIGTERM').catch(() => undefined)));
+      await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+      const tenants = await db.query<{ id: string }>('select id from tenants').catch(() => []);
+      for (const t of tenants) await removeTenantContainers(t.id);
+      await db.drop().catch(() => undefined);
+      await nats.stop();
+    },
+  };
+}
+
+export async function removeTenantContainers(tenantId: string): Promise<void> {
+  const containers = await docker.listContainers({ all: true, filters: { label: [`io.switchyard.tenant=${tenantId}`] } });
+  for (const c of containers) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+}
+
+export function poolOrder(name: string, country = 'JP', nodes = 1) {
+  return { type: 'pool.create', pool: { name, kind: 'exit', country, nodes: { min: nodes, max: Math.max(nodes, 1) } } };
+}
