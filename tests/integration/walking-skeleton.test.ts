@@ -47,10 +47,11 @@ describe('an order for an exit pool, end to end', () => {
     });
     expect(info.Config.Env).toContain('SERVER_COUNTRIES=JP');
 
-    // The node is reachable on its published loopback port, and nowhere else.
+    // The node is reachable on its published loopback port, and nowhere else. "running" is
+    // the container's state; its server may need a moment more to listen.
     const control = info.NetworkSettings.Ports['8000/tcp']?.[0];
     expect(control?.HostIp).toBe('127.0.0.1');
-    const status = await fetch(`http://127.0.0.1:${control!.HostPort}/v1/openvpn/status`).then((r) => r.json());
+    const status = await eventuallyAsync(() => fetch(`http://127.0.0.1:${control!.HostPort}/v1/openvpn/status`).then((r) => r.json(), () => undefined));
     expect(status).toEqual({ status: 'running' });
 
     const listed = await sys.http('GET', `/v1/nodes?poolId=${poolId}`);
@@ -121,6 +122,16 @@ describe('an order for an exit pool, end to end', () => {
     expect((await sys.http('GET', '/v1/orders', { key: 'sy_wrong' })).status).toBe(401);
   });
 });
+
+async function eventuallyAsync<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    await sleep(100);
+  }
+  throw new Error('condition not met in time');
+}
 
 async function eventually<T>(probe: () => T | undefined, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

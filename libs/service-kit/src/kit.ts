@@ -4,7 +4,7 @@ import { Svcm, type Service } from '@nats-io/services';
 import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import type { Static, TObject } from 'typebox';
-import { createBus, type Bus } from '@switchyard/bus';
+import { createBus, type Bus, type Consumption } from '@switchyard/bus';
 import { loadConfigOrExit } from '@switchyard/config';
 import type { ServiceName } from '@switchyard/contracts';
 import { startTelemetry, type Telemetry } from '@switchyard/telemetry';
@@ -31,6 +31,11 @@ export interface ServiceContext<C> {
   readonly redis: Redis | undefined;
   /** Registers a step of the shutdown; steps run in reverse order of registration. */
   onShutdown(step: () => Promise<unknown>): void;
+  /**
+   * Stops the consumption on shutdown, and ends the process if it dies on its own: a service
+   * that is up but deaf is worse than one a supervisor restarts.
+   */
+  supervise(what: string, consumption: Consumption): void;
 }
 
 export interface ServiceDefinition<S extends TObject> {
@@ -119,6 +124,16 @@ export async function runService<S extends TObject>(def: ServiceDefinition<S>): 
     telemetry,
     redis,
     onShutdown: (step) => steps.push(step),
+    supervise(what, consumption) {
+      steps.push(() => consumption.stop());
+      consumption.done.catch((err: unknown) => {
+        log.error({ err, what }, 'consumer stopped');
+        // Rethrown outside the promise so close-with-grace drains and exits non-zero.
+        queueMicrotask(() => {
+          throw err;
+        });
+      });
+    },
   };
 
   closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS, logger: { error: (m: unknown) => log.error(m) } }, async ({ err, signal }) => {

@@ -13,7 +13,7 @@ await runService({
   name: 'api-gateway',
   description: 'HTTP API: tenants, API keys and orders; publishes commands through an outbox',
   env: ApiGatewayEnv,
-  async start({ config, log, bus, nc, onShutdown }) {
+  async start({ config, log, bus, nc, onShutdown, supervise }) {
     const db = createDb<Database>(config.DATABASE_URL, { applicationName: 'api-gateway' });
     onShutdown(() => db.destroy());
     await migrateToLatest(db, { migrations, table: 'api_gateway_migrations' });
@@ -29,8 +29,7 @@ await runService({
 
     const relay = startOutboxRelay({ db, bus, log, pollMs: config.OUTBOX_POLL_MS });
     onShutdown(() => relay.stop());
-    const orderEvents = bus.consume('apiGatewayOrders', orderEventHandlers(db), { concurrency: 8 });
-    onShutdown(() => orderEvents.stop());
+    supervise('order events', bus.consume('apiGatewayOrders', orderEventHandlers(db), { concurrency: 8 }));
 
     const app = buildApp({ db, bus, log, onOrderPlaced: () => relay.kick(), natsConnected: () => natsConnected });
     // Registered last so it runs first: stop taking requests before the relay and db close.

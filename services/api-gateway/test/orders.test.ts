@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { payloadIssues } from '@switchyard/contracts';
+import { commandFor, orderIssues, type OrderRequest } from '../src/orders.js';
+
+const tenantId = '0b9f4f2e-6a2d-4c1e-9a51-3f5e8f0c2d11';
+const orderId = '5c1d0c53-0d2f-4f0e-8f4a-2b7e1c9a4e77';
+const pool = { name: 'tokyo', kind: 'exit' as const, country: 'jp', nodes: { min: 1, max: 2 } };
+
+describe('orderIssues', () => {
+  it('asks for the fields a type needs and refuses the ones it does not take', () => {
+    expect(orderIssues({ type: 'pool.create', pool })).toEqual([]);
+    expect(orderIssues({ type: 'pool.create' })).toEqual([{ path: 'pool', message: 'required for a pool.create order' }]);
+    expect(orderIssues({ type: 'pool.delete', pool, poolId: orderId })).toEqual([{ path: 'pool', message: 'not allowed in a pool.delete order' }]);
+    expect(orderIssues({ type: 'pool.scale', poolId: orderId }).map((i) => i.path)).toEqual(['nodes']);
+  });
+
+  it('prefixes pool rule violations with the pool field', () => {
+    expect(orderIssues({ type: 'pool.create', pool: { ...pool, country: 'XX' } })[0]?.path).toBe('pool.country');
+  });
+});
+
+describe('commandFor', () => {
+  it('turns every order type into a command that passes the contract', () => {
+    const orders: OrderRequest[] = [
+      { type: 'pool.create', pool },
+      { type: 'pool.scale', poolId: orderId, nodes: { min: 2, max: 3 } },
+      { type: 'pool.delete', poolId: orderId },
+      { type: 'node.start', nodeId: orderId },
+      { type: 'node.stop', nodeId: orderId },
+      { type: 'node.restart', nodeId: orderId },
+    ];
+    for (const order of orders) {
+      const { command } = commandFor(orderId, tenantId, order);
+      expect(payloadIssues(command.subject, command.payload), order.type).toEqual([]);
+    }
+  });
+
+  it('upper-cases the country and names the pool it will create', () => {
+    const { command, result } = commandFor(orderId, tenantId, { type: 'pool.create', pool });
+    expect(command.subject).toBe('pool.cmd.create');
+    expect(command.payload).toMatchObject({ orderId, tenantId, spec: { country: 'JP' } });
+    expect(result).toEqual({ poolId: (command.payload as { poolId: string }).poolId });
+  });
+});

@@ -1,0 +1,171 @@
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from '@switchyard/db';
+import type { NodeStatus, PoolSpec, PublishedPort } from '@switchyard/contracts';
+import type { Database, Node, Pool } from './tables.js';
+
+/** The database or a transaction: every function here works with either. */
+export type Db = Kysely<Database>;
+
+const UNIQUE_VIOLATION = '23505';
+
+function violates(err: unknown, constraint: string): boolean {
+  const e = err as { code?: unknown; constraint?: unknown } | null;
+  return typeof e === 'object' && e !== null && e.code === UNIQUE_VIOLATION && e.constraint === constraint;
+}
+
+export interface NewPoolInput {
+  tenantId: string;
+  poolId: string;
+  spec: PoolSpec;
+  desiredNodes: number;
+}
+
+/**
+ * `exists` when this very pool is already stored (a redelivered create); `name_taken` when
+ * another live pool of the tenant has the name.
+ */
+export async function insertPool(db: Db, p: NewPoolInput): Promise<'inserted' | 'exists' | 'name_taken'> {
+  try {
+    const row = await db
+      .insertInto('pools')
+      .values({
+        tenant_id: p.tenantId,
+        id: p.poolId,
+        name: p.spec.name,
+        kind: p.spec.kind,
+        spec: JSON.stringify(p.spec),
+        desired_nodes: p.desiredNodes,
+        status: 'active',
+      })
+      .onConflict((oc) => oc.columns(['tenant_id', 'id']).doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    return row ? 'inserted' : 'exists';
+  } catch (err) {
+    if (violates(err, 'pools_live_name')) return 'name_taken';
+    throw err;
+  }
+}
+
+export async function findPool(db: Db, tenantId: string, poolId: string): Promise<Pool | undefined> {
+  return db.selectFrom('pools').selectAll().where('tenant_id', '=', tenantId).where('id', '=', poolId).executeTakeFirst();
+}
+
+export async function updatePoolSize(db: Db, pool: Pool, spec: PoolSpec, desiredNodes: number): Promise<Pool> {
+  return db
+    .updateTable('pools')
+    .set({ spec: JSON.stringify(spec), desired_nodes: desiredNodes, updated_at: new Date() })
+    .where('tenant_id', '=', pool.tenant_id)
+    .where('id', '=', pool.id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+export async function markPoolDeleted(db: Db, tenantId: string, poolId: string): Promise<void> {
+  await db
+    .updateTable('pools')
+    .set({ status: 'deleted', desired_nodes: 0, updated_at: new Date() })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', poolId)
+    .execute();
+}
+
+/** Every node row of a pool, removed ones included, by ordinal. */
+export async function poolNodes(db: Db, tenantId: string, poolId: string): Promise<Node[]> {
+  return db
+    .selectFrom('nodes')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('pool_id', '=', poolId)
+    .orderBy('ordinal')
+    .execute();
+}
+
+export interface NodeSlot {
+  tenantId: string;
+  poolId: string;
+  ordinal: number;
+  name: string;
+}
+
+/**
+ * The live node at this ordinal, created when missing. A node removed by an earlier scale-down
+ * comes back under a new id: other services forgot the old one on `node.evt.removed`.
+ */
+export async function ensureNode(db: Db, slot: NodeSlot): Promise<Node> {
+  const inserted = await db
+    .insertInto('nodes')
+    .values({
+      tenant_id: slot.tenantId,
+      id: randomUUID(),
+      pool_id: slot.poolId,
+      ordinal: slot.ordinal,
+      name: slot.name,
+      status: 'creating',
+      ports: '[]',
+    })
+    .onConflict((oc) => oc.columns(['tenant_id', 'pool_id', 'ordinal']).doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  if (inserted) return inserted;
+
+  const existing = await db
+    .selectFrom('nodes')
+    .selectAll()
+    .where('tenant_id', '=', slot.tenantId)
+    .where('pool_id', '=', slot.poolId)
+    .where('ordinal', '=', slot.ordinal)
+    .executeTakeFirstOrThrow();
+  if (existing.status !== 'removed') return existing;
+
+  const revived = await db
+    .updateTable('nodes')
+    .set({
+      id: randomUUID(),
+      name: slot.name,
+      status: 'creating',
+      container_id: null,
+      ports: '[]',
+      started_at: null,
+      updated_at: new Date(),
+    })
+    .where('tenant_id', '=', slot.tenantId)
+    .where('id', '=', existing.id)
+    .where('status', '=', 'removed')
+    .returningAll()
+    .executeTakeFirst();
+  return revived ?? ensureNode(db, slot);
+}
+
+export async function findNode(db: Db, tenantId: string, nodeId: string): Promise<Node | undefined> {
+  return db.selectFrom('nodes').selectAll().where('tenant_id', '=', tenantId).where('id', '=', nodeId).executeTakeFirst();
+}
+
+export interface NodePatch {
+  status?: NodeStatus;
+  containerId?: string | null;
+  ports?: PublishedPort[];
+  startedAt?: Date | null;
+}
+
+export async function updateNode(db: Db, tenantId: string, nodeId: string, patch: NodePatch): Promise<void> {
+  await db
+    .updateTable('nodes')
+    .set({
+      updated_at: new Date(),
+      ...(patch.status !== undefined ? { status: patch.status } : {}),
+      ...(patch.containerId !== undefined ? { container_id: patch.containerId } : {}),
+      ...(patch.ports !== undefined ? { ports: JSON.stringify(patch.ports) } : {}),
+      ...(patch.startedAt !== undefined ? { started_at: patch.startedAt } : {}),
+    })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', nodeId)
+    .execute();
+}
+
+/** A tenant's live nodes (removed ones left out), optionally of one pool. */
+export async function listNodes(db: Db, tenantId: string, poolId?: string): Promise<Node[]> {
+  let q = db.selectFrom('nodes').selectAll().where('tenant_id', '=', tenantId).where('status', '<>', 'removed');
+  if (poolId !== undefined) q = q.where('pool_id', '=', poolId);
+  return q.orderBy('pool_id').orderBy('ordinal').execute();
+}

@@ -1,0 +1,45 @@
+import type { ColumnType, Insertable, Selectable } from 'kysely';
+import type { NodeStatus, PoolKind, PoolSpec, PublishedPort } from '@switchyard/contracts';
+
+type CreatedAt = ColumnType<Date, Date | undefined, never>;
+type UpdatedAt = ColumnType<Date, Date | undefined, Date>;
+/** pg parses jsonb on read; writes go in as JSON text so arrays are not mistaken for pg arrays. */
+type Json<T> = ColumnType<T, string, string>;
+
+export type PoolStatus = 'active' | 'deleted';
+
+export interface PoolTable {
+  tenant_id: string;
+  id: string;
+  name: string;
+  kind: PoolKind;
+  spec: Json<PoolSpec>;
+  desired_nodes: number;
+  status: PoolStatus;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export interface NodeTable {
+  tenant_id: string;
+  id: string;
+  pool_id: string;
+  /** 1-based position in the pool; a pool scaled to n keeps ordinals 1..n. */
+  ordinal: number;
+  name: string;
+  container_id: string | null;
+  status: NodeStatus;
+  ports: Json<PublishedPort[]>;
+  started_at: Date | null;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export interface Database {
+  pools: PoolTable;
+  nodes: NodeTable;
+}
+
+export type Pool = Selectable<PoolTable>;
+export type NewPool = Insertable<PoolTable>;
+export type Node = Selectable<NodeTable>;

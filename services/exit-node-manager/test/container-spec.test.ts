@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import type { PoolSpec } from '@switchyard/contracts';
+import { Labels } from '@switchyard/docker';
+import {
+  containerName,
+  containerSpec,
+  EXIT_NODE_PORTS,
+  imageOf,
+  nodePorts,
+  publishedPorts,
+  type SpecConfig,
+} from '../src/container-spec.js';
+
+const tenantId = '0c0ffee0-1234-4abc-8def-0123456789ab';
+const poolId = '11111111-2222-4333-8444-555555555555';
+const nodeId = '99999999-8888-4777-8666-555555555555';
+const config: SpecConfig = { exitNodeImage: 'switchyard/exit-node:dev', publishHost: '127.0.0.1' };
+
+const exitSpec: PoolSpec = { name: 'jp-exit', kind: 'exit', country: 'jp', nodes: { min: 2, max: 4 } };
+const appSpec: PoolSpec = {
+  name: 'blog',
+  kind: 'app',
+  image: 'example/blog:1',
+  env: { MODE: 'production' },
+  ports: [
+    { name: 'http', containerPort: 80 },
+    { name: 'admin', containerPort: 9090 },
+  ],
+  nodes: { min: 1, max: 1 },
+};
+
+const build = (spec: PoolSpec, ordinal = 3) => containerSpec({ tenantId, id: poolId, spec }, { id: nodeId, ordinal }, config);
+
+describe('containerSpec for an exit pool', () => {
+  const spec = build(exitSpec);
+
+  it('uses the configured image unless the pool names one', () => {
+    expect(spec.Image).toBe('switchyard/exit-node:dev');
+    expect(build({ ...exitSpec, image: 'custom/gluetun:2' }).Image).toBe('custom/gluetun:2');
+  });
+
+  it('is named after the tenant, pool and ordinal', () => {
+    expect(spec.name).toBe('sy-0c0ffee0-jp-exit-3');
+    expect(containerName(tenantId, 'jp-exit', 3)).toBe(spec.name);
+  });
+
+  it('carries the labels containers are found by', () => {
+    expect(spec.Labels).toEqual({
+      [Labels.managed]: 'true',
+      [Labels.tenant]: tenantId,
+      [Labels.pool]: poolId,
+      [Labels.node]: nodeId,
+      [Labels.kind]: 'exit',
+    });
+  });
+
+  it('selects the country, and the pool country wins over spec.env', () => {
+    expect(spec.Env).toEqual(['SERVER_COUNTRIES=JP']);
+    const withEnv = build({ ...exitSpec, env: { SERVER_COUNTRIES: 'US', FIREWALL: 'off' } });
+    expect(withEnv.Env).toEqual(['SERVER_COUNTRIES=JP', 'FIREWALL=off']);
+  });
+
+  it('exposes proxy 8888 and control 8000, published on the publish host with a Docker-chosen port', () => {
+    expect(spec.ExposedPorts).toEqual({ '8888/tcp': {}, '8000/tcp': {} });
+    expect(spec.HostConfig?.PortBindings).toEqual({
+      '8888/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }],
+      '8000/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }],
+    });
+    expect(nodePorts(exitSpec)).toEqual(EXIT_NODE_PORTS);
+  });
+
+  it('runs an init as PID 1 and has no restart policy', () => {
+    expect(spec.HostConfig?.Init).toBe(true);
+    expect(spec.HostConfig?.RestartPolicy).toEqual({ Name: 'no' });
+  });
+
+  it('publishes on another host address when configured', () => {
+    const other = containerSpec({ tenantId, id: poolId, spec: exitSpec }, { id: nodeId, ordinal: 1 }, { ...config, publishHost: '10.0.0.5' });
+    expect(other.HostConfig?.PortBindings?.['8888/tcp']).toEqual([{ HostIp: '10.0.0.5', HostPort: '' }]);
+  });
+
+  it('is pure: the same input gives the same spec', () => {
+    expect(build(exitSpec)).toEqual(spec);
+  });
+});
+
+describe('containerSpec for an app pool', () => {
+  const spec = build(appSpec, 1);
+
+  it("uses the spec's image, env and ports", () => {
+    expect(spec.Image).toBe('example/blog:1');
+    expect(spec.Env).toEqual(['MODE=production']);
+    expect(spec.ExposedPorts).toEqual({ '80/tcp': {}, '9090/tcp': {} });
+    expect(spec.HostConfig?.PortBindings).toEqual({
+      '80/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }],
+      '9090/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }],
+    });
+    expect(spec.Labels?.[Labels.kind]).toBe('app');
+    expect(spec.name).toBe('sy-0c0ffee0-blog-1');
+  });
+
+  it('refuses an app pool without an image', () => {
+    const { image: _image, ...noImage } = appSpec;
+    expect(() => imageOf(noImage, config)).toThrow(/no image/);
+  });
+});
+
+describe('publishedPorts', () => {
+  it('names the ports Docker chose on the publish host', () => {
+    const bindings = {
+      '8888/tcp': [{ HostIp: '127.0.0.1', HostPort: '49153' }],
+      '8000/tcp': [{ HostIp: '127.0.0.1', HostPort: '49154' }],
+    };
+    expect(publishedPorts(exitSpec, bindings, '127.0.0.1')).toEqual([
+      { name: 'proxy', containerPort: 8888, hostIp: '127.0.0.1', hostPort: 49153 },
+      { name: 'control', containerPort: 8000, hostIp: '127.0.0.1', hostPort: 49154 },
+    ]);
+  });
+
+  it('leaves out ports of a stopped container and bindings on other addresses', () => {
+    expect(publishedPorts(exitSpec, { '8888/tcp': null, '8000/tcp': [{ HostIp: '0.0.0.0', HostPort: '1' }] }, '127.0.0.1')).toEqual([]);
+    expect(publishedPorts(exitSpec, undefined, '127.0.0.1')).toEqual([]);
+  });
+});
