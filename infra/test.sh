@@ -10,4 +10,12 @@ export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://switchyard:switchyard@1
 export NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 export EXIT_NODE_IMAGE=${EXIT_NODE_IMAGE:-switchyard/exit-node:dev}
-exec npx vitest run "$@"
+mkdir -p .run && rm -f .run/vitest-report.json
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json=.run/vitest-report.json "$@" || status=$?
+# A closing line any CI reads, whatever it knows of vitest.
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(".run/vitest-report.json", "utf8"));
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+' || true
+exit "$status"

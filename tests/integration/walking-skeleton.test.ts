@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startOtlpReceiver, type OtlpReceiver } from '../support/otlp.js';
 import { docker, poolOrder, startTestSystem, type TestSystem } from '../support/system.js';
@@ -53,6 +54,11 @@ describe('an order for an exit pool, end to end', () => {
     expect(control?.HostIp).toBe('127.0.0.1');
     const status = await eventuallyAsync(() => fetch(`http://127.0.0.1:${control!.HostPort}/v1/openvpn/status`).then((r) => r.json(), () => undefined));
     expect(status).toEqual({ status: 'running' });
+    // Its HTTP proxy forwards (here to the node's own control server: the bridge network
+    // keeps the host's loopback out of reach, as it should).
+    const proxy = info.NetworkSettings.Ports['8888/tcp']?.[0];
+    expect(proxy?.HostIp).toBe('127.0.0.1');
+    expect(await viaProxy(Number(proxy!.HostPort), 'http://127.0.0.1:8000/healthz')).toEqual({ status: 200, body: 'ok' });
 
     const listed = await sys.http('GET', `/v1/nodes?poolId=${poolId}`);
     expect(listed.status).toBe(200);
@@ -122,6 +128,16 @@ describe('an order for an exit pool, end to end', () => {
     expect((await sys.http('GET', '/v1/orders', { key: 'sy_wrong' })).status).toBe(401);
   });
 });
+
+function viaProxy(proxyPort: number, url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: proxyPort, path: url, headers: { host: new URL(url).host } }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c)).on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
+    });
+    req.on('error', reject).end();
+  });
+}
 
 async function eventuallyAsync<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

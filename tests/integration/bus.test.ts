@@ -1,0 +1,124 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Svcm } from '@nats-io/services';
+import { context, trace } from '@opentelemetry/api';
+import { createBus, Rejection, type Bus } from '@switchyard/bus';
+import { ContractError, HEADERS } from '@switchyard/contracts';
+import { InMemorySpanExporter, startTelemetry, type Telemetry } from '@switchyard/telemetry';
+import { startNatsServer, type NatsServer } from '../support/nats-server.js';
+
+// The bus against a real JetStream server: validation, de-duplication, retries, dead letters
+// and trace context in headers.
+describe('bus', () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  let gateway: Bus;
+  let manager: Bus;
+  let telemetry: Telemetry;
+  const spans = new InMemorySpanExporter();
+  const tenantId = randomUUID();
+
+  beforeAll(async () => {
+    telemetry = startTelemetry({ serviceName: 'bus-test', exporter: spans });
+    nats = await startNatsServer();
+    nc = await connect({ servers: nats.url });
+    gateway = createBus(nc, 'api-gateway');
+    manager = createBus(nc, 'exit-node-manager');
+    await gateway.ensureTopology();
+    await manager.ensureTopology();
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await nats?.stop();
+    await telemetry?.shutdown();
+  });
+
+  it('refuses to send a payload that breaks the contract', async () => {
+    await expect(gateway.publish('order.evt.failed', { orderId: 'x', tenantId, reason: '' } as never)).rejects.toThrow(ContractError);
+  });
+
+  it('delivers once per msgId, retries a failing handler, and dead-letters a rejected message', async () => {
+    const seen: string[] = [];
+    let failuresLeft = 2;
+    const consumption = gateway.consume('apiGatewayOrders', {
+      'order.evt.progress': async (e) => {
+        seen.push(`progress:${e.message}`);
+      },
+      'order.evt.fulfilled': async (e, delivery) => {
+        if (failuresLeft-- > 0) throw new Error('database busy');
+        seen.push(`fulfilled:${delivery.deliveryCount}:${e.orderId}`);
+      },
+      'order.evt.failed': async () => {
+        throw new Rejection('order belongs to nobody');
+      },
+    }, { retryDelayMs: () => 50 });
+
+    const orderId = randomUUID();
+    await gateway.publish('order.evt.progress', { orderId, tenantId, message: 'once' }, { msgId: 'progress-1' });
+    await gateway.publish('order.evt.progress', { orderId, tenantId, message: 'once' }, { msgId: 'progress-1' });
+    await gateway.publish('order.evt.fulfilled', { orderId, tenantId, result: {} });
+    await gateway.publish('order.evt.failed', { orderId, tenantId, reason: 'no capacity' });
+
+    const deadline = Date.now() + 10_000;
+    while (seen.length < 2 && Date.now() < deadline) await sleep(50);
+    await sleep(300);
+    await consumption.stop();
+    expect(seen).toEqual(['progress:once', `fulfilled:3:${orderId}`]);
+
+    const jsm = await jetstreamManager(nc);
+    const dead = await jsm.streams.getMessage('DLQ', { last_by_subj: 'dlq.order.evt.failed' });
+    expect(dead?.header.get(HEADERS.deadLetterReason)).toBe('order belongs to nobody');
+    expect(dead?.header.get(HEADERS.deadLetterService)).toBe('api-gateway');
+    expect(dead?.json()).toMatchObject({ orderId, reason: 'no capacity' });
+  });
+
+  it('answers requests through a NATS micro service endpoint and never sends an invalid reply', async () => {
+    const service = await new Svcm(nc).add({ name: 'exit-node-manager', version: '0.0.0' });
+    const brokenTenant = randomUUID();
+    const node = {
+      tenantId, poolId: randomUUID(), nodeId: randomUUID(), name: 'tokyo-1', status: 'running' as const,
+      containerId: 'c0ffee', ports: [], startedAt: new Date().toISOString(),
+    };
+    manager.serve(service, 'node.req.list', async (q) => {
+      if (q.tenantId === brokenTenant) return { nodes: [{ ...node, status: 'exploded' }] } as never;
+      return { nodes: q.tenantId === tenantId ? [node] : [] };
+    });
+    await expect(gateway.request('node.req.list', { tenantId })).resolves.toEqual({ nodes: [node] });
+    await expect(gateway.request('node.req.list', { tenantId: randomUUID() })).resolves.toEqual({ nodes: [] });
+    await expect(gateway.request('node.req.list', { tenantId: brokenTenant })).rejects.toThrow('internal error');
+    // A request that breaks the contract is answered 400 by the responder, not hung.
+    const raw = await nc.request('node.req.list', JSON.stringify({ tenantId: 'nope' }), { timeout: 2000 });
+    expect(raw.headers?.get('Nats-Service-Error-Code')).toBe('400');
+    await service.stop();
+  });
+
+  it('carries the trace context from publisher to consumer in lowercase headers', async () => {
+    const received: string[] = [];
+    const consumption = gateway.consume('apiGatewayOrders', {
+      'order.evt.progress': async () => {
+        received.push(trace.getActiveSpan()?.spanContext().traceId ?? 'none');
+      },
+      'order.evt.fulfilled': async () => undefined,
+      'order.evt.failed': async () => undefined,
+    });
+    const tracer = trace.getTracer('bus-test');
+    const root = tracer.startSpan('root');
+    await context.with(trace.setSpan(context.active(), root), () =>
+      gateway.publish('order.evt.progress', { orderId: randomUUID(), tenantId, message: 'traced' }),
+    );
+    root.end();
+    const deadline = Date.now() + 10_000;
+    while (received.length < 1 && Date.now() < deadline) await sleep(50);
+    await consumption.stop();
+    expect(received).toEqual([root.spanContext().traceId]);
+
+    const finished = spans.getFinishedSpans().filter((s) => s.spanContext().traceId === root.spanContext().traceId);
+    const publish = finished.find((s) => s.name === 'order.evt.progress publish')!;
+    const processSpan = finished.find((s) => s.name === 'order.evt.progress process')!;
+    expect(publish.parentSpanContext?.spanId).toBe(root.spanContext().spanId);
+    expect(processSpan.parentSpanContext?.spanId).toBe(publish.spanContext().spanId);
+  });
+});
