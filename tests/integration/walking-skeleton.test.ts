@@ -107,6 +107,14 @@ describe('an order for an exit pool, end to end', () => {
     await sys.waitForOrder(mine.body.id, ['fulfilled', 'failed']);
   });
 
+  it('documents itself: an OpenAPI document built from the validating schemas', async () => {
+    const doc = await sys.http('GET', '/openapi.json', { key: null });
+    expect(doc.status).toBe(200);
+    expect(doc.body.openapi).toMatch(/^3\./);
+    expect(Object.keys(doc.body.paths)).toEqual(expect.arrayContaining(['/v1/orders', '/v1/orders/{id}', '/v1/tenants', '/v1/nodes']));
+    expect(doc.body.paths['/v1/orders'].post.requestBody.content['application/json'].schema.properties.type).toBeDefined();
+  });
+
   it('answers bad input with 400 naming the field, and unknown ids with 404', async () => {
     const cases: Array<[string, { body?: unknown; rawBody?: string }, string]> = [
       ['malformed JSON', { rawBody: '{"type":"pool.create",' }, 'body'],

@@ -1,4 +1,5 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { Logger } from 'pino';
@@ -47,6 +48,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.setValidatorCompiler(validatorCompiler);
   installErrorHandler(app);
   installTracing(app);
+  // Registered before the routes so it sees each of them; the document is built from the
+  // same schemas that validate requests.
+  app.register(swagger, {
+    openapi: {
+      info: { title: 'Switchyard API', version: '0.1.0', description: 'Orders for exit nodes and sleepy services' },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'an API key of one tenant' } } },
+      security: [{ apiKey: [] }],
+    },
+  });
+  app.register(async (plugin) => {
+    plugin.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  });
 
   app.get('/healthz', async (_request, reply) => {
     const database = await sql`select 1`.execute(db).then(() => true, () => false);
