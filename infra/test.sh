@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 source infra/prepare.sh
+# Tests and benchmarks are type-checked too; vitest itself only strips types.
+npx tsc -p tests/tsconfig.json
 
 export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://switchyard:switchyard@127.0.0.1:5432/switchyard_test}
 export NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}

@@ -15,7 +15,7 @@ describe('the eight services', () => {
 
   it('each answers $SRV.PING and $SRV.INFO under its own name', async () => {
     const nc = await sys.natsClient();
-    const client = new Svcm(nc).client({ maxWait: 2000 });
+    const client = new Svcm(nc).client({ strategy: 'timer', maxWait: 2000 });
     const names = new Set<string>();
     for await (const pong of await client.ping()) names.add(pong.name);
     expect([...names].sort()).toEqual([...SERVICE_NAMES].sort());

@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import Docker from 'dockerode';
 import type { ServiceName } from '@switchyard/contracts';
+import { createDockerClient } from '@switchyard/docker';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { startNatsServer, type NatsServer } from './nats-server.js';
 import { freePort } from './net.js';
 import { startReady, startService, type ServiceProcess } from './processes.js';
 
 export const EXIT_NODE_IMAGE = process.env['EXIT_NODE_IMAGE'] ?? 'switchyard/exit-node:dev';
-export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+export const docker = createDockerClient();
 
 export interface HttpResult<T = any> {
   status: number;
