@@ -107,6 +107,27 @@ describe('an order for an exit pool, end to end', () => {
     await sys.waitForOrder(mine.body.id, ['fulfilled', 'failed']);
   });
 
+  it('places an order once per Idempotency-Key, however often the client retries', async () => {
+    const key = `retry-${randomBytes(4).toString('hex')}`;
+    const body = poolOrder('dublin', 'IE');
+    const first = await sys.http('POST', '/v1/orders', { body, headers: { 'idempotency-key': key } });
+    const again = await sys.http('POST', '/v1/orders', {
+      body: { pool: { nodes: { max: 1, min: 1 }, country: 'IE', kind: 'exit', name: 'dublin' }, type: 'pool.create' },
+      headers: { 'idempotency-key': key },
+    });
+    expect(first.status).toBe(202);
+    expect(again.status).toBe(202);
+    expect(again.body.id).toBe(first.body.id);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    const rows = await sys.db.query<{ n: string }>("select count(*) as n from outbox where payload->>'orderId' = $1", [first.body.id]);
+    expect(rows).toEqual([{ n: '1' }]);
+
+    const other = await sys.http('POST', '/v1/orders', { body: poolOrder('cork', 'IE'), headers: { 'idempotency-key': key } });
+    expect(other.status).toBe(422);
+    expect(other.body.issues).toEqual([{ field: 'headers.idempotency-key', message: 'already used for a different request' }]);
+    expect((await sys.waitForOrder(first.body.id, ['fulfilled', 'failed'])).status).toBe('fulfilled');
+  });
+
   it('documents itself: an OpenAPI document built from the validating schemas', async () => {
     const doc = await sys.http('GET', '/openapi.json', { key: null });
     expect(doc.status).toBe(200);
@@ -130,6 +151,9 @@ describe('an order for an exit pool, end to end', () => {
       expect(res.body.error, label).toBe('bad_request');
       expect(res.body.issues.map((i: { field: string }) => i.field), label).toContain(field);
     }
+    const badKey = await sys.http('POST', '/v1/orders', { body: poolOrder('a'), headers: { 'idempotency-key': 'has spaces' } });
+    expect(badKey.status).toBe(400);
+    expect(badKey.body.issues.map((i: { field: string }) => i.field)).toEqual(['headers.idempotency-key']);
     expect((await sys.http('GET', '/v1/orders/6f1c2a7e-0000-4000-8000-000000000000')).status).toBe(404);
     expect((await sys.http('GET', '/v1/orders/not-a-uuid')).status).toBe(400);
     expect((await sys.http('GET', '/v1/orders', { key: null })).status).toBe(401);

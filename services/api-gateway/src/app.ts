@@ -91,13 +91,26 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     });
 
     v1.post('/orders', {
-      schema: { body: OrderRequest, response: { 202: OrderView, 400: ErrorBody } },
+      schema: {
+        headers: Type.Object({
+          'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$', description: 'retries with the same key return the first order' })),
+        }),
+        body: OrderRequest,
+        response: { 202: OrderView, 400: ErrorBody, 422: ErrorBody },
+      },
     }, async (request, reply) => {
       const issues = orderIssues(request.body);
       if (issues.length) throw badRequest(issues);
-      const order = await placeOrder(db, callerOf(request).tenantId, request.body);
-      deps.onOrderPlaced();
-      return reply.code(202).header('location', `/v1/orders/${order.id}`).send(toView(order));
+      const key = request.headers['idempotency-key'];
+      const placed = await placeOrder(db, callerOf(request).tenantId, request.body, key);
+      if (placed === 'key_reused') {
+        throw new RequestError(422, 'idempotency_key_reused', `Idempotency-Key "${key}" was already used for a different order request`, [
+          { path: 'headers.idempotency-key', message: 'already used for a different request' },
+        ]);
+      }
+      if (!placed.replayed) deps.onOrderPlaced();
+      if (placed.replayed) reply.header('idempotent-replayed', 'true');
+      return reply.code(202).header('location', `/v1/orders/${placed.order.id}`).send(toView(placed.order));
     });
 
     v1.get('/orders', {

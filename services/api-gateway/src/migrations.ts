@@ -51,4 +51,10 @@ export const migrations: Record<string, Migration> = {
       await sql`create index outbox_unpublished on outbox (seq) where published_at is null`.execute(db);
     },
   },
+  '2026_11_23_0002_order_idempotency_keys': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('orders').addColumn('idempotency_key', 'text').execute();
+      await sql`create unique index orders_idempotency_key on orders (tenant_id, idempotency_key) where idempotency_key is not null`.execute(db);
+    },
+  },
 };

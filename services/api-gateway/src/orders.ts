@@ -11,7 +11,7 @@ import {
   type Payload,
 } from '@switchyard/contracts';
 import { currentTraceparent } from '@switchyard/bus';
-import type { Kysely, Transaction } from '@switchyard/db';
+import { sql, type Kysely, type Transaction } from '@switchyard/db';
 import type { Database, Order } from './tables.js';
 
 
@@ -114,17 +114,46 @@ export function toView(o: Order): OrderView {
 
 /**
  * Stores the order and its command in one transaction: once this commits the command will
- * be published by the outbox relay, whatever happens to this process.
+ * be published by the outbox relay, whatever happens to this process. With an idempotency
+ * key, a retry of the same request returns the order placed first (`replayed`), and the same
+ * key with another request is refused.
  */
-export async function placeOrder(db: Kysely<Database>, tenantId: string, request: OrderRequest): Promise<Order> {
+export async function placeOrder(
+  db: Kysely<Database>,
+  tenantId: string,
+  request: OrderRequest,
+  idempotencyKey?: string,
+): Promise<{ order: Order; replayed: boolean } | 'key_reused'> {
   const id = randomUUID();
   const { command, result } = commandFor(id, tenantId, request);
   return db.transaction().execute(async (tx: Transaction<Database>) => {
     const order = await tx
       .insertInto('orders')
-      .values({ tenant_id: tenantId, id, type: request.type, status: 'accepted', request: JSON.stringify(request), result: JSON.stringify(result), reason: null })
+      .values({
+        tenant_id: tenantId,
+        id,
+        type: request.type,
+        status: 'accepted',
+        request: JSON.stringify(request),
+        result: JSON.stringify(result),
+        reason: null,
+        idempotency_key: idempotencyKey ?? null,
+      })
+      .onConflict((oc) => oc.columns(['tenant_id', 'idempotency_key']).where('idempotency_key', 'is not', null).doNothing())
       .returningAll()
-      .executeTakeFirstOrThrow();
+      .executeTakeFirst();
+    if (!order) {
+      // jsonb equality ignores key order and whitespace: the same request, however sent.
+      const earlier = await tx
+        .selectFrom('orders')
+        .selectAll()
+        .select(sql<boolean>`request = ${JSON.stringify(request)}::jsonb`.as('same_request'))
+        .where('tenant_id', '=', tenantId)
+        .where('idempotency_key', '=', idempotencyKey!)
+        .executeTakeFirstOrThrow();
+      const { same_request, ...existing } = earlier;
+      return same_request ? { order: existing, replayed: true } : 'key_reused';
+    }
     await tx
       .insertInto('outbox')
       .values({
@@ -136,7 +165,7 @@ export async function placeOrder(db: Kysely<Database>, tenantId: string, request
         published_at: null,
       })
       .execute();
-    return order;
+    return { order, replayed: false };
   });
 }
 

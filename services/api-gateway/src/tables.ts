@@ -30,6 +30,8 @@ export interface OrderTable {
   request: Json<unknown>;
   result: Json<Record<string, unknown>>;
   reason: string | null;
+  /** The client's Idempotency-Key: a retried POST returns this order instead of a new one. */
+  idempotency_key: string | null;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }

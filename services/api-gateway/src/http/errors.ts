@@ -32,7 +32,7 @@ const PART_PREFIX: Record<string, string> = { body: '', querystring: 'query', pa
  */
 export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => (data: unknown) => {
   let value: unknown = data ?? (httpPart === 'body' ? undefined : {});
-  if (httpPart !== 'body') value = Value.Default(schema, Value.Convert(schema, value as object));
+  if (httpPart === 'querystring' || httpPart === 'params') value = Value.Default(schema, Value.Convert(schema, value as object));
   const issues = schemaIssues(schema, value);
   if (issues.length) return { error: badRequest(issues, PART_PREFIX[httpPart ?? 'body']) };
   return { value };
