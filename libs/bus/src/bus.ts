@@ -170,6 +170,8 @@ export function createBus(nc: NatsConnection, service: ServiceName): Bus {
       const parent = contextFromHeaders(m.headers);
       const span = tracer.startSpan(`${subject} process`, { kind: SpanKind.CONSUMER, attributes: { ...messagingAttributes(subject, 'process'), 'messaging.consumer.group.name': def.durable } }, parent);
       const msgId = `${def.stream}:${m.info.streamSequence}:${def.durable}`;
+      // A short ackWait redelivers quickly after a crash; a long handler says it is still at it.
+      const heartbeat = setInterval(() => m.working(), Math.max(500, def.ackWaitMs / 3));
       await context.with(trace.setSpan(parent, span), async () => {
         const reject = async (reason: string) => {
           await deadLetter(subject, m.data, reason, m.headers, msgId);
@@ -201,6 +203,8 @@ export function createBus(nc: NatsConnection, service: ServiceName): Bus {
             // redelivered rather than lose it.
             m.nak(retryDelay(m.info.deliveryCount));
           }
+        } finally {
+          clearInterval(heartbeat);
         }
       });
     }

@@ -77,6 +77,10 @@ export interface ConsumerDef {
   readonly subjects: readonly Subject[];
   /** The one server-side filter subject (wildcards allowed); none reads the whole stream. */
   readonly filter?: string;
+  /**
+   * How long an unacknowledged message waits before redelivery: after a crash, that is how
+   * long the work waits. Handlers that run longer keep it alive with progress heartbeats.
+   */
   readonly ackWaitMs: number;
   /** After this many deliveries a message goes to the dead-letter subject. */
   readonly maxDeliver: number;
@@ -99,7 +103,7 @@ export const CONSUMERS = {
       'node.cmd.sleep',
       'node.cmd.wake',
     ],
-    ackWaitMs: 120_000,
+    ackWaitMs: 10_000,
     maxDeliver: 5,
     maxAckPending: 64,
   },
@@ -109,7 +113,7 @@ export const CONSUMERS = {
     service: 'api-gateway',
     subjects: ['order.evt.progress', 'order.evt.fulfilled', 'order.evt.failed'],
     filter: 'order.evt.>',
-    ackWaitMs: 30_000,
+    ackWaitMs: 10_000,
     maxDeliver: 10,
     maxAckPending: 256,
   },
