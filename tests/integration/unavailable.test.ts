@@ -46,6 +46,7 @@ describe('when a dependency is down', () => {
     const down = await retryUntil(() => sys.http('GET', '/v1/nodes'), (r) => r.status !== 200);
     expect(down.status).toBe(503);
     expect(down.body.error).toBe('unavailable');
+    expect((await sys.http('GET', '/healthz', { key: null })).body).toMatchObject({ status: 'degraded', nats: false });
     // Orders are still taken: they wait in the outbox until NATS is back.
     const placed = await sys.http('POST', '/v1/orders', { body: poolOrder('rome', 'IT') });
     expect(placed.status).toBe(202);
@@ -53,6 +54,7 @@ describe('when a dependency is down', () => {
     await natsLink.restore();
     const up = await retryUntil(() => sys.http('GET', '/v1/nodes'), (r) => r.status === 200, 20_000);
     expect(up.status).toBe(200);
+    expect((await sys.http('GET', '/healthz', { key: null })).body).toEqual({ status: 'ok', database: true, nats: true });
     expect((await sys.waitForOrder(placed.body.id, ['fulfilled', 'failed'])).status).toBe('fulfilled');
   });
 });

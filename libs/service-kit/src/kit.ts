@@ -24,6 +24,8 @@ export interface ServiceContext<C> {
   readonly log: Logger;
   readonly nc: NatsConnection;
   readonly bus: Bus;
+  /** False between a lost NATS connection and its reconnection. */
+  natsConnected(): boolean;
   /** This process's NATS micro service: add request/reply endpoints with `bus.serve`. */
   readonly service: Service;
   readonly telemetry: Telemetry;
@@ -75,8 +77,11 @@ export async function runService<S extends TObject>(def: ServiceDefinition<S>): 
     reconnectTimeWait: 500,
   });
   steps.push(async () => nc.drain());
+  let natsConnected = true;
   void (async () => {
     for await (const s of nc.status()) {
+      if (s.type === 'disconnect') natsConnected = false;
+      if (s.type === 'reconnect') natsConnected = true;
       if (s.type === 'disconnect' || s.type === 'reconnect') log.warn({ status: s.type }, 'NATS connection');
     }
   })();
@@ -120,6 +125,7 @@ export async function runService<S extends TObject>(def: ServiceDefinition<S>): 
     log,
     nc,
     bus,
+    natsConnected: () => natsConnected,
     service,
     telemetry,
     redis,

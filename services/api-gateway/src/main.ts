@@ -13,25 +13,17 @@ await runService({
   name: 'api-gateway',
   description: 'HTTP API: tenants, API keys and orders; publishes commands through an outbox',
   env: ApiGatewayEnv,
-  async start({ config, log, bus, nc, onShutdown, supervise }) {
+  async start({ config, log, bus, natsConnected, onShutdown, supervise }) {
     const db = createDb<Database>(config.DATABASE_URL, { applicationName: 'api-gateway' });
     onShutdown(() => db.destroy());
     await migrateToLatest(db, { migrations, table: 'api_gateway_migrations' });
     await ensureAdmin(db, config.ADMIN_TENANT_NAME, config.ADMIN_API_KEY);
 
-    let natsConnected = true;
-    void (async () => {
-      for await (const s of nc.status()) {
-        if (s.type === 'disconnect') natsConnected = false;
-        if (s.type === 'reconnect') natsConnected = true;
-      }
-    })();
-
     const relay = startOutboxRelay({ db, bus, log, pollMs: config.OUTBOX_POLL_MS });
     onShutdown(() => relay.stop());
     supervise('order events', bus.consume('apiGatewayOrders', orderEventHandlers(db), { concurrency: 8 }));
 
-    const app = buildApp({ db, bus, log, onOrderPlaced: () => relay.kick(), natsConnected: () => natsConnected });
+    const app = buildApp({ db, bus, log, onOrderPlaced: () => relay.kick(), natsConnected });
     // Registered last so it runs first: stop taking requests before the relay and db close.
     onShutdown(() => app.close());
     const address = await app.listen({ host: config.API_HOST, port: config.API_PORT });
