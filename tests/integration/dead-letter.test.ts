@@ -8,9 +8,7 @@ import { startTestSystem, type TestSystem } from '../support/system.js';
 describe('a malformed command', () => {
   let sys: TestSystem;
   beforeAll(async () => {
-    sys = await startTestSystem();
-    await sys.start('api-gateway');
-    await sys.start('exit-node-manager');
+    sys = await startTestSystem({ services: ['api-gateway', 'exit-node-manager'] });
   });
   afterAll(async () => sys?.close());
 

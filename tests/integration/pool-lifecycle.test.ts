@@ -6,9 +6,7 @@ import { docker, poolOrder, startTestSystem, type TestSystem } from '../support/
 describe('pool and node orders', () => {
   let sys: TestSystem;
   beforeAll(async () => {
-    sys = await startTestSystem();
-    await sys.start('api-gateway');
-    await sys.start('exit-node-manager');
+    sys = await startTestSystem({ services: ['api-gateway', 'exit-node-manager'] });
   });
   afterAll(async () => sys?.close());
 

@@ -38,7 +38,8 @@ export interface TestSystem {
   close(): Promise<void>;
 }
 
-export async function startTestSystem(): Promise<TestSystem> {
+/** `services` are started (in that order) before it is returned, each waited on until ready. */
+export async function startTestSystem(opts: { services?: ServiceName[] } = {}): Promise<TestSystem> {
   const nats = await startNatsServer();
   const db = await createTestDatabase();
   const adminKey = `test_admin_${randomBytes(16).toString('hex')}`;
@@ -74,7 +75,7 @@ export async function startTestSystem(): Promise<TestSystem> {
     return { status: res.status, body: parsed as any, headers: res.headers };
   };
 
-  return {
+  const system: TestSystem = {
     nats,
     db,
     adminKey,
@@ -117,6 +118,13 @@ export async function startTestSystem(): Promise<TestSystem> {
       await nats.stop();
     },
   };
+  try {
+    for (const name of opts.services ?? []) await system.start(name);
+  } catch (err) {
+    await system.close();
+    throw err;
+  }
+  return system;
 }
 
 export async function removeTenantContainers(tenantId: string): Promise<void> {
