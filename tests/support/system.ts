@@ -41,7 +41,10 @@ export interface TestSystem {
 /** `services` are started (in that order) before it is returned, each waited on until ready. */
 export async function startTestSystem(opts: { services?: ServiceName[] } = {}): Promise<TestSystem> {
   const nats = await startNatsServer();
-  const db = await createTestDatabase();
+  const db = await createTestDatabase().catch(async (err: unknown) => {
+    await nats.stop();
+    throw err;
+  });
   const adminKey = `test_admin_${randomBytes(16).toString('hex')}`;
   const apiPort = await freePort();
   const apiUrl = `http://127.0.0.1:${apiPort}`;
