@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, isDatabaseUnavailable, migrateToLatest, sql, type Kysely, type Migration } from '../src/index.js';
+import { rejectionOf } from '../../../tests/support/rejection.js';
 
 const url = process.env['TEST_DATABASE_URL'] ?? 'postgres://switchyard:switchyard@127.0.0.1:5432/switchyard_test';
 const suffix = `${process.pid}_${randomBytes(3).toString('hex')}`;
@@ -40,14 +41,6 @@ async function appliedMigrations(history: string): Promise<string[]> {
   return rows.map((r) => r.name);
 }
 
-async function failure(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
 
 beforeAll(() => {
   db = createDb<TestDb>(url, { max: 4, applicationName: appName });
@@ -112,7 +105,7 @@ describe('migrateToLatest', () => {
         },
       },
     };
-    const err = await failure(migrateToLatest(db, { migrations, table: history }));
+    const err = await rejectionOf(migrateToLatest(db, { migrations, table: history }));
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toMatch(/^migration 2026_11_24_0002_bad_sql failed: relation .* does not exist$/);
     expect((err as Error).cause).toMatchObject({ code: '42P01' });
@@ -135,7 +128,7 @@ describe('isDatabaseUnavailable', () => {
     const dead = createDb(`postgres://switchyard:switchyard@127.0.0.1:1/switchyard_test`);
     try {
       const started = Date.now();
-      const err = await failure(sql`select 1`.execute(dead));
+      const err = await rejectionOf(sql`select 1`.execute(dead));
       expect(Date.now() - started).toBeLessThan(3500);
       expect(err).toMatchObject({ code: 'ECONNREFUSED' });
       expect(isDatabaseUnavailable(err)).toBe(true);
@@ -147,7 +140,7 @@ describe('isDatabaseUnavailable', () => {
   it('is true for a migration that could not reach the database', async () => {
     const dead = createDb(`postgres://switchyard:switchyard@127.0.0.1:1/switchyard_test`);
     try {
-      const err = await failure(migrateToLatest(dead, { migrations: {}, table }));
+      const err = await rejectionOf(migrateToLatest(dead, { migrations: {}, table }));
       expect(isDatabaseUnavailable(err)).toBe(true);
     } finally {
       await dead.destroy();
@@ -156,11 +149,11 @@ describe('isDatabaseUnavailable', () => {
 
   it('is false for a unique violation and other SQL errors', async () => {
     await db.insertInto(items).values({ id: 2, name: 'dup', note: null }).execute();
-    const dup = await failure(db.insertInto(items).values({ id: 3, name: 'dup', note: null }).execute());
+    const dup = await rejectionOf(db.insertInto(items).values({ id: 3, name: 'dup', note: null }).execute());
     expect(dup).toMatchObject({ code: '23505' });
     expect(isDatabaseUnavailable(dup)).toBe(false);
 
-    const syntax = await failure(sql`selec 1`.execute(db));
+    const syntax = await rejectionOf(sql`selec 1`.execute(db));
     expect(syntax).toMatchObject({ code: '42601' });
     expect(isDatabaseUnavailable(syntax)).toBe(false);
   });
@@ -170,7 +163,7 @@ describe('isDatabaseUnavailable', () => {
     try {
       const err = await tiny.transaction().execute(async (trx) => {
         await sql`select 1`.execute(trx);
-        return failure(sql`select 2`.execute(tiny));
+        return rejectionOf(sql`select 2`.execute(tiny));
       });
       expect((err as Error).message).toBe('timeout exceeded when trying to connect');
       expect(isDatabaseUnavailable(err)).toBe(true);
@@ -191,7 +184,7 @@ describe('isDatabaseUnavailable', () => {
       await new Promise((r) => setTimeout(r, 200));
 
       // A client checked out mid-transaction: the next statement fails as unavailable.
-      const err = await failure(
+      const err = await rejectionOf(
         victim.transaction().execute(async (trx) => {
           await sql`select 1`.execute(trx);
           await terminate();

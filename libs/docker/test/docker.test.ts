@@ -10,6 +10,7 @@ import {
   Labels,
   type Docker,
 } from '../src/index.js';
+import { rejectionOf } from '../../../tests/support/rejection.js';
 
 const suffix = `${process.pid}-${randomBytes(3).toString('hex')}`;
 // An empty filesystem imported from a tarball: enough to create (not run) containers, no registry needed.
@@ -24,14 +25,6 @@ function modemOf(client: Docker): ModemFields {
   return client.modem as unknown as ModemFields;
 }
 
-async function failure(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
 
 beforeAll(async () => {
   docker = createDockerClient({});
@@ -102,7 +95,7 @@ describe('labelFilters', () => {
 
 describe('error helpers', () => {
   it('isNotFound is true for a missing container, and only then', async () => {
-    const err = await failure(docker.getContainer(`switchyard-missing-${suffix}`).inspect());
+    const err = await rejectionOf(docker.getContainer(`switchyard-missing-${suffix}`).inspect());
     expect(isNotFound(err)).toBe(true);
     expect(isConflict(err)).toBe(false);
   });
@@ -110,7 +103,7 @@ describe('error helpers', () => {
   it('isConflict is true for a name already taken', async () => {
     const first = await docker.createContainer({ name: containerName, Image: image, Cmd: ['/none'] });
     try {
-      const err = await failure(docker.createContainer({ name: containerName, Image: image, Cmd: ['/none'] }));
+      const err = await rejectionOf(docker.createContainer({ name: containerName, Image: image, Cmd: ['/none'] }));
       expect(isConflict(err)).toBe(true);
       expect(isNotFound(err)).toBe(false);
     } finally {
@@ -126,7 +119,7 @@ describe('error helpers', () => {
   });
 
   it('is false when the engine cannot be reached at all', async () => {
-    const err = await failure(createDockerClient({ DOCKER_HOST: 'unix:///nonexistent/docker.sock' }).ping());
+    const err = await rejectionOf(createDockerClient({ DOCKER_HOST: 'unix:///nonexistent/docker.sock' }).ping());
     expect(isNotFound(err)).toBe(false);
   });
 });
@@ -138,7 +131,7 @@ describe('ensureImagePresent', () => {
 
   it('names the missing image and how to build it, and does not pull', async () => {
     const missing = `switchyard/not-built-${suffix}:latest`;
-    const err = await failure(ensureImagePresent(docker, missing));
+    const err = await rejectionOf(ensureImagePresent(docker, missing));
     expect((err as Error).message).toBe(
       `Docker image "${missing}" is not present on this host; Switchyard never pulls images, ` +
         'build it locally with `bash infra/images/build.sh`',
@@ -150,7 +143,7 @@ describe('ensureImagePresent', () => {
 
   it('passes other failures through unchanged', async () => {
     const unreachable = createDockerClient({ DOCKER_HOST: 'unix:///nonexistent/docker.sock' });
-    const err = await failure(ensureImagePresent(unreachable, image));
+    const err = await rejectionOf(ensureImagePresent(unreachable, image));
     expect((err as Error).message).not.toContain('build.sh');
   });
 });
