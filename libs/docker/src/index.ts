@@ -54,6 +54,11 @@ export function isNotFound(err: unknown): boolean {
   return statusCode(err) === 404;
 }
 
+/** The Docker API answered 304: the container was already started, or already stopped. */
+export function isAlreadyDone(err: unknown): boolean {
+  return statusCode(err) === 304;
+}
+
 /** The Docker API answered 409: a name is taken, or the object is in the wrong state (e.g. removing a running container). */
 export function isConflict(err: unknown): boolean {
   return statusCode(err) === 409;

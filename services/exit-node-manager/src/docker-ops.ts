@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SpanKind, type Attributes } from '@opentelemetry/api';
 import type { ContainerCreateOptions } from 'dockerode';
-import { ensureImagePresent, isConflict, isNotFound, labelFilters, Labels, type Docker } from '@switchyard/docker';
+import { ensureImagePresent, isAlreadyDone, isConflict, isNotFound, labelFilters, Labels, type Docker } from '@switchyard/docker';
 import { withSpan } from '@switchyard/telemetry';
 import type { PortBindings } from './container-spec.js';
 
@@ -69,12 +69,7 @@ export interface DockerOpsOptions {
   runningTimeoutMs?: number;
 }
 
-const ALREADY_DONE = 304;
 const POLL_MS = 25;
-
-function statusCode(err: unknown): unknown {
-  return typeof err === 'object' && err !== null ? (err as { statusCode?: unknown }).statusCode : undefined;
-}
 
 // Zero dates ("0001-01-01T00:00:00Z") mean "never".
 function dateOf(value: string | undefined): Date | null {
@@ -162,7 +157,7 @@ export function createDockerOps(docker: Docker, opts: DockerOpsOptions = {}): Do
         try {
           await docker.getContainer(id).start();
         } catch (err) {
-          if (statusCode(err) !== ALREADY_DONE) throw err;
+          if (!isAlreadyDone(err)) throw err;
         }
       });
       const deadline = t0 + runningTimeoutMs;
@@ -184,7 +179,7 @@ export function createDockerOps(docker: Docker, opts: DockerOpsOptions = {}): Do
         try {
           await docker.getContainer(id).stop({ t: stopTimeoutSec });
         } catch (err) {
-          if (statusCode(err) !== ALREADY_DONE) throw err;
+          if (!isAlreadyDone(err)) throw err;
         }
       });
     },
