@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
+import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startOtlpReceiver, type OtlpReceiver } from '../support/otlp.js';
 import { docker, poolOrder, startTestSystem, type TestSystem } from '../support/system.js';
@@ -59,6 +60,14 @@ describe('an order for an exit pool, end to end', () => {
     const proxy = info.NetworkSettings.Ports['8888/tcp']?.[0];
     expect(proxy?.HostIp).toBe('127.0.0.1');
     expect(await viaProxy(Number(proxy!.HostPort), 'http://127.0.0.1:8000/healthz')).toEqual({ status: 200, body: 'ok' });
+
+    // Hot state for the data plane, in the real Redis.
+    const redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379');
+    try {
+      expect(await redis.hgetall(`node:${nodeIds[0]}`)).toMatchObject({ status: 'running', pool: poolId, tenant: tenant!.id });
+    } finally {
+      redis.disconnect();
+    }
 
     const listed = await sys.http('GET', `/v1/nodes?poolId=${poolId}`);
     expect(listed.status).toBe(200);
