@@ -1,4 +1,3 @@
 export { createBus, Rejection } from './bus.js';
 export type { Bus, ConsumeOptions, ConsumerHandlers, Consumption, Delivery, PublishOptions } from './bus.js';
 export { traceHeaders, contextFromHeaders, contextFromTraceparent, currentTraceparent } from './tracing.js';
-export { ensureStream, ensureConsumer } from './topology.js';

@@ -314,10 +314,6 @@ export function isSubject(s: string): s is Subject {
   return Object.hasOwn(catalog, s);
 }
 
-export function subjectsOf(type: 'command' | 'event' | 'request'): Subject[] {
-  return (Object.keys(catalog) as Subject[]).filter((s) => catalog[s].type === type);
-}
-
 export function isDurable(subject: Subject): boolean {
   const def = catalog[subject];
   return def.type === 'command' || (def.type === 'event' && def.durable);

@@ -10,8 +10,3 @@ const known = new Set(COUNTRY_CODES);
 export function isKnownCountry(code: string): boolean {
   return known.has(code.toUpperCase());
 }
-
-const names = new Intl.DisplayNames(['en'], { type: 'region', fallback: 'code' });
-export function countryName(code: string): string {
-  return names.of(code.toUpperCase()) ?? code.toUpperCase();
-}

@@ -1,11 +1,11 @@
-export { catalog, isSubject, isDurable, subjectsOf } from './catalog.js';
+export { catalog, isSubject, isDurable } from './catalog.js';
 export type { Catalog, Subject, CommandSubject, EventSubject, RequestSubject, Payload, ReplyOf } from './catalog.js';
 export { STREAMS, CONSUMERS, DEAD_LETTER_PREFIX, deadLetterSubject } from './streams.js';
 export type { StreamDef, StreamName, ConsumerDef, ConsumerName } from './streams.js';
 export { HEADERS } from './headers.js';
 export { SERVICE_NAMES } from './services.js';
 export type { ServiceName } from './services.js';
-export { COUNTRY_CODES, isKnownCountry, countryName } from './countries.js';
+export { COUNTRY_CODES, isKnownCountry } from './countries.js';
 export {
   Id,
   TenantId,

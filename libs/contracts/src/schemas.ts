@@ -136,11 +136,6 @@ export const PublishedPort = Type.Object(
 );
 export type PublishedPort = Static<typeof PublishedPort>;
 
-export const NodeRef = Type.Object(
-  { tenantId: TenantId, poolId: Id, nodeId: Id },
-  closed,
-);
-
 export const OrderStatus = Type.Union([
   Type.Literal('accepted'),
   Type.Literal('in_progress'),

@@ -87,7 +87,7 @@ function nodeAttributes(node: Node): Attributes {
   return { 'switchyard.tenant.id': node.tenant_id, 'switchyard.pool.id': node.pool_id, 'switchyard.node.id': node.id };
 }
 
-export function toNodeView(node: Node): NodeView {
+function toNodeView(node: Node): NodeView {
   return {
     tenantId: node.tenant_id,
     poolId: node.pool_id,
