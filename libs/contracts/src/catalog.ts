@@ -58,6 +58,12 @@ export const catalog = {
     producers: ['api-gateway'],
     summary: 'remove a pool and all its nodes',
   }),
+  'node.cmd.add': command({
+    schema: M.NodeAdd,
+    consumer: 'exit-node-manager',
+    producers: ['api-gateway'],
+    summary: "add a node with a given id to the tenant's exit pool of a country",
+  }),
   'node.cmd.start': command({
     schema: M.NodeCommand,
     consumer: 'exit-node-manager',
@@ -93,12 +99,6 @@ export const catalog = {
     consumer: 'sleep-controller',
     producers: ['api-gateway'],
     summary: 'set the sleep policy of a pool, live',
-  }),
-  'health.cmd.speedtest': command({
-    schema: M.SpeedTestRun,
-    consumer: 'health-monitor',
-    producers: ['api-gateway'],
-    summary: 'measure download, upload and latency through a node',
   }),
   'tunnel.cmd.open': command({
     schema: M.TunnelOpen,
@@ -207,6 +207,20 @@ export const catalog = {
     consumers: ['health-monitor', 'load-balancer'],
     summary: 'a node container was removed',
   }),
+  'node.evt.draining': event({
+    schema: M.NodeDraining,
+    durable: true,
+    producers: ['exit-node-manager'],
+    consumers: ['load-balancer', 'health-monitor'],
+    summary: 'a node takes no new connections and will be removed',
+  }),
+  'node.evt.health': event({
+    schema: M.NodeHealthReported,
+    durable: true,
+    producers: ['exit-node-manager'],
+    consumers: ['health-monitor'],
+    summary: "the container's own HEALTHCHECK changed state",
+  }),
   'node.evt.stats': event({
     schema: M.NodeStats,
     durable: false,
@@ -218,7 +232,7 @@ export const catalog = {
     schema: M.HealthChanged,
     durable: true,
     producers: ['health-monitor'],
-    consumers: ['load-balancer', 'exit-node-manager'],
+    consumers: ['load-balancer'],
     summary: 'a node went healthy or unhealthy',
   }),
   'health.evt.speedtest': event({
@@ -297,7 +311,56 @@ export const catalog = {
     reply: M.NodeListReply,
     responder: 'exit-node-manager',
     requesters: ['api-gateway', 'load-balancer', 'health-monitor'],
-    summary: "a tenant's nodes, optionally of one pool",
+    summary: "a tenant's nodes, optionally of one pool or one node",
+  }),
+  'node.req.logs': request({
+    schema: M.NodeLogsRequest,
+    reply: M.NodeLogsReply,
+    responder: 'exit-node-manager',
+    requesters: ['api-gateway'],
+    summary: "the last lines of a node's container log",
+  }),
+  'pool.req.snapshot': request({
+    schema: M.PoolSnapshotRequest,
+    reply: M.PoolSnapshotReply,
+    responder: 'exit-node-manager',
+    requesters: ['api-gateway', 'load-balancer', 'health-monitor', 'sleep-controller'],
+    summary: 'all pools and nodes (of one tenant or all), to rebuild state from',
+  }),
+  'health.req.status': request({
+    schema: M.HealthStatusRequest,
+    reply: M.HealthStatusReply,
+    responder: 'health-monitor',
+    requesters: ['api-gateway', 'load-balancer'],
+    summary: 'health status, score and last check of nodes',
+  }),
+  'health.req.speedtest': request({
+    schema: M.SpeedTestRequest,
+    reply: M.SpeedTestReply,
+    responder: 'health-monitor',
+    requesters: ['api-gateway'],
+    summary: 'measure download, upload and latency through a node now',
+  }),
+  'lb.req.best': request({
+    schema: M.BestNodeRequest,
+    reply: M.BestNodeReply,
+    responder: 'load-balancer',
+    requesters: ['api-gateway'],
+    summary: 'the node the next connection to a country or pool would go to',
+  }),
+  'lb.req.traffic': request({
+    schema: M.TrafficRequest,
+    reply: M.TrafficReply,
+    responder: 'load-balancer',
+    requesters: ['api-gateway', 'exit-node-manager'],
+    summary: 'connection and byte counters per node',
+  }),
+  'lb.req.strategy': request({
+    schema: M.StrategyRequest,
+    reply: M.StrategyReply,
+    responder: 'load-balancer',
+    requesters: ['api-gateway'],
+    summary: "read or set a tenant's default balancing strategy",
   }),
 } as const;
 

@@ -15,6 +15,10 @@ export {
   PoolKind,
   PoolSpec,
   PortSpec,
+  NetworkMode,
+  StickyKey,
+  HealthStatus,
+  NodeMetrics,
   HealthCheckSpec,
   SleepPolicy,
   BalancingStrategy,
@@ -24,6 +28,6 @@ export {
   TunnelSpec,
   SyncJobSpec,
 } from './schemas.js';
-export type { NodeView } from './messages.js';
+export type { NodeView, PoolView, NodeHealth, NodeTraffic } from './messages.js';
 export { ContractError, formatIssues, schemaIssues, payloadIssues, assertPayload, assertReply, poolSpecIssues } from './validate.js';
 export type { Issue } from './validate.js';

@@ -1,6 +1,10 @@
 import Type, { type Static } from 'typebox';
 import {
+  BalancingStrategy,
   CountryCode,
+  HealthStatus,
+  NodeMetrics,
+  PoolKind,
   HealthCheckSpec,
   Id,
   Name,
@@ -33,8 +37,18 @@ export const NodeCommand = obj({
   nodeId: Id,
   reason: Type.Optional(Type.String({ maxLength: 200 })),
 });
+/**
+ * Adds one node, with an id chosen by the caller, to the tenant's exit pool of a country
+ * (created with defaults if there is none): the VPN Exit Controller's "start a node in JP".
+ */
+export const NodeAdd = obj({
+  orderId: Id,
+  tenantId: TenantId,
+  nodeId: Id,
+  country: CountryCode,
+  server: Type.Optional(Type.String({ minLength: 1, maxLength: 253, description: 'a VPN server hostname' })),
+});
 export const SleepPolicySet = obj({ tenantId: TenantId, poolId: Id, policy: SleepPolicy });
-export const SpeedTestRun = obj({ tenantId: TenantId, nodeId: Id, requestId: Id });
 export const TunnelOpen = obj({ orderId: Id, tenantId: TenantId, tunnelId: Id, spec: TunnelSpec });
 export const TunnelRef = obj({ orderId: Type.Optional(Id), tenantId: TenantId, tunnelId: Id });
 export const SyncJobSchedule = obj({ orderId: Id, tenantId: TenantId, jobId: Id, spec: SyncJobSpec });
@@ -92,6 +106,14 @@ export const NodeDied = obj({
   oomKilled: Type.Boolean(),
 });
 export const NodeRemoved = obj({ ...nodeFacts, reason: Type.String() });
+/** The node takes no new connections; it is removed once its connections end or drainSec passes. */
+export const NodeDraining = obj({ ...nodeFacts, reason: Type.String() });
+/** The container's own HEALTHCHECK changed state (Docker's health_status event). */
+export const NodeHealthReported = obj({
+  ...nodeFacts,
+  containerId: Type.String(),
+  status: Type.Union([Type.Literal('healthy'), Type.Literal('unhealthy'), Type.Literal('starting')]),
+});
 export const NodeStats = obj({
   ...nodeFacts,
   cpuPercent: Type.Number({ minimum: 0 }),
@@ -112,7 +134,6 @@ export const HealthChanged = obj({
 export const SpeedTestResult = obj({
   tenantId: TenantId,
   nodeId: Id,
-  requestId: Id,
   downloadMbps: Type.Number({ minimum: 0 }),
   uploadMbps: Type.Number({ minimum: 0 }),
   latencyMs: Type.Number({ minimum: 0 }),
@@ -156,16 +177,81 @@ export const SyncFinished = obj({
 
 // ---- request/reply (core NATS, answered by the owner) ----
 
+const nullable = <T extends import('typebox').TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
 export const NodeView = obj({
   tenantId: TenantId,
   poolId: Id,
   nodeId: Id,
   name: Type.String(),
+  kind: PoolKind,
   status: NodeStatus,
-  containerId: Type.Union([Type.String(), Type.Null()]),
+  country: nullable(CountryCode),
+  region: nullable(Type.String()),
+  city: nullable(Type.String()),
+  /** The VPN server the node was asked to use, if any. */
+  server: nullable(Type.String()),
+  containerId: nullable(Type.String()),
   ports: Type.Array(PublishedPort),
-  startedAt: Type.Union([Timestamp, Type.Null()]),
+  startedAt: nullable(Timestamp),
+  stats: nullable(NodeMetrics),
 });
 export type NodeView = Static<typeof NodeView>;
-export const NodeListRequest = obj({ tenantId: TenantId, poolId: Type.Optional(Id) });
+export const NodeListRequest = obj({ tenantId: TenantId, poolId: Type.Optional(Id), nodeId: Type.Optional(Id) });
 export const NodeListReply = obj({ nodes: Type.Array(NodeView) });
+
+export const NodeLogsRequest = obj({ tenantId: TenantId, nodeId: Id, lines: Type.Integer({ minimum: 1, maximum: 10_000 }) });
+/** `logs` is null when the tenant has no such node. */
+export const NodeLogsReply = obj({ logs: nullable(Type.Array(Type.String())), lines: Type.Integer({ minimum: 0 }) });
+
+export const PoolView = obj({ tenantId: TenantId, poolId: Id, name: Name, spec: PoolSpec });
+export type PoolView = Static<typeof PoolView>;
+/** Every tenant's pools and nodes: what a routing or checking service rebuilds itself from. */
+export const PoolSnapshotRequest = obj({ tenantId: Type.Optional(TenantId) });
+export const PoolSnapshotReply = obj({ pools: Type.Array(PoolView), nodes: Type.Array(NodeView) });
+
+export const NodeHealth = obj({
+  tenantId: TenantId,
+  poolId: Id,
+  nodeId: Id,
+  status: HealthStatus,
+  score: Type.Integer({ minimum: 0, maximum: 100 }),
+  latencyMs: nullable(Type.Number({ minimum: 0 })),
+  lastCheckAt: nullable(Timestamp),
+  reason: Type.String(),
+});
+export type NodeHealth = Static<typeof NodeHealth>;
+export const HealthStatusRequest = obj({ tenantId: Type.Optional(TenantId), nodeIds: Type.Optional(Type.Array(Id)) });
+export const HealthStatusReply = obj({ nodes: Type.Array(NodeHealth) });
+
+export const SpeedTestRequest = obj({
+  tenantId: TenantId,
+  nodeId: Id,
+  target: Type.Optional(Type.String({ description: 'base URL of the speed-test server (default from config)' })),
+});
+/** `error` says why there is no result (unknown node, node down, target unreachable). */
+export const SpeedTestReply = obj({ result: nullable(SpeedTestResult), error: Type.Optional(Type.String()) });
+
+export const BestNodeRequest = obj({
+  tenantId: TenantId,
+  country: Type.Optional(CountryCode),
+  poolId: Type.Optional(Id),
+  clientRegion: Type.Optional(Type.String()),
+});
+export const BestNodeReply = obj({ node: nullable(obj({ nodeId: Id, poolId: Id, strategy: BalancingStrategy })) });
+
+export const NodeTraffic = obj({
+  nodeId: Id,
+  activeConnections: Type.Integer({ minimum: 0 }),
+  totalConnections: Type.Integer({ minimum: 0 }),
+  failedConnections: Type.Integer({ minimum: 0 }),
+  rxBytes: Type.Integer({ minimum: 0 }),
+  txBytes: Type.Integer({ minimum: 0 }),
+});
+export type NodeTraffic = Static<typeof NodeTraffic>;
+export const TrafficRequest = obj({ tenantId: Type.Optional(TenantId), nodeIds: Type.Optional(Type.Array(Id)) });
+export const TrafficReply = obj({ nodes: Type.Array(NodeTraffic) });
+
+/** Reads (no strategy) or sets the tenant's default strategy, used by pools that name none. */
+export const StrategyRequest = obj({ tenantId: TenantId, strategy: Type.Optional(BalancingStrategy) });
+export const StrategyReply = obj({ strategy: BalancingStrategy });

@@ -58,11 +58,48 @@ export const SleepPolicy = Type.Object(
 );
 export type SleepPolicy = Static<typeof SleepPolicy>;
 
+/**
+ * bridge: ports are published on 127.0.0.1 by Docker. host: the node shares the host's
+ * network (it can reach the host's loopback); the manager picks free ports and passes each
+ * through the port's `env` variable.
+ */
+export const NetworkMode = Type.Union([Type.Literal('bridge'), Type.Literal('host')]);
+export type NetworkMode = Static<typeof NetworkMode>;
+
+/** What a sticky pool hashes to pick a node: the client address or the proxy session id. */
+export const StickyKey = Type.Union([Type.Literal('client_ip'), Type.Literal('session')]);
+export type StickyKey = Static<typeof StickyKey>;
+
+export const HealthStatus = Type.Union([Type.Literal('healthy'), Type.Literal('unhealthy'), Type.Literal('unknown')]);
+export type HealthStatus = Static<typeof HealthStatus>;
+
+/** The last sample of a node's container figures (docker stats). */
+export const NodeMetrics = Type.Object(
+  {
+    cpuPercent: Type.Number({ minimum: 0 }),
+    memoryMb: Type.Number({ minimum: 0 }),
+    memoryPercent: Type.Number({ minimum: 0 }),
+    rxBytes: Type.Integer({ minimum: 0 }),
+    txBytes: Type.Integer({ minimum: 0 }),
+    rxPackets: Type.Integer({ minimum: 0 }),
+    txPackets: Type.Integer({ minimum: 0 }),
+    at: Timestamp,
+  },
+  closed,
+);
+export type NodeMetrics = Static<typeof NodeMetrics>;
+
 export const PortSpec = Type.Object(
   {
     name: Name,
     containerPort: Type.Integer({ minimum: 1, maximum: 65535 }),
     protocol: Type.Optional(Type.Literal('tcp')),
+    env: Type.Optional(
+      Type.String({
+        pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+        description: 'with network "host": the variable that tells the image which port to listen on',
+      }),
+    ),
   },
   closed,
 );
@@ -97,7 +134,18 @@ export const PoolSpec = Type.Object(
     ports: Type.Optional(Type.Array(PortSpec, { maxItems: 16 })),
     volumes: Type.Optional(Type.Array(VolumeSpec, { maxItems: 16 })),
     healthCheck: Type.Optional(HealthCheckSpec),
+    network: Type.Optional(NetworkMode),
     strategy: Type.Optional(BalancingStrategy),
+    sticky: Type.Optional(StickyKey),
+    geoAffinity: Type.Optional(
+      Type.Boolean({ description: "prefer nodes whose region is the client's region" }),
+    ),
+    publicPort: Type.Optional(
+      Type.Integer({ minimum: 1024, maximum: 65535, description: 'app pools: the TCP port the load balancer listens on' }),
+    ),
+    drainSec: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 3600, description: 'scale-down waits this long for open connections to end (default 30)' }),
+    ),
     limits: Type.Optional(
       Type.Object(
         {

@@ -46,7 +46,6 @@ function commandStream(service: ServiceName, name: string): StreamDef {
 
 export const STREAMS = {
   CMD_EXIT_NODE_MANAGER: commandStream('exit-node-manager', 'CMD_EXIT_NODE_MANAGER'),
-  CMD_HEALTH_MONITOR: commandStream('health-monitor', 'CMD_HEALTH_MONITOR'),
   CMD_SLEEP_CONTROLLER: commandStream('sleep-controller', 'CMD_SLEEP_CONTROLLER'),
   CMD_TUNNEL_MANAGER: commandStream('tunnel-manager', 'CMD_TUNNEL_MANAGER'),
   CMD_STORAGE_SYNC: commandStream('storage-sync', 'CMD_STORAGE_SYNC'),
@@ -94,6 +93,7 @@ export const CONSUMERS = {
     stream: 'CMD_EXIT_NODE_MANAGER',
     service: 'exit-node-manager',
     subjects: [
+      'node.cmd.add',
       'pool.cmd.create',
       'pool.cmd.scale',
       'pool.cmd.delete',
@@ -113,6 +113,16 @@ export const CONSUMERS = {
     service: 'api-gateway',
     subjects: ['order.evt.progress', 'order.evt.fulfilled', 'order.evt.failed'],
     filter: 'order.evt.>',
+    ackWaitMs: 10_000,
+    maxDeliver: 10,
+    maxAckPending: 256,
+  },
+  apiGatewaySpeedTests: {
+    durable: 'api-gateway-speedtests',
+    stream: 'EVT',
+    service: 'api-gateway',
+    subjects: ['health.evt.speedtest'],
+    filter: 'health.evt.speedtest',
     ackWaitMs: 10_000,
     maxDeliver: 10,
     maxAckPending: 256,

@@ -101,6 +101,14 @@ export function poolSpecIssues(spec: PoolSpec): Issue[] {
   if (sleep && sleep.probeTimeoutMs < sleep.probeIntervalMs) {
     issues.push({ path: 'sleep.probeTimeoutMs', message: 'must not be shorter than sleep.probeIntervalMs' });
   }
+  if (spec.network === 'host' && spec.kind === 'app') {
+    ports.forEach((p, i) => {
+      if (!p.env) issues.push({ path: `ports.${i}.env`, message: 'required with network "host": the image must be told its port' });
+    });
+  }
+  if (spec.publicPort !== undefined && spec.kind !== 'app') {
+    issues.push({ path: 'publicPort', message: 'only app pools have a public port; exit pools are reached through the proxy listeners' });
+  }
   const limits = spec.limits;
   if (limits && limits.softConnections > limits.hardConnections) {
     issues.push({ path: 'limits.softConnections', message: 'must not exceed limits.hardConnections' });
