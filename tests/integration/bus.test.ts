@@ -79,8 +79,9 @@ describe('bus', () => {
     const service = await new Svcm(nc).add({ name: 'exit-node-manager', version: '0.0.0' });
     const brokenTenant = randomUUID();
     const node = {
-      tenantId, poolId: randomUUID(), nodeId: randomUUID(), name: 'tokyo-1', status: 'running' as const,
-      containerId: 'c0ffee', ports: [], startedAt: new Date().toISOString(),
+      tenantId, poolId: randomUUID(), nodeId: randomUUID(), name: 'tokyo-1', kind: 'exit' as const, status: 'running' as const,
+      country: 'JP', region: null, city: null, server: null,
+      containerId: 'c0ffee', ports: [], startedAt: new Date().toISOString(), stats: null,
     };
     manager.serve(service, 'node.req.list', async (q) => {
       if (q.tenantId === brokenTenant) return { nodes: [{ ...node, status: 'exploded' }] } as never;

@@ -32,6 +32,8 @@ export interface TestSystem {
   env(overrides?: Record<string, string>): Record<string, string>;
   start(name: ServiceName, overrides?: Record<string, string>): Promise<ServiceProcess>;
   spawn(name: ServiceName, overrides?: Record<string, string>): ServiceProcess;
+  /** The processes of a service this system started that have not exited, oldest first. */
+  processes(name: ServiceName): ServiceProcess[];
   natsClient(): Promise<NatsConnection>;
   http<T = any>(method: string, path: string, opts?: { body?: unknown; rawBody?: string; key?: string | null; headers?: Record<string, string> }): Promise<HttpResult<T>>;
   waitForOrder(orderId: string, statuses: string[], opts?: { key?: string; timeoutMs?: number }): Promise<any>;
@@ -94,6 +96,9 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
       const p = startService(name, env(overrides));
       processes.push(p);
       return p;
+    },
+    processes(name) {
+      return processes.filter((p) => p.name === name && p.child.exitCode === null && p.child.signalCode === null);
     },
     async natsClient() {
       const nc = await connect({ servers: nats.url });
