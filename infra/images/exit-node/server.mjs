@@ -2,11 +2,14 @@
 // server surface, but traffic leaves directly from this host. No dependencies; Node 20, ESM.
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
 
 const env = process.env;
 const BIND = env.BIND_ADDRESS || '0.0.0.0';
 const PROXY_PORT = Number(env.HTTPPROXY_PORT ?? 8888);
 const CONTROL_PORT = Number(env.CONTROL_PORT ?? 8000);
+// Who forwarded a request, in the Via header, so a client can tell which node served it.
+const VIA = `1.1 ${env.NODE_ID || os.hostname()}`;
 const PROXY_AUTH = env.HTTPPROXY_USER
   ? 'Basic ' + Buffer.from(`${env.HTTPPROXY_USER}:${env.HTTPPROXY_PASSWORD ?? ''}`).toString('base64')
   : null;
@@ -55,6 +58,7 @@ const proxy = http.createServer((req, res) => {
   for (const [name, value] of Object.entries(req.headers)) {
     if (!HOP_BY_HOP.has(name)) headers[name] = value;
   }
+  headers.via = headers.via ? `${headers.via}, ${VIA}` : VIA;
   const upstream = http.request({
     host: target.hostname.replace(/^\[|\]$/g, ''),
     port: target.port || 80,

@@ -11,6 +11,10 @@ export interface SpecPool {
 export interface SpecNode {
   readonly id: string;
   readonly ordinal: number;
+  /** The VPN server the node was added with (node.cmd.add). */
+  readonly server?: string | null;
+  /** Host-network nodes: the host port chosen for each port name (see `portsToAllocate`). */
+  readonly hostPorts?: Readonly<Record<string, number>>;
 }
 
 export interface SpecConfig {
@@ -23,17 +27,38 @@ export interface SpecConfig {
 export interface NodePort {
   readonly name: string;
   readonly containerPort: number;
+  /** On the host network: the variable that tells the image which port to listen on. */
+  readonly env?: string;
 }
 
 /** What every exit node serves: the HTTP proxy and the control API. */
 export const EXIT_NODE_PORTS: readonly NodePort[] = Object.freeze([
-  { name: 'proxy', containerPort: 8888 },
-  { name: 'control', containerPort: 8000 },
+  { name: 'proxy', containerPort: 8888, env: 'HTTPPROXY_PORT' },
+  { name: 'control', containerPort: 8000, env: 'CONTROL_PORT' },
 ]);
 
 export function nodePorts(spec: PoolSpec): NodePort[] {
   if (spec.kind === 'exit') return [...EXIT_NODE_PORTS];
-  return (spec.ports ?? []).map((p) => ({ name: p.name, containerPort: p.containerPort }));
+  return (spec.ports ?? []).map((p) => ({ name: p.name, containerPort: p.containerPort, ...(p.env ? { env: p.env } : {}) }));
+}
+
+export function isHostNetwork(spec: PoolSpec): boolean {
+  return spec.network === 'host';
+}
+
+/**
+ * Names of the ports a host-network node still needs a host port for. A port without `env`
+ * cannot be moved, so it listens on its containerPort.
+ */
+export function portsToAllocate(spec: PoolSpec, hostPorts: Readonly<Record<string, number>>): string[] {
+  if (!isHostNetwork(spec)) return [];
+  return nodePorts(spec)
+    .filter((p) => p.env && !hostPorts[p.name])
+    .map((p) => p.name);
+}
+
+function hostPortOf(port: NodePort, hostPorts: Readonly<Record<string, number>> | undefined): number {
+  return (port.env ? hostPorts?.[port.name] : undefined) ?? port.containerPort;
 }
 
 export function imageOf(spec: PoolSpec, config: Pick<SpecConfig, 'exitNodeImage'>): string {
@@ -58,39 +83,69 @@ function portKey(containerPort: number): string {
   return `${containerPort}/tcp`;
 }
 
-function environment(spec: PoolSpec): string[] {
+function environment(spec: PoolSpec, node: SpecNode, config: SpecConfig): string[] {
   const vars: Record<string, string> = { ...spec.env };
-  // The pool's country is authoritative: an env entry cannot send an exit node elsewhere.
-  if (spec.kind === 'exit' && spec.country) vars['SERVER_COUNTRIES'] = spec.country.toUpperCase();
+  // The pool's placement is authoritative: an env entry cannot send an exit node elsewhere.
+  // The names are gluetun's, so the production image reads them as they are.
+  if (spec.kind === 'exit') {
+    if (spec.country) vars['SERVER_COUNTRIES'] = spec.country.toUpperCase();
+    if (spec.region) vars['SERVER_REGIONS'] = spec.region;
+    if (spec.city) vars['SERVER_CITIES'] = spec.city;
+    if (node.server) vars['SERVER_HOSTNAMES'] = node.server;
+    // Lets the node name itself (the exit-node image's Via header) without knowing its pool.
+    vars['NODE_ID'] = node.id;
+  }
+  if (isHostNetwork(spec)) {
+    for (const p of nodePorts(spec)) if (p.env) vars[p.env] = String(hostPortOf(p, node.hostPorts));
+    // Sharing the host's network, a node listening on every address would be reachable from
+    // outside; the exit-node image and gluetun-style images bind where they are told.
+    if (spec.kind === 'exit') vars['BIND_ADDRESS'] = config.publishHost;
+  }
   return Object.entries(vars).map(([k, v]) => `${k}=${v}`);
+}
+
+/** Named volumes are per node: two nodes of a pool writing one volume would corrupt it. */
+export function volumeName(tenantId: string, poolName: string, volume: string, ordinal: number): string {
+  return `sy-${tenantId.slice(0, 8)}-${poolName}-${ordinal}-${volume}`;
 }
 
 /** The create options of one node's container. Pure: the same input gives the same spec. */
 export function containerSpec(pool: SpecPool, node: SpecNode, config: SpecConfig): ContainerCreateOptions {
   const { spec } = pool;
-  const ports = nodePorts(spec);
+  const host = isHostNetwork(spec);
   const exposed: Record<string, {}> = {};
   const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
-  for (const p of ports) {
-    exposed[portKey(p.containerPort)] = {};
-    // HostPort '' lets Docker choose a free port; the chosen one is read back by inspect.
-    bindings[portKey(p.containerPort)] = [{ HostIp: config.publishHost, HostPort: '' }];
+  if (!host) {
+    for (const p of nodePorts(spec)) {
+      exposed[portKey(p.containerPort)] = {};
+      // HostPort '' lets Docker choose a free port; the chosen one is read back by inspect.
+      bindings[portKey(p.containerPort)] = [{ HostIp: config.publishHost, HostPort: '' }];
+    }
   }
+  const labels = {
+    [Labels.managed]: 'true',
+    [Labels.tenant]: pool.tenantId,
+    [Labels.pool]: pool.id,
+    [Labels.node]: node.id,
+    [Labels.kind]: spec.kind,
+  };
+  const mounts = (spec.volumes ?? []).map((v) => ({
+    Type: 'volume' as const,
+    Source: volumeName(pool.tenantId, spec.name, v.name, node.ordinal),
+    Target: v.mountPath,
+    VolumeOptions: { NoCopy: false, Labels: labels, DriverConfig: { Name: 'local', Options: {} } },
+  }));
   return {
     name: containerName(pool.tenantId, spec.name, node.ordinal),
-    Hostname: nodeName(spec.name, node.ordinal),
+    // Docker refuses a hostname of its own on the host's network.
+    ...(host ? {} : { Hostname: nodeName(spec.name, node.ordinal) }),
     Image: imageOf(spec, config),
-    Env: environment(spec),
-    Labels: {
-      [Labels.managed]: 'true',
-      [Labels.tenant]: pool.tenantId,
-      [Labels.pool]: pool.id,
-      [Labels.node]: node.id,
-      [Labels.kind]: spec.kind,
-    },
-    ExposedPorts: exposed,
+    Env: environment(spec, node, config),
+    Labels: labels,
+    ...(host ? {} : { ExposedPorts: exposed }),
     HostConfig: {
-      PortBindings: bindings,
+      ...(host ? { NetworkMode: 'host' } : { PortBindings: bindings }),
+      ...(mounts.length ? { Mounts: mounts } : {}),
       // A PID 1 that ignores SIGTERM would make every stop wait the whole grace period.
       Init: true,
       // This manager decides when a node runs; Docker restarting it behind our back would not
@@ -104,9 +159,18 @@ export type PortBindings = Record<string, Array<{ HostIp?: string; HostPort?: st
 
 /**
  * Names the ports Docker published (inspect's NetworkSettings.Ports). Ports without a
- * binding on `publishHost` — a stopped container has none — are left out.
+ * binding on `publishHost` — a stopped container has none — are left out. A host-network
+ * node publishes nothing: its ports are the ones chosen for it.
  */
-export function publishedPorts(spec: PoolSpec, bindings: PortBindings | null | undefined, publishHost: string): PublishedPort[] {
+export function publishedPorts(
+  spec: PoolSpec,
+  bindings: PortBindings | null | undefined,
+  publishHost: string,
+  hostPorts?: Readonly<Record<string, number>>,
+): PublishedPort[] {
+  if (isHostNetwork(spec)) {
+    return nodePorts(spec).map((p) => ({ name: p.name, containerPort: p.containerPort, hostIp: publishHost, hostPort: hostPortOf(p, hostPorts) }));
+  }
   const out: PublishedPort[] = [];
   for (const p of nodePorts(spec)) {
     const binding = (bindings?.[portKey(p.containerPort)] ?? []).find((b) => b.HostIp === publishHost && b.HostPort);

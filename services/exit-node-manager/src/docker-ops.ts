@@ -36,6 +36,7 @@ export interface ContainerState {
   /** created, running, exited, … as Docker reports it. */
   readonly status: string;
   readonly exitCode: number;
+  readonly oomKilled: boolean;
   readonly startedAt: Date | null;
   readonly finishedAt: Date | null;
   readonly ports: PortBindings;
@@ -60,6 +61,8 @@ export interface DockerOps {
   /** Force-removes; no-op when already gone. */
   remove(id: string, attrs?: Attributes): Promise<void>;
   inspect(id: string, attrs?: Attributes): Promise<ContainerState>;
+  /** The last `tail` lines of both streams, still in Docker's multiplexed frames. */
+  logs(id: string, tail: number, attrs?: Attributes): Promise<Buffer>;
 }
 
 export interface DockerOpsOptions {
@@ -114,6 +117,7 @@ export function createDockerOps(docker: Docker, opts: DockerOpsOptions = {}): Do
         running: info.State.Running,
         status: info.State.Status,
         exitCode: info.State.ExitCode,
+        oomKilled: info.State.OOMKilled ?? false,
         startedAt: dateOf(info.State.StartedAt),
         finishedAt: dateOf(info.State.FinishedAt),
         ports: (info.NetworkSettings?.Ports ?? {}) as PortBindings,
@@ -196,5 +200,12 @@ export function createDockerOps(docker: Docker, opts: DockerOpsOptions = {}): Do
     },
 
     inspect: (id, attrs = {}) => inspectRaw(id, attrs),
+
+    async logs(id, tail, attrs = {}) {
+      return call('container.logs', { 'container.id': id, ...attrs }, async () => {
+        const body: unknown = await docker.getContainer(id).logs({ stdout: true, stderr: true, tail, follow: false });
+        return Buffer.isBuffer(body) ? body : Buffer.from(String(body));
+      });
+    },
   };
 }

@@ -1,19 +1,22 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Attributes } from '@opentelemetry/api';
 import type { Bus, ConsumerHandlers } from '@switchyard/bus';
 import {
   formatIssues,
   poolSpecIssues,
+  type NetworkMode,
   type NodeStatus,
-  type NodeView,
   type Payload,
+  type PoolSpec,
   type PublishedPort,
-  type ReplyOf,
 } from '@switchyard/contracts';
 import { Labels } from '@switchyard/docker';
-import { containerSpec, imageOf, nodeName, publishedPorts, type SpecConfig } from './container-spec.js';
+import { containerSpec, imageOf, nodeName, portsToAllocate, publishedPorts, type SpecConfig } from './container-spec.js';
 import { DockerOpError, type ContainerRef, type DockerOps } from './docker-ops.js';
 import * as repo from './repository.js';
 import type { Db } from './repository.js';
+import type { StatsStore } from './hot-state.js';
 import type { Node, Pool } from './tables.js';
 
 /** The part of a pino logger the handlers use. */
@@ -31,13 +34,58 @@ export interface HotStateEntry {
 /** Records a node's current status where other services read hot state; must not throw. */
 export type HotState = (entry: HotStateEntry) => Promise<void>;
 
+export interface ManagerConfig extends SpecConfig {
+  /** Network of the exit pools node.cmd.add creates. */
+  readonly addedPoolNetwork: NetworkMode;
+}
+
 export interface HandlerDeps {
   readonly db: Db;
+  /** Stops and removals must go through intent tracking, so their `die` is not taken for a crash. */
   readonly docker: DockerOps;
-  readonly bus: Pick<Bus, 'publish'>;
+  readonly bus: Pick<Bus, 'publish' | 'request'>;
   readonly hotState: HotState;
+  readonly stats: StatsStore;
   readonly log: Log;
-  readonly config: SpecConfig;
+  readonly config: ManagerConfig;
+  /** A free port on the given host address, for host-network nodes. */
+  readonly pickPort: (host: string) => Promise<number>;
+  /** Whether the manager itself is stopping or removing this container right now. */
+  readonly isExpected: (containerId: string) => boolean;
+}
+
+/** A death Docker reported for a node's container. */
+export interface Death {
+  readonly tenantId: string;
+  readonly nodeId: string;
+  readonly containerId: string;
+  readonly exitCode: number;
+  readonly oomKilled: boolean;
+  /** Distinguishes two deaths of one container (for de-duplication). */
+  readonly when: string;
+}
+
+export interface RunningNode {
+  readonly containerId: string;
+  readonly node: { tenantId: string; poolId: string; nodeId: string };
+}
+
+export interface Manager {
+  readonly commands: CommandHandlers;
+  /**
+   * A death this manager did not cause: publishes node.evt.died and marks the node in error.
+   * Returns false when it is not a live node's current container (another system's, an old one).
+   */
+  nodeDied(death: Death): Promise<boolean>;
+  /** One attempt, in the pool's turn, to run the node again; 'skipped' when it should not run. */
+  heal(tenantId: string, nodeId: string, action: 'restart' | 'replace'): Promise<'healed' | 'skipped'>;
+  /** The node whose current container this is, if it is one of ours. */
+  ownerOf(tenantId: string, nodeId: string, containerId: string): Promise<Node | undefined>;
+  /**
+   * Compares every pool with the containers Docker has (deaths missed while not watching
+   * become node.evt.died) and brings each to its desired state. Returns the running nodes.
+   */
+  reconcileAll(): Promise<RunningNode[]>;
 }
 
 /**
@@ -51,6 +99,11 @@ export class OrderFailure extends Error {
 
 export type CommandHandlers = ConsumerHandlers<'exitNodeManagerCommands'>;
 type NodeVerb = 'start' | 'stop' | 'restart' | 'sleep' | 'wake';
+
+const DEFAULT_DRAIN_SEC = 30;
+const DRAIN_POLL_MS = 250;
+// The load balancer answers from memory; a slow answer is as good as none.
+const TRAFFIC_TIMEOUT_MS = 500;
 
 const now = () => new Date().toISOString();
 // Field by field: jsonb hands objects back with their keys reordered.
@@ -87,27 +140,19 @@ function nodeAttributes(node: Node): Attributes {
   return { 'switchyard.tenant.id': node.tenant_id, 'switchyard.pool.id': node.pool_id, 'switchyard.node.id': node.id };
 }
 
-function toNodeView(node: Node): NodeView {
+/** The exit pool node.cmd.add puts a country's nodes in. */
+export function addedPoolSpec(country: string, network: NetworkMode): PoolSpec {
   return {
-    tenantId: node.tenant_id,
-    poolId: node.pool_id,
-    nodeId: node.id,
-    name: node.name,
-    status: node.status,
-    containerId: node.container_id,
-    ports: node.ports,
-    startedAt: node.started_at ? node.started_at.toISOString() : null,
+    name: `exit-${country.toLowerCase()}`,
+    kind: 'exit',
+    country: country.toUpperCase(),
+    nodes: { min: 0, max: 1 },
+    ...(network === 'host' ? { network } : {}),
   };
 }
 
-/** `node.req.list`: the tenant's live nodes, optionally of one pool. */
-export async function listNodeViews(db: Db, payload: Payload<'node.req.list'>): Promise<ReplyOf<'node.req.list'>> {
-  const nodes = await repo.listNodes(db, payload.tenantId, payload.poolId);
-  return { nodes: nodes.map(toNodeView) };
-}
-
-/** One handler per subject of CONSUMERS.exitNodeManagerCommands. */
-export function createCommandHandlers(deps: HandlerDeps): CommandHandlers {
+/** One handler per subject of CONSUMERS.exitNodeManagerCommands, and the self-healing operations. */
+export function createManager(deps: HandlerDeps): Manager {
   const { db, docker, bus, log, config } = deps;
   const serial = keyedSerial();
 
@@ -174,9 +219,23 @@ export function createCommandHandlers(deps: HandlerDeps): CommandHandlers {
     return keep;
   }
 
+  /** Chooses a node's host-network ports once; they are reused for every container it gets. */
+  async function withHostPorts(pool: Pool, node: Node): Promise<Node> {
+    const missing = portsToAllocate(pool.spec, node.host_ports);
+    if (missing.length === 0) return node;
+    const hostPorts = { ...node.host_ports };
+    for (const name of missing) hostPorts[name] = await deps.pickPort(config.publishHost);
+    await repo.setHostPorts(db, node.tenant_id, node.id, hostPorts);
+    return { ...node, host_ports: hostPorts };
+  }
+
   async function createContainer(pool: Pool, node: Node, ensureImage: () => Promise<void>): Promise<ContainerRef> {
     await ensureImage();
-    const options = containerSpec({ tenantId: pool.tenant_id, id: pool.id, spec: pool.spec }, node, config);
+    const options = containerSpec(
+      { tenantId: pool.tenant_id, id: pool.id, spec: pool.spec },
+      { id: node.id, ordinal: node.ordinal, server: node.server, hostPorts: node.host_ports },
+      config,
+    );
     try {
       const id = await docker.create(options, nodeAttributes(node));
       return { id, running: false, labels: options.Labels ?? {} };
@@ -199,8 +258,9 @@ export function createCommandHandlers(deps: HandlerDeps): CommandHandlers {
    * a container made by a crashed earlier attempt is found by its node label and reused, and
    * events use ids derived from Docker's own facts, so a repeat is dropped by JetStream.
    */
-  async function ensureRunning(pool: Pool, node: Node, ensureImage: () => Promise<void>): Promise<void> {
-    await guardNode(node, async () => {
+  async function ensureRunning(pool: Pool, given: Node, ensureImage: () => Promise<void>): Promise<void> {
+    await guardNode(given, async () => {
+      const node = await withHostPorts(pool, given);
       const attrs = nodeAttributes(node);
       const container = (await nodeContainer(node)) ?? (await createContainer(pool, node, ensureImage));
       if (node.container_id !== container.id) {
@@ -227,7 +287,7 @@ export function createCommandHandlers(deps: HandlerDeps): CommandHandlers {
       const { state, startMs } = container.running
         ? { state: await docker.inspect(container.id, attrs), startMs: 0 }
         : await docker.start(container.id, attrs);
-      const ports = publishedPorts(pool.spec, state.ports, config.publishHost);
+      const ports = publishedPorts(pool.spec, state.ports, config.publishHost, node.host_ports);
       const unchanged =
         node.status === 'running' &&
         node.container_id === container.id &&
@@ -286,6 +346,7 @@ export function createCommandHandlers(deps: HandlerDeps): CommandHandlers {
       );
       await repo.updateNode(db, node.tenant_id, node.id, { status: 'removed', ports: [] });
       await setHot(node, 'removed');
+      await deps.stats.forget(node.id);
       log.info({ nodeId: node.id, reason }, `node ${node.name} removed`);
     });
   }
@@ -314,11 +375,43 @@ export function createCommandHandlers(deps: HandlerDeps): CommandHandlers {
       await ensureRunning(pool, node, ensureImage);
     }
 
-    for (const node of await repo.poolNodes(db, pool.tenant_id, pool.id)) {
-      if (node.ordinal > pool.desired_nodes && node.status !== 'removed') await removeNode(node, 'scaled down');
-    }
+    const surplus = (await repo.poolNodes(db, pool.tenant_id, pool.id)).filter((n) => n.ordinal > pool.desired_nodes && n.status !== 'removed');
+    await drainAll(pool, surplus, 'scaled down');
+    for (const node of surplus) await removeNode(node, 'scaled down');
     await removeStrays(pool, new Set(nodeIds));
     return nodeIds;
+  }
+
+  async function activeConnections(node: Node): Promise<number> {
+    try {
+      const reply = await bus.request('lb.req.traffic', { tenantId: node.tenant_id, nodeIds: [node.id] }, { timeoutMs: TRAFFIC_TIMEOUT_MS });
+      return reply.nodes.find((n) => n.nodeId === node.id)?.activeConnections ?? 0;
+    } catch {
+      // No load balancer (or none answering): nothing routes to the node, so nothing to wait for.
+      return 0;
+    }
+  }
+
+  /**
+   * Announces that the nodes take no new connections, then waits until the load balancer
+   * reports none open on them, or the pool's drainSec passes.
+   */
+  async function drainAll(pool: Pool, nodes: readonly Node[], reason: string): Promise<void> {
+    const running = nodes.filter((n) => n.status === 'running');
+    if (running.length === 0) return;
+    for (const node of running) {
+      await bus.publish(
+        'node.evt.draining',
+        { tenantId: node.tenant_id, poolId: node.pool_id, nodeId: node.id, at: now(), reason },
+        { msgId: `node.evt.draining:${node.id}` },
+      );
+    }
+    const deadline = Date.now() + (pool.spec.drainSec ?? DEFAULT_DRAIN_SEC) * 1000;
+    await Promise.all(
+      running.map(async (node) => {
+        while ((await activeConnections(node)) > 0 && Date.now() < deadline) await sleep(Math.min(DRAIN_POLL_MS, Math.max(0, deadline - Date.now())));
+      }),
+    );
   }
 
   async function removeStrays(pool: Pool, liveNodeIds: ReadonlySet<string>): Promise<void> {
@@ -378,9 +471,9 @@ export function createCommandHandlers(deps: HandlerDeps): CommandHandlers {
     const pool = await repo.findPool(db, p.tenantId, p.poolId);
     if (!pool) throw new OrderFailure(`unknown pool ${p.poolId}`);
     await progress(p.orderId, p.tenantId, `deleting pool ${pool.name}`);
-    for (const node of await repo.poolNodes(db, pool.tenant_id, pool.id)) {
-      if (node.status !== 'removed') await removeNode(node, 'pool deleted');
-    }
+    const live = (await repo.poolNodes(db, pool.tenant_id, pool.id)).filter((n) => n.status !== 'removed');
+    await drainAll(pool, live, 'pool deleted');
+    for (const node of live) await removeNode(node, 'pool deleted');
     await removeStrays(pool, new Set());
     await repo.markPoolDeleted(db, pool.tenant_id, pool.id);
     await bus.publish(
@@ -426,14 +519,149 @@ export function createCommandHandlers(deps: HandlerDeps): CommandHandlers {
 
   const nodeHandler = (verb: NodeVerb) => (p: Payload<'node.cmd.start'>) => asOrder(p, `node.cmd.${verb}`, () => nodeCommand(verb, p));
 
+  /** The tenant's exit pool of the country, made with defaults when there is none. */
+  async function exitPoolFor(tenantId: string, country: string): Promise<Pool> {
+    const spec = addedPoolSpec(country, config.addedPoolNetwork);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const found = await repo.findLivePoolByName(db, tenantId, spec.name);
+      if (found) {
+        if (found.spec.kind !== 'exit' || found.spec.country?.toUpperCase() !== spec.country) {
+          throw new OrderFailure(`the pool named "${spec.name}" is not the exit pool of ${spec.country}`);
+        }
+        return found;
+      }
+      // 'name_taken': another manager process made it in between; find it next time round.
+      await repo.insertPool(db, { tenantId, poolId: randomUUID(), spec, desiredNodes: 0 });
+    }
+    throw new Error(`could not find or create pool ${spec.name}`);
+  }
+
+  async function addNode(p: Payload<'node.cmd.add'>): Promise<void> {
+    const country = p.country.toUpperCase();
+    const known = await repo.findNode(db, p.tenantId, p.nodeId);
+    if (known?.status === 'removed') throw new OrderFailure(`node ${p.nodeId} was removed; add a node with a new id`);
+    const pool = known
+      ? await livePool(p.tenantId, known.pool_id)
+      : await serial(`add:${p.tenantId}:${country}`, () => exitPoolFor(p.tenantId, country));
+    await serial(pool.id, async () => {
+      let current = await livePool(pool.tenant_id, pool.id);
+      // Read again under the pool's turn: a redelivered add finds the node it made before.
+      let node = await repo.findNode(db, p.tenantId, p.nodeId);
+      if (!node) {
+        node = await repo.appendNode(db, current, { tenantId: p.tenantId, nodeId: p.nodeId, server: p.server ?? null });
+        current = await livePool(pool.tenant_id, pool.id);
+        await announcePool(current);
+      }
+      if (node.status === 'removed') throw new OrderFailure(`node ${p.nodeId} was removed; add a node with a new id`);
+      await progress(p.orderId, p.tenantId, `starting node ${node.name} in ${country}`);
+      const image = imageOf(current.spec, config);
+      await ensureRunning(current, node, () => docker.ensureImage(image));
+    });
+    await fulfil(p.orderId, p.tenantId, { poolId: pool.id, nodeIds: [p.nodeId] });
+  }
+
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+  async function ownerOf(tenantId: string, nodeId: string, containerId: string): Promise<Node | undefined> {
+    // Labels of containers another Switchyard on this engine made can say anything.
+    if (!UUID.test(tenantId) || !UUID.test(nodeId)) return undefined;
+    const node = await repo.findNode(db, tenantId, nodeId);
+    if (!node || node.status === 'removed' || node.container_id !== containerId) return undefined;
+    return node;
+  }
+
+  async function nodeDied(d: Death): Promise<boolean> {
+    const node = await ownerOf(d.tenantId, d.nodeId, d.containerId);
+    // A node being created or started is in the hands of the command doing it.
+    if (!node || (node.status !== 'running' && node.status !== 'error')) return false;
+    await bus.publish(
+      'node.evt.died',
+      { tenantId: node.tenant_id, poolId: node.pool_id, nodeId: node.id, at: now(), containerId: d.containerId, exitCode: d.exitCode, oomKilled: d.oomKilled },
+      { msgId: `node.evt.died:${d.containerId}:${d.when}` },
+    );
+    await setHot(node, 'error');
+    await repo.updateNode(db, node.tenant_id, node.id, { status: 'error', ports: [] });
+    log.warn({ nodeId: node.id, containerId: d.containerId, exitCode: d.exitCode, oomKilled: d.oomKilled }, `node ${node.name} died`);
+    return true;
+  }
+
+  async function heal(tenantId: string, nodeId: string, action: 'restart' | 'replace'): Promise<'healed' | 'skipped'> {
+    const found = await repo.findNode(db, tenantId, nodeId);
+    if (!found) return 'skipped';
+    return serial(found.pool_id, async () => {
+      let node = await repo.findNode(db, tenantId, nodeId);
+      // Stopped, put to sleep or removed since it died: someone decided it should not run.
+      if (!node || (node.status !== 'error' && node.status !== 'running')) return 'skipped';
+      const pool = await repo.findPool(db, tenantId, node.pool_id);
+      if (!pool || pool.status === 'deleted' || node.ordinal > pool.desired_nodes) return 'skipped';
+      if (action === 'replace') {
+        const attrs = nodeAttributes(node);
+        for (const c of await docker.findContainers({ [Labels.tenant]: tenantId, [Labels.node]: nodeId })) await docker.remove(c.id, attrs);
+        await repo.updateNode(db, tenantId, nodeId, { containerId: null });
+        node = { ...node, container_id: null };
+        log.warn({ nodeId, containerId: found.container_id }, `replacing the container of node ${node.name}`);
+      }
+      const image = imageOf(pool.spec, config);
+      await ensureRunning(pool, node, () => docker.ensureImage(image));
+      return 'healed';
+    });
+  }
+
+  /** Nodes recorded as running whose container is not: they died while nobody was watching. */
+  async function noticeMissedDeaths(pool: Pool): Promise<void> {
+    const containers = await docker.findContainers({ [Labels.tenant]: pool.tenant_id, [Labels.pool]: pool.id });
+    for (const node of await repo.poolNodes(db, pool.tenant_id, pool.id)) {
+      const containerId = node.container_id;
+      if (node.status !== 'running' || !containerId || deps.isExpected(containerId)) continue;
+      const container = containers.find((c) => c.id === containerId);
+      if (container?.running) continue;
+      const state = container ? await docker.inspect(containerId).catch(() => null) : null;
+      await nodeDied({
+        tenantId: node.tenant_id,
+        nodeId: node.id,
+        containerId,
+        exitCode: state?.exitCode ?? -1,
+        oomKilled: state?.oomKilled ?? false,
+        when: state?.finishedAt?.toISOString() ?? 'gone',
+      });
+    }
+  }
+
+  async function reconcileAll(): Promise<RunningNode[]> {
+    for (const { tenant_id: tenantId, id: poolId } of await repo.listPools(db)) {
+      try {
+        await serial(poolId, async () => {
+          const pool = await repo.findPool(db, tenantId, poolId);
+          if (!pool || pool.status === 'deleted') return;
+          await noticeMissedDeaths(pool);
+          await reconcile(pool);
+        });
+      } catch (err) {
+        if (!(err instanceof OrderFailure || err instanceof DockerOpError)) throw err;
+        log.warn({ poolId, err: err.message }, 'could not reconcile a pool; the next reconciliation tries again');
+      }
+    }
+    const nodes = await repo.listNodes(db, {});
+    return nodes
+      .filter((n) => n.status === 'running' && n.container_id)
+      .map((n) => ({ containerId: n.container_id!, node: { tenantId: n.tenant_id, poolId: n.pool_id, nodeId: n.id } }));
+  }
+
   return {
-    'pool.cmd.create': (p) => asOrder(p, 'pool.cmd.create', () => serial(p.poolId, () => createPool(p))),
-    'pool.cmd.scale': (p) => asOrder(p, 'pool.cmd.scale', () => serial(p.poolId, () => scalePool(p))),
-    'pool.cmd.delete': (p) => asOrder(p, 'pool.cmd.delete', () => serial(p.poolId, () => deletePool(p))),
-    'node.cmd.start': nodeHandler('start'),
-    'node.cmd.stop': nodeHandler('stop'),
-    'node.cmd.restart': nodeHandler('restart'),
-    'node.cmd.sleep': nodeHandler('sleep'),
-    'node.cmd.wake': nodeHandler('wake'),
+    commands: {
+      'node.cmd.add': (p) => asOrder(p, 'node.cmd.add', () => addNode(p)),
+      'pool.cmd.create': (p) => asOrder(p, 'pool.cmd.create', () => serial(p.poolId, () => createPool(p))),
+      'pool.cmd.scale': (p) => asOrder(p, 'pool.cmd.scale', () => serial(p.poolId, () => scalePool(p))),
+      'pool.cmd.delete': (p) => asOrder(p, 'pool.cmd.delete', () => serial(p.poolId, () => deletePool(p))),
+      'node.cmd.start': nodeHandler('start'),
+      'node.cmd.stop': nodeHandler('stop'),
+      'node.cmd.restart': nodeHandler('restart'),
+      'node.cmd.sleep': nodeHandler('sleep'),
+      'node.cmd.wake': nodeHandler('wake'),
+    },
+    nodeDied,
+    heal,
+    ownerOf,
+    reconcileAll,
   };
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from '@switchyard/db';
 import type { NodeStatus, PoolSpec, PublishedPort } from '@switchyard/contracts';
-import type { Database, Node, Pool } from './tables.js';
+import type { Database, HostPorts, Node, Pool } from './tables.js';
 
 /** The database or a transaction: every function here works with either. */
 export type Db = Kysely<Database>;
@@ -126,6 +126,8 @@ export async function ensureNode(db: Db, slot: NodeSlot): Promise<Node> {
       status: 'creating',
       container_id: null,
       ports: '[]',
+      host_ports: '{}',
+      server: null,
       started_at: null,
       updated_at: new Date(),
     })
@@ -163,9 +165,82 @@ export async function updateNode(db: Db, tenantId: string, nodeId: string, patch
     .execute();
 }
 
-/** A tenant's live nodes (removed ones left out), optionally of one pool. */
-export async function listNodes(db: Db, tenantId: string, poolId?: string): Promise<Node[]> {
-  let q = db.selectFrom('nodes').selectAll().where('tenant_id', '=', tenantId).where('status', '<>', 'removed');
-  if (poolId !== undefined) q = q.where('pool_id', '=', poolId);
-  return q.orderBy('pool_id').orderBy('ordinal').execute();
+export interface NodeFilter {
+  /** Every tenant's when absent. */
+  tenantId?: string | undefined;
+  poolId?: string | undefined;
+  nodeId?: string | undefined;
+}
+
+/** Live nodes (removed ones left out), narrowed by the filter. */
+export async function listNodes(db: Db, filter: NodeFilter): Promise<Node[]> {
+  let q = db.selectFrom('nodes').selectAll().where('status', '<>', 'removed');
+  if (filter.tenantId !== undefined) q = q.where('tenant_id', '=', filter.tenantId);
+  if (filter.poolId !== undefined) q = q.where('pool_id', '=', filter.poolId);
+  if (filter.nodeId !== undefined) q = q.where('id', '=', filter.nodeId);
+  return q.orderBy('tenant_id').orderBy('pool_id').orderBy('ordinal').execute();
+}
+
+/** Live pools, of one tenant or of all. */
+export async function listPools(db: Db, tenantId?: string): Promise<Pool[]> {
+  let q = db.selectFrom('pools').selectAll().where('status', '=', 'active');
+  if (tenantId !== undefined) q = q.where('tenant_id', '=', tenantId);
+  return q.orderBy('tenant_id').orderBy('name').execute();
+}
+
+export async function findLivePoolByName(db: Db, tenantId: string, name: string): Promise<Pool | undefined> {
+  return db
+    .selectFrom('pools')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('name', '=', name)
+    .where('status', '=', 'active')
+    .executeTakeFirst();
+}
+
+export async function setHostPorts(db: Db, tenantId: string, nodeId: string, ports: HostPorts): Promise<void> {
+  await db
+    .updateTable('nodes')
+    .set({ host_ports: JSON.stringify(ports), updated_at: new Date() })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', nodeId)
+    .execute();
+}
+
+export interface AddedNode {
+  tenantId: string;
+  nodeId: string;
+  server: string | null;
+}
+
+/**
+ * Appends a node with the caller's id at the pool's next ordinal and grows the pool to include
+ * it, in one transaction: a crash in between would leave a node the next reconcile removes.
+ * A row removed by an earlier scale-down at that ordinal is taken over.
+ */
+export async function appendNode(db: Db, pool: Pool, n: AddedNode): Promise<Node> {
+  return db.transaction().execute(async (tx) => {
+    const ordinal = pool.desired_nodes + 1;
+    const name = `${pool.name}-${ordinal}`;
+    const node = await tx
+      .insertInto('nodes')
+      .values({ tenant_id: n.tenantId, id: n.nodeId, pool_id: pool.id, ordinal, name, status: 'creating', ports: '[]', server: n.server })
+      .onConflict((oc) =>
+        oc
+          .columns(['tenant_id', 'pool_id', 'ordinal'])
+          .doUpdateSet({ id: n.nodeId, name, status: 'creating', container_id: null, ports: '[]', host_ports: '{}', started_at: null, server: n.server, updated_at: new Date() })
+          .where('nodes.status', '=', 'removed'),
+      )
+      .returningAll()
+      .executeTakeFirst();
+    if (!node) throw new Error(`pool ${pool.name} has a live node at ordinal ${ordinal} beyond its size`);
+    const spec = { ...pool.spec, nodes: { min: ordinal, max: Math.max(pool.spec.nodes.max, ordinal) } };
+    await tx
+      .updateTable('pools')
+      .set({ desired_nodes: ordinal, spec: JSON.stringify(spec), updated_at: new Date() })
+      .where('tenant_id', '=', pool.tenant_id)
+      .where('id', '=', pool.id)
+      .execute();
+    return node;
+  });
 }

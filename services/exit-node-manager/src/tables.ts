@@ -20,6 +20,8 @@ export interface PoolTable {
   updated_at: UpdatedAt;
 }
 
+export type HostPorts = Record<string, number>;
+
 export interface NodeTable {
   tenant_id: string;
   id: string;
@@ -30,6 +32,10 @@ export interface NodeTable {
   container_id: string | null;
   status: NodeStatus;
   ports: Json<PublishedPort[]>;
+  /** The VPN server this node was asked to use (node.cmd.add), passed as SERVER_HOSTNAMES. */
+  server: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Host-network nodes: port name → the host port it listens on, stable for the node's life. */
+  host_ports: ColumnType<HostPorts, string | undefined, string>;
   started_at: Date | null;
   created_at: CreatedAt;
   updated_at: UpdatedAt;

@@ -7,7 +7,9 @@ import {
   EXIT_NODE_PORTS,
   imageOf,
   nodePorts,
+  portsToAllocate,
   publishedPorts,
+  volumeName,
   type SpecConfig,
 } from '../src/container-spec.js';
 
@@ -55,9 +57,9 @@ describe('containerSpec for an exit pool', () => {
   });
 
   it('selects the country, and the pool country wins over spec.env', () => {
-    expect(spec.Env).toEqual(['SERVER_COUNTRIES=JP']);
+    expect(spec.Env).toEqual(['SERVER_COUNTRIES=JP', `NODE_ID=${nodeId}`]);
     const withEnv = build({ ...exitSpec, env: { SERVER_COUNTRIES: 'US', FIREWALL: 'off' } });
-    expect(withEnv.Env).toEqual(['SERVER_COUNTRIES=JP', 'FIREWALL=off']);
+    expect(withEnv.Env).toEqual(['SERVER_COUNTRIES=JP', 'FIREWALL=off', `NODE_ID=${nodeId}`]);
   });
 
   it('exposes proxy 8888 and control 8000, published on the publish host with a Docker-chosen port', () => {
@@ -120,5 +122,66 @@ describe('publishedPorts', () => {
   it('leaves out ports of a stopped container and bindings on other addresses', () => {
     expect(publishedPorts(exitSpec, { '8888/tcp': null, '8000/tcp': [{ HostIp: '0.0.0.0', HostPort: '1' }] }, '127.0.0.1')).toEqual([]);
     expect(publishedPorts(exitSpec, undefined, '127.0.0.1')).toEqual([]);
+  });
+});
+
+describe('containerSpec on the host network', () => {
+  const hostExit: PoolSpec = { ...exitSpec, network: 'host' };
+  const hostPorts = { proxy: 40001, control: 40002 };
+  const spec = containerSpec({ tenantId, id: poolId, spec: hostExit }, { id: nodeId, ordinal: 2, hostPorts }, config);
+
+  it("shares the host's network and publishes nothing through Docker", () => {
+    expect(spec.HostConfig?.NetworkMode).toBe('host');
+    expect(spec.HostConfig?.PortBindings).toBeUndefined();
+    expect(spec.ExposedPorts).toBeUndefined();
+    // Docker refuses a hostname of the container's own on the host network.
+    expect(spec.Hostname).toBeUndefined();
+  });
+
+  it("tells an exit node its ports and to bind the publish host only", () => {
+    expect(spec.Env).toEqual(expect.arrayContaining(['HTTPPROXY_PORT=40001', 'CONTROL_PORT=40002', 'BIND_ADDRESS=127.0.0.1']));
+  });
+
+  it('names the chosen ports on the publish host, whatever Docker reports', () => {
+    expect(publishedPorts(hostExit, {}, '127.0.0.1', hostPorts)).toEqual([
+      { name: 'proxy', containerPort: 8888, hostIp: '127.0.0.1', hostPort: 40001 },
+      { name: 'control', containerPort: 8000, hostIp: '127.0.0.1', hostPort: 40002 },
+    ]);
+  });
+
+  it('allocates only ports that have an env variable and no port yet', () => {
+    expect(portsToAllocate(hostExit, {})).toEqual(['proxy', 'control']);
+    expect(portsToAllocate(hostExit, { proxy: 40001 })).toEqual(['control']);
+    expect(portsToAllocate(exitSpec, {})).toEqual([]);
+    const app: PoolSpec = { ...appSpec, network: 'host', ports: [{ name: 'http', containerPort: 80, env: 'PORT' }, { name: 'fixed', containerPort: 9090 }] };
+    expect(portsToAllocate(app, {})).toEqual(['http']);
+    // A port the image cannot be told about stays where the image puts it.
+    expect(publishedPorts(app, {}, '127.0.0.1', { http: 41000 })).toEqual([
+      { name: 'http', containerPort: 80, hostIp: '127.0.0.1', hostPort: 41000 },
+      { name: 'fixed', containerPort: 9090, hostIp: '127.0.0.1', hostPort: 9090 },
+    ]);
+    const appSpecOnHost = containerSpec({ tenantId, id: poolId, spec: app }, { id: nodeId, ordinal: 1, hostPorts: { http: 41000 } }, config);
+    expect(appSpecOnHost.Env).toEqual(['MODE=production', 'PORT=41000']);
+  });
+});
+
+describe('containerSpec placement and volumes', () => {
+  it("passes region, city and the node's server under gluetun's names", () => {
+    const spec = containerSpec(
+      { tenantId, id: poolId, spec: { ...exitSpec, region: 'Tokyo', city: 'Shibuya' } },
+      { id: nodeId, ordinal: 1, server: 'jp-tok-01.example.net' },
+      config,
+    );
+    expect(spec.Env).toEqual(
+      expect.arrayContaining(['SERVER_COUNTRIES=JP', 'SERVER_REGIONS=Tokyo', 'SERVER_CITIES=Shibuya', 'SERVER_HOSTNAMES=jp-tok-01.example.net']),
+    );
+  });
+
+  it('mounts a named volume per node at each mount path', () => {
+    const spec = build({ ...appSpec, volumes: [{ name: 'data', mountPath: '/var/lib/data' }] }, 2);
+    expect(spec.HostConfig?.Mounts).toEqual([
+      expect.objectContaining({ Type: 'volume', Source: volumeName(tenantId, 'blog', 'data', 2), Target: '/var/lib/data' }),
+    ]);
+    expect(volumeName(tenantId, 'blog', 'data', 2)).toBe('sy-0c0ffee0-blog-2-data');
   });
 });
