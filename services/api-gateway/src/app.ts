@@ -1,49 +1,40 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { Logger } from 'pino';
-import type { Bus } from '@switchyard/bus';
 import { Id, Name, NodeStatus, PublishedPort, Timestamp } from '@switchyard/contracts';
 import { sql, type Kysely } from '@switchyard/db';
+import { compatRoutes } from './compat/routes.js';
+import type { Fleet } from './fleet.js';
+import { authenticateKey, callerOf, type BasicAccount } from './http/auth.js';
 import { badRequest, installErrorHandler, notFound, RequestError, validatorCompiler } from './http/errors.js';
 import { installTracing } from './http/tracing.js';
-import { createTenant, findCaller, type Caller } from './keys.js';
+import { createTenant } from './keys.js';
 import { getOrder, listOrders, OrderRequest, OrderView, orderIssues, placeOrder, toView } from './orders.js';
+import { ErrorBody } from './routes/schemas.js';
+import { fleetRoutes } from './routes/v1-fleet.js';
+import type { ServerCatalog } from './server-catalog.js';
 import type { Database } from './tables.js';
 
 export interface AppDeps {
   db: Kysely<Database>;
-  bus: Bus;
   log: Logger;
   /** Called after an order commits so its command goes out without waiting for a poll. */
   onOrderPlaced: () => void;
   natsConnected: () => boolean;
-}
-
-const ErrorBody = Type.Object({
-  error: Type.String(),
-  message: Type.String(),
-  issues: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
-});
-
-const callers = new WeakMap<FastifyRequest, Caller>();
-function callerOf(request: FastifyRequest): Caller {
-  const caller = callers.get(request);
-  if (!caller) throw new RequestError(401, 'unauthorized', 'missing API key');
-  return caller;
-}
-
-function apiKeyOf(request: FastifyRequest): string | undefined {
-  const auth = request.headers.authorization;
-  if (auth?.startsWith('Bearer ')) return auth.slice('Bearer '.length).trim();
-  const header = request.headers['x-api-key'];
-  return typeof header === 'string' ? header : undefined;
+  /** Questions to the services that own nodes, health and routing. */
+  fleet: Fleet;
+  /** The VPN server catalog of the /api surface. */
+  servers: ServerCatalog;
+  /** HTTP Basic account of the /api surface; absent, only API keys open it. */
+  basic?: BasicAccount | undefined;
 }
 
 /** The HTTP API as a plugin-style factory that never listens: tests use `app.inject`. */
 export function buildApp(deps: AppDeps): FastifyInstance {
-  const { db, bus } = deps;
+  const { db } = deps;
   const app: FastifyInstance = Fastify({ loggerInstance: deps.log as FastifyBaseLogger, bodyLimit: 256 * 1024, return503OnClosing: true });
   app.setValidatorCompiler(validatorCompiler);
   installErrorHandler(app);
@@ -53,30 +44,37 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.register(swagger, {
     openapi: {
       info: { title: 'Switchyard API', version: '0.1.0', description: 'Orders for exit nodes and sleepy services' },
-      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'an API key of one tenant' } } },
-      security: [{ apiKey: [] }],
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'http', scheme: 'bearer', description: 'an API key of one tenant' },
+          basic: { type: 'http', scheme: 'basic', description: '/api only: COMPAT_API_USERNAME and COMPAT_API_PASSWORD' },
+        },
+      },
+      security: [{ apiKey: [] }, { basic: [] }],
     },
   });
   app.register(async (plugin) => {
     plugin.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   });
+  // The UI fetches its own copy of the document (/docs/json), built from the same routes.
+  app.register(swaggerUi, { routePrefix: '/docs' });
 
+  const reachability = async () => ({
+    database: await sql`select 1`.execute(db).then(() => true, () => false),
+    nats: deps.natsConnected(),
+  });
   app.get('/healthz', async (_request, reply) => {
-    const database = await sql`select 1`.execute(db).then(() => true, () => false);
-    const nats = deps.natsConnected();
+    const { database, nats } = await reachability();
     const ok = database && nats;
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', database, nats });
   });
 
+  app.register(compatRoutes({ db, fleet: deps.fleet, servers: deps.servers, basic: deps.basic, onOrderPlaced: deps.onOrderPlaced, health: reachability }), { prefix: '/api' });
+
   app.register(async (plugin) => {
     const v1 = plugin.withTypeProvider<TypeBoxTypeProvider>();
-    v1.addHook('onRequest', async (request) => {
-      const key = apiKeyOf(request);
-      if (!key) throw new RequestError(401, 'unauthorized', 'missing API key: send "Authorization: Bearer <key>"');
-      const caller = await findCaller(db, key);
-      if (!caller) throw new RequestError(401, 'unauthorized', 'unknown or revoked API key');
-      callers.set(request, caller);
-    });
+    v1.addHook('onRequest', async (request) => authenticateKey(db, request));
+    v1.register(fleetRoutes({ db, fleet: deps.fleet, onOrderPlaced: deps.onOrderPlaced }));
 
     v1.post('/tenants', {
       schema: {
@@ -149,9 +147,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         },
       },
     }, async (request) => {
-      const { tenantId } = callerOf(request);
-      const reply = await bus.request('node.req.list', { tenantId, ...(request.query.poolId ? { poolId: request.query.poolId } : {}) }, { timeoutMs: 3000 });
-      return { nodes: reply.nodes.map((n) => ({ id: n.nodeId, poolId: n.poolId, name: n.name, status: n.status, ports: n.ports, startedAt: n.startedAt })) };
+      const nodes = await deps.fleet.nodes(callerOf(request).tenantId, request.query.poolId);
+      return { nodes: nodes.map((n) => ({ id: n.nodeId, poolId: n.poolId, name: n.name, status: n.status, ports: n.ports, startedAt: n.startedAt })) };
     });
   }, { prefix: '/v1' });
 

@@ -3,27 +3,52 @@ import { createDb, migrateToLatest } from '@switchyard/db';
 import { runService } from '@switchyard/service-kit';
 import { buildApp } from './app.js';
 import { ApiGatewayEnv } from './config.js';
+import { createFleet } from './fleet.js';
 import { ensureAdmin } from './keys.js';
 import { migrations } from './migrations.js';
 import { orderEventHandlers } from './order-events.js';
 import { startOutboxRelay } from './outbox.js';
+import { loadServerCatalog } from './server-catalog.js';
+import { speedTestHandlers } from './speed-tests.js';
 import type { Database } from './tables.js';
+
+/** A config problem found after the schema check: same exit code, same "VARIABLE: reason" line. */
+function exitConfig(log: { error(o: object, m: string): void }, variable: string, reason: string): never {
+  log.error({ variable }, `${variable}: ${reason}`);
+  process.stderr.write(`api-gateway: bad configuration\n  ${variable}: ${reason}\n`);
+  process.exit(78);
+}
 
 await runService({
   name: 'api-gateway',
   description: 'HTTP API: tenants, API keys and orders; publishes commands through an outbox',
   env: ApiGatewayEnv,
   async start({ config, log, bus, natsConnected, onShutdown, supervise }) {
+    if ((config.COMPAT_API_USERNAME === undefined) !== (config.COMPAT_API_PASSWORD === undefined)) {
+      exitConfig(log, config.COMPAT_API_USERNAME ? 'COMPAT_API_PASSWORD' : 'COMPAT_API_USERNAME', 'set both COMPAT_API_USERNAME and COMPAT_API_PASSWORD, or neither');
+    }
+    const servers = await loadServerCatalog(config.VPN_SERVERS_FILE).catch((err: Error) => exitConfig(log, 'VPN_SERVERS_FILE', err.message));
+
     const db = createDb<Database>(config.DATABASE_URL, { applicationName: 'api-gateway' });
     onShutdown(() => db.destroy());
     await migrateToLatest(db, { migrations, table: 'api_gateway_migrations' });
-    await ensureAdmin(db, config.ADMIN_TENANT_NAME, config.ADMIN_API_KEY);
+    const adminTenantId = await ensureAdmin(db, config.ADMIN_TENANT_NAME, config.ADMIN_API_KEY);
+    const compatTenantId = config.COMPAT_API_TENANT_ID ?? adminTenantId;
+    if (config.COMPAT_API_TENANT_ID) {
+      const tenant = await db.selectFrom('tenants').select('id').where('id', '=', config.COMPAT_API_TENANT_ID).executeTakeFirst();
+      if (!tenant) exitConfig(log, 'COMPAT_API_TENANT_ID', `no tenant ${config.COMPAT_API_TENANT_ID}`);
+    }
 
     const relay = startOutboxRelay({ db, bus, log, pollMs: config.OUTBOX_POLL_MS });
     onShutdown(() => relay.stop());
     supervise('order events', bus.consume('apiGatewayOrders', orderEventHandlers(db), { concurrency: 8 }));
+    supervise('speed test results', bus.consume('apiGatewaySpeedTests', speedTestHandlers(db), { concurrency: 4 }));
 
-    const app = buildApp({ db, bus, log, onOrderPlaced: () => relay.kick(), natsConnected });
+    const fleet = createFleet({ bus, natsConnected, timeoutMs: config.SERVICE_REQUEST_TIMEOUT_MS, speedTestTimeoutMs: config.SPEEDTEST_TIMEOUT_MS });
+    const basic = config.COMPAT_API_USERNAME && config.COMPAT_API_PASSWORD
+      ? { username: config.COMPAT_API_USERNAME, password: config.COMPAT_API_PASSWORD, tenantId: compatTenantId }
+      : undefined;
+    const app = buildApp({ db, log, onOrderPlaced: () => relay.kick(), natsConnected, fleet, servers, basic });
     // Registered last so it runs first: stop taking requests before the relay and db close.
     onShutdown(() => app.close());
     const address = await app.listen({ host: config.API_HOST, port: config.API_PORT });

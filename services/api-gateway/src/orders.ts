@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import Type, { type Static } from 'typebox';
 import {
+  CountryCode,
   Id,
+  isKnownCountry,
   OrderStatus,
   PoolSpec,
   poolSpecIssues,
@@ -12,6 +14,7 @@ import {
 } from '@switchyard/contracts';
 import { currentTraceparent } from '@switchyard/bus';
 import { sql, type Kysely, type Transaction } from '@switchyard/db';
+import { HOSTNAME } from './server-catalog.js';
 import type { Database, Order } from './tables.js';
 
 
@@ -30,11 +33,14 @@ export const OrderRequest = Type.Object(
       Type.Literal('node.start'),
       Type.Literal('node.stop'),
       Type.Literal('node.restart'),
+      Type.Literal('node.add'),
     ]),
     pool: Type.Optional(PoolSpec),
     poolId: Type.Optional(Id),
     nodes: Type.Optional(NodeCount),
     nodeId: Type.Optional(Id),
+    country: Type.Optional(CountryCode),
+    server: Type.Optional(Type.String({ pattern: HOSTNAME.source, maxLength: 253, description: 'the VPN server hostname the node should use' })),
   },
   { additionalProperties: false },
 );
@@ -53,23 +59,28 @@ export const OrderView = Type.Object({
 });
 export type OrderView = Static<typeof OrderView>;
 
-const FIELDS_BY_TYPE: Record<OrderType, readonly (keyof OrderRequest)[]> = {
-  'pool.create': ['pool'],
-  'pool.scale': ['poolId', 'nodes'],
-  'pool.delete': ['poolId'],
-  'node.start': ['nodeId'],
-  'node.stop': ['nodeId'],
-  'node.restart': ['nodeId'],
+type Field = Exclude<keyof OrderRequest, 'type'>;
+const FIELDS: readonly Field[] = ['pool', 'poolId', 'nodes', 'nodeId', 'country', 'server'];
+const FIELDS_BY_TYPE: Record<OrderType, { required: readonly Field[]; optional?: readonly Field[] }> = {
+  'pool.create': { required: ['pool'] },
+  'pool.scale': { required: ['poolId', 'nodes'] },
+  'pool.delete': { required: ['poolId'] },
+  'node.start': { required: ['nodeId'] },
+  'node.stop': { required: ['nodeId'] },
+  'node.restart': { required: ['nodeId'] },
+  // The node id is chosen here and returned in the order's result.
+  'node.add': { required: ['country'], optional: ['server'] },
 };
 
 export function orderIssues(order: OrderRequest): Issue[] {
-  const wanted = FIELDS_BY_TYPE[order.type];
+  const { required, optional = [] } = FIELDS_BY_TYPE[order.type];
   const issues: Issue[] = [];
-  for (const field of ['pool', 'poolId', 'nodes', 'nodeId'] as const) {
+  for (const field of FIELDS) {
     const present = order[field] !== undefined;
-    if (wanted.includes(field) && !present) issues.push({ path: field, message: `required for a ${order.type} order` });
-    if (!wanted.includes(field) && present) issues.push({ path: field, message: `not allowed in a ${order.type} order` });
+    if (required.includes(field) && !present) issues.push({ path: field, message: `required for a ${order.type} order` });
+    if (!required.includes(field) && !optional.includes(field) && present) issues.push({ path: field, message: `not allowed in a ${order.type} order` });
   }
+  if (order.country !== undefined && !isKnownCountry(order.country)) issues.push({ path: 'country', message: `unknown country "${order.country}" (expected an ISO 3166-1 alpha-2 code)` });
   if (order.pool) issues.push(...poolSpecIssues(order.pool).map((i) => ({ ...i, path: `pool.${i.path}` })));
   if (order.nodes && order.nodes.min > order.nodes.max) issues.push({ path: 'nodes.min', message: 'must not exceed nodes.max' });
   return issues;
@@ -95,6 +106,11 @@ export function commandFor(orderId: string, tenantId: string, order: OrderReques
     case 'node.restart': {
       const subject = `node.cmd.${order.type.slice('node.'.length)}` as 'node.cmd.start' | 'node.cmd.stop' | 'node.cmd.restart';
       return { command: { subject, payload: { ...ids, nodeId: order.nodeId! } }, result: { nodeId: order.nodeId } };
+    }
+    case 'node.add': {
+      const nodeId = randomUUID();
+      const payload = { ...ids, nodeId, country: order.country!.toUpperCase(), ...(order.server ? { server: order.server } : {}) };
+      return { command: { subject: 'node.cmd.add', payload }, result: { nodeId } };
     }
   }
 }
@@ -167,6 +183,11 @@ export async function placeOrder(
       .execute();
     return { order, replayed: false };
   });
+}
+
+/** An order the gateway places for a call of its own (no client key, so never a replay). */
+export async function placeOwnOrder(db: Kysely<Database>, tenantId: string, request: OrderRequest): Promise<Order> {
+  return ((await placeOrder(db, tenantId, request)) as { order: Order }).order;
 }
 
 export async function getOrder(db: Kysely<Database>, tenantId: string, id: string): Promise<Order | undefined> {

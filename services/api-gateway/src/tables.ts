@@ -48,13 +48,26 @@ export interface OutboxTable {
   published_at: Date | null;
 }
 
+export interface SpeedTestTable {
+  tenant_id: string;
+  id: string;
+  node_id: string;
+  download_mbps: number;
+  upload_mbps: number;
+  latency_ms: number;
+  tested_at: Date;
+  created_at: CreatedAt;
+}
+
 export interface Database {
   tenants: TenantTable;
   api_keys: ApiKeyTable;
   orders: OrderTable;
   outbox: OutboxTable;
+  speed_tests: SpeedTestTable;
 }
 
 export type Order = Selectable<OrderTable>;
 export type NewOrder = Insertable<OrderTable>;
 export type OutboxRow = Selectable<OutboxTable>;
+export type SpeedTest = Selectable<SpeedTestTable>;

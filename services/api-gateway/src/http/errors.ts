@@ -1,5 +1,5 @@
-import type { FastifyError, FastifyInstance, FastifySchemaCompiler } from 'fastify';
-import type { TSchema } from 'typebox';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaCompiler } from 'fastify';
+import Type, { type TSchema } from 'typebox';
 import { Value } from 'typebox/value';
 import { formatIssues, schemaIssues, type Issue } from '@switchyard/contracts';
 import { isDatabaseUnavailable } from '@switchyard/db';
@@ -13,6 +13,13 @@ export class RequestError extends Error {
     readonly issues: readonly Issue[] = [],
   ) {
     super(message);
+  }
+}
+
+/** A service the request needs did not answer (no responder, timeout): a 503 that names it. */
+export class ServiceUnavailable extends Error {
+  constructor(readonly service: string) {
+    super(`${service} is unavailable; retry shortly`);
   }
 }
 
@@ -31,6 +38,8 @@ const PART_PREFIX: Record<string, string> = { body: '', querystring: 'query', pa
  * path values are converted from strings first.
  */
 export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => (data: unknown) => {
+  // A route whose body is Type.Optional also takes a request without one.
+  if (httpPart === 'body' && data == null && Type.IsOptional(schema)) return { value: undefined };
   let value: unknown = data ?? (httpPart === 'body' ? undefined : {});
   if (httpPart === 'querystring' || httpPart === 'params') value = Value.Default(schema, Value.Convert(schema, value as object));
   const issues = schemaIssues(schema, value);
@@ -38,38 +47,63 @@ export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, http
   return { value };
 };
 
-function isNatsUnavailable(err: unknown): boolean {
+/** No responder, a timeout or a lost connection: the bus, or the service behind a subject, is away. */
+export function isNatsUnavailable(err: unknown): boolean {
   const name = (err as Error | undefined)?.name ?? '';
   const message = (err as Error | undefined)?.message ?? '';
   return /NoResponders|Timeout|ClosedConnection|DrainingConnection|ConnectionError|RequestError/.test(name) || /no responders|timeout|connection (closed|draining)|disconnect/i.test(message);
 }
 
-/** One place decides what a caller sees; internals never leak on 5xx. */
-export function installErrorHandler(app: FastifyInstance): void {
-  app.setErrorHandler((err: FastifyError | RequestError | Error, request, reply) => {
-    if (err instanceof RequestError) {
-      return reply.code(err.statusCode).send({ error: err.error, message: err.message, ...(err.issues.length ? { issues: err.issues.map((i) => ({ field: i.path, message: i.message })) } : {}) });
-    }
-    const status = (err as FastifyError).statusCode;
-    if (status && status >= 400 && status < 500) {
-      const code = (err as FastifyError).code;
-      const field = code?.startsWith('FST_ERR_CTP') ? 'body' : undefined;
-      return reply.code(status).send({
-        error: status === 415 ? 'unsupported_media_type' : status === 413 ? 'payload_too_large' : 'bad_request',
-        message: field ? `body: ${err.message}` : err.message,
-        ...(field ? { issues: [{ field, message: err.message }] } : {}),
-      });
-    }
-    if (isDatabaseUnavailable(err)) {
-      request.log.warn({ err: err.message }, 'database unavailable');
-      return reply.code(503).header('retry-after', '2').send({ error: 'unavailable', message: 'the database is unavailable; retry shortly' });
-    }
-    if (isNatsUnavailable(err)) {
-      request.log.warn({ err: err.message }, 'NATS unavailable');
-      return reply.code(503).header('retry-after', '2').send({ error: 'unavailable', message: 'the message bus is unavailable; retry shortly' });
-    }
-    request.log.error({ err }, 'unhandled error');
-    return reply.code(500).send({ error: 'internal', message: 'internal error' });
-  });
-  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url}` }));
+export interface ErrorBody {
+  error: string;
+  message: string;
+  issues?: { field: string; message: string }[];
+}
+
+function answer(reply: FastifyReply, status: number, body: ErrorBody, withDetail: boolean) {
+  // FastAPI clients of the compatibility surface read `detail`.
+  return reply.code(status).send(withDetail ? { ...body, detail: body.message } : body);
+}
+
+function handle(err: FastifyError | RequestError | Error, request: FastifyRequest, reply: FastifyReply, withDetail: boolean) {
+  if (err instanceof RequestError) {
+    return answer(reply, err.statusCode, { error: err.error, message: err.message, ...(err.issues.length ? { issues: err.issues.map((i) => ({ field: i.path, message: i.message })) } : {}) }, withDetail);
+  }
+  const status = (err as FastifyError).statusCode;
+  if (status && status >= 400 && status < 500) {
+    const code = (err as FastifyError).code;
+    const field = code?.startsWith('FST_ERR_CTP') ? 'body' : undefined;
+    return answer(reply, status, {
+      error: status === 415 ? 'unsupported_media_type' : status === 413 ? 'payload_too_large' : 'bad_request',
+      message: field ? `body: ${err.message}` : err.message,
+      ...(field ? { issues: [{ field, message: err.message }] } : {}),
+    }, withDetail);
+  }
+  if (err instanceof ServiceUnavailable) {
+    request.log.warn({ service: err.service }, 'service unavailable');
+    reply.header('retry-after', '2');
+    return answer(reply, 503, { error: 'unavailable', message: err.message }, withDetail);
+  }
+  if (isDatabaseUnavailable(err)) {
+    request.log.warn({ err: err.message }, 'database unavailable');
+    reply.header('retry-after', '2');
+    return answer(reply, 503, { error: 'unavailable', message: 'the database is unavailable; retry shortly' }, withDetail);
+  }
+  if (isNatsUnavailable(err)) {
+    request.log.warn({ err: err.message }, 'NATS unavailable');
+    reply.header('retry-after', '2');
+    return answer(reply, 503, { error: 'unavailable', message: 'the message bus is unavailable; retry shortly' }, withDetail);
+  }
+  request.log.error({ err }, 'unhandled error');
+  return answer(reply, 500, { error: 'internal', message: 'internal error' }, withDetail);
+}
+
+/**
+ * One place decides what a caller sees; internals never leak on 5xx. `detail` adds FastAPI's
+ * error field for a scope whose clients expect it (the /api compatibility surface).
+ */
+export function installErrorHandler(app: FastifyInstance, opts: { detail?: boolean } = {}): void {
+  const withDetail = opts.detail ?? false;
+  app.setErrorHandler((err: FastifyError | RequestError | Error, request, reply) => handle(err, request, reply, withDetail));
+  app.setNotFoundHandler((request, reply) => answer(reply, 404, { error: 'not_found', message: `no route ${request.method} ${request.url}` }, withDetail));
 }

@@ -1,0 +1,109 @@
+import type { Bus } from '@switchyard/bus';
+import type { NodeHealth, NodeTraffic, NodeView, PoolView, Payload, ReplyOf, RequestSubject } from '@switchyard/contracts';
+import { isNatsUnavailable, ServiceUnavailable } from './http/errors.js';
+
+/** Who answers each subject the gateway asks, to name it when it does not answer. */
+const ANSWERED_BY = {
+  'node.req.list': 'exit-node-manager',
+  'node.req.logs': 'exit-node-manager',
+  'pool.req.snapshot': 'exit-node-manager',
+  'health.req.status': 'health-monitor',
+  'health.req.speedtest': 'health-monitor',
+  'lb.req.best': 'load-balancer',
+  'lb.req.traffic': 'load-balancer',
+  'lb.req.strategy': 'load-balancer',
+} as const satisfies Record<RequestSubject, string>;
+type Asked = keyof typeof ANSWERED_BY;
+
+/** A figure that may be missing because the service that has it did not answer. */
+export interface Optional<T> {
+  value: T;
+  /** The service that did not answer; `value` is then the empty default. */
+  unavailable?: string;
+}
+
+export interface FleetDeps {
+  bus: Pick<Bus, 'request'>;
+  natsConnected: () => boolean;
+  timeoutMs: number;
+  speedTestTimeoutMs: number;
+}
+
+/**
+ * The gateway's questions to the services that own nodes, health and routing. A question the
+ * call cannot do without fails as a 503 naming the silent service; health and counters are
+ * optional and degrade to "unknown" and zeros, saying which service was missing.
+ */
+export function createFleet(deps: FleetDeps) {
+  const { bus } = deps;
+
+  async function ask<S extends Asked>(subject: S, payload: Payload<S>, timeoutMs = deps.timeoutMs): Promise<ReplyOf<S>> {
+    try {
+      return await bus.request(subject, payload, { timeoutMs });
+    } catch (err) {
+      // With NATS itself away the error handler's "message bus unavailable" is the truth.
+      if (isNatsUnavailable(err) && deps.natsConnected()) throw new ServiceUnavailable(ANSWERED_BY[subject]);
+      throw err;
+    }
+  }
+
+  async function optional<S extends Asked, T>(subject: S, payload: Payload<S>, pick: (reply: ReplyOf<S>) => T, empty: T): Promise<Optional<T>> {
+    try {
+      return { value: pick(await ask(subject, payload)) };
+    } catch (err) {
+      if (err instanceof ServiceUnavailable) return { value: empty, unavailable: err.service };
+      throw err;
+    }
+  }
+
+  return {
+    async snapshot(tenantId: string): Promise<{ pools: PoolView[]; nodes: NodeView[] }> {
+      return ask('pool.req.snapshot', { tenantId });
+    },
+    async nodes(tenantId: string, poolId?: string): Promise<NodeView[]> {
+      return (await ask('node.req.list', { tenantId, ...(poolId ? { poolId } : {}) })).nodes;
+    },
+    /** Another tenant's node is indistinguishable from a missing one. */
+    async node(tenantId: string, nodeId: string): Promise<NodeView | undefined> {
+      const { nodes } = await ask('node.req.list', { tenantId, nodeId });
+      return nodes.find((n) => n.nodeId === nodeId && n.tenantId === tenantId);
+    },
+    async health(tenantId: string, nodeIds: string[]): Promise<Optional<Map<string, NodeHealth>>> {
+      if (!nodeIds.length) return { value: new Map() };
+      return optional('health.req.status', { tenantId, nodeIds }, (r) => new Map(r.nodes.map((h) => [h.nodeId, h])), new Map());
+    },
+    async traffic(tenantId: string, nodeIds: string[]): Promise<Optional<Map<string, NodeTraffic>>> {
+      if (!nodeIds.length) return { value: new Map() };
+      return optional('lb.req.traffic', { tenantId, nodeIds }, (r) => new Map(r.nodes.map((t) => [t.nodeId, t])), new Map());
+    },
+    async logs(tenantId: string, nodeId: string, lines: number) {
+      return ask('node.req.logs', { tenantId, nodeId, lines });
+    },
+    async best(query: Payload<'lb.req.best'>) {
+      return (await ask('lb.req.best', query)).node;
+    },
+    async strategy(tenantId: string, strategy?: Payload<'lb.req.strategy'>['strategy']) {
+      return (await ask('lb.req.strategy', { tenantId, ...(strategy ? { strategy } : {}) })).strategy;
+    },
+    async speedTest(tenantId: string, nodeId: string) {
+      return ask('health.req.speedtest', { tenantId, nodeId }, deps.speedTestTimeoutMs);
+    },
+  };
+}
+export type Fleet = ReturnType<typeof createFleet>;
+
+/** Health and counters of some nodes, with the services that could not say. */
+export interface NodeFigures {
+  health: Map<string, NodeHealth>;
+  traffic: Map<string, NodeTraffic>;
+  unavailable: string[];
+}
+
+export async function figuresOf(fleet: Fleet, tenantId: string, nodeIds: string[]): Promise<NodeFigures> {
+  const [health, traffic] = await Promise.all([fleet.health(tenantId, nodeIds), fleet.traffic(tenantId, nodeIds)]);
+  return {
+    health: health.value,
+    traffic: traffic.value,
+    unavailable: [health.unavailable, traffic.unavailable].filter((s): s is string => s !== undefined),
+  };
+}

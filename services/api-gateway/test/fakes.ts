@@ -1,0 +1,76 @@
+import { DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler } from 'kysely';
+import { pino } from 'pino';
+import { assertPayload, assertReply, type NodeView, type Payload, type ReplyOf, type RequestSubject } from '@switchyard/contracts';
+import { buildApp } from '../src/app.js';
+import { createFleet } from '../src/fleet.js';
+import { parseServerCatalog } from '../src/server-catalog.js';
+import type { Database } from '../src/tables.js';
+
+export const tenantId = '0b9f4f2e-6a2d-4c1e-9a51-3f5e8f0c2d11';
+export const poolId = '7d3c2a10-1111-4a2b-8c3d-0e9f8a7b6c5d';
+export const basic = { username: 'admin', password: 'correct horse battery', tenantId };
+export const basicHeader = (u = basic.username, p = basic.password) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
+
+/** Answers queries as the contracts say their owners do; a subject without an answer has no responder. */
+export type Answers = { [S in RequestSubject]?: (payload: Payload<S>) => ReplyOf<S> };
+
+export function fakeBus(answers: Answers) {
+  const asked: Array<{ subject: RequestSubject; payload: unknown }> = [];
+  return {
+    asked,
+    async request<S extends RequestSubject>(subject: S, payload: Payload<S>): Promise<ReplyOf<S>> {
+      assertPayload(subject, payload);
+      asked.push({ subject, payload });
+      const answer = answers[subject] as ((p: Payload<S>) => ReplyOf<S>) | undefined;
+      if (!answer) throw Object.assign(new Error(`no responders: '${subject}'`), { name: 'RequestError' });
+      const reply = answer(payload);
+      assertReply(subject, reply);
+      return reply;
+    },
+  };
+}
+
+// Queries run against nothing: the routes under test here touch the database only for keys.
+const db = new Kysely<Database>({
+  dialect: {
+    createAdapter: () => new PostgresAdapter(),
+    createDriver: () => new DummyDriver(),
+    createIntrospector: (k) => new PostgresIntrospector(k),
+    createQueryCompiler: () => new PostgresQueryCompiler(),
+  },
+});
+
+export function testApp(answers: Answers) {
+  const bus = fakeBus(answers);
+  const fleet = createFleet({ bus, natsConnected: () => true, timeoutMs: 500, speedTestTimeoutMs: 1000 });
+  const app = buildApp({
+    db,
+    log: pino({ level: 'silent' }),
+    onOrderPlaced: () => undefined,
+    natsConnected: () => true,
+    fleet,
+    servers: parseServerCatalog({ jp: ['jp1.vpn.example'], us: ['us1.vpn.example', 'us2.vpn.example'] }),
+    basic,
+  });
+  return { app, bus };
+}
+
+export function nodeView(overrides: Partial<NodeView> = {}): NodeView {
+  return {
+    tenantId,
+    poolId,
+    nodeId: 'a1b2c3d4-0000-4000-8000-000000000001',
+    name: 'tokyo-0',
+    kind: 'exit',
+    status: 'running',
+    country: 'JP',
+    region: null,
+    city: null,
+    server: null,
+    containerId: 'c0ffee',
+    ports: [],
+    startedAt: '2026-11-24T10:00:00.000Z',
+    stats: null,
+    ...overrides,
+  };
+}
