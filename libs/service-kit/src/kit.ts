@@ -46,6 +46,11 @@ export interface ServiceDefinition<S extends TObject> {
   readonly description: string;
   readonly env: S;
   readonly redis?: boolean;
+  /**
+   * For the worker processes of a multi-process service: they skip the "ready" line so the
+   * service logs it once, from the process that knows every worker is up.
+   */
+  readonly quietReady?: boolean;
   /** Wires handlers and returns once the service is ready to work. */
   start(ctx: ServiceContext<Static<S>>): Promise<void>;
 }
@@ -149,6 +154,7 @@ export async function runService<S extends TObject>(def: ServiceDefinition<S>): 
   });
 
   await def.start(ctx);
-  log.info({ service: def.name, id: service.info().id }, 'ready');
+  if (def.quietReady) log.debug({ service: def.name, id: service.info().id }, 'worker ready');
+  else log.info({ service: def.name, id: service.info().id }, 'ready');
   return { ctx, stop };
 }

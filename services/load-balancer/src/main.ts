@@ -1,13 +1,6 @@
 #!/usr/bin/env node
-import Type from 'typebox';
-import { CommonEnv } from '@switchyard/config';
-import { runService } from '@switchyard/service-kit';
+import cluster from 'node:cluster';
 
-// Registers with the NATS Services API so $SRV.PING/INFO/STATS find it; its commands,
-// events and endpoints arrive with the issue that builds the feature.
-await runService({
-  name: 'load-balancer',
-  description: 'the data-plane front door: routes client connections to healthy nodes',
-  env: Type.Object({ ...CommonEnv }),
-  async start() {},
-});
+// The primary supervises; each worker is a whole load balancer (see primary.ts).
+if (cluster.isPrimary) (await import('./primary.js')).runPrimary();
+else await (await import('./worker.js')).runWorker();

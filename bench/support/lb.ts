@@ -1,0 +1,77 @@
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:net';
+import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
+import { poolView, nodeView, startRoutingPeer, type RoutingPeer } from '../../tests/support/lb.js';
+import { startNatsServer, type NatsServer } from '../../tests/support/nats-server.js';
+import { freePort } from '../../tests/support/net.js';
+import { startReady, type ServiceProcess } from '../../tests/support/processes.js';
+
+/** A loopback server that echoes every byte (latency) or swallows it and says "ok" at the end (bulk). */
+export async function startBackend(kind: 'echo' | 'sink'): Promise<{ port: number; server: Server }> {
+  const server = createServer({ allowHalfOpen: true, noDelay: true }, (s) => {
+    s.on('error', () => undefined);
+    if (kind === 'echo') s.pipe(s);
+    else {
+      s.on('data', () => undefined);
+      s.on('end', () => s.end('ok'));
+    }
+  });
+  server.maxConnections = 1_000_000;
+  server.listen({ port: 0, host: '127.0.0.1', backlog: 8192 });
+  await once(server, 'listening');
+  return { port: (server.address() as { port: number }).port, server };
+}
+
+export interface BenchLb {
+  readonly nats: NatsServer;
+  readonly nc: NatsConnection;
+  readonly peer: RoutingPeer;
+  readonly lb: ServiceProcess;
+  /** publicPort of each app pool, in the order the backends were given. */
+  readonly ports: number[];
+  stop(): Promise<void>;
+}
+
+/**
+ * The real load balancer (services/load-balancer/dist/main.js) on a private NATS server, with
+ * the bench answering pool.req.snapshot and health.req.status: one app pool per backend port.
+ */
+export async function startBenchLb(backendPorts: number[], env: Record<string, string> = {}): Promise<BenchLb> {
+  const nats = await startNatsServer();
+  const nc = await natsConnect({ servers: nats.url });
+  const peer = startRoutingPeer(nc);
+  const tenantId = randomUUID();
+  const ports: number[] = [];
+  for (const [i, backend] of backendPorts.entries()) {
+    const publicPort = await freePort();
+    const pool = poolView(tenantId, { name: `bench-${i}`, kind: 'app', image: 'none', publicPort, ports: [{ name: 'tcp', containerPort: backend }] });
+    peer.state.pools.push(pool);
+    peer.state.nodes.push(nodeView(pool, backend));
+    ports.push(publicPort);
+  }
+  const lb = await startReady('load-balancer', {
+    NATS_URL: nats.url,
+    REDIS_URL: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
+    LB_PROXY_PORT: String(await freePort()),
+    ...env,
+  }).catch(async (err: unknown) => {
+    await nc.close();
+    await nats.stop();
+    throw err;
+  });
+  return {
+    nats,
+    nc,
+    peer,
+    lb,
+    ports,
+    async stop() {
+      await lb.stop('SIGTERM');
+      await nc.close();
+      await nats.stop();
+    },
+  };
+}
+
+export const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(sorted.length * p) - 1))]!;

@@ -1,0 +1,42 @@
+import { availableParallelism } from 'node:os';
+import Type from 'typebox';
+import { CommonEnv, env } from '@switchyard/config';
+import { parseClientRegions, parseCountryPorts, parseProxyUsers, STRATEGIES } from './settings.js';
+
+// A list variable is checked by the parser that later reads it, so the start-up error and
+// the runtime meaning cannot disagree.
+const listOf = (description: string, parse: (value: string) => unknown) =>
+  Type.Refine(
+    Type.String({ description, default: '' }),
+    (value: string) => {
+      try {
+        parse(value);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    () => description,
+  );
+
+export const LoadBalancerEnv = Type.Object({
+  ...CommonEnv,
+  LB_LISTEN_HOST: env.string({ minLength: 1, default: '127.0.0.1' }),
+  /** HTTP proxy and SOCKS5 on one port; the pool comes from the username's country. */
+  LB_PROXY_PORT: env.port(1080),
+  /** "JP=18001,US=18002": one proxy port per country. */
+  LB_COUNTRY_PORTS: listOf('COUNTRY=port pairs separated by commas, e.g. JP=18001,US=18002', parseCountryPorts),
+  /** "alice:secret@<tenantId>,…"; empty means no authentication (development). */
+  LB_PROXY_USERS: listOf('user:password@tenantId entries separated by commas', parseProxyUsers),
+  /** "10.0.0.0/8=eu-west,…": the client's region by source address, for geographic affinity. */
+  LB_CLIENT_REGIONS: listOf('CIDR=region entries separated by commas, e.g. 10.0.0.0/8=eu-west', parseClientRegions),
+  LB_CONNECT_RETRIES: env.int({ minimum: 0, maximum: 10, default: 2 }),
+  LB_CONNECT_TIMEOUT_MS: env.int({ minimum: 10, maximum: 60_000, default: 3000 }),
+  /** Bound on a client's handshake (greeting, credentials, request head). */
+  LB_HANDSHAKE_TIMEOUT_MS: env.int({ minimum: 10, maximum: 120_000, default: 10_000 }),
+  LB_DEFAULT_STRATEGY: env.enumOf(STRATEGIES, 'round_robin'),
+  LB_WORKERS: env.int({ minimum: 1, maximum: 64, default: Math.min(4, availableParallelism()) }),
+  LB_REBUILD_INTERVAL_MS: env.int({ minimum: 100, maximum: 3_600_000, default: 30_000 }),
+  LB_FLUSH_INTERVAL_MS: env.int({ minimum: 50, maximum: 60_000, default: 1000 }),
+});
+export type LoadBalancerConfig = Type.Static<typeof LoadBalancerEnv>;

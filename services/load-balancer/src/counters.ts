@@ -1,0 +1,82 @@
+import type { Redis } from 'ioredis';
+
+/**
+ * Per-node counters of this process. The data plane bumps plain numbers; a timer adds the
+ * deltas to Redis (`lb:traffic:<nodeId>`, HINCRBY, so every worker and process adds to the
+ * same hash) about once a second instead of once per connection or byte.
+ */
+export class NodeTraffic {
+  /** Connections open from this process now (what least_connections compares). */
+  active = 0;
+  // Deltas not yet in Redis.
+  dActive = 0;
+  dTotal = 0;
+  dFailed = 0;
+  dRx = 0;
+  dTx = 0;
+
+  opened(): void {
+    this.active++;
+    this.dActive++;
+  }
+
+  closed(): void {
+    this.active--;
+    this.dActive--;
+  }
+}
+
+export type RejectReason = 'malformed' | 'auth' | 'unavailable' | 'failed';
+
+export const trafficKey = (nodeId: string) => `lb:traffic:${nodeId}`;
+/** Counts of client requests refused before reaching a node, by reason. */
+export const REJECTED_KEY = 'lb:rejected';
+
+export class TrafficCounters {
+  private readonly nodes = new Map<string, NodeTraffic>();
+  private readonly rejected = new Map<RejectReason, number>();
+
+  of(nodeId: string): NodeTraffic {
+    let t = this.nodes.get(nodeId);
+    if (!t) {
+      t = new NodeTraffic();
+      this.nodes.set(nodeId, t);
+    }
+    return t;
+  }
+
+  reject(reason: RejectReason): void {
+    this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);
+  }
+
+  /** Pretends every open connection closed: used at shutdown, when they are about to. */
+  abandonOpen(): void {
+    for (const t of this.nodes.values()) {
+      t.dActive -= t.active;
+      t.active = 0;
+    }
+  }
+
+  async flush(redis: Redis): Promise<void> {
+    const pipe = redis.pipeline();
+    let writes = 0;
+    for (const [id, t] of this.nodes) {
+      if (!(t.dActive || t.dTotal || t.dFailed || t.dRx || t.dTx)) {
+        if (t.active === 0) this.nodes.delete(id);
+        continue;
+      }
+      const key = trafficKey(id);
+      if (t.dActive) pipe.hincrby(key, 'active', t.dActive);
+      if (t.dTotal) pipe.hincrby(key, 'total', t.dTotal);
+      if (t.dFailed) pipe.hincrby(key, 'failed', t.dFailed);
+      if (t.dRx) pipe.hincrby(key, 'rx', t.dRx);
+      if (t.dTx) pipe.hincrby(key, 'tx', t.dTx);
+      t.dActive = t.dTotal = t.dFailed = t.dRx = t.dTx = 0;
+      writes++;
+    }
+    for (const [reason, n] of this.rejected) pipe.hincrby(REJECTED_KEY, reason, n);
+    writes += this.rejected.size;
+    this.rejected.clear();
+    if (writes > 0) await pipe.exec();
+  }
+}

@@ -1,0 +1,400 @@
+import { connect, type NetConnectOpts, type Socket } from 'node:net';
+import type { TrafficCounters, RejectReason } from './counters.js';
+import {
+  httpError,
+  parseGreeting,
+  parseProxyRequest,
+  parseResponseHead,
+  parseSocksRequest,
+  parseUsername,
+  parseUserPass,
+  ProtocolError,
+  SOCKS,
+  socksReply,
+  type Credentials,
+  type Parsed,
+  type ProxyRequest,
+  type Routing,
+  type Target,
+} from './protocol.js';
+import type { Client, Route, Router } from './router.js';
+import type { ProxyUser } from './settings.js';
+import type { RouteNode } from './table.js';
+
+export interface DataPlaneConfig {
+  readonly connectTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
+  readonly retries: number;
+  /** Empty: no authentication, every tenant's pools are candidates. */
+  readonly users: ReadonlyMap<string, ProxyUser>;
+}
+
+export interface DataPlane {
+  readonly router: Router;
+  readonly counters: TrafficCounters;
+  readonly config: DataPlaneConfig;
+  /** A connection to a node failed (passive health signal). */
+  connectFailed(node: RouteNode, error: string): void;
+}
+
+const noop = () => undefined;
+/**
+ * Stream buffer of both sockets of a connection: with the 16 KiB default, pipe() pauses and
+ * resumes on every 64 KiB read, which costs a third of the bulk throughput.
+ */
+export const SOCKET_BUFFER = 256 * 1024;
+const EMPTY: Buffer = Buffer.alloc(0);
+const CONNECT_OK = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n');
+
+/** Buffers what a client sends during its handshake; parsers take whole messages from it. */
+class Inbox {
+  private buf: Buffer = EMPTY;
+  private wake: (() => void) | undefined;
+  private over = false;
+
+  constructor(private readonly sock: Socket) {
+    sock.on('data', this.onData);
+    sock.once('end', this.onEnd);
+    sock.once('close', this.onEnd);
+  }
+
+  private readonly onData = (chunk: Buffer) => {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    this.wake?.();
+  };
+
+  private readonly onEnd = () => {
+    this.over = true;
+    this.wake?.();
+  };
+
+  /** The next message; rejects when the peer goes away first (the handshake timer bounds it). */
+  async next<T>(parse: (b: Buffer) => Parsed<T> | null): Promise<T> {
+    for (;;) {
+      const r = parse(this.buf);
+      if (r) {
+        this.buf = this.buf.subarray(r.consumed);
+        return r.value;
+      }
+      if (this.over) throw new Gone();
+      await new Promise<void>((resolve) => (this.wake = resolve));
+      this.wake = undefined;
+    }
+  }
+
+  /** Stops buffering and hands back what arrived beyond the handshake. */
+  release(): Buffer {
+    this.sock.off('data', this.onData);
+    this.sock.off('end', this.onEnd);
+    this.sock.off('close', this.onEnd);
+    this.sock.pause();
+    const rest = this.buf;
+    this.buf = EMPTY;
+    return rest;
+  }
+}
+
+/** The peer closed or the connection broke: nothing to answer. */
+class Gone extends Error {}
+
+/** No node could take the connection; `status` and `socks` say how to tell the client. */
+class Unroutable extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly socks: number,
+    readonly reason: RejectReason,
+  ) {
+    super(message);
+  }
+}
+
+function dialTcp(ep: { host: string; port: number }, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    // highWaterMark reaches the stream although the connect options' type does not list it.
+    const s = connect({ host: ep.host, port: ep.port, allowHalfOpen: true, noDelay: true, highWaterMark: SOCKET_BUFFER } as NetConnectOpts);
+    const timer = setTimeout(() => s.destroy(new Error(`connect timed out after ${timeoutMs} ms`)), timeoutMs);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.off('error', reject);
+      resolve(s);
+    });
+    s.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+class NodeRefused extends Error {}
+
+/** Asks a node's HTTP proxy for a tunnel; resolves with the bytes it sent after its head. */
+function nodeConnect(s: Socket, target: Target, timeoutMs: number): Promise<Buffer> {
+  const authority = target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+  s.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
+  return new Promise((resolve, reject) => {
+    let buf: Buffer = EMPTY;
+    const done = (err: Error | undefined, rest?: Buffer) => {
+      clearTimeout(timer);
+      s.off('data', onData);
+      s.off('close', onClose);
+      s.off('error', onError);
+      s.pause();
+      if (err) reject(err);
+      else resolve(rest!);
+    };
+    const onData = (chunk: Buffer) => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      try {
+        const head = parseResponseHead(buf);
+        if (!head) return;
+        if (head.value < 200 || head.value > 299) done(new NodeRefused(`node answered CONNECT with ${head.value}`));
+        else done(undefined, buf.subarray(head.consumed));
+      } catch (err) {
+        done(err as Error);
+      }
+    };
+    const onClose = () => done(new Error('node closed before answering CONNECT'));
+    const onError = (err: Error) => done(err);
+    const timer = setTimeout(() => done(new Error(`node did not answer CONNECT within ${timeoutMs} ms`)), timeoutMs);
+    s.on('data', onData);
+    s.once('close', onClose);
+    s.once('error', onError);
+  });
+}
+
+interface Dialed {
+  readonly node: RouteNode;
+  readonly upstream: Socket;
+  /** Bytes the node sent past its CONNECT answer, owed to the client. */
+  readonly rest: Buffer;
+}
+
+/**
+ * Picks a node and opens the path to it, trying another node after a failure (bounded by
+ * `retries`). Nothing has reached the client yet, so a retry is invisible to it.
+ */
+async function dial(dp: DataPlane, route: Route, client: Client, tunnel: Target | undefined): Promise<Dialed> {
+  let exclude: Set<string> | undefined;
+  let lastError = '';
+  let refusedByNode = false;
+  for (let attempt = 0; attempt <= dp.config.retries; attempt++) {
+    const node = dp.router.pick(route, client, exclude);
+    if (!node) break;
+    node.traffic.opened();
+    let upstream: Socket | undefined;
+    try {
+      upstream = await dialTcp(node.endpoint!, dp.config.connectTimeoutMs);
+      const rest = tunnel ? await nodeConnect(upstream, tunnel, dp.config.connectTimeoutMs) : EMPTY;
+      node.traffic.dTotal++;
+      return { node, upstream, rest };
+    } catch (err) {
+      upstream?.destroy();
+      node.traffic.closed();
+      node.traffic.dFailed++;
+      lastError = (err as Error).message;
+      refusedByNode ||= err instanceof NodeRefused;
+      dp.connectFailed(node, lastError);
+      (exclude ??= new Set()).add(node.id);
+    }
+  }
+  if (!exclude) throw new Unroutable('no healthy node for this route', 503, SOCKS.REP_GENERAL_FAILURE, 'unavailable');
+  if (refusedByNode) throw new Unroutable(`the target could not be reached: ${lastError}`, 502, SOCKS.REP_HOST_UNREACHABLE, 'failed');
+  throw new Unroutable(`no node could be reached: ${lastError}`, 502, SOCKS.REP_GENERAL_FAILURE, 'failed');
+}
+
+/** Pipes both ways; the node's connection count drops and bytes are counted once both close. */
+function splice(client: Socket, d: Dialed, head: Buffer | string | undefined, early: Buffer): void {
+  const { upstream, node } = d;
+  client.setNoDelay(true);
+  if (d.rest.length) client.write(d.rest);
+  if (head !== undefined) upstream.write(head);
+  if (early.length) upstream.write(early);
+  let open = 2;
+  const closed = (hadError: boolean) => {
+    // A clean close has already passed its end on through pipe; only a broken one cuts the other side.
+    if (hadError) {
+      client.destroy();
+      upstream.destroy();
+    }
+    if (--open === 0) {
+      node.traffic.closed();
+      node.traffic.dRx += client.bytesRead;
+      node.traffic.dTx += client.bytesWritten;
+    }
+  };
+  client.on('error', noop);
+  upstream.on('error', noop);
+  client.once('close', closed);
+  upstream.once('close', closed);
+  client.pipe(upstream);
+  upstream.pipe(client);
+}
+
+/** The client left while its node was being dialled. */
+function abandon(d: Dialed): void {
+  d.upstream.destroy();
+  d.node.traffic.closed();
+}
+
+interface Scope {
+  readonly tenantId: string | undefined;
+}
+
+/** Checks credentials when users are configured; without users every request is unscoped. */
+function authenticate(users: ReadonlyMap<string, ProxyUser>, creds: Credentials | undefined, routing: Routing | undefined): Scope | undefined {
+  if (users.size === 0) return { tenantId: undefined };
+  if (!creds || !routing) return undefined;
+  const user = users.get(routing.user);
+  if (!user || user.password !== creds.password) return undefined;
+  return { tenantId: user.tenantId };
+}
+
+function routeFor(dp: DataPlane, listenerCountry: string | undefined, routing: Routing | undefined, scope: Scope): Route {
+  const country = routing?.country ?? listenerCountry;
+  if (!country) throw new Unroutable('no country: use a country port or a username such as country-jp', 400, SOCKS.REP_NOT_ALLOWED, 'malformed');
+  return dp.router.exitRoute(country, scope.tenantId);
+}
+
+/** One client of a proxy port: SOCKS5 if the first byte is 5, an HTTP proxy request otherwise. */
+export function acceptProxyClient(dp: DataPlane, sock: Socket, listenerCountry: string | undefined): void {
+  sock.on('error', noop);
+  const timer = setTimeout(() => sock.destroy(), dp.config.handshakeTimeoutMs);
+  const inbox = new Inbox(sock);
+  const run = async () => {
+    const first = await inbox.next((b) => (b.length > 0 ? { value: b[0]!, consumed: 0 } : null));
+    if (first === SOCKS.VERSION) await socks5(dp, sock, inbox, listenerCountry);
+    else await httpProxy(dp, sock, inbox, listenerCountry);
+  };
+  run()
+    .catch(() => sock.destroy())
+    .finally(() => clearTimeout(timer));
+}
+
+async function socks5(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCountry: string | undefined): Promise<void> {
+  const users = dp.config.users;
+  let methods: Set<number>;
+  try {
+    methods = await inbox.next(parseGreeting);
+  } catch (err) {
+    if (err instanceof ProtocolError) {
+      dp.counters.reject('malformed');
+      sock.end(Buffer.from([SOCKS.VERSION, SOCKS.NO_METHOD]));
+      return;
+    }
+    throw err;
+  }
+  // Username/password whenever offered: without users configured it still carries the routing.
+  const method = methods.has(SOCKS.USER_PASS) ? SOCKS.USER_PASS : users.size === 0 && methods.has(SOCKS.NO_AUTH) ? SOCKS.NO_AUTH : SOCKS.NO_METHOD;
+  if (method === SOCKS.NO_METHOD) {
+    dp.counters.reject('auth');
+    sock.end(Buffer.from([SOCKS.VERSION, SOCKS.NO_METHOD]));
+    return;
+  }
+  sock.write(Buffer.from([SOCKS.VERSION, method]));
+  let creds: Credentials | undefined;
+  let routing: Routing | undefined;
+  let scope: Scope | undefined = { tenantId: undefined };
+  if (method === SOCKS.USER_PASS) {
+    try {
+      creds = await inbox.next(parseUserPass);
+      routing = parseUsername(creds.username);
+      scope = authenticate(users, creds, routing);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      scope = undefined;
+    }
+    if (!scope) {
+      dp.counters.reject('auth');
+      sock.end(Buffer.from([0x01, 0x01]));
+      return;
+    }
+    sock.write(Buffer.from([0x01, 0x00]));
+  }
+  let target: Target;
+  try {
+    target = await inbox.next(parseSocksRequest);
+  } catch (err) {
+    if (err instanceof ProtocolError) {
+      dp.counters.reject('malformed');
+      sock.end(socksReply(err.code));
+      return;
+    }
+    throw err;
+  }
+  let dialed: Dialed;
+  try {
+    const route = routeFor(dp, listenerCountry, routing, scope);
+    dialed = await dial(dp, route, { address: sock.remoteAddress, region: routing?.region, session: routing?.session }, target);
+  } catch (err) {
+    if (!(err instanceof Unroutable)) throw err;
+    dp.counters.reject(err.reason);
+    sock.end(socksReply(err.socks));
+    return;
+  }
+  if (sock.destroyed) return abandon(dialed);
+  const early = inbox.release();
+  sock.write(socksReply(SOCKS.REP_SUCCESS));
+  splice(sock, dialed, undefined, early);
+}
+
+async function httpProxy(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCountry: string | undefined): Promise<void> {
+  let routing: Routing | undefined;
+  let scope: Scope | undefined;
+  let req: ProxyRequest;
+  try {
+    req = await inbox.next((b) => {
+      const r = parseProxyRequest(b);
+      return r && { value: r, consumed: r.consumed };
+    });
+    routing = req.credentials ? parseUsername(req.credentials.username) : undefined;
+    scope = authenticate(dp.config.users, req.credentials, routing);
+  } catch (err) {
+    if (err instanceof ProtocolError) {
+      dp.counters.reject('malformed');
+      sock.end(httpError(err.code, err.message));
+      return;
+    }
+    throw err;
+  }
+  if (!scope) {
+    dp.counters.reject('auth');
+    sock.end(httpError(407, 'proxy authentication required'));
+    return;
+  }
+  let dialed: Dialed;
+  try {
+    const route = routeFor(dp, listenerCountry, routing, scope);
+    dialed = await dial(dp, route, { address: sock.remoteAddress, region: routing?.region, session: routing?.session }, req.connect ? req.target : undefined);
+  } catch (err) {
+    if (!(err instanceof Unroutable)) throw err;
+    dp.counters.reject(err.reason);
+    sock.end(httpError(err.status, err.message));
+    return;
+  }
+  if (sock.destroyed) return abandon(dialed);
+  const early = inbox.release();
+  if (req.connect) {
+    sock.write(CONNECT_OK);
+    splice(sock, dialed, undefined, early);
+  } else {
+    // The node's proxy takes the absolute-form request as the client sent it, minus our credentials.
+    splice(sock, dialed, req.head, early);
+  }
+}
+
+/** One client of an app pool's port: plain TCP to a node of the pool. */
+export function acceptAppClient(dp: DataPlane, sock: Socket, poolId: string): void {
+  sock.on('error', noop);
+  const route = dp.router.poolRoute(poolId);
+  dial(dp, route, { address: sock.remoteAddress }, undefined).then(
+    (dialed) => {
+      if (sock.destroyed) return abandon(dialed);
+      splice(sock, dialed, undefined, EMPTY);
+    },
+    (err: unknown) => {
+      dp.counters.reject(err instanceof Unroutable ? err.reason : 'failed');
+      sock.destroy();
+    },
+  );
+}

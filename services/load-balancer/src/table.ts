@@ -1,0 +1,199 @@
+import type { HealthStatus, NodeHealth, NodeView, Payload, PoolSpec, PoolView, PublishedPort } from '@switchyard/contracts';
+import type { NodeTraffic, TrafficCounters } from './counters.js';
+import type { Candidate } from './select.js';
+
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+interface HealthInfo {
+  status: HealthStatus;
+  score: number;
+  latencyMs: number | null;
+}
+
+const UNKNOWN: HealthInfo = Object.freeze({ status: 'unknown', score: 0, latencyMs: null }) as HealthInfo;
+
+export class RouteNode implements Candidate {
+  status = 'creating';
+  draining = false;
+  endpoint: Endpoint | undefined;
+  region: string | null = null;
+  health: HealthStatus = 'unknown';
+  score = 0;
+  latencyMs: number | null = null;
+  softLimit: number | undefined;
+  hardLimit: number | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly tenantId: string,
+    readonly poolId: string,
+    readonly traffic: NodeTraffic,
+  ) {}
+
+  get active(): number {
+    return this.traffic.active;
+  }
+}
+
+export interface RoutePool {
+  readonly id: string;
+  readonly tenantId: string;
+  readonly name: string;
+  readonly spec: PoolSpec;
+  /** Running, non-draining nodes with an endpoint, ordered by id: what selection sees. */
+  members: RouteNode[];
+}
+
+/** The address a node's port is reached on; a wildcard bind is reached on loopback. */
+function endpointOf(kind: string, ports: readonly PublishedPort[]): Endpoint | undefined {
+  const p = kind === 'exit' ? ports.find((x) => x.name === 'proxy') : ports[0];
+  if (!p) return undefined;
+  return { host: p.hostIp === '0.0.0.0' || p.hostIp === '' ? '127.0.0.1' : p.hostIp, port: p.hostPort };
+}
+
+/**
+ * What this process knows about pools, nodes and their health, rebuilt from a snapshot and
+ * kept current by events. Selection reads `members` lists, recomputed only on changes.
+ */
+export class RoutingTable {
+  private readonly pools = new Map<string, RoutePool>();
+  private readonly nodes = new Map<string, RouteNode>();
+  private readonly health = new Map<string, HealthInfo>();
+  private readonly groups = new Map<string, RoutePool[]>();
+  /** Called after every change, e.g. to open or close app-pool listeners. */
+  onChange: () => void = () => undefined;
+
+  constructor(private readonly traffic: TrafficCounters) {}
+
+  pool(id: string): RoutePool | undefined {
+    return this.pools.get(id);
+  }
+
+  node(id: string): RouteNode | undefined {
+    return this.nodes.get(id);
+  }
+
+  allPools(): Iterable<RoutePool> {
+    return this.pools.values();
+  }
+
+  allNodes(): Iterable<RouteNode> {
+    return this.nodes.values();
+  }
+
+  /** Exit pools of a country, of one tenant or (tenant undefined) of all, by name then id. */
+  exitPools(country: string, tenantId: string | undefined): RoutePool[] {
+    const key = `${country}|${tenantId ?? '*'}`;
+    let g = this.groups.get(key);
+    if (!g) {
+      g = [...this.pools.values()]
+        .filter((p) => p.spec.kind === 'exit' && p.spec.country?.toUpperCase() === country && (!tenantId || p.tenantId === tenantId))
+        .sort((a, b) => (a.name === b.name ? (a.id < b.id ? -1 : 1) : a.name < b.name ? -1 : 1));
+      this.groups.set(key, g);
+    }
+    return g;
+  }
+
+  /** Replaces everything with a snapshot; health too when the health monitor answered. */
+  replace(snapshot: { pools: PoolView[]; nodes: NodeView[] }, health: NodeHealth[] | undefined): void {
+    const draining = new Set([...this.nodes.values()].filter((n) => n.draining).map((n) => n.id));
+    this.pools.clear();
+    this.nodes.clear();
+    if (health) {
+      this.health.clear();
+      for (const h of health) this.health.set(h.nodeId, { status: h.status, score: h.score, latencyMs: h.latencyMs });
+    }
+    for (const p of snapshot.pools) this.pools.set(p.poolId, { id: p.poolId, tenantId: p.tenantId, name: p.name, spec: p.spec, members: [] });
+    for (const v of snapshot.nodes) {
+      const n = this.ensureNode(v.nodeId, v.tenantId, v.poolId);
+      n.status = v.status;
+      n.draining = draining.has(v.nodeId);
+      n.region = v.region;
+      n.endpoint = endpointOf(v.kind, v.ports);
+    }
+    this.changed();
+  }
+
+  setPool(p: Payload<'pool.evt.changed'>): void {
+    const old = this.pools.get(p.poolId);
+    this.pools.set(p.poolId, { id: p.poolId, tenantId: p.tenantId, name: p.name, spec: p.spec, members: old?.members ?? [] });
+    this.changed();
+  }
+
+  deletePool(poolId: string): void {
+    this.pools.delete(poolId);
+    for (const [id, n] of this.nodes) if (n.poolId === poolId) this.nodes.delete(id);
+    this.changed();
+  }
+
+  nodeCreated(p: Payload<'node.evt.created'>): void {
+    this.ensureNode(p.nodeId, p.tenantId, p.poolId);
+    this.changed();
+  }
+
+  nodeStarted(p: Payload<'node.evt.started'>): void {
+    const n = this.ensureNode(p.nodeId, p.tenantId, p.poolId);
+    n.status = 'running';
+    n.draining = false;
+    n.endpoint = endpointOf(this.pools.get(p.poolId)?.spec.kind ?? 'exit', p.ports);
+    this.changed();
+  }
+
+  /** Stopped or died: out of rotation at once, and its health starts over when it returns. */
+  nodeDown(nodeId: string, status: 'stopped' | 'error'): void {
+    const n = this.nodes.get(nodeId);
+    this.health.delete(nodeId);
+    if (!n) return;
+    n.status = status;
+    this.changed();
+  }
+
+  nodeRemoved(nodeId: string): void {
+    this.nodes.delete(nodeId);
+    this.health.delete(nodeId);
+    this.changed();
+  }
+
+  nodeDraining(nodeId: string): void {
+    const n = this.nodes.get(nodeId);
+    if (!n) return;
+    n.draining = true;
+    this.changed();
+  }
+
+  healthChanged(p: Payload<'health.evt.changed'>): void {
+    const prev = this.health.get(p.nodeId);
+    this.health.set(p.nodeId, { status: p.status, score: p.score, latencyMs: prev?.latencyMs ?? null });
+    this.changed();
+  }
+
+  private ensureNode(id: string, tenantId: string, poolId: string): RouteNode {
+    let n = this.nodes.get(id);
+    if (!n) {
+      n = new RouteNode(id, tenantId, poolId, this.traffic.of(id));
+      this.nodes.set(id, n);
+    }
+    return n;
+  }
+
+  private changed(): void {
+    this.groups.clear();
+    for (const p of this.pools.values()) p.members = [];
+    const sorted = [...this.nodes.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+    for (const n of sorted) {
+      const pool = this.pools.get(n.poolId);
+      const h = this.health.get(n.id) ?? UNKNOWN;
+      n.health = h.status;
+      n.score = h.score;
+      n.latencyMs = h.latencyMs;
+      n.region ??= pool?.spec.region ?? null;
+      n.softLimit = pool?.spec.limits?.softConnections;
+      n.hardLimit = pool?.spec.limits?.hardConnections;
+      if (pool && n.status === 'running' && !n.draining && n.endpoint) pool.members.push(n);
+    }
+    this.onChange();
+  }
+}

@@ -1,0 +1,108 @@
+import cluster from 'node:cluster';
+import type { Server } from 'node:net';
+import { runService } from '@switchyard/service-kit';
+import { LoadBalancerEnv } from './config.js';
+import { TrafficCounters } from './counters.js';
+import { acceptAppClient, acceptProxyClient, type DataPlane } from './dataplane.js';
+import { bestNode, strategy, traffic } from './endpoints.js';
+import { AppListeners, listen } from './listeners.js';
+import { Router } from './router.js';
+import { parseClientRegions, parseCountryPorts, parseProxyUsers } from './settings.js';
+import { openStrategyStore } from './strategies.js';
+import { RoutingTable } from './table.js';
+
+/** One complete load balancer: its own NATS connection, routing table and listeners. */
+export async function runWorker(): Promise<void> {
+  await runService({
+    name: 'load-balancer',
+    description: 'the data-plane front door: routes client connections to healthy nodes',
+    env: LoadBalancerEnv,
+    redis: true,
+    quietReady: cluster.isWorker,
+    async start({ config, log, nc, bus, service, redis, onShutdown, supervise }) {
+      const counters = new TrafficCounters();
+      const table = new RoutingTable(counters);
+      const store = await openStrategyStore(nc, log);
+      onShutdown(() => store.stop());
+      const router = new Router(table, store, config.LB_DEFAULT_STRATEGY, parseClientRegions(config.LB_CLIENT_REGIONS));
+
+      const dp: DataPlane = {
+        router,
+        counters,
+        config: {
+          connectTimeoutMs: config.LB_CONNECT_TIMEOUT_MS,
+          handshakeTimeoutMs: config.LB_HANDSHAKE_TIMEOUT_MS,
+          retries: config.LB_CONNECT_RETRIES,
+          users: parseProxyUsers(config.LB_PROXY_USERS),
+        },
+        connectFailed(node, error) {
+          bus
+            .publish('lb.evt.connfail', { tenantId: node.tenantId, poolId: node.poolId, nodeId: node.id, at: new Date().toISOString(), error: error.slice(0, 500) })
+            .catch(() => undefined);
+        },
+      };
+
+      const apps = new AppListeners(config.LB_LISTEN_HOST, log, (sock, poolId) => acceptAppClient(dp, sock, poolId));
+      table.onChange = () => apps.sync(table.allPools());
+
+      // Events keep the table live between rebuilds; core subscriptions also receive the
+      // JetStream-published ones, and the snapshot repairs anything missed.
+      supervise('pool.evt.changed', bus.subscribe('pool.evt.changed', async (p) => table.setPool(p)));
+      supervise('pool.evt.deleted', bus.subscribe('pool.evt.deleted', async (p) => table.deletePool(p.poolId)));
+      supervise('node.evt.created', bus.subscribe('node.evt.created', async (p) => table.nodeCreated(p)));
+      supervise('node.evt.started', bus.subscribe('node.evt.started', async (p) => table.nodeStarted(p)));
+      supervise('node.evt.stopped', bus.subscribe('node.evt.stopped', async (p) => table.nodeDown(p.nodeId, 'stopped')));
+      supervise('node.evt.died', bus.subscribe('node.evt.died', async (p) => table.nodeDown(p.nodeId, 'error')));
+      supervise('node.evt.removed', bus.subscribe('node.evt.removed', async (p) => table.nodeRemoved(p.nodeId)));
+      supervise('node.evt.draining', bus.subscribe('node.evt.draining', async (p) => table.nodeDraining(p.nodeId)));
+      supervise('health.evt.changed', bus.subscribe('health.evt.changed', async (p) => table.healthChanged(p)));
+
+      let rebuilding: Promise<void> | undefined;
+      const rebuild = () =>
+        (rebuilding ??= (async () => {
+          try {
+            const snapshot = await bus.request('pool.req.snapshot', {}, { timeoutMs: 5000 });
+            // Without the health monitor every node stays "unknown", which still routes.
+            const health = await bus.request('health.req.status', {}, { timeoutMs: 2000 }).catch(() => undefined);
+            table.replace(snapshot, health?.nodes);
+            log.debug({ pools: snapshot.pools.length, nodes: snapshot.nodes.length, health: !!health }, 'routing table rebuilt');
+          } catch (err) {
+            log.warn({ err: (err as Error).message }, 'routing table rebuild failed; keeping the current one');
+          } finally {
+            rebuilding = undefined;
+          }
+        })());
+      await rebuild();
+      const rebuildTimer = setInterval(() => void rebuild(), config.LB_REBUILD_INTERVAL_MS);
+      onShutdown(async () => clearInterval(rebuildTimer));
+      void (async () => {
+        for await (const s of nc.status()) if (s.type === 'reconnect') void rebuild();
+      })();
+
+      const flush = () => counters.flush(redis!).catch((err: Error) => log.warn({ err: err.message }, 'traffic counters not flushed'));
+      const flushTimer = setInterval(() => void flush(), config.LB_FLUSH_INTERVAL_MS);
+      onShutdown(async () => {
+        clearInterval(flushTimer);
+        counters.abandonOpen();
+        await flush();
+      });
+
+      bus.serve(service, 'lb.req.best', async (p) => bestNode(router, p));
+      bus.serve(service, 'lb.req.strategy', (p) => strategy(store, config.LB_DEFAULT_STRATEGY, p));
+      bus.serve(service, 'lb.req.traffic', (p) => traffic(redis!, table, p));
+
+      const servers: Server[] = [];
+      servers.push(await listen(config.LB_LISTEN_HOST, config.LB_PROXY_PORT, (sock) => acceptProxyClient(dp, sock, undefined)));
+      for (const [port, country] of parseCountryPorts(config.LB_COUNTRY_PORTS)) {
+        servers.push(await listen(config.LB_LISTEN_HOST, port, (sock) => acceptProxyClient(dp, sock, country)));
+      }
+      // Registered last so it runs first: stop taking clients before anything else closes.
+      onShutdown(async () => {
+        for (const s of servers) s.close();
+        apps.close();
+      });
+      log.info({ proxyPort: config.LB_PROXY_PORT, countryPorts: config.LB_COUNTRY_PORTS || undefined, auth: dp.config.users.size > 0 }, 'listening');
+    },
+  });
+  process.send?.({ type: 'ready' });
+}
