@@ -98,7 +98,10 @@ export function watchDockerEvents(docker: Docker, opts: EventWatchOptions): Even
       try {
         const stream: NodeJS.ReadableStream = await docker.getEvents({ filters });
         current = stream;
-        if (stopped) break;
+        if (stopped) {
+          (stream as { destroy?: () => void }).destroy?.();
+          break;
+        }
         retryMs = RETRY_MIN_MS;
         const ended = follow(stream);
         void opts.onConnect();

@@ -574,11 +574,16 @@ export function createManager(deps: HandlerDeps): Manager {
     const node = await ownerOf(d.tenantId, d.nodeId, d.containerId);
     // A node being created or started is in the hands of the command doing it.
     if (!node || (node.status !== 'running' && node.status !== 'error')) return false;
-    await bus.publish(
-      'node.evt.died',
-      { tenantId: node.tenant_id, poolId: node.pool_id, nodeId: node.id, at: now(), containerId: d.containerId, exitCode: d.exitCode, oomKilled: d.oomKilled },
-      { msgId: `node.evt.died:${d.containerId}:${d.when}` },
-    );
+    try {
+      await bus.publish(
+        'node.evt.died',
+        { tenantId: node.tenant_id, poolId: node.pool_id, nodeId: node.id, at: now(), containerId: d.containerId, exitCode: d.exitCode, oomKilled: d.oomKilled },
+        { msgId: `node.evt.died:${d.containerId}:${d.when}` },
+      );
+    } catch (err) {
+      // Healing must not wait for NATS: the node.evt.started that follows tells the same story.
+      log.warn({ nodeId: node.id, err: (err as Error).message }, 'could not publish node.evt.died');
+    }
     await setHot(node, 'error');
     await repo.updateNode(db, node.tenant_id, node.id, { status: 'error', ports: [] });
     log.warn({ nodeId: node.id, containerId: d.containerId, exitCode: d.exitCode, oomKilled: d.oomKilled }, `node ${node.name} died`);
