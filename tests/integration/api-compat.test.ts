@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../support/net.js';
 import { basicAuth, eventually, expectCompatNode, expectSpeedTest, startApiSystem, TEST_SERVERS, type ApiSystem } from '../support/api.js';
 
 // The VPN Exit Controller API v2 surface against the real exit-node-manager, health-monitor
@@ -176,5 +180,34 @@ describe('the /api compatibility surface', () => {
       expect((await s.sys.http('GET', `/api/nodes/${started.plain}`, { key: tenant.body.apiKey })).status).toBe(404);
       expect((await s.sys.http('DELETE', `/api/nodes/${started.plain}/stop`, { key: tenant.body.apiKey })).status).toBe(404);
     });
+  });
+
+  describe('bad configuration', () => {
+    async function exitOf(env: Record<string, string>) {
+      const p = s.sys.spawn('api-gateway', { API_PORT: String(await freePort()), ...env });
+      const { code } = await p.exited;
+      return { code, output: p.output() };
+    }
+
+    it('stops with 78 naming the variable', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'sy-api-config-'));
+      try {
+        const badCatalog = join(dir, 'servers.json');
+        await writeFile(badCatalog, JSON.stringify({ xx: ['a.example'], jp: ['not a host'] }));
+        const cases: Array<[Record<string, string>, RegExp]> = [
+          [{ COMPAT_API_USERNAME: 'controller' }, /COMPAT_API_PASSWORD: set both COMPAT_API_USERNAME and COMPAT_API_PASSWORD, or neither/],
+          [{ VPN_SERVERS_FILE: join(dir, 'missing.json') }, /VPN_SERVERS_FILE: ENOENT/],
+          [{ VPN_SERVERS_FILE: badCatalog }, /VPN_SERVERS_FILE: "xx" is not an ISO 3166-1 alpha-2 country code; jp\[0\]: expected a hostname, got "not a host"/],
+          [{ COMPAT_API_TENANT_ID: randomUUID() }, /COMPAT_API_TENANT_ID: no tenant/],
+        ];
+        for (const [env, message] of cases) {
+          const { code, output } = await exitOf(env);
+          expect(code, output).toBe(78);
+          expect(output).toMatch(message);
+        }
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    }, 60_000);
   });
 });
