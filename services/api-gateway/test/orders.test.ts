@@ -14,6 +14,15 @@ describe('orderIssues', () => {
     expect(orderIssues({ type: 'pool.scale', poolId: orderId }).map((i) => i.path)).toEqual(['nodes']);
   });
 
+  it('takes an optional server for node.add and refuses an unknown country', () => {
+    expect(orderIssues({ type: 'node.add', country: 'jp' })).toEqual([]);
+    expect(orderIssues({ type: 'node.add', country: 'xx', nodeId: orderId })).toEqual([
+      { path: 'nodeId', message: 'not allowed in a node.add order' },
+      { path: 'country', message: 'unknown country "xx" (expected an ISO 3166-1 alpha-2 code)' },
+    ]);
+    expect(orderIssues({ type: 'node.stop', nodeId: orderId, server: 'a.example' })).toEqual([{ path: 'server', message: 'not allowed in a node.stop order' }]);
+  });
+
   it('prefixes pool rule violations with the pool field', () => {
     expect(orderIssues({ type: 'pool.create', pool: { ...pool, country: 'XX' } })[0]?.path).toBe('pool.country');
   });
@@ -28,6 +37,7 @@ describe('commandFor', () => {
       { type: 'node.start', nodeId: orderId },
       { type: 'node.stop', nodeId: orderId },
       { type: 'node.restart', nodeId: orderId },
+      { type: 'node.add', country: 'jp', server: 'jp1.vpn.example' },
     ];
     for (const order of orders) {
       const { command } = commandFor(orderId, tenantId, order);
@@ -40,5 +50,12 @@ describe('commandFor', () => {
     expect(command.subject).toBe('pool.cmd.create');
     expect(command.payload).toMatchObject({ orderId, tenantId, spec: { country: 'JP' } });
     expect(result).toEqual({ poolId: (command.payload as { poolId: string }).poolId });
+  });
+});
+
+describe('node.add', () => {
+  it('chooses the node id, upper-cases the country and returns the id as the result', () => {
+    const { command, result } = commandFor(orderId, tenantId, { type: 'node.add', country: 'jp' });
+    expect(command).toEqual({ subject: 'node.cmd.add', payload: { orderId, tenantId, nodeId: result['nodeId'], country: 'JP' } });
   });
 });
