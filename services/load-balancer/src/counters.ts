@@ -61,10 +61,8 @@ export class TrafficCounters {
     const pipe = redis.pipeline();
     let writes = 0;
     for (const [id, t] of this.nodes) {
-      if (!(t.dActive || t.dTotal || t.dFailed || t.dRx || t.dTx)) {
-        if (t.active === 0) this.nodes.delete(id);
-        continue;
-      }
+      // Entries stay: the routing table's nodes hold them (one small object per node ever seen).
+      if (!(t.dActive || t.dTotal || t.dFailed || t.dRx || t.dTx)) continue;
       const key = trafficKey(id);
       if (t.dActive) pipe.hincrby(key, 'active', t.dActive);
       if (t.dTotal) pipe.hincrby(key, 'total', t.dTotal);
