@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
+import { request } from 'node:http';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { natsRequest } from '../support/exit-pool.js';
 import { eventually, startApiSystem, type ApiSystem } from '../support/api.js';
@@ -69,6 +70,16 @@ describe('the /v1 pools and nodes API', () => {
     expect(typeof best.body.strategy).toBe('string');
     expect((await s.sys.http('GET', `/v1/pools/${poolId}/best-node`, { key: otherKey })).status).toBe(404);
   }, 90_000);
+
+  it('shows the load balancer\'s counters of connections through the pool', async () => {
+    const total = async () => {
+      const nodes = await Promise.all(nodeIds.map(nodeOf));
+      return nodes.reduce((sum, n) => sum + n.traffic.totalConnections, 0);
+    };
+    const before = await total();
+    for (let i = 0; i < 3; i++) expect(await viaLoadBalancer(s.proxyPort, `${s.target.url}204`)).toBe(204);
+    await eventually(total, (n) => n >= before + 3, 10_000, 'three more connections counted');
+  }, 30_000);
 
   it('answers the last lines of a node log', async () => {
     const res = await s.sys.http('GET', `/v1/nodes/${nodeIds[0]}/logs?lines=3`);
@@ -141,3 +152,19 @@ describe('the /v1 pools and nodes API', () => {
     expect(compat.body.detail).toMatch(/^exit-node-manager is unavailable/);
   }, 60_000);
 });
+
+/** One GET through the load balancer's HTTP proxy to the tenant's JP pool, bounded in time. */
+function viaLoadBalancer(proxyPort: number, url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: '127.0.0.1', port: proxyPort, method: 'GET', path: url, agent: false, timeout: 5_000,
+      headers: { host: new URL(url).host, 'proxy-authorization': `Basic ${Buffer.from('country-jp:x').toString('base64')}` },
+    }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer through the load balancer within 5 s')));
+    req.on('error', reject);
+    req.end();
+  });
+}
