@@ -66,7 +66,14 @@ export class RoutingTable {
   /** Called after every change, e.g. to open or close app-pool listeners. */
   onChange: () => void = () => undefined;
 
-  constructor(private readonly traffic: TrafficCounters) {}
+  /**
+   * @param workers processes sharing the connections: each enforces its share of a pool's
+   * limits, as the connections are spread evenly over them.
+   */
+  constructor(
+    private readonly traffic: TrafficCounters,
+    private readonly workers = 1,
+  ) {}
 
   pool(id: string): RoutePool | undefined {
     return this.pools.get(id);
@@ -190,8 +197,9 @@ export class RoutingTable {
       n.score = h.score;
       n.latencyMs = h.latencyMs;
       n.region ??= pool?.spec.region ?? null;
-      n.softLimit = pool?.spec.limits?.softConnections;
-      n.hardLimit = pool?.spec.limits?.hardConnections;
+      const limits = pool?.spec.limits;
+      n.softLimit = limits && Math.ceil(limits.softConnections / this.workers);
+      n.hardLimit = limits && Math.ceil(limits.hardConnections / this.workers);
       if (pool && n.status === 'running' && !n.draining && n.endpoint) pool.members.push(n);
     }
     this.onChange();

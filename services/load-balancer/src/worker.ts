@@ -21,7 +21,7 @@ export async function runWorker(): Promise<void> {
     quietReady: cluster.isWorker,
     async start({ config, log, nc, bus, service, redis, onShutdown, supervise }) {
       const counters = new TrafficCounters();
-      const table = new RoutingTable(counters);
+      const table = new RoutingTable(counters, cluster.isWorker ? config.LB_WORKERS : 1);
       const store = await openStrategyStore(nc, log);
       onShutdown(() => store.stop());
       const router = new Router(table, store, config.LB_DEFAULT_STRATEGY, parseClientRegions(config.LB_CLIENT_REGIONS));

@@ -1,0 +1,154 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
+import type { NodeView, PoolView } from '@switchyard/contracts';
+import { natsRequest, watchSubjects } from '../support/exit-pool.js';
+import { askTcp, nodeView, poolView, startRoutingPeer, startTaggedBackends, type RoutingPeer, type TaggedBackends } from '../support/lb.js';
+import { startNatsServer, type NatsServer } from '../support/nats-server.js';
+import { freePort } from '../support/net.js';
+import { startReady, type ServiceProcess } from '../support/processes.js';
+
+// The load balancer as several worker processes, with its routing facts supplied by the test:
+// the test answers pool.req.snapshot and health.req.status and publishes the node and health
+// events exit-node-manager and health-monitor would publish, as a NATS peer. No Docker: the
+// nodes are app-pool TCP backends on loopback that tag their answers with their name.
+describe('load balancer workers and the routing table', () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  let peer: RoutingPeer;
+  let backends: TaggedBackends;
+  let lb: ServiceProcess;
+  let pool: PoolView;
+  let nodes: NodeView[];
+  let publicPort: number;
+  const tenantId = randomUUID();
+  const names = ['a', 'b', 'c'];
+
+  const env = async (extra: Record<string, string> = {}) => ({
+    NATS_URL: nats.url,
+    REDIS_URL: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
+    LB_PROXY_PORT: String(await freePort()),
+    LB_REBUILD_INTERVAL_MS: '60000',
+    SHUTDOWN_TIMEOUT_MS: '5000',
+    ...extra,
+  });
+
+  /** Which backend answered each of `n` fresh connections through the pool's port. */
+  async function spread(n: number, port = publicPort): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < n; i++) {
+      const { answer } = await askTcp(port);
+      const name = answer.split(':')[0]!;
+      counts[name] = (counts[name] ?? 0) + 1;
+    }
+    return counts;
+  }
+
+  async function publish(subject: string, node: NodeView, extra: Record<string, unknown>): Promise<void> {
+    nc.publish(subject, JSON.stringify({ tenantId: node.tenantId, poolId: node.poolId, nodeId: node.nodeId, at: new Date().toISOString(), ...extra }));
+    await nc.flush();
+    await sleep(200);
+  }
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    nc = await natsConnect({ servers: nats.url });
+    peer = startRoutingPeer(nc);
+    backends = await startTaggedBackends(names);
+    publicPort = await freePort();
+    pool = poolView(tenantId, { name: 'echo', kind: 'app', image: 'none', publicPort, strategy: 'round_robin', ports: [{ name: 'tcp', containerPort: 1 }] });
+    nodes = backends.ports.map((port) => nodeView(pool, port));
+    peer.state.pools.push(pool);
+    peer.state.nodes.push(...nodes);
+    lb = await startReady('load-balancer', await env({ LB_WORKERS: '3' }));
+  });
+
+  afterAll(async () => {
+    await lb?.stop('SIGTERM');
+    peer?.stop();
+    await nc?.close();
+    await backends?.close();
+    await nats?.stop();
+  });
+
+  it('three workers log "ready" once and each serves the pool rebuilt from the snapshot', async () => {
+    expect(lb.output().match(/"msg":"ready"/g)).toHaveLength(1);
+    expect(lb.output().match(/"msg":"listening"/g)).toHaveLength(3);
+    const counts = await spread(30);
+    expect(Object.keys(counts).sort()).toEqual(names);
+  });
+
+  it('a tenant strategy set through one worker is what every worker answers', async () => {
+    const set = await natsRequest<{ strategy: string }>(nc, 'lb.req.strategy', { tenantId, strategy: 'health_score' });
+    expect(set.strategy).toBe('health_score');
+    await sleep(300);
+    for (let i = 0; i < 12; i++) expect((await natsRequest<{ strategy: string }>(nc, 'lb.req.strategy', { tenantId })).strategy).toBe('health_score');
+    const other = await natsRequest<{ strategy: string }>(nc, 'lb.req.strategy', { tenantId: randomUUID() });
+    expect(other.strategy).toBe('round_robin');
+  });
+
+  it('healthy nodes take the traffic before unknown ones; a died node is out at once; unhealthy never', async () => {
+    await publish('health.evt.changed', nodes[0]!, { status: 'healthy', score: 90, reason: 'test' });
+    expect(await spread(12)).toEqual({ a: 12 });
+    await publish('health.evt.changed', nodes[1]!, { status: 'healthy', score: 90, reason: 'test' });
+    expect(Object.keys(await spread(12)).sort()).toEqual(['a', 'b']);
+    await publish('node.evt.died', nodes[0]!, { containerId: 'x', exitCode: 137, oomKilled: false });
+    expect(await spread(12)).toEqual({ b: 12 });
+    await publish('health.evt.changed', nodes[1]!, { status: 'unhealthy', score: 0, reason: 'test' });
+    // No healthy node left: the unknown one (c) serves; a (died) and b (unhealthy) never.
+    expect(await spread(12)).toEqual({ c: 12 });
+  });
+
+  it('a node that refuses connections is retried on another, and reported with lb.evt.connfail', async () => {
+    const port = await freePort();
+    const retryPool = poolView(tenantId, { name: 'retry', kind: 'app', image: 'none', publicPort: await freePort(), strategy: 'round_robin', ports: [{ name: 'tcp', containerPort: 1 }] });
+    const dead = nodeView(retryPool, port);
+    const alive = nodeView(retryPool, backends.ports[2]!);
+    const watch = watchSubjects(nc, ['lb.evt.connfail']);
+    nc.publish('pool.evt.changed', JSON.stringify({ tenantId, poolId: retryPool.poolId, name: retryPool.name, spec: retryPool.spec, at: new Date().toISOString() }));
+    for (const n of [dead, alive]) {
+      await publish('node.evt.started', n, { containerId: 'x', ports: n.ports, startMs: 1 });
+    }
+    let counts: Record<string, number> = {};
+    for (let i = 0; i < 50 && Object.keys(counts).length === 0; i++) {
+      counts = await spread(6, retryPool.spec.publicPort!).catch(() => ({}));
+      if (!Object.keys(counts).length) await sleep(100);
+    }
+    expect(counts).toEqual({ c: 6 });
+    const failed = await watch.next((m) => m.data.nodeId === dead.nodeId, 3000);
+    expect(failed.data.error).toMatch(/ECONNREFUSED/);
+  });
+
+  it('SIGTERM stops every worker and exits 0 within the shutdown timeout', async () => {
+    const t0 = Date.now();
+    const { code } = await lb.stop('SIGTERM');
+    expect(code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it('per-node hard limits refuse a connection no node may take', async () => {
+    const limitedPort = await freePort();
+    const limited = poolView(tenantId, { name: 'limited', kind: 'app', image: 'none', publicPort: limitedPort, strategy: 'least_connections', limits: { softConnections: 1, hardConnections: 2 }, ports: [{ name: 'tcp', containerPort: 1 }] });
+    // A single process of its own, so a worker's share of the limits is the whole limit.
+    const single = await startReady('load-balancer', await env({ LB_WORKERS: '1' }));
+    const held: Array<{ socket: { destroy(): void } }> = [];
+    try {
+      nc.publish('pool.evt.changed', JSON.stringify({ tenantId, poolId: limited.poolId, name: limited.name, spec: limited.spec, at: new Date().toISOString() }));
+      for (const port of backends.ports.slice(0, 2)) await publish('node.evt.started', nodeView(limited, port), { containerId: 'x', ports: [{ name: 'tcp', containerPort: port, hostIp: '127.0.0.1', hostPort: port }], startMs: 1 });
+      // Soft limit 1: one each first; then up to the hard limit of 2 each; the fifth is refused.
+      const answers: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const r = await askTcp(limitedPort, 5000, true);
+        held.push(r);
+        answers.push(r.answer.split(':')[0]!);
+      }
+      expect(answers.slice(0, 2).sort()).toEqual(['a', 'b']);
+      expect(answers.sort()).toEqual(['a', 'a', 'b', 'b']);
+      await expect(askTcp(limitedPort, 3000)).rejects.toThrow(/closed without an answer/);
+    } finally {
+      for (const h of held) h.socket.destroy();
+      expect((await single.stop('SIGTERM')).code).toBe(0);
+    }
+  });
+});
