@@ -30,12 +30,15 @@ export function toHash(h: NodeHealth): Record<string, string> {
 /**
  * `health:<nodeId>` hashes, written by this service alone. A thousand checks a second would be
  * a thousand round trips; instead changed nodes are marked and written together, in one
- * pipeline, every `flushMs`. Redis trails the monitor by at most that; it is hot state that
- * can be rebuilt, so a failed write is logged and retried with the next flush.
+ * pipeline, every `flushMs`. A routine check (only latency and time changed) is written at
+ * most every `refreshMs` per node; a change of status, score or reason with the next flush.
+ * Redis is hot state that can be rebuilt, so a failed write is logged and retried with the
+ * next flush; `health.req.status` is the exact, current answer.
  */
 export class HealthStore {
   private readonly dirty = new Set<string>();
   private readonly gone = new Set<string>();
+  private readonly writtenAt = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
 
@@ -44,9 +47,11 @@ export class HealthStore {
     private readonly read: (nodeId: string) => NodeHealth | undefined,
     private readonly log: Log,
     private readonly flushMs = 1000,
+    private readonly refreshMs = 5000,
   ) {}
 
-  changed(nodeId: string): void {
+  changed(nodeId: string, routine = false): void {
+    if (routine && performance.now() - (this.writtenAt.get(nodeId) ?? -Infinity) < this.refreshMs) return;
     this.gone.delete(nodeId);
     this.dirty.add(nodeId);
     this.timer ??= setTimeout(() => void this.flush(), this.flushMs).unref();
@@ -68,11 +73,17 @@ export class HealthStore {
     this.dirty.clear();
     this.gone.clear();
     const pipe = this.redis.pipeline();
+    const now = performance.now();
     for (const id of dirty) {
       const h = this.read(id);
-      if (h) pipe.hset(healthKey(id), toHash(h));
+      if (!h) continue;
+      pipe.hset(healthKey(id), toHash(h));
+      this.writtenAt.set(id, now);
     }
-    for (const id of gone) pipe.del(healthKey(id));
+    for (const id of gone) {
+      pipe.del(healthKey(id));
+      this.writtenAt.delete(id);
+    }
     this.flushing = pipe.exec().then(
       () => undefined,
       (err: unknown) => {

@@ -27,7 +27,7 @@ await runService({
         log.info({ nodeId: change.nodeId, status: change.status, score: change.score, reason: change.reason }, 'health changed');
         bus.publish('health.evt.changed', change).catch((err: unknown) => log.warn({ err: (err as Error).message, nodeId: change.nodeId }, 'could not publish health.evt.changed'));
       },
-      onChange: (nodeId) => store?.changed(nodeId),
+      onChange: (nodeId, routine) => store?.changed(nodeId, routine),
       onForget: (nodeId) => store?.forget(nodeId),
       onUnknown: () => {
         if (performance.now() - lastUnknownResync < UNKNOWN_RESYNC_GAP_MS) return;

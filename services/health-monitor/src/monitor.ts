@@ -25,8 +25,11 @@ export interface MonitorOptions {
   readonly maxInflight: number;
   /** Every change to healthy or unhealthy; must not throw. */
   readonly onTransition: (change: HealthChange) => void;
-  /** The node's health record changed (a check ran, a signal arrived); must not throw. */
-  readonly onChange: (nodeId: string) => void;
+  /**
+   * The node's health record changed; `routine` when only the latency and time of the last
+   * check did (a check that changed nothing else). Must not throw.
+   */
+  readonly onChange: (nodeId: string, routine?: boolean) => void;
   /** The node is gone; its record should be too. */
   readonly onForget: (nodeId: string) => void;
   /** Asks for a rebuild from a snapshot: an event named a node or pool this monitor never saw. */
@@ -81,7 +84,7 @@ export class HealthMonitor {
     this.clock = opts.clock ?? systemClock;
     this.wall = opts.wallClock ?? Date.now;
     this.random = opts.random ?? Math.random;
-    this.scheduler = new Scheduler((id) => this.runCheck(id), this.clock);
+    this.scheduler = new Scheduler((id, dueAt) => this.runCheck(id, dueAt), this.clock);
   }
 
   get size(): number {
@@ -334,8 +337,8 @@ export class HealthMonitor {
     this.opts.onForget(nodeId);
   }
 
-  private report(n: TrackedNode, changed: string | null): void {
-    this.opts.onChange(n.nodeId);
+  private report(n: TrackedNode, changed: string | null, routine = false): void {
+    this.opts.onChange(n.nodeId, routine);
     if (changed !== 'healthy' && changed !== 'unhealthy') return;
     this.opts.onTransition({
       tenantId: n.tenantId,
@@ -348,13 +351,12 @@ export class HealthMonitor {
     });
   }
 
-  private runCheck(nodeId: string): void {
+  private runCheck(nodeId: string, dueAt: number): void {
     const n = this.nodes.get(nodeId);
     const check = n?.check;
     if (!n || !check || n.lifecycle !== 'running') return;
-    const started = this.clock.now();
     if (this.inflight >= this.opts.maxInflight) {
-      this.scheduler.schedule(nodeId, started + 25);
+      this.scheduler.schedule(nodeId, this.clock.now() + 25);
       return;
     }
     const epoch = n.epoch;
@@ -365,14 +367,16 @@ export class HealthMonitor {
       n.inflight = false;
       if (n.epoch !== epoch || this.nodes.get(nodeId) !== n || n.check === null) return;
       const now = this.clock.now();
+      const before = { score: n.score, reason: n.state.reason };
       n.window.record(ok, latencyMs);
       n.lastCheckAt = this.wall();
       if (ok) n.latencyMs = Math.round(latencyMs * 10) / 10;
       const changed = ok ? checkPassed(n.state, check) : checkFailed(n.state, check, reason, now);
       n.score = n.window.score(now, check.probe.timeoutMs);
-      this.report(n, changed);
-      // The next check starts an interval after this one started, never while it runs.
-      this.scheduler.schedule(nodeId, Math.max(started + n.check.intervalMs, now));
+      this.report(n, changed, changed === null && n.score === before.score && n.state.reason === before.reason);
+      // An interval after this one was due (a late timer does not stretch the period), and
+      // never while this one still runs.
+      this.scheduler.schedule(nodeId, Math.max(dueAt + n.check.intervalMs, now));
     });
   }
 }

@@ -17,7 +17,7 @@ interface Entry {
 }
 
 /**
- * Runs `run(key)` once at the time each key was scheduled for: a binary min-heap of due times
+ * Runs `run(key, dueAt)` once at the time each key was scheduled for: a binary min-heap of due times
  * and a single timer armed for the earliest, so a thousand nodes cost one timer, not a
  * thousand intervals. Keys due within `slackMs` of a wake-up run in the same wake-up.
  * Rescheduling or cancelling a key leaves its old entry in the heap, skipped when popped
@@ -33,7 +33,7 @@ export class Scheduler {
   private firing = false;
 
   constructor(
-    private readonly run: (key: string) => void,
+    private readonly run: (key: string, dueAt: number) => void,
     private readonly clock: Clock = systemClock,
     private readonly slackMs = 4,
   ) {}
@@ -90,7 +90,7 @@ export class Scheduler {
         const e = this.pop()!;
         if (this.live.get(e.key) !== e.seq) continue;
         this.live.delete(e.key);
-        this.run(e.key);
+        this.run(e.key, e.at);
       }
     } finally {
       this.firing = false;
