@@ -284,9 +284,10 @@ export function createManager(deps: HandlerDeps): Manager {
         await repo.updateNode(db, node.tenant_id, node.id, { containerId: container.id, status: 'starting' });
         log.info({ nodeId: node.id, containerId: container.id }, `container of node ${node.name} created`);
       }
-      const { state, startMs } = container.running
-        ? { state: await docker.inspect(container.id, attrs), startMs: 0 }
-        : await docker.start(container.id, attrs);
+      // The list can lag behind a container that just died (Docker updates it after tearing
+      // down the network), so "running" is believed only once inspect agrees.
+      const inspected = container.running ? await docker.inspect(container.id, attrs) : undefined;
+      const { state, startMs } = inspected?.running ? { state: inspected, startMs: 0 } : await docker.start(container.id, attrs);
       const ports = publishedPorts(pool.spec, state.ports, config.publishHost, node.host_ports);
       const unchanged =
         node.status === 'running' &&
