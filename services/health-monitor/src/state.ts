@@ -35,7 +35,7 @@ export function checkPassed(s: CheckState, spec: RiseFall): HealthStatus | null 
   s.failStreak = 0;
   s.okStreak++;
   if (s.status === 'healthy') return null;
-  if (s.okStreak >= spec.rise) return become(s, 'healthy', `${s.okStreak} checks passed`);
+  if (s.okStreak >= spec.rise) return become(s, 'healthy', `${s.okStreak} ${s.okStreak === 1 ? 'check' : 'checks'} passed`);
   s.reason = `${s.okStreak} of ${spec.rise} checks passed`;
   return null;
 }
