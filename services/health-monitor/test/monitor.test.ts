@@ -122,6 +122,21 @@ describe('health monitor', () => {
     expect(t.monitor.status()[0]!.score).toBeLessThan(100);
   });
 
+  it("marks a node down when Docker's HEALTHCHECK reports it unhealthy, and ignores healthy reports", async () => {
+    const t = setup();
+    t.monitor.replace({ pools: [pool()], nodes: [nodeView(nodeA, 4001)] }, 0);
+    await t.run(300);
+    const report = { tenantId, poolId, nodeId: nodeA, at, containerId: 'c' };
+    t.monitor.nodeHealthReported({ ...report, status: 'healthy' });
+    t.monitor.nodeHealthReported({ ...report, status: 'starting' });
+    expect(t.changes.map((c) => c.status)).toEqual(['healthy']);
+    t.monitor.nodeHealthReported({ ...report, status: 'unhealthy' });
+    expect(t.changes.at(-1)).toMatchObject({ status: 'unhealthy', reason: 'the container HEALTHCHECK reports unhealthy' });
+    // Checks still run and, passing, bring it back after rise.
+    await t.run(300);
+    expect(t.changes.at(-1)?.status).toBe('healthy');
+  });
+
   it('marks a node down after connfail-limit connection failures within the window', async () => {
     const t = setup({ connfailLimit: 2 });
     t.monitor.replace({ pools: [pool()], nodes: [nodeView(nodeA, 4001)] }, 0);
