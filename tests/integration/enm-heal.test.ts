@@ -187,17 +187,19 @@ describe('exit-node-manager heals, samples and drains', () => {
 
   it('adds a node with a given id and server to the country pool, idempotently, and drains it before removal', async () => {
     const gateway = createBus(nc, 'api-gateway');
-    const nodeId = randomUUID();
-    const add = { orderId: randomUUID(), tenantId, nodeId, country: 'de', server: 'de-fra-01.example.net' };
-    await gateway.publish('node.cmd.add', add);
-    const done = await next((m) => m.subject === 'order.evt.fulfilled' && m.data.orderId === add.orderId, 30_000);
+    const placed = await order({ type: 'node.add', country: 'de', server: 'de-fra-01.example.net' });
+    expect(placed.status, placed.reason).toBe('fulfilled');
+    expect(placed.result.nodeIds).toHaveLength(1);
+    const nodeId = placed.result.nodeIds[0] as string;
+    const done = await next((m) => m.subject === 'order.evt.fulfilled' && m.data.orderId === placed.id, 1000);
     expect(done.data.result.nodeIds).toEqual([nodeId]);
+    const add = { orderId: placed.id as string, tenantId, nodeId, country: 'DE', server: 'de-fra-01.example.net' };
     const view = await viewOf(nodeId);
     expect(view).toMatchObject({ nodeId, status: 'running', country: 'DE', server: 'de-fra-01.example.net', kind: 'exit' });
     const env = (await docker.getContainer(view.containerId).inspect()).Config.Env;
     expect(env).toEqual(expect.arrayContaining(['SERVER_COUNTRIES=DE', 'SERVER_HOSTNAMES=de-fra-01.example.net', `NODE_ID=${nodeId}`]));
 
-    // A redelivered command (new stream message, same content) adds nothing.
+    // The same command delivered again (as after a crash, under a new order id) adds nothing.
     const again = { ...add, orderId: randomUUID() };
     await gateway.publish('node.cmd.add', again);
     await next((m) => m.subject === 'order.evt.fulfilled' && m.data.orderId === again.orderId, 30_000);
