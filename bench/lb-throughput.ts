@@ -113,7 +113,7 @@ function roundTrip(port: number): Promise<number> {
 async function main() {
   const echo = await startBackend('echo');
   const sink = await startBackend('sink');
-  const lb = await startBenchLb([echo.port, sink.port], { LB_WORKERS: String(workers), ...(process.env['SCHED'] ? { NODE_CLUSTER_SCHED_POLICY: process.env['SCHED'] } : {}) });
+  const lb = await startBenchLb([echo.port, sink.port], { LB_WORKERS: String(workers) });
   const [lbEcho, lbSink] = lb.ports as [number, number];
   const ha = { echo: await freePort(), sink: await freePort() };
   let haproxy: Awaited<ReturnType<typeof startHaproxy>> | undefined;

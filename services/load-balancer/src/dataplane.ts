@@ -1,4 +1,4 @@
-import { connect, type NetConnectOpts, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { TrafficCounters, RejectReason } from './counters.js';
 import {
   httpError,
@@ -38,11 +38,7 @@ export interface DataPlane {
 }
 
 const noop = () => undefined;
-/**
- * Stream buffer of both sockets of a connection: with the 16 KiB default, pipe() pauses and
- * resumes on every 64 KiB read, which costs a third of the bulk throughput.
- */
-export const SOCKET_BUFFER = 256 * 1024;
+
 const EMPTY: Buffer = Buffer.alloc(0);
 const CONNECT_OK = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n');
 
@@ -111,8 +107,7 @@ class Unroutable extends Error {
 
 function dialTcp(ep: { host: string; port: number }, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    // highWaterMark reaches the stream although the connect options' type does not list it.
-    const s = connect({ host: ep.host, port: ep.port, allowHalfOpen: true, noDelay: true, highWaterMark: SOCKET_BUFFER } as NetConnectOpts);
+    const s = connect({ host: ep.host, port: ep.port, allowHalfOpen: true, noDelay: true });
     const timer = setTimeout(() => s.destroy(new Error(`connect timed out after ${timeoutMs} ms`)), timeoutMs);
     s.once('connect', () => {
       clearTimeout(timer);

@@ -1,9 +1,8 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { SOCKET_BUFFER } from './dataplane.js';
 import type { RoutePool } from './table.js';
 
-const serverOptions = { allowHalfOpen: true, noDelay: true, highWaterMark: SOCKET_BUFFER } as const;
+const serverOptions = { allowHalfOpen: true, noDelay: true } as const;
 
 export function listen(host: string, port: number, onClient: (sock: Socket) => void): Promise<Server> {
   const server = createServer(serverOptions, onClient);
