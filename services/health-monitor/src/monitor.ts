@@ -34,6 +34,11 @@ export interface MonitorOptions {
   readonly onForget: (nodeId: string) => void;
   /** Asks for a rebuild from a snapshot: an event named a node or pool this monitor never saw. */
   readonly onUnknown: () => void;
+  /**
+   * A snapshot does not override what an event said this long before the snapshot was asked
+   * for: the manager publishes an event before it writes the row a snapshot reads.
+   */
+  readonly eventTrustMs?: number;
   readonly clock?: Clock;
   /** Wall-clock milliseconds, for timestamps. */
   readonly wallClock?: () => number;
@@ -62,6 +67,8 @@ interface TrackedNode {
   inflight: boolean;
   connfails: number[];
 }
+
+const DEFAULT_EVENT_TRUST_MS = 5000;
 
 /** Only while a node is on its way up is "unknown" the honest answer; otherwise it is down. */
 const ON_THE_WAY: ReadonlySet<NodeStatus> = new Set(['creating', 'starting']);
@@ -101,7 +108,8 @@ export class HealthMonitor {
 
   /**
    * Rebuilds from a snapshot requested at `requestedAt` (monitor clock). A node an event
-   * described after that moment keeps what the event said: the snapshot may predate it.
+   * described after that moment, or shortly before it (`eventTrustMs`), keeps what the event
+   * said: the snapshot may predate it.
    */
   replace(snapshot: { pools: readonly PoolView[]; nodes: readonly NodeView[] }, requestedAt: number): void {
     this.pools = new Map(snapshot.pools.map((p) => [p.poolId, p]));
@@ -109,7 +117,7 @@ export class HealthMonitor {
     for (const v of snapshot.nodes) {
       seen.add(v.nodeId);
       const known = this.nodes.get(v.nodeId);
-      if (known && known.lastEventAt > requestedAt) continue;
+      if (known && known.lastEventAt > requestedAt - (this.opts.eventTrustMs ?? DEFAULT_EVENT_TRUST_MS)) continue;
       if (v.status === 'removed') {
         this.drop(v.nodeId);
         continue;
@@ -130,7 +138,8 @@ export class HealthMonitor {
         this.notRunning(n, `node is ${v.status}`);
       }
     }
-    for (const [id, n] of this.nodes) if (!seen.has(id) && n.lastEventAt <= requestedAt) this.drop(id);
+    const trusted = requestedAt - (this.opts.eventTrustMs ?? DEFAULT_EVENT_TRUST_MS);
+    for (const [id, n] of this.nodes) if (!seen.has(id) && n.lastEventAt <= trusted) this.drop(id);
   }
 
   poolChanged(p: Payload<'pool.evt.changed'>): void {

@@ -196,6 +196,19 @@ describe('health monitor', () => {
     expect(t.monitor.status()).toMatchObject([{ nodeId: nodeA, status: 'unhealthy' }]);
   });
 
+  it('trusts an event from shortly before a snapshot was asked for over the snapshot, an old one not', async () => {
+    const t = setup();
+    t.monitor.replace({ pools: [pool()], nodes: [nodeView(nodeA, 4001, 'starting')] }, 0);
+    // The manager publishes node.evt.started before its row says running.
+    t.monitor.nodeStarted({ tenantId, poolId, nodeId: nodeA, at, containerId: 'c', ports: nodeView(nodeA, 4001).ports, startMs: 1 });
+    await t.run(1000);
+    t.monitor.replace({ pools: [pool()], nodes: [nodeView(nodeA, 4001, 'starting')] }, 1000);
+    expect(t.monitor.node(nodeA)?.lifecycle).toBe('running');
+    await t.run(6000);
+    t.monitor.replace({ pools: [pool()], nodes: [nodeView(nodeA, 4001, 'stopped')] }, 7000);
+    expect(t.monitor.node(nodeA)?.lifecycle).toBe('stopped');
+  });
+
   it('re-resolves checks when the pool changes, and asks for a snapshot about unknown pools', async () => {
     const t = setup();
     t.monitor.replace({ pools: [pool()], nodes: [nodeView(nodeA, 4001)] }, 0);
