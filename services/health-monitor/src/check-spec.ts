@@ -16,7 +16,7 @@ const DEFAULTS = { intervalMs: 2000, timeoutMs: 1000, rise: 2, fall: 3, graceMs:
  * The check a pool asks for, or the default: exit pools are checked through their proxy
  * (a node whose VPN is down still accepts TCP), app pools by a TCP connect to their first port.
  */
-export function checkSpecOf(kind: PoolKind, spec: HealthCheckSpec | undefined): HealthCheckSpec {
+function checkSpecOf(kind: PoolKind, spec: HealthCheckSpec | undefined): HealthCheckSpec {
   return spec ?? { type: kind === 'exit' ? 'proxy' : 'tcp', ...DEFAULTS };
 }
 

@@ -15,7 +15,7 @@ export interface Log {
 
 export const healthKey = (nodeId: string) => `health:${nodeId}`;
 
-export function toHash(h: NodeHealth): Record<string, string> {
+function toHash(h: NodeHealth): Record<string, string> {
   return {
     status: h.status,
     score: String(h.score),

@@ -94,14 +94,6 @@ export class HealthMonitor {
     this.scheduler = new Scheduler((id, dueAt) => this.runCheck(id, dueAt), this.clock);
   }
 
-  get size(): number {
-    return this.nodes.size;
-  }
-
-  get inflightChecks(): number {
-    return this.inflight;
-  }
-
   stop(): void {
     this.scheduler.stop();
   }

@@ -48,9 +48,4 @@ export class ScoreWindow {
     const raw = Math.round(100 * (passes / this.count) * latencyFactor) - Math.min(MAX_PENALTY, ERROR_PENALTY * recentErrors);
     return Math.max(0, Math.min(100, raw));
   }
-
-  reset(): void {
-    this.count = 0;
-    this.next = 0;
-  }
 }
