@@ -4,7 +4,7 @@
  * balancer's app-pool TCP listener (the real process, its routing answered by this script as
  * a NATS peer) and (c) HAProxy in tcp mode.
  *
- *   npx tsx bench/lb-throughput.ts [totalMiB=1024] [connections=2000] [workers=2]
+ *   npx tsx bench/lb-throughput.ts [totalMiB=1024] [connections=2000] [workers=2] [accept=primary|shared]
  *
  * Installs haproxy with apt-get when it is missing; starts and stops it by pid.
  */
@@ -20,6 +20,7 @@ import { percentile, startBackend, startBenchLb } from './support/lb.js';
 const totalMiB = Math.max(64, Math.min(8192, Number(process.argv[2] ?? 1024)));
 const latencyConnections = Math.max(100, Math.min(20_000, Number(process.argv[3] ?? 2000)));
 const workers = Math.max(1, Math.min(16, Number(process.argv[4] ?? 2)));
+const accept = process.argv[5] === 'shared' ? 'shared' : 'primary';
 const BULK_STREAMS = 4;
 
 function haproxyBinary(): string {
@@ -113,7 +114,7 @@ function roundTrip(port: number): Promise<number> {
 async function main() {
   const echo = await startBackend('echo');
   const sink = await startBackend('sink');
-  const lb = await startBenchLb([echo.port, sink.port], { LB_WORKERS: String(workers) });
+  const lb = await startBenchLb([echo.port, sink.port], { LB_WORKERS: String(workers), LB_ACCEPT: accept });
   const [lbEcho, lbSink] = lb.ports as [number, number];
   const ha = { echo: await freePort(), sink: await freePort() };
   let haproxy: Awaited<ReturnType<typeof startHaproxy>> | undefined;
@@ -138,7 +139,7 @@ async function main() {
     const samples: Record<string, number[]> = Object.fromEntries(modes.map((m) => [m.name, [] as number[]]));
     for (let i = 0; i < latencyConnections; i++) for (const m of modes) samples[m.name]!.push(await roundTrip(m.echo));
 
-    console.log(`lb-throughput: ${totalMiB} MiB over ${BULK_STREAMS} connections per mode; ${latencyConnections} connections per mode for latency; LB_WORKERS=${workers}`);
+    console.log(`lb-throughput: ${totalMiB} MiB over ${BULK_STREAMS} connections per mode; ${latencyConnections} connections per mode for latency; LB_WORKERS=${workers} LB_ACCEPT=${accept}`);
     console.log('mode            Gbit/s   connect+64B round trip p50 / p95 (ms)');
     const p50: Record<string, number> = {};
     for (const m of modes) {

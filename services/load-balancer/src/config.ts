@@ -36,6 +36,17 @@ export const LoadBalancerEnv = Type.Object({
   LB_HANDSHAKE_TIMEOUT_MS: env.int({ minimum: 10, maximum: 120_000, default: 10_000 }),
   LB_DEFAULT_STRATEGY: env.enumOf(STRATEGIES, 'round_robin'),
   LB_WORKERS: env.int({ minimum: 1, maximum: 64, default: Math.min(4, availableParallelism()) }),
+  /**
+   * primary: the primary accepts and hands connections to workers in turn (an even spread, so
+   * no worker nears the open-file limit first; costs an extra hop per connection). shared:
+   * workers accept from the shared socket themselves (lower latency, uneven spread).
+   */
+  LB_ACCEPT: env.enumOf(['primary', 'shared'], 'primary'),
+  /**
+   * V8 young generation (semi-space) of each worker, in MiB. Small keeps many idle connections
+   * cheap (2 saves ~130 MiB over six workers holding 50,000); large keeps bulk transfer fast.
+   */
+  LB_WORKER_SEMI_SPACE_MB: env.int({ minimum: 1, maximum: 256, default: 16 }),
   LB_REBUILD_INTERVAL_MS: env.int({ minimum: 100, maximum: 3_600_000, default: 30_000 }),
   LB_FLUSH_INTERVAL_MS: env.int({ minimum: 50, maximum: 60_000, default: 1000 }),
 });

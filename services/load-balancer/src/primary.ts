@@ -4,12 +4,6 @@ import { loadConfigOrExit } from '@switchyard/config';
 import { LoadBalancerEnv } from './config.js';
 
 const RESTART_DELAY_MS = 500;
-/**
- * A small young generation per worker: V8 otherwise keeps up to 3 × 16 MiB of it resident in
- * every worker after a burst of connections, which with six workers is a third of the memory
- * budget for 50,000 connections. Measured in bench/lb-connections.ts.
- */
-const WORKER_V8_FLAGS = ['--max-semi-space-size=2'];
 
 /**
  * The primary process only supervises: it forks LB_WORKERS full load balancers (each with
@@ -71,6 +65,7 @@ export function runPrimary(): void {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 
-  cluster.setupPrimary({ execArgv: [...process.execArgv, ...WORKER_V8_FLAGS] });
+  cluster.schedulingPolicy = config.LB_ACCEPT === 'shared' ? cluster.SCHED_NONE : cluster.SCHED_RR;
+  cluster.setupPrimary({ execArgv: [...process.execArgv, `--max-semi-space-size=${config.LB_WORKER_SEMI_SPACE_MB}`] });
   for (let i = 0; i < config.LB_WORKERS; i++) fork();
 }
