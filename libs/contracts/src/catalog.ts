@@ -310,7 +310,7 @@ export const catalog = {
     schema: M.NodeListRequest,
     reply: M.NodeListReply,
     responder: 'exit-node-manager',
-    requesters: ['api-gateway', 'load-balancer'],
+    requesters: ['api-gateway'],
     summary: "a tenant's nodes, optionally of one pool or one node",
   }),
   'node.req.logs': request({
