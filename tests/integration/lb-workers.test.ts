@@ -145,7 +145,8 @@ describe('load balancer workers and the routing table', () => {
       }
       expect(answers.slice(0, 2).sort()).toEqual(['a', 'b']);
       expect(answers.sort()).toEqual(['a', 'a', 'b', 'b']);
-      await expect(askTcp(limitedPort, 3000)).rejects.toThrow(/closed without an answer/);
+      // Closed at once, with a reset when the client's bytes were still unread.
+      await expect(askTcp(limitedPort, 3000)).rejects.toThrow(/closed without an answer|ECONNRESET/);
     } finally {
       for (const h of held) h.socket.destroy();
       expect((await single.stop('SIGTERM')).code).toBe(0);
