@@ -135,6 +135,9 @@ describe('load balancer in front of a pool of three exit nodes', () => {
     expect(countryPort).toMatchObject({ code: 0, out: 'hello' });
     const countryPortHttp = await curl(['-x', `http://127.0.0.1:${jpPort}`, `${target.url}/hello`]);
     expect(countryPortHttp).toMatchObject({ code: 0, out: 'hello' });
+    // No country at all: any exit pool may serve it.
+    const anyCountry = await curl(['-x', `http://127.0.0.1:${proxyPort}`, `${target.url}/hello`]);
+    expect(anyCountry).toMatchObject({ code: 0, out: 'hello' });
   });
 
   it('round_robin spreads 60 requests 20/20/20', async () => {

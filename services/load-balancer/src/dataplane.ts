@@ -169,8 +169,8 @@ interface Dialed {
  * Picks a node and opens the path to it, trying another node after a failure (bounded by
  * `retries`). Nothing has reached the client yet, so a retry is invisible to it.
  */
-async function dial(dp: DataPlane, route: Route, client: Client, tunnel: Target | undefined): Promise<Dialed> {
-  let exclude: Set<string> | undefined;
+async function dial(dp: DataPlane, route: Route, client: Client, tunnel: Target | undefined, tried?: Set<string>): Promise<Dialed> {
+  let exclude = tried;
   let lastError = '';
   let refusedByNode = false;
   for (let attempt = 0; attempt <= dp.config.retries; attempt++) {
@@ -245,10 +245,9 @@ function authenticate(users: ReadonlyMap<string, ProxyUser>, creds: Credentials 
   return { tenantId: user.tenantId };
 }
 
+/** A request that names no country (main port, no `country-` in the username) may leave anywhere. */
 function routeFor(dp: DataPlane, listenerCountry: string | undefined, routing: Routing | undefined, scope: Scope): Route {
-  const country = routing?.country ?? listenerCountry;
-  if (!country) throw new Unroutable('no country: use a country port or a username such as country-jp', 400, SOCKS.REP_NOT_ALLOWED, 'malformed');
-  return dp.router.exitRoute(country, scope.tenantId);
+  return dp.router.exitRoute(routing?.country ?? listenerCountry, scope.tenantId);
 }
 
 /** One client of a proxy port: SOCKS5 if the first byte is 5, an HTTP proxy request otherwise. */
@@ -259,7 +258,7 @@ export function acceptProxyClient(dp: DataPlane, sock: Socket, listenerCountry: 
   const run = async () => {
     const first = await inbox.next((b) => (b.length > 0 ? { value: b[0]!, consumed: 0 } : null));
     if (first === SOCKS.VERSION) await socks5(dp, sock, inbox, listenerCountry);
-    else await httpProxy(dp, sock, inbox, listenerCountry);
+    else await httpProxy(dp, sock, inbox, listenerCountry, () => clearTimeout(timer));
   };
   run()
     .catch(() => sock.destroy())
@@ -333,7 +332,7 @@ async function socks5(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCountry
   splice(sock, dialed, undefined, early);
 }
 
-async function httpProxy(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCountry: string | undefined): Promise<void> {
+async function httpProxy(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCountry: string | undefined, disarm: () => void): Promise<void> {
   let routing: Routing | undefined;
   let scope: Scope | undefined;
   let req: ProxyRequest;
@@ -373,8 +372,70 @@ async function httpProxy(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCoun
     sock.write(CONNECT_OK);
     splice(sock, dialed, undefined, early);
   } else {
-    // The node's proxy takes the absolute-form request as the client sent it, minus our credentials.
-    splice(sock, dialed, req.head, early);
+    disarm();
+    const client = { address: sock.remoteAddress, region: routing?.region, session: routing?.session };
+    await forwardRequest(dp, sock, routeFor(dp, listenerCountry, routing, scope), client, req.head, early, dialed);
+  }
+}
+
+/** The node's first answer bytes, or null when it closed or failed before answering. */
+function firstAnswer(upstream: Socket): Promise<Buffer | null> {
+  return new Promise((resolve) => {
+    const done = (chunk: Buffer | null) => {
+      upstream.off('data', onData);
+      upstream.off('close', onClose);
+      upstream.pause();
+      resolve(chunk);
+    };
+    const onData = (chunk: Buffer) => done(chunk);
+    const onClose = () => done(null);
+    upstream.on('error', noop);
+    upstream.on('data', onData);
+    upstream.once('close', onClose);
+  });
+}
+
+/**
+ * Absolute-form: the node's proxy takes the request as the client sent it, minus our
+ * credentials. A node that goes away before its first answer byte (killed mid-request) costs
+ * the client nothing: the request goes to another node, unless the client already sent more
+ * than the head (a body that cannot be replayed).
+ */
+async function forwardRequest(dp: DataPlane, sock: Socket, route: Route, client: Client, head: string, early: Buffer, dialed: Dialed): Promise<void> {
+  let d = dialed;
+  const readBefore = sock.bytesRead;
+  const tried = new Set<string>();
+  for (let attempt = 0; ; attempt++) {
+    d.upstream.write(head);
+    if (early.length) d.upstream.write(early);
+    sock.pipe(d.upstream);
+    const first = await firstAnswer(d.upstream);
+    // splice pipes the client again, with the close handling of an established connection.
+    sock.unpipe(d.upstream);
+    if (first) {
+      if (sock.destroyed) return abandon(d);
+      splice(sock, { ...d, rest: first }, undefined, EMPTY);
+      return;
+    }
+    abandon(d);
+    d.node.traffic.dFailed++;
+    dp.connectFailed(d.node, 'node closed before answering');
+    tried.add(d.node.id);
+    if (sock.destroyed) return;
+    if (attempt >= dp.config.retries || sock.bytesRead !== readBefore) {
+      dp.counters.reject('failed');
+      sock.end(httpError(502, 'the node closed before answering'));
+      return;
+    }
+    try {
+      d = await dial(dp, route, client, undefined, tried);
+    } catch (err) {
+      if (!(err instanceof Unroutable)) throw err;
+      dp.counters.reject(err.reason);
+      sock.end(httpError(err.status, err.message));
+      return;
+    }
+    if (sock.destroyed) return abandon(d);
   }
 }
 

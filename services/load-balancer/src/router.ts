@@ -38,8 +38,8 @@ export class Router {
     return pool.spec.strategy ?? this.strategies.get(pool.tenantId) ?? this.defaultStrategy;
   }
 
-  /** Exit pools of a country (one tenant's, or every tenant's when unscoped). */
-  exitRoute(country: string, tenantId: string | undefined): Route {
+  /** Exit pools of a country, or of any country (one tenant's, or every tenant's when unscoped). */
+  exitRoute(country: string | undefined, tenantId: string | undefined): Route {
     const pools = this.table.exitPools(country, tenantId);
     if (pools.length === 1) return { pools, members: pools[0]!.members };
     return { pools, members: pools.flatMap((p) => p.members) };

@@ -91,13 +91,16 @@ export class RoutingTable {
     return this.nodes.values();
   }
 
-  /** Exit pools of a country, of one tenant or (tenant undefined) of all, by name then id. */
-  exitPools(country: string, tenantId: string | undefined): RoutePool[] {
-    const key = `${country}|${tenantId ?? '*'}`;
+  /**
+   * Exit pools of a country (undefined: of every country), of one tenant or (tenant
+   * undefined) of all, by name then id.
+   */
+  exitPools(country: string | undefined, tenantId: string | undefined): RoutePool[] {
+    const key = `${country ?? '*'}|${tenantId ?? '*'}`;
     let g = this.groups.get(key);
     if (!g) {
       g = [...this.pools.values()]
-        .filter((p) => p.spec.kind === 'exit' && p.spec.country?.toUpperCase() === country && (!tenantId || p.tenantId === tenantId))
+        .filter((p) => p.spec.kind === 'exit' && (!country || p.spec.country?.toUpperCase() === country) && (!tenantId || p.tenantId === tenantId))
         .sort((a, b) => (a.name === b.name ? (a.id < b.id ? -1 : 1) : a.name < b.name ? -1 : 1));
       this.groups.set(key, g);
     }
