@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import type { NodeView, PoolView } from '@switchyard/contracts';
+import { TrafficCounters } from '../src/counters.js';
+import { RoutingTable } from '../src/table.js';
+
+const tenantId = '0b3c2f0e-5d4a-4f1e-9f7a-1c2d3e4f5a6b';
+const at = new Date().toISOString();
+
+function pool(poolId: string, country: string, limits?: { softConnections: number; hardConnections: number }): PoolView {
+  return { tenantId, poolId, name: `p-${country.toLowerCase()}`, spec: { name: `p-${country.toLowerCase()}`, kind: 'exit', country, nodes: { min: 1, max: 3 }, ...(limits ? { limits } : {}) } };
+}
+
+function node(p: PoolView, nodeId: string, port: number): NodeView {
+  return {
+    tenantId, poolId: p.poolId, nodeId, name: nodeId, kind: 'exit', status: 'running', country: p.spec.country ?? null, region: null, city: null, server: null, containerId: 'c',
+    ports: [{ name: 'control', containerPort: 8000, hostIp: '127.0.0.1', hostPort: port + 1 }, { name: 'proxy', containerPort: 8888, hostIp: '0.0.0.0', hostPort: port }],
+    startedAt: at, stats: null,
+  };
+}
+
+describe('routing table', () => {
+  const jp = pool('11111111-1111-4111-8111-111111111111', 'JP', { softConnections: 5, hardConnections: 9 });
+  const us = pool('22222222-2222-4222-8222-222222222222', 'US');
+
+  function table(workers = 1) {
+    const t = new RoutingTable(new TrafficCounters(), workers);
+    t.replace({ pools: [jp, us], nodes: [node(jp, 'b', 2000), node(jp, 'a', 1000), node(us, 'c', 3000)] }, [
+      { tenantId, poolId: jp.poolId, nodeId: 'a', status: 'healthy', score: 90, latencyMs: 12, lastCheckAt: at, reason: '' },
+    ]);
+    return t;
+  }
+
+  it('builds members from the snapshot: ordered, with the proxy port on loopback and health', () => {
+    const t = table();
+    const [group] = t.exitPools('JP', undefined);
+    expect(group!.members.map((n) => n.id)).toEqual(['a', 'b']);
+    expect(group!.members[0]).toMatchObject({ endpoint: { host: '127.0.0.1', port: 1000 }, health: 'healthy', score: 90, latencyMs: 12, softLimit: 5, hardLimit: 9 });
+    expect(group!.members[1]!.health).toBe('unknown');
+    expect(t.exitPools('US', tenantId)).toHaveLength(1);
+    expect(t.exitPools('US', '33333333-3333-4333-8333-333333333333')).toHaveLength(0);
+    expect(t.exitPools(undefined, undefined)).toHaveLength(2);
+  });
+
+  it('takes a died, stopped or draining node out at once and forgets its health', () => {
+    const t = table();
+    t.nodeDown('a', 'error');
+    expect(t.exitPools('JP', undefined)[0]!.members.map((n) => n.id)).toEqual(['b']);
+    t.nodeStarted({ tenantId, poolId: jp.poolId, nodeId: 'a', at, containerId: 'c', ports: node(jp, 'a', 1500).ports, startMs: 1 });
+    const a = t.node('a')!;
+    expect(a.health).toBe('unknown');
+    expect(a.endpoint).toEqual({ host: '127.0.0.1', port: 1500 });
+    t.nodeDraining('b');
+    expect(t.exitPools('JP', undefined)[0]!.members.map((n) => n.id)).toEqual(['a']);
+    t.nodeRemoved('a');
+    expect(t.exitPools('JP', undefined)[0]!.members).toEqual([]);
+  });
+
+  it('applies health events and keeps draining across a rebuild', () => {
+    const t = table();
+    t.healthChanged({ tenantId, poolId: jp.poolId, nodeId: 'b', at, status: 'unhealthy', score: 0, reason: 'x' });
+    expect(t.node('b')!.health).toBe('unhealthy');
+    t.nodeDraining('a');
+    t.replace({ pools: [jp, us], nodes: [node(jp, 'a', 1000), node(jp, 'b', 2000)] }, undefined);
+    expect(t.node('a')!.draining).toBe(true);
+    expect(t.node('b')!.health).toBe('unhealthy');
+    t.deletePool(jp.poolId);
+    expect(t.node('a')).toBeUndefined();
+  });
+
+  it("gives each worker its share of a pool's limits", () => {
+    expect(table(4).node('a')).toMatchObject({ softLimit: 2, hardLimit: 3 });
+  });
+});
