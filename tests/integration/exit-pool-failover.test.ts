@@ -97,6 +97,8 @@ describe('an exit pool under failure', () => {
       failures,
       servedBy,
       sent: () => sent,
+      /** Waits for the stream to reach its bounds. */
+      finished: () => done,
       async stop() {
         stopped = true;
         await done;
@@ -152,7 +154,7 @@ describe('an exit pool under failure', () => {
     expect(containersAfter.map((c) => c.Id).sort()).toEqual(containersBefore.map((c) => c.Id).sort());
     const listed = await sys.http('GET', `/v1/nodes?poolId=${poolId}`);
     expect(listed.status).toBe(200);
-    expect(listed.body.nodes.map((n: { nodeId: string }) => n.nodeId).sort()).toEqual([...nodeIds].sort());
+    expect(listed.body.nodes.map((n: { id: string }) => n.id).sort()).toEqual([...nodeIds].sort());
     expect(listed.body.nodes.every((n: { status: string }) => n.status === 'running')).toBe(true);
 
     // The load balancer restarts with an empty table and rebuilds it from state: the first
@@ -161,7 +163,7 @@ describe('an exit pool under failure', () => {
     await lb.stop('SIGTERM');
     await sys.start('load-balancer', lbEnv());
     const afterRestart = requestStream({ maxRequests: 30, maxMs: 10_000 });
-    await afterRestart.stop();
+    await afterRestart.finished();
     expect(afterRestart.failures).toEqual([]);
     expect(afterRestart.sent()).toBe(30);
     expect([...afterRestart.servedBy.keys()].sort()).toEqual([...nodeIds].sort());
