@@ -33,7 +33,8 @@ export function runPrimary(): void {
   cluster.on('exit', (w, code, signal) => {
     const wasReady = ready.delete(w.id);
     if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      // exitCode is set when a worker failed to start; a requested stop ends with 0.
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(process.exitCode ?? 0);
       return;
     }
     if (!announced && !wasReady) {
