@@ -116,6 +116,7 @@ try {
     console.log(`${label.padEnd(40)} ${median(col(key)).toFixed(0).padStart(6)} ms ${max(col(key)).toFixed(0).padStart(6)} ms`);
   }
   console.log(`failed client requests per kill: ${col('failed').join(', ')}`);
+  for (const f of failures.slice(0, 5)) console.log(`  failed: ${f.error}`);
   console.log(`against the source design's 30 s failover: ${(30_000 / max(col('down'))).toFixed(0)}× faster to take a dead node out`);
 } finally {
   await sys.close();

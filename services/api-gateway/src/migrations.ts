@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Migration } from '@switchyard/db';
-import { speedTests } from './migrations/2026_11_24_0003_speed_tests.js';
+import { speedTests } from './migrations/2026_11_23_0003_speed_tests.js';
 
 // Frozen: a shipped migration is never edited; change the schema with a new one.
 // tenant_id leads every key of a tenant's rows so the tables can be distributed by tenant.
@@ -58,5 +58,5 @@ export const migrations: Record<string, Migration> = {
       await sql`create unique index orders_idempotency_key on orders (tenant_id, idempotency_key) where idempotency_key is not null`.execute(db);
     },
   },
-  '2026_11_24_0003_speed_tests': speedTests,
+  '2026_11_23_0003_speed_tests': speedTests,
 };

@@ -47,7 +47,7 @@ export const migrations: Record<string, Migration> = {
   },
   // `server`: the VPN server a node was added with (node.cmd.add). `host_ports`: the ports a
   // host-network node listens on, chosen once so a restart or replacement keeps them.
-  '2026_12_01_0001_node_server_and_host_ports': {
+  '2026_11_23_0002_node_server_and_host_ports': {
     async up(db: Kysely<any>) {
       await db.schema
         .alterTable('nodes')
