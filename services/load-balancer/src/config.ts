@@ -35,7 +35,13 @@ export const LoadBalancerEnv = Type.Object({
   /** Bound on a client's handshake (greeting, credentials, request head). */
   LB_HANDSHAKE_TIMEOUT_MS: env.int({ minimum: 10, maximum: 120_000, default: 10_000 }),
   LB_DEFAULT_STRATEGY: env.enumOf(STRATEGIES, 'round_robin'),
-  LB_WORKERS: env.int({ minimum: 1, maximum: 64, default: Math.min(4, availableParallelism()) }),
+  /**
+   * One core is left to everything else on the host (the nodes behind the balancer, its
+   * clients): on 2 cores, two workers moved 3.3 Gbit/s in bench/lb-throughput.ts where one
+   * moved 7.4. Each worker holds at most ~9,000 proxied connections (20,000 open files per
+   * process), so hosts that hold more connections need more workers.
+   */
+  LB_WORKERS: env.int({ minimum: 1, maximum: 64, default: Math.max(1, Math.min(4, availableParallelism() - 1)) }),
   /**
    * shared: every worker accepts from the one listening socket (the kernel spreads them; in
    * bench/lb-connections.ts 50,000 connections left 15.8k-17.8k files per worker of six).
