@@ -132,6 +132,7 @@ function nodeConnect(s: Socket, target: Target, timeoutMs: number): Promise<Buff
     const done = (err: Error | undefined, rest?: Buffer) => {
       clearTimeout(timer);
       s.off('data', onData);
+      s.off('end', onClose);
       s.off('close', onClose);
       s.off('error', onError);
       s.pause();
@@ -153,6 +154,8 @@ function nodeConnect(s: Socket, target: Target, timeoutMs: number): Promise<Buff
     const onError = (err: Error) => done(err);
     const timer = setTimeout(() => done(new Error(`node did not answer CONNECT within ${timeoutMs} ms`)), timeoutMs);
     s.on('data', onData);
+    // A half-open capable socket reports the node's FIN as `end` only.
+    s.once('end', onClose);
     s.once('close', onClose);
     s.once('error', onError);
   });
@@ -378,20 +381,26 @@ async function httpProxy(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCoun
   }
 }
 
-/** The node's first answer bytes, or null when it closed or failed before answering. */
+/**
+ * The node's first answer bytes, or null when it closed or failed before answering. Node
+ * sockets are half-open capable, so a node that dies after reading the request shows up as
+ * `end` (its FIN), not `close`: waiting for `close` alone hung such requests.
+ */
 function firstAnswer(upstream: Socket): Promise<Buffer | null> {
   return new Promise((resolve) => {
     const done = (chunk: Buffer | null) => {
       upstream.off('data', onData);
-      upstream.off('close', onClose);
+      upstream.off('end', onGone);
+      upstream.off('close', onGone);
       upstream.pause();
       resolve(chunk);
     };
     const onData = (chunk: Buffer) => done(chunk);
-    const onClose = () => done(null);
+    const onGone = () => done(null);
     upstream.on('error', noop);
     upstream.on('data', onData);
-    upstream.once('close', onClose);
+    upstream.once('end', onGone);
+    upstream.once('close', onGone);
   });
 }
 
