@@ -12,6 +12,8 @@ export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 export API_HOST=${API_HOST:-127.0.0.1}
 export API_PORT=${API_PORT:-8080}
 export EXIT_NODE_IMAGE=${EXIT_NODE_IMAGE:-switchyard/exit-node:dev}
+export LB_LISTEN_HOST=${LB_LISTEN_HOST:-127.0.0.1}
+export LB_PROXY_PORT=${LB_PROXY_PORT:-1080}
 if [ -z "${ADMIN_API_KEY:-}" ]; then
   # Generated once and kept, so the key stays the same across restarts.
   if [ ! -s .run/admin-api-key ]; then
@@ -28,5 +30,6 @@ commands=()
 for s in "${services[@]}"; do commands+=("node services/$s/dist/main.js"); done
 
 echo "Switchyard API: http://$API_HOST:$API_PORT  (admin key: $ADMIN_API_KEY)"
+echo "Proxy (HTTP and SOCKS5): $LB_LISTEN_HOST:$LB_PROXY_PORT  (username country-<cc> picks the country)"
 exec npx concurrently --kill-others-on-fail --prefix-colors auto \
   --names "$(IFS=,; echo "${services[*]}")" "${commands[@]}"
