@@ -59,7 +59,7 @@ describe('load balancer in front of a pool of three exit nodes', () => {
   let jpPort: number;
   let authPort: number;
   let appPort: number;
-  const lbEnv = () => ({ LB_PROXY_PORT: String(proxyPort), LB_COUNTRY_PORTS: `JP=${jpPort}`, LB_WORKERS: '1', LB_REBUILD_INTERVAL_MS: '2000' });
+  const lbEnv = () => ({ LB_PROXY_PORT: String(proxyPort), LB_COUNTRY_PORTS: `JP=${jpPort}`, LB_WORKERS: '1', LB_REBUILD_INTERVAL_MS: '2000', LB_SCORE_REFRESH_MS: '300' });
 
   async function order(pool: Record<string, unknown>): Promise<{ poolId: string; nodeIds: string[] }> {
     const placed = await sys.http('POST', '/v1/orders', { body: { type: 'pool.create', pool } });
@@ -171,6 +171,52 @@ describe('load balancer in front of a pool of three exit nodes', () => {
       expect(nodeIds.map((id) => after.get(id)!.activeConnections)).toEqual([0, 0, 0]);
     }
     await natsRequest(nc, 'lb.req.strategy', { tenantId, strategy: 'round_robin' });
+  });
+
+  it('weighted_latency and health_score follow the measured latency and score of a slowed node', async () => {
+    // Slow one node's proxy down (the exit-node image's fault switch): its proxy checks now
+    // take 60 ms more, which lowers its score and raises its latency.
+    const slow = nodeIds[0]!;
+    const nodes = (await sys.http('GET', `/v1/nodes?poolId=${poolId}`)).body.nodes as Array<{ id: string; ports: Array<{ name: string; hostPort: number }> }>;
+    const control = nodes.find((n) => n.id === slow)!.ports.find((p) => p.name === 'control')!.hostPort;
+    const setDelay = (ms: number) => fetch(`http://127.0.0.1:${control}/v1/faults/delay`, { method: 'PUT', body: JSON.stringify({ ms }) });
+    expect((await setDelay(60)).status).toBe(200);
+    try {
+      type Health = { nodeId: string; status: string; score: number; latencyMs: number | null };
+      let health: Health[] = [];
+      for (let i = 0; i < 100; i++) {
+        health = (await natsRequest<{ nodes: Health[] }>(nc, 'health.req.status', { nodeIds })).nodes;
+        const s = health.find((h) => h.nodeId === slow)!;
+        const others = health.filter((h) => h.nodeId !== slow);
+        if (s.latencyMs! >= 50 && others.every((o) => o.score > s.score && o.latencyMs! < 30)) break;
+        await sleep(200);
+      }
+      const slowHealth = health.find((h) => h.nodeId === slow)!;
+      expect(slowHealth.status).toBe('healthy');
+      expect(slowHealth.latencyMs).toBeGreaterThanOrEqual(50);
+      await sleep(1_000); // the load balancer re-reads scores every 300 ms here
+
+      await natsRequest(nc, 'lb.req.strategy', { tenantId, strategy: 'health_score' });
+      const byScore = await servedBy(30);
+      expect(byScore[slow] ?? 0, JSON.stringify(byScore)).toBe(0);
+      expect(Object.values(byScore).reduce((a, b) => a + b)).toBe(30);
+
+      // Weights 1/latency: about 60 ms against a few, so the slow node's share is small.
+      await natsRequest(nc, 'lb.req.strategy', { tenantId, strategy: 'weighted_latency' });
+      const byLatency = await servedBy(60);
+      const weights = new Map(health.map((h) => [h.nodeId, 1 / Math.max(0.1, h.latencyMs!)]));
+      const expectedSlowShare = weights.get(slow)! / [...weights.values()].reduce((a, b) => a + b);
+      expect(expectedSlowShare).toBeLessThan(0.1);
+      expect(byLatency[slow] ?? 0, JSON.stringify(byLatency)).toBeLessThanOrEqual(9);
+      for (const id of nodeIds.filter((n) => n !== slow)) expect(byLatency[id] ?? 0, JSON.stringify(byLatency)).toBeGreaterThanOrEqual(15);
+
+      // Still a healthy member: round robin gives it its third.
+      await natsRequest(nc, 'lb.req.strategy', { tenantId, strategy: 'round_robin' });
+      expect((await servedBy(30))[slow]).toBe(10);
+    } finally {
+      await setDelay(0);
+      await natsRequest(nc, 'lb.req.strategy', { tenantId, strategy: 'round_robin' });
+    }
   });
 
   it('a sticky session stays on one node while requests without one spread', async () => {

@@ -38,7 +38,13 @@ function parseAuthority(authority) {
   return { host: m[1].replace(/^\[|\]$/g, ''), port };
 }
 
-const proxy = http.createServer((req, res) => {
+// Fault injection for tests (not part of gluetun's surface): every proxied request waits this
+// long before it is forwarded, as a node behind a slow VPN link would. Set through the control
+// server: PUT /v1/faults/delay {"ms": N}.
+let delayMs = 0;
+const delayed = (fn) => (delayMs > 0 ? setTimeout(fn, delayMs) : fn());
+
+const proxy = http.createServer((req, res) => delayed(() => {
   if (!authorized(req)) {
     res.writeHead(407, { 'Proxy-Authenticate': 'Basic realm="exit-node"' }).end();
     return;
@@ -80,9 +86,9 @@ const proxy = http.createServer((req, res) => {
   });
   res.on('close', () => upstream.destroy());
   req.pipe(upstream);
-});
+}));
 
-proxy.on('connect', (req, client, head) => {
+proxy.on('connect', (req, client, head) => delayed(() => {
   track(client);
   client.on('error', () => {});
   if (!authorized(req)) {
@@ -113,7 +119,7 @@ proxy.on('connect', (req, client, head) => {
   upstream.on('close', (hadError) => {
     if (connected) hadError ? client.destroy() : client.end();
   });
-});
+}));
 
 function json(res, status, body) {
   res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
@@ -125,6 +131,16 @@ const control = http.createServer((req, res) => {
     json(res, 200, { public_ip: env.PUBLIC_IP || '127.0.0.1', country: env.SERVER_COUNTRIES ?? '' });
   } else if (req.method === 'GET' && path === '/v1/openvpn/status') {
     json(res, 200, { status: 'running' });
+  } else if (req.method === 'PUT' && path === '/v1/faults/delay') {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      let ms = NaN;
+      try { ms = Number(JSON.parse(body || '{}').ms); } catch { /* answered below */ }
+      if (!Number.isInteger(ms) || ms < 0 || ms > 60_000) return json(res, 400, { error: 'ms: an integer from 0 to 60000' });
+      delayMs = ms;
+      json(res, 200, { ms });
+    });
   } else if (req.method === 'GET' && path === '/healthz') {
     res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
   } else {

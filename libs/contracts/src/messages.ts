@@ -114,16 +114,7 @@ export const NodeHealthReported = obj({
   containerId: Type.String(),
   status: Type.Union([Type.Literal('healthy'), Type.Literal('unhealthy'), Type.Literal('starting')]),
 });
-export const NodeStats = obj({
-  ...nodeFacts,
-  cpuPercent: Type.Number({ minimum: 0 }),
-  memoryMb: Type.Number({ minimum: 0 }),
-  memoryPercent: Type.Number({ minimum: 0 }),
-  rxBytes: Type.Integer({ minimum: 0 }),
-  txBytes: Type.Integer({ minimum: 0 }),
-  rxPackets: Type.Integer({ minimum: 0 }),
-  txPackets: Type.Integer({ minimum: 0 }),
-});
+export const NodeStats = obj({ ...NodeMetrics.properties, ...nodeFacts });
 
 export const HealthChanged = obj({
   ...nodeFacts,

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { labelFilters, Labels, type Docker } from '@switchyard/docker';
+import { onJsonLines } from './json-lines.js';
 
 /** A Docker event of a managed container that this manager acts on. */
 export interface ContainerEvent {
@@ -68,22 +69,10 @@ export function watchDockerEvents(docker: Docker, opts: EventWatchOptions): Even
 
   async function follow(stream: NodeJS.ReadableStream): Promise<string> {
     return new Promise((resolve) => {
-      let buffered = '';
-      stream.on('data', (chunk: Buffer | string) => {
-        buffered += chunk.toString();
-        let nl: number;
-        while ((nl = buffered.indexOf('\n')) >= 0) {
-          const line = buffered.slice(0, nl).trim();
-          buffered = buffered.slice(nl + 1);
-          if (!line) continue;
-          let event: ContainerEvent | null = null;
-          try {
-            event = parseEvent(JSON.parse(line));
-          } catch {
-            // A malformed line is one lost event, which the next reconciliation catches.
-          }
-          if (event) opts.onEvent(event);
-        }
+      // A malformed line is one lost event, which the next reconciliation catches.
+      onJsonLines(stream, (raw) => {
+        const event = parseEvent(raw);
+        if (event) opts.onEvent(event);
       });
       stream.once('end', () => resolve('the engine ended the event stream'));
       stream.once('close', () => resolve('the event stream closed'));

@@ -1,6 +1,7 @@
 import type { NodeMetrics } from '@switchyard/contracts';
 import type { Docker } from '@switchyard/docker';
 import { toMetrics, type DockerStatsSample } from './stats.js';
+import { onJsonLines } from './json-lines.js';
 
 export interface SampledNode {
   readonly tenantId: string;
@@ -45,21 +46,13 @@ export function createStatsSampler(docker: Docker, opts: StatsSamplerOptions): S
         const stream = (await docker.getContainer(containerId).stats({ stream: true })) as unknown as Entry['stream'] & NodeJS.ReadableStream;
         if (entries.get(containerId) !== entry) return stream.destroy?.();
         entry.stream = stream;
-        let buffered = '';
-        stream.on('data', (chunk: Buffer | string) => {
-          buffered += chunk.toString();
-          let nl: number;
-          while ((nl = buffered.indexOf('\n')) >= 0) {
-            const line = buffered.slice(0, nl).trim();
-            buffered = buffered.slice(nl + 1);
-            if (!line) continue;
-            try {
-              const sample = JSON.parse(line) as DockerStatsSample;
-              const at = sample.read && !sample.read.startsWith('0001-') ? new Date(sample.read) : new Date();
-              entry.latest = toMetrics(sample, at);
-            } catch {
-              // One unreadable sample; the next one replaces it.
-            }
+        onJsonLines(stream, (raw) => {
+          const sample = raw as DockerStatsSample;
+          try {
+            const at = sample.read && !sample.read.startsWith('0001-') ? new Date(sample.read) : new Date();
+            entry.latest = toMetrics(sample, at);
+          } catch {
+            // One unreadable sample; the next one replaces it.
           }
         });
         const end = () => {

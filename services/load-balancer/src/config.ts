@@ -54,6 +54,8 @@ export const LoadBalancerEnv = Type.Object({
    * cheap (2 saves ~130 MiB over six workers holding 50,000); large keeps bulk transfer fast.
    */
   LB_WORKER_SEMI_SPACE_MB: env.int({ minimum: 1, maximum: 256, default: 16 }),
+  /** How often health scores and latencies (for health_score and weighted_latency) are re-read. */
+  LB_SCORE_REFRESH_MS: env.int({ minimum: 100, maximum: 600_000, default: 2000 }),
   LB_REBUILD_INTERVAL_MS: env.int({ minimum: 100, maximum: 3_600_000, default: 30_000 }),
   LB_FLUSH_INTERVAL_MS: env.int({ minimum: 50, maximum: 60_000, default: 1000 }),
 });

@@ -180,6 +180,22 @@ export class RoutingTable {
     this.changed();
   }
 
+  /**
+   * Scores and latencies move with every check but are only announced on a transition, so
+   * they are polled. The status stays as events set it: a reply computed before a newer
+   * health.evt.changed must not undo it.
+   */
+  refreshScores(health: readonly NodeHealth[]): void {
+    let moved = false;
+    for (const h of health) {
+      const known = this.health.get(h.nodeId);
+      if (!known || (known.score === h.score && known.latencyMs === h.latencyMs)) continue;
+      this.health.set(h.nodeId, { status: known.status, score: h.score, latencyMs: h.latencyMs });
+      moved = true;
+    }
+    if (moved) this.changed();
+  }
+
   private ensureNode(id: string, tenantId: string, poolId: string): RouteNode {
     let n = this.nodes.get(id);
     if (!n) {

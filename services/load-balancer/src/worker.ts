@@ -78,6 +78,13 @@ export async function runWorker(): Promise<void> {
       void (async () => {
         for await (const s of nc.status()) if (s.type === 'reconnect') void rebuild();
       })();
+      const scoreTimer = setInterval(() => {
+        bus.request('health.req.status', {}, { timeoutMs: 1000 }).then(
+          (reply) => table.refreshScores(reply.nodes),
+          () => undefined, // health-monitor away: scores keep their last values
+        );
+      }, config.LB_SCORE_REFRESH_MS);
+      onShutdown(async () => clearInterval(scoreTimer));
 
       const flush = () => counters.flush(redis!).catch((err: Error) => log.warn({ err: err.message }, 'traffic counters not flushed'));
       const flushTimer = setInterval(() => void flush(), config.LB_FLUSH_INTERVAL_MS);

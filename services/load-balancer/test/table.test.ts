@@ -70,4 +70,16 @@ describe('routing table', () => {
   it("gives each worker its share of a pool's limits", () => {
     expect(table(4).node('a')).toMatchObject({ softLimit: 2, hardLimit: 3 });
   });
+
+  it('takes new scores and latencies from a refresh but keeps the status events set', () => {
+    const t = table();
+    t.healthChanged({ tenantId, poolId: jp.poolId, nodeId: 'a', at, status: 'unhealthy', score: 40, reason: 'died' });
+    // A reply computed before that event still says healthy: only its figures are taken.
+    t.refreshScores([{ tenantId, poolId: jp.poolId, nodeId: 'a', status: 'healthy', score: 35, latencyMs: 80, lastCheckAt: at, reason: '' }]);
+    const a = t.node('a')!;
+    expect(a).toMatchObject({ health: 'unhealthy', score: 35, latencyMs: 80 });
+    // A node the table has no health for stays unknown.
+    t.refreshScores([{ tenantId, poolId: jp.poolId, nodeId: 'b', status: 'healthy', score: 99, latencyMs: 1, lastCheckAt: at, reason: '' }]);
+    expect(t.node('b')).toMatchObject({ health: 'unknown', score: 0 });
+  });
 });
