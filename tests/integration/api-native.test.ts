@@ -77,7 +77,7 @@ describe('the /v1 pools and nodes API', () => {
       return nodes.reduce((sum, n) => sum + n.traffic.totalConnections, 0);
     };
     const before = await total();
-    for (let i = 0; i < 3; i++) expect(await viaLoadBalancer(s.proxyPort, `${s.target.url}204`)).toBe(204);
+    for (let i = 0; i < 3; i++) expect(await viaLoadBalancer(s.proxyPort, `${s.target.url}/204`)).toBe(204);
     await eventually(total, (n) => n >= before + 3, 10_000, 'three more connections counted');
   }, 30_000);
 

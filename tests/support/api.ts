@@ -1,50 +1,11 @@
-import { createServer, type Server } from 'node:http';
-import { once } from 'node:events';
 import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'vitest';
 import { freePort } from './net.js';
+import { startSpeedTestTarget, type SpeedTestTarget } from './speedtest-target.js';
 import { startTestSystem, type HttpResult, type TestSystem } from './system.js';
-
-/**
- * A loopback server for health checks (GET /204) and speed tests (GET /download?bytes=N,
- * POST /upload), reachable by exit nodes on the host network.
- */
-export interface SpeedTarget {
-  readonly url: string;
-  close(): Promise<void>;
-}
-
-export async function startSpeedTarget(): Promise<SpeedTarget> {
-  const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    if (url.pathname === '/204') return void res.writeHead(204).end();
-    if (url.pathname === '/download') {
-      const bytes = Math.min(Number(url.searchParams.get('bytes') ?? 0), 50_000_000);
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(bytes) });
-      return void res.end(Buffer.alloc(bytes, 120));
-    }
-    if (url.pathname === '/upload' && req.method === 'POST') {
-      req.resume();
-      req.on('end', () => res.writeHead(200).end('ok'));
-      return;
-    }
-    res.writeHead(404).end();
-  });
-  server.keepAliveTimeout = 1_000;
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}/`,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
-  };
-}
 
 export const COMPAT_USER = 'controller';
 export const COMPAT_PASSWORD = 'compat-password-for-tests';
@@ -55,7 +16,7 @@ export const TEST_SERVERS = { jp: ['jp1.vpn.example', 'jp2.vpn.example'], de: ['
 
 export interface ApiSystem {
   readonly sys: TestSystem;
-  readonly target: SpeedTarget;
+  readonly target: SpeedTestTarget;
   readonly proxyPort: number;
   /** A call to /api with the configured Basic credentials (or the given headers instead). */
   api(method: string, path: string, opts?: { body?: unknown; rawBody?: string; headers?: Record<string, string> }): Promise<HttpResult<any>>;
@@ -68,7 +29,7 @@ export interface ApiSystem {
  * load-balancer: the real processes.
  */
 export async function startApiSystem(opts: { withHealthAndLb?: boolean } = {}): Promise<ApiSystem> {
-  const target = await startSpeedTarget();
+  const target = await startSpeedTestTarget();
   const dir = await mkdtemp(join(tmpdir(), 'sy-api-'));
   const serversFile = join(dir, 'servers.json');
   await writeFile(serversFile, JSON.stringify(TEST_SERVERS));
@@ -78,7 +39,7 @@ export async function startApiSystem(opts: { withHealthAndLb?: boolean } = {}): 
     await sys.start('api-gateway', { COMPAT_API_USERNAME: COMPAT_USER, COMPAT_API_PASSWORD: COMPAT_PASSWORD, VPN_SERVERS_FILE: serversFile, SERVICE_REQUEST_TIMEOUT_MS: '2000' });
     await sys.start('exit-node-manager', { EXIT_NODE_NETWORK: 'host' });
     if (opts.withHealthAndLb ?? true) {
-      await sys.start('health-monitor', { HEALTH_PROXY_TARGET: `${target.url}204`, SPEEDTEST_URL: target.url, SPEEDTEST_BYTES: '200000' });
+      await sys.start('health-monitor', { HEALTH_PROXY_TARGET: `${target.url}/204`, SPEEDTEST_URL: target.url, SPEEDTEST_BYTES: '200000' });
       await sys.start('load-balancer', { LB_LISTEN_HOST: '127.0.0.1', LB_PROXY_PORT: String(proxyPort), LB_WORKERS: '1' });
     }
   } catch (err) {
