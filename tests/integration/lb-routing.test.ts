@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import { natsRequest, startLoopbackTarget, type LoopbackTarget } from '../support/exit-pool.js';
+import { natsRequest, startLoopbackTarget, watchSubjects, type LoopbackTarget } from '../support/exit-pool.js';
 import { rawExchange } from '../support/lb.js';
 import { freePort } from '../support/net.js';
 import { EXIT_NODE_IMAGE, startTestSystem, type TestSystem } from '../support/system.js';
@@ -111,7 +111,9 @@ describe('load balancer in front of a pool of three exit nodes', () => {
     await sys.start('health-monitor', { HEALTH_PROXY_TARGET: `${target.url}/204` });
     await sys.start('load-balancer', lbEnv());
     tenantId = (await sys.db.query<{ id: string }>("select id from tenants where name = 'admin'"))[0]!.id;
-    const check = { type: 'proxy', target: `${target.url}/204`, intervalMs: 500, timeoutMs: 450, rise: 1, fall: 3, graceMs: 0 };
+    // Tolerant checks: CI runs two test files at once on two cores, and a node that flaps under
+    // that load would make every distribution assertion below meaningless.
+    const check = { type: 'proxy', target: `${target.url}/204`, intervalMs: 500, timeoutMs: 450, rise: 1, fall: 6, graceMs: 0 };
     ({ poolId, nodeIds } = await order({ name: 'jp', kind: 'exit', country: 'JP', network: 'host', nodes: { min: 3, max: 3 }, sticky: 'session', healthCheck: check }));
     expect(nodeIds).toHaveLength(3);
     await waitHealth(nodeIds, 'healthy');
@@ -143,9 +145,11 @@ describe('load balancer in front of a pool of three exit nodes', () => {
   it('round_robin spreads 60 requests 20/20/20', async () => {
     const set = await natsRequest<{ strategy: string }>(nc, 'lb.req.strategy', { tenantId, strategy: 'round_robin' });
     expect(set.strategy).toBe('round_robin');
+    const flaps = watchSubjects(nc, ['health.evt.changed', 'lb.evt.connfail']);
     const counts = await servedBy(60);
-    expect(Object.keys(counts).sort()).toEqual([...nodeIds].sort());
-    expect(Object.values(counts)).toEqual([20, 20, 20]);
+    const context = `health events meanwhile: ${JSON.stringify(flaps.seen.map((m) => [m.subject, m.data.nodeId, m.data.status ?? m.data.error]))}`;
+    expect(Object.keys(counts).sort(), context).toEqual([...nodeIds].sort());
+    expect(Object.values(counts), context).toEqual([20, 20, 20]);
   });
 
   it('least_connections and random (two choices) balance 60 held tunnels; counters reach Redis', async () => {
