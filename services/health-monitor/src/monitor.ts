@@ -366,7 +366,13 @@ export class HealthMonitor {
     this.opts.probe(check.probe, (ok, latencyMs, reason) => {
       this.inflight--;
       n.inflight = false;
-      if (n.epoch !== epoch || this.nodes.get(nodeId) !== n || n.check === null) return;
+      if (this.nodes.get(nodeId) !== n || n.check === null) return;
+      if (n.epoch !== epoch) {
+        // A restart while this probe ran could not schedule the node (it was in flight); its
+        // first check is due now, not at the next resync.
+        if (n.lifecycle === 'running' && !this.scheduler.has(nodeId)) this.scheduler.schedule(nodeId, this.clock.now());
+        return;
+      }
       const now = this.clock.now();
       const before = { score: n.score, reason: n.state.reason };
       n.window.record(ok, latencyMs);

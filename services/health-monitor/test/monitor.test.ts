@@ -44,12 +44,16 @@ function setup(opts: { connfailLimit?: number } = {}) {
   const probes: Probe[] = [];
   const changes: HealthChange[] = [];
   const forgotten: string[] = [];
+  /** While set, probes do not answer until the test calls what they left here. */
+  const held: { on: boolean; answers: (() => void)[] } = { on: false, answers: [] };
   let unknown = 0;
   const monitor = new HealthMonitor({
     probe: (p: Probe, done: ProbeDone) => {
       probes.push(p);
       const ok = answers.get(p.port) ?? true;
-      queueMicrotask(() => done(ok, 5, ok ? '' : 'tcp: ECONNREFUSED'));
+      const answer = () => done(ok, 5, ok ? '' : 'tcp: ECONNREFUSED');
+      if (held.on) held.answers.push(answer);
+      else queueMicrotask(answer);
     },
     proxyTarget: 'http://127.0.0.1:9/204',
     connfail: { limit: opts.connfailLimit ?? 2, windowMs: 2000 },
@@ -68,7 +72,7 @@ function setup(opts: { connfailLimit?: number } = {}) {
       await new Promise((r) => setImmediate(r));
     }
   };
-  return { monitor, answers, probes, changes, forgotten, run, unknown: () => unknown };
+  return { monitor, answers, probes, changes, forgotten, held, run, unknown: () => unknown };
 }
 
 describe('health monitor', () => {
@@ -120,6 +124,32 @@ describe('health monitor', () => {
     expect(t.probes.at(-1)!.port).toBe(4003);
     // The died event is remembered in the score for a minute.
     expect(t.monitor.status()[0]!.score).toBeLessThan(100);
+  });
+
+  it('checks a node restarted while a probe of it was in flight as soon as that probe answers', async () => {
+    const t = setup();
+    t.held.on = true;
+    t.monitor.replace({ pools: [pool()], nodes: [nodeView(nodeA, 4001)] }, 0);
+    await t.run(20);
+    expect(t.held.answers).toHaveLength(1);
+    t.monitor.nodeStarted({ tenantId, poolId, nodeId: nodeA, at, containerId: 'c2', ports: nodeView(nodeA, 4003).ports, startMs: 10 });
+    t.held.on = false;
+    t.held.answers.shift()!();
+    await t.run(20);
+    expect(t.probes.map((p) => p.port)).toEqual([4001, 4003]);
+  });
+
+  it('checks a node a snapshot finds running again while a probe of it was in flight as soon as that probe answers', async () => {
+    const t = setup();
+    t.held.on = true;
+    t.monitor.replace({ pools: [pool()], nodes: [nodeView(nodeA, 4001)] }, 0);
+    await t.run(20);
+    t.monitor.replace({ pools: [pool()], nodes: [nodeView(nodeA, 4001, 'stopped')] }, 20);
+    t.monitor.replace({ pools: [pool()], nodes: [nodeView(nodeA, 4003)] }, 20);
+    t.held.on = false;
+    t.held.answers.shift()!();
+    await t.run(20);
+    expect(t.probes.map((p) => p.port)).toEqual([4001, 4003]);
   });
 
   it("marks a node down when Docker's HEALTHCHECK reports it unhealthy, and ignores healthy reports", async () => {
