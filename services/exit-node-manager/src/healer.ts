@@ -33,7 +33,8 @@ export function createHealer(manager: Pick<Manager, 'heal'>, policy: HealPolicy,
       try {
         const outcome = await manager.heal(tenantId, nodeId, decision.action);
         ok = true;
-        records.set(nodeId, afterAttempt(record, decision.action, true, Date.now(), policy));
+        // Deaths recorded while this attempt waited and ran count as much as the ones before it.
+        records.set(nodeId, afterAttempt(records.get(nodeId) ?? record, decision.action, true, Date.now(), policy));
         if (outcome === 'healed') log.info({ nodeId, action: decision.action, delayMs: decision.delayMs }, 'node healed');
         return;
       } catch (err) {

@@ -29,6 +29,19 @@ describe('healer', () => {
     await healer.stop();
   });
 
+  it('keeps the deaths reported while an attempt waited: they count towards giving up', async () => {
+    const calls: string[] = [];
+    const healer = createHealer({ heal: async (_t, _n, action) => (calls.push(action), 'healed') }, policy, log);
+    for (let i = 0; i < policy.giveUpAfter; i++) healer.nodeDied('t', 'n1');
+    await sleep(60);
+    expect(calls).toEqual(['restart']);
+    // One more death makes giveUpAfter + 1 within the window: no further attempt.
+    healer.nodeDied('t', 'n1');
+    await sleep(100);
+    expect(calls).toEqual(['restart']);
+    await healer.stop();
+  });
+
   it('tries again after a failed attempt, and gives up after the policy says so', async () => {
     const calls: string[] = [];
     const healer = createHealer(

@@ -16,4 +16,17 @@ describe('onJsonLines', () => {
     await settle();
     expect(seen).toEqual([{ a: 1 }, { b: 2 }, { c: 3 }]);
   });
+
+  it('keeps a multi-byte character that two chunks split', async () => {
+    const stream = new PassThrough();
+    const seen: unknown[] = [];
+    onJsonLines(stream, (v) => seen.push(v));
+    const bytes = Buffer.from('{"name":"café"}\n');
+    const mid = bytes.indexOf(0xc3) + 1;
+    stream.write(bytes.subarray(0, mid));
+    await settle();
+    stream.write(bytes.subarray(mid));
+    await settle();
+    expect(seen).toEqual([{ name: 'café' }]);
+  });
 });
