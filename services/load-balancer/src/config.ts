@@ -34,6 +34,10 @@ export const LoadBalancerEnv = Type.Object({
   LB_CONNECT_TIMEOUT_MS: env.int({ minimum: 10, maximum: 60_000, default: 3000 }),
   /** Bound on a client's handshake (greeting, credentials, request head). */
   LB_HANDSHAKE_TIMEOUT_MS: env.int({ minimum: 10, maximum: 120_000, default: 10_000 }),
+  /** Bound on an absolute-form request's wait for the node's first answer byte (then 504). */
+  LB_FIRST_BYTE_TIMEOUT_MS: env.int({ minimum: 10, maximum: 3_600_000, default: 60_000 }),
+  /** After one side of a proxied connection ended (FIN), how long the other direction may go on. */
+  LB_HALF_CLOSE_TIMEOUT_MS: env.int({ minimum: 10, maximum: 3_600_000, default: 60_000 }),
   LB_DEFAULT_STRATEGY: env.enumOf(STRATEGIES, 'round_robin'),
   /**
    * One core is left to everything else on the host (the nodes behind the balancer, its

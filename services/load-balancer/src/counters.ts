@@ -57,9 +57,18 @@ export class TrafficCounters {
     }
   }
 
+  /**
+   * A removed node's counters go with it: its pending deltas are dropped (so a later flush
+   * cannot bring the key back) and its hash deleted. Every worker does this; DEL is idempotent.
+   */
+  async forget(redis: Redis, nodeId: string): Promise<void> {
+    this.nodes.delete(nodeId);
+    await redis.del(trafficKey(nodeId));
+  }
+
   async flush(redis: Redis): Promise<void> {
     const pipe = redis.pipeline();
-    let writes = 0;
+    const taken: Array<[NodeTraffic, number, number, number, number, number]> = [];
     for (const [id, t] of this.nodes) {
       // Entries stay: the routing table's nodes hold them (one small object per node ever seen).
       if (!(t.dActive || t.dTotal || t.dFailed || t.dRx || t.dTx)) continue;
@@ -69,12 +78,28 @@ export class TrafficCounters {
       if (t.dFailed) pipe.hincrby(key, 'failed', t.dFailed);
       if (t.dRx) pipe.hincrby(key, 'rx', t.dRx);
       if (t.dTx) pipe.hincrby(key, 'tx', t.dTx);
+      taken.push([t, t.dActive, t.dTotal, t.dFailed, t.dRx, t.dTx]);
       t.dActive = t.dTotal = t.dFailed = t.dRx = t.dTx = 0;
-      writes++;
     }
-    for (const [reason, n] of this.rejected) pipe.hincrby(REJECTED_KEY, reason, n);
-    writes += this.rejected.size;
+    const rejected = [...this.rejected];
+    for (const [reason, n] of rejected) pipe.hincrby(REJECTED_KEY, reason, n);
     this.rejected.clear();
-    if (writes > 0) await pipe.exec();
+    if (taken.length + rejected.length === 0) return;
+    try {
+      // A pipeline's exec resolves even when single commands fail; those are rare type errors
+      // on a key nobody else writes, not worth a second try.
+      await pipe.exec();
+    } catch (err) {
+      // Most likely nothing reached Redis (connection lost): the deltas wait for the next flush.
+      for (const [t, a, n, f, rx, tx] of taken) {
+        t.dActive += a;
+        t.dTotal += n;
+        t.dFailed += f;
+        t.dRx += rx;
+        t.dTx += tx;
+      }
+      for (const [reason, n] of rejected) this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + n);
+      throw err;
+    }
   }
 }

@@ -25,6 +25,10 @@ export interface DataPlaneConfig {
   readonly connectTimeoutMs: number;
   readonly handshakeTimeoutMs: number;
   readonly retries: number;
+  /** Bound on an absolute-form request's wait for the node's first answer byte. */
+  readonly firstByteTimeoutMs: number;
+  /** After one side of a spliced connection ended, bound on the other direction. */
+  readonly halfCloseTimeoutMs: number;
   /** Empty: no authentication, every tenant's pools are candidates. */
   readonly users: ReadonlyMap<string, ProxyUser>;
 }
@@ -40,6 +44,8 @@ export interface DataPlane {
 const noop = () => undefined;
 
 const EMPTY: Buffer = Buffer.alloc(0);
+/** Finds peers that vanished without a FIN (host gone, NAT entry dropped) on idle connections. */
+const KEEPALIVE_MS = 30_000;
 const CONNECT_OK = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n');
 
 /** Buffers what a client sends during its handshake; parsers take whole messages from it. */
@@ -109,15 +115,18 @@ function dialTcp(ep: { host: string; port: number }, timeoutMs: number): Promise
   return new Promise((resolve, reject) => {
     const s = connect({ host: ep.host, port: ep.port, allowHalfOpen: true, noDelay: true });
     const timer = setTimeout(() => s.destroy(new Error(`connect timed out after ${timeoutMs} ms`)), timeoutMs);
-    s.once('connect', () => {
-      clearTimeout(timer);
-      s.off('error', reject);
-      resolve(s);
-    });
-    s.once('error', (err) => {
+    const onError = (err: Error) => {
       clearTimeout(timer);
       reject(err);
+    };
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.off('error', onError);
+      // Whoever takes the socket adds its own handling; until then an error must not throw.
+      s.on('error', noop);
+      resolve(s);
     });
+    s.once('error', onError);
   });
 }
 
@@ -176,9 +185,11 @@ async function dial(dp: DataPlane, route: Route, client: Client, tunnel: Target 
   let exclude = tried;
   let lastError = '';
   let refusedByNode = false;
+  let picked = false;
   for (let attempt = 0; attempt <= dp.config.retries; attempt++) {
     const node = dp.router.pick(route, client, exclude);
     if (!node) break;
+    picked = true;
     node.traffic.opened();
     let upstream: Socket | undefined;
     try {
@@ -196,18 +207,30 @@ async function dial(dp: DataPlane, route: Route, client: Client, tunnel: Target 
       (exclude ??= new Set()).add(node.id);
     }
   }
-  if (!exclude) throw new Unroutable('no healthy node for this route', 503, SOCKS.REP_GENERAL_FAILURE, 'unavailable');
+  if (!picked) throw new Unroutable('no healthy node for this route', 503, SOCKS.REP_GENERAL_FAILURE, 'unavailable');
   if (refusedByNode) throw new Unroutable(`the target could not be reached: ${lastError}`, 502, SOCKS.REP_HOST_UNREACHABLE, 'failed');
   throw new Unroutable(`no node could be reached: ${lastError}`, 502, SOCKS.REP_GENERAL_FAILURE, 'failed');
 }
 
-/** Pipes both ways; the node's connection count drops and bytes are counted once both close. */
-function splice(client: Socket, d: Dialed, head: Buffer | string | undefined, early: Buffer): void {
+/**
+ * Pipes both ways; the node's connection count drops and bytes are counted once both close.
+ * Once one side has ended, the other direction gets `halfCloseTimeoutMs` to finish: a peer
+ * that never ends its side would otherwise hold both sockets forever.
+ */
+function splice(client: Socket, d: Dialed, early: Buffer, halfCloseTimeoutMs: number): void {
   const { upstream, node } = d;
   client.setNoDelay(true);
+  client.setKeepAlive(true, KEEPALIVE_MS);
+  upstream.setKeepAlive(true, KEEPALIVE_MS);
   if (d.rest.length) client.write(d.rest);
-  if (head !== undefined) upstream.write(head);
   if (early.length) upstream.write(early);
+  let halfClosed: NodeJS.Timeout | undefined;
+  const ended = () => {
+    halfClosed ??= setTimeout(() => {
+      client.destroy();
+      upstream.destroy();
+    }, halfCloseTimeoutMs).unref();
+  };
   let open = 2;
   const closed = (hadError: boolean) => {
     // A clean close has already passed its end on through pipe; only a broken one cuts the other side.
@@ -216,6 +239,7 @@ function splice(client: Socket, d: Dialed, head: Buffer | string | undefined, ea
       upstream.destroy();
     }
     if (--open === 0) {
+      clearTimeout(halfClosed);
       node.traffic.closed();
       node.traffic.dRx += client.bytesRead;
       node.traffic.dTx += client.bytesWritten;
@@ -225,6 +249,8 @@ function splice(client: Socket, d: Dialed, head: Buffer | string | undefined, ea
   upstream.on('error', noop);
   client.once('close', closed);
   upstream.once('close', closed);
+  client.once('end', ended);
+  upstream.once('end', ended);
   client.pipe(upstream);
   upstream.pipe(client);
 }
@@ -257,18 +283,20 @@ function routeFor(dp: DataPlane, listenerCountry: string | undefined, routing: R
 export function acceptProxyClient(dp: DataPlane, sock: Socket, listenerCountry: string | undefined): void {
   sock.on('error', noop);
   const timer = setTimeout(() => sock.destroy(), dp.config.handshakeTimeoutMs);
+  // Once the request is read, the client waits on us: dialling has its own bounds.
+  const disarm = () => clearTimeout(timer);
   const inbox = new Inbox(sock);
   const run = async () => {
     const first = await inbox.next((b) => (b.length > 0 ? { value: b[0]!, consumed: 0 } : null));
-    if (first === SOCKS.VERSION) await socks5(dp, sock, inbox, listenerCountry);
-    else await httpProxy(dp, sock, inbox, listenerCountry, () => clearTimeout(timer));
+    if (first === SOCKS.VERSION) await socks5(dp, sock, inbox, listenerCountry, disarm);
+    else await httpProxy(dp, sock, inbox, listenerCountry, disarm);
   };
   run()
     .catch(() => sock.destroy())
     .finally(() => clearTimeout(timer));
 }
 
-async function socks5(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCountry: string | undefined): Promise<void> {
+async function socks5(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCountry: string | undefined, disarm: () => void): Promise<void> {
   const users = dp.config.users;
   let methods: Set<number>;
   try {
@@ -319,6 +347,7 @@ async function socks5(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCountry
     }
     throw err;
   }
+  disarm();
   let dialed: Dialed;
   try {
     const route = routeFor(dp, listenerCountry, routing, scope);
@@ -332,7 +361,7 @@ async function socks5(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCountry
   if (sock.destroyed) return abandon(dialed);
   const early = inbox.release();
   sock.write(socksReply(SOCKS.REP_SUCCESS));
-  splice(sock, dialed, undefined, early);
+  splice(sock, dialed, early, dp.config.halfCloseTimeoutMs);
 }
 
 async function httpProxy(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCountry: string | undefined, disarm: () => void): Promise<void> {
@@ -359,6 +388,7 @@ async function httpProxy(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCoun
     sock.end(httpError(407, 'proxy authentication required'));
     return;
   }
+  disarm();
   let dialed: Dialed;
   try {
     const route = routeFor(dp, listenerCountry, routing, scope);
@@ -373,34 +403,42 @@ async function httpProxy(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCoun
   const early = inbox.release();
   if (req.connect) {
     sock.write(CONNECT_OK);
-    splice(sock, dialed, undefined, early);
+    splice(sock, dialed, early, dp.config.halfCloseTimeoutMs);
   } else {
-    disarm();
     const client = { address: sock.remoteAddress, region: routing?.region, session: routing?.session };
     await forwardRequest(dp, sock, routeFor(dp, listenerCountry, routing, scope), client, req.head, early, dialed);
   }
 }
 
+type Answer = Buffer | 'node-gone' | 'client-gone' | 'timeout';
+
 /**
- * The node's first answer bytes, or null when it closed or failed before answering. Node
- * sockets are half-open capable, so a node that dies after reading the request shows up as
- * `end` (its FIN), not `close`: waiting for `close` alone hung such requests.
+ * The node's first answer bytes, or why there are none. Node sockets are half-open capable,
+ * so a node that dies after reading the request shows up as `end` (its FIN), not `close`:
+ * waiting for `close` alone hung such requests. A client that leaves, or a node silent for
+ * `timeoutMs`, ends the wait too.
  */
-function firstAnswer(upstream: Socket): Promise<Buffer | null> {
+function firstAnswer(client: Socket, upstream: Socket, timeoutMs: number): Promise<Answer> {
   return new Promise((resolve) => {
-    const done = (chunk: Buffer | null) => {
+    const done = (answer: Answer) => {
+      clearTimeout(timer);
       upstream.off('data', onData);
-      upstream.off('end', onGone);
-      upstream.off('close', onGone);
+      upstream.off('end', onNodeGone);
+      upstream.off('close', onNodeGone);
+      client.off('close', onClientGone);
       upstream.pause();
-      resolve(chunk);
+      resolve(answer);
     };
     const onData = (chunk: Buffer) => done(chunk);
-    const onGone = () => done(null);
+    const onNodeGone = () => done('node-gone');
+    const onClientGone = () => done('client-gone');
+    const timer = setTimeout(() => done('timeout'), timeoutMs);
     upstream.on('error', noop);
     upstream.on('data', onData);
-    upstream.once('end', onGone);
-    upstream.once('close', onGone);
+    upstream.once('end', onNodeGone);
+    upstream.once('close', onNodeGone);
+    client.once('close', onClientGone);
+    if (client.destroyed) done('client-gone');
   });
 }
 
@@ -418,15 +456,22 @@ async function forwardRequest(dp: DataPlane, sock: Socket, route: Route, client:
     d.upstream.write(head);
     if (early.length) d.upstream.write(early);
     sock.pipe(d.upstream);
-    const first = await firstAnswer(d.upstream);
+    const first = await firstAnswer(sock, d.upstream, dp.config.firstByteTimeoutMs);
     // splice pipes the client again, with the close handling of an established connection.
     sock.unpipe(d.upstream);
-    if (first) {
+    if (Buffer.isBuffer(first)) {
       if (sock.destroyed) return abandon(d);
-      splice(sock, { ...d, rest: first }, undefined, EMPTY);
+      splice(sock, { ...d, rest: first }, EMPTY, dp.config.halfCloseTimeoutMs);
       return;
     }
     abandon(d);
+    if (first === 'client-gone') return;
+    if (first === 'timeout') {
+      // Slow targets look the same as a hung node from here: not a health signal.
+      dp.counters.reject('failed');
+      sock.end(httpError(504, `no answer within ${dp.config.firstByteTimeoutMs} ms`));
+      return;
+    }
     d.node.traffic.dFailed++;
     dp.connectFailed(d.node, 'node closed before answering');
     tried.add(d.node.id);
@@ -455,7 +500,7 @@ export function acceptAppClient(dp: DataPlane, sock: Socket, poolId: string): vo
   dial(dp, route, { address: sock.remoteAddress }, undefined).then(
     (dialed) => {
       if (sock.destroyed) return abandon(dialed);
-      splice(sock, dialed, undefined, EMPTY);
+      splice(sock, dialed, EMPTY, dp.config.halfCloseTimeoutMs);
     },
     (err: unknown) => {
       dp.counters.reject(err instanceof Unroutable ? err.reason : 'failed');

@@ -130,7 +130,11 @@ export interface ProxyRequest {
   readonly target: Target;
   /** Decoded `Proxy-Authorization: Basic`, if present. */
   readonly credentials: Credentials | undefined;
-  /** The head to send on for absolute-form requests, without Proxy-Authorization. */
+  /**
+   * The head to send on for absolute-form requests: without Proxy-Authorization, and with
+   * `Connection: close` so the node ends the connection after one answer. Later requests on a
+   * keep-alive client connection would otherwise reach the node raw, credentials and all.
+   */
   readonly head: string;
   readonly consumed: number;
 }
@@ -178,10 +182,11 @@ export function parseProxyRequest(buf: Buffer): ProxyRequest | null {
     const line = lines[i]!;
     const colon = line.indexOf(':');
     if (colon <= 0) throw new ProtocolError('malformed header line', 400);
-    if (line.slice(0, colon).toLowerCase() === 'proxy-authorization') {
+    const name = line.slice(0, colon).toLowerCase();
+    if (name === 'proxy-authorization') {
       credentials = decodeBasic(line.slice(colon + 1).trim());
       if (!credentials) throw new ProtocolError('Proxy-Authorization is not Basic credentials', 400);
-    } else {
+    } else if (name !== 'connection' && name !== 'proxy-connection') {
       kept.push(line);
     }
   }
@@ -195,7 +200,7 @@ export function parseProxyRequest(buf: Buffer): ProxyRequest | null {
     target = parseAuthority(uri.slice(7, slash < 0 ? undefined : slash), 80);
     if (!target) throw new ProtocolError('URL has no valid host', 400);
   }
-  return { connect: method === 'CONNECT', target, credentials, head: `${kept.join('\r\n')}\r\n\r\n`, consumed: end + 4 };
+  return { connect: method === 'CONNECT', target, credentials, head: `${kept.join('\r\n')}\r\nConnection: close\r\n\r\n`, consumed: end + 4 };
 }
 
 /** The status code of a complete HTTP response head, or null while it is incomplete. */

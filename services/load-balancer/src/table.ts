@@ -13,6 +13,13 @@ interface HealthInfo {
   latencyMs: number | null;
 }
 
+/**
+ * exit-node-manager publishes a node event before it writes the row a snapshot reads, so a
+ * snapshot asked for shortly after an event may still describe the node as it was. What an
+ * event set within this long before the snapshot was asked for wins over the snapshot.
+ */
+export const EVENT_TRUST_MS = 5000;
+
 const UNKNOWN: HealthInfo = Object.freeze({ status: 'unknown', score: 0, latencyMs: null }) as HealthInfo;
 
 export class RouteNode implements Candidate {
@@ -25,6 +32,8 @@ export class RouteNode implements Candidate {
   latencyMs: number | null = null;
   softLimit: number | undefined;
   hardLimit: number | undefined;
+  /** When a node event last set status, endpoint or draining (0: only snapshots have). */
+  lastEventAt = 0;
 
   constructor(
     readonly id: string,
@@ -63,6 +72,8 @@ export class RoutingTable {
   private readonly nodes = new Map<string, RouteNode>();
   private readonly health = new Map<string, HealthInfo>();
   private readonly groups = new Map<string, RoutePool[]>();
+  /** Nodes removed by an event, and when: a snapshot asked for soon after must not bring them back. */
+  private readonly removedAt = new Map<string, number>();
   /** Called after every change, e.g. to open or close app-pool listeners. */
   onChange: () => void = () => undefined;
 
@@ -73,6 +84,7 @@ export class RoutingTable {
   constructor(
     private readonly traffic: TrafficCounters,
     private readonly workers = 1,
+    private readonly now: () => number = Date.now,
   ) {}
 
   pool(id: string): RoutePool | undefined {
@@ -107,9 +119,16 @@ export class RoutingTable {
     return g;
   }
 
-  /** Replaces everything with a snapshot; health too when the health monitor answered. */
-  replace(snapshot: { pools: PoolView[]; nodes: NodeView[] }, health: NodeHealth[] | undefined): void {
-    const draining = new Set([...this.nodes.values()].filter((n) => n.draining).map((n) => n.id));
+  /**
+   * Replaces everything with a snapshot; health too when the health monitor answered.
+   * `requestedAt` (this table's clock) is when the snapshot was asked for: a node's status,
+   * endpoint and draining set by an event since `requestedAt - EVENT_TRUST_MS` are kept, and a
+   * node removed by an event in that window stays removed.
+   */
+  replace(snapshot: { pools: PoolView[]; nodes: NodeView[] }, health: NodeHealth[] | undefined, requestedAt = this.now()): void {
+    const trusted = requestedAt - EVENT_TRUST_MS;
+    const previous = new Map(this.nodes);
+    for (const [id, at] of this.removedAt) if (at <= trusted) this.removedAt.delete(id);
     this.pools.clear();
     this.nodes.clear();
     if (health) {
@@ -118,12 +137,18 @@ export class RoutingTable {
     }
     for (const p of snapshot.pools) this.pools.set(p.poolId, { id: p.poolId, tenantId: p.tenantId, name: p.name, spec: p.spec, members: [] });
     for (const v of snapshot.nodes) {
-      const n = this.ensureNode(v.nodeId, v.tenantId, v.poolId);
-      n.status = v.status;
-      n.draining = draining.has(v.nodeId);
+      if (this.removedAt.has(v.nodeId)) continue;
+      const old = previous.get(v.nodeId);
+      const n = old ?? new RouteNode(v.nodeId, v.tenantId, v.poolId, this.traffic.of(v.nodeId));
+      this.nodes.set(v.nodeId, n);
       n.region = v.region;
+      if (old && old.lastEventAt > trusted) continue;
+      n.status = v.status;
+      n.draining = old?.draining ?? false;
       n.endpoint = endpointOf(v.kind, v.ports);
     }
+    // Created or started by an event the snapshot does not show yet.
+    for (const [id, n] of previous) if (!this.nodes.has(id) && n.lastEventAt > trusted) this.nodes.set(id, n);
     this.changed();
   }
 
@@ -140,12 +165,12 @@ export class RoutingTable {
   }
 
   nodeCreated(p: Payload<'node.evt.created'>): void {
-    this.ensureNode(p.nodeId, p.tenantId, p.poolId);
+    this.touch(this.ensureNode(p.nodeId, p.tenantId, p.poolId));
     this.changed();
   }
 
   nodeStarted(p: Payload<'node.evt.started'>): void {
-    const n = this.ensureNode(p.nodeId, p.tenantId, p.poolId);
+    const n = this.touch(this.ensureNode(p.nodeId, p.tenantId, p.poolId));
     n.status = 'running';
     n.draining = false;
     n.endpoint = endpointOf(this.pools.get(p.poolId)?.spec.kind ?? 'exit', p.ports);
@@ -157,12 +182,13 @@ export class RoutingTable {
     const n = this.nodes.get(nodeId);
     this.health.delete(nodeId);
     if (!n) return;
-    n.status = status;
+    this.touch(n).status = status;
     this.changed();
   }
 
   nodeRemoved(nodeId: string): void {
     this.nodes.delete(nodeId);
+    this.removedAt.set(nodeId, this.now());
     this.health.delete(nodeId);
     this.changed();
   }
@@ -170,7 +196,7 @@ export class RoutingTable {
   nodeDraining(nodeId: string): void {
     const n = this.nodes.get(nodeId);
     if (!n) return;
-    n.draining = true;
+    this.touch(n).draining = true;
     this.changed();
   }
 
@@ -194,6 +220,12 @@ export class RoutingTable {
       moved = true;
     }
     if (moved) this.changed();
+  }
+
+  private touch(n: RouteNode): RouteNode {
+    n.lastEventAt = this.now();
+    this.removedAt.delete(n.id);
+    return n;
   }
 
   private ensureNode(id: string, tenantId: string, poolId: string): RouteNode {

@@ -33,6 +33,8 @@ export async function runWorker(): Promise<void> {
           connectTimeoutMs: config.LB_CONNECT_TIMEOUT_MS,
           handshakeTimeoutMs: config.LB_HANDSHAKE_TIMEOUT_MS,
           retries: config.LB_CONNECT_RETRIES,
+          firstByteTimeoutMs: config.LB_FIRST_BYTE_TIMEOUT_MS,
+          halfCloseTimeoutMs: config.LB_HALF_CLOSE_TIMEOUT_MS,
           users: parseProxyUsers(config.LB_PROXY_USERS),
         },
         connectFailed(node, error) {
@@ -42,7 +44,15 @@ export async function runWorker(): Promise<void> {
         },
       };
 
-      const apps = new AppListeners(config.LB_LISTEN_HOST, log, (sock, poolId) => acceptAppClient(dp, sock, poolId));
+      // The proxy ports are bound before any pool is known, so no app pool can take one.
+      const servers: Server[] = [];
+      const countryPorts = parseCountryPorts(config.LB_COUNTRY_PORTS);
+      servers.push(await listen(config.LB_LISTEN_HOST, config.LB_PROXY_PORT, (sock) => acceptProxyClient(dp, sock, undefined), log));
+      for (const [port, country] of countryPorts) {
+        servers.push(await listen(config.LB_LISTEN_HOST, port, (sock) => acceptProxyClient(dp, sock, country), log));
+      }
+      const proxyPorts = new Set([config.LB_PROXY_PORT, ...countryPorts.keys()]);
+      const apps = new AppListeners(config.LB_LISTEN_HOST, proxyPorts, log, (sock, poolId) => acceptAppClient(dp, sock, poolId));
       table.onChange = () => apps.sync(table.allPools());
 
       // Events keep the table live between rebuilds; core subscriptions also receive the
@@ -53,7 +63,13 @@ export async function runWorker(): Promise<void> {
       supervise('node.evt.started', bus.subscribe('node.evt.started', async (p) => table.nodeStarted(p)));
       supervise('node.evt.stopped', bus.subscribe('node.evt.stopped', async (p) => table.nodeDown(p.nodeId, 'stopped')));
       supervise('node.evt.died', bus.subscribe('node.evt.died', async (p) => table.nodeDown(p.nodeId, 'error')));
-      supervise('node.evt.removed', bus.subscribe('node.evt.removed', async (p) => table.nodeRemoved(p.nodeId)));
+      supervise(
+        'node.evt.removed',
+        bus.subscribe('node.evt.removed', async (p) => {
+          table.nodeRemoved(p.nodeId);
+          await counters.forget(redis!, p.nodeId).catch((err: Error) => log.warn({ nodeId: p.nodeId, err: err.message }, 'traffic counters of a removed node not deleted'));
+        }),
+      );
       supervise('node.evt.draining', bus.subscribe('node.evt.draining', async (p) => table.nodeDraining(p.nodeId)));
       supervise('health.evt.changed', bus.subscribe('health.evt.changed', async (p) => table.healthChanged(p)));
 
@@ -61,10 +77,12 @@ export async function runWorker(): Promise<void> {
       const rebuild = () =>
         (rebuilding ??= (async () => {
           try {
+            // Noted before asking: events newer than this (less the trust margin) beat the reply.
+            const requestedAt = Date.now();
             const snapshot = await bus.request('pool.req.snapshot', {}, { timeoutMs: 5000 });
             // Without the health monitor every node stays "unknown", which still routes.
             const health = await bus.request('health.req.status', {}, { timeoutMs: 2000 }).catch(() => undefined);
-            table.replace(snapshot, health?.nodes);
+            table.replace(snapshot, health?.nodes, requestedAt);
             log.debug({ pools: snapshot.pools.length, nodes: snapshot.nodes.length, health: !!health }, 'routing table rebuilt');
           } catch (err) {
             log.warn({ err: (err as Error).message }, 'routing table rebuild failed; keeping the current one');
@@ -98,11 +116,6 @@ export async function runWorker(): Promise<void> {
       bus.serve(service, 'lb.req.strategy', (p) => strategy(store, config.LB_DEFAULT_STRATEGY, p));
       bus.serve(service, 'lb.req.traffic', (p) => traffic(redis!, table, p));
 
-      const servers: Server[] = [];
-      servers.push(await listen(config.LB_LISTEN_HOST, config.LB_PROXY_PORT, (sock) => acceptProxyClient(dp, sock, undefined)));
-      for (const [port, country] of parseCountryPorts(config.LB_COUNTRY_PORTS)) {
-        servers.push(await listen(config.LB_LISTEN_HOST, port, (sock) => acceptProxyClient(dp, sock, country)));
-      }
       // Registered last so it runs first: stop taking clients before anything else closes.
       onShutdown(async () => {
         for (const s of servers) s.close();

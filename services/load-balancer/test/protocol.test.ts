@@ -67,12 +67,12 @@ describe('HTTP proxy request', () => {
     expect(r.credentials).toEqual({ username: 'alice-country-jp', password: 'pw' });
     expect(r.consumed).toBe(head.length);
   });
-  it('forwards an absolute-form request without our Proxy-Authorization', () => {
-    const head = 'GET http://example.com/x?y=1 HTTP/1.1\r\nHost: example.com\r\nProxy-Authorization: Basic YTpi\r\nAccept: */*\r\n\r\n';
+  it('forwards an absolute-form request without our Proxy-Authorization, as the only request on its node connection', () => {
+    const head = 'GET http://example.com/x?y=1 HTTP/1.1\r\nHost: example.com\r\nProxy-Authorization: Basic YTpi\r\nProxy-Connection: keep-alive\r\nConnection: keep-alive\r\nAccept: */*\r\n\r\n';
     const r = parseProxyRequest(Buffer.from(head))!;
     expect(r.connect).toBe(false);
     expect(r.target).toEqual({ host: 'example.com', port: 80 });
-    expect(r.head).toBe('GET http://example.com/x?y=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n');
+    expect(r.head).toBe('GET http://example.com/x?y=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\nConnection: close\r\n\r\n');
     expect(parseProxyRequest(Buffer.from('GET http://[::1]:8080/ HTTP/1.1\r\n\r\n'))!.target).toEqual({ host: '::1', port: 8080 });
   });
   it('answers what a proxy cannot route with 400 and a huge head with 431', () => {

@@ -82,4 +82,35 @@ describe('routing table', () => {
     t.refreshScores([{ tenantId, poolId: jp.poolId, nodeId: 'b', status: 'healthy', score: 99, latencyMs: 1, lastCheckAt: at, reason: '' }]);
     expect(t.node('b')).toMatchObject({ health: 'unknown', score: 0 });
   });
+
+  it('keeps what events set shortly before a snapshot was asked for, and takes the snapshot for older ones', () => {
+    let clock = 100_000;
+    const t = new RoutingTable(new TrafficCounters(), 1, () => clock);
+    const stale = { pools: [jp, us], nodes: [node(jp, 'a', 1000), node(jp, 'b', 2000), node(us, 'c', 3000)] };
+    t.replace(stale, undefined);
+    // The events land first; the rows the snapshot reads are written after it.
+    t.nodeDown('a', 'error');
+    t.nodeDraining('b');
+    t.nodeRemoved('c');
+    t.nodeStarted({ tenantId, poolId: jp.poolId, nodeId: 'd', at, containerId: 'c', ports: node(jp, 'd', 4000).ports, startMs: 1 });
+    clock += 1000;
+    t.replace(stale, undefined, clock);
+    expect(t.node('a')!.status).toBe('error');
+    expect(t.node('b')!.draining).toBe(true);
+    expect(t.node('c')).toBeUndefined();
+    expect(t.node('d')).toMatchObject({ status: 'running', endpoint: { host: '127.0.0.1', port: 4000 } });
+    expect(t.exitPools('JP', undefined)[0]!.members.map((n) => n.id)).toEqual(['d']);
+    // Long after the events, the snapshot is the truth again (here: an older picture).
+    clock += 10_000;
+    t.replace({ pools: [jp, us], nodes: [node(jp, 'a', 1100), node(us, 'c', 3000)] }, undefined, clock);
+    expect(t.node('a')).toMatchObject({ status: 'running', endpoint: { host: '127.0.0.1', port: 1100 } });
+    expect(t.node('c')!.status).toBe('running');
+    expect(t.node('d')).toBeUndefined();
+    // A snapshot asked for before an event that its reply crosses keeps the event's word.
+    const asked = clock;
+    clock += 200;
+    t.nodeDown('a', 'stopped');
+    t.replace({ pools: [jp, us], nodes: [node(jp, 'a', 1100)] }, undefined, asked);
+    expect(t.node('a')!.status).toBe('stopped');
+  });
 });
