@@ -437,6 +437,7 @@ export function createManager(deps: HandlerDeps): Manager {
     if (issues.length) throw new OrderFailure(`invalid pool spec: ${formatIssues(issues)}`);
     const outcome = await repo.insertPool(db, { tenantId: p.tenantId, poolId: p.poolId, spec: p.spec, desiredNodes: p.spec.nodes.min });
     if (outcome === 'name_taken') throw new OrderFailure(`a pool named "${p.spec.name}" already exists`);
+    if (outcome === 'public_port_taken') throw new OrderFailure(`publicPort ${p.spec.publicPort} is taken by another pool`);
     const pool = await repo.findPool(db, p.tenantId, p.poolId);
     if (!pool) throw new Error(`pool ${p.poolId} vanished right after it was stored`);
     if (pool.status === 'deleted') throw new OrderFailure(`pool ${p.spec.name} was deleted before it was created`);

@@ -31,7 +31,10 @@ export function redisHotState(redis: HashStore | undefined, log: Log): HotState 
   return async ({ tenantId, poolId, nodeId, status }) => {
     if (!redis) return;
     try {
-      await bounded(redis.hset(`node:${nodeId}`, { status, pool: poolId, tenant: tenantId, updated_at: new Date().toISOString() }));
+      // A removed node never comes back (a new one gets a new id): its key goes, or Redis
+      // would keep one per node ever made.
+      if (status === 'removed') await bounded(redis.del(`node:${nodeId}`));
+      else await bounded(redis.hset(`node:${nodeId}`, { status, pool: poolId, tenant: tenantId, updated_at: new Date().toISOString() }));
     } catch (err) {
       log.warn({ nodeId, status, err: (err as Error).message }, 'could not write node hot state to redis');
     }

@@ -56,4 +56,11 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // The load balancer listens on an app pool's publicPort for every tenant at once, so two
+  // live pools must not claim the same one; the index makes the check race-free.
+  '2026_11_23_0003_pools_live_public_port': {
+    async up(db: Kysely<any>) {
+      await sql`create unique index pools_live_public_port on pools ((spec->>'publicPort')) where status <> 'deleted'`.execute(db);
+    },
+  },
 };

@@ -22,9 +22,10 @@ export interface NewPoolInput {
 
 /**
  * `exists` when this very pool is already stored (a redelivered create); `name_taken` when
- * another live pool of the tenant has the name.
+ * another live pool of the tenant has the name; `public_port_taken` when another live pool,
+ * of any tenant, has the publicPort.
  */
-export async function insertPool(db: Db, p: NewPoolInput): Promise<'inserted' | 'exists' | 'name_taken'> {
+export async function insertPool(db: Db, p: NewPoolInput): Promise<'inserted' | 'exists' | 'name_taken' | 'public_port_taken'> {
   try {
     const row = await db
       .insertInto('pools')
@@ -43,6 +44,7 @@ export async function insertPool(db: Db, p: NewPoolInput): Promise<'inserted' | 
     return row ? 'inserted' : 'exists';
   } catch (err) {
     if (violates(err, 'pools_live_name')) return 'name_taken';
+    if (violates(err, 'pools_live_public_port')) return 'public_port_taken';
     throw err;
   }
 }
