@@ -34,7 +34,8 @@ describe('/api with the health monitor and load balancer', () => {
     'lb.req.traffic': () => ({ nodes: [{ nodeId: node.nodeId, activeConnections: 4, totalConnections: 9, failedConnections: 1, rxBytes: 7, txBytes: 8 }] }),
     'lb.req.best': () => ({ node: { nodeId: node.nodeId, poolId, strategy: 'round_robin' } }),
     'lb.req.strategy': (p) => ({ strategy: p.strategy ?? 'health_score' }),
-    'node.req.logs': (p) => (p.nodeId === node.nodeId ? { logs: ['one', 'two'], lines: 2 } : { logs: null, lines: 0 }),
+    // The manager has logs of app and removed nodes too; /api shows exit nodes only.
+    'node.req.logs': (p) => (p.nodeId.startsWith('a1b2c3d4-') ? { logs: ['one', 'two'], lines: 2 } : { logs: null, lines: 0 }),
   });
 
   it('lists exit nodes only, with health, metrics and connected clients', async () => {
@@ -138,6 +139,11 @@ describe('/api bad input', () => {
   it('answers 404 for a node that is not the tenant\'s, whatever its id looks like', async () => {
     for (const id of ['a1b2c3d4-0000-4000-8000-00000000dead', 'node-us-1', 'a1b2c3d4-0000-4000-8000-000000000002']) {
       const res = await app.inject({ method: 'GET', url: `/api/nodes/${id}`, headers: auth });
+      expect(res.statusCode, id).toBe(404);
+      expect(res.json().detail).toBe(`node ${id} not found`);
+    }
+    for (const id of ['node-us-1', 'a1b2c3d4-0000-4000-8000-000000000002', 'a1b2c3d4-0000-4000-8000-000000000003']) {
+      const res = await app.inject({ method: 'GET', url: `/api/nodes/${id}/logs`, headers: auth });
       expect(res.statusCode, id).toBe(404);
       expect(res.json().detail).toBe(`node ${id} not found`);
     }

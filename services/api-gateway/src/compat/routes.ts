@@ -144,8 +144,8 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
         },
       }, async (request) => {
         const { tenantId } = callerOf(request);
-        if (!UUID.test(request.params.node_id)) throw notFound(`node ${request.params.node_id} not found`);
-        const reply = await fleet.logs(tenantId, request.params.node_id, request.query.lines);
+        const node = await nodeOr404(tenantId, request.params.node_id);
+        const reply = await fleet.logs(tenantId, node.nodeId, request.query.lines);
         if (reply.logs === null) throw notFound(`node ${request.params.node_id} not found`);
         return { logs: reply.logs.join('\n'), lines: reply.lines };
       });
