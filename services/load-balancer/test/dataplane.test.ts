@@ -1,0 +1,149 @@
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { NodeView, PoolView } from '@switchyard/contracts';
+import { TrafficCounters } from '../src/counters.js';
+import { acceptProxyClient, type DataPlane, type DataPlaneConfig } from '../src/dataplane.js';
+import { Router } from '../src/router.js';
+import { RoutingTable } from '../src/table.js';
+
+// The nodes are loopback TCP servers scripted per test; the data plane is the real one.
+
+const tenantId = '0b3c2f0e-5d4a-4f1e-9f7a-1c2d3e4f5a6b';
+const pool: PoolView = { tenantId, poolId: '11111111-1111-4111-8111-111111111111', name: 'p-jp', spec: { name: 'p-jp', kind: 'exit', country: 'JP', nodes: { min: 1, max: 3 } } };
+
+const closers: Array<() => void> = [];
+afterEach(() => {
+  for (const c of closers.splice(0)) c();
+});
+
+/** Not half-open unless asked: a node socket closes once the load balancer ends or drops its side. */
+async function fakeNode(onConn: (s: Socket) => void, allowHalfOpen = false): Promise<{ port: number; conns: Socket[] }> {
+  const conns: Socket[] = [];
+  const server: Server = createServer({ allowHalfOpen }, (s) => {
+    conns.push(s);
+    s.on('error', () => undefined);
+    onConn(s);
+    // Reading everything lets the load balancer's FIN surface as 'end', then 'close'.
+    s.resume();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  closers.push(() => {
+    for (const c of conns) c.destroy();
+    server.close();
+  });
+  return { port: (server.address() as AddressInfo).port, conns };
+}
+
+const closed = (s: Socket) => (s.destroyed ? Promise.resolve() : once(s, 'close').then(() => undefined));
+
+function nodeView(nodeId: string, port: number): NodeView {
+  return {
+    tenantId, poolId: pool.poolId, nodeId, name: nodeId, kind: 'exit', status: 'running', country: 'JP', region: null, city: null, server: null, containerId: 'c',
+    ports: [{ name: 'proxy', containerPort: 8888, hostIp: '127.0.0.1', hostPort: port }], startedAt: new Date().toISOString(), stats: null,
+  };
+}
+
+/** A load balancer port in front of the given nodes; returns its port and the connfail count. */
+async function balancer(ports: number[], config: Partial<DataPlaneConfig>): Promise<{ port: number; connfails: string[] }> {
+  const counters = new TrafficCounters();
+  const table = new RoutingTable(counters);
+  table.replace({ pools: [pool], nodes: ports.map((p, i) => nodeView(`n${i}`, p)) }, undefined);
+  const connfails: string[] = [];
+  const dp: DataPlane = {
+    router: new Router(table, { get: () => undefined }, 'round_robin', []),
+    counters,
+    config: { connectTimeoutMs: 1000, handshakeTimeoutMs: 5000, retries: 2, firstByteTimeoutMs: 5000, halfCloseTimeoutMs: 5000, users: new Map(), ...config },
+    connectFailed: (_node, error) => connfails.push(error),
+  };
+  const server = createServer({ allowHalfOpen: true }, (sock) => acceptProxyClient(dp, sock, undefined));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  closers.push(() => server.close());
+  return { port: (server.address() as AddressInfo).port, connfails };
+}
+
+/** Sends `request` and collects everything until the load balancer closes or ends the connection. */
+async function exchange(port: number, request: string): Promise<{ text: string; ms: number }> {
+  const started = Date.now();
+  const c = connect({ port, host: '127.0.0.1' });
+  closers.push(() => c.destroy());
+  c.on('error', () => undefined);
+  c.write(request);
+  let text = '';
+  c.on('data', (b: Buffer) => (text += b.toString('latin1')));
+  await Promise.race([once(c, 'end'), once(c, 'close')]);
+  return { text, ms: Date.now() - started };
+}
+
+const GET = 'GET http://127.0.0.1:9/x HTTP/1.1\r\nHost: 127.0.0.1:9\r\nConnection: keep-alive\r\n\r\n';
+
+describe('data plane', () => {
+  it('answers 504 when the node takes the request but sends nothing within the first-byte timeout', async () => {
+    const node = await fakeNode(() => undefined);
+    const lb = await balancer([node.port], { firstByteTimeoutMs: 300 });
+    const { text } = await exchange(lb.port, GET);
+    expect(text).toMatch(/^HTTP\/1\.1 504 /);
+    expect(text).toContain('no answer within 300 ms');
+    await closed(node.conns[0]!);
+  });
+
+  it('sends the node one request with Connection: close and hangs up on the node when the client leaves first', async () => {
+    let head = '';
+    const node = await fakeNode((s) => s.on('data', (b: Buffer) => (head += b.toString('latin1'))), true);
+    const lb = await balancer([node.port], {});
+    const c = connect({ port: lb.port, host: '127.0.0.1' });
+    c.on('error', () => undefined);
+    c.write(GET.replace('\r\n\r\n', '\r\nProxy-Authorization: Basic YTpi\r\n\r\n'));
+    for (let i = 0; i < 100 && !head.includes('\r\n\r\n'); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(head).toContain('Connection: close\r\n');
+    expect(head).not.toMatch(/keep-alive|Proxy-Authorization/i);
+    // A reset, not a FIN: a client may half-close after its request and still want the answer.
+    c.resetAndDestroy();
+    // Without the client watch the node connection waits for the first-byte timeout (5 s).
+    const n = node.conns[0]!;
+    if (!n.readableEnded) await once(n, 'end');
+  });
+
+  it('answers 503 when a node closes before answering and no other node is left to try', async () => {
+    const node = await fakeNode((s) => s.once('data', () => s.end()));
+    const lb = await balancer([node.port], {});
+    const { text } = await exchange(lb.port, GET);
+    expect(text).toMatch(/^HTTP\/1\.1 503 /);
+    expect(text).toContain('no healthy node for this route');
+    expect(lb.connfails).toEqual(['node closed before answering']);
+  });
+
+  it('does not cut a CONNECT whose dialling outlasts the handshake timeout', async () => {
+    const node = await fakeNode((s) => s.once('data', () => setTimeout(() => s.write('HTTP/1.1 200 OK\r\n\r\nhello'), 400)));
+    const lb = await balancer([node.port], { handshakeTimeoutMs: 150, connectTimeoutMs: 2000 });
+    const c = connect({ port: lb.port, host: '127.0.0.1' });
+    closers.push(() => c.destroy());
+    c.on('error', () => undefined);
+    c.write('CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n');
+    let text = '';
+    c.on('data', (b: Buffer) => (text += b.toString('latin1')));
+    for (let i = 0; i < 200 && !text.includes('hello') && !c.destroyed; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(text).toBe('HTTP/1.1 200 Connection Established\r\n\r\nhello');
+  });
+
+  it('closes both sides once one has ended and the other stays open past the half-close timeout', async () => {
+    // The node answers and sends its FIN; the client never ends its side.
+    const node = await fakeNode((s) => s.once('data', () => s.end('HTTP/1.1 200 OK\r\n\r\nbye')));
+    const lb = await balancer([node.port], { halfCloseTimeoutMs: 300 });
+    const c = connect({ port: lb.port, host: '127.0.0.1', allowHalfOpen: true });
+    closers.push(() => c.destroy());
+    c.on('error', () => undefined);
+    c.write('CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n');
+    c.resume();
+    await once(c, 'end');
+    // The client stays half-open; the load balancer must give up on both sides after the timeout.
+    await closed(node.conns[0]!);
+    for (let i = 0; i < 40 && !c.destroyed; i++) {
+      c.write('x');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(c.destroyed).toBe(true);
+  });
+});
