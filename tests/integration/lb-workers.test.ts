@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
 import type { NodeView, PoolView } from '@switchyard/contracts';
 import { natsRequest, watchSubjects } from '../support/exit-pool.js';
-import { askTcp, nodeView, poolView, startRoutingPeer, startTaggedBackends, type RoutingPeer, type TaggedBackends } from '../support/lb.js';
+import { askTcp, rawExchange, nodeView, poolView, startRoutingPeer, startTaggedBackends, type RoutingPeer, type TaggedBackends } from '../support/lb.js';
 import { startNatsServer, type NatsServer } from '../support/nats-server.js';
 import { freePort } from '../support/net.js';
 import { startReady, type ServiceProcess } from '../support/processes.js';
@@ -22,6 +23,8 @@ describe('load balancer workers and the routing table', () => {
   let pool: PoolView;
   let nodes: NodeView[];
   let publicPort: number;
+  let proxyPort: number;
+  let redis: Redis;
   const tenantId = randomUUID();
   const names = ['a', 'b', 'c'];
 
@@ -61,7 +64,13 @@ describe('load balancer workers and the routing table', () => {
     nodes = backends.ports.map((port) => nodeView(pool, port));
     peer.state.pools.push(pool);
     peer.state.nodes.push(...nodes);
-    lb = await startReady('load-balancer', await env({ LB_WORKERS: '3' }));
+    redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379');
+    proxyPort = await freePort();
+    // An app pool that asks for the proxy port is in the snapshot the workers start from.
+    const squatter = poolView(tenantId, { name: 'squatter', kind: 'app', image: 'none', publicPort: proxyPort, ports: [{ name: 'tcp', containerPort: 1 }] });
+    peer.state.pools.push(squatter);
+    peer.state.nodes.push(nodeView(squatter, backends.ports[0]!));
+    lb = await startReady('load-balancer', await env({ LB_WORKERS: '3', LB_PROXY_PORT: String(proxyPort) }));
   });
 
   afterAll(async () => {
@@ -69,6 +78,7 @@ describe('load balancer workers and the routing table', () => {
     peer?.stop();
     await nc?.close();
     await backends?.close();
+    redis?.disconnect();
     await nats?.stop();
   });
 
@@ -118,6 +128,28 @@ describe('load balancer workers and the routing table', () => {
     expect(counts).toEqual({ c: 6 });
     const failed = await watch.next((m) => m.data.nodeId === dead.nodeId, 3000);
     expect(failed.data.error).toMatch(/ECONNREFUSED/);
+  });
+
+  it('an app pool never takes the proxy port: every worker refuses it and the port stays a proxy', async () => {
+    expect(lb.output().match(/app pool publicPort is a proxy port; not listening/g)).toHaveLength(3);
+    for (let i = 0; i < 12; i++) {
+      // An app backend would answer with its tag; the proxy answers a relative URL with 400.
+      const { bytes } = await rawExchange(proxyPort, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n', 3000);
+      expect(bytes.toString('latin1')).toMatch(/^HTTP\/1\.1 400 /);
+    }
+  });
+
+  it("node.evt.removed deletes the node's traffic counters", async () => {
+    await spread(6);
+    const key = `lb:traffic:${nodes[2]!.nodeId}`;
+    for (let i = 0; i < 30 && !(await redis.exists(key)); i++) await sleep(100);
+    expect(await redis.hget(key, 'total')).not.toBeNull();
+    await publish('node.evt.removed', nodes[2]!, { reason: 'test' });
+    for (let i = 0; i < 30 && (await redis.exists(key)); i++) await sleep(100);
+    expect(await redis.exists(key)).toBe(0);
+    // The workers' next flushes do not bring it back.
+    await sleep(1500);
+    expect(await redis.exists(key)).toBe(0);
   });
 
   it('SIGTERM stops every worker and exits 0 within the shutdown timeout', async () => {
