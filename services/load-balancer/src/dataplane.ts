@@ -249,8 +249,12 @@ function splice(client: Socket, d: Dialed, early: Buffer, halfCloseTimeoutMs: nu
   upstream.on('error', noop);
   client.once('close', closed);
   upstream.once('close', closed);
-  client.once('end', ended);
-  upstream.once('end', ended);
+  // A client of an absolute-form request may have ended its side before the answer came.
+  if (client.readableEnded || upstream.readableEnded) ended();
+  else {
+    client.once('end', ended);
+    upstream.once('end', ended);
+  }
   client.pipe(upstream);
   upstream.pipe(client);
 }
