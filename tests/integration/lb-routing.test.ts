@@ -324,6 +324,8 @@ describe('load balancer in front of a pool of three exit nodes', () => {
       ],
       strategy: 'round_robin',
     });
+    // Healthy nodes take the traffic before unknown ones: spread only once both passed a check.
+    await waitHealth(app.nodeIds, 'healthy');
     // The exit-node image's proxy is the app here: an absolute-form request through the
     // public port is served by one of the app's nodes.
     const deadline = Date.now() + 15_000;
