@@ -35,13 +35,15 @@ export interface CuttableLink {
   close(): Promise<void>;
 }
 
-export async function startCuttableLink(targetPort: number): Promise<CuttableLink> {
+/** `target`: a loopback port, or a unix socket path (the Docker engine's). */
+export async function startCuttableLink(target: number | { path: string }): Promise<CuttableLink> {
   const port = await freePort();
   const sockets = new Set<Socket>();
   let server: Server | undefined;
   const listen = async () => {
+    if (server) return;
     server = createServer((client) => {
-      const upstream = connect(targetPort, '127.0.0.1');
+      const upstream = typeof target === 'number' ? connect(target, '127.0.0.1') : connect(target.path);
       sockets.add(client).add(upstream);
       const drop = () => { client.destroy(); upstream.destroy(); sockets.delete(client); sockets.delete(upstream); };
       client.on('error', drop).on('close', drop);
