@@ -21,6 +21,11 @@ export {
   NodeMetrics,
   HealthCheckSpec,
   SleepPolicy,
+  SleepPolicyInput,
+  SLEEP_POLICY_DEFAULTS,
+  withSleepDefaults,
+  ActivatorMode,
+  ActivityKind,
   BalancingStrategy,
   NodeStatus,
   PublishedPort,
@@ -29,5 +34,6 @@ export {
   SyncJobSpec,
 } from './schemas.js';
 export type { NodeView, PoolView, NodeHealth, NodeTraffic } from './messages.js';
-export { ContractError, formatIssues, schemaIssues, payloadIssues, assertPayload, assertReply, poolSpecIssues } from './validate.js';
+export { CatchView, ActivityEntry } from './messages.js';
+export { ContractError, formatIssues, schemaIssues, payloadIssues, assertPayload, assertReply, poolSpecIssues, sleepPolicyIssues } from './validate.js';
 export type { Issue } from './validate.js';

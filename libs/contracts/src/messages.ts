@@ -12,6 +12,8 @@ import {
   PoolSpec,
   PublishedPort,
   SleepPolicy,
+  ActivatorMode,
+  ActivityKind,
   SyncJobSpec,
   TenantId,
   Timestamp,
@@ -48,7 +50,7 @@ export const NodeAdd = obj({
   country: CountryCode,
   server: Type.Optional(Type.String({ minLength: 1, maxLength: 253, description: 'a VPN server hostname' })),
 });
-export const SleepPolicySet = obj({ tenantId: TenantId, poolId: Id, policy: SleepPolicy });
+export const SleepPolicySet = obj({ orderId: Type.Optional(Id), tenantId: TenantId, poolId: Id, policy: SleepPolicy });
 export const TunnelOpen = obj({ orderId: Id, tenantId: TenantId, tunnelId: Id, spec: TunnelSpec });
 export const TunnelRef = obj({ orderId: Type.Optional(Id), tenantId: TenantId, tunnelId: Id });
 export const SyncJobSchedule = obj({ orderId: Id, tenantId: TenantId, jobId: Id, spec: SyncJobSpec });
@@ -135,10 +137,18 @@ export const ConnectionFailed = obj({
   error: Type.String(),
 });
 
+/** A node was put to sleep: `reason` says why ("idle for 600 s", "manual"); `idleSec` is 0 for a manual sleep. */
 export const NodeSlept = obj({ ...nodeFacts, reason: Type.String(), idleSec: Type.Number({ minimum: 0 }) });
+/** A pool's sleep policy changed; it applies from now on, without a restart of anything. */
+export const SleepPolicyChanged = obj({ tenantId: TenantId, poolId: Id, policy: SleepPolicy, at: Timestamp });
 export const NodeWoke = obj({
   ...nodeFacts,
+  /** connection: a caught connection woke it; manual: it was started by a command and the activator stepped aside. */
+  trigger: Type.Union([Type.Literal('connection'), Type.Literal('manual')]),
+  mode: ActivatorMode,
+  /** First caught connection (or the started event) until the node's port accepted. */
   readyMs: Type.Number({ minimum: 0 }),
+  /** First caught connection until the node's first byte was forwarded to a client. */
   firstByteMs: Type.Optional(Type.Number({ minimum: 0 })),
   heldConnections: Type.Integer({ minimum: 0 }),
 });
@@ -246,3 +256,67 @@ export const TrafficReply = obj({ nodes: Type.Array(NodeTraffic) });
 /** Reads (no strategy) or sets the tenant's default strategy, used by pools that name none. */
 export const StrategyRequest = obj({ tenantId: TenantId, strategy: Type.Optional(BalancingStrategy) });
 export const StrategyReply = obj({ strategy: BalancingStrategy });
+
+/**
+ * Arms the catch of a node about to sleep: from the reply on, a connection to any of its ports
+ * is held and wakes it. The sleep controller stops the node only after `ok`.
+ */
+export const ArmRequest = obj({
+  tenantId: TenantId,
+  poolId: Id,
+  nodeId: Id,
+  /** The node's published ports; they stay the same while it sleeps and after it wakes. */
+  ports: Type.Array(PublishedPort, { minItems: 1 }),
+  probeIntervalMs: Type.Integer({ minimum: 1 }),
+  probeTimeoutMs: Type.Integer({ minimum: 1 }),
+});
+/** `error` says why the catch could not be armed (then the node must not be put to sleep). */
+export const ArmReply = obj({ ok: Type.Boolean(), error: Type.Optional(Type.String()) });
+
+/** One node the activator knows, and how each of its ports is reached. */
+export const CatchView = obj({
+  tenantId: TenantId,
+  poolId: Id,
+  nodeId: Id,
+  /** armed: asleep, connections are caught; waking: a wake is under way; awake: traffic goes to the node. */
+  state: Type.Union([Type.Literal('armed'), Type.Literal('waking'), Type.Literal('awake')]),
+  ports: Type.Array(
+    obj({
+      name: Type.String(),
+      /** The node's own published port (nftables mode: caught here while asleep). */
+      hostPort: Type.Integer(),
+      /** Proxy mode: the activator's port for it, which clients use; null in nftables mode. */
+      publicPort: nullable(Type.Integer()),
+    }),
+  ),
+  probeIntervalMs: Type.Integer({ minimum: 1 }),
+  probeTimeoutMs: Type.Integer({ minimum: 1 }),
+});
+export type CatchView = Static<typeof CatchView>;
+export const CatchStateRequest = obj({ tenantId: Type.Optional(TenantId), nodeIds: Type.Optional(Type.Array(Id)) });
+export const CatchStateReply = obj({
+  mode: ActivatorMode,
+  /** The port caught connections are redirected to (nftables mode). */
+  listenPort: Type.Integer(),
+  /** nftables mode: the ports now in the redirect set. */
+  redirected: Type.Array(Type.Integer()),
+  nodes: Type.Array(CatchView),
+});
+
+export const SleepPolicyRequest = obj({ tenantId: TenantId, poolId: Type.Optional(Id) });
+export const SleepPolicyReply = obj({
+  policies: Type.Array(obj({ tenantId: TenantId, poolId: Id, policy: SleepPolicy, updatedAt: Timestamp })),
+});
+
+/** One entry of the activity timeline, as `GET /v1/activity` returns it. */
+export const ActivityEntry = obj({
+  id: Type.String({ description: 'opaque, increasing; pass the last one seen as `before` for the next page' }),
+  tenantId: TenantId,
+  poolId: nullable(Id),
+  nodeId: nullable(Id),
+  kind: ActivityKind,
+  message: Type.String({ description: 'for people: "woke in 412 ms (3 held connections)"' }),
+  details: Type.Record(Type.String(), Type.Unknown()),
+  at: Timestamp,
+});
+export type ActivityEntry = Static<typeof ActivityEntry>;

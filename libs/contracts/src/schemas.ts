@@ -46,17 +46,70 @@ export const HealthCheckSpec = Type.Object(
 );
 export type HealthCheckSpec = Static<typeof HealthCheckSpec>;
 
-export const SleepPolicy = Type.Object(
+const sleepPolicyFields = {
+  enabled: Type.Boolean({ description: 'whether idle nodes of the pool are put to sleep' }),
+  idleWindowSec: Type.Integer({
+    minimum: 1,
+    maximum: 604_800,
+    default: 600,
+    description: "a node sleeps once its container's transmitted packet count has not grown for this long",
+  }),
+  minAwake: Type.Integer({ minimum: 0, maximum: 100, default: 0, description: 'nodes of the pool never put to sleep' }),
+  probeIntervalMs: Type.Integer({
+    minimum: 1,
+    maximum: 10_000,
+    default: 30,
+    description: "a waking node's port is tried this often until it accepts",
+  }),
+  probeTimeoutMs: Type.Integer({
+    minimum: 1,
+    maximum: 600_000,
+    default: 10_000,
+    description: 'a wake that is not ready after this long fails (wake_failed); not shorter than probeIntervalMs',
+  }),
+};
+export const SleepPolicy = Type.Object(sleepPolicyFields, closed);
+export type SleepPolicy = Static<typeof SleepPolicy>;
+/** What `PUT /v1/pools/{id}/sleep` takes: omitted fields get their defaults (`withSleepDefaults`). */
+export const SleepPolicyInput = Type.Object(
   {
-    enabled: Type.Boolean(),
-    idleWindowSec: Type.Integer({ minimum: 1, default: 600 }),
-    minAwake: Type.Integer({ minimum: 0, default: 0 }),
-    probeIntervalMs: Type.Integer({ minimum: 1, default: 30 }),
-    probeTimeoutMs: Type.Integer({ minimum: 1, default: 10_000 }),
+    enabled: sleepPolicyFields.enabled,
+    idleWindowSec: Type.Optional(sleepPolicyFields.idleWindowSec),
+    minAwake: Type.Optional(sleepPolicyFields.minAwake),
+    probeIntervalMs: Type.Optional(sleepPolicyFields.probeIntervalMs),
+    probeTimeoutMs: Type.Optional(sleepPolicyFields.probeTimeoutMs),
   },
   closed,
 );
-export type SleepPolicy = Static<typeof SleepPolicy>;
+export type SleepPolicyInput = Static<typeof SleepPolicyInput>;
+export const SLEEP_POLICY_DEFAULTS = { idleWindowSec: 600, minAwake: 0, probeIntervalMs: 30, probeTimeoutMs: 10_000 } as const;
+export function withSleepDefaults(input: SleepPolicyInput): SleepPolicy {
+  return {
+    enabled: input.enabled,
+    idleWindowSec: input.idleWindowSec ?? SLEEP_POLICY_DEFAULTS.idleWindowSec,
+    minAwake: input.minAwake ?? SLEEP_POLICY_DEFAULTS.minAwake,
+    probeIntervalMs: input.probeIntervalMs ?? SLEEP_POLICY_DEFAULTS.probeIntervalMs,
+    probeTimeoutMs: input.probeTimeoutMs ?? SLEEP_POLICY_DEFAULTS.probeTimeoutMs,
+  };
+}
+
+/** How the socket activator catches connections to sleeping nodes. */
+export const ActivatorMode = Type.Union([Type.Literal('nftables'), Type.Literal('proxy')]);
+export type ActivatorMode = Static<typeof ActivatorMode>;
+
+/** What an activity entry records. */
+export const ActivityKind = Type.Union([
+  Type.Literal('slept'),
+  Type.Literal('woke'),
+  Type.Literal('wake_failed'),
+  Type.Literal('policy_changed'),
+  Type.Literal('started'),
+  Type.Literal('stopped'),
+  Type.Literal('died'),
+  Type.Literal('removed'),
+  Type.Literal('draining'),
+]);
+export type ActivityKind = Static<typeof ActivityKind>;
 
 /**
  * bridge: ports are published on 127.0.0.1 by Docker. host: the node shares the host's

@@ -2,7 +2,7 @@ import type { TSchema } from 'typebox';
 import { Compile, type Validator } from 'typebox/compile';
 import { catalog, type Payload, type ReplyOf, type RequestSubject, type Subject } from './catalog.js';
 import { isKnownCountry } from './countries.js';
-import type { PoolSpec } from './schemas.js';
+import type { PoolSpec, SleepPolicy } from './schemas.js';
 
 /** One problem with one field: `path` is a dotted path ("spec.nodes.min"), "" for the root. */
 export interface Issue {
@@ -97,10 +97,7 @@ export function poolSpecIssues(spec: PoolSpec): Issue[] {
       issues.push({ path: 'healthCheck.port', message: `no port named "${hc.port}" in ports` });
     }
   }
-  const sleep = spec.sleep;
-  if (sleep && sleep.probeTimeoutMs < sleep.probeIntervalMs) {
-    issues.push({ path: 'sleep.probeTimeoutMs', message: 'must not be shorter than sleep.probeIntervalMs' });
-  }
+  if (spec.sleep) issues.push(...sleepPolicyIssues(spec.sleep).map((i) => ({ ...i, path: `sleep.${i.path}` })));
   if (spec.network === 'host' && spec.kind === 'app') {
     ports.forEach((p, i) => {
       if (!p.env) issues.push({ path: `ports.${i}.env`, message: 'required with network "host": the image must be told its port' });
@@ -114,4 +111,12 @@ export function poolSpecIssues(spec: PoolSpec): Issue[] {
     issues.push({ path: 'limits.softConnections', message: 'must not exceed limits.hardConnections' });
   }
   return issues;
+}
+
+/** The rule between sleep policy fields a schema cannot say. Paths are relative to the policy. */
+export function sleepPolicyIssues(policy: SleepPolicy): Issue[] {
+  if (policy.probeTimeoutMs < policy.probeIntervalMs) {
+    return [{ path: 'probeTimeoutMs', message: `must not be shorter than probeIntervalMs (${policy.probeIntervalMs})` }];
+  }
+  return [];
 }

@@ -1,19 +1,8 @@
 import type { Bus } from '@switchyard/bus';
-import type { NodeHealth, NodeTraffic, NodeView, PoolView, Payload, ReplyOf, RequestSubject } from '@switchyard/contracts';
+import { catalog, type NodeHealth, type NodeTraffic, type NodeView, type PoolView, type Payload, type ReplyOf, type RequestSubject } from '@switchyard/contracts';
 import { isNatsUnavailable, ServiceUnavailable } from './http/errors.js';
 
-/** Who answers each subject the gateway asks, to name it when it does not answer. */
-const ANSWERED_BY = {
-  'node.req.list': 'exit-node-manager',
-  'node.req.logs': 'exit-node-manager',
-  'pool.req.snapshot': 'exit-node-manager',
-  'health.req.status': 'health-monitor',
-  'health.req.speedtest': 'health-monitor',
-  'lb.req.best': 'load-balancer',
-  'lb.req.traffic': 'load-balancer',
-  'lb.req.strategy': 'load-balancer',
-} as const satisfies Record<RequestSubject, string>;
-type Asked = keyof typeof ANSWERED_BY;
+type Asked = RequestSubject;
 
 /** A figure that may be missing because the service that has it did not answer. */
 export interface Optional<T> {
@@ -42,7 +31,7 @@ export function createFleet(deps: FleetDeps) {
       return await bus.request(subject, payload, { timeoutMs });
     } catch (err) {
       // With NATS itself away the error handler's "message bus unavailable" is the truth.
-      if (isNatsUnavailable(err) && deps.natsConnected()) throw new ServiceUnavailable(ANSWERED_BY[subject]);
+      if (isNatsUnavailable(err) && deps.natsConnected()) throw new ServiceUnavailable(catalog[subject].responder);
       throw err;
     }
   }
