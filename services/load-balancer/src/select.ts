@@ -15,6 +15,11 @@ export interface Candidate {
   readonly active: number;
   readonly softLimit: number | undefined;
   readonly hardLimit: number | undefined;
+  /**
+   * Put to sleep: its port is caught by the socket activator, which holds the connection
+   * while it wakes the node. Chosen only when no awake node may take the connection.
+   */
+  readonly asleep?: boolean;
 }
 
 export interface Choice {
@@ -38,18 +43,22 @@ export function newPickState(random: () => number = Math.random): PickState {
 }
 
 /**
- * Healthy nodes first; `unknown` nodes only when none is healthy; unhealthy never; a node at
- * its hard limit never.
+ * Healthy nodes first; `unknown` nodes only when none is healthy; sleeping nodes only when no
+ * awake node may take it (the connection wakes one); unhealthy never; a node at its hard
+ * limit never.
  */
 export function healthTier(nodes: readonly Candidate[], exclude?: ReadonlySet<string>): Candidate[] {
   const healthy: Candidate[] = [];
   const unknown: Candidate[] = [];
+  const asleep: Candidate[] = [];
   for (const n of nodes) {
     if (exclude?.has(n.id) || n.health === 'unhealthy') continue;
     if (n.hardLimit !== undefined && n.active >= n.hardLimit) continue;
-    (n.health === 'healthy' ? healthy : unknown).push(n);
+    if (n.asleep) asleep.push(n);
+    else (n.health === 'healthy' ? healthy : unknown).push(n);
   }
-  return healthy.length > 0 ? healthy : unknown;
+  if (healthy.length > 0) return healthy;
+  return unknown.length > 0 ? unknown : asleep;
 }
 
 /** A node over its soft limit only if none is under it. */

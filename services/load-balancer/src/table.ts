@@ -45,6 +45,10 @@ export class RouteNode implements Candidate {
   get active(): number {
     return this.traffic.active;
   }
+
+  get asleep(): boolean {
+    return this.status === 'sleeping';
+  }
 }
 
 export interface RoutePool {
@@ -52,7 +56,10 @@ export interface RoutePool {
   readonly tenantId: string;
   readonly name: string;
   readonly spec: PoolSpec;
-  /** Running, non-draining nodes with an endpoint, ordered by id: what selection sees. */
+  /**
+   * Running or sleeping, non-draining nodes with an endpoint, ordered by id: what selection
+   * sees (it prefers awake ones).
+   */
   members: RouteNode[];
 }
 
@@ -177,8 +184,11 @@ export class RoutingTable {
     this.changed();
   }
 
-  /** Stopped or died: out of rotation at once, and its health starts over when it returns. */
-  nodeDown(nodeId: string, status: 'stopped' | 'error'): void {
+  /**
+   * Stopped or died: out of rotation at once, and its health starts over when it returns.
+   * Put to sleep: it keeps its endpoint, where the socket activator catches connections.
+   */
+  nodeDown(nodeId: string, status: 'stopped' | 'sleeping' | 'error'): void {
     const n = this.nodes.get(nodeId);
     this.health.delete(nodeId);
     if (!n) return;
@@ -251,7 +261,7 @@ export class RoutingTable {
       const limits = pool?.spec.limits;
       n.softLimit = limits && Math.ceil(limits.softConnections / this.workers);
       n.hardLimit = limits && Math.ceil(limits.hardConnections / this.workers);
-      if (pool && n.status === 'running' && !n.draining && n.endpoint) pool.members.push(n);
+      if (pool && (n.status === 'running' || n.status === 'sleeping') && !n.draining && n.endpoint) pool.members.push(n);
     }
     this.onChange();
   }

@@ -61,7 +61,7 @@ export async function runWorker(): Promise<void> {
       supervise('pool.evt.deleted', bus.subscribe('pool.evt.deleted', async (p) => table.deletePool(p.poolId)));
       supervise('node.evt.created', bus.subscribe('node.evt.created', async (p) => table.nodeCreated(p)));
       supervise('node.evt.started', bus.subscribe('node.evt.started', async (p) => table.nodeStarted(p)));
-      supervise('node.evt.stopped', bus.subscribe('node.evt.stopped', async (p) => table.nodeDown(p.nodeId, 'stopped')));
+      supervise('node.evt.stopped', bus.subscribe('node.evt.stopped', async (p) => table.nodeDown(p.nodeId, p.reason === 'sleep' ? 'sleeping' : 'stopped')));
       supervise('node.evt.died', bus.subscribe('node.evt.died', async (p) => table.nodeDown(p.nodeId, 'error')));
       supervise(
         'node.evt.removed',

@@ -29,6 +29,17 @@ function distribute(nodes: Node[], strategy: BalancingStrategy, n: number, hold:
   return counts;
 }
 
+describe('sleeping nodes', () => {
+  it('are chosen only when no awake node, healthy or not yet checked, may take the connection', () => {
+    const state = newPickState(seeded());
+    const asleep = node('s', { asleep: true, health: 'unknown', score: 0 });
+    expect(choose([asleep, node('a', { health: 'unknown' })], { strategy: 'round_robin' }, state)!.id).toBe('a');
+    expect(choose([asleep, node('a', { health: 'unhealthy' })], { strategy: 'round_robin' }, state)!.id).toBe('s');
+    expect(choose([asleep, node('a', { hardLimit: 1, active: 1 })], { strategy: 'round_robin' }, state)!.id).toBe('s');
+    expect(choose([asleep], { strategy: 'round_robin', exclude: new Set(['s']) }, state)).toBeUndefined();
+  });
+});
+
 describe('strategies', () => {
   it('round_robin takes turns', () => {
     expect(distribute([node('a'), node('b'), node('c')], 'round_robin', 60, false)).toEqual({ a: 20, b: 20, c: 20 });

@@ -55,6 +55,18 @@ describe('routing table', () => {
     expect(t.exitPools('JP', undefined)[0]!.members).toEqual([]);
   });
 
+  it('keeps a node put to sleep in rotation at its endpoint, marked asleep, and a snapshot agrees', () => {
+    const t = table();
+    t.nodeDown('b', 'sleeping');
+    const members = t.exitPools('JP', undefined)[0]!.members;
+    expect(members.map((n) => [n.id, n.asleep])).toEqual([['a', false], ['b', true]]);
+    expect(t.node('b')!.endpoint).toEqual({ host: '127.0.0.1', port: 2000 });
+    t.nodeDown('a', 'stopped');
+    expect(t.exitPools('JP', undefined)[0]!.members.map((n) => n.id)).toEqual(['b']);
+    t.replace({ pools: [jp], nodes: [{ ...node(jp, 'd', 4000), status: 'sleeping' }] }, undefined, Date.now() + 60_000);
+    expect(t.exitPools('JP', undefined)[0]!.members.map((n) => [n.id, n.asleep, n.endpoint?.port])).toEqual([['d', true, 4000]]);
+  });
+
   it('applies health events and keeps draining across a rebuild', () => {
     const t = table();
     t.healthChanged({ tenantId, poolId: jp.poolId, nodeId: 'b', at, status: 'unhealthy', score: 0, reason: 'x' });
