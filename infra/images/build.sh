@@ -1,51 +1,170 @@
 #!/usr/bin/env bash
-# Builds switchyard/exit-node:dev FROM scratch out of the host's node binary, its shared
-# libraries and exit-node/server.mjs (no registry is reachable, so nothing is pulled).
-# Skips the build when the image already carries the hash of its inputs.
+# Builds the locally made images FROM scratch out of the host's binaries and their shared
+# libraries (no registry is reachable, so nothing is pulled):
+#   switchyard/exit-node:dev  node + exit-node/server.mjs (a gluetun stand-in)
+#   switchyard/http-app:dev   node + http-app/server.mjs (an HTTP app for scale to zero)
+#   switchyard/redis:dev      the host's redis-server
+#   switchyard/postgres:dev   the host's PostgreSQL 15, its data directory initialised here
+# `build.sh [exit-node|http-app|redis|postgres ...]` builds only those (default: all).
+# An image is skipped when it already carries the hash of its inputs; each tag is printed.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-tag=${EXIT_NODE_IMAGE:-switchyard/exit-node:dev}
 node_bin=$(readlink -f "$(command -v node)")
+pg_dir=/usr/lib/postgresql/15
 
-hash=$( { cat "$here/exit-node/server.mjs"; "$node_bin" --version; cat "$here/build.sh"; } \
-  | sha256sum | cut -d' ' -f1)
-current=$(docker image inspect -f '{{index .Config.Labels "io.switchyard.image-hash"}}' "$tag" \
-  2>/dev/null || true)
-if [ "$current" = "$hash" ]; then
+# Copies files to the same paths under a root, with every shared library ldd names for them.
+copy_with_libs() {
+  local root=$1
+  shift
+  for f in "$@"; do cp -L --parents "$f" "$root/"; done
+  # "libX.so => /path (addr)" and "/lib64/ld-linux-x86-64.so.2 (addr)"; vdso has no path.
+  for f in "$@"; do { ldd "$f" 2>/dev/null || true; }; done \
+    | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u \
+    | while read -r lib; do cp -L --parents "$lib" "$root/"; done
+}
+
+# Prints the tag and succeeds when the image already carries this hash.
+up_to_date() {
+  local current
+  current=$(docker image inspect -f '{{index .Config.Labels "io.switchyard.image-hash"}}' "$1" \
+    2>/dev/null || true)
+  [ "$current" = "$2" ] && echo "$1"
+}
+
+# Builds <ctx>/Dockerfile (rootfs and the rest inside ctx) as <tag>, labelled with <hash>.
+build_image() {
+  local tag=$1 hash=$2 ctx=$3 old_id new_id
+  old_id=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
+  # The legacy builder is enough for FROM scratch and needs no buildx plugin.
+  if ! DOCKER_BUILDKIT=0 docker build -q --label "io.switchyard.image-hash=$hash" -t "$tag" "$ctx" \
+      >"$ctx/build.log" 2>&1; then
+    cat "$ctx/build.log" >&2
+    echo "build.sh: docker build of $tag failed" >&2
+    return 1
+  fi
+  # Drop the image this one replaces, unless a container still uses it.
+  new_id=$(docker image inspect -f '{{.Id}}' "$tag")
+  if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
+    docker image rm "$old_id" >/dev/null 2>&1 || true
+  fi
   echo "$tag"
-  exit 0
-fi
-old_id=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
+}
 
-ctx=$(mktemp -d)
-trap 'rm -rf "$ctx"' EXIT
-root=$ctx/rootfs
-mkdir -p "$root/usr/local/bin" "$root/app" "$root/tmp"
-chmod 1777 "$root/tmp"
-cp "$node_bin" "$root/usr/local/bin/node"
-cp "$here/exit-node/server.mjs" "$root/app/server.mjs"
-# "libX.so => /path (addr)" and "/lib64/ld-linux-x86-64.so.2 (addr)"; vdso has no path.
-ldd "$node_bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' \
-  | while read -r lib; do cp -L --parents "$lib" "$root/"; done
+# A context directory removed when the script exits, whatever happens.
+contexts=()
+trap 'for c in "${contexts[@]}"; do rm -rf "$c"; done' EXIT
+new_context() {
+  local ctx
+  ctx=$(mktemp -d)
+  contexts+=("$ctx")
+  mkdir -p "$ctx/rootfs/tmp"
+  chmod 1777 "$ctx/rootfs/tmp"
+  echo "$ctx"
+}
 
-cat >"$ctx/Dockerfile" <<EOF
+# node + one server.mjs: exit-node and http-app differ only in the script and the ports.
+build_node_image() {
+  local tag=$1 script=$2 ports=$3 hash ctx
+  hash=$( { cat "$script"; "$node_bin" --version; cat "$here/build.sh"; } | sha256sum | cut -d' ' -f1)
+  up_to_date "$tag" "$hash" && return 0
+  ctx=$(new_context)
+  mkdir -p "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/app"
+  copy_with_libs "$ctx/rootfs" "$node_bin"
+  mv "$ctx/rootfs$node_bin" "$ctx/rootfs/usr/local/bin/node"
+  cp "$script" "$ctx/rootfs/app/server.mjs"
+  cat >"$ctx/Dockerfile" <<DOCKERFILE
 FROM scratch
 COPY rootfs/ /
-EXPOSE 8888 8000
+EXPOSE $ports
 ENTRYPOINT ["/usr/local/bin/node", "/app/server.mjs"]
-EOF
+DOCKERFILE
+  build_image "$tag" "$hash" "$ctx"
+}
 
-# The legacy builder is enough for FROM scratch and needs no buildx plugin.
-if ! DOCKER_BUILDKIT=0 docker build -q --label "io.switchyard.image-hash=$hash" -t "$tag" "$ctx" \
-    >"$ctx/build.log" 2>&1; then
-  cat "$ctx/build.log" >&2
-  echo "build.sh: docker build of $tag failed" >&2
-  exit 1
-fi
-# Drop the image this one replaces, unless a container still uses it.
-new_id=$(docker image inspect -f '{{.Id}}' "$tag")
-if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
-  docker image rm "$old_id" >/dev/null 2>&1 || true
-fi
-echo "$tag"
+build_exit_node() {
+  build_node_image "${EXIT_NODE_IMAGE:-switchyard/exit-node:dev}" "$here/exit-node/server.mjs" "8888 8000"
+}
+
+build_http_app() {
+  build_node_image "${HTTP_APP_IMAGE:-switchyard/http-app:dev}" "$here/http-app/server.mjs" "8080"
+}
+
+build_redis() {
+  local tag=${REDIS_IMAGE:-switchyard/redis:dev} bin hash ctx
+  bin=$(readlink -f /usr/bin/redis-server)
+  hash=$( { sha256sum "$bin"; cat "$here/build.sh"; } | sha256sum | cut -d' ' -f1)
+  up_to_date "$tag" "$hash" && return 0
+  ctx=$(new_context)
+  copy_with_libs "$ctx/rootfs" "$bin"
+  # redis-server is a link to redis-check-rdb on Debian; the binary picks its role by its name.
+  mv "$ctx/rootfs$bin" "$ctx/rootfs/usr/bin/redis-server"
+  cat >"$ctx/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+COPY rootfs/ /
+EXPOSE 6379
+# A cache that forgets: nothing is written to disk, so a stop is immediate.
+ENTRYPOINT ["/usr/bin/redis-server", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--appendonly", "no"]
+DOCKERFILE
+  build_image "$tag" "$hash" "$ctx"
+}
+
+build_postgres() {
+  local tag=${POSTGRES_IMAGE:-switchyard/postgres:dev} hash ctx uid gid files
+  [ -x "$pg_dir/bin/postgres" ] || { echo "build.sh: $pg_dir/bin/postgres is missing" >&2; return 1; }
+  uid=$(id -u postgres) && gid=$(id -g postgres) \
+    || { echo "build.sh: the host has no postgres user to run initdb as" >&2; return 1; }
+  hash=$( { "$pg_dir/bin/postgres" --version; sha256sum "$pg_dir/bin/postgres"; cat "$here/build.sh"; } \
+    | sha256sum | cut -d' ' -f1)
+  up_to_date "$tag" "$hash" && return 0
+  ctx=$(new_context)
+  # Every binary and module of the server, except the JIT (it would pull in all of LLVM; jit=off).
+  mapfile -t files < <(find "$pg_dir" -type f \( -path "$pg_dir/bin/*" -o -name '*.so' \) \
+    ! -name llvmjit.so | sort)
+  copy_with_libs "$ctx/rootfs" "${files[@]}"
+  cp -rL --parents /usr/share/postgresql/15 /usr/share/zoneinfo/UTC /usr/share/zoneinfo/Etc/UTC "$ctx/rootfs/"
+  mkdir -p "$ctx/rootfs/etc"
+  printf 'root:x:0:0:root:/root:/bin/false\npostgres:x:%s:%s:PostgreSQL:/var/lib/postgresql:/bin/false\n' \
+    "$uid" "$gid" >"$ctx/rootfs/etc/passwd"
+  printf 'root:x:0:\npostgres:x:%s:\n' "$gid" >"$ctx/rootfs/etc/group"
+
+  # initdb refuses to run as root; the postgres user needs a path it may enter.
+  mkdir -m 755 "$ctx/pg"
+  chown "$uid:$gid" "$ctx/pg"
+  chmod 755 "$ctx"
+  runuser -u postgres -- "$pg_dir/bin/initdb" -D "$ctx/pg/data" -U postgres --auth=trust \
+    --locale=C --encoding=UTF8 --no-sync >"$ctx/initdb.log" 2>&1 \
+    || { cat "$ctx/initdb.log" >&2; echo "build.sh: initdb failed" >&2; return 1; }
+  echo 'host all all 0.0.0.0/0 trust' >>"$ctx/pg/data/pg_hba.conf"
+  cat >>"$ctx/pg/data/postgresql.conf" <<'CONF'
+# switchyard/postgres:dev: reachable through Docker's port publishing, socket in /tmp, no JIT.
+listen_addresses = '*'
+unix_socket_directories = '/tmp'
+jit = off
+timezone = 'UTC'
+log_timezone = 'UTC'
+CONF
+  cat >"$ctx/Dockerfile" <<DOCKERFILE
+FROM scratch
+COPY rootfs/ /
+COPY --chown=$uid:$gid pg/ /var/lib/postgresql/
+USER $uid:$gid
+EXPOSE 5432
+# SIGINT is PostgreSQL's fast shutdown: sessions are ended instead of waited for.
+STOPSIGNAL SIGINT
+ENTRYPOINT ["$pg_dir/bin/postgres", "-D", "/var/lib/postgresql/data"]
+DOCKERFILE
+  build_image "$tag" "$hash" "$ctx"
+}
+
+images=("$@")
+[ ${#images[@]} -gt 0 ] || images=(exit-node http-app redis postgres)
+for image in "${images[@]}"; do
+  case $image in
+    exit-node) build_exit_node ;;
+    http-app) build_http_app ;;
+    redis) build_redis ;;
+    postgres) build_postgres ;;
+    *) echo "build.sh: unknown image $image (exit-node, http-app, redis, postgres)" >&2; exit 2 ;;
+  esac
+done
