@@ -13,7 +13,7 @@ export interface SpecNode {
   readonly ordinal: number;
   /** The VPN server the node was added with (node.cmd.add). */
   readonly server?: string | null;
-  /** Host-network nodes: the host port chosen for each port name (see `portsToAllocate`). */
+  /** The host port chosen for each port name, once for the node's life (see `portsToAllocate`). */
   readonly hostPorts?: Readonly<Record<string, number>>;
 }
 
@@ -47,13 +47,15 @@ export function isHostNetwork(spec: PoolSpec): boolean {
 }
 
 /**
- * Names of the ports a host-network node still needs a host port for. A port without `env`
- * cannot be moved, so it listens on its containerPort.
+ * Names of the ports a node still needs a host port for. Every node keeps its host ports for
+ * its whole life (restarts, replacements, sleep and wake), so clients and the socket activator
+ * reach a sleeping node where it was. A host-network port without `env` cannot be moved, so it
+ * listens on its containerPort.
  */
 export function portsToAllocate(spec: PoolSpec, hostPorts: Readonly<Record<string, number>>): string[] {
-  if (!isHostNetwork(spec)) return [];
+  const host = isHostNetwork(spec);
   return nodePorts(spec)
-    .filter((p) => p.env && !hostPorts[p.name])
+    .filter((p) => (host ? p.env : true) && !hostPorts[p.name])
     .map((p) => p.name);
 }
 
@@ -118,8 +120,11 @@ export function containerSpec(pool: SpecPool, node: SpecNode, config: SpecConfig
   if (!host) {
     for (const p of nodePorts(spec)) {
       exposed[portKey(p.containerPort)] = {};
-      // HostPort '' lets Docker choose a free port; the chosen one is read back by inspect.
-      bindings[portKey(p.containerPort)] = [{ HostIp: config.publishHost, HostPort: '' }];
+      // Pinned, not left to Docker: a stopped container given HostPort '' gets a new port on
+      // every start, and a sleeping node must wake where its clients and the activator expect it.
+      const hostPort = node.hostPorts?.[p.name];
+      if (!hostPort) throw new Error(`node ${node.id} has no host port chosen for port "${p.name}"`);
+      bindings[portKey(p.containerPort)] = [{ HostIp: config.publishHost, HostPort: String(hostPort) }];
     }
   }
   const labels = {

@@ -219,12 +219,17 @@ export function createManager(deps: HandlerDeps): Manager {
     return keep;
   }
 
-  /** Chooses a node's host-network ports once; they are reused for every container it gets. */
+  /**
+   * Chooses a node's host ports once; they are reused for every container it gets. A node
+   * already published on a port (its container predates pinned ports) keeps that one.
+   */
   async function withHostPorts(pool: Pool, node: Node): Promise<Node> {
     const missing = portsToAllocate(pool.spec, node.host_ports);
     if (missing.length === 0) return node;
     const hostPorts = { ...node.host_ports };
-    for (const name of missing) hostPorts[name] = await deps.pickPort(config.publishHost);
+    for (const name of missing) {
+      hostPorts[name] = node.ports.find((p) => p.name === name)?.hostPort ?? (await deps.pickPort(config.publishHost));
+    }
     await repo.setHostPorts(db, node.tenant_id, node.id, hostPorts);
     return { ...node, host_ports: hostPorts };
   }
@@ -324,8 +329,9 @@ export function createManager(deps: HandlerDeps): Manager {
         { tenantId: node.tenant_id, poolId: node.pool_id, nodeId: node.id, at: now(), containerId, reason },
         { msgId: `node.evt.stopped:${containerId}:${finishedAt?.toISOString() ?? node.id}` },
       );
-      // A stopped container publishes no ports; the next start gets new ones.
-      await repo.updateNode(db, node.tenant_id, node.id, { status, ports: [] });
+      // A stopped node is reached nowhere. A sleeping one keeps its ports in view: they are
+      // pinned, so it wakes on them, and the activator catches them meanwhile.
+      await repo.updateNode(db, node.tenant_id, node.id, { status, ...(status === 'stopped' ? { ports: [] } : {}) });
       await setHot(node, status);
       log.info({ nodeId: node.id, containerId, reason }, `node ${node.name} ${status}`);
     });
@@ -499,7 +505,14 @@ export function createManager(deps: HandlerDeps): Manager {
       const ensureImage = () => docker.ensureImage(imageOf(pool.spec, config));
       switch (verb) {
         case 'start':
+          await ensureRunning(pool, node, ensureImage);
+          break;
         case 'wake':
+          // The stopped container would start from its image id even with the tag gone; a wake
+          // fails instead, naming the image, and the node stays asleep (and catchable).
+          await ensureImage().catch((err: unknown) => {
+            throw err instanceof DockerOpError ? new OrderFailure(`cannot wake node ${node.name}: ${err.message}`, { cause: err }) : err;
+          });
           await ensureRunning(pool, node, ensureImage);
           break;
         case 'stop':

@@ -31,7 +31,9 @@ const appSpec: PoolSpec = {
   nodes: { min: 1, max: 1 },
 };
 
-const build = (spec: PoolSpec, ordinal = 3) => containerSpec({ tenantId, id: poolId, spec }, { id: nodeId, ordinal }, config);
+// The host ports the manager chose for the node (see portsToAllocate).
+const hostPortsOf = (spec: PoolSpec) => Object.fromEntries(nodePorts(spec).map((p, i) => [p.name, 41000 + i]));
+const build = (spec: PoolSpec, ordinal = 3) => containerSpec({ tenantId, id: poolId, spec }, { id: nodeId, ordinal, hostPorts: hostPortsOf(spec) }, config);
 
 describe('containerSpec for an exit pool', () => {
   const spec = build(exitSpec);
@@ -62,13 +64,19 @@ describe('containerSpec for an exit pool', () => {
     expect(withEnv.Env).toEqual(['SERVER_COUNTRIES=JP', 'FIREWALL=off', `NODE_ID=${nodeId}`]);
   });
 
-  it('exposes proxy 8888 and control 8000, published on the publish host with a Docker-chosen port', () => {
+  it("exposes proxy 8888 and control 8000, published on the publish host at the node's chosen ports", () => {
     expect(spec.ExposedPorts).toEqual({ '8888/tcp': {}, '8000/tcp': {} });
     expect(spec.HostConfig?.PortBindings).toEqual({
-      '8888/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }],
-      '8000/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }],
+      '8888/tcp': [{ HostIp: '127.0.0.1', HostPort: '41000' }],
+      '8000/tcp': [{ HostIp: '127.0.0.1', HostPort: '41001' }],
     });
     expect(nodePorts(exitSpec)).toEqual(EXIT_NODE_PORTS);
+  });
+
+  it('refuses to leave a port to Docker: a node without a chosen host port has no spec', () => {
+    expect(() => containerSpec({ tenantId, id: poolId, spec: exitSpec }, { id: nodeId, ordinal: 1, hostPorts: { proxy: 41000 } }, config)).toThrow(
+      /no host port chosen for port "control"/,
+    );
   });
 
   it('runs an init as PID 1 and has no restart policy', () => {
@@ -77,8 +85,8 @@ describe('containerSpec for an exit pool', () => {
   });
 
   it('publishes on another host address when configured', () => {
-    const other = containerSpec({ tenantId, id: poolId, spec: exitSpec }, { id: nodeId, ordinal: 1 }, { ...config, publishHost: '10.0.0.5' });
-    expect(other.HostConfig?.PortBindings?.['8888/tcp']).toEqual([{ HostIp: '10.0.0.5', HostPort: '' }]);
+    const other = containerSpec({ tenantId, id: poolId, spec: exitSpec }, { id: nodeId, ordinal: 1, hostPorts: hostPortsOf(exitSpec) }, { ...config, publishHost: '10.0.0.5' });
+    expect(other.HostConfig?.PortBindings?.['8888/tcp']).toEqual([{ HostIp: '10.0.0.5', HostPort: '41000' }]);
   });
 
   it('is pure: the same input gives the same spec', () => {
@@ -94,8 +102,8 @@ describe('containerSpec for an app pool', () => {
     expect(spec.Env).toEqual(['MODE=production']);
     expect(spec.ExposedPorts).toEqual({ '80/tcp': {}, '9090/tcp': {} });
     expect(spec.HostConfig?.PortBindings).toEqual({
-      '80/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }],
-      '9090/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }],
+      '80/tcp': [{ HostIp: '127.0.0.1', HostPort: '41000' }],
+      '9090/tcp': [{ HostIp: '127.0.0.1', HostPort: '41001' }],
     });
     expect(spec.Labels?.[Labels.kind]).toBe('app');
     expect(spec.name).toBe('sy-0c0ffee0-blog-1');
@@ -152,7 +160,7 @@ describe('containerSpec on the host network', () => {
   it('allocates only ports that have an env variable and no port yet', () => {
     expect(portsToAllocate(hostExit, {})).toEqual(['proxy', 'control']);
     expect(portsToAllocate(hostExit, { proxy: 40001 })).toEqual(['control']);
-    expect(portsToAllocate(exitSpec, {})).toEqual([]);
+    expect(portsToAllocate(hostExit, hostPorts)).toEqual([]);
     const app: PoolSpec = { ...appSpec, network: 'host', ports: [{ name: 'http', containerPort: 80, env: 'PORT' }, { name: 'fixed', containerPort: 9090 }] };
     expect(portsToAllocate(app, {})).toEqual(['http']);
     // A port the image cannot be told about stays where the image puts it.
@@ -165,11 +173,27 @@ describe('containerSpec on the host network', () => {
   });
 });
 
+describe('portsToAllocate on the bridge network', () => {
+  it('allocates every port once, env or not, so a node keeps its ports across sleep and wake', () => {
+    expect(portsToAllocate(exitSpec, {})).toEqual(['proxy', 'control']);
+    expect(portsToAllocate(appSpec, { http: 41000 })).toEqual(['admin']);
+    expect(portsToAllocate(appSpec, { http: 41000, admin: 41001 })).toEqual([]);
+  });
+
+  it('names the pinned ports once Docker publishes them', () => {
+    const bindings = { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: '41000' }], '9090/tcp': [{ HostIp: '127.0.0.1', HostPort: '41001' }] };
+    expect(publishedPorts(appSpec, bindings, '127.0.0.1', { http: 41000, admin: 41001 })).toEqual([
+      { name: 'http', containerPort: 80, hostIp: '127.0.0.1', hostPort: 41000 },
+      { name: 'admin', containerPort: 9090, hostIp: '127.0.0.1', hostPort: 41001 },
+    ]);
+  });
+});
+
 describe('containerSpec placement and volumes', () => {
   it("passes region, city and the node's server under gluetun's names", () => {
     const spec = containerSpec(
       { tenantId, id: poolId, spec: { ...exitSpec, region: 'Tokyo', city: 'Shibuya' } },
-      { id: nodeId, ordinal: 1, server: 'jp-tok-01.example.net' },
+      { id: nodeId, ordinal: 1, server: 'jp-tok-01.example.net', hostPorts: hostPortsOf(exitSpec) },
       config,
     );
     expect(spec.Env).toEqual(
