@@ -14,7 +14,9 @@ import { installTracing } from './http/tracing.js';
 import { createTenant } from './keys.js';
 import { getOrder, listOrders, OrderRequest, OrderView, orderIssues, placeOrder, toView } from './orders.js';
 import { ErrorBody } from './routes/schemas.js';
+import { activityRoutes } from './routes/v1-activity.js';
 import { fleetRoutes } from './routes/v1-fleet.js';
+import { sleepRoutes } from './routes/v1-sleep.js';
 import type { ServerCatalog } from './server-catalog.js';
 import type { Database } from './tables.js';
 
@@ -75,6 +77,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const v1 = plugin.withTypeProvider<TypeBoxTypeProvider>();
     v1.addHook('onRequest', async (request) => authenticateKey(db, request));
     v1.register(fleetRoutes({ db, fleet: deps.fleet, onOrderPlaced: deps.onOrderPlaced }));
+    v1.register(sleepRoutes({ db, fleet: deps.fleet, onOrderPlaced: deps.onOrderPlaced }));
+    v1.register(activityRoutes({ db }));
 
     v1.post('/tenants', {
       schema: {

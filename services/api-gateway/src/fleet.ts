@@ -49,6 +49,16 @@ export function createFleet(deps: FleetDeps) {
     async snapshot(tenantId: string): Promise<{ pools: PoolView[]; nodes: NodeView[] }> {
       return ask('pool.req.snapshot', { tenantId });
     },
+    /** Another tenant's pool is indistinguishable from a missing one. */
+    async pool(tenantId: string, poolId: string): Promise<PoolView | undefined> {
+      const { pools } = await ask('pool.req.snapshot', { tenantId });
+      return pools.find((p) => p.poolId === poolId && p.tenantId === tenantId);
+    },
+    /** The pool's policy as the sleep controller holds it; undefined when it has none. */
+    async sleepPolicy(tenantId: string, poolId: string) {
+      const { policies } = await ask('sleep.req.policy', { tenantId, poolId });
+      return policies.find((p) => p.poolId === poolId && p.tenantId === tenantId);
+    },
     async nodes(tenantId: string, poolId?: string): Promise<NodeView[]> {
       return (await ask('node.req.list', { tenantId, ...(poolId ? { poolId } : {}) })).nodes;
     },

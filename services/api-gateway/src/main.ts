@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { createDb, migrateToLatest } from '@switchyard/db';
 import { runService } from '@switchyard/service-kit';
+import { activityHandlers } from './activity.js';
 import { buildApp } from './app.js';
 import { ApiGatewayEnv } from './config.js';
 import { createFleet } from './fleet.js';
@@ -21,7 +22,7 @@ function exitConfig(log: { error(o: object, m: string): void }, variable: string
 
 await runService({
   name: 'api-gateway',
-  description: 'HTTP API: tenants, API keys and orders; publishes commands through an outbox',
+  description: 'HTTP API: tenants, API keys, orders and the activity timeline; publishes commands through an outbox',
   env: ApiGatewayEnv,
   async start({ config, log, bus, natsConnected, onShutdown, supervise }) {
     if ((config.COMPAT_API_USERNAME === undefined) !== (config.COMPAT_API_PASSWORD === undefined)) {
@@ -43,6 +44,11 @@ await runService({
     onShutdown(() => relay.stop());
     supervise('order events', bus.consume('apiGatewayOrders', orderEventHandlers(db), { concurrency: 8 }));
     supervise('speed test results', bus.consume('apiGatewaySpeedTests', speedTestHandlers(db), { concurrency: 4 }));
+    // Entries are ordered by event time when read, so handling a domain's events side by side is fine.
+    const activity = activityHandlers(db);
+    supervise('sleep activity', bus.consume('apiGatewayActivitySleep', activity.sleep, { concurrency: 4 }));
+    supervise('activator activity', bus.consume('apiGatewayActivityActivator', activity.activator, { concurrency: 4 }));
+    supervise('node activity', bus.consume('apiGatewayActivityNodes', activity.nodes, { concurrency: 8 }));
 
     const fleet = createFleet({ bus, natsConnected, timeoutMs: config.SERVICE_REQUEST_TIMEOUT_MS, speedTestTimeoutMs: config.SPEEDTEST_TIMEOUT_MS });
     const basic = config.COMPAT_API_USERNAME && config.COMPAT_API_PASSWORD

@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Migration } from '@switchyard/db';
 import { speedTests } from './migrations/2026_11_23_0003_speed_tests.js';
+import { activity } from './migrations/2026_11_24_0004_activity.js';
 
 // Frozen: a shipped migration is never edited; change the schema with a new one.
 // tenant_id leads every key of a tenant's rows so the tables can be distributed by tenant.
@@ -59,4 +60,5 @@ export const migrations: Record<string, Migration> = {
     },
   },
   '2026_11_23_0003_speed_tests': speedTests,
+  '2026_11_24_0004_activity': activity,
 };

@@ -8,6 +8,7 @@ import {
   PoolSpec,
   poolSpecIssues,
   Timestamp,
+  type SleepPolicy,
   type CommandSubject,
   type Issue,
   type Payload,
@@ -46,6 +47,17 @@ export const OrderRequest = Type.Object(
 );
 export type OrderRequest = Static<typeof OrderRequest>;
 type OrderType = OrderRequest['type'];
+
+/**
+ * Orders only the gateway's own endpoints place (`PUT /v1/pools/:id/sleep`, `POST
+ * /v1/nodes/:id/sleep|wake`): those check first that the pool or node is the caller's, which
+ * POST /v1/orders cannot do for a pool whose only reader would be the sleep controller.
+ */
+export type OwnOrderRequest =
+  | { type: 'pool.sleep_policy'; poolId: string; policy: SleepPolicy }
+  | { type: 'node.sleep'; nodeId: string }
+  | { type: 'node.wake'; nodeId: string };
+export type AnyOrderRequest = OrderRequest | OwnOrderRequest;
 
 export const OrderView = Type.Object({
   id: Id,
@@ -89,7 +101,7 @@ export function orderIssues(order: OrderRequest): Issue[] {
 type Command = { [S in CommandSubject]: { subject: S; payload: Payload<S> } }[CommandSubject];
 
 /** The command that carries out an order, and what the order knows of its result up front. */
-export function commandFor(orderId: string, tenantId: string, order: OrderRequest): { command: Command; result: Record<string, unknown> } {
+export function commandFor(orderId: string, tenantId: string, order: AnyOrderRequest): { command: Command; result: Record<string, unknown> } {
   const ids = { orderId, tenantId };
   switch (order.type) {
     case 'pool.create': {
@@ -112,6 +124,13 @@ export function commandFor(orderId: string, tenantId: string, order: OrderReques
       const payload = { ...ids, nodeId, country: order.country!.toUpperCase(), ...(order.server ? { server: order.server } : {}) };
       return { command: { subject: 'node.cmd.add', payload }, result: { nodeId } };
     }
+    case 'pool.sleep_policy':
+      return { command: { subject: 'sleep.cmd.policy', payload: { ...ids, poolId: order.poolId, policy: order.policy } }, result: { poolId: order.poolId } };
+    // "manual": the sleep controller's own sleeps say "idle: ...", the activator's wakes "connection".
+    case 'node.sleep':
+      return { command: { subject: 'sleep.cmd.node', payload: { ...ids, nodeId: order.nodeId, reason: 'manual' } }, result: { nodeId: order.nodeId } };
+    case 'node.wake':
+      return { command: { subject: 'node.cmd.wake', payload: { ...ids, nodeId: order.nodeId, reason: 'manual' } }, result: { nodeId: order.nodeId } };
   }
 }
 
@@ -137,7 +156,7 @@ export function toView(o: Order): OrderView {
 export async function placeOrder(
   db: Kysely<Database>,
   tenantId: string,
-  request: OrderRequest,
+  request: AnyOrderRequest,
   idempotencyKey?: string,
 ): Promise<{ order: Order; replayed: boolean } | 'key_reused'> {
   const id = randomUUID();
@@ -186,7 +205,7 @@ export async function placeOrder(
 }
 
 /** An order the gateway places for a call of its own (no client key, so never a replay). */
-export async function placeOwnOrder(db: Kysely<Database>, tenantId: string, request: OrderRequest): Promise<Order> {
+export async function placeOwnOrder(db: Kysely<Database>, tenantId: string, request: AnyOrderRequest): Promise<Order> {
   return ((await placeOrder(db, tenantId, request)) as { order: Order }).order;
 }
 

@@ -1,5 +1,5 @@
 import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
-import type { OrderStatus } from '@switchyard/contracts';
+import type { ActivityKind, OrderStatus } from '@switchyard/contracts';
 
 type CreatedAt = ColumnType<Date, Date | undefined, never>;
 type UpdatedAt = ColumnType<Date, Date | undefined, Date>;
@@ -59,15 +59,33 @@ export interface SpeedTestTable {
   created_at: CreatedAt;
 }
 
+export interface ActivityTable {
+  tenant_id: string;
+  /** Recording order; the entry's public id. */
+  seq: Generated<string>;
+  /** The event this entry was made from (subject, subject's id, event time): one row per event. */
+  source: string;
+  pool_id: string | null;
+  node_id: string | null;
+  kind: ActivityKind;
+  message: string;
+  details: Json<Record<string, unknown>>;
+  at: Date;
+  recorded_at: CreatedAt;
+}
+
 export interface Database {
   tenants: TenantTable;
   api_keys: ApiKeyTable;
   orders: OrderTable;
   outbox: OutboxTable;
   speed_tests: SpeedTestTable;
+  activity: ActivityTable;
 }
 
 export type Order = Selectable<OrderTable>;
 export type NewOrder = Insertable<OrderTable>;
 export type OutboxRow = Selectable<OutboxTable>;
 export type SpeedTest = Selectable<SpeedTestTable>;
+export type Activity = Selectable<ActivityTable>;
+export type NewActivity = Insertable<ActivityTable>;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { payloadIssues } from '@switchyard/contracts';
-import { commandFor, orderIssues, type OrderRequest } from '../src/orders.js';
+import { payloadIssues, schemaIssues } from '@switchyard/contracts';
+import { commandFor, OrderRequest, orderIssues } from '../src/orders.js';
 
 const tenantId = '0b9f4f2e-6a2d-4c1e-9a51-3f5e8f0c2d11';
 const orderId = '5c1d0c53-0d2f-4f0e-8f4a-2b7e1c9a4e77';
@@ -57,5 +57,22 @@ describe('node.add', () => {
   it('chooses the node id, upper-cases the country and returns the id as the result', () => {
     const { command, result } = commandFor(orderId, tenantId, { type: 'node.add', country: 'jp' });
     expect(command).toEqual({ subject: 'node.cmd.add', payload: { orderId, tenantId, nodeId: result['nodeId'], country: 'JP' } });
+  });
+});
+
+describe('the orders of the sleep endpoints', () => {
+  const policy = { enabled: true, idleWindowSec: 5, minAwake: 0, probeIntervalMs: 30, probeTimeoutMs: 10_000 };
+
+  it('send the whole policy to the sleep controller, and manual sleeps and wakes to their owners', () => {
+    expect(commandFor(orderId, tenantId, { type: 'pool.sleep_policy', poolId: orderId, policy })).toEqual({
+      command: { subject: 'sleep.cmd.policy', payload: { orderId, tenantId, poolId: orderId, policy } },
+      result: { poolId: orderId },
+    });
+    expect(commandFor(orderId, tenantId, { type: 'node.sleep', nodeId: orderId }).command).toEqual({ subject: 'sleep.cmd.node', payload: { orderId, tenantId, nodeId: orderId, reason: 'manual' } });
+    expect(commandFor(orderId, tenantId, { type: 'node.wake', nodeId: orderId }).command).toEqual({ subject: 'node.cmd.wake', payload: { orderId, tenantId, nodeId: orderId, reason: 'manual' } });
+  });
+
+  it('cannot be placed through POST /v1/orders', () => {
+    expect(new Set(schemaIssues(OrderRequest, { type: 'node.wake', nodeId: orderId }).map((i) => i.path))).toEqual(new Set(['type']));
   });
 });

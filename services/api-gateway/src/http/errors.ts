@@ -42,10 +42,19 @@ export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, http
   if (httpPart === 'body' && data == null && Type.IsOptional(schema)) return { value: undefined };
   let value: unknown = data ?? (httpPart === 'body' ? undefined : {});
   if (httpPart === 'querystring' || httpPart === 'params') value = Value.Default(schema, Value.Convert(schema, value as object));
-  const issues = schemaIssues(schema, value);
+  const issues = schemaIssues(schema, value).flatMap(perMissingField);
   if (issues.length) return { error: badRequest(issues, PART_PREFIX[httpPart ?? 'body']) };
   return { value };
 };
+
+const MISSING = /^must have required properties (.+)$/;
+
+/** "must have required properties a, b" on an object becomes one "required" issue per field, so each is named. */
+function perMissingField(issue: Issue): Issue[] {
+  const names = MISSING.exec(issue.message)?.[1]?.split(', ');
+  if (!names) return [issue];
+  return names.map((name) => ({ path: [issue.path, name].filter(Boolean).join('.'), message: 'required' }));
+}
 
 /** No responder, a timeout or a lost connection: the bus, or the service behind a subject, is away. */
 export function isNatsUnavailable(err: unknown): boolean {

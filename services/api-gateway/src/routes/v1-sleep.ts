@@ -1,0 +1,113 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import { Id, SLEEP_POLICY_DEFAULTS, SleepPolicy, SleepPolicyInput, sleepPolicyIssues, Timestamp, withSleepDefaults } from '@switchyard/contracts';
+import type { Kysely } from '@switchyard/db';
+import type { Fleet } from '../fleet.js';
+import { callerOf } from '../http/auth.js';
+import { badRequest, notFound } from '../http/errors.js';
+import { OrderView, placeOwnOrder, toView, type OwnOrderRequest } from '../orders.js';
+import type { Database } from '../tables.js';
+import { ErrorBody } from './schemas.js';
+
+export interface SleepRouteDeps {
+  db: Kysely<Database>;
+  fleet: Fleet;
+  onOrderPlaced: () => void;
+}
+
+const Params = Type.Object({ id: Id });
+
+const PolicyOrder = Type.Object(
+  { ...OrderView.properties, policy: SleepPolicy },
+  { description: 'the order, and the policy it sets: the body with every omitted field at its default' },
+);
+
+export const SleepPolicyView = Type.Object({
+  poolId: Id,
+  policy: SleepPolicy,
+  default: Type.Boolean({ description: 'true when the pool has no policy yet: sleep is off and the other fields are the defaults' }),
+  updatedAt: Type.Union([Timestamp, Type.Null()]),
+});
+
+/** Sleep policies of pools and manual sleep and wake of nodes (mounted under /v1, behind its key check). */
+export function sleepRoutes(deps: SleepRouteDeps): FastifyPluginAsync {
+  const { db, fleet } = deps;
+
+  async function poolOr404(tenantId: string, poolId: string): Promise<void> {
+    if (!(await fleet.pool(tenantId, poolId))) throw notFound(`no pool ${poolId}`);
+  }
+
+  async function nodeOr404(tenantId: string, nodeId: string): Promise<void> {
+    if (!(await fleet.node(tenantId, nodeId))) throw notFound(`no node ${nodeId}`);
+  }
+
+  async function place(tenantId: string, order: OwnOrderRequest) {
+    const placed = await placeOwnOrder(db, tenantId, order);
+    deps.onOrderPlaced();
+    return placed;
+  }
+
+  return async (plugin) => {
+    const v1 = plugin.withTypeProvider<TypeBoxTypeProvider>();
+
+    v1.put('/pools/:id/sleep', {
+      schema: {
+        description:
+          'sets the sleep policy of a pool, live: places a pool.sleep_policy order that the sleep controller carries out (sleep.cmd.policy). Omitted fields get their defaults.',
+        params: Params,
+        body: SleepPolicyInput,
+        response: { 202: PolicyOrder, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
+      },
+    }, async (request, reply) => {
+      const policy = withSleepDefaults(request.body);
+      const issues = sleepPolicyIssues(policy);
+      if (issues.length) throw badRequest(issues);
+      const { tenantId } = callerOf(request);
+      await poolOr404(tenantId, request.params.id);
+      const order = await place(tenantId, { type: 'pool.sleep_policy', poolId: request.params.id, policy });
+      return reply.code(202).header('location', `/v1/orders/${order.id}`).send({ ...toView(order), policy });
+    });
+
+    v1.get('/pools/:id/sleep', {
+      schema: {
+        description: "the pool's sleep policy as the sleep controller holds it (sleep.req.policy)",
+        params: Params,
+        response: { 200: SleepPolicyView, 404: ErrorBody, 503: ErrorBody },
+      },
+    }, async (request) => {
+      const { tenantId } = callerOf(request);
+      const poolId = request.params.id;
+      await poolOr404(tenantId, poolId);
+      const held = await fleet.sleepPolicy(tenantId, poolId);
+      if (!held) return { poolId, policy: { enabled: false, ...SLEEP_POLICY_DEFAULTS }, default: true, updatedAt: null };
+      return { poolId, policy: held.policy, default: false, updatedAt: held.updatedAt };
+    });
+
+    v1.post('/nodes/:id/sleep', {
+      schema: {
+        description: "places a node.sleep order: the sleep controller arms the catch of the node's ports, then stops it (sleep.cmd.node)",
+        params: Params,
+        response: { 202: OrderView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
+      },
+    }, async (request, reply) => {
+      const { tenantId } = callerOf(request);
+      await nodeOr404(tenantId, request.params.id);
+      const order = await place(tenantId, { type: 'node.sleep', nodeId: request.params.id });
+      return reply.code(202).header('location', `/v1/orders/${order.id}`).send(toView(order));
+    });
+
+    v1.post('/nodes/:id/wake', {
+      schema: {
+        description: 'places a node.wake order: exit-node-manager starts the sleeping node (node.cmd.wake)',
+        params: Params,
+        response: { 202: OrderView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
+      },
+    }, async (request, reply) => {
+      const { tenantId } = callerOf(request);
+      await nodeOr404(tenantId, request.params.id);
+      const order = await place(tenantId, { type: 'node.wake', nodeId: request.params.id });
+      return reply.code(202).header('location', `/v1/orders/${order.id}`).send(toView(order));
+    });
+  };
+}
