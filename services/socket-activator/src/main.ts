@@ -1,13 +1,140 @@
 #!/usr/bin/env node
-import Type from 'typebox';
-import { CommonEnv } from '@switchyard/config';
+import { createServer, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createDb, migrateToLatest } from '@switchyard/db';
 import { runService } from '@switchyard/service-kit';
+import { Activator } from './activator.js';
+import { createCatchStore } from './catch-store.js';
+import { noRedirects, type Redirects } from './catches.js';
+import { SocketActivatorEnv } from './config.js';
+import { forward, release } from './forward.js';
+import { createMetrics, serveMetrics } from './metrics.js';
+import { migrations } from './migrations.js';
+import { NftRedirects } from './nft.js';
+import { originalDestination } from './original-dst.js';
+import { probeOnce } from './probe.js';
+import { ProxyListeners } from './proxy-listeners.js';
+import type { Database } from './tables.js';
 
-// Registers with the NATS Services API so $SRV.PING/INFO/STATS find it; its commands,
-// events and endpoints arrive with the issue that builds the feature.
+// Nodes publish their ports here (exit-node-manager's NODE_PUBLISH_HOST on this host).
+const NODE_HOST = '127.0.0.1';
+const PROBE_CONNECT_TIMEOUT_MS = 1000;
+const SNAPSHOT_RETRY_MS = 1000;
+
 await runService({
   name: 'socket-activator',
   description: 'catches connections to sleeping nodes, wakes them and steps out of the path',
-  env: Type.Object({ ...CommonEnv }),
-  async start() {},
+  env: SocketActivatorEnv,
+  async start({ config, log, bus, nc, service, onShutdown, supervise }) {
+    const db = createDb<Database>(config.DATABASE_URL, { applicationName: 'socket-activator' });
+    onShutdown(() => db.destroy());
+    await migrateToLatest(db, { migrations, table: 'socket_activator_migrations' });
+
+    const nftables = config.ACTIVATOR_MODE === 'nftables';
+    // The activator's own connections leave from SOURCE_ADDRESS so the redirect rule skips them.
+    const localAddress = nftables ? config.ACTIVATOR_SOURCE_ADDRESS : undefined;
+    let redirects: Redirects = noRedirects;
+    if (nftables) {
+      const nft = new NftRedirects({ table: config.ACTIVATOR_NFT_TABLE, listenPort: config.ACTIVATOR_LISTEN_PORT, sourceAddress: config.ACTIVATOR_SOURCE_ADDRESS });
+      await nft.setup();
+      redirects = nft;
+    }
+
+    const { registry, metrics } = createMetrics(() => redirects.ports().length);
+    if (config.ACTIVATOR_METRICS_PORT > 0) {
+      const server = await serveMetrics(registry, config.ACTIVATOR_LISTEN_HOST, config.ACTIVATOR_METRICS_PORT);
+      onShutdown(() => new Promise((resolve) => server.close(resolve)));
+    }
+
+    // Connections that arrive before the stored catches are loaded wait for them: a port not
+    // known yet must not be taken for an unknown one (that would drop it from the set).
+    let loaded = false;
+    const early: Array<() => void> = [];
+    const whenLoaded = (fn: () => void) => (loaded ? fn() : early.push(fn));
+
+    const proxies = new ProxyListeners(config.ACTIVATOR_PUBLIC_HOST, (socket, nodeId, portName) => whenLoaded(() => activator.accept(socket, { nodeId, portName })));
+    const activator: Activator = new Activator({
+      mode: config.ACTIVATOR_MODE,
+      listenPort: config.ACTIVATOR_LISTEN_PORT,
+      store: createCatchStore(db),
+      redirects,
+      requestWake: (c, orderId) => bus.publish('node.cmd.wake', { orderId, tenantId: c.tenantId, nodeId: c.nodeId, reason: 'connection' }),
+      probe: (port) =>
+        probeOnce({ host: NODE_HOST, port, settleMs: config.ACTIVATOR_PROBE_SETTLE_MS, connectTimeoutMs: PROBE_CONNECT_TIMEOUT_MS, ...(localAddress ? { localAddress } : {}) }),
+      forward: (socket, port, onFirstByte) =>
+        forward(socket, {
+          host: NODE_HOST,
+          port,
+          onFirstByte,
+          onRefused: (err) => log.warn({ hostPort: port, err: err.message }, 'the node refused a forwarded connection; the client was let go'),
+          ...(localAddress ? { localAddress } : {}),
+        }),
+      release,
+      woke: (e) => bus.publish('activator.evt.woke', e),
+      failed: (e) => bus.publish('activator.evt.failed', e),
+      ...(nftables
+        ? {}
+        : {
+            listen: (c, port) => proxies.ensure(c.nodeId, port.name, port.publicPort),
+            unlisten: (nodeId) => proxies.close(nodeId),
+          }),
+      metrics,
+      log,
+    });
+    onShutdown(() => proxies.closeAll());
+    onShutdown(async () => activator.stop());
+
+    if (nftables) {
+      const listener = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket: Socket) => {
+        const dst = originalDestination(socket);
+        if (!dst) {
+          log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}` }, 'a connection that was not redirected: closed');
+          release(socket);
+          return;
+        }
+        whenLoaded(() => activator.accept(socket, { hostPort: dst.port }));
+      });
+      await new Promise<void>((resolve, reject) => {
+        listener.once('error', reject);
+        listener.listen(config.ACTIVATOR_LISTEN_PORT, config.ACTIVATOR_LISTEN_HOST, () => resolve());
+      });
+      onShutdown(() => new Promise((resolve) => listener.close(resolve)));
+    }
+
+    await activator.load();
+    loaded = true;
+    for (const fn of early.splice(0)) fn();
+
+    // Subscribed before the first snapshot, so nothing that happens while it travels is lost.
+    supervise('order.evt.failed', bus.subscribe('order.evt.failed', (p) => activator.orderFailed(p)));
+    supervise('node.evt.started', bus.subscribe('node.evt.started', (p) => activator.nodeStarted(p)));
+    supervise('node.evt.stopped', bus.subscribe('node.evt.stopped', (p) => activator.nodeStopped(p)));
+    supervise('node.evt.removed', bus.subscribe('node.evt.removed', (p) => activator.nodeRemoved(p)));
+    supervise('pool.evt.deleted', bus.subscribe('pool.evt.deleted', (p) => activator.poolDeleted(p)));
+    supervise('sleep.evt.policy', bus.subscribe('sleep.evt.policy', (p) => activator.policyChanged(p)));
+
+    let stopping = false;
+    onShutdown(async () => {
+      stopping = true;
+    });
+    const reconcile = async () => {
+      for (let attempt = 1; !stopping; attempt++) {
+        try {
+          await activator.reconcile(await bus.request('pool.req.snapshot', {}, { timeoutMs: 5000 }));
+          return;
+        } catch (err) {
+          if (attempt === 1 || attempt % 30 === 0) log.warn({ err: (err as Error).message, attempt }, 'could not rebuild from pool.req.snapshot; trying again');
+          await sleep(SNAPSHOT_RETRY_MS);
+        }
+      }
+    };
+    void (async () => {
+      for await (const s of nc.status()) if (s.type === 'reconnect') void reconcile();
+    })();
+    // Armed ports are caught from the rows alone; the snapshot only refines, so it runs behind.
+    void reconcile();
+
+    bus.serve(service, 'activator.req.arm', (p) => activator.arm(p));
+    bus.serve(service, 'activator.req.state', async (p) => activator.state(p));
+  },
 });

@@ -1,0 +1,118 @@
+import { once } from 'node:events';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { forward, pipeBoth, release } from '../src/forward.js';
+import { originalDestination } from '../src/original-dst.js';
+import { probeOnce } from '../src/probe.js';
+
+const servers: Server[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+});
+
+async function listen(onConnection: (s: Socket) => void, opts: { allowHalfOpen?: boolean; pauseOnConnect?: boolean } = {}): Promise<number> {
+  const server = createServer(opts, (s) => {
+    s.on('error', () => {});
+    onConnection(s);
+  });
+  servers.push(server);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return (server.address() as { port: number }).port;
+}
+
+const probe = (port: number) => probeOnce({ host: '127.0.0.1', port, settleMs: 20, connectTimeoutMs: 500 });
+
+describe('probe', () => {
+  it('is ready when the port accepts and keeps the connection', async () => {
+    expect(await probe(await listen(() => {}))).toBe(true);
+  });
+  it('is ready at once when the server speaks first', async () => {
+    expect(await probe(await listen((s) => s.write('220 hello\r\n')))).toBe(true);
+  });
+  it('is not ready when the connection is accepted and closed at once (a userland proxy with no app behind it)', async () => {
+    expect(await probe(await listen((s) => s.destroy()))).toBe(false);
+    expect(await probe(await listen((s) => s.end()))).toBe(false);
+  });
+  it('is not ready when nothing listens', async () => {
+    const port = await listen(() => {});
+    await new Promise((r) => servers.pop()!.close(r));
+    expect(await probe(port)).toBe(false);
+  });
+});
+
+/** Collects what a client receives until the other side ends it, and how it ended. */
+function collect(s: Socket): Promise<{ data: string; how: 'end' | 'error' }> {
+  let data = '';
+  s.on('data', (d) => (data += d));
+  return new Promise((resolve) => {
+    s.once('end', () => resolve({ data, how: 'end' }));
+    s.once('error', () => resolve({ data, how: 'error' }));
+  });
+}
+
+describe('forwarding', () => {
+  it('passes a half-close on: the client ends its side and still gets the whole answer', async () => {
+    // The "node" answers only once the client has finished sending.
+    const node = await listen(
+      (s) => {
+        let got = '';
+        s.on('data', (d) => (got += d));
+        s.on('end', () => s.end(`got ${got.length} bytes`));
+      },
+      { allowHalfOpen: true },
+    );
+    let firstByte = false;
+    const front = await listen((s) => forward(s, { host: '127.0.0.1', port: node, onFirstByte: () => (firstByte = true) }), { allowHalfOpen: true, pauseOnConnect: true });
+    const c = connect({ port: front, host: '127.0.0.1', allowHalfOpen: true });
+    const answer = collect(c);
+    c.end('x'.repeat(100_000));
+    expect(await answer).toEqual({ data: 'got 100000 bytes', how: 'end' });
+    expect(firstByte).toBe(true);
+  });
+
+  it('lets the client go with a FIN when the node refuses the connection', async () => {
+    const closed = await listen(() => {});
+    await new Promise((r) => servers.pop()!.close(r));
+    let refused: Error | undefined;
+    const front = await listen((s) => forward(s, { host: '127.0.0.1', port: closed, onRefused: (e) => (refused = e) }), { allowHalfOpen: true, pauseOnConnect: true });
+    const c = connect(front, '127.0.0.1');
+    c.write('hello');
+    expect(await collect(c)).toEqual({ data: '', how: 'end' });
+    expect(refused?.message).toMatch(/ECONNREFUSED/);
+  });
+
+  it('release ends a held connection with a FIN even when it sent data that was never read', async () => {
+    const front = await listen((s) => setTimeout(() => release(s), 50), { allowHalfOpen: true, pauseOnConnect: true });
+    const c = connect(front, '127.0.0.1');
+    c.write('a request nobody read'.repeat(1000));
+    expect(await collect(c)).toEqual({ data: '', how: 'end' });
+  });
+
+  it('an error on one side ends the other', async () => {
+    const node = await listen((s) => setTimeout(() => s.resetAndDestroy(), 30));
+    const front = await listen(
+      (s) => {
+        const up = connect({ port: node, host: '127.0.0.1', allowHalfOpen: true });
+        up.once('connect', () => pipeBoth(s, up));
+      },
+      { allowHalfOpen: true },
+    );
+    const c = connect(front, '127.0.0.1');
+    c.on('error', () => {});
+    await once(c, 'close');
+  });
+});
+
+describe('original destination', () => {
+  it('is the address dialled for a connection that was not redirected', async () => {
+    let seen: unknown = 'not called';
+    const port = await listen((s) => {
+      seen = originalDestination(s);
+      s.end();
+    });
+    const c = connect(port, '127.0.0.1');
+    await collect(c);
+    expect(seen).toEqual({ address: '127.0.0.1', port });
+  });
+});
