@@ -110,3 +110,11 @@ else
   apt_install docker-compose
   echo "docker-compose: installed"
 fi
+
+# The socket activator's nftables mode drives its redirect set with the nft CLI.
+if command -v nft >/dev/null; then
+  echo "nftables: present (already)"
+else
+  apt_install nftables
+  echo "nftables: installed"
+fi
