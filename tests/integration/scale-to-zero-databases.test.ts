@@ -1,0 +1,56 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { POSTGRES_IMAGE, POSTGRES_PORT, REDIS_IMAGE, REDIS_PORT } from '../support/images.js';
+import { MODES, runClient, startScaleToZero, type ScaleToZero } from '../support/scale-to-zero.js';
+
+// Scale to zero is plain TCP: real database servers put to sleep when idle answer their real
+// clients (redis-cli, psql), run once with no retry, through the activator in both modes.
+describe.each(MODES)('sleeping databases answer their clients, activator in %s mode', (mode) => {
+  let s: ScaleToZero;
+
+  beforeAll(async () => {
+    s = await startScaleToZero(mode);
+  }, 120_000);
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  /** Waits until a node was put to sleep for being idle and its catch is armed; returns when it slept. */
+  const sleptWhenIdle = async (nodeId: string) => {
+    const slept = await s.watch.next((m) => m.subject === 'sleep.evt.slept' && m.data.nodeId === nodeId, 30_000);
+    expect(slept.data.reason).toMatch(/idle/);
+    await s.waitForNodeStatus(nodeId, 'sleeping', 10_000);
+    await s.waitForCatch(nodeId, 'armed', 5_000);
+    return slept.at;
+  };
+
+  it('a sleeping Redis server answers redis-cli', async () => {
+    const { poolId, nodeIds } = await s.createAppPool({ name: 'redis', image: REDIS_IMAGE, containerPort: REDIS_PORT });
+    const nodeId = nodeIds[0]!;
+    const port = await s.endpoint(nodeId);
+    expect((await s.setSleepPolicy(poolId, { enabled: true, idleWindowSec: 2 })).status).toBe(202);
+    const sleptAt = await sleptWhenIdle(nodeId);
+
+    const ping = await runClient('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'ping'], 15_000);
+    expect({ code: ping.code, out: ping.stdout.trim(), err: ping.stderr.trim() }).toEqual({ code: 0, out: 'PONG', err: '' });
+    const woke = await s.watch.next((m) => m.subject === 'activator.evt.woke' && m.data.nodeId === nodeId && m.at >= sleptAt, 10_000);
+    expect(woke.data).toMatchObject({ trigger: 'connection', mode, heldConnections: 1 });
+  }, 90_000);
+
+  it('a sleeping PostgreSQL server answers psql, with the data written before it slept', async () => {
+    const { poolId, nodeIds } = await s.createAppPool({ name: 'postgres', image: POSTGRES_IMAGE, containerPort: POSTGRES_PORT });
+    const nodeId = nodeIds[0]!;
+    const port = await s.endpoint(nodeId);
+    const psql = (sql: string) => runClient('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-Atc', sql], 20_000);
+
+    // A stop keeps the container's writable layer: what was written before the sleep is there after it.
+    const written = await psql("create table notes (body text); insert into notes values ('before the sleep')");
+    expect(written.code, written.stderr).toBe(0);
+    expect((await s.setSleepPolicy(poolId, { enabled: true, idleWindowSec: 2 })).status).toBe(202);
+    const sleptAt = await sleptWhenIdle(nodeId);
+
+    const read = await psql('select body from notes');
+    expect({ code: read.code, out: read.stdout.trim(), err: read.stderr.trim() }).toEqual({ code: 0, out: 'before the sleep', err: '' });
+    const woke = await s.watch.next((m) => m.subject === 'activator.evt.woke' && m.data.nodeId === nodeId && m.at >= sleptAt, 10_000);
+    expect(woke.data).toMatchObject({ trigger: 'connection', mode, heldConnections: 1 });
+  }, 90_000);
+});

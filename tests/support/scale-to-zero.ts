@@ -1,0 +1,279 @@
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { ActivatorMode, CatchView, NodeView, ReplyOf, SleepPolicyInput } from '@switchyard/contracts';
+import { natsRequest, watchSubjects, type SubjectWatch } from './exit-pool.js';
+import { freePort } from './net.js';
+import type { ServiceProcess } from './processes.js';
+import { startTestSystem, type HttpResult, type TestSystem } from './system.js';
+
+const run = promisify(execFile);
+
+export const MODES: readonly ActivatorMode[] = ['nftables', 'proxy'];
+
+/** What a scale-to-zero test watches: sleeps, wakes, policy changes and node life. */
+export const SCALE_TO_ZERO_SUBJECTS = [
+  'sleep.evt.slept',
+  'sleep.evt.policy',
+  'activator.evt.woke',
+  'activator.evt.failed',
+  'node.evt.started',
+  'node.evt.stopped',
+  'order.evt.failed',
+];
+
+export interface AppPoolInput {
+  name: string;
+  image: string;
+  containerPort: number;
+  /** Name of the one port; "main" unless given. */
+  portName?: string;
+  nodes?: number;
+  env?: Record<string, string>;
+}
+
+/**
+ * A Switchyard with everything scale to zero needs: api-gateway, exit-node-manager (stats
+ * every 500 ms, so idle windows of a few seconds can be judged), sleep-controller and
+ * socket-activator in one mode. In nftables mode the activator gets a table of this system's
+ * own, deleted on close.
+ */
+export interface ScaleToZero {
+  readonly sys: TestSystem;
+  readonly nc: NatsConnection;
+  readonly watch: SubjectWatch;
+  readonly tenantId: string;
+  readonly mode: ActivatorMode;
+  /** The activator's nftables table (nftables mode; unused in proxy mode). */
+  readonly nftTable: string;
+  /** Starts another activator with the same settings (after the first one was stopped). */
+  startActivator(): Promise<ServiceProcess>;
+  /** Places a pool.create order for an app pool on the bridge network and waits until it is fulfilled. */
+  createAppPool(input: AppPoolInput): Promise<{ poolId: string; nodeIds: string[] }>;
+  /** PUT /v1/pools/{id}/sleep; when accepted, waits until sleep-controller announced the new policy. */
+  setSleepPolicy(poolId: string, input: SleepPolicyInput): Promise<HttpResult>;
+  /** POST /v1/nodes/{id}/sleep, then waits until the order is fulfilled, the node sleeps and its catch is armed. */
+  sleepNow(nodeId: string): Promise<void>;
+  node(nodeId: string): Promise<NodeView | undefined>;
+  waitForNodeStatus(nodeId: string, status: string, timeoutMs: number): Promise<NodeView>;
+  catchState(): Promise<ReplyOf<'activator.req.state'>>;
+  waitForCatch(nodeId: string, state: CatchView['state'], timeoutMs: number): Promise<CatchView>;
+  /** The port a client connects to for a node: its host port (nftables) or the activator's public port (proxy). */
+  endpoint(nodeId: string, portName?: string): Promise<number>;
+  /** nftables mode: the ports in the kernel's redirect set, read with `nft`, not from the activator. */
+  redirectedPorts(): Promise<number[]>;
+  close(): Promise<void>;
+}
+
+export async function startScaleToZero(
+  mode: ActivatorMode,
+  opts: { healthMonitor?: boolean; activatorEnv?: Record<string, string> } = {},
+): Promise<ScaleToZero> {
+  const nftTable = `sy_test_${randomBytes(4).toString('hex')}`;
+  const activatorEnv = {
+    ACTIVATOR_MODE: mode,
+    ACTIVATOR_LISTEN_HOST: '127.0.0.1',
+    ACTIVATOR_LISTEN_PORT: String(await freePort()),
+    ACTIVATOR_NFT_TABLE: nftTable,
+    ACTIVATOR_METRICS_PORT: '0',
+    ...opts.activatorEnv,
+  };
+  const sys = await startTestSystem();
+  const closeAll = async () => {
+    await sys.close();
+    if (mode === 'nftables') await run('nft', ['delete', 'table', 'ip', nftTable]).catch(() => undefined);
+  };
+  try {
+    const nc = await sys.natsClient();
+    const watch = watchSubjects(nc, SCALE_TO_ZERO_SUBJECTS);
+    await sys.start('api-gateway');
+    await sys.start('exit-node-manager', { STATS_INTERVAL_MS: '500' });
+    if (opts.healthMonitor) await sys.start('health-monitor');
+    await sys.start('socket-activator', activatorEnv);
+    await sys.start('sleep-controller');
+    const [admin] = await sys.db.query<{ id: string }>("select id from tenants where name = 'admin'");
+    if (!admin) throw new Error('the admin tenant was not created');
+    return makeHandle({ sys, nc, watch, tenantId: admin.id, mode, nftTable, activatorEnv, closeAll });
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+function makeHandle(h: {
+  sys: TestSystem;
+  nc: NatsConnection;
+  watch: SubjectWatch;
+  tenantId: string;
+  mode: ActivatorMode;
+  nftTable: string;
+  activatorEnv: Record<string, string>;
+  closeAll: () => Promise<void>;
+}): ScaleToZero {
+  const { sys, nc, tenantId } = h;
+
+  const node = async (nodeId: string) => {
+    const reply = await natsRequest<ReplyOf<'node.req.list'>>(nc, 'node.req.list', { tenantId, nodeId });
+    return reply.nodes[0];
+  };
+  const catchState = () => natsRequest<ReplyOf<'activator.req.state'>>(nc, 'activator.req.state', { tenantId });
+
+  const waitForNodeStatus = async (nodeId: string, status: string, timeoutMs: number) => {
+    const deadline = Date.now() + timeoutMs;
+    let last: NodeView | undefined;
+    while (Date.now() < deadline) {
+      last = await node(nodeId).catch(() => last);
+      if (last?.status === status) return last;
+      await sleep(100);
+    }
+    throw new Error(`node ${nodeId} is not ${status} after ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`);
+  };
+
+  const waitForCatch = async (nodeId: string, state: CatchView['state'], timeoutMs: number) => {
+    const deadline = Date.now() + timeoutMs;
+    let last: CatchView | undefined;
+    while (Date.now() < deadline) {
+      const reply = await catchState().catch(() => undefined);
+      last = reply?.nodes.find((n) => n.nodeId === nodeId) ?? last;
+      if (last?.state === state) return last;
+      await sleep(50);
+    }
+    throw new Error(`the activator does not see node ${nodeId} ${state} after ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`);
+  };
+
+  return {
+    sys,
+    nc,
+    watch: h.watch,
+    tenantId,
+    mode: h.mode,
+    nftTable: h.nftTable,
+    startActivator: () => sys.start('socket-activator', h.activatorEnv),
+    async createAppPool(input) {
+      const placed = await sys.http('POST', '/v1/orders', {
+        body: {
+          type: 'pool.create',
+          pool: {
+            name: input.name,
+            kind: 'app',
+            image: input.image,
+            network: 'bridge',
+            nodes: { min: input.nodes ?? 1, max: input.nodes ?? 1 },
+            ports: [{ name: input.portName ?? 'main', containerPort: input.containerPort }],
+            ...(input.env ? { env: input.env } : {}),
+          },
+        },
+      });
+      if (placed.status !== 202) throw new Error(`pool order refused: ${placed.status} ${JSON.stringify(placed.body)}`);
+      const order = await sys.waitForOrder(placed.body.id, ['fulfilled', 'failed'], { timeoutMs: 60_000 });
+      if (order.status !== 'fulfilled') throw new Error(`pool order failed: ${order.reason}`);
+      return { poolId: order.result.poolId, nodeIds: order.result.nodeIds };
+    },
+    async setSleepPolicy(poolId, input) {
+      const since = Date.now();
+      const res = await sys.http('PUT', `/v1/pools/${poolId}/sleep`, { body: input });
+      if (res.status >= 200 && res.status < 300) {
+        await h.watch.next(
+          (m) => m.subject === 'sleep.evt.policy' && m.data.poolId === poolId && m.at >= since && m.data.policy.enabled === input.enabled
+            && (input.idleWindowSec === undefined || m.data.policy.idleWindowSec === input.idleWindowSec),
+          15_000,
+        );
+      }
+      return res;
+    },
+    async sleepNow(nodeId) {
+      const res = await sys.http('POST', `/v1/nodes/${nodeId}/sleep`);
+      if (res.status !== 202) throw new Error(`sleep of node ${nodeId} refused: ${res.status} ${JSON.stringify(res.body)}`);
+      const order = await sys.waitForOrder(res.body.id, ['fulfilled', 'failed'], { timeoutMs: 30_000 });
+      if (order.status !== 'fulfilled') throw new Error(`sleep order of node ${nodeId} failed: ${order.reason}`);
+      await waitForNodeStatus(nodeId, 'sleeping', 15_000);
+      await waitForCatch(nodeId, 'armed', 5_000);
+    },
+    node,
+    waitForNodeStatus,
+    catchState,
+    waitForCatch,
+    async endpoint(nodeId, portName = 'main') {
+      if (h.mode === 'nftables') {
+        const port = (await node(nodeId))?.ports.find((p) => p.name === portName);
+        if (!port) throw new Error(`node ${nodeId} has no port ${portName}`);
+        return port.hostPort;
+      }
+      // The activator learns every node from the snapshot and node events, awake or not.
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline) {
+        const view = (await catchState().catch(() => undefined))?.nodes.find((n) => n.nodeId === nodeId);
+        const publicPort = view?.ports.find((p) => p.name === portName)?.publicPort;
+        if (publicPort) return publicPort;
+        await sleep(50);
+      }
+      throw new Error(`the activator has no public port for node ${nodeId} port ${portName}`);
+    },
+    async redirectedPorts() {
+      const { stdout } = await run('nft', ['-j', 'list', 'set', 'ip', h.nftTable, 'sleeping_ports']);
+      return nftSetElements(stdout);
+    },
+    close: h.closeAll,
+  };
+}
+
+/** The elements of a set in `nft -j list set` output: plain numbers for an inet_service set. */
+export function nftSetElements(json: string): number[] {
+  const parsed = JSON.parse(json) as { nftables: Array<{ set?: { elem?: unknown[] } }> };
+  const set = parsed.nftables.find((e) => e.set)?.set;
+  return (set?.elem ?? []).map((e) => Number(e)).sort((a, b) => a - b);
+}
+
+export interface HttpAnswer {
+  status: number;
+  body: Buffer;
+  /** From the request until the whole body arrived. */
+  ms: number;
+}
+
+/** One GET on a connection of its own (no agent), bounded in time; rejects on any error. */
+export function httpGet(port: number, path: string, timeoutMs: number): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const req = request({ host: '127.0.0.1', port, path, method: 'GET', agent: false, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), ms: performance.now() - t0 }));
+      res.on('error', reject);
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no complete answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export interface ClientRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Runs a real client binary once (no retry of ours), killed after `timeoutMs`. */
+export function runClient(command: string, args: string[], timeoutMs: number): Promise<ClientRun> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: performance.now() - t0 });
+    });
+  });
+}
