@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { assertPayload, type Payload } from '@switchyard/contracts';
-import { activityOf, type ActivitySubject } from '../src/activity-entries.js';
+import { activityOf, type ActivityDraft, type ActivitySubject } from '../src/activity-entries.js';
 
 const facts = {
   tenantId: '0b9f4f2e-6a2d-4c1e-9a51-3f5e8f0c2d11',
@@ -13,7 +13,7 @@ const policy = { enabled: true, idleWindowSec: 600, minAwake: 0, probeIntervalMs
 /** The entry an event makes; the payload is checked against the contracts first, as the bus does. */
 function entryOf<S extends ActivitySubject>(subject: S, payload: Payload<S>) {
   assertPayload(subject, payload);
-  return (activityOf[subject] as (e: Payload<S>) => ReturnType<(typeof activityOf)[S]>)(payload);
+  return (activityOf[subject] as (e: Payload<S>) => ActivityDraft | null)(payload);
 }
 
 describe('activity entries', () => {
