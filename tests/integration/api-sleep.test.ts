@@ -1,14 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { createBus } from '@switchyard/bus';
+import { eventually } from '../support/api.js';
 import { watchSubjects, type SubjectWatch } from '../support/exit-pool.js';
 import { startTestSystem, type TestSystem } from '../support/system.js';
 
 const DEFAULTS = { idleWindowSec: 600, minAwake: 0, probeIntervalMs: 30, probeTimeoutMs: 10_000 };
 
 // The sleep endpoints of a real gateway, with a real exit-node-manager owning the pool and
-// its node. The commands they order are watched on NATS, where their owners will take them.
+// its node. The commands they order are watched on NATS; the real sleep-controller joins
+// for the round trip.
 describe('the sleep API', () => {
   let sys: TestSystem;
   let nc: NatsConnection;
@@ -154,6 +157,31 @@ describe('the sleep API', () => {
     const wake = await commands.next((m) => m.subject === 'node.cmd.wake' && m.data.orderId === woken.body.id, 5_000);
     expect(wake.data).toEqual({ orderId: woken.body.id, tenantId, nodeId, reason: 'manual' });
     expect((await sys.http('GET', `/v1/orders/${woken.body.id}`)).body.type).toBe('node.wake');
+  });
+
+  it('with the real sleep-controller, reads back the policy it set, and the timeline records the change', async () => {
+    await sys.start('sleep-controller');
+    // It first carries out what the tests above queued (policies, a manual sleep it cannot arm
+    // without an activator); the policy below must come last.
+    const jsm = await jetstreamManager(nc);
+    await eventually(() => jsm.streams.info('CMD_SLEEP_CONTROLLER'), (info) => info.state.messages === 0, 20_000, 'earlier sleep commands carried out');
+
+    const policy = { enabled: true, idleWindowSec: 7, minAwake: 1, probeIntervalMs: 25, probeTimeoutMs: 4_000 };
+    const placed = await sys.http('PUT', `/v1/pools/${poolId}/sleep`, { body: policy });
+    expect(placed.status).toBe(202);
+    expect((await sys.waitForOrder(placed.body.id, ['fulfilled', 'failed'], { timeoutMs: 15_000 })).status).toBe('fulfilled');
+
+    const read = await sys.http('GET', `/v1/pools/${poolId}/sleep`);
+    expect(read.status).toBe(200);
+    expect(read.body).toEqual({ poolId, policy, default: false, updatedAt: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/) });
+
+    const changes = await eventually(
+      async () => (await sys.http('GET', `/v1/activity?poolId=${poolId}&kind=policy_changed&limit=1`)).body.items,
+      (items: any[]) => items[0]?.message === 'sleep policy: enabled, idle 7 s, min awake 1',
+      10_000,
+      'the policy change on the timeline',
+    );
+    expect(changes[0]).toMatchObject({ poolId, nodeId: null, kind: 'policy_changed', details: policy, at: read.body.updatedAt });
   });
 
   it('documents the new calls in the OpenAPI document', async () => {
