@@ -221,17 +221,33 @@ export function createManager(deps: HandlerDeps): Manager {
 
   /**
    * Chooses a node's host ports once; they are reused for every container it gets. A node
-   * already published on a port (its container predates pinned ports) keeps that one.
+   * already published on a port (its container predates pinned ports) keeps that one. A port
+   * another live node holds is never chosen, even though nothing listens on it while that node
+   * sleeps: it is still that node's, and the activator catches it. One choice at a time, so
+   * two nodes cannot be handed the same free port.
    */
   async function withHostPorts(pool: Pool, node: Node): Promise<Node> {
     const missing = portsToAllocate(pool.spec, node.host_ports);
     if (missing.length === 0) return node;
-    const hostPorts = { ...node.host_ports };
-    for (const name of missing) {
-      hostPorts[name] = node.ports.find((p) => p.name === name)?.hostPort ?? (await deps.pickPort(config.publishHost));
+    return serial('host-ports', async () => {
+      const taken = await repo.hostPortsInUse(db);
+      const hostPorts = { ...node.host_ports };
+      for (const name of missing) {
+        const port = node.ports.find((p) => p.name === name)?.hostPort ?? (await unheldPort(taken));
+        hostPorts[name] = port;
+        taken.add(port);
+      }
+      await repo.setHostPorts(db, node.tenant_id, node.id, hostPorts);
+      return { ...node, host_ports: hostPorts };
+    });
+  }
+
+  async function unheldPort(taken: ReadonlySet<number>): Promise<number> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const port = await deps.pickPort(config.publishHost);
+      if (!taken.has(port)) return port;
     }
-    await repo.setHostPorts(db, node.tenant_id, node.id, hostPorts);
-    return { ...node, host_ports: hostPorts };
+    throw new OrderFailure(`no free port on ${config.publishHost} that another node does not hold`);
   }
 
   async function createContainer(pool: Pool, node: Node, ensureImage: () => Promise<void>): Promise<ContainerRef> {

@@ -209,6 +209,12 @@ export async function setHostPorts(db: Db, tenantId: string, nodeId: string, por
     .execute();
 }
 
+/** Every host port a live node holds, running or not. */
+export async function hostPortsInUse(db: Db): Promise<Set<number>> {
+  const rows = await db.selectFrom('nodes').select('host_ports').where('status', '<>', 'removed').execute();
+  return new Set(rows.flatMap((r) => Object.values(r.host_ports)));
+}
+
 export interface AddedNode {
   tenantId: string;
   nodeId: string;
