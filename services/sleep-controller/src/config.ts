@@ -6,8 +6,12 @@ export const SleepControllerEnv = Type.Object({
   ...DatabaseEnv,
   /** Idleness is evaluated this often at most (more often when a policy's window is short: window/4). */
   SLEEP_TICK_MS: env.int({ minimum: 50, maximum: 60_000, default: 1000 }),
-  /** A node whose last stats sample is older than this cannot be judged idle: it is left awake. */
-  SLEEP_STATS_STALE_MS: env.int({ minimum: 100, maximum: 600_000, default: 5000 }),
+  /**
+   * A node whose last stats sample is older than this cannot be judged idle: it is left awake.
+   * Three of exit-node-manager's default sampling periods (STATS_INTERVAL_MS, 5 s), so one
+   * late sample does not stall a decision; lower it with that interval.
+   */
+  SLEEP_STATS_STALE_MS: env.int({ minimum: 100, maximum: 600_000, default: 15_000 }),
   /** How long the socket activator has to answer an arm request. */
   SLEEP_ARM_TIMEOUT_MS: env.int({ minimum: 100, maximum: 60_000, default: 2000 }),
   /** After a failed attempt to put an idle node to sleep (arm refused, no answer), wait this long before the next. */
