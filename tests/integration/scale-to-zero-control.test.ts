@@ -38,7 +38,7 @@ describe.each(MODES)('scale to zero under change, activator in %s mode', (mode) 
     expect((await s.setSleepPolicy(poolId, { enabled: true, idleWindowSec: 2 })).status).toBe(202);
     const read = await s.sys.http('GET', `/v1/pools/${poolId}/sleep`);
     expect(read.status).toBe(200);
-    expect(read.body).toMatchObject({ enabled: true, idleWindowSec: 2 });
+    expect(read.body).toMatchObject({ poolId, default: false, policy: { enabled: true, idleWindowSec: 2 } });
     const slept = await s.watch.next((m) => m.subject === 'sleep.evt.slept' && m.data.nodeId === nodeId, 15_000);
     // Idle since its start, it sleeps as soon as the sleep controller applies the new window.
     expect(slept.at - changedAt).toBeLessThan(5_000);

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { POSTGRES_IMAGE, POSTGRES_PORT, REDIS_IMAGE, REDIS_PORT } from '../support/images.js';
 import { MODES, runClient, startScaleToZero, type ScaleToZero } from '../support/scale-to-zero.js';
 
@@ -42,6 +43,9 @@ describe.each(MODES)('sleeping databases answer their clients, activator in %s m
     const port = await s.endpoint(nodeId);
     const psql = (sql: string) => runClient('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-Atc', sql], 20_000);
 
+    // Started is not ready: the server takes a moment after its container starts. Setup may
+    // retry; the client run against the sleeping node below may not.
+    for (let attempt = 0; attempt < 100 && (await psql('select 1')).code !== 0; attempt++) await sleep(100);
     // A stop keeps the container's writable layer: what was written before the sleep is there after it.
     const written = await psql("create table notes (body text); insert into notes values ('before the sleep')");
     expect(written.code, written.stderr).toBe(0);

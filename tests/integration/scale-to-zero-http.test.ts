@@ -71,7 +71,9 @@ describe.each(MODES)('scale to zero of an HTTP app, activator in %s mode', (mode
     const size = 16_384;
     const results = await Promise.allSettled(Array.from({ length: 200 }, () => httpGet(port, `/bytes/${size}`, 30_000)));
     const failures = results.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : []));
-    expect(failures).toEqual([]);
+    const events = s.watch.seen.filter((m) => m.at >= since).map((m) => `${m.subject} ${JSON.stringify(m.data)}`);
+    const activatorLog = s.sys.processes('socket-activator')[0]?.output().split('\n').slice(-15).join('\n');
+    expect(failures, `${failures.length} of 200 failed; events since: ${events.join('\n')}\nactivator: ${activatorLog}`).toEqual([]);
     const answers = results.map((r) => (r as PromiseFulfilledResult<HttpAnswer>).value);
     expect(answers.filter((a) => a.status !== 200 || a.body.length !== size)).toEqual([]);
 
