@@ -17,8 +17,11 @@ export interface ActivatorEdges {
   requestWake(c: NodeCatch, orderId: string): Promise<void>;
   /** One probe attempt of the node's port. */
   probe(hostPort: number): Promise<boolean>;
-  /** Connects a held (paused) client to the node's port and pipes both ways. */
-  forward(socket: Socket, hostPort: number, onFirstByte: () => void): void;
+  /**
+   * Connects a (paused) client to the node's port and pipes both ways. `redialForMs` > 0: the
+   * node may still turn the connection away that long (it just woke); dial again meanwhile.
+   */
+  forward(socket: Socket, hostPort: number, onFirstByte: () => void, redial?: { forMs: number; everyMs: number }): void;
   /** Ends a client cleanly (FIN, never RST). */
   release(socket: Socket): void;
   woke(e: Payload<'activator.evt.woke'>): Promise<void>;
@@ -337,7 +340,11 @@ export class Activator {
     };
     if (w.held.size === 0) return publish();
     timer = setTimeout(publish, this.e.firstByteWaitMs ?? 5000);
-    for (const [socket, hostPort] of w.held) this.e.forward(socket, hostPort, onFirstByte);
+    // A probe can pass a moment before the app really takes connections (the userland proxy's
+    // accept-then-close is only told apart by the settle time): held connections are dialled
+    // again if turned away, for what is left of the probe timeout.
+    const redial = { forMs: Math.max(0, c.probeTimeoutMs - (this.now() - w.startedAt)), everyMs: c.probeIntervalMs };
+    for (const [socket, hostPort] of w.held) this.e.forward(socket, hostPort, onFirstByte, redial);
     w.held.clear();
   }
 

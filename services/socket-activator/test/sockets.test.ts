@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { forward, pipeBoth, release } from '../src/forward.js';
+import { forward, release } from '../src/forward.js';
 import { originalDestination } from '../src/original-dst.js';
 import { probeOnce } from '../src/probe.js';
 
@@ -89,18 +89,58 @@ describe('forwarding', () => {
     expect(await collect(c)).toEqual({ data: '', how: 'end' });
   });
 
-  it('an error on one side ends the other', async () => {
-    const node = await listen((s) => setTimeout(() => s.resetAndDestroy(), 30));
-    const front = await listen(
+  it('a reset from the node ends the client', async () => {
+    const node = await listen((s) => s.once('data', () => {
+      s.write('partial');
+      setTimeout(() => s.resetAndDestroy(), 20);
+    }));
+    const front = await listen((s) => forward(s, { host: '127.0.0.1', port: node }), { allowHalfOpen: true, pauseOnConnect: true });
+    const c = connect(front, '127.0.0.1');
+    c.write('hello');
+    let data = '';
+    c.on('data', (d) => (data += d));
+    c.on('error', () => {});
+    await once(c, 'close');
+    expect(data).toBe('partial');
+  });
+
+  it('dials a just-woken node again while it turns the connection away, and sends what the client sent again', async () => {
+    // The first two connections are accepted and closed at once, as Docker's userland proxy
+    // does while the app is not listening; the third is the app.
+    let accepted = 0;
+    const seen: string[] = [];
+    const node = await listen(
       (s) => {
-        const up = connect({ port: node, host: '127.0.0.1', allowHalfOpen: true });
-        up.once('connect', () => pipeBoth(s, up));
+        accepted++;
+        if (accepted <= 2) return s.destroy();
+        let got = '';
+        s.on('data', (d) => {
+          got += d;
+          if (got.endsWith('\r\n\r\n')) {
+            seen.push(got);
+            s.end('HTTP/1.0 200 OK\r\n\r\nhi');
+          }
+        });
       },
       { allowHalfOpen: true },
     );
+    const front = await listen((s) => forward(s, { host: '127.0.0.1', port: node, redial: { forMs: 2000, everyMs: 10 } }), { allowHalfOpen: true, pauseOnConnect: true });
     const c = connect(front, '127.0.0.1');
-    c.on('error', () => {});
-    await once(c, 'close');
+    c.write('GET / HTTP/1.0\r\n');
+    setTimeout(() => c.write('\r\n'), 5);
+    expect(await collect(c)).toEqual({ data: 'HTTP/1.0 200 OK\r\n\r\nhi', how: 'end' });
+    expect(accepted).toBe(3);
+    expect(seen).toEqual(['GET / HTTP/1.0\r\n\r\n']);
+  });
+
+  it('does not dial again once the time for it is over: the client gets a FIN', async () => {
+    const node = await listen((s) => s.destroy());
+    const front = await listen((s) => forward(s, { host: '127.0.0.1', port: node, redial: { forMs: 100, everyMs: 10 } }), { allowHalfOpen: true, pauseOnConnect: true });
+    const c = connect(front, '127.0.0.1');
+    c.write('hello');
+    const began = Date.now();
+    expect(await collect(c)).toEqual({ data: '', how: 'end' });
+    expect(Date.now() - began).toBeGreaterThanOrEqual(90);
   });
 });
 
