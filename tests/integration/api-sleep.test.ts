@@ -5,6 +5,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { createBus } from '@switchyard/bus';
 import { eventually } from '../support/api.js';
 import { watchSubjects, type SubjectWatch } from '../support/exit-pool.js';
+import { freePort } from '../support/net.js';
 import { startTestSystem, type TestSystem } from '../support/system.js';
 
 const DEFAULTS = { idleWindowSec: 600, minAwake: 0, probeIntervalMs: 30, probeTimeoutMs: 10_000 };
@@ -140,6 +141,31 @@ describe('the sleep API', () => {
       expect(set.body).toEqual({ poolId, policy, default: false, updatedAt });
     } finally {
       responder.unsubscribe();
+    }
+  });
+
+  it("tells how the socket activator reaches a node: 503 naming it when silent, then its public ports in proxy mode", async () => {
+    const silent = await sys.http('GET', `/v1/nodes/${nodeId}/activation`);
+    expect(silent.status).toBe(503);
+    expect(silent.body.message).toBe('socket-activator is unavailable; retry shortly');
+    expect((await sys.http('GET', `/v1/nodes/${randomUUID()}/activation`)).status).toBe(404);
+
+    const activator = await sys.start('socket-activator', { ACTIVATOR_MODE: 'proxy', ACTIVATOR_LISTEN_PORT: String(await freePort()) });
+    try {
+      // Proxy mode gives every node with ports a public port of the activator's own.
+      const seen = await eventually(
+        () => sys.http('GET', `/v1/nodes/${nodeId}/activation`),
+        (r) => r.status === 200 && r.body.ports.length > 0 && r.body.ports.every((p: { publicPort: number | null }) => p.publicPort !== null),
+        15_000,
+        'the node\'s public ports',
+      );
+      expect(seen.body).toMatchObject({ nodeId, mode: 'proxy', state: 'awake' });
+      const node = (await sys.http('GET', `/v1/nodes/${nodeId}`)).body;
+      expect(seen.body.ports.map((p: { name: string; hostPort: number }) => [p.name, p.hostPort]).sort()).toEqual(
+        node.ports.map((p: { name: string; hostPort: number }) => [p.name, p.hostPort]).sort(),
+      );
+    } finally {
+      await activator.stop('SIGTERM');
     }
   });
 

@@ -337,7 +337,7 @@ export const catalog = {
     schema: M.SleepPolicyRequest,
     reply: M.SleepPolicyReply,
     responder: 'sleep-controller',
-    requesters: ['api-gateway', 'socket-activator'],
+    requesters: ['api-gateway'],
     summary: "a tenant's sleep policies (of one pool or all)",
   }),
   'node.req.list': request({

@@ -59,6 +59,11 @@ export function createFleet(deps: FleetDeps) {
       const { policies } = await ask('sleep.req.policy', { tenantId, poolId });
       return policies.find((p) => p.poolId === poolId && p.tenantId === tenantId);
     },
+    /** How the socket activator reaches the node: its mode and, if it knows the node, its catch. */
+    async activation(tenantId: string, nodeId: string) {
+      const reply = await ask('activator.req.state', { tenantId, nodeIds: [nodeId] });
+      return { mode: reply.mode, node: reply.nodes.find((n) => n.nodeId === nodeId && n.tenantId === tenantId) };
+    },
     async nodes(tenantId: string, poolId?: string): Promise<NodeView[]> {
       return (await ask('node.req.list', { tenantId, ...(poolId ? { poolId } : {}) })).nodes;
     },

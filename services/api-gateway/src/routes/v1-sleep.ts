@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { Id, SLEEP_POLICY_DEFAULTS, SleepPolicy, SleepPolicyInput, sleepPolicyIssues, Timestamp, withSleepDefaults } from '@switchyard/contracts';
+import { ActivatorMode, CatchView, Id, SLEEP_POLICY_DEFAULTS, SleepPolicy, SleepPolicyInput, sleepPolicyIssues, Timestamp, withSleepDefaults } from '@switchyard/contracts';
 import type { Kysely } from '@switchyard/db';
 import type { Fleet } from '../fleet.js';
 import { callerOf } from '../http/auth.js';
@@ -28,6 +28,15 @@ export const SleepPolicyView = Type.Object({
   policy: SleepPolicy,
   default: Type.Boolean({ description: 'true when the pool has no policy yet: sleep is off and the other fields are the defaults' }),
   updatedAt: Type.Union([Timestamp, Type.Null()]),
+});
+
+export const ActivationView = Type.Object({
+  nodeId: Id,
+  mode: ActivatorMode,
+  state: Type.Union([...CatchView.properties.state.anyOf, Type.Literal('untracked')], {
+    description: 'armed: asleep, connections are caught; waking; awake; untracked: the activator has never caught this node',
+  }),
+  ports: CatchView.properties.ports,
 });
 
 /** Sleep policies of pools and manual sleep and wake of nodes (mounted under /v1, behind its key check). */
@@ -95,6 +104,21 @@ export function sleepRoutes(deps: SleepRouteDeps): FastifyPluginAsync {
       await nodeOr404(tenantId, request.params.id);
       const order = await place(tenantId, { type: 'node.sleep', nodeId: request.params.id });
       return reply.code(202).header('location', `/v1/orders/${order.id}`).send(toView(order));
+    });
+
+    v1.get('/nodes/:id/activation', {
+      schema: {
+        description:
+          "how the socket activator reaches the node (activator.req.state): whether its ports are caught, and in proxy mode the activator's public port for each, which clients use",
+        params: Params,
+        response: { 200: ActivationView, 404: ErrorBody, 503: ErrorBody },
+      },
+    }, async (request) => {
+      const { tenantId } = callerOf(request);
+      const nodeId = request.params.id;
+      await nodeOr404(tenantId, nodeId);
+      const { mode, node } = await fleet.activation(tenantId, nodeId);
+      return { nodeId, mode, state: node?.state ?? ('untracked' as const), ports: node?.ports ?? [] };
     });
 
     v1.post('/nodes/:id/wake', {
