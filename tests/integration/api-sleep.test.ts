@@ -5,7 +5,6 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { createBus } from '@switchyard/bus';
 import { eventually } from '../support/api.js';
 import { watchSubjects, type SubjectWatch } from '../support/exit-pool.js';
-import { freePort } from '../support/net.js';
 import { startTestSystem, type TestSystem } from '../support/system.js';
 
 const DEFAULTS = { idleWindowSec: 600, minAwake: 0, probeIntervalMs: 30, probeTimeoutMs: 10_000 };
@@ -150,7 +149,7 @@ describe('the sleep API', () => {
     expect(silent.body.message).toBe('socket-activator is unavailable; retry shortly');
     expect((await sys.http('GET', `/v1/nodes/${randomUUID()}/activation`)).status).toBe(404);
 
-    const activator = await sys.start('socket-activator', { ACTIVATOR_MODE: 'proxy', ACTIVATOR_LISTEN_PORT: String(await freePort()) });
+    const activator = await sys.start('socket-activator');
     try {
       // Proxy mode gives every node with ports a public port of the activator's own.
       const seen = await eventually(

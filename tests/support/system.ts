@@ -49,6 +49,9 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
   });
   const adminKey = `test_admin_${randomBytes(16).toString('hex')}`;
   const apiPort = await freePort();
+  // Tests that want the nftables mode name a table of their own; by default the activator
+  // of a test system touches no nftables and listens on a port of its own.
+  const activatorPort = await freePort();
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   const processes: ServiceProcess[] = [];
   const clients: NatsConnection[] = [];
@@ -63,6 +66,8 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
     EXIT_NODE_IMAGE,
     OUTBOX_POLL_MS: '200',
     SHUTDOWN_TIMEOUT_MS: '10000',
+    ACTIVATOR_MODE: 'proxy',
+    ACTIVATOR_LISTEN_PORT: String(activatorPort),
     ...overrides,
   });
 
