@@ -51,10 +51,18 @@ interface Wake {
   phase: 'probing' | 'ready' | 'done';
   deadline?: NodeJS.Timeout;
   probeTimer?: NodeJS.Timeout;
+  /** exit-node-manager reported the node started after its arm. */
+  started: boolean;
 }
 
 interface Live extends NodeCatch {
   wake: Wake | undefined;
+  /**
+   * Known to be stopped since its last arm (node.evt.stopped, or a snapshot). Until then a
+   * caught connection is held but not probed: the node may still be running, about to be put
+   * to sleep, and a connection forwarded to it would be cut by the stop.
+   */
+  asleep: boolean;
   /** Row writes of this node, in call order. */
   saving: Promise<void>;
 }
@@ -82,7 +90,7 @@ export class Activator {
 
   /** Loads the stored catches: armed ports go back into the set (exactly those), proxy ports are bound again. */
   async load(): Promise<void> {
-    for (const c of await this.e.store.load()) this.nodes.set(c.nodeId, { ...c, wake: undefined, saving: Promise.resolve() });
+    for (const c of await this.e.store.load()) this.nodes.set(c.nodeId, { ...c, wake: undefined, asleep: false, saving: Promise.resolve() });
     await this.e.redirects.replace(this.armedPorts());
     for (const c of this.nodes.values()) await this.ensureListeners(c);
   }
@@ -101,6 +109,7 @@ export class Activator {
         continue;
       }
       if (v.ports.length > 0) await this.updatePorts(c, v.ports);
+      if (c.armed && (v.status === 'sleeping' || v.status === 'stopped')) c.asleep = true;
       const wokeSinceArmed = v.status === 'running' && v.startedAt !== null && c.armedAt !== null && Date.parse(v.startedAt) > c.armedAt.getTime();
       if (c.armed && !c.wake && wokeSinceArmed) {
         this.e.log.info({ nodeId: c.nodeId }, 'the node runs since it was armed: disarmed');
@@ -126,7 +135,7 @@ export class Activator {
     if (bad) return { ok: false, error: `port ${bad.name}: hostPort ${bad.hostPort} is not a TCP port` };
 
     this.claim(req.nodeId, [...hostPorts]);
-    const c: Live = known ?? { tenantId: req.tenantId, poolId: req.poolId, nodeId: req.nodeId, ports: [], armed: false, armedAt: null, ...DEFAULT_PROBE, wake: undefined, saving: Promise.resolve() };
+    const c: Live = known ?? { tenantId: req.tenantId, poolId: req.poolId, nodeId: req.nodeId, ports: [], armed: false, armedAt: null, ...DEFAULT_PROBE, wake: undefined, asleep: false, saving: Promise.resolve() };
     const before = c.ports.map((p) => p.hostPort);
     Object.assign(c, {
       tenantId: req.tenantId,
@@ -134,6 +143,7 @@ export class Activator {
       ports: req.ports.map((p) => this.portFrom(c, p)),
       armed: true,
       armedAt: new Date(),
+      asleep: false,
       probeIntervalMs: req.probeIntervalMs,
       probeTimeoutMs: req.probeTimeoutMs,
     });
@@ -215,11 +225,14 @@ export class Activator {
     if (p.ports.length > 0) await this.updatePorts(c, p.ports);
     // A start older than the arm is the one before this sleep, not a wake.
     const startedAfterArm = c.armedAt === null || Date.parse(p.at) >= c.armedAt.getTime();
-    if (c.armed && !c.wake && startedAfterArm) this.startWake(c, 'manual');
+    if (!startedAfterArm) return;
+    if (c.wake) c.wake.started = true;
+    else if (c.armed) this.startWake(c, 'manual');
   }
 
   async nodeStopped(p: Payload<'node.evt.stopped'>): Promise<void> {
     const c = this.nodes.get(p.nodeId);
+    if (c?.armed && (c.armedAt === null || Date.parse(p.at) >= c.armedAt.getTime())) c.asleep = true;
     // A start the activator did not ask for is over: nothing to wait for. A wake it asked for
     // goes on (exit-node-manager carries out the wake after the stop).
     if (c?.wake?.trigger === 'manual') this.fail(c, c.wake, `the node stopped (${p.reason}) before its port accepted`);
@@ -260,6 +273,7 @@ export class Activator {
       probePorts: new Set(),
       readyPorts: new Set(),
       phase: 'probing',
+      started: trigger === 'manual',
     };
     c.wake = w;
     this.e.log.info({ nodeId: c.nodeId, trigger, orderId: w.orderId }, 'waking');
@@ -289,6 +303,10 @@ export class Activator {
 
   private async probe(c: Live, w: Wake): Promise<void> {
     if (w.phase !== 'probing') return;
+    if (!c.asleep && !w.started) {
+      w.probeTimer = setTimeout(() => void this.probe(c, w), c.probeIntervalMs);
+      return;
+    }
     const began = this.now();
     const pending = this.neededPorts(c, w).filter((p) => !w.readyPorts.has(p));
     const results = await Promise.all(pending.map((p) => this.e.probe(p).catch(() => false)));
@@ -385,7 +403,7 @@ export class Activator {
   /** Proxy mode: a node the activator had not seen gets its (unarmed) catch and public ports. */
   private async adopt(ids: { tenantId: string; poolId: string; nodeId: string }, ports: readonly PublishedPort[]): Promise<void> {
     this.claim(ids.nodeId, ports.map((p) => p.hostPort));
-    const c: Live = { ...ids, ports: [], armed: false, armedAt: null, ...DEFAULT_PROBE, wake: undefined, saving: Promise.resolve() };
+    const c: Live = { ...ids, ports: [], armed: false, armedAt: null, ...DEFAULT_PROBE, wake: undefined, asleep: false, saving: Promise.resolve() };
     c.ports = ports.map((p) => this.portFrom(c, p));
     this.nodes.set(c.nodeId, c);
     await this.ensureListeners(c);

@@ -95,15 +95,19 @@ function harness(opts: { probeTimeoutMs?: number; rows?: NodeCatch[] } = {}) {
     rows,
     set,
     nodeUp: (v: boolean) => void (up = v),
-    arm: (nodeId = NODE, hostPort = PORT) =>
-      activator.arm({
+    /** Arms the node's catch; then, unless told otherwise, exit-node-manager reports it stopped, as after a sleep. */
+    arm: async (nodeId = NODE, hostPort = PORT, { stopped = true } = {}) => {
+      const reply = await activator.arm({
         tenantId: TENANT,
         poolId: POOL,
         nodeId,
         ports: [{ name: 'web', containerPort: 80, hostIp: '127.0.0.1', hostPort }],
         probeIntervalMs: 10,
         probeTimeoutMs: opts.probeTimeoutMs ?? 2000,
-      }),
+      });
+      if (stopped) await activator.nodeStopped({ tenantId: TENANT, poolId: POOL, nodeId, at: new Date().toISOString(), containerId: 'c', reason: 'sleep' });
+      return reply;
+    },
   };
 }
 
@@ -176,6 +180,39 @@ describe('hold and wake', () => {
     expect(h.woke[0]!.firstByteMs).toBeGreaterThanOrEqual(h.woke[0]!.readyMs);
     expect(h.wakes).toHaveLength(1);
     expect(stateOf(h.activator)).toBe('awake');
+  });
+
+  it('does not probe a node armed but not yet stopped: the stop would cut what it forwarded', async () => {
+    const h = harness();
+    await h.arm(NODE, PORT, { stopped: false });
+    h.nodeUp(true); // still running: the sleep is on its way
+    const port = await front(h.activator, { hostPort: PORT });
+    const c = client(port);
+    await until(() => h.wakes.length === 1, 'the wake');
+    await sleep(60);
+    expect(h.probes).toHaveLength(0);
+    expect(stateOf(h.activator)).toBe('waking');
+
+    // exit-node-manager stops it (the sleep), then starts it (the wake that follows).
+    h.nodeUp(false);
+    await h.activator.nodeStopped({ tenantId: TENANT, poolId: POOL, nodeId: NODE, at: new Date().toISOString(), containerId: 'c', reason: 'sleep' });
+    await until(() => h.probes.length > 0, 'a probe after the stop');
+    h.nodeUp(true);
+    await h.activator.nodeStarted({ tenantId: TENANT, poolId: POOL, nodeId: NODE, at: new Date().toISOString(), containerId: 'c', ports: [], startMs: 1 });
+    expect(await c.result).toEqual({ data: `answer from ${PORT}\n`, how: 'end' });
+    expect(h.wakes).toHaveLength(1);
+  });
+
+  it('probes a node whose start after the arm was reported, even without its stop', async () => {
+    const h = harness();
+    await h.arm(NODE, PORT, { stopped: false });
+    const port = await front(h.activator, { hostPort: PORT });
+    const c = client(port);
+    await until(() => h.wakes.length === 1, 'the wake');
+    h.nodeUp(true);
+    await h.activator.nodeStarted({ tenantId: TENANT, poolId: POOL, nodeId: NODE, at: new Date(Date.now() + 5).toISOString(), containerId: 'c', ports: [], startMs: 1 });
+    expect((await c.result).how).toBe('end');
+    expect(h.probes.length).toBeGreaterThan(0);
   });
 
   it('removes the ports from the set and stores the catch disarmed before it forwards the first held connection', async () => {
