@@ -8,7 +8,7 @@
  *       the complete HTTP response, in nftables mode (and in proxy mode);
  *   (c) the warm path, per request on a new connection: direct to the node's port with no
  *       activator table, the same port after a wake in nftables mode (table present, port out
- *       of the set) in alternating blocks, and proxy mode through the activator's public port
+ *       of the set) in blocks ordered T N N T ..., and proxy mode through the activator's public port
  *       alternating request by request with direct ones.
  * Rounds of (a) and (b) alternate so both see the same machine.
  *
@@ -159,24 +159,32 @@ async function nftablesPhase() {
       cold.push(c);
     }
 
-    // Blocks with the activator's table (the node awake, its port out of the set) alternate with
-    // blocks without any table: the activator stopped (it keeps its table) and the table deleted.
+    // Blocks with the activator's table (the node awake, its port out of the set) and blocks
+    // without any table (the activator stopped, which keeps its table, and the table deleted),
+    // in the order T N N T T N N T ..., so a drift of the machine does not favour either.
     await sequentialGets(port, 200);
-    const blocks = 5;
+    const pairs = 5;
+    const blockSize = Math.ceil(warmRequests / (2 * pairs));
     const afterWake: number[] = [];
     const direct: number[] = [];
-    for (let b = 0; b < blocks; b++) {
-      if (b > 0) {
+    const blockMedians: Array<[string, number]> = [];
+    let tablePresent = true;
+    for (let b = 0; b < 2 * pairs; b++) {
+      const withTable = ((b + 1) >> 1) % 2 === 0;
+      if (withTable && !tablePresent) {
         await s.startActivator();
         await s.waitForCatch(nodeId, 'awake', 10_000);
+      } else if (!withTable && tablePresent) {
+        await s.sys.processes('socket-activator')[0]!.stop('SIGTERM');
+        await run('nft', ['delete', 'table', 'ip', s.nftTable]);
       }
-      if ((await s.redirectedPorts()).includes(port)) throw new Error(`port ${port} is still redirected after the wake`);
-      afterWake.push(...(await sequentialGets(port, Math.ceil(warmRequests / blocks))));
-      await s.sys.processes('socket-activator')[0]!.stop('SIGTERM');
-      await run('nft', ['delete', 'table', 'ip', s.nftTable]);
-      direct.push(...(await sequentialGets(port, Math.ceil(warmRequests / blocks))));
+      tablePresent = withTable;
+      if (withTable && (await s.redirectedPorts()).includes(port)) throw new Error(`port ${port} is still redirected after the wake`);
+      const times = await sequentialGets(port, blockSize);
+      (withTable ? afterWake : direct).push(...times);
+      blockMedians.push([withTable ? 'T' : 'N', median(times)]);
     }
-    return { bareFromStart, bareAfterStart, startCall, cold, afterWake, direct };
+    return { bareFromStart, bareAfterStart, startCall, cold, afterWake, direct, blockMedians };
   } finally {
     await twin?.remove({ force: true }).catch(() => undefined);
     await s.close();
@@ -237,7 +245,8 @@ console.log(`warm path, ${warmRequests} sequential GETs each on a new connection
 console.log(`${''.padEnd(62)} ${'median'.padStart(10)} ${'p95'.padStart(10)}`);
 row('direct to the node port, no activator table', nft.direct, 3);
 row('nftables mode after the wake (table there, port not in set)', nft.afterWake, 3);
+console.log(`    block medians (T: table, N: none): ${nft.blockMedians.map(([k, m]) => `${k} ${m.toFixed(3)}`).join(', ')} ms`);
 row('direct to the node port (proxy run)', proxy.direct, 3);
 row('proxy mode through the activator', proxy.proxied, 3);
 console.log(`added per request at the median: nftables after the wake ${(median(nft.afterWake) - median(nft.direct)).toFixed(3)} ms `
-  + `(5 blocks each, alternated), proxy mode ${(median(proxy.proxied) - median(proxy.direct)).toFixed(3)} ms (alternated request by request)`);
+  + `(blocks T N N T ...), proxy mode ${(median(proxy.proxied) - median(proxy.direct)).toFixed(3)} ms (alternated request by request)`);
