@@ -154,7 +154,7 @@ export const catalog = {
     schema: M.OrderFulfilled,
     durable: true,
     producers: ['exit-node-manager', 'sleep-controller', 'tunnel-manager', 'storage-sync'],
-    consumers: ['api-gateway'],
+    consumers: ['api-gateway', 'socket-activator'],
     summary: 'an order was carried out',
   }),
   'order.evt.failed': event({

@@ -51,18 +51,17 @@ interface Wake {
   phase: 'probing' | 'ready' | 'done';
   deadline?: NodeJS.Timeout;
   probeTimer?: NodeJS.Timeout;
-  /** exit-node-manager reported the node started after its arm. */
+  /**
+   * exit-node-manager started the node for this wake (node.evt.started after the arm, or the
+   * wake order fulfilled). Probing waits for it: before, the node may still be running, about
+   * to be put to sleep (a connection forwarded to it would be cut by the stop); and a probe
+   * made while Docker starts the container makes docker-proxy's dial stall on ARP for a second.
+   */
   started: boolean;
 }
 
 interface Live extends NodeCatch {
   wake: Wake | undefined;
-  /**
-   * Known to be stopped since its last arm (node.evt.stopped, or a snapshot). Until then a
-   * caught connection is held but not probed: the node may still be running, about to be put
-   * to sleep, and a connection forwarded to it would be cut by the stop.
-   */
-  asleep: boolean;
   /** Row writes of this node, in call order. */
   saving: Promise<void>;
 }
@@ -90,7 +89,7 @@ export class Activator {
 
   /** Loads the stored catches: armed ports go back into the set (exactly those), proxy ports are bound again. */
   async load(): Promise<void> {
-    for (const c of await this.e.store.load()) this.nodes.set(c.nodeId, { ...c, wake: undefined, asleep: false, saving: Promise.resolve() });
+    for (const c of await this.e.store.load()) this.nodes.set(c.nodeId, { ...c, wake: undefined, saving: Promise.resolve() });
     await this.e.redirects.replace(this.armedPorts());
     for (const c of this.nodes.values()) await this.ensureListeners(c);
   }
@@ -109,7 +108,6 @@ export class Activator {
         continue;
       }
       if (v.ports.length > 0) await this.updatePorts(c, v.ports);
-      if (c.armed && (v.status === 'sleeping' || v.status === 'stopped')) c.asleep = true;
       const wokeSinceArmed = v.status === 'running' && v.startedAt !== null && c.armedAt !== null && Date.parse(v.startedAt) > c.armedAt.getTime();
       if (c.armed && !c.wake && wokeSinceArmed) {
         this.e.log.info({ nodeId: c.nodeId }, 'the node runs since it was armed: disarmed');
@@ -135,7 +133,7 @@ export class Activator {
     if (bad) return { ok: false, error: `port ${bad.name}: hostPort ${bad.hostPort} is not a TCP port` };
 
     this.claim(req.nodeId, [...hostPorts]);
-    const c: Live = known ?? { tenantId: req.tenantId, poolId: req.poolId, nodeId: req.nodeId, ports: [], armed: false, armedAt: null, ...DEFAULT_PROBE, wake: undefined, asleep: false, saving: Promise.resolve() };
+    const c: Live = known ?? { tenantId: req.tenantId, poolId: req.poolId, nodeId: req.nodeId, ports: [], armed: false, armedAt: null, ...DEFAULT_PROBE, wake: undefined, saving: Promise.resolve() };
     const before = c.ports.map((p) => p.hostPort);
     Object.assign(c, {
       tenantId: req.tenantId,
@@ -143,7 +141,6 @@ export class Activator {
       ports: req.ports.map((p) => this.portFrom(c, p)),
       armed: true,
       armedAt: new Date(),
-      asleep: false,
       probeIntervalMs: req.probeIntervalMs,
       probeTimeoutMs: req.probeTimeoutMs,
     });
@@ -211,6 +208,11 @@ export class Activator {
 
   // ---- events ----
 
+  async orderFulfilled(p: Payload<'order.evt.fulfilled'>): Promise<void> {
+    const c = this.orders.get(p.orderId);
+    if (c?.wake && c.wake.orderId === p.orderId) c.wake.started = true;
+  }
+
   async orderFailed(p: Payload<'order.evt.failed'>): Promise<void> {
     const c = this.orders.get(p.orderId);
     if (c?.wake && c.wake.orderId === p.orderId) this.fail(c, c.wake, `the wake order failed: ${p.reason}`);
@@ -232,7 +234,6 @@ export class Activator {
 
   async nodeStopped(p: Payload<'node.evt.stopped'>): Promise<void> {
     const c = this.nodes.get(p.nodeId);
-    if (c?.armed && (c.armedAt === null || Date.parse(p.at) >= c.armedAt.getTime())) c.asleep = true;
     // A start the activator did not ask for is over: nothing to wait for. A wake it asked for
     // goes on (exit-node-manager carries out the wake after the stop).
     if (c?.wake?.trigger === 'manual') this.fail(c, c.wake, `the node stopped (${p.reason}) before its port accepted`);
@@ -282,7 +283,6 @@ export class Activator {
       this.e.requestWake(c, w.orderId).catch((err: unknown) => this.fail(c, w, `could not ask for the wake: ${message(err)}`));
     }
     w.deadline = setTimeout(() => this.fail(c, w, `the node's port did not accept within ${c.probeTimeoutMs} ms`), c.probeTimeoutMs);
-    // The order was just sent: its node cannot be up yet. A started node may be.
     w.probeTimer = setTimeout(() => void this.probe(c, w), trigger === 'connection' ? c.probeIntervalMs : 0);
     return w;
   }
@@ -303,7 +303,7 @@ export class Activator {
 
   private async probe(c: Live, w: Wake): Promise<void> {
     if (w.phase !== 'probing') return;
-    if (!c.asleep && !w.started) {
+    if (!w.started) {
       w.probeTimer = setTimeout(() => void this.probe(c, w), c.probeIntervalMs);
       return;
     }
@@ -403,7 +403,7 @@ export class Activator {
   /** Proxy mode: a node the activator had not seen gets its (unarmed) catch and public ports. */
   private async adopt(ids: { tenantId: string; poolId: string; nodeId: string }, ports: readonly PublishedPort[]): Promise<void> {
     this.claim(ids.nodeId, ports.map((p) => p.hostPort));
-    const c: Live = { ...ids, ports: [], armed: false, armedAt: null, ...DEFAULT_PROBE, wake: undefined, asleep: false, saving: Promise.resolve() };
+    const c: Live = { ...ids, ports: [], armed: false, armedAt: null, ...DEFAULT_PROBE, wake: undefined, saving: Promise.resolve() };
     c.ports = ports.map((p) => this.portFrom(c, p));
     this.nodes.set(c.nodeId, c);
     await this.ensureListeners(c);

@@ -108,6 +108,7 @@ await runService({
 
     // Subscribed before the first snapshot, so nothing that happens while it travels is lost.
     supervise('order.evt.failed', bus.subscribe('order.evt.failed', (p) => activator.orderFailed(p)));
+    supervise('order.evt.fulfilled', bus.subscribe('order.evt.fulfilled', (p) => activator.orderFulfilled(p)));
     supervise('node.evt.started', bus.subscribe('node.evt.started', (p) => activator.nodeStarted(p)));
     supervise('node.evt.stopped', bus.subscribe('node.evt.stopped', (p) => activator.nodeStopped(p)));
     supervise('node.evt.removed', bus.subscribe('node.evt.removed', (p) => activator.nodeRemoved(p)));

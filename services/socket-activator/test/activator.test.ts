@@ -17,7 +17,7 @@ const PORT = 41001;
 const silent = { debug: () => {}, info: () => {}, warn: () => {} };
 
 /** The edges of an activator, faked: a node that is "up" or not, and a log of what happened in which order. */
-function harness(opts: { probeTimeoutMs?: number; rows?: NodeCatch[] } = {}) {
+function harness(opts: { probeTimeoutMs?: number; rows?: NodeCatch[]; managerFulfils?: boolean } = {}) {
   const calls: string[] = [];
   const wakes: string[] = [];
   const woke: Array<Payload<'activator.evt.woke'>> = [];
@@ -58,9 +58,11 @@ function harness(opts: { probeTimeoutMs?: number; rows?: NodeCatch[] } = {}) {
     listenPort: 9700,
     store,
     redirects,
+    // exit-node-manager carries out the wake order at once, unless the test plays it.
     requestWake: async (_c, orderId) => {
       calls.push('wake');
       wakes.push(orderId);
+      if (opts.managerFulfils !== false) setImmediate(() => void activator.orderFulfilled({ orderId, tenantId: TENANT, result: { nodeIds: [NODE] } }));
     },
     probe: async () => {
       calls.push('probe');
@@ -182,8 +184,8 @@ describe('hold and wake', () => {
     expect(stateOf(h.activator)).toBe('awake');
   });
 
-  it('does not probe a node armed but not yet stopped: the stop would cut what it forwarded', async () => {
-    const h = harness();
+  it('probes only once exit-node-manager started the node for the wake: until then it may still run, about to be stopped', async () => {
+    const h = harness({ managerFulfils: false });
     await h.arm(NODE, PORT, { stopped: false });
     h.nodeUp(true); // still running: the sleep is on its way
     const port = await front(h.activator, { hostPort: PORT });
@@ -194,23 +196,25 @@ describe('hold and wake', () => {
     expect(stateOf(h.activator)).toBe('waking');
 
     // exit-node-manager stops it (the sleep), then starts it (the wake that follows).
-    h.nodeUp(false);
     await h.activator.nodeStopped({ tenantId: TENANT, poolId: POOL, nodeId: NODE, at: new Date().toISOString(), containerId: 'c', reason: 'sleep' });
-    await until(() => h.probes.length > 0, 'a probe after the stop');
-    h.nodeUp(true);
+    await sleep(30);
+    expect(h.probes).toHaveLength(0);
     await h.activator.nodeStarted({ tenantId: TENANT, poolId: POOL, nodeId: NODE, at: new Date().toISOString(), containerId: 'c', ports: [], startMs: 1 });
     expect(await c.result).toEqual({ data: `answer from ${PORT}\n`, how: 'end' });
+    expect(h.probes.length).toBeGreaterThan(0);
     expect(h.wakes).toHaveLength(1);
   });
 
-  it('probes a node whose start after the arm was reported, even without its stop', async () => {
-    const h = harness();
-    await h.arm(NODE, PORT, { stopped: false });
+  it('also probes once the wake order is fulfilled (a node found running publishes no start)', async () => {
+    const h = harness({ managerFulfils: false });
+    await h.arm();
     const port = await front(h.activator, { hostPort: PORT });
     const c = client(port);
     await until(() => h.wakes.length === 1, 'the wake');
     h.nodeUp(true);
-    await h.activator.nodeStarted({ tenantId: TENANT, poolId: POOL, nodeId: NODE, at: new Date(Date.now() + 5).toISOString(), containerId: 'c', ports: [], startMs: 1 });
+    await sleep(40);
+    expect(h.probes).toHaveLength(0);
+    await h.activator.orderFulfilled({ orderId: h.wakes[0]!, tenantId: TENANT, result: { nodeIds: [NODE] } });
     expect((await c.result).how).toBe('end');
     expect(h.probes.length).toBeGreaterThan(0);
   });
