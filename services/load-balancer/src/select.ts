@@ -44,18 +44,18 @@ export function newPickState(random: () => number = Math.random): PickState {
 
 /**
  * Healthy nodes first; `unknown` nodes only when none is healthy; sleeping nodes only when no
- * awake node may take it (the connection wakes one); unhealthy never; a node at its hard
- * limit never.
+ * awake node may take it (the connection wakes one; their health, marked down when they were
+ * stopped, does not count); unhealthy never; a node at its hard limit never.
  */
 export function healthTier(nodes: readonly Candidate[], exclude?: ReadonlySet<string>): Candidate[] {
   const healthy: Candidate[] = [];
   const unknown: Candidate[] = [];
   const asleep: Candidate[] = [];
   for (const n of nodes) {
-    if (exclude?.has(n.id) || n.health === 'unhealthy') continue;
+    if (exclude?.has(n.id)) continue;
     if (n.hardLimit !== undefined && n.active >= n.hardLimit) continue;
     if (n.asleep) asleep.push(n);
-    else (n.health === 'healthy' ? healthy : unknown).push(n);
+    else if (n.health !== 'unhealthy') (n.health === 'healthy' ? healthy : unknown).push(n);
   }
   if (healthy.length > 0) return healthy;
   return unknown.length > 0 ? unknown : asleep;

@@ -178,6 +178,9 @@ export class RoutingTable {
 
   nodeStarted(p: Payload<'node.evt.started'>): void {
     const n = this.touch(this.ensureNode(p.nodeId, p.tenantId, p.poolId));
+    // A node back from sleep (or a stop) starts over as unchecked, not as the unhealthy its
+    // stop made it: the health monitor's next transition says what it is.
+    if (n.status !== 'running') this.health.delete(p.nodeId);
     n.status = 'running';
     n.draining = false;
     n.endpoint = endpointOf(this.pools.get(p.poolId)?.spec.kind ?? 'exit', p.ports);

@@ -37,6 +37,8 @@ describe('sleeping nodes', () => {
     expect(choose([asleep, node('a', { health: 'unhealthy' })], { strategy: 'round_robin' }, state)!.id).toBe('s');
     expect(choose([asleep, node('a', { hardLimit: 1, active: 1 })], { strategy: 'round_robin' }, state)!.id).toBe('s');
     expect(choose([asleep], { strategy: 'round_robin', exclude: new Set(['s']) }, state)).toBeUndefined();
+    // Marked down when it was stopped for its sleep: still the one to wake.
+    expect(choose([node('s', { asleep: true, health: 'unhealthy', score: 0 }), node('a', { health: 'unhealthy' })], { strategy: 'round_robin' }, state)!.id).toBe('s');
   });
 });
 

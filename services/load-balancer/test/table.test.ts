@@ -65,6 +65,10 @@ describe('routing table', () => {
     expect(t.exitPools('JP', undefined)[0]!.members.map((n) => n.id)).toEqual(['b']);
     t.replace({ pools: [jp], nodes: [{ ...node(jp, 'd', 4000), status: 'sleeping' }] }, undefined, Date.now() + 60_000);
     expect(t.exitPools('JP', undefined)[0]!.members.map((n) => [n.id, n.asleep, n.endpoint?.port])).toEqual([['d', true, 4000]]);
+    // The stop marked it down; back from sleep it is unchecked again, not unhealthy.
+    t.healthChanged({ tenantId, poolId: jp.poolId, nodeId: 'd', at, status: 'unhealthy', score: 0, reason: 'stopped: sleep' });
+    t.nodeStarted({ tenantId, poolId: jp.poolId, nodeId: 'd', at, containerId: 'c', ports: node(jp, 'd', 4000).ports, startMs: 1 });
+    expect(t.node('d')!.health).toBe('unknown');
   });
 
   it('applies health events and keeps draining across a rebuild', () => {
