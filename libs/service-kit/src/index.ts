@@ -1,2 +1,3 @@
 export { runService } from './kit.js';
 export type { RunningService, ServiceContext, ServiceDefinition } from './kit.js';
+export { Resync } from './resync.js';

@@ -1,13 +1,12 @@
 #!/usr/bin/env node
 import type { Payload } from '@switchyard/contracts';
 import { createDb, migrateToLatest } from '@switchyard/db';
-import { runService } from '@switchyard/service-kit';
+import { Resync, runService } from '@switchyard/service-kit';
 import { SleepControllerEnv } from './config.js';
 import { createHandlers } from './handlers.js';
 import { IdleDetector } from './idle-detector.js';
 import { migrations } from './migrations.js';
 import { createPolicyStore, poolKey } from './policy-store.js';
-import { Resync } from './resync.js';
 import { sleepIdleNodes } from './sleeper.js';
 import type { Database } from './tables.js';
 import { startTicker } from './ticker.js';

@@ -11,6 +11,8 @@ type Trigger = 'connection' | 'manual';
 export interface ActivatorEdges {
   mode: ActivatorMode;
   listenPort: number;
+  /** The address nodes publish their ports on; the only one caught, probed and dialled. */
+  nodeHost: string;
   store: CatchStore;
   redirects: Redirects;
   /** Publishes node.cmd.wake for the node with this order id. */
@@ -108,6 +110,7 @@ export class Activator {
         continue;
       }
       if (v.ports.length > 0) await this.updatePorts(c, v.ports);
+      if (v.status === 'sleeping' && !c.armed && !c.wake && c.ports.length > 0) await this.rearm(c);
       const wokeSinceArmed = v.status === 'running' && v.startedAt !== null && c.armedAt !== null && Date.parse(v.startedAt) > c.armedAt.getTime();
       if (c.armed && !c.wake && wokeSinceArmed) {
         this.e.log.info({ nodeId: c.nodeId }, 'the node runs since it was armed: disarmed');
@@ -131,6 +134,8 @@ export class Activator {
     if (names.size !== req.ports.length || hostPorts.size !== req.ports.length) return { ok: false, error: 'ports must have distinct names and host ports' };
     const bad = req.ports.find((p) => p.hostPort < 1 || p.hostPort > 65535);
     if (bad) return { ok: false, error: `port ${bad.name}: hostPort ${bad.hostPort} is not a TCP port` };
+    const elsewhere = req.ports.find((p) => p.hostIp !== this.e.nodeHost);
+    if (elsewhere) return { ok: false, error: `port ${elsewhere.name} is published on ${elsewhere.hostIp}; this activator catches ${this.e.nodeHost} only` };
 
     this.claim(req.nodeId, [...hostPorts]);
     const c: Live = known ?? { tenantId: req.tenantId, poolId: req.poolId, nodeId: req.nodeId, ports: [], armed: false, armedAt: null, ...DEFAULT_PROBE, wake: undefined, saving: Promise.resolve() };
@@ -234,6 +239,13 @@ export class Activator {
 
   async nodeStopped(p: Payload<'node.evt.stopped'>): Promise<void> {
     const c = this.nodes.get(p.nodeId);
+    if (c && !c.wake) {
+      // Put to sleep while not armed (a wake carried out before the sleep disarmed it): armed
+      // again, so a sleeping node is never uncatchable. Stopped by an operator: not woken by
+      // the next connection.
+      if (p.reason === 'sleep' && !c.armed && c.ports.length > 0) await this.rearm(c);
+      else if (p.reason !== 'sleep' && c.armed) await this.disarm(c);
+    }
     // A start the activator did not ask for is over: nothing to wait for. A wake it asked for
     // goes on (exit-node-manager carries out the wake after the stop).
     if (c?.wake?.trigger === 'manual') this.fail(c, c.wake, `the node stopped (${p.reason}) before its port accepted`);
@@ -383,6 +395,14 @@ export class Activator {
   }
 
   // ---- catches, ports, rows ----
+
+  private async rearm(c: Live): Promise<void> {
+    c.armed = true;
+    c.armedAt = new Date();
+    await this.e.redirects.add(c.ports.map((p) => p.hostPort));
+    await this.save(c);
+    this.e.log.info({ nodeId: c.nodeId }, 'put to sleep while not armed: armed again');
+  }
 
   private async disarm(c: Live): Promise<void> {
     c.armed = false;

@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 import { createServer, type Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createDb, migrateToLatest } from '@switchyard/db';
-import { runService } from '@switchyard/service-kit';
+import { Resync, runService } from '@switchyard/service-kit';
 import { Activator } from './activator.js';
 import { createCatchStore } from './catch-store.js';
 import { noRedirects, type Redirects } from './catches.js';
@@ -20,6 +19,8 @@ import type { Database } from './tables.js';
 const NODE_HOST = '127.0.0.1';
 const PROBE_CONNECT_TIMEOUT_MS = 1000;
 const SNAPSHOT_RETRY_MS = 1000;
+// Events arrive on core NATS and can be missed; a periodic rebuild repairs what they missed.
+const RESYNC_MS = 30_000;
 
 await runService({
   name: 'socket-activator',
@@ -55,6 +56,7 @@ await runService({
     const proxies = new ProxyListeners(config.ACTIVATOR_PUBLIC_HOST, (socket, nodeId, portName) => whenLoaded(() => activator.accept(socket, { nodeId, portName })));
     const activator: Activator = new Activator({
       mode: config.ACTIVATOR_MODE,
+      nodeHost: NODE_HOST,
       listenPort: config.ACTIVATOR_LISTEN_PORT,
       store: createCatchStore(db),
       redirects,
@@ -83,7 +85,6 @@ await runService({
       log,
     });
     onShutdown(() => proxies.closeAll());
-    onShutdown(async () => activator.stop());
 
     if (nftables) {
       const listener = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket: Socket) => {
@@ -99,8 +100,12 @@ await runService({
         listener.once('error', reject);
         listener.listen(config.ACTIVATOR_LISTEN_PORT, config.ACTIVATOR_LISTEN_HOST, () => resolve());
       });
-      onShutdown(() => new Promise((resolve) => listener.close(resolve)));
+      // Stops accepting at once; the held connections are let go by activator.stop(), next.
+      onShutdown(async () => void listener.close());
     }
+    // Registered after the listeners, so it runs before they close: held connections are
+    // ended cleanly instead of keeping the close waiting.
+    onShutdown(async () => activator.stop());
 
     await activator.load();
     loaded = true;
@@ -115,26 +120,16 @@ await runService({
     supervise('pool.evt.deleted', bus.subscribe('pool.evt.deleted', (p) => activator.poolDeleted(p)));
     supervise('sleep.evt.policy', bus.subscribe('sleep.evt.policy', (p) => activator.policyChanged(p)));
 
-    let stopping = false;
-    onShutdown(async () => {
-      stopping = true;
-    });
-    const reconcile = async () => {
-      for (let attempt = 1; !stopping; attempt++) {
-        try {
-          await activator.reconcile(await bus.request('pool.req.snapshot', {}, { timeoutMs: 5000 }));
-          return;
-        } catch (err) {
-          if (attempt === 1 || attempt % 30 === 0) log.warn({ err: (err as Error).message, attempt }, 'could not rebuild from pool.req.snapshot; trying again');
-          await sleep(SNAPSHOT_RETRY_MS);
-        }
-      }
-    };
+    const resync = new Resync(
+      async () => activator.reconcile(await bus.request('pool.req.snapshot', {}, { timeoutMs: 5000 })),
+      { periodMs: RESYNC_MS, retryMs: SNAPSHOT_RETRY_MS, onError: (err) => log.warn({ err: err.message }, 'could not rebuild from pool.req.snapshot; trying again') },
+    );
+    onShutdown(() => resync.stop());
     void (async () => {
-      for await (const s of nc.status()) if (s.type === 'reconnect') void reconcile();
+      for await (const s of nc.status()) if (s.type === 'reconnect') resync.request();
     })();
     // Armed ports are caught from the rows alone; the snapshot only refines, so it runs behind.
-    void reconcile();
+    resync.request();
 
     bus.serve(service, 'activator.req.arm', (p) => activator.arm(p));
     bus.serve(service, 'activator.req.state', async (p) => activator.state(p));

@@ -1,5 +1,7 @@
 import { connect } from 'node:net';
 
+const PROBE_LINGER_MS = 1000;
+
 export interface ProbeOptions {
   host: string;
   port: number;
@@ -26,9 +28,12 @@ export function probeOnce(o: ProbeOptions): Promise<boolean> {
       settled = true;
       for (const t of timers) clearTimeout(t);
       socket.removeAllListeners('data');
-      // A clean close: the app sees an empty connection, not a reset.
-      if (ready && !socket.destroyed) socket.end();
-      else socket.destroy();
+      // A clean close: the app sees an empty connection, not a reset; one that never closes
+      // its side is not kept.
+      if (ready && !socket.destroyed) {
+        socket.end();
+        setTimeout(() => socket.destroy(), PROBE_LINGER_MS).unref();
+      } else socket.destroy();
       resolve(ready);
     };
     socket.on('error', () => done(false));

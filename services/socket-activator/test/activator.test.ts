@@ -56,6 +56,7 @@ function harness(opts: { probeTimeoutMs?: number; rows?: NodeCatch[]; managerFul
   const edges: ActivatorEdges = {
     mode: 'nftables',
     listenPort: 9700,
+    nodeHost: '127.0.0.1',
     store,
     redirects,
     // exit-node-manager carries out the wake order at once, unless the test plays it.
@@ -203,6 +204,28 @@ describe('hold and wake', () => {
     expect(await c.result).toEqual({ data: `answer from ${PORT}\n`, how: 'end' });
     expect(h.probes.length).toBeGreaterThan(0);
     expect(h.wakes).toHaveLength(1);
+  });
+
+  it('arms a node put to sleep while not armed again, and disarms one an operator stopped', async () => {
+    const h = harness();
+    await h.arm();
+    await h.activator.nodeStarted({ tenantId: TENANT, poolId: POOL, nodeId: NODE, at: new Date(Date.now() + 5).toISOString(), containerId: 'c', ports: [], startMs: 1 });
+    h.nodeUp(true);
+    await until(() => stateOf(h.activator) === 'awake', 'the manual wake');
+    expect(h.set.has(PORT)).toBe(false);
+    await h.activator.nodeStopped({ tenantId: TENANT, poolId: POOL, nodeId: NODE, at: new Date().toISOString(), containerId: 'c', reason: 'sleep' });
+    expect(stateOf(h.activator)).toBe('armed');
+    expect(h.set.has(PORT)).toBe(true);
+    await h.activator.nodeStopped({ tenantId: TENANT, poolId: POOL, nodeId: NODE, at: new Date().toISOString(), containerId: 'c', reason: 'stop' });
+    expect(stateOf(h.activator)).toBe('awake');
+    expect(h.set.has(PORT)).toBe(false);
+  });
+
+  it('refuses to arm a port published on another address than the one it catches', async () => {
+    const h = harness();
+    const reply = await h.activator.arm({ tenantId: TENANT, poolId: POOL, nodeId: NODE, ports: [{ name: 'web', containerPort: 80, hostIp: '10.0.0.5', hostPort: PORT }], probeIntervalMs: 10, probeTimeoutMs: 1000 });
+    expect(reply).toEqual({ ok: false, error: 'port web is published on 10.0.0.5; this activator catches 127.0.0.1 only' });
+    expect(h.set.size).toBe(0);
   });
 
   it('also probes once the wake order is fulfilled (a node found running publishes no start)', async () => {

@@ -2,7 +2,7 @@
  * Keeps a cache built from snapshots fresh: one rebuild at start, one whenever asked (NATS
  * reconnected), one every `periodMs`. Requests coalesce — at most one rebuild runs and at
  * most one more waits — and a failed rebuild is retried after `retryMs` rather than waiting
- * a whole period. (The health monitor's, which services cannot share.)
+ * a whole period.
  */
 export class Resync {
   private timer: NodeJS.Timeout | undefined;
