@@ -266,7 +266,7 @@ export const catalog = {
     schema: M.SleepPolicyChanged,
     durable: true,
     producers: ['sleep-controller'],
-    consumers: ['api-gateway', 'socket-activator'],
+    consumers: ['api-gateway', 'socket-activator', 'health-monitor'],
     summary: "a pool's sleep policy changed",
   }),
   'activator.evt.woke': event({
@@ -337,7 +337,7 @@ export const catalog = {
     schema: M.SleepPolicyRequest,
     reply: M.SleepPolicyReply,
     responder: 'sleep-controller',
-    requesters: ['api-gateway'],
+    requesters: ['api-gateway', 'health-monitor'],
     summary: "a tenant's sleep policies (of one pool or all)",
   }),
   'node.req.list': request({

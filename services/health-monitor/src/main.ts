@@ -5,10 +5,13 @@ import { HealthStore } from './health-store.js';
 import { HealthMonitor } from './monitor.js';
 import { runProbe } from './probes.js';
 import { Resync } from './resync.js';
+import { readSleepPolicies } from './sleep-policies.js';
 import { createSpeedTests } from './speed-tests.js';
 
 // An event about a pool the snapshot did not have asks for another; at most this often.
 const UNKNOWN_RESYNC_GAP_MS = 1000;
+// The sleep-controller answers from memory; one that takes longer is treated as silent.
+const SLEEP_POLICY_TIMEOUT_MS = 1000;
 
 await runService({
   name: 'health-monitor',
@@ -43,8 +46,13 @@ await runService({
       async () => {
         const requestedAt = performance.now();
         const snapshot = await bus.request('pool.req.snapshot', {}, { timeoutMs: 5000 });
-        monitor.replace(snapshot, requestedAt);
-        log.debug({ pools: snapshot.pools.length, nodes: snapshot.nodes.length }, 'node set rebuilt');
+        const policies = await readSleepPolicies(
+          (p) => bus.request('sleep.req.policy', p, { timeoutMs: SLEEP_POLICY_TIMEOUT_MS }),
+          snapshot.pools.map((p) => p.tenantId),
+          (tenantId, err) => log.debug({ tenantId, err: err.message }, 'no sleep policies from the sleep-controller; keeping what events and pool specs say'),
+        );
+        monitor.replace(snapshot, requestedAt, policies);
+        log.debug({ pools: snapshot.pools.length, nodes: snapshot.nodes.length, sleepPolicyTenants: policies.size }, 'node set rebuilt');
       },
       { periodMs: config.HEALTH_RESYNC_MS, retryMs: 1000, onError: (err) => log.warn({ err: err.message }, 'could not rebuild the node set from pool.req.snapshot') },
     );
@@ -60,6 +68,7 @@ await runService({
     supervise('node.evt.removed', bus.subscribe('node.evt.removed', async (p) => monitor.nodeRemoved(p)));
     supervise('node.evt.draining', bus.subscribe('node.evt.draining', async (p) => monitor.nodeDraining(p)));
     supervise('node.evt.health', bus.subscribe('node.evt.health', async (p) => monitor.nodeHealthReported(p)));
+    supervise('sleep.evt.policy', bus.subscribe('sleep.evt.policy', async (p) => monitor.sleepPolicyChanged(p)));
     supervise('lb.evt.connfail', bus.subscribe('lb.evt.connfail', async (p) => monitor.connectionFailed(p)));
 
     void (async () => {

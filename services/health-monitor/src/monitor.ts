@@ -12,9 +12,14 @@ import { resolveCheck, type ResolvedCheck } from './check-spec.js';
 import type { ProbeRunner } from './probes.js';
 import { Scheduler, systemClock, type Clock } from './scheduler.js';
 import { ScoreWindow } from './score.js';
-import { checkFailed, checkPassed, markDown, newCheckState, restarted, type CheckState } from './state.js';
+import { checkFailed, checkPassed, markDown, newCheckState, restarted, unchecked, type CheckState } from './state.js';
 
 export type HealthChange = Payload<'health.evt.changed'>;
+
+/** What the sleep-controller answered to `sleep.req.policy` for each tenant that answered. */
+export type SleepPolicyReplies = ReadonlyMap<string, readonly { readonly poolId: string; readonly policy: { readonly enabled: boolean } }[]>;
+
+export const SLEEPY_REASON = 'not actively checked: the pool sleeps when idle (checks would keep it awake)';
 
 export interface MonitorOptions {
   readonly probe: ProbeRunner;
@@ -66,6 +71,16 @@ interface TrackedNode {
   epoch: number;
   inflight: boolean;
   connfails: number[];
+  /** Running without active checks because its pool sleeps when idle; passive signals only. */
+  passiveOnly: boolean;
+}
+
+/** A pool's sleep policy as last told by the sleep-controller (event or reply). */
+interface SleepSetting {
+  readonly tenantId: string;
+  readonly enabled: boolean;
+  /** When an event said it (monitor clock); -Infinity when a reply did. */
+  readonly eventAt: number;
 }
 
 const DEFAULT_EVENT_TRUST_MS = 5000;
@@ -81,6 +96,7 @@ const ON_THE_WAY: ReadonlySet<NodeStatus> = new Set(['creating', 'starting']);
 export class HealthMonitor {
   private readonly nodes = new Map<string, TrackedNode>();
   private pools = new Map<string, PoolView>();
+  private readonly sleep = new Map<string, SleepSetting>();
   private readonly scheduler: Scheduler;
   private readonly clock: Clock;
   private readonly wall: () => number;
@@ -103,8 +119,13 @@ export class HealthMonitor {
    * described after that moment, or shortly before it (`eventTrustMs`), keeps what the event
    * said: the snapshot may predate it.
    */
-  replace(snapshot: { pools: readonly PoolView[]; nodes: readonly NodeView[] }, requestedAt: number): void {
+  replace(
+    snapshot: { pools: readonly PoolView[]; nodes: readonly NodeView[] },
+    requestedAt: number,
+    sleepPolicies: SleepPolicyReplies = new Map(),
+  ): void {
     this.pools = new Map(snapshot.pools.map((p) => [p.poolId, p]));
+    this.sleepPoliciesRead(sleepPolicies, requestedAt);
     const seen = new Set<string>();
     for (const v of snapshot.nodes) {
       seen.add(v.nodeId);
@@ -132,6 +153,14 @@ export class HealthMonitor {
     }
     const trusted = requestedAt - (this.opts.eventTrustMs ?? DEFAULT_EVENT_TRUST_MS);
     for (const [id, n] of this.nodes) if (!seen.has(id) && n.lastEventAt <= trusted) this.drop(id);
+    // Nodes the loop left to their events still follow a policy the replies changed.
+    for (const n of this.nodes.values()) this.followSleepPolicy(n);
+  }
+
+  /** sleep.evt.policy: the pool's nodes stop (or resume) their active checks at once. */
+  sleepPolicyChanged(p: Payload<'sleep.evt.policy'>): void {
+    this.sleep.set(p.poolId, { tenantId: p.tenantId, enabled: p.policy.enabled, eventAt: this.clock.now() });
+    for (const n of this.nodes.values()) if (n.poolId === p.poolId) this.followSleepPolicy(n);
   }
 
   poolChanged(p: Payload<'pool.evt.changed'>): void {
@@ -147,6 +176,7 @@ export class HealthMonitor {
 
   poolDeleted(p: Payload<'pool.evt.deleted'>): void {
     this.pools.delete(p.poolId);
+    this.sleep.delete(p.poolId);
     for (const n of [...this.nodes.values()]) if (n.poolId === p.poolId) this.drop(n.nodeId);
   }
 
@@ -269,6 +299,7 @@ export class HealthMonitor {
       epoch: 0,
       inflight: false,
       connfails: [],
+      passiveOnly: false,
     };
     this.nodes.set(nodeId, n);
     this.opts.onChange(nodeId);
@@ -286,6 +317,8 @@ export class HealthMonitor {
   private started(n: TrackedNode, at: number): void {
     n.epoch++;
     n.connfails = [];
+    // What a passive signal said before the start is over; a sleepy node is unknown again.
+    n.passiveOnly = false;
     const check = this.checkOf(n);
     restarted(n.state, at, check && typeof check !== 'string' ? check.graceMs : 0);
     this.opts.onChange(n.nodeId);
@@ -299,9 +332,41 @@ export class HealthMonitor {
     return resolveCheck(kind, pool ? pool.spec.healthCheck : n.createdCheck, n.ports, this.opts.proxyTarget);
   }
 
+  /**
+   * Whether the pool's nodes go without active checks: the sleep-controller's word (an event,
+   * or its reply at the last resync), else the pool spec's. A check makes the container send
+   * packets, and a node sending packets never counts as idle.
+   */
+  private sleepy(poolId: string): boolean {
+    return this.sleep.get(poolId)?.enabled ?? this.pools.get(poolId)?.spec.sleep?.enabled ?? false;
+  }
+
+  /**
+   * Takes in the replies to sleep.req.policy: a tenant that answered has exactly the policies
+   * it listed (a pool it did not list falls back to its spec), except those an event told
+   * about after (or shortly before) the snapshot was asked for. A tenant that did not answer
+   * keeps what events said.
+   */
+  private sleepPoliciesRead(replies: SleepPolicyReplies, requestedAt: number): void {
+    const trusted = requestedAt - (this.opts.eventTrustMs ?? DEFAULT_EVENT_TRUST_MS);
+    for (const [poolId, s] of this.sleep) if (replies.has(s.tenantId) && s.eventAt <= trusted) this.sleep.delete(poolId);
+    for (const [tenantId, policies] of replies) {
+      for (const p of policies) {
+        if (!this.sleep.has(p.poolId)) this.sleep.set(p.poolId, { tenantId, enabled: p.policy.enabled, eventAt: -Infinity });
+      }
+    }
+  }
+
+  /** A running node whose checks do not match its pool's sleep policy (any more) is brought in line. */
+  private followSleepPolicy(n: TrackedNode): void {
+    if (n.lifecycle === 'running' && this.sleepy(n.poolId) !== n.passiveOnly) this.refreshCheck(n, (c) => this.random() * c.intervalMs);
+  }
+
   /** Re-resolves a running node's check and schedules it unless it is already due or running. */
   private refreshCheck(n: TrackedNode, firstIn: (c: ResolvedCheck) => number): void {
     if (n.lifecycle !== 'running') return;
+    if (this.sleepy(n.poolId)) return this.unwatch(n);
+    n.passiveOnly = false;
     const check = this.checkOf(n);
     if (check === null) {
       n.check = null;
@@ -317,9 +382,19 @@ export class HealthMonitor {
     if (!n.inflight && !this.scheduler.has(n.nodeId)) this.scheduler.schedule(n.nodeId, this.clock.now() + firstIn(check));
   }
 
+  /** Active checks stop; the node keeps its passive signals and says why it is not checked. */
+  private unwatch(n: TrackedNode): void {
+    this.scheduler.cancel(n.nodeId);
+    n.check = null;
+    if (n.passiveOnly) return;
+    n.passiveOnly = true;
+    this.report(n, unchecked(n.state, SLEEPY_REASON));
+  }
+
   private notRunning(n: TrackedNode, reason: string): void {
     n.epoch++;
     n.check = null;
+    n.passiveOnly = false;
     n.score = 0;
     n.connfails = [];
     this.scheduler.cancel(n.nodeId);

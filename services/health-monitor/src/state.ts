@@ -61,6 +61,16 @@ export function markDown(s: CheckState, reason: string): HealthStatus | null {
 }
 
 /**
+ * Active checks stopped for a reason other than the node's health (its pool sleeps when idle):
+ * what the checks had found no longer holds, so unknown, not a transition to publish.
+ */
+export function unchecked(s: CheckState, reason: string): HealthStatus | null {
+  s.okStreak = 0;
+  s.failStreak = 0;
+  return become(s, 'unknown', reason);
+}
+
+/**
  * The node (re)started: counting starts over and failures are forgiven for `graceMs`. Its
  * status stays: a node that was down needs `rise` passes to be healthy again, a new one
  * stays unknown until its checks decide.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { NodeView, PoolSpec, PoolView } from '@switchyard/contracts';
-import { HealthMonitor, type HealthChange } from '../src/monitor.js';
+import { HealthMonitor, SLEEPY_REASON, type HealthChange } from '../src/monitor.js';
 import type { Probe, ProbeDone } from '../src/probes.js';
 import { manualClock } from './manual-clock.js';
 
@@ -274,5 +274,72 @@ describe('health monitor', () => {
     expect(probes.get(nodeA)!.check.probe).toMatchObject({ type: 'proxy', port: 5001 });
     expect(probes.get(nodeA)!.check.probe.request?.toString()).toMatch(/^GET http:\/\/127\.0\.0\.1:9\/204 /);
     expect(probes.get(nodeB)!.check.probe).toMatchObject({ type: 'tcp', port: 5003 });
+  });
+});
+
+describe('health monitor and pools that sleep when idle', () => {
+  const policy = (enabled: boolean) => ({ enabled, idleWindowSec: 5, minAwake: 0, probeIntervalMs: 50, probeTimeoutMs: 30_000 });
+  const policyEvent = (enabled: boolean) => ({ tenantId, poolId, policy: policy(enabled), at });
+  const sleepySpec = (): PoolSpec => ({ ...appSpec(), sleep: policy(true) });
+
+  it('schedules no check for a running node of a pool whose spec says it sleeps, and says why it is unknown', async () => {
+    const t = setup();
+    t.monitor.replace({ pools: [pool(sleepySpec())], nodes: [nodeView(nodeA, 4001)] }, 0);
+    await t.run(1000);
+    expect(t.probes).toEqual([]);
+    expect(t.monitor.status()).toMatchObject([{ status: 'unknown', reason: SLEEPY_REASON }]);
+    // Passive signals still count.
+    t.monitor.nodeHealthReported({ tenantId, poolId, nodeId: nodeA, at, containerId: 'c', status: 'unhealthy' });
+    expect(t.changes.map((c) => c.status)).toEqual(['unhealthy']);
+  });
+
+  it("follows the sleep-controller's reply over the spec, and keeps what events said when it did not answer", async () => {
+    const t = setup();
+    t.monitor.replace({ pools: [pool()], nodes: [nodeView(nodeA, 4001)] }, 0, new Map([[tenantId, [{ poolId, policy: policy(true) }]]]));
+    await t.run(500);
+    expect(t.probes).toEqual([]);
+    await t.run(6000);
+    // The sleep-controller is silent this time: its last word stands, though the spec says nothing.
+    t.monitor.replace({ pools: [pool()], nodes: [nodeView(nodeA, 4001)] }, 6500);
+    await t.run(500);
+    expect(t.probes).toEqual([]);
+    // It answers with no policy for the pool: the spec decides, and the spec has none.
+    t.monitor.replace({ pools: [pool()], nodes: [nodeView(nodeA, 4001)] }, 7000, new Map([[tenantId, []]]));
+    await t.run(500);
+    expect(t.probes.length).toBeGreaterThan(0);
+  });
+
+  it('a policy event enabling sleep stops the checks without publishing a transition; disabling starts them again', async () => {
+    const t = setup();
+    t.monitor.replace({ pools: [pool()], nodes: [nodeView(nodeA, 4001)] }, 0);
+    await t.run(300);
+    expect(t.changes.map((c) => c.status)).toEqual(['healthy']);
+
+    t.monitor.sleepPolicyChanged(policyEvent(true));
+    const probesWhenSleepy = t.probes.length;
+    await t.run(1000);
+    expect(t.probes.length).toBe(probesWhenSleepy);
+    expect(t.monitor.status()).toMatchObject([{ status: 'unknown', reason: SLEEPY_REASON }]);
+    expect(t.changes.map((c) => c.status)).toEqual(['healthy']);
+    // A resync whose reply predates the event does not undo it.
+    t.monitor.replace({ pools: [pool()], nodes: [nodeView(nodeA, 4001)] }, 1300, new Map([[tenantId, []]]));
+    await t.run(300);
+    expect(t.probes.length).toBe(probesWhenSleepy);
+
+    t.monitor.sleepPolicyChanged(policyEvent(false));
+    await t.run(300);
+    expect(t.probes.length).toBeGreaterThan(probesWhenSleepy);
+    expect(t.changes.map((c) => c.status)).toEqual(['healthy', 'healthy']);
+  });
+
+  it('a sleepy node woken from sleep is unknown again, not the unhealthy its stop made it', async () => {
+    const t = setup();
+    t.monitor.replace({ pools: [pool(sleepySpec())], nodes: [nodeView(nodeA, 4001)] }, 0);
+    t.monitor.nodeStopped({ tenantId, poolId, nodeId: nodeA, at, containerId: 'c', reason: 'sleep' });
+    expect(t.monitor.status()[0]!.status).toBe('unhealthy');
+    t.monitor.nodeStarted({ tenantId, poolId, nodeId: nodeA, at, containerId: 'c', ports: nodeView(nodeA, 4001).ports, startMs: 1 });
+    await t.run(500);
+    expect(t.probes).toEqual([]);
+    expect(t.monitor.status()).toMatchObject([{ status: 'unknown', reason: SLEEPY_REASON }]);
   });
 });
