@@ -152,6 +152,9 @@ USER $uid:$gid
 EXPOSE 5432
 # SIGINT is PostgreSQL's fast shutdown: sessions are ended instead of waited for.
 STOPSIGNAL SIGINT
+# PostgreSQL accepts TCP a moment before it accepts sessions ("the database system is starting
+# up"); its own check tells when it is ready, and the socket activator waits for it.
+HEALTHCHECK --interval=200ms --timeout=2s --retries=1 CMD ["$pg_dir/bin/pg_isready", "-h", "127.0.0.1", "-p", "5432", "-q"]
 ENTRYPOINT ["$pg_dir/bin/postgres", "-D", "/var/lib/postgresql/data"]
 DOCKERFILE
   build_image "$tag" "$hash" "$ctx"

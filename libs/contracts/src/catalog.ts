@@ -224,7 +224,7 @@ export const catalog = {
     schema: M.NodeHealthReported,
     durable: true,
     producers: ['exit-node-manager'],
-    consumers: ['health-monitor', 'api-gateway'],
+    consumers: ['health-monitor', 'api-gateway', 'socket-activator'],
     summary: "the container's own HEALTHCHECK changed state",
   }),
   'node.evt.stats': event({

@@ -99,6 +99,8 @@ export const NodeStarted = obj({
   containerId: Type.String(),
   ports: Type.Array(PublishedPort),
   startMs: Type.Number({ minimum: 0, description: 'docker start until the container is running' }),
+  /** The image has a HEALTHCHECK of its own: the node is ready once Docker reports it healthy (node.evt.health). */
+  healthcheck: Type.Optional(Type.Boolean()),
 });
 export const NodeStopped = obj({ ...nodeFacts, containerId: Type.String(), reason: Type.String() });
 export const NodeDied = obj({

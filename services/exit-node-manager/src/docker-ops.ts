@@ -40,6 +40,8 @@ export interface ContainerState {
   readonly startedAt: Date | null;
   readonly finishedAt: Date | null;
   readonly ports: PortBindings;
+  /** The container has a HEALTHCHECK (its image's or its own). */
+  readonly healthcheck: boolean;
 }
 
 export interface StartResult {
@@ -92,6 +94,11 @@ function describe(operation: string, err: unknown): string {
   return `docker ${operation} failed: ${message}`;
 }
 
+// ["NONE"] switches an image's check off; an empty test inherits none.
+function hasHealthcheck(test: string[] | undefined): boolean {
+  return !!test && test.length > 0 && test[0] !== 'NONE';
+}
+
 export function createDockerOps(docker: Docker, opts: DockerOpsOptions = {}): DockerOps {
   const stopTimeoutSec = opts.stopTimeoutSec ?? 10;
   const runningTimeoutMs = opts.runningTimeoutMs ?? 10_000;
@@ -121,6 +128,7 @@ export function createDockerOps(docker: Docker, opts: DockerOpsOptions = {}): Do
         startedAt: dateOf(info.State.StartedAt),
         finishedAt: dateOf(info.State.FinishedAt),
         ports: (info.NetworkSettings?.Ports ?? {}) as PortBindings,
+        healthcheck: hasHealthcheck(info.Config?.Healthcheck?.Test),
       };
     });
   }

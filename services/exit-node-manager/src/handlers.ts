@@ -318,7 +318,7 @@ export function createManager(deps: HandlerDeps): Manager {
       if (unchanged) return;
       await bus.publish(
         'node.evt.started',
-        { tenantId: node.tenant_id, poolId: node.pool_id, nodeId: node.id, at: now(), containerId: container.id, ports, startMs },
+        { tenantId: node.tenant_id, poolId: node.pool_id, nodeId: node.id, at: now(), containerId: container.id, ports, startMs, ...(state.healthcheck ? { healthcheck: true } : {}) },
         { msgId: `node.evt.started:${container.id}:${state.startedAt?.toISOString() ?? 'unknown'}` },
       );
       await repo.updateNode(db, node.tenant_id, node.id, {

@@ -60,10 +60,17 @@ interface Wake {
    * made while Docker starts the container makes docker-proxy's dial stall on ARP for a second.
    */
   started: boolean;
+  /**
+   * The started container has a HEALTHCHECK of its own: it is ready once Docker reports it
+   * healthy, not when its port first accepts (PostgreSQL accepts TCP before it takes sessions).
+   */
+  awaitsHealthy: boolean;
 }
 
 interface Live extends NodeCatch {
   wake: Wake | undefined;
+  /** When Docker last reported the node's own HEALTHCHECK healthy (0: never). */
+  healthyAt: number;
   /** Row writes of this node, in call order. */
   saving: Promise<void>;
 }
@@ -91,7 +98,7 @@ export class Activator {
 
   /** Loads the stored catches: armed ports go back into the set (exactly those), proxy ports are bound again. */
   async load(): Promise<void> {
-    for (const c of await this.e.store.load()) this.nodes.set(c.nodeId, { ...c, wake: undefined, saving: Promise.resolve() });
+    for (const c of await this.e.store.load()) this.nodes.set(c.nodeId, { ...c, wake: undefined, healthyAt: 0, saving: Promise.resolve() });
     await this.e.redirects.replace(this.armedPorts());
     for (const c of this.nodes.values()) await this.ensureListeners(c);
   }
@@ -138,7 +145,7 @@ export class Activator {
     if (elsewhere) return { ok: false, error: `port ${elsewhere.name} is published on ${elsewhere.hostIp}; this activator catches ${this.e.nodeHost} only` };
 
     this.claim(req.nodeId, [...hostPorts]);
-    const c: Live = known ?? { tenantId: req.tenantId, poolId: req.poolId, nodeId: req.nodeId, ports: [], armed: false, armedAt: null, ...DEFAULT_PROBE, wake: undefined, saving: Promise.resolve() };
+    const c: Live = known ?? { tenantId: req.tenantId, poolId: req.poolId, nodeId: req.nodeId, ports: [], armed: false, armedAt: null, ...DEFAULT_PROBE, wake: undefined, healthyAt: 0, saving: Promise.resolve() };
     const before = c.ports.map((p) => p.hostPort);
     Object.assign(c, {
       tenantId: req.tenantId,
@@ -233,8 +240,16 @@ export class Activator {
     // A start older than the arm is the one before this sleep, not a wake.
     const startedAfterArm = c.armedAt === null || Date.parse(p.at) >= c.armedAt.getTime();
     if (!startedAfterArm) return;
-    if (c.wake) c.wake.started = true;
+    if (c.wake) {
+      c.wake.started = true;
+      c.wake.awaitsHealthy = p.healthcheck === true;
+    }
     else if (c.armed) this.startWake(c, 'manual');
+  }
+
+  async nodeHealth(p: Payload<'node.evt.health'>): Promise<void> {
+    const c = this.nodes.get(p.nodeId);
+    if (c) c.healthyAt = p.status === 'healthy' ? Date.parse(p.at) : 0;
   }
 
   async nodeStopped(p: Payload<'node.evt.stopped'>): Promise<void> {
@@ -287,6 +302,7 @@ export class Activator {
       readyPorts: new Set(),
       phase: 'probing',
       started: trigger === 'manual',
+      awaitsHealthy: false,
     };
     c.wake = w;
     this.e.log.info({ nodeId: c.nodeId, trigger, orderId: w.orderId }, 'waking');
@@ -315,7 +331,8 @@ export class Activator {
 
   private async probe(c: Live, w: Wake): Promise<void> {
     if (w.phase !== 'probing') return;
-    if (!w.started) {
+    const unhealthy = w.awaitsHealthy && !(c.armedAt !== null && c.healthyAt >= c.armedAt.getTime());
+    if (!w.started || unhealthy) {
       w.probeTimer = setTimeout(() => void this.probe(c, w), c.probeIntervalMs);
       return;
     }
@@ -423,7 +440,7 @@ export class Activator {
   /** Proxy mode: a node the activator had not seen gets its (unarmed) catch and public ports. */
   private async adopt(ids: { tenantId: string; poolId: string; nodeId: string }, ports: readonly PublishedPort[]): Promise<void> {
     this.claim(ids.nodeId, ports.map((p) => p.hostPort));
-    const c: Live = { ...ids, ports: [], armed: false, armedAt: null, ...DEFAULT_PROBE, wake: undefined, saving: Promise.resolve() };
+    const c: Live = { ...ids, ports: [], armed: false, armedAt: null, ...DEFAULT_PROBE, wake: undefined, healthyAt: 0, saving: Promise.resolve() };
     c.ports = ports.map((p) => this.portFrom(c, p));
     this.nodes.set(c.nodeId, c);
     await this.ensureListeners(c);

@@ -116,6 +116,7 @@ await runService({
     supervise('order.evt.fulfilled', bus.subscribe('order.evt.fulfilled', (p) => activator.orderFulfilled(p)));
     supervise('node.evt.started', bus.subscribe('node.evt.started', (p) => activator.nodeStarted(p)));
     supervise('node.evt.stopped', bus.subscribe('node.evt.stopped', (p) => activator.nodeStopped(p)));
+    supervise('node.evt.health', bus.subscribe('node.evt.health', (p) => activator.nodeHealth(p)));
     supervise('node.evt.removed', bus.subscribe('node.evt.removed', (p) => activator.nodeRemoved(p)));
     supervise('pool.evt.deleted', bus.subscribe('pool.evt.deleted', (p) => activator.poolDeleted(p)));
     supervise('sleep.evt.policy', bus.subscribe('sleep.evt.policy', (p) => activator.policyChanged(p)));

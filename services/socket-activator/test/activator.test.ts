@@ -228,6 +228,21 @@ describe('hold and wake', () => {
     expect(h.set.size).toBe(0);
   });
 
+  it("waits for Docker to report a node with a HEALTHCHECK of its own healthy before it forwards", async () => {
+    const h = harness({ managerFulfils: false });
+    await h.arm();
+    const port = await front(h.activator, { hostPort: PORT });
+    const c = client(port);
+    await until(() => h.wakes.length === 1, 'the wake');
+    h.nodeUp(true); // the port accepts, but the server does not take sessions yet
+    await h.activator.nodeStarted({ tenantId: TENANT, poolId: POOL, nodeId: NODE, at: new Date().toISOString(), containerId: 'c', ports: [], startMs: 1, healthcheck: true });
+    await sleep(60);
+    expect(h.probes).toHaveLength(0);
+    expect(stateOf(h.activator)).toBe('waking');
+    await h.activator.nodeHealth({ tenantId: TENANT, poolId: POOL, nodeId: NODE, at: new Date().toISOString(), containerId: 'c', status: 'healthy' });
+    expect(await c.result).toEqual({ data: `answer from ${PORT}\n`, how: 'end' });
+  });
+
   it('also probes once the wake order is fulfilled (a node found running publishes no start)', async () => {
     const h = harness({ managerFulfils: false });
     await h.arm();
