@@ -1,10 +1,9 @@
 #!/usr/bin/env node
-import { runService } from '@switchyard/service-kit';
+import { Resync, runService } from '@switchyard/service-kit';
 import { HealthMonitorEnv } from './config.js';
 import { HealthStore } from './health-store.js';
 import { HealthMonitor } from './monitor.js';
 import { runProbe } from './probes.js';
-import { Resync } from './resync.js';
 import { readSleepPolicies } from './sleep-policies.js';
 import { createSpeedTests } from './speed-tests.js';
 
@@ -56,7 +55,7 @@ await runService({
       },
       { periodMs: config.HEALTH_RESYNC_MS, retryMs: 1000, onError: (err) => log.warn({ err: err.message }, 'could not rebuild the node set from pool.req.snapshot') },
     );
-    onShutdown(async () => resync.stop());
+    onShutdown(() => resync.stop());
 
     // Subscribed before the first snapshot, so nothing that happens while it travels is lost.
     supervise('pool.evt.changed', bus.subscribe('pool.evt.changed', async (p) => monitor.poolChanged(p)));
