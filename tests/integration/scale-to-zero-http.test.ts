@@ -23,34 +23,35 @@ describe.each(MODES)('scale to zero of an HTTP app, activator in %s mode', (mode
     const idleView = (await s.node(idle))!;
     const idleStartedAt = Date.parse(idleView.startedAt!);
 
-    // The busy node answers a request every 300 ms: its transmitted packets keep growing.
+    // The busy node answers a request every 200 ms, 25 a window: its transmitted packets keep
+    // growing even if the machine stalls for a while.
     let running = true;
     let answered = 0;
     const traffic = (async () => {
       const until = Date.now() + 60_000;
       while (running && Date.now() < until) {
-        const res = await httpGet(busyPort, '/', 3_000).catch(() => undefined);
+        const res = await httpGet(busyPort, '/', 2_000).catch(() => undefined);
         if (res?.status === 200) answered++;
-        await sleep(300);
+        await sleep(200);
       }
     })();
     try {
-      const policy = await s.setSleepPolicy(poolId, { enabled: true, idleWindowSec: 3 });
+      const policy = await s.setSleepPolicy(poolId, { enabled: true, idleWindowSec: 5 });
       expect(policy.status, JSON.stringify(policy.body)).toBe(202);
 
       const slept = await s.watch.next((m) => m.subject === 'sleep.evt.slept' && m.data.nodeId === idle, 30_000);
       expect(slept.data.reason).toMatch(/idle/);
-      expect(slept.data.idleSec).toBeGreaterThanOrEqual(3);
+      expect(slept.data.idleSec).toBeGreaterThanOrEqual(5);
       // The window counts from the node's start at the earliest.
-      expect(Date.parse(slept.data.at) - idleStartedAt).toBeGreaterThanOrEqual(3_000);
+      expect(Date.parse(slept.data.at) - idleStartedAt).toBeGreaterThanOrEqual(5_000);
       // Asleep, it keeps the ports it had: that is where clients and the activator find it.
       expect((await s.waitForNodeStatus(idle, 'sleeping', 10_000)).ports).toEqual(idleView.ports);
 
       // Two more windows: the busy node is still up, and was never put to sleep.
-      await sleep(6_000);
+      await sleep(10_000);
       expect(s.watch.seen.filter((m) => m.subject === 'sleep.evt.slept' && m.data.nodeId === busy)).toEqual([]);
       expect((await s.node(busy))?.status).toBe('running');
-      expect(answered).toBeGreaterThan(15);
+      expect(answered).toBeGreaterThan(40);
     } finally {
       running = false;
       await traffic;

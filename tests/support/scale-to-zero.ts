@@ -1,16 +1,13 @@
-import { execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ActivatorMode, CatchView, NodeView, ReplyOf, SleepPolicyInput } from '@switchyard/contracts';
+import { deleteNftTable, nftTableName, redirectedPorts } from './activator.js';
 import { natsRequest, watchSubjects, type SubjectWatch } from './exit-pool.js';
 import { freePort } from './net.js';
 import type { ServiceProcess } from './processes.js';
 import { startTestSystem, type HttpResult, type TestSystem } from './system.js';
-
-const run = promisify(execFile);
 
 export const MODES: readonly ActivatorMode[] = ['nftables', 'proxy'];
 
@@ -70,9 +67,9 @@ export interface ScaleToZero {
 
 export async function startScaleToZero(
   mode: ActivatorMode,
-  opts: { healthMonitor?: boolean; activatorEnv?: Record<string, string> } = {},
+  opts: { activatorEnv?: Record<string, string> } = {},
 ): Promise<ScaleToZero> {
-  const nftTable = `sy_test_${randomBytes(4).toString('hex')}`;
+  const nftTable = nftTableName();
   const activatorEnv = {
     ACTIVATOR_MODE: mode,
     ACTIVATOR_LISTEN_HOST: '127.0.0.1',
@@ -83,15 +80,17 @@ export async function startScaleToZero(
   };
   const sys = await startTestSystem();
   const closeAll = async () => {
-    await sys.close();
-    if (mode === 'nftables') await run('nft', ['delete', 'table', 'ip', nftTable]).catch(() => undefined);
+    try {
+      await sys.close();
+    } finally {
+      if (mode === 'nftables') await deleteNftTable(nftTable);
+    }
   };
   try {
     const nc = await sys.natsClient();
     const watch = watchSubjects(nc, SCALE_TO_ZERO_SUBJECTS);
     await sys.start('api-gateway');
     await sys.start('exit-node-manager', { STATS_INTERVAL_MS: '500' });
-    if (opts.healthMonitor) await sys.start('health-monitor');
     await sys.start('socket-activator', activatorEnv);
     await sys.start('sleep-controller');
     const [admin] = await sys.db.query<{ id: string }>("select id from tenants where name = 'admin'");
@@ -212,19 +211,9 @@ function makeHandle(h: {
       }
       throw new Error(`the activator has no public port for node ${nodeId} port ${portName}`);
     },
-    async redirectedPorts() {
-      const { stdout } = await run('nft', ['-j', 'list', 'set', 'ip', h.nftTable, 'sleeping_ports']);
-      return nftSetElements(stdout);
-    },
+    redirectedPorts: () => redirectedPorts(h.nftTable),
     close: h.closeAll,
   };
-}
-
-/** The elements of a set in `nft -j list set` output: plain numbers for an inet_service set. */
-export function nftSetElements(json: string): number[] {
-  const parsed = JSON.parse(json) as { nftables: Array<{ set?: { elem?: unknown[] } }> };
-  const set = parsed.nftables.find((e) => e.set)?.set;
-  return (set?.elem ?? []).map((e) => Number(e)).sort((a, b) => a - b);
 }
 
 export interface HttpAnswer {
