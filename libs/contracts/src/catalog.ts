@@ -168,7 +168,7 @@ export const catalog = {
     schema: M.PoolChanged,
     durable: true,
     producers: ['exit-node-manager'],
-    consumers: ['load-balancer', 'health-monitor', 'sleep-controller', 'socket-activator'],
+    consumers: ['load-balancer', 'health-monitor', 'sleep-controller'],
     summary: 'a pool was created or its spec changed',
   }),
   'pool.evt.deleted': event({
@@ -203,7 +203,7 @@ export const catalog = {
     schema: M.NodeDied,
     durable: true,
     producers: ['exit-node-manager'],
-    consumers: ['health-monitor', 'load-balancer', 'sleep-controller', 'socket-activator', 'api-gateway'],
+    consumers: ['health-monitor', 'load-balancer', 'sleep-controller', 'api-gateway'],
     summary: 'a node container exited unexpectedly',
   }),
   'node.evt.removed': event({
