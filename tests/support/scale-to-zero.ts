@@ -30,6 +30,8 @@ export interface AppPoolInput {
   portName?: string;
   nodes?: number;
   env?: Record<string, string>;
+  /** The load balancer's TCP port for the pool. */
+  publicPort?: number;
 }
 
 /**
@@ -163,6 +165,7 @@ function makeHandle(h: {
             nodes: { min: input.nodes ?? 1, max: input.nodes ?? 1 },
             ports: [{ name: input.portName ?? 'main', containerPort: input.containerPort }],
             ...(input.env ? { env: input.env } : {}),
+            ...(input.publicPort ? { publicPort: input.publicPort } : {}),
           },
         },
       });

@@ -26,6 +26,8 @@ export class RouteNode implements Candidate {
   status = 'creating';
   draining = false;
   endpoint: Endpoint | undefined;
+  /** What the endpoint was taken from: it depends on the pool's kind, which may arrive later. */
+  ports: readonly PublishedPort[] = [];
   region: string | null = null;
   health: HealthStatus = 'unknown';
   score = 0;
@@ -152,6 +154,7 @@ export class RoutingTable {
       if (old && old.lastEventAt > trusted) continue;
       n.status = v.status;
       n.draining = old?.draining ?? false;
+      n.ports = v.ports;
       n.endpoint = endpointOf(v.kind, v.ports);
     }
     // Created or started by an event the snapshot does not show yet.
@@ -162,6 +165,9 @@ export class RoutingTable {
   setPool(p: Payload<'pool.evt.changed'>): void {
     const old = this.pools.get(p.poolId);
     this.pools.set(p.poolId, { id: p.poolId, tenantId: p.tenantId, name: p.name, spec: p.spec, members: old?.members ?? [] });
+    // exit-node-manager announces a new pool after starting its nodes: their endpoints were
+    // taken before the pool's kind was known.
+    for (const n of this.nodes.values()) if (n.poolId === p.poolId && n.ports.length > 0) n.endpoint = endpointOf(p.spec.kind, n.ports);
     this.changed();
   }
 
@@ -183,6 +189,7 @@ export class RoutingTable {
     if (n.status !== 'running') this.health.delete(p.nodeId);
     n.status = 'running';
     n.draining = false;
+    n.ports = p.ports;
     n.endpoint = endpointOf(this.pools.get(p.poolId)?.spec.kind ?? 'exit', p.ports);
     this.changed();
   }

@@ -71,6 +71,17 @@ describe('routing table', () => {
     expect(t.node('d')!.health).toBe('unknown');
   });
 
+  it("takes an app node's endpoint again when its pool is announced after the node started", () => {
+    const t = new RoutingTable(new TrafficCounters());
+    const appPoolId = '44444444-4444-4444-8444-444444444444';
+    const ports = [{ name: 'main', containerPort: 8080, hostIp: '127.0.0.1', hostPort: 5555 }];
+    t.nodeStarted({ tenantId, poolId: appPoolId, nodeId: 'x', at, containerId: 'c', ports, startMs: 1 });
+    expect(t.node('x')!.endpoint).toBeUndefined();
+    t.setPool({ tenantId, poolId: appPoolId, name: 'blog', spec: { name: 'blog', kind: 'app', image: 'i', nodes: { min: 1, max: 1 }, ports: [{ name: 'main', containerPort: 8080 }] }, at });
+    expect(t.node('x')!.endpoint).toEqual({ host: '127.0.0.1', port: 5555 });
+    expect(t.pool(appPoolId)!.members.map((n) => n.id)).toEqual(['x']);
+  });
+
   it('applies health events and keeps draining across a rebuild', () => {
     const t = table();
     t.healthChanged({ tenantId, poolId: jp.poolId, nodeId: 'b', at, status: 'unhealthy', score: 0, reason: 'x' });
