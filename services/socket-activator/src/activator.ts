@@ -203,9 +203,15 @@ export class Activator {
       return;
     }
     const { c, port } = found;
-    if (c.wake && c.wake.phase !== 'done') {
+    if (c.wake?.phase === 'probing') {
       this.e.metrics.caught(true);
       this.hold(c.wake, socket, port.hostPort);
+      return;
+    }
+    if (c.wake?.phase === 'ready') {
+      // Caught while the ports leave the set: the node is ready.
+      this.e.metrics.caught(true);
+      this.e.forward(socket, port.hostPort, () => {});
       return;
     }
     if (!c.armed) {
@@ -351,12 +357,6 @@ export class Activator {
     if (w.orderId) this.orders.delete(w.orderId);
     const readyMs = this.now() - w.startedAt;
     this.e.metrics.coldStart('ready', readyMs);
-    // Out of the path first: new connections go straight to the node while the held ones are
-    // forwarded; connections caught meanwhile join the held ones.
-    await this.disarm(c);
-    w.phase = 'done';
-    c.wake = undefined;
-    this.e.log.info({ nodeId: c.nodeId, readyMs: Math.round(readyMs), held: w.heldTotal }, 'awake');
 
     let firstByteMs: number | undefined;
     let published = false;
@@ -385,14 +385,23 @@ export class Activator {
       this.e.metrics.coldStart('first_byte', firstByteMs);
       publish();
     };
-    if (w.held.size === 0) return publish();
-    timer = setTimeout(publish, this.e.firstByteWaitMs ?? 5000);
-    // A probe can pass a moment before the app really takes connections (the userland proxy's
-    // accept-then-close is only told apart by the settle time): held connections are dialled
-    // again if turned away, for what is left of the probe timeout.
-    const redial = { forMs: Math.max(0, c.probeTimeoutMs - (this.now() - w.startedAt)), everyMs: c.probeIntervalMs };
-    for (const [socket, hostPort] of w.held) this.e.forward(socket, hostPort, onFirstByte, redial);
-    w.held.clear();
+    if (w.held.size > 0) {
+      timer = setTimeout(publish, this.e.firstByteWaitMs ?? 5000);
+      // A probe can pass a moment before the app really takes connections (the userland proxy's
+      // accept-then-close is only told apart by the settle time): held connections are dialled
+      // again if turned away, for what is left of the probe timeout.
+      const redial = { forMs: Math.max(0, c.probeTimeoutMs - (this.now() - w.startedAt)), everyMs: c.probeIntervalMs };
+      for (const [socket, hostPort] of w.held) this.e.forward(socket, hostPort, onFirstByte, redial);
+      w.held.clear();
+    }
+    // The held connections leave first (the activator's own dials skip the redirect), so the
+    // set change costs them nothing; then out of the path: new connections go straight to the
+    // node, and those caught while the set changes are forwarded at once (see accept).
+    await this.disarm(c);
+    w.phase = 'done';
+    c.wake = undefined;
+    this.e.log.info({ nodeId: c.nodeId, readyMs: Math.round(readyMs), held: w.heldTotal }, 'awake');
+    if (w.heldTotal === 0) publish();
   }
 
   private fail(c: Live, w: Wake, reason: string): void {
