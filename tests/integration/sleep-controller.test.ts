@@ -73,6 +73,16 @@ describe('sleep-controller puts idle nodes to sleep', () => {
     return reply.nodes[0]!;
   }
 
+  /** exit-node-manager publishes a node's event before it writes the row a view reads. */
+  async function viewWhen(nodeId: string, status: string): Promise<NodeView> {
+    let v = await view(nodeId);
+    for (let i = 0; i < 50 && v.status !== status; i++) {
+      await sleep(100);
+      v = await view(nodeId);
+    }
+    return v;
+  }
+
   async function runningView(nodeId: string): Promise<NodeView> {
     for (let i = 0; i < 100; i++) {
       const v = await view(nodeId);
@@ -143,7 +153,7 @@ describe('sleep-controller puts idle nodes to sleep', () => {
     expect(armed.filter((a) => a.nodeId === idle)).toEqual([{ tenantId, poolId, nodeId: idle, ports: idleView.ports, probeIntervalMs: 25, probeTimeoutMs: 4000 }]);
 
     await watch.next((m) => m.subject === 'node.evt.stopped' && m.data.nodeId === idle, 15_000);
-    const asleep = await view(idle);
+    const asleep = await viewWhen(idle, 'sleeping');
     expect(asleep).toMatchObject({ status: 'sleeping', ports: idleView.ports });
     const container = await containerOf(idle);
     expect(container.State.Running).toBe(false);
