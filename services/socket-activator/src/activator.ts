@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ActivatorMode, CatchView, Payload, PublishedPort, ReplyOf } from '@switchyard/contracts';
 import type { CatchPort, CatchStore, NodeCatch, Redirects } from './catches.js';
 import type { ActivatorMetrics } from './metrics.js';
@@ -37,6 +38,8 @@ export interface ActivatorEdges {
   now?: () => number;
   /** A woke event waits this long for the node's first byte before it goes without firstByteMs. */
   firstByteWaitMs?: number;
+  /** The ports leave the set once the node answered a held connection, or after this long. */
+  disarmWaitMs?: number;
 }
 
 /** A wake under way: the held connections and the ports that must accept before they are forwarded. */
@@ -53,6 +56,10 @@ interface Wake {
   phase: 'probing' | 'ready' | 'done';
   deadline?: NodeJS.Timeout;
   probeTimer?: NodeJS.Timeout;
+  /** An attempt is in flight; it schedules the next tick when it ends. */
+  probing: boolean;
+  /** Once ready: forwards a connection of this wake to the node (dialled again if turned away). */
+  handOver?: (socket: Socket, hostPort: number) => void;
   /**
    * exit-node-manager started the node for this wake (node.evt.started after the arm, or the
    * wake order fulfilled). Probing waits for it: before, the node may still be running, about
@@ -78,6 +85,9 @@ interface Live extends NodeCatch {
 export type CatchTarget = { hostPort: number } | { nodeId: string; portName: string };
 
 export const DEFAULT_PROBE = { probeIntervalMs: 30, probeTimeoutMs: 10_000 } as const;
+
+/** The longest the set change waits for a woken node's first answer to a held connection. */
+const DISARM_WAIT_MS = 1000;
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -209,9 +219,9 @@ export class Activator {
       return;
     }
     if (c.wake?.phase === 'ready') {
-      // Caught while the ports leave the set: the node is ready.
+      // Caught while the ports leave the set: the node is ready, and this one goes as held ones do.
       this.e.metrics.caught(true);
-      this.e.forward(socket, port.hostPort, () => {});
+      c.wake.handOver?.(socket, port.hostPort);
       return;
     }
     if (!c.armed) {
@@ -228,7 +238,7 @@ export class Activator {
 
   async orderFulfilled(p: Payload<'order.evt.fulfilled'>): Promise<void> {
     const c = this.orders.get(p.orderId);
-    if (c?.wake && c.wake.orderId === p.orderId) c.wake.started = true;
+    if (c?.wake && c.wake.orderId === p.orderId) this.markStarted(c, c.wake, c.wake.awaitsHealthy);
   }
 
   async orderFailed(p: Payload<'order.evt.failed'>): Promise<void> {
@@ -246,16 +256,15 @@ export class Activator {
     // A start older than the arm is the one before this sleep, not a wake.
     const startedAfterArm = c.armedAt === null || Date.parse(p.at) >= c.armedAt.getTime();
     if (!startedAfterArm) return;
-    if (c.wake) {
-      c.wake.started = true;
-      c.wake.awaitsHealthy = p.healthcheck === true;
-    }
-    else if (c.armed) this.startWake(c, 'manual');
+    if (c.wake) this.markStarted(c, c.wake, p.healthcheck === true);
+    else if (c.armed) this.startWake(c, 'manual').awaitsHealthy = p.healthcheck === true;
   }
 
   async nodeHealth(p: Payload<'node.evt.health'>): Promise<void> {
     const c = this.nodes.get(p.nodeId);
-    if (c) c.healthyAt = p.status === 'healthy' ? Date.parse(p.at) : 0;
+    if (!c) return;
+    c.healthyAt = p.status === 'healthy' ? Date.parse(p.at) : 0;
+    if (c.healthyAt > 0 && c.wake?.awaitsHealthy) this.probeNow(c, c.wake);
   }
 
   async nodeStopped(p: Payload<'node.evt.stopped'>): Promise<void> {
@@ -307,6 +316,7 @@ export class Activator {
       probePorts: new Set(),
       readyPorts: new Set(),
       phase: 'probing',
+      probing: false,
       started: trigger === 'manual',
       awaitsHealthy: false,
     };
@@ -319,6 +329,21 @@ export class Activator {
     w.deadline = setTimeout(() => this.fail(c, w, `the node's port did not accept within ${c.probeTimeoutMs} ms`), c.probeTimeoutMs);
     w.probeTimer = setTimeout(() => void this.probe(c, w), trigger === 'connection' ? c.probeIntervalMs : 0);
     return w;
+  }
+
+  /** exit-node-manager started the node for this wake: the port is tried at once, not at the next tick. */
+  private markStarted(c: Live, w: Wake, awaitsHealthy: boolean): void {
+    const first = !w.started;
+    w.started = true;
+    w.awaitsHealthy = awaitsHealthy;
+    if (first) this.probeNow(c, w);
+  }
+
+  /** Replaces the waiting tick with an attempt now; an attempt in flight schedules the next one itself. */
+  private probeNow(c: Live, w: Wake): void {
+    if (w.phase !== 'probing' || w.probing) return;
+    clearTimeout(w.probeTimer);
+    void this.probe(c, w);
   }
 
   private hold(w: Wake, socket: Socket, hostPort: number): void {
@@ -344,7 +369,9 @@ export class Activator {
     }
     const began = this.now();
     const pending = this.neededPorts(c, w).filter((p) => !w.readyPorts.has(p));
+    w.probing = true;
     const results = await Promise.all(pending.map((p) => this.e.probe(p).catch(() => false)));
+    w.probing = false;
     pending.forEach((p, i) => results[i] && w.readyPorts.add(p));
     if (w.phase !== 'probing') return;
     if (this.neededPorts(c, w).every((p) => w.readyPorts.has(p))) return this.ready(c, w);
@@ -361,6 +388,8 @@ export class Activator {
     let firstByteMs: number | undefined;
     let published = false;
     let timer: NodeJS.Timeout | undefined;
+    let firstByte = () => {};
+    const answered = new Promise<void>((resolve) => (firstByte = resolve));
     const publish = () => {
       if (published) return;
       published = true;
@@ -383,21 +412,30 @@ export class Activator {
       if (firstByteMs !== undefined) return;
       firstByteMs = this.now() - w.startedAt;
       this.e.metrics.coldStart('first_byte', firstByteMs);
+      firstByte();
       publish();
+    };
+    // A probe can pass a moment before the app really takes connections (the userland proxy's
+    // accept-then-close is only told apart by the settle time): connections of the wake are
+    // dialled again if turned away, for what is left of the probe timeout.
+    w.handOver = (socket, hostPort) => {
+      const redial = { forMs: Math.max(0, c.probeTimeoutMs - (this.now() - w.startedAt)), everyMs: c.probeIntervalMs };
+      this.e.forward(socket, hostPort, onFirstByte, redial);
     };
     if (w.held.size > 0) {
       timer = setTimeout(publish, this.e.firstByteWaitMs ?? 5000);
-      // A probe can pass a moment before the app really takes connections (the userland proxy's
-      // accept-then-close is only told apart by the settle time): held connections are dialled
-      // again if turned away, for what is left of the probe timeout.
-      const redial = { forMs: Math.max(0, c.probeTimeoutMs - (this.now() - w.startedAt)), everyMs: c.probeIntervalMs };
-      for (const [socket, hostPort] of w.held) this.e.forward(socket, hostPort, onFirstByte, redial);
+      for (const [socket, hostPort] of w.held) w.handOver(socket, hostPort);
       w.held.clear();
     }
-    // The held connections leave first (the activator's own dials skip the redirect), so the
-    // set change costs them nothing; then out of the path: new connections go straight to the
-    // node, and those caught while the set changes are forwarded at once (see accept).
-    await this.disarm(c);
+    // Then out of the path: new connections go straight to the node, and those caught until
+    // the set has changed are forwarded at once (see accept). The set changes once the node
+    // answered a held connection (or after a bound): that answer proves the app serves, where a
+    // passed probe may still be the userland proxy's accept; and the nft process would take a
+    // core from that first answer. The activator's own dials skip the redirect, so the held
+    // connections need not wait for the set.
+    if (w.heldTotal > 0) await Promise.race([answered, sleep(this.e.disarmWaitMs ?? DISARM_WAIT_MS, undefined, { ref: false })]);
+    // Forgotten meanwhile (removed, its pool deleted): nothing of it is left to disarm.
+    if (this.nodes.get(c.nodeId) === c) await this.disarm(c);
     w.phase = 'done';
     c.wake = undefined;
     this.e.log.info({ nodeId: c.nodeId, readyMs: Math.round(readyMs), held: w.heldTotal }, 'awake');

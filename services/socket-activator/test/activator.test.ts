@@ -17,12 +17,23 @@ const PORT = 41001;
 const silent = { debug: () => {}, info: () => {}, warn: () => {} };
 
 /** The edges of an activator, faked: a node that is "up" or not, and a log of what happened in which order. */
-function harness(opts: { probeTimeoutMs?: number; rows?: NodeCatch[]; managerFulfils?: boolean } = {}) {
+function harness(
+  opts: {
+    probeTimeoutMs?: number;
+    probeIntervalMs?: number;
+    rows?: NodeCatch[];
+    managerFulfils?: boolean;
+    /** How long the "node" takes to answer a forwarded connection; `null`: it never does. */
+    answerAfterMs?: number | null;
+    disarmWaitMs?: number;
+  } = {},
+) {
   const calls: string[] = [];
   const wakes: string[] = [];
   const woke: Array<Payload<'activator.evt.woke'>> = [];
   const failed: Array<Payload<'activator.evt.failed'>> = [];
   const probes: number[] = [];
+  const forwarded: Socket[] = [];
   const rows = new Map<string, NodeCatch>((opts.rows ?? []).map((r) => [r.nodeId, r]));
   const set = new Set<number>();
   let up = false;
@@ -74,8 +85,17 @@ function harness(opts: { probeTimeoutMs?: number; rows?: NodeCatch[]; managerFul
     forward: (socket, hostPort, onFirstByte) => {
       calls.push(`forward:${hostPort}`);
       socket.resume();
-      onFirstByte();
-      socket.end(`answer from ${hostPort}\n`);
+      forwarded.push(socket);
+      const answer = () => {
+        onFirstByte();
+        socket.end(`answer from ${hostPort}\n`);
+      };
+      if (opts.answerAfterMs === undefined) answer();
+      else if (opts.answerAfterMs !== null)
+        setTimeout(() => {
+          calls.push('first-byte');
+          answer();
+        }, opts.answerAfterMs);
     },
     release: (socket) => {
       calls.push('release');
@@ -86,6 +106,7 @@ function harness(opts: { probeTimeoutMs?: number; rows?: NodeCatch[]; managerFul
     metrics: noMetrics,
     log: silent,
     firstByteWaitMs: 200,
+    ...(opts.disarmWaitMs !== undefined ? { disarmWaitMs: opts.disarmWaitMs } : {}),
   };
   const activator = new Activator(edges);
   return {
@@ -95,6 +116,7 @@ function harness(opts: { probeTimeoutMs?: number; rows?: NodeCatch[]; managerFul
     woke,
     failed,
     probes,
+    forwarded,
     rows,
     set,
     nodeUp: (v: boolean) => void (up = v),
@@ -105,7 +127,7 @@ function harness(opts: { probeTimeoutMs?: number; rows?: NodeCatch[]; managerFul
         poolId: POOL,
         nodeId,
         ports: [{ name: 'web', containerPort: 80, hostIp: '127.0.0.1', hostPort }],
-        probeIntervalMs: 10,
+        probeIntervalMs: opts.probeIntervalMs ?? 10,
         probeTimeoutMs: opts.probeTimeoutMs ?? 2000,
       });
       if (stopped) await activator.nodeStopped({ tenantId: TENANT, poolId: POOL, nodeId, at: new Date().toISOString(), containerId: 'c', reason: 'sleep' });
@@ -206,6 +228,24 @@ describe('hold and wake', () => {
     expect(h.wakes).toHaveLength(1);
   });
 
+  it('probes the moment exit-node-manager reports the node started, not at the next tick', async () => {
+    const h = harness({ managerFulfils: false, probeIntervalMs: 1000 });
+    await h.arm();
+    const port = await front(h.activator, { hostPort: PORT });
+    const c = client(port);
+    await until(() => h.wakes.length === 1, 'the wake');
+    h.nodeUp(true);
+    const startedAt = performance.now();
+    await h.activator.nodeStarted({ tenantId: TENANT, poolId: POOL, nodeId: NODE, at: new Date().toISOString(), containerId: 'c', ports: [], startMs: 1 });
+    expect(await c.result).toEqual({ data: `answer from ${PORT}\n`, how: 'end' });
+    // One attempt, made well before the tick a second away.
+    expect(h.probes).toHaveLength(1);
+    expect(h.probes[0]! - startedAt).toBeLessThan(500);
+    // The order fulfilled after the start does not probe again.
+    await h.activator.orderFulfilled({ orderId: h.wakes[0]!, tenantId: TENANT, result: { nodeIds: [NODE] } });
+    expect(h.probes).toHaveLength(1);
+  });
+
   it('arms a node put to sleep while not armed again, and disarms one an operator stopped', async () => {
     const h = harness();
     await h.arm();
@@ -270,6 +310,41 @@ describe('hold and wake', () => {
     expect(h.calls.indexOf(`forward:${PORT}`)).toBeLessThan(h.calls.indexOf(`remove:${PORT}`));
     expect(h.set.has(PORT)).toBe(false);
     expect(h.rows.get(NODE)?.armed).toBe(false);
+  });
+
+  it('takes the ports out of the set once the node answered a held connection; until then later connections are forwarded at once', async () => {
+    const h = harness({ answerAfterMs: 80, disarmWaitMs: 5000 });
+    await h.arm();
+    const port = await front(h.activator, { hostPort: PORT });
+    const first = client(port);
+    await until(() => h.wakes.length === 1, 'the wake');
+    h.nodeUp(true);
+    await until(() => h.calls.includes(`forward:${PORT}`), 'the forward');
+    expect(h.set.has(PORT)).toBe(true);
+    // Caught while the node is ready and its ports still in the set: forwarded, not held.
+    const later = client(port);
+    await until(() => h.calls.filter((c) => c === `forward:${PORT}`).length === 2, 'the second forward');
+    expect(h.calls).not.toContain('first-byte');
+    expect(await first.result).toEqual({ data: `answer from ${PORT}\n`, how: 'end' });
+    expect(await later.result).toEqual({ data: `answer from ${PORT}\n`, how: 'end' });
+    await until(() => stateOf(h.activator) === 'awake', 'the disarm');
+    expect(h.calls.indexOf('first-byte')).toBeLessThan(h.calls.indexOf(`remove:${PORT}`));
+    expect(h.set.has(PORT)).toBe(false);
+    expect(h.wakes).toHaveLength(1);
+  });
+
+  it('takes the ports out of the set after a bound when the node answers no held connection', async () => {
+    const h = harness({ answerAfterMs: null, disarmWaitMs: 50 });
+    await h.arm();
+    const port = await front(h.activator, { hostPort: PORT });
+    const c = client(port);
+    await until(() => h.wakes.length === 1, 'the wake');
+    h.nodeUp(true);
+    await until(() => stateOf(h.activator) === 'awake', 'the disarm', 1000);
+    expect(h.calls).not.toContain('first-byte');
+    expect(h.set.has(PORT)).toBe(false);
+    c.socket.destroy();
+    for (const socket of h.forwarded) socket.destroy();
   });
 
   it('forwards a connection to an awake node without a wake', async () => {
