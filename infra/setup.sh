@@ -111,6 +111,16 @@ else
   echo "docker-compose: installed"
 fi
 
+# The tests drive real servers with their own clients.
+for tool in curl:curl redis-cli:redis-tools psql:postgresql-client; do
+  if command -v "${tool%%:*}" >/dev/null; then
+    echo "${tool%%:*}: present (already)"
+  else
+    apt_install "${tool#*:}"
+    echo "${tool%%:*}: installed"
+  fi
+done
+
 # The socket activator's nftables mode drives its redirect set with the nft CLI.
 if command -v nft >/dev/null; then
   echo "nftables: present (already)"

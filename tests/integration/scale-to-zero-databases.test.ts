@@ -15,21 +15,12 @@ describe.each(MODES)('sleeping databases answer their clients, activator in %s m
     await s?.close();
   });
 
-  /** Waits until a node was put to sleep for being idle and its catch is armed; returns when it slept. */
-  const sleptWhenIdle = async (nodeId: string) => {
-    const slept = await s.watch.next((m) => m.subject === 'sleep.evt.slept' && m.data.nodeId === nodeId, 30_000);
-    expect(slept.data.reason).toMatch(/idle/);
-    await s.waitForNodeStatus(nodeId, 'sleeping', 10_000);
-    await s.waitForCatch(nodeId, 'armed', 5_000);
-    return slept.at;
-  };
-
   it('a sleeping Redis server answers redis-cli', async () => {
     const { poolId, nodeIds } = await s.createAppPool({ name: 'redis', image: REDIS_IMAGE, containerPort: REDIS_PORT });
     const nodeId = nodeIds[0]!;
     const port = await s.endpoint(nodeId);
     expect((await s.setSleepPolicy(poolId, { enabled: true, idleWindowSec: 2 })).status).toBe(202);
-    const sleptAt = await sleptWhenIdle(nodeId);
+    const sleptAt = await s.sleptWhenIdle(nodeId);
 
     const ping = await runClient('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'ping'], 15_000);
     expect({ code: ping.code, out: ping.stdout.trim(), err: ping.stderr.trim() }).toEqual({ code: 0, out: 'PONG', err: '' });
@@ -50,7 +41,7 @@ describe.each(MODES)('sleeping databases answer their clients, activator in %s m
     const written = await psql("create table notes (body text); insert into notes values ('before the sleep')");
     expect(written.code, written.stderr).toBe(0);
     expect((await s.setSleepPolicy(poolId, { enabled: true, idleWindowSec: 2 })).status).toBe(202);
-    const sleptAt = await sleptWhenIdle(nodeId);
+    const sleptAt = await s.sleptWhenIdle(nodeId);
 
     const read = await psql('select body from notes');
     expect({ code: read.code, out: read.stdout.trim(), err: read.stderr.trim() }).toEqual({ code: 0, out: 'before the sleep', err: '' });

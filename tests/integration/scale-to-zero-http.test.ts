@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HTTP_APP_IMAGE, HTTP_APP_PORT } from '../support/images.js';
-import { httpGet, MODES, startScaleToZero, type HttpAnswer, type ScaleToZero } from '../support/scale-to-zero.js';
+import { httpGet, MODES, runClient, startScaleToZero, type HttpAnswer, type ScaleToZero } from '../support/scale-to-zero.js';
 
 // Scale to zero of an HTTP app on real containers, in both activator modes: idle detection
-// from outbound packets, a burst of connections to a sleeping node held and all answered by
-// one wake, and the activator out of the path once the node is awake.
+// from outbound packets, curl answered by a node that slept, a burst of connections to a
+// sleeping node held and all answered by one wake, and the activator out of the path once
+// the node is awake.
 describe.each(MODES)('scale to zero of an HTTP app, activator in %s mode', (mode) => {
   let s: ScaleToZero;
 
@@ -57,6 +58,21 @@ describe.each(MODES)('scale to zero of an HTTP app, activator in %s mode', (mode
       await traffic;
     }
     // The rest of this file decides itself when nodes sleep.
+    expect((await s.setSleepPolicy(poolId, { enabled: false })).status).toBe(202);
+  }, 90_000);
+
+  it('a node that slept when idle answers curl, run once with no retry', async () => {
+    const { poolId, nodeIds } = await s.createAppPool({ name: 'curl', image: HTTP_APP_IMAGE, containerPort: HTTP_APP_PORT });
+    const nodeId = nodeIds[0]!;
+    const port = await s.endpoint(nodeId);
+    expect((await s.setSleepPolicy(poolId, { enabled: true, idleWindowSec: 2 })).status).toBe(202);
+    const sleptAt = await s.sleptWhenIdle(nodeId);
+
+    const curl = await runClient('curl', ['-sS', '--max-time', '15', `http://127.0.0.1:${port}/`], 20_000);
+    expect({ code: curl.code, err: curl.stderr.trim() }).toEqual({ code: 0, err: '' });
+    expect(curl.stdout).toMatch(/^hello from \S+\n$/);
+    const woke = await s.watch.next((m) => m.subject === 'activator.evt.woke' && m.data.nodeId === nodeId && m.at >= sleptAt, 10_000);
+    expect(woke.data).toMatchObject({ trigger: 'connection', mode, heldConnections: 1 });
     expect((await s.setSleepPolicy(poolId, { enabled: false })).status).toBe(202);
   }, 90_000);
 

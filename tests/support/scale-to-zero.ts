@@ -56,6 +56,8 @@ export interface ScaleToZero {
   setSleepPolicy(poolId: string, input: SleepPolicyInput): Promise<HttpResult>;
   /** POST /v1/nodes/{id}/sleep, then waits until the order is fulfilled, the node sleeps and its catch is armed. */
   sleepNow(nodeId: string): Promise<void>;
+  /** Waits until the sleep controller put a node to sleep for being idle and its catch is armed; resolves with when it slept. */
+  sleptWhenIdle(nodeId: string, timeoutMs?: number): Promise<number>;
   node(nodeId: string): Promise<NodeView | undefined>;
   waitForNodeStatus(nodeId: string, status: string, timeoutMs: number): Promise<NodeView>;
   catchState(): Promise<ReplyOf<'activator.req.state'>>;
@@ -193,6 +195,13 @@ function makeHandle(h: {
       if (order.status !== 'fulfilled') throw new Error(`sleep order of node ${nodeId} failed: ${order.reason}`);
       await waitForNodeStatus(nodeId, 'sleeping', 15_000);
       await waitForCatch(nodeId, 'armed', 5_000);
+    },
+    async sleptWhenIdle(nodeId, timeoutMs = 30_000) {
+      const slept = await h.watch.next((m) => m.subject === 'sleep.evt.slept' && m.data.nodeId === nodeId, timeoutMs);
+      if (!/idle/.test(slept.data.reason)) throw new Error(`node ${nodeId} slept, but not for being idle: ${slept.data.reason}`);
+      await waitForNodeStatus(nodeId, 'sleeping', 10_000);
+      await waitForCatch(nodeId, 'armed', 5_000);
+      return slept.at;
     },
     node,
     waitForNodeStatus,
