@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ActivatorMode, CatchView, Payload, PublishedPort, ReplyOf } from '@switchyard/contracts';
 import type { CatchPort, CatchStore, NodeCatch, Redirects } from './catches.js';
 import type { ActivatorMetrics } from './metrics.js';
@@ -386,34 +385,18 @@ export class Activator {
     this.e.metrics.coldStart('ready', readyMs);
 
     let firstByteMs: number | undefined;
-    let published = false;
-    let timer: NodeJS.Timeout | undefined;
-    let firstByte = () => {};
-    const answered = new Promise<void>((resolve) => (firstByte = resolve));
-    const publish = () => {
-      if (published) return;
-      published = true;
-      clearTimeout(timer);
-      this.e.metrics.wake('woke', w.trigger);
-      const event = {
-        tenantId: c.tenantId,
-        poolId: c.poolId,
-        nodeId: c.nodeId,
-        at: new Date().toISOString(),
-        trigger: w.trigger,
-        mode: this.e.mode,
-        readyMs: Math.round(readyMs),
-        ...(firstByteMs !== undefined ? { firstByteMs: Math.round(firstByteMs) } : {}),
-        heldConnections: w.heldTotal,
-      };
-      this.e.woke(event).catch((err: unknown) => this.e.log.warn({ nodeId: c.nodeId, err: message(err) }, 'could not publish activator.evt.woke'));
-    };
+    let answeredNow = () => {};
+    const answered = new Promise<void>((resolve) => (answeredNow = resolve));
     const onFirstByte = () => {
       if (firstByteMs !== undefined) return;
       firstByteMs = this.now() - w.startedAt;
       this.e.metrics.coldStart('first_byte', firstByteMs);
-      firstByte();
-      publish();
+      answeredNow();
+    };
+    const answeredWithin = async (ms: number) => {
+      let bound: NodeJS.Timeout | undefined;
+      await Promise.race([answered, new Promise<void>((resolve) => (bound = setTimeout(resolve, Math.max(0, ms))))]);
+      clearTimeout(bound);
     };
     // A probe can pass a moment before the app really takes connections (the userland proxy's
     // accept-then-close is only told apart by the settle time): connections of the wake are
@@ -422,24 +405,37 @@ export class Activator {
       const redial = { forMs: Math.max(0, c.probeTimeoutMs - (this.now() - w.startedAt)), everyMs: c.probeIntervalMs };
       this.e.forward(socket, hostPort, onFirstByte, redial);
     };
-    if (w.held.size > 0) {
-      timer = setTimeout(publish, this.e.firstByteWaitMs ?? 5000);
-      for (const [socket, hostPort] of w.held) w.handOver(socket, hostPort);
-      w.held.clear();
-    }
+    for (const [socket, hostPort] of w.held) w.handOver(socket, hostPort);
+    w.held.clear();
+
     // Then out of the path: new connections go straight to the node, and those caught until
     // the set has changed are forwarded at once (see accept). The set changes once the node
     // answered a held connection (or after a bound): that answer proves the app serves, where a
     // passed probe may still be the userland proxy's accept; and the nft process would take a
     // core from that first answer. The activator's own dials skip the redirect, so the held
     // connections need not wait for the set.
-    if (w.heldTotal > 0) await Promise.race([answered, sleep(this.e.disarmWaitMs ?? DISARM_WAIT_MS, undefined, { ref: false })]);
+    if (w.heldTotal > 0) await answeredWithin(this.e.disarmWaitMs ?? DISARM_WAIT_MS);
     // Forgotten meanwhile (removed, its pool deleted): nothing of it is left to disarm.
     if (this.nodes.get(c.nodeId) === c) await this.disarm(c);
     w.phase = 'done';
     c.wake = undefined;
     this.e.log.info({ nodeId: c.nodeId, readyMs: Math.round(readyMs), held: w.heldTotal }, 'awake');
-    if (w.heldTotal === 0) publish();
+
+    // Told once the node is out of the path, with the first byte if it came in time.
+    if (w.heldTotal > 0) await answeredWithin((this.e.firstByteWaitMs ?? 5000) - (this.now() - w.startedAt - readyMs));
+    this.e.metrics.wake('woke', w.trigger);
+    const event = {
+      tenantId: c.tenantId,
+      poolId: c.poolId,
+      nodeId: c.nodeId,
+      at: new Date().toISOString(),
+      trigger: w.trigger,
+      mode: this.e.mode,
+      readyMs: Math.round(readyMs),
+      ...(firstByteMs !== undefined ? { firstByteMs: Math.round(firstByteMs) } : {}),
+      heldConnections: w.heldTotal,
+    };
+    await this.e.woke(event).catch((err: unknown) => this.e.log.warn({ nodeId: c.nodeId, err: message(err) }, 'could not publish activator.evt.woke'));
   }
 
   private fail(c: Live, w: Wake, reason: string): void {

@@ -101,7 +101,10 @@ function harness(
       calls.push('release');
       release(socket);
     },
-    woke: async (e) => void woke.push(e),
+    woke: async (e) => {
+      calls.push('woke');
+      woke.push(e);
+    },
     failed: async (e) => void failed.push(e),
     metrics: noMetrics,
     log: silent,
@@ -331,9 +334,13 @@ describe('hold and wake', () => {
     expect(h.calls.indexOf('first-byte')).toBeLessThan(h.calls.indexOf(`remove:${PORT}`));
     expect(h.set.has(PORT)).toBe(false);
     expect(h.wakes).toHaveLength(1);
+    // Told once out of the path, with the time to the first byte.
+    await until(() => h.woke.length === 1, 'the woke event');
+    expect(h.calls.indexOf('woke')).toBeGreaterThan(h.calls.indexOf(`remove:${PORT}`));
+    expect(h.woke[0]!.firstByteMs).toBeGreaterThanOrEqual(h.woke[0]!.readyMs + 70);
   });
 
-  it('takes the ports out of the set after a bound when the node answers no held connection', async () => {
+  it('takes the ports out of the set after a bound when the node answers no held connection, and reports the wake without a first byte', async () => {
     const h = harness({ answerAfterMs: null, disarmWaitMs: 50 });
     await h.arm();
     const port = await front(h.activator, { hostPort: PORT });
@@ -343,6 +350,9 @@ describe('hold and wake', () => {
     await until(() => stateOf(h.activator) === 'awake', 'the disarm', 1000);
     expect(h.calls).not.toContain('first-byte');
     expect(h.set.has(PORT)).toBe(false);
+    // The woke event waits its own bound for a first byte, then goes without one.
+    await until(() => h.woke.length === 1, 'the woke event', 1000);
+    expect(h.woke[0]!.firstByteMs).toBeUndefined();
     c.socket.destroy();
     for (const socket of h.forwarded) socket.destroy();
   });
