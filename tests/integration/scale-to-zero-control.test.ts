@@ -1,14 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServiceName } from '@switchyard/contracts';
+import { rawGet } from '../support/activator.js';
 import { HTTP_APP_IMAGE, HTTP_APP_PORT } from '../support/images.js';
 import { httpGet, MODES, startScaleToZero, type ScaleToZero } from '../support/scale-to-zero.js';
 
 const SERVICES: ServiceName[] = ['api-gateway', 'exit-node-manager', 'sleep-controller', 'socket-activator'];
 
 // Scale to zero under change, in both activator modes: a sleep policy changed through the API
-// applies at once without restarting anything, and an activator killed while a node sleeps
-// is replaced by one that still catches the next connection.
+// applies at once without restarting anything, an activator killed while a node sleeps is
+// replaced by one that still catches the next connection, and a wake whose port never
+// accepts ends at the probe timeout, cleanly and on the timeline.
 describe.each(MODES)('scale to zero under change, activator in %s mode', (mode) => {
   let s: ScaleToZero;
 
@@ -81,5 +83,34 @@ describe.each(MODES)('scale to zero under change, activator in %s mode', (mode) 
     expect(woke.data).toMatchObject({ trigger: 'connection', mode, heldConnections: 1 });
     await s.waitForCatch(nodeId, 'awake', 5_000);
     if (mode === 'nftables') expect(await s.redirectedPorts()).not.toContain(hostPort);
+  }, 90_000);
+
+  it('ends a wake whose port never accepts at the probe timeout: the held connection gets a FIN, wake_failed is on the timeline, the node stays catchable', async () => {
+    // The app listens on another port than the one the pool publishes: started, never ready.
+    const { poolId, nodeIds } = await s.createAppPool({ name: 'deaf', image: HTTP_APP_IMAGE, containerPort: HTTP_APP_PORT, env: { PORT: String(HTTP_APP_PORT + 1) } });
+    const nodeId = nodeIds[0]!;
+    expect((await s.setSleepPolicy(poolId, { enabled: true, idleWindowSec: 3600, probeTimeoutMs: 1500 })).status).toBe(202);
+    const port = await s.endpoint(nodeId);
+    await s.sleepNow(nodeId);
+
+    const since = Date.now();
+    const r = await rawGet(port, '/', 10_000);
+    expect({ data: r.data, how: r.how }).toEqual({ data: '', how: 'end' });
+    expect(r.ms).toBeGreaterThanOrEqual(1400);
+    expect(r.ms).toBeLessThan(5_000);
+    const failed = await s.watch.next((m) => m.subject === 'activator.evt.failed' && m.data.nodeId === nodeId && m.at >= since, 5_000);
+    expect(failed.data).toMatchObject({ heldConnections: 1 });
+    expect(failed.data.reason).toMatch(/did not accept within 1500 ms/);
+    await s.waitForCatch(nodeId, 'armed', 5_000);
+
+    const deadline = Date.now() + 10_000;
+    let items: Array<{ kind: string; message: string }> = [];
+    while (Date.now() < deadline && items.length === 0) {
+      items = (await s.sys.http('GET', `/v1/activity?nodeId=${nodeId}&kind=wake_failed`)).body.items ?? [];
+      if (items.length === 0) await sleep(100);
+    }
+    expect(items).toHaveLength(1);
+    expect(items[0]!.message).toMatch(/^wake failed: .*did not accept within 1500 ms/);
+    expect((await s.setSleepPolicy(poolId, { enabled: false })).status).toBe(202);
   }, 90_000);
 });
