@@ -118,9 +118,12 @@ describe('socket activator, nftables mode', () => {
     expect(await stateOf(doomed.nodeId)).toMatchObject({ state: 'armed' });
     expect(await redirectedPorts(table)).toEqual([doomed.hostPort]);
 
-    // The image is back: the next connection wakes the node.
+    // The image is back: the next connection wakes the node, and once the wake is told the
+    // port is out of the set.
     await docker.getImage(EXIT_NODE_IMAGE).tag({ repo: doomedImage.split(':')[0]!, tag: doomedImage.split(':')[1]! });
+    const wokeBefore = events.seen.filter((m) => m.subject === 'activator.evt.woke').length;
     expectHealthy(await rawGet(doomed.hostPort));
+    await events.next((m) => m.subject === 'activator.evt.woke' && events.seen.indexOf(m) >= wokeBefore && m.data.nodeId === doomed.nodeId, 5000);
     expect(await redirectedPorts(table)).toEqual([]);
   });
 });
