@@ -104,27 +104,19 @@ docker_start() {
 }
 ensure docker docker.io /usr/sbin/dockerd /var/log/dockerd.log docker_ready docker_start
 
-if command -v docker-compose >/dev/null; then
-  echo "docker-compose: present (already)"
-else
-  apt_install docker-compose
-  echo "docker-compose: installed"
-fi
-
-# The tests drive real servers with their own clients.
-for tool in curl:curl redis-cli:redis-tools psql:postgresql-client; do
-  if command -v "${tool%%:*}" >/dev/null; then
-    echo "${tool%%:*}: present (already)"
+# ensure_command COMMAND PACKAGE: installs PACKAGE when COMMAND is not on the PATH.
+ensure_command() {
+  if command -v "$1" >/dev/null; then
+    echo "$1: present (already)"
   else
-    apt_install "${tool#*:}"
-    echo "${tool%%:*}: installed"
+    apt_install "$2"
+    echo "$1: installed"
   fi
-done
-
+}
+ensure_command docker-compose docker-compose
 # The socket activator's nftables mode drives its redirect set with the nft CLI.
-if command -v nft >/dev/null; then
-  echo "nftables: present (already)"
-else
-  apt_install nftables
-  echo "nftables: installed"
-fi
+ensure_command nft nftables
+# The tests drive real servers with their own clients.
+ensure_command curl curl
+ensure_command redis-cli redis-tools
+ensure_command psql postgresql-client

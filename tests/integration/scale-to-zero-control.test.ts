@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServiceName } from '@switchyard/contracts';
 import { rawGet } from '../support/activator.js';
+import { eventually } from '../support/api.js';
 import { HTTP_APP_IMAGE, HTTP_APP_PORT } from '../support/images.js';
 import { httpGet, MODES, startScaleToZero, type ScaleToZero } from '../support/scale-to-zero.js';
 
@@ -103,12 +104,12 @@ describe.each(MODES)('scale to zero under change, activator in %s mode', (mode) 
     expect(failed.data.reason).toMatch(/did not accept within 1500 ms/);
     await s.waitForCatch(nodeId, 'armed', 5_000);
 
-    const deadline = Date.now() + 10_000;
-    let items: Array<{ kind: string; message: string }> = [];
-    while (Date.now() < deadline && items.length === 0) {
-      items = (await s.sys.http('GET', `/v1/activity?nodeId=${nodeId}&kind=wake_failed`)).body.items ?? [];
-      if (items.length === 0) await sleep(100);
-    }
+    const items = await eventually(
+      async (): Promise<Array<{ kind: string; message: string }>> => (await s.sys.http('GET', `/v1/activity?nodeId=${nodeId}&kind=wake_failed`)).body.items ?? [],
+      (found) => found.length > 0,
+      10_000,
+      'wake_failed on the timeline',
+    );
     expect(items).toHaveLength(1);
     expect(items[0]!.message).toMatch(/^wake failed: .*did not accept within 1500 ms/);
     expect((await s.setSleepPolicy(poolId, { enabled: false })).status).toBe(202);

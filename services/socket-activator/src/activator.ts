@@ -237,7 +237,7 @@ export class Activator {
 
   async orderFulfilled(p: Payload<'order.evt.fulfilled'>): Promise<void> {
     const c = this.orders.get(p.orderId);
-    if (c?.wake && c.wake.orderId === p.orderId) this.markStarted(c, c.wake, c.wake.awaitsHealthy);
+    if (c?.wake && c.wake.orderId === p.orderId) this.markStarted(c, c.wake);
   }
 
   async orderFailed(p: Payload<'order.evt.failed'>): Promise<void> {
@@ -255,8 +255,10 @@ export class Activator {
     // A start older than the arm is the one before this sleep, not a wake.
     const startedAfterArm = c.armedAt === null || Date.parse(p.at) >= c.armedAt.getTime();
     if (!startedAfterArm) return;
-    if (c.wake) this.markStarted(c, c.wake, p.healthcheck === true);
-    else if (c.armed) this.startWake(c, 'manual').awaitsHealthy = p.healthcheck === true;
+    const w = c.wake ?? (c.armed ? this.startWake(c, 'manual') : undefined);
+    if (!w) return;
+    w.awaitsHealthy = p.healthcheck === true;
+    this.markStarted(c, w);
   }
 
   async nodeHealth(p: Payload<'node.evt.health'>): Promise<void> {
@@ -331,11 +333,10 @@ export class Activator {
   }
 
   /** exit-node-manager started the node for this wake: the port is tried at once, not at the next tick. */
-  private markStarted(c: Live, w: Wake, awaitsHealthy: boolean): void {
-    const first = !w.started;
+  private markStarted(c: Live, w: Wake): void {
+    if (w.started) return;
     w.started = true;
-    w.awaitsHealthy = awaitsHealthy;
-    if (first) this.probeNow(c, w);
+    this.probeNow(c, w);
   }
 
   /** Replaces the waiting tick with an attempt now; an attempt in flight schedules the next one itself. */
@@ -381,7 +382,8 @@ export class Activator {
     w.phase = 'ready';
     clearTimeout(w.deadline);
     if (w.orderId) this.orders.delete(w.orderId);
-    const readyMs = this.now() - w.startedAt;
+    const readyAt = this.now();
+    const readyMs = readyAt - w.startedAt;
     this.e.metrics.coldStart('ready', readyMs);
 
     let firstByteMs: number | undefined;
@@ -422,7 +424,7 @@ export class Activator {
     this.e.log.info({ nodeId: c.nodeId, readyMs: Math.round(readyMs), held: w.heldTotal }, 'awake');
 
     // Told once the node is out of the path, with the first byte if it came in time.
-    if (w.heldTotal > 0) await answeredWithin((this.e.firstByteWaitMs ?? 5000) - (this.now() - w.startedAt - readyMs));
+    if (w.heldTotal > 0) await answeredWithin((this.e.firstByteWaitMs ?? 5000) - (this.now() - readyAt));
     this.e.metrics.wake('woke', w.trigger);
     const event = {
       tenantId: c.tenantId,
