@@ -1,4 +1,5 @@
 export { backoffDelay } from './backoff.js';
+export { isBusUnavailable } from './errors.js';
 export type { Backoff } from './backoff.js';
 export { createBus, REDELIVERY_BACKOFF, Rejection } from './bus.js';
 export type { Bus, BusLog, BusOptions, ConsumeOptions, ConsumerHandlers, Consumption, Delivery, PublishOptions } from './bus.js';
