@@ -21,10 +21,7 @@
 import { execFile } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { HTTP_APP_IMAGE, HTTP_APP_PORT } from '../tests/support/images.js';
-import { freePort } from '../tests/support/net.js';
-import { httpGet, startScaleToZero, type ScaleToZero } from '../tests/support/scale-to-zero.js';
-import { docker } from '../tests/support/system.js';
+import { HTTP_APP_IMAGE, HTTP_APP_PORT, freePort, httpGet, startScaleToZero, docker, type ScaleToZero } from '@switchyard/testkit';
 
 const wakes = Math.max(20, Math.min(200, Number(process.argv[2] ?? 20)));
 const warmRequests = Math.max(100, Math.min(20_000, Number(process.argv[3] ?? 2000)));

@@ -13,9 +13,7 @@
  * tests; removes every container it made.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { docker, startTestSystem } from '../tests/support/system.js';
-import { freePort } from '../tests/support/net.js';
-import { natsRequest, proxiedGet, startLoopbackTarget, watchSubjects } from '../tests/support/exit-pool.js';
+import { docker, startTestSystem, freePort, natsRequest, proxiedGet, startLoopbackTarget, watchSubjects } from '@switchyard/testkit';
 
 const kills = Math.max(1, Math.min(20, Number(process.argv[2] ?? 5)));
 const median = (xs: number[]) => {

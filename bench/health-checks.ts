@@ -19,8 +19,7 @@ import { connect as netConnect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import { startNatsServer } from '../tests/support/nats-server.js';
-import { startService } from '../tests/support/processes.js';
+import { startNatsServer, startService } from '@switchyard/testkit';
 
 const targets = Math.max(100, Math.min(5000, Number(process.argv[2] ?? 1000)));
 const seconds = Math.max(5, Math.min(120, Number(process.argv[3] ?? 15)));

@@ -9,7 +9,7 @@
  * engine; removes every container it made.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { docker, EXIT_NODE_IMAGE, poolOrder, startTestSystem } from '../tests/support/system.js';
+import { docker, EXIT_NODE_IMAGE, poolOrder, startTestSystem } from '@switchyard/testkit';
 
 const rounds = Math.max(3, Math.min(50, Number(process.argv[2] ?? 9)));
 

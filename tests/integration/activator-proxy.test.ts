@@ -1,9 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { activatorState, armAndSleep, createAppPool, expectHealthy, metricValue, rawGet, startActivator, type ActivatorUnderTest, type AppNode } from '../support/activator.js';
-import { watchSubjects, type SubjectWatch } from '../support/exit-pool.js';
-import { startTestSystem, type TestSystem } from '../support/system.js';
+import { activatorState, armAndSleep, createAppPool, expectHealthy, metricValue, rawGet, startActivator, watchSubjects, startTestSystem, type ActivatorUnderTest, type AppNode, type SubjectWatch, type TestSystem } from '@switchyard/testkit';
 
 // Proxy mode (no nftables): the activator owns a public port for every node port, forwards
 // warm connections, and holds and wakes when the node sleeps.

@@ -3,8 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../support/net.js';
-import { basicAuth, eventually, expectCompatNode, expectSpeedTest, startApiSystem, TEST_SERVERS, type ApiSystem } from '../support/api.js';
+import { freePort, basicAuth, eventually, expectCompatNode, expectSpeedTest, startApiSystem, TEST_SERVERS, type ApiSystem } from '@switchyard/testkit';
 
 // The VPN Exit Controller API v2 surface against the real exit-node-manager, health-monitor
 // and load-balancer: every endpoint with the source's shapes, and its bad input.

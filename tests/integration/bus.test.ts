@@ -8,7 +8,7 @@ import { context, trace } from '@opentelemetry/api';
 import { createBus, Rejection, type Bus } from '@switchyard/bus';
 import { ContractError, HEADERS } from '@switchyard/contracts';
 import { InMemorySpanExporter, startTelemetry, type Telemetry } from '@switchyard/telemetry';
-import { startNatsServer, type NatsServer } from '../support/nats-server.js';
+import { startNatsServer, type NatsServer } from '@switchyard/testkit';
 
 // The bus against a real JetStream server: validation, de-duplication, retries, dead letters
 // and trace context in headers.

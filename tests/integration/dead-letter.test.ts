@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { HEADERS } from '@switchyard/contracts';
-import { startTestSystem, type TestSystem } from '../support/system.js';
+import { startTestSystem, type TestSystem } from '@switchyard/testkit';
 
 describe('a malformed command', () => {
   let sys: TestSystem;

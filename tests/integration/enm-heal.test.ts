@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import { createBus } from '@switchyard/bus';
-import { docker, startTestSystem, type TestSystem } from '../support/system.js';
+import { docker, startTestSystem, type TestSystem } from '@switchyard/testkit';
 
 // exit-node-manager on its own feet: a node killed behind its back is reported dead at once,
 // restarted, and replaced when it keeps dying; stats, logs and the snapshot describe the

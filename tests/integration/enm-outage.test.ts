@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { startDockerLink, type DockerLink } from '../support/docker-link.js';
-import { docker, startTestSystem, type TestSystem } from '../support/system.js';
+import { startDockerLink, docker, startTestSystem, type DockerLink, type TestSystem } from '@switchyard/testkit';
 
 // exit-node-manager reaches Docker through a relay the test cuts: a node killed while the
 // engine is out of reach (as during a dockerd restart) is noticed and healed once it is back,

@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { docker, startTestSystem, type TestSystem } from '../support/system.js';
-import { freePort } from '../support/net.js';
-import { startLoopbackTarget, proxiedGet, watchSubjects, natsRequest, type LoopbackTarget, type SubjectWatch } from '../support/exit-pool.js';
+import { docker, startTestSystem, freePort, startLoopbackTarget, proxiedGet, watchSubjects, natsRequest, type TestSystem, type LoopbackTarget, type SubjectWatch } from '@switchyard/testkit';
 
 // The whole path at once — gateway, exit-node-manager, health-monitor, load-balancer, real
 // containers — for the two promises of failover: a node killed under load costs no client

@@ -2,9 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import { docker, startTestSystem, type TestSystem } from '../support/system.js';
-import { natsRequest, watchSubjects, type SubjectWatch } from '../support/exit-pool.js';
-import { startSpeedTestTarget, type SpeedTestTarget } from '../support/speedtest-target.js';
+import { docker, startTestSystem, natsRequest, watchSubjects, startSpeedTestTarget, type TestSystem, type SubjectWatch, type SpeedTestTarget } from '@switchyard/testkit';
 
 // Timeouts as long as the interval: on a loaded 2-core machine a check through a container
 // can take over 100 ms, and a flapping node would blur what the tests look at.

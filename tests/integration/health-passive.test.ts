@@ -2,8 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import { docker, startTestSystem, type TestSystem } from '../support/system.js';
-import { natsRequest, watchSubjects, type SubjectWatch } from '../support/exit-pool.js';
+import { docker, startTestSystem, natsRequest, watchSubjects, type TestSystem, type SubjectWatch } from '@switchyard/testkit';
 
 interface Health {
   nodeId: string;

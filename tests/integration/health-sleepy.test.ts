@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXIT_NODE_IMAGE, startTestSystem, type TestSystem } from '../support/system.js';
+import { EXIT_NODE_IMAGE, startTestSystem, type TestSystem } from '@switchyard/testkit';
 
 const SLEEPY_REASON = 'not actively checked: the pool sleeps when idle (checks would keep it awake)';
 const IDLE_WINDOW_SEC = 3;

@@ -4,10 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import { natsRequest, startLoopbackTarget, watchSubjects, type LoopbackTarget } from '../support/exit-pool.js';
-import { rawExchange } from '../support/lb.js';
-import { freePort } from '../support/net.js';
-import { EXIT_NODE_IMAGE, startTestSystem, type TestSystem } from '../support/system.js';
+import { natsRequest, startLoopbackTarget, watchSubjects, rawExchange, freePort, EXIT_NODE_IMAGE, startTestSystem, type LoopbackTarget, type TestSystem } from '@switchyard/testkit';
 
 // The load balancer in front of real exit nodes: exit-node-manager runs them as containers on
 // the host network (so they reach the test's loopback target) and health-monitor checks them

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { docker, startTestSystem, type TestSystem } from '../support/system.js';
+import { docker, startTestSystem, type TestSystem } from '@switchyard/testkit';
 
 // exit-node-manager killed while it is starting a pool's containers: the command is
 // redelivered after its ackWait, and the restarted manager finishes the order, reusing the

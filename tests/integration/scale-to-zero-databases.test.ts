@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { POSTGRES_IMAGE, POSTGRES_PORT, REDIS_IMAGE, REDIS_PORT } from '../support/images.js';
-import { MODES, runClient, startScaleToZero, type ScaleToZero } from '../support/scale-to-zero.js';
+import { POSTGRES_IMAGE, POSTGRES_PORT, REDIS_IMAGE, REDIS_PORT, MODES, runClient, startScaleToZero, type ScaleToZero } from '@switchyard/testkit';
 
 // Scale to zero is plain TCP: real database servers put to sleep when idle answer their real
 // clients (redis-cli, psql), run once with no retry, through the activator in both modes.

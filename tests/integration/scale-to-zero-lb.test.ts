@@ -1,8 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HTTP_APP_IMAGE, HTTP_APP_PORT } from '../support/images.js';
-import { freePort } from '../support/net.js';
-import { httpGet, startScaleToZero, type ScaleToZero } from '../support/scale-to-zero.js';
+import { HTTP_APP_IMAGE, HTTP_APP_PORT, freePort, httpGet, startScaleToZero, type ScaleToZero } from '@switchyard/testkit';
 
 // An app pool behind the load balancer's public port, all of its nodes asleep: the load
 // balancer sends the connection to a sleeping node's port, the activator (nftables mode)

@@ -4,8 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { NodeView, Payload, ReplyOf, SleepPolicy, SleepPolicyInput } from '@switchyard/contracts';
-import { natsRequest, watchSubjects, type SubjectWatch } from '../support/exit-pool.js';
-import { docker, EXIT_NODE_IMAGE, startTestSystem, type TestSystem } from '../support/system.js';
+import { natsRequest, watchSubjects, docker, EXIT_NODE_IMAGE, startTestSystem, type SubjectWatch, type TestSystem } from '@switchyard/testkit';
 
 // The real exit-node-manager and sleep-controller, with a stand-in for the socket activator:
 // these tests are about deciding and carrying out sleeps, not about catching connections.

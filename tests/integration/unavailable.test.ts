@@ -1,8 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { postgresPort } from '../support/database.js';
-import { startCuttableLink, type CuttableLink } from '../support/net.js';
-import { poolOrder, startTestSystem, type TestSystem } from '../support/system.js';
+import { postgresPort, startCuttableLink, poolOrder, startTestSystem, type CuttableLink, type TestSystem } from '@switchyard/testkit';
 
 // Postgres and NATS going away and coming back, seen through the API.
 describe('when a dependency is down', () => {

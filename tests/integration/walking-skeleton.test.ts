@@ -3,8 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startOtlpReceiver, type OtlpReceiver } from '../support/otlp.js';
-import { docker, poolOrder, startTestSystem, type TestSystem } from '../support/system.js';
+import { startOtlpReceiver, docker, poolOrder, startTestSystem, type OtlpReceiver, type TestSystem } from '@switchyard/testkit';
 
 // The walking skeleton through real parts: HTTP → Postgres (order + outbox) → JetStream →
 // exit-node-manager → Docker → events → order fulfilled.
