@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import { docker, startTestSystem, natsRequest, watchSubjects, startSpeedTestTarget, type TestSystem, type SubjectWatch, type SpeedTestTarget } from '@switchyard/testkit';
+import { eventually, docker, startTestSystem, natsRequest, watchSubjects, startSpeedTestTarget, type TestSystem, type SubjectWatch, type SpeedTestTarget } from '@switchyard/testkit';
 
 // Timeouts as long as the interval: on a loaded 2-core machine a check through a container
 // can take over 100 ms, and a flapping node would blur what the tests look at.
@@ -42,14 +42,10 @@ describe('health-monitor', () => {
   }
 
   async function waitForStatus(nodeId: string, status: string, timeoutMs: number, reason?: string): Promise<Health> {
-    const deadline = Date.now() + timeoutMs;
     let last: Health | undefined;
-    while (Date.now() < deadline) {
-      [last] = await health([nodeId]).catch(() => [last!]);
-      if (last?.status === status && (reason === undefined || last.reason === reason)) return last;
-      await sleep(100);
-    }
-    throw new Error(`node ${nodeId} not ${status} within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+    const read = async () => ([last] = await health([nodeId]).catch(() => [last!]))[0];
+    const done = (h: Health | undefined) => h?.status === status && (reason === undefined || h.reason === reason);
+    return (await eventually(read, done, timeoutMs, `node ${nodeId} ${status}`, { intervalMs: 100 }))!;
   }
 
   beforeAll(async () => {

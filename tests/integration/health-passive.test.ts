@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import { docker, startTestSystem, natsRequest, watchSubjects, type TestSystem, type SubjectWatch } from '@switchyard/testkit';
+import { eventually, docker, startTestSystem, natsRequest, watchSubjects, type TestSystem, type SubjectWatch } from '@switchyard/testkit';
 
 interface Health {
   nodeId: string;
@@ -28,14 +28,8 @@ describe('health-monitor passive signals', () => {
     (await natsRequest<{ nodes: Health[] }>(nc, 'health.req.status', { nodeIds: [nodeId] })).nodes[0];
 
   async function waitFor(match: (h: Health | undefined) => boolean, timeoutMs: number): Promise<Health | undefined> {
-    const deadline = Date.now() + timeoutMs;
     let last: Health | undefined;
-    while (Date.now() < deadline) {
-      last = await status().catch(() => last);
-      if (match(last)) return last;
-      await sleep(100);
-    }
-    throw new Error(`no matching health within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+    return eventually(async () => (last = await status().catch(() => last)), match, timeoutMs, 'a matching health', { intervalMs: 100 });
   }
 
   beforeAll(async () => {

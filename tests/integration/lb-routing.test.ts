@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import { natsRequest, startLoopbackTarget, watchSubjects, rawExchange, freePort, EXIT_NODE_IMAGE, startTestSystem, type LoopbackTarget, type TestSystem } from '@switchyard/testkit';
+import { eventually, natsRequest, startLoopbackTarget, watchSubjects, rawExchange, freePort, EXIT_NODE_IMAGE, startTestSystem, type LoopbackTarget, type TestSystem } from '@switchyard/testkit';
 
 // The load balancer in front of real exit nodes: exit-node-manager runs them as containers on
 // the host network (so they reach the test's loopback target) and health-monitor checks them
@@ -72,14 +72,9 @@ describe('load balancer in front of a pool of three exit nodes', () => {
   }
 
   async function waitHealth(ids: string[], status: string, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
     let last = new Map<string, string>();
-    while (Date.now() < deadline) {
-      last = await healthOf(ids).catch(() => last);
-      if (ids.every((id) => last.get(id) === status)) return;
-      await sleep(100);
-    }
-    throw new Error(`nodes not ${status} after ${timeoutMs} ms: ${JSON.stringify([...last])}`);
+    const read = async () => [...(last = await healthOf(ids).catch(() => last))];
+    await eventually(read, () => ids.every((id) => last.get(id) === status), timeoutMs, `nodes ${status}`, { intervalMs: 100 });
   }
 
   async function traffic(): Promise<Map<string, Traffic>> {
@@ -325,12 +320,7 @@ describe('load balancer in front of a pool of three exit nodes', () => {
     await waitHealth(app.nodeIds, 'healthy');
     // The exit-node image's proxy is the app here: an absolute-form request through the
     // public port is served by one of the app's nodes.
-    const deadline = Date.now() + 15_000;
-    let r = await curl(['-x', `http://127.0.0.1:${appPort}`, '-D', '-', `${target.url}/hello`]);
-    while (r.code !== 0 && Date.now() < deadline) {
-      await sleep(200);
-      r = await curl(['-x', `http://127.0.0.1:${appPort}`, '-D', '-', `${target.url}/hello`]);
-    }
+    const r = await eventually(() => curl(['-x', `http://127.0.0.1:${appPort}`, '-D', '-', `${target.url}/hello`]), (res) => res.code === 0, 15_000, 'the app port answering', { returnLast: true });
     expect(r.code, r.err).toBe(0);
     for (let i = 0; i < 6; i++) {
       const res = await curl(['-x', `http://127.0.0.1:${appPort}`, `${target.url}/hello`]);

@@ -1,5 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
+export interface EventuallyOptions {
+  /** Between two reads; 200 ms unless given. */
+  intervalMs?: number;
+  /**
+   * On timeout, resolve with the last value instead of throwing: for a caller whose own
+   * assertion on that value says more than "not within N ms".
+   */
+  returnLast?: boolean;
+}
+
 /**
  * Polls `read` until `done` holds for its value, and returns that value; throws after
  * `timeoutMs` with `what` and the last value seen. The one way tests and benches wait for
@@ -12,15 +22,20 @@ export async function eventually<T>(
   done: (value: T) => boolean,
   timeoutMs: number,
   what: string,
-  intervalMs = 200,
+  opts: EventuallyOptions = {},
 ): Promise<T> {
+  const intervalMs = opts.intervalMs ?? 200;
   const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  do {
+  let last: T;
+  // The last read comes at the deadline, so a condition met while sleeping is still seen.
+  for (;;) {
     last = await read();
     if (done(last)) return last;
-    await sleep(Math.max(0, Math.min(intervalMs, deadline - Date.now())));
-  } while (Date.now() < deadline);
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    await sleep(Math.min(intervalMs, left));
+  }
+  if (opts.returnLast) return last;
   throw new Error(`${what}: not within ${timeoutMs} ms; last seen ${describe(last)}`);
 }
 

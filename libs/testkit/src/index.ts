@@ -26,6 +26,6 @@ export { nftTableName, deleteNftTable, redirectedPorts, addRedirect, startActiva
 export { MODES, SCALE_TO_ZERO_SUBJECTS, startScaleToZero, httpGet, runClient, type AppPoolInput, type ScaleToZero, type HttpAnswer, type ClientRun } from './scale-to-zero.js';
 export { startOtlpReceiver, type ReceivedSpan, type OtlpReceiver } from './otlp.js';
 // Waiting (no vitest, no infrastructure).
-export { eventually, rejectionOf } from './async.js';
+export { eventually, rejectionOf, type EventuallyOptions } from './async.js';
 // View builders (no infrastructure).
 export { TEST_TENANT_ID, aPoolView, aNodeView, aPublishedPort, aNodeServing, aNodeHealth } from './fixtures.js';
