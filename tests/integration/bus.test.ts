@@ -9,6 +9,7 @@ import { createBus, Rejection, type Bus } from '@switchyard/bus';
 import { ContractError, HEADERS } from '@switchyard/contracts';
 import { InMemorySpanExporter, startTelemetry, type Telemetry } from '@switchyard/telemetry';
 import { eventually, startNatsServer, type NatsServer } from '@switchyard/testkit';
+import { aNodeView } from '@switchyard/testkit/fixtures';
 
 // The bus against a real JetStream server: validation, de-duplication, retries, dead letters
 // and trace context in headers.
@@ -78,11 +79,7 @@ describe('bus', () => {
   it('answers requests through a NATS micro service endpoint and never sends an invalid reply', async () => {
     const service = await new Svcm(nc).add({ name: 'exit-node-manager', version: '0.0.0' });
     const brokenTenant = randomUUID();
-    const node = {
-      tenantId, poolId: randomUUID(), nodeId: randomUUID(), name: 'tokyo-1', kind: 'exit' as const, status: 'running' as const,
-      country: 'JP', region: null, city: null, server: null,
-      containerId: 'c0ffee', ports: [], startedAt: new Date().toISOString(), stats: null,
-    };
+    const node = aNodeView({ tenantId, name: 'tokyo-1', country: 'JP', containerId: 'c0ffee', startedAt: new Date().toISOString() });
     manager.serve(service, 'node.req.list', async (q) => {
       if (q.tenantId === brokenTenant) return { nodes: [{ ...node, status: 'exploded' }] } as never;
       return { nodes: q.tenantId === tenantId ? [node] : [] };
