@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
 import type { NodeView, PoolView } from '@switchyard/contracts';
-import { natsRequest, watchSubjects, askTcp, rawExchange, startRoutingPeer, startTaggedBackends, startNatsServer, freePort, startReady, type RoutingPeer, type TaggedBackends, type NatsServer, type ServiceProcess } from '@switchyard/testkit';
+import { eventually, natsRequest, watchSubjects, askTcp, rawExchange, startRoutingPeer, startTaggedBackends, startNatsServer, freePort, startReady, type RoutingPeer, type TaggedBackends, type NatsServer, type ServiceProcess } from '@switchyard/testkit';
 import { aNodeServing, aPoolView } from '@switchyard/testkit/fixtures';
 
 // The load balancer as several worker processes, with its routing facts supplied by the test:
@@ -83,7 +83,7 @@ describe('load balancer workers and the routing table', () => {
     expect(lb.output().match(/"msg":"ready"/g)).toHaveLength(1);
     // Each worker logs through its own pipe, so its line may land after the primary's "ready".
     const listening = () => lb.output().match(/"msg":"listening"/g)?.length ?? 0;
-    for (let i = 0; i < 50 && listening() < 3; i++) await sleep(100);
+    await eventually(listening, (n) => n >= 3, 5_000, 'three workers listening', { intervalMs: 100, returnLast: true });
     expect(listening()).toBe(3);
     const counts = await spread(30);
     expect(Object.keys(counts).sort()).toEqual(names);
@@ -92,7 +92,9 @@ describe('load balancer workers and the routing table', () => {
   it('a tenant strategy set through one worker is what every worker answers', async () => {
     const set = await natsRequest<{ strategy: string }>(nc, 'lb.req.strategy', { tenantId, strategy: 'health_score' });
     expect(set.strategy).toBe('health_score');
-    await sleep(300);
+    // Every worker hears of the change; any of them may answer a request.
+    const strategies = () => Promise.all(Array.from({ length: 12 }, async () => (await natsRequest<{ strategy: string }>(nc, 'lb.req.strategy', { tenantId })).strategy));
+    await eventually(strategies, (all) => all.every((s) => s === 'health_score'), 5_000, 'every worker on health_score', { intervalMs: 100, returnLast: true });
     for (let i = 0; i < 12; i++) expect((await natsRequest<{ strategy: string }>(nc, 'lb.req.strategy', { tenantId })).strategy).toBe('health_score');
     const other = await natsRequest<{ strategy: string }>(nc, 'lb.req.strategy', { tenantId: randomUUID() });
     expect(other.strategy).toBe('round_robin');
@@ -120,11 +122,8 @@ describe('load balancer workers and the routing table', () => {
     for (const n of [dead, alive]) {
       await publish('node.evt.started', n, { containerId: 'x', ports: n.ports, startMs: 1 });
     }
-    let counts: Record<string, number> = {};
-    for (let i = 0; i < 50 && Object.keys(counts).length === 0; i++) {
-      counts = await spread(6, retryPool.spec.publicPort!).catch(() => ({}));
-      if (!Object.keys(counts).length) await sleep(100);
-    }
+    const tries = () => spread(6, retryPool.spec.publicPort!).catch((): Record<string, number> => ({}));
+    const counts = await eventually(tries, (c) => Object.keys(c).length > 0, 10_000, 'the retry pool answering', { intervalMs: 100, returnLast: true });
     expect(counts).toEqual({ c: 6 });
     const failed = await watch.next((m) => m.data.nodeId === dead.nodeId, 3000);
     expect(failed.data.error).toMatch(/ECONNREFUSED/);
@@ -142,10 +141,10 @@ describe('load balancer workers and the routing table', () => {
   it("node.evt.removed deletes the node's traffic counters", async () => {
     await spread(6);
     const key = `lb:traffic:${nodes[2]!.nodeId}`;
-    for (let i = 0; i < 30 && !(await redis.exists(key)); i++) await sleep(100);
+    await eventually(() => redis.exists(key), (n) => n === 1, 5_000, 'counters in Redis', { intervalMs: 100, returnLast: true });
     expect(await redis.hget(key, 'total')).not.toBeNull();
     await publish('node.evt.removed', nodes[2]!, { reason: 'test' });
-    for (let i = 0; i < 30 && (await redis.exists(key)); i++) await sleep(100);
+    await eventually(() => redis.exists(key), (n) => n === 0, 5_000, 'counters deleted', { intervalMs: 100, returnLast: true });
     expect(await redis.exists(key)).toBe(0);
     // The workers' next flushes do not bring it back.
     await sleep(1500);
@@ -160,6 +159,9 @@ describe('load balancer workers and the routing table', () => {
   });
 
   it('per-node hard limits refuse a connection no node may take', async () => {
+    // Only the load balancer of this test may listen on the pool's port: the shared one is ended
+    // (the test above may have done it already).
+    await lb.stop('SIGTERM');
     const limitedPort = await freePort();
     const limited = aPoolView({ name: 'limited', kind: 'app', image: 'none', publicPort: limitedPort, strategy: 'least_connections', limits: { softConnections: 1, hardConnections: 2 }, ports: [{ name: 'tcp', containerPort: 1 }] }, { tenantId });
     // A single process of its own, so a worker's share of the limits is the whole limit.
