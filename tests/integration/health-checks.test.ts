@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import { eventually, docker, startTestSystem, natsRequest, watchSubjects, startSpeedTestTarget, type TestSystem, type SubjectWatch, type SpeedTestTarget } from '@switchyard/testkit';
@@ -116,8 +115,7 @@ describe('health-monitor', () => {
     expect(changes[0]!.data, JSON.stringify(changes.map((c) => c.data))).toMatchObject({ status: 'healthy', poolId: pools['exit']!.poolId, reason: '2 checks passed' });
 
     // The same figures, written to Redis within its one-second flush.
-    await sleep(1_200);
-    const hash = await redis.hgetall(`health:${exitNode}`);
+    const hash = await eventually(() => redis.hgetall(`health:${exitNode}`), (h) => h['status'] === 'healthy', 5_000, 'the health in Redis', { returnLast: true });
     expect(hash).toMatchObject({ status: 'healthy', pool: pools['exit']!.poolId });
     expect(Number(hash['score'])).toBeGreaterThan(50);
     expect(hash['lastCheckAt']).toMatch(/^\d{4}-\d\d-\d\dT/);
