@@ -21,10 +21,7 @@
 import { execFile } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { HTTP_APP_IMAGE, HTTP_APP_PORT } from '../tests/support/images.js';
-import { freePort } from '../tests/support/net.js';
-import { httpGet, startScaleToZero, type ScaleToZero } from '../tests/support/scale-to-zero.js';
-import { docker } from '../tests/support/system.js';
+import { eventually, HTTP_APP_IMAGE, HTTP_APP_PORT, freePort, httpGet, startScaleToZero, docker, type ScaleToZero } from '@switchyard/testkit';
 
 const wakes = Math.max(20, Math.min(200, Number(process.argv[2] ?? 20)));
 const warmRequests = Math.max(100, Math.min(20_000, Number(process.argv[3] ?? 2000)));
@@ -43,13 +40,10 @@ const row = (label: string, xs: number[], digits = 0) =>
 
 /** Connect+GET attempts 10 ms apart, each on a new connection, until one answers 200 in full. */
 async function pollUntilAnswered(port: number, timeoutMs: number): Promise<void> {
+  // Bounds each attempt as well as the whole wait.
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const res = await httpGet(port, '/', Math.max(1, deadline - Date.now())).catch(() => undefined);
-    if (res?.status === 200) return;
-    await sleep(10);
-  }
-  throw new Error(`nothing answered on ${port} within ${timeoutMs} ms`);
+  const attempt = () => httpGet(port, '/', Math.max(1, deadline - Date.now())).catch(() => undefined);
+  await eventually(attempt, (res) => res?.status === 200, timeoutMs, `an answer on ${port}`, { intervalMs: 10 });
 }
 
 /** One request after another, each on a new connection: the latency of each, in ms. */

@@ -13,9 +13,7 @@
  * tests; removes every container it made.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { docker, startTestSystem } from '../tests/support/system.js';
-import { freePort } from '../tests/support/net.js';
-import { natsRequest, proxiedGet, startLoopbackTarget, watchSubjects } from '../tests/support/exit-pool.js';
+import { eventually, docker, startTestSystem, freePort, natsRequest, proxiedGet, startLoopbackTarget, watchSubjects } from '@switchyard/testkit';
 
 const kills = Math.max(1, Math.min(20, Number(process.argv[2] ?? 5)));
 const median = (xs: number[]) => {
@@ -49,13 +47,8 @@ try {
   const nodeIds: string[] = order.result.nodeIds;
 
   const allHealthy = async (timeoutMs: number) => {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const reply = await natsRequest<{ nodes: Array<{ nodeId: string; status: string }> }>(nc, 'health.req.status', { nodeIds }).catch(() => ({ nodes: [] }));
-      if (reply.nodes.filter((n) => n.status === 'healthy').length === nodeIds.length) return;
-      await sleep(50);
-    }
-    throw new Error('pool did not become healthy');
+    const healthy = () => natsRequest<{ nodes: Array<{ nodeId: string; status: string }> }>(nc, 'health.req.status', { nodeIds }).catch(() => ({ nodes: [] }));
+    await eventually(healthy, (reply) => reply.nodes.filter((n) => n.status === 'healthy').length === nodeIds.length, timeoutMs, 'the pool healthy', { intervalMs: 50 });
   };
   await allHealthy(20_000);
 

@@ -19,8 +19,7 @@ import { connect as netConnect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import { startNatsServer } from '../tests/support/nats-server.js';
-import { startService } from '../tests/support/processes.js';
+import { eventually, startNatsServer, startService } from '@switchyard/testkit';
 
 const targets = Math.max(100, Math.min(5000, Number(process.argv[2] ?? 1000)));
 const seconds = Math.max(5, Math.min(120, Number(process.argv[3] ?? 15)));
@@ -106,15 +105,13 @@ async function main(): Promise<void> {
   const redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     // Ready once every node has been checked (and found healthy) at least twice.
-    const deadline = Date.now() + 30_000;
-    let healthy = 0;
-    while (Date.now() < deadline) {
-      await sleep(500);
+    const healthyCount = async () => {
       const reply = await nc.request('health.req.status', JSON.stringify({ tenantId }), { timeout: 5000 }).catch(() => undefined);
       const list = reply ? (reply.json() as { nodes?: Array<{ status: string }> }).nodes : undefined;
-      healthy = list?.filter((n) => n.status === 'healthy').length ?? 0;
-      if (healthy === targets) break;
-    }
+      return list?.filter((n) => n.status === 'healthy').length ?? 0;
+    };
+    await sleep(500);
+    const healthy = await eventually(healthyCount, (n) => n === targets, 30_000, 'every node healthy', { intervalMs: 500, returnLast: true });
     if (healthy !== targets) throw new Error(`only ${healthy} of ${targets} nodes healthy; monitor output:\n${monitor.output().slice(-2000)}`);
     await sleep(WARMUP_MS);
 

@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitForPort } from '../tests/support/net.js';
+import { freePort, waitForPort } from '@switchyard/testkit';
 import { percentile, startBackend, startBenchLb } from './support/lb.js';
 
 const totalMiB = Math.max(64, Math.min(8192, Number(process.argv[2] ?? 1024)));

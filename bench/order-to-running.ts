@@ -8,8 +8,7 @@
  * Uses its own NATS server and database (like the integration tests) and the local Docker
  * engine; removes every container it made.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
-import { docker, EXIT_NODE_IMAGE, poolOrder, startTestSystem } from '../tests/support/system.js';
+import { eventually, docker, EXIT_NODE_IMAGE, poolOrder, startTestSystem } from '@switchyard/testkit';
 
 const rounds = Math.max(3, Math.min(50, Number(process.argv[2] ?? 9)));
 
@@ -33,10 +32,7 @@ async function rawDockerRun(i: number): Promise<{ createStart: number; start: nu
   });
   const t1 = performance.now();
   await c.start();
-  for (let tries = 0; tries < 200; tries++) {
-    if ((await c.inspect()).State.Running) break;
-    await sleep(5);
-  }
+  await eventually(async () => (await c.inspect()).State.Running, Boolean, 1_000, 'the container running', { intervalMs: 5, returnLast: true });
   const t2 = performance.now();
   await c.remove({ force: true });
   return { createStart: t2 - t0, start: t2 - t1 };
@@ -53,13 +49,12 @@ async function main() {
       const t0 = performance.now();
       const placed = await sys.http('POST', '/v1/orders', { body: poolOrder(`bench-${i}`, 'JP') });
       if (placed.status !== 202) throw new Error(`order refused: ${JSON.stringify(placed.body)}`);
-      let status = '';
-      for (let polls = 0; polls < 3000 && status !== 'fulfilled'; polls++) {
+      const read = async () => {
         const o = await sys.http('GET', `/v1/orders/${placed.body.id}`);
-        status = o.body.status;
-        if (status === 'failed') throw new Error(`order failed: ${o.body.reason}`);
-        if (status !== 'fulfilled') await sleep(10);
-      }
+        if (o.body.status === 'failed') throw new Error(`order failed: ${o.body.reason}`);
+        return o.body.status as string;
+      };
+      const status = await eventually(read, (s) => s === 'fulfilled', 30_000, 'the order fulfilled', { intervalMs: 10, returnLast: true });
       if (status !== 'fulfilled') throw new Error('order did not complete within 30 s');
       if (i > 0) orderMs.push(performance.now() - t0); // the first one warms caches
     }

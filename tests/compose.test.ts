@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { repoRoot } from './support/processes.js';
+import { repoRoot } from '@switchyard/testkit';
 
 describe('docker-compose.yml', () => {
   it('is a valid deployment of the infrastructure, a trace viewer and the eight services', () => {

@@ -2,10 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
-import { poolView, nodeView, startRoutingPeer, type RoutingPeer } from '../../tests/support/lb.js';
-import { startNatsServer, type NatsServer } from '../../tests/support/nats-server.js';
-import { freePort } from '../../tests/support/net.js';
-import { startReady, type ServiceProcess } from '../../tests/support/processes.js';
+import { startRoutingPeer, startNatsServer, freePort, startReady, type RoutingPeer, type NatsServer, type ServiceProcess } from '@switchyard/testkit';
+import { aPoolView, aNodeServing } from '@switchyard/testkit/fixtures';
 
 /** A loopback server that echoes every byte (latency) or swallows it and says "ok" at the end (bulk). */
 export async function startBackend(kind: 'echo' | 'sink'): Promise<{ port: number; server: Server }> {
@@ -45,9 +43,9 @@ export async function startBenchLb(backendPorts: number[], env: Record<string, s
   const ports: number[] = [];
   for (const [i, backend] of backendPorts.entries()) {
     const publicPort = await freePort();
-    const pool = poolView(tenantId, { name: `bench-${i}`, kind: 'app', image: 'none', publicPort, ports: [{ name: 'tcp', containerPort: backend }] });
+    const pool = aPoolView({ name: `bench-${i}`, kind: 'app', image: 'none', publicPort, ports: [{ name: 'tcp', containerPort: backend }] }, { tenantId });
     peer.state.pools.push(pool);
-    peer.state.nodes.push(nodeView(pool, backend));
+    peer.state.nodes.push(aNodeServing(pool, backend));
     ports.push(publicPort);
   }
   const lb = await startReady('load-balancer', {

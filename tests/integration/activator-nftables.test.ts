@@ -1,26 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  activatorState,
-  addRedirect,
-  armAndSleep,
-  createAppPool,
-  deleteNftTable,
-  expectHealthy,
-  metricValue,
-  nftTableName,
-  nodeView,
-  rawGet,
-  redirectedPorts,
-  startActivator,
-  waitForStatus,
-  type ActivatorUnderTest,
-  type AppNode,
-} from '../support/activator.js';
-import { watchSubjects, type SubjectWatch } from '../support/exit-pool.js';
-import { freePort } from '../support/net.js';
-import { docker, EXIT_NODE_IMAGE, startTestSystem, type TestSystem } from '../support/system.js';
+import { activatorState, addRedirect, armAndSleep, createAppPool, deleteNftTable, expectHealthy, metricValue, nftTableName, nodeView, rawGet, redirectedPorts, startActivator, waitForStatus, watchSubjects, freePort, docker, EXIT_NODE_IMAGE, startTestSystem, type ActivatorUnderTest, type AppNode, type SubjectWatch, type TestSystem } from '@switchyard/testkit';
 
 // nftables mode against real Docker: the redirect set lives in a table of this test's own,
 // deleted afterwards. Sleep is driven as the sleep controller would: arm, then node.cmd.sleep.

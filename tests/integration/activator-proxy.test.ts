@@ -1,9 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { activatorState, armAndSleep, createAppPool, expectHealthy, metricValue, rawGet, startActivator, type ActivatorUnderTest, type AppNode } from '../support/activator.js';
-import { watchSubjects, type SubjectWatch } from '../support/exit-pool.js';
-import { startTestSystem, type TestSystem } from '../support/system.js';
+import { eventually, activatorState, armAndSleep, createAppPool, expectHealthy, metricValue, rawGet, startActivator, watchSubjects, startTestSystem, type ActivatorUnderTest, type AppNode, type SubjectWatch, type TestSystem } from '@switchyard/testkit';
 
 // Proxy mode (no nftables): the activator owns a public port for every node port, forwards
 // warm connections, and holds and wakes when the node sleeps.
@@ -16,13 +13,8 @@ describe('socket activator, proxy mode', () => {
 
   const stateOf = async (nodeId: string) => (await activatorState(nc)).nodes.find((n: any) => n.nodeId === nodeId);
   async function publicPort(nodeId: string): Promise<number> {
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline) {
-      const port = (await stateOf(nodeId))?.ports[0]?.publicPort;
-      if (port) return port;
-      await sleep(50);
-    }
-    throw new Error(`node ${nodeId} got no public port`);
+    const port = await eventually(async () => (await stateOf(nodeId))?.ports[0]?.publicPort, Boolean, 10_000, `node ${nodeId}'s public port`, { intervalMs: 50 });
+    return port as number;
   }
 
   beforeAll(async () => {

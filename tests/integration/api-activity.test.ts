@@ -4,8 +4,7 @@ import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jet
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createBus, type Bus } from '@switchyard/bus';
 import { CONSUMERS, HEADERS, type EventSubject, type Payload } from '@switchyard/contracts';
-import { eventually } from '../support/api.js';
-import { startTestSystem, type TestSystem } from '../support/system.js';
+import { eventually, startTestSystem, type TestSystem } from '@switchyard/testkit';
 
 // The activity timeline: real events on the EVT stream, published the way their producers do,
 // read back through GET /v1/activity of a real gateway process.

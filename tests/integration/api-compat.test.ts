@@ -3,39 +3,44 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../support/net.js';
-import { basicAuth, eventually, expectCompatNode, expectSpeedTest, startApiSystem, TEST_SERVERS, type ApiSystem } from '../support/api.js';
+import { freePort, basicAuth, eventually, expectCompatNode, expectSpeedTest, startApiSystem, TEST_SERVERS, type ApiSystem, type HttpResult } from '@switchyard/testkit';
 
 // The VPN Exit Controller API v2 surface against the real exit-node-manager, health-monitor
 // and load-balancer: every endpoint with the source's shapes, and its bad input.
 describe('the /api compatibility surface', () => {
   let s: ApiSystem;
-  const started: { plain: string; body: string; query: string } = { plain: '', body: '', query: '' };
+  // Three nodes every test may use, started once for the file: with no server, with the
+  // server from the body, and from the query. `starts` keeps the start answers.
+  let starts: Record<'plain' | 'body' | 'query', HttpResult>;
+  let started: Record<'plain' | 'body' | 'query', string>;
+
+  const node = async (id: string) => (await s.api('GET', `/nodes/${id}`)).body;
+  const runningAndHealthy = (id: string) => eventually(() => node(id), (n) => n?.status === 'running' && n.health_status === 'healthy', 60_000, `node ${id} running and healthy`);
 
   beforeAll(async () => {
     s = await startApiSystem();
-  }, 120_000);
+    starts = {
+      // As its clients send it: a JSON content type and no body at all.
+      plain: await s.api('POST', '/nodes/JP/start', { rawBody: '', headers: { 'content-type': 'application/json' } }),
+      body: await s.api('POST', '/nodes/jp/start', { body: { server: 'jp2.vpn.example' } }),
+      query: await s.api('POST', '/nodes/jp/start?server=jp1.vpn.example'),
+    };
+    started = { plain: starts.plain.body.node_id, body: starts.body.body.node_id, query: starts.query.body.node_id };
+    for (const id of Object.values(started)) await runningAndHealthy(id);
+  }, 240_000);
   afterAll(async () => {
     await s?.close();
   });
 
-  const node = async (id: string) => (await s.api('GET', `/nodes/${id}`)).body;
-
   it('starts nodes in a country, with the server from the query, the body, or none', async () => {
-    // As its clients send it: a JSON content type and no body at all.
-    const plain = await s.api('POST', '/nodes/JP/start', { rawBody: '', headers: { 'content-type': 'application/json' } });
+    const { plain, body, query } = starts;
     expect(plain.status).toBe(200);
     expect(plain.body).toEqual({ status: 'starting', node_id: expect.stringMatching(/^[0-9a-f-]{36}$/), country: 'jp', server: null });
-    const body = await s.api('POST', '/nodes/jp/start', { body: { server: 'jp2.vpn.example' } });
     expect(body.body).toMatchObject({ status: 'starting', country: 'jp', server: 'jp2.vpn.example' });
-    const query = await s.api('POST', '/nodes/jp/start?server=jp1.vpn.example');
     expect(query.body).toMatchObject({ status: 'starting', country: 'jp', server: 'jp1.vpn.example' });
-    started.plain = plain.body.node_id;
-    started.body = body.body.node_id;
-    started.query = query.body.node_id;
 
     for (const id of Object.values(started)) {
-      const shown = await eventually(() => node(id), (n) => n?.status === 'running' && n.health_status === 'healthy', 60_000, `node ${id} running and healthy`);
+      const shown = await runningAndHealthy(id);
       expectCompatNode(shown);
       expect(shown).toMatchObject({ id, country: 'jp', tailscale_ip: null });
       expect(shown.started_at).not.toBeNull();

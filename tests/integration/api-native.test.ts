@@ -2,8 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { request } from 'node:http';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { natsRequest } from '../support/exit-pool.js';
-import { eventually, startApiSystem, type ApiSystem } from '../support/api.js';
+import { natsRequest, eventually, startApiSystem, type ApiSystem } from '@switchyard/testkit';
 
 // The native /v1 pools, nodes and speed tests against the real services, then what the
 // gateway answers as health-monitor, load-balancer and exit-node-manager go away.

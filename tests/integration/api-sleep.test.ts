@@ -3,9 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { createBus } from '@switchyard/bus';
-import { eventually } from '../support/api.js';
-import { watchSubjects, type SubjectWatch } from '../support/exit-pool.js';
-import { startTestSystem, type TestSystem } from '../support/system.js';
+import { eventually, watchSubjects, startTestSystem, type SubjectWatch, type TestSystem } from '@switchyard/testkit';
 
 const DEFAULTS = { idleWindowSec: 600, minAwake: 0, probeIntervalMs: 30, probeTimeoutMs: 10_000 };
 

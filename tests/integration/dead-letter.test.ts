@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { HEADERS } from '@switchyard/contracts';
-import { startTestSystem, type TestSystem } from '../support/system.js';
+import { eventually, startTestSystem, type TestSystem } from '@switchyard/testkit';
 
 describe('a malformed command', () => {
   let sys: TestSystem;
@@ -41,12 +41,7 @@ describe('a malformed command', () => {
 });
 
 async function eventuallyMessages(jsm: Awaited<ReturnType<typeof jetstreamManager>>, count: number) {
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    const info = await jsm.streams.info('DLQ');
-    if (info.state.messages >= count) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await eventually(() => jsm.streams.info('DLQ'), (info) => info.state.messages >= count, 15_000, `${count} dead letters`, { intervalMs: 100, returnLast: true });
   const out: Array<{ subject: string; reason: string; service: string; data: string }> = [];
   for (let seq = 1; seq <= count; seq++) {
     const m = await jsm.streams.getMessage('DLQ', { seq });

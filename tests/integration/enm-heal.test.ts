@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import { createBus } from '@switchyard/bus';
-import { docker, startTestSystem, type TestSystem } from '../support/system.js';
+import { eventually, docker, startTestSystem, type TestSystem } from '@switchyard/testkit';
 
 // exit-node-manager on its own feet: a node killed behind its back is reported dead at once,
 // restarted, and replaced when it keeps dying; stats, logs and the snapshot describe the
@@ -46,13 +46,9 @@ describe('exit-node-manager heals, samples and drains', () => {
   });
 
   const next = async (match: (m: { subject: string; data: any }) => boolean, timeoutMs: number, after = 0) => {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const found = seen.slice(after).find(match);
-      if (found) return found;
-      await sleep(20);
-    }
-    throw new Error(`no matching message in ${timeoutMs} ms; last: ${JSON.stringify(seen.slice(-8).map((m) => [m.subject, m.data.nodeId]))}`);
+    const found = await eventually(() => seen.slice(after).find(match), (m) => m !== undefined, timeoutMs, 'a matching message', { intervalMs: 20, returnLast: true });
+    if (!found) throw new Error(`no matching message in ${timeoutMs} ms; last: ${JSON.stringify(seen.slice(-8).map((m) => [m.subject, m.data.nodeId]))}`);
+    return found;
   };
   const ask = async <T = any>(subject: string, payload: unknown): Promise<T> => {
     const reply = await nc.request(subject, JSON.stringify(payload), { timeout: 5000 });
@@ -68,11 +64,7 @@ describe('exit-node-manager heals, samples and drains', () => {
   const viewOf = async (nodeId: string) => (await ask('node.req.list', { tenantId, nodeId })).nodes[0];
   // node.evt.started goes out just before the row is written.
   const runningView = async (nodeId: string) => {
-    for (let i = 0; ; i++) {
-      const view = await viewOf(nodeId);
-      if (view.status === 'running' || i >= 40) return view;
-      await sleep(50);
-    }
+    return eventually(() => viewOf(nodeId), (view) => view.status === 'running', 3_000, `node ${nodeId} running`, { intervalMs: 50, returnLast: true });
   };
   const containersOf = (nodeId: string) => docker.listContainers({ all: true, filters: { label: [`io.switchyard.node=${nodeId}`] } });
   const proxiedGet = (proxyPort: number) =>
@@ -88,14 +80,9 @@ describe('exit-node-manager heals, samples and drains', () => {
     });
   // "running" is Docker's word: the process inside may need a moment before it listens.
   const proxiedGetSoon = async (proxyPort: number) => {
-    for (let i = 0; ; i++) {
-      try {
-        return await proxiedGet(proxyPort);
-      } catch (err) {
-        if (i >= 50) throw err;
-        await sleep(50);
-      }
-    }
+    const answer = await eventually(() => proxiedGet(proxyPort).catch((err: Error) => err), (r) => !(r instanceof Error), 5_000, 'a proxied answer', { intervalMs: 50, returnLast: true });
+    if (answer instanceof Error) throw answer;
+    return answer;
   };
   const proxyPortOf = (view: any) => view.ports.find((p: { name: string }) => p.name === 'proxy').hostPort as number;
 
@@ -169,8 +156,11 @@ describe('exit-node-manager heals, samples and drains', () => {
     expect(await ask('node.req.logs', { tenantId, nodeId: randomUUID(), lines: 5 })).toEqual({ logs: null, lines: 0 });
     expect(await ask('node.req.logs', { tenantId: randomUUID(), nodeId, lines: 5 })).toEqual({ logs: null, lines: 0 });
 
+    // A second pool of this test's own (empty: only its listing matters), not another test's.
+    const empty = await order({ type: 'pool.create', pool: { name: 'stockholm', kind: 'exit', country: 'SE', nodes: { min: 0, max: 1 } } });
+    expect(empty.status, empty.reason).toBe('fulfilled');
     const snapshot = await ask('pool.req.snapshot', {});
-    expect(snapshot.pools.map((p: any) => p.name)).toEqual(expect.arrayContaining(['oslo', 'tokyo']));
+    expect(snapshot.pools.map((p: any) => p.name)).toEqual(expect.arrayContaining(['oslo', 'stockholm']));
     expect(snapshot.nodes.find((n: any) => n.nodeId === nodeId)).toMatchObject({ country: 'NO', status: 'running' });
     expect((await ask('pool.req.snapshot', { tenantId: randomUUID() }))).toEqual({ pools: [], nodes: [] });
 

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { startDockerLink, type DockerLink } from '../support/docker-link.js';
-import { docker, startTestSystem, type TestSystem } from '../support/system.js';
+import { eventually, startDockerLink, docker, startTestSystem, type DockerLink, type TestSystem } from '@switchyard/testkit';
 
 // exit-node-manager reaches Docker through a relay the test cuts: a node killed while the
 // engine is out of reach (as during a dockerd restart) is noticed and healed once it is back,
@@ -39,13 +38,9 @@ describe('exit-node-manager across a Docker outage and its own restart', () => {
   });
 
   const next = async (match: (m: { subject: string; data: any }) => boolean, timeoutMs: number, after: number) => {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const found = seen.slice(after).find(match);
-      if (found) return found;
-      await sleep(25);
-    }
-    throw new Error(`no matching message in ${timeoutMs} ms; last: ${JSON.stringify(seen.slice(-8).map((m) => [m.subject, m.data.nodeId]))}`);
+    const found = await eventually(() => seen.slice(after).find(match), (m) => m !== undefined, timeoutMs, 'a matching message', { intervalMs: 25, returnLast: true });
+    if (!found) throw new Error(`no matching message in ${timeoutMs} ms; last: ${JSON.stringify(seen.slice(-8).map((m) => [m.subject, m.data.nodeId]))}`);
+    return found;
   };
   const containerOf = async (nodeId: string) => {
     const [c] = await docker.listContainers({ all: true, filters: { label: [`io.switchyard.node=${nodeId}`] } });
@@ -57,11 +52,7 @@ describe('exit-node-manager across a Docker outage and its own restart', () => {
   };
   // node.evt.started goes out just before the row is written.
   const runningView = async (nodeId: string) => {
-    for (let i = 0; ; i++) {
-      const view = await nodeView(nodeId);
-      if (view.status === 'running' || i >= 40) return view;
-      await sleep(50);
-    }
+    return eventually(() => nodeView(nodeId), (view) => view.status === 'running', 3_000, `node ${nodeId} running`, { intervalMs: 50, returnLast: true });
   };
 
   it('notices a node killed while Docker was unreachable and heals it when Docker is back', async () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXIT_NODE_IMAGE, startTestSystem, type TestSystem } from '../support/system.js';
+import { EXIT_NODE_IMAGE, startTestSystem, type TestSystem } from '@switchyard/testkit';
 
 // The load balancer listens on an app pool's publicPort for all tenants at once: two live
 // pools, whatever their tenants, never share one; a deleted pool frees its port.

@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { docker, startTestSystem, type TestSystem } from '../support/system.js';
-import { freePort } from '../support/net.js';
-import { startLoopbackTarget, proxiedGet, watchSubjects, natsRequest, type LoopbackTarget, type SubjectWatch } from '../support/exit-pool.js';
+import { eventually, docker, startTestSystem, freePort, startLoopbackTarget, proxiedGet, watchSubjects, natsRequest, type TestSystem, type LoopbackTarget, type SubjectWatch } from '@switchyard/testkit';
 
 // The whole path at once — gateway, exit-node-manager, health-monitor, load-balancer, real
 // containers — for the two promises of failover: a node killed under load costs no client
@@ -63,14 +61,9 @@ describe('an exit pool under failure', () => {
   }
 
   async function waitAllHealthy(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
     let last = new Map<string, string>();
-    while (Date.now() < deadline) {
-      last = await health().catch(() => last);
-      if (nodeIds.every((id) => last.get(id) === 'healthy')) return;
-      await sleep(100);
-    }
-    throw new Error(`not all nodes healthy after ${timeoutMs} ms: ${JSON.stringify([...last])}`);
+    const read = async () => [...(last = await health().catch(() => last))];
+    await eventually(read, () => nodeIds.every((id) => last.get(id) === 'healthy'), timeoutMs, 'all nodes healthy', { intervalMs: 100 });
   }
 
   /** Requests through the load balancer, one after another, until stopped (bounded anyway). */
@@ -125,8 +118,7 @@ describe('an exit pool under failure', () => {
       expect(up.at).toBeGreaterThan(down.at);
 
       const servedBeforeReturn = stream.servedBy.get(victim) ?? 0;
-      const deadline = Date.now() + 10_000;
-      while ((stream.servedBy.get(victim) ?? 0) === servedBeforeReturn && Date.now() < deadline) await sleep(100);
+      await eventually(() => stream.servedBy.get(victim) ?? 0, (n) => n !== servedBeforeReturn, 10_000, 'the healed node serving', { intervalMs: 100, returnLast: true });
       expect(stream.servedBy.get(victim) ?? 0).toBeGreaterThan(servedBeforeReturn);
     } finally {
       await stream.stop();

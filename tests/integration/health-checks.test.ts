@@ -1,10 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import { docker, startTestSystem, type TestSystem } from '../support/system.js';
-import { natsRequest, watchSubjects, type SubjectWatch } from '../support/exit-pool.js';
-import { startSpeedTestTarget, type SpeedTestTarget } from '../support/speedtest-target.js';
+import { eventually, docker, startTestSystem, natsRequest, watchSubjects, startSpeedTestTarget, type TestSystem, type SubjectWatch, type SpeedTestTarget } from '@switchyard/testkit';
 
 // Timeouts as long as the interval: on a loaded 2-core machine a check through a container
 // can take over 100 ms, and a flapping node would blur what the tests look at.
@@ -44,14 +41,10 @@ describe('health-monitor', () => {
   }
 
   async function waitForStatus(nodeId: string, status: string, timeoutMs: number, reason?: string): Promise<Health> {
-    const deadline = Date.now() + timeoutMs;
     let last: Health | undefined;
-    while (Date.now() < deadline) {
-      [last] = await health([nodeId]).catch(() => [last!]);
-      if (last?.status === status && (reason === undefined || last.reason === reason)) return last;
-      await sleep(100);
-    }
-    throw new Error(`node ${nodeId} not ${status} within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+    const read = async () => ([last] = await health([nodeId]).catch(() => [last!]))[0];
+    const done = (h: Health | undefined) => h?.status === status && (reason === undefined || h.reason === reason);
+    return (await eventually(read, done, timeoutMs, `node ${nodeId} ${status}`, { intervalMs: 100 }))!;
   }
 
   beforeAll(async () => {
@@ -122,8 +115,7 @@ describe('health-monitor', () => {
     expect(changes[0]!.data, JSON.stringify(changes.map((c) => c.data))).toMatchObject({ status: 'healthy', poolId: pools['exit']!.poolId, reason: '2 checks passed' });
 
     // The same figures, written to Redis within its one-second flush.
-    await sleep(1_200);
-    const hash = await redis.hgetall(`health:${exitNode}`);
+    const hash = await eventually(() => redis.hgetall(`health:${exitNode}`), (h) => h['status'] === 'healthy', 5_000, 'the health in Redis', { returnLast: true });
     expect(hash).toMatchObject({ status: 'healthy', pool: pools['exit']!.poolId });
     expect(Number(hash['score'])).toBeGreaterThan(50);
     expect(hash['lastCheckAt']).toMatch(/^\d{4}-\d\d-\d\dT/);

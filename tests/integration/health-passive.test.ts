@@ -2,8 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import { docker, startTestSystem, type TestSystem } from '../support/system.js';
-import { natsRequest, watchSubjects, type SubjectWatch } from '../support/exit-pool.js';
+import { eventually, docker, startTestSystem, natsRequest, watchSubjects, type TestSystem, type SubjectWatch } from '@switchyard/testkit';
 
 interface Health {
   nodeId: string;
@@ -29,14 +28,8 @@ describe('health-monitor passive signals', () => {
     (await natsRequest<{ nodes: Health[] }>(nc, 'health.req.status', { nodeIds: [nodeId] })).nodes[0];
 
   async function waitFor(match: (h: Health | undefined) => boolean, timeoutMs: number): Promise<Health | undefined> {
-    const deadline = Date.now() + timeoutMs;
     let last: Health | undefined;
-    while (Date.now() < deadline) {
-      last = await status().catch(() => last);
-      if (match(last)) return last;
-      await sleep(100);
-    }
-    throw new Error(`no matching health within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+    return eventually(async () => (last = await status().catch(() => last)), match, timeoutMs, 'a matching health', { intervalMs: 100 });
   }
 
   beforeAll(async () => {
@@ -61,6 +54,7 @@ describe('health-monitor passive signals', () => {
     expect(order.status).toBe('fulfilled');
     poolId = order.result.poolId;
     nodeId = order.result.nodeIds[0];
+    tenantId = (await sys.db.query<{ id: string }>("select id from tenants where name = 'admin'"))[0]!.id;
     await sys.start('health-monitor');
   }, 120_000);
 
@@ -72,12 +66,13 @@ describe('health-monitor passive signals', () => {
   it('finds a node that existed before it started, from the snapshot', async () => {
     const h = await waitFor((x) => x?.status === 'healthy', 10_000);
     expect(h).toMatchObject({ poolId, reason: '1 check passed' });
-    tenantId = h!.tenantId;
   });
 
   it('marks a node down after two connection failures within the window, not after one', async () => {
+    await waitFor((x) => x?.status === 'healthy', 10_000);
     const fail = () => nc.publish('lb.evt.connfail', JSON.stringify({ tenantId, poolId, nodeId, at: new Date().toISOString(), error: 'ECONNREFUSED' }));
     fail();
+    // Fixed waits here let time pass: after one failure, the node must stay healthy.
     await sleep(500);
     expect((await status())?.status).toBe('healthy');
     await sleep(2_100);
@@ -94,6 +89,7 @@ describe('health-monitor passive signals', () => {
   }, 20_000);
 
   it('a docker kill marks the node down within 1 s through the died event, long before a check could', async () => {
+    await waitFor((x) => x?.status === 'healthy', 10_000);
     const [container] = await docker.listContainers({ filters: { label: [`io.switchyard.node=${nodeId}`] } });
     const killedAt = Date.now();
     await docker.getContainer(container!.Id).kill();
@@ -106,13 +102,13 @@ describe('health-monitor passive signals', () => {
   }, 45_000);
 
   it('forgets the nodes of a deleted pool, in its answers and in Redis', async () => {
-    await sleep(1_100);
-    expect(await redis.hget(`health:${nodeId}`, 'status')).toBe('healthy');
+    const stored = () => redis.hget(`health:${nodeId}`, 'status');
+    expect(await eventually(stored, (s) => s === 'healthy', 15_000, 'healthy in Redis', { returnLast: true })).toBe('healthy');
     const placed = await sys.http('POST', '/v1/orders', { body: { type: 'pool.delete', poolId } });
     expect(placed.status).toBe(202);
     await sys.waitForOrder(placed.body.id, ['fulfilled'], { timeoutMs: 30_000 });
     await waitFor((x) => x === undefined, 5_000);
-    await sleep(1_100);
-    expect(await redis.exists(`health:${nodeId}`)).toBe(0);
+    const exists = () => redis.exists(`health:${nodeId}`);
+    expect(await eventually(exists, (n) => n === 0, 5_000, 'gone from Redis', { returnLast: true })).toBe(0);
   }, 45_000);
 });

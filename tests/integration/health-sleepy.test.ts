@@ -1,6 +1,5 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXIT_NODE_IMAGE, startTestSystem, type TestSystem } from '../support/system.js';
+import { eventually, EXIT_NODE_IMAGE, startTestSystem, type TestSystem } from '@switchyard/testkit';
 
 const SLEEPY_REASON = 'not actively checked: the pool sleeps when idle (checks would keep it awake)';
 const IDLE_WINDOW_SEC = 3;
@@ -33,14 +32,7 @@ describe('health-monitor and a pool that sleeps when idle', () => {
 
   /** Polls the node every 100 ms until `done` holds; fails after `timeoutMs`, naming the last view. */
   async function until(nodeId: string, what: string, done: (n: Awaited<ReturnType<typeof node>>) => boolean, timeoutMs: number) {
-    const deadline = Date.now() + timeoutMs;
-    let last = await node(nodeId);
-    while (!done(last)) {
-      if (Date.now() > deadline) throw new Error(`node ${nodeId} not ${what} within ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`);
-      await sleep(100);
-      last = await node(nodeId);
-    }
-    return last;
+    return eventually(() => node(nodeId), done, timeoutMs, `node ${nodeId} ${what}`, { intervalMs: 100 });
   }
 
   it('stops checking the node once the pool gets a sleep policy, so it goes to sleep within its idle window', async () => {

@@ -3,11 +3,8 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
-import { proxiedGet } from '../support/exit-pool.js';
-import { health, nodeView, poolView, startRoutingPeer, type RoutingPeer } from '../support/lb.js';
-import { startNatsServer, type NatsServer } from '../support/nats-server.js';
-import { freePort } from '../support/net.js';
-import { startReady, type ServiceProcess } from '../support/processes.js';
+import { proxiedGet, startRoutingPeer, startNatsServer, freePort, startReady, type RoutingPeer, type NatsServer, type ServiceProcess } from '@switchyard/testkit';
+import { aNodeHealth, aNodeServing, aPoolView } from '@switchyard/testkit/fixtures';
 
 async function listen(server: Server): Promise<number> {
   server.listen(0, '127.0.0.1');
@@ -46,11 +43,11 @@ describe('a node that goes away after reading a request', () => {
     servers.push(dying, answering);
     const [dyingPort, answeringPort] = [await listen(dying), await listen(answering)];
     const tenantId = randomUUID();
-    const pool = poolView(tenantId, { name: 'jp', kind: 'exit', country: 'JP', strategy: 'round_robin' });
-    const nodes = [nodeView(pool, dyingPort), nodeView(pool, answeringPort)];
+    const pool = aPoolView({ name: 'jp', kind: 'exit', country: 'JP', strategy: 'round_robin' }, { tenantId });
+    const nodes = [aNodeServing(pool, dyingPort), aNodeServing(pool, answeringPort)];
     peer.state.pools.push(pool);
     peer.state.nodes.push(...nodes);
-    peer.state.health = nodes.map((n) => health(n, 'healthy'));
+    peer.state.health = nodes.map((n) => aNodeHealth(n, { status: 'healthy' }));
     proxyPort = await freePort();
     lb = await startReady('load-balancer', {
       NATS_URL: nats.url,

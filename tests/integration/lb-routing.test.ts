@@ -4,10 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import { natsRequest, startLoopbackTarget, watchSubjects, type LoopbackTarget } from '../support/exit-pool.js';
-import { rawExchange } from '../support/lb.js';
-import { freePort } from '../support/net.js';
-import { EXIT_NODE_IMAGE, startTestSystem, type TestSystem } from '../support/system.js';
+import { eventually, natsRequest, startLoopbackTarget, watchSubjects, rawExchange, freePort, EXIT_NODE_IMAGE, startTestSystem, type LoopbackTarget, type TestSystem } from '@switchyard/testkit';
 
 // The load balancer in front of real exit nodes: exit-node-manager runs them as containers on
 // the host network (so they reach the test's loopback target) and health-monitor checks them
@@ -75,14 +72,9 @@ describe('load balancer in front of a pool of three exit nodes', () => {
   }
 
   async function waitHealth(ids: string[], status: string, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
     let last = new Map<string, string>();
-    while (Date.now() < deadline) {
-      last = await healthOf(ids).catch(() => last);
-      if (ids.every((id) => last.get(id) === status)) return;
-      await sleep(100);
-    }
-    throw new Error(`nodes not ${status} after ${timeoutMs} ms: ${JSON.stringify([...last])}`);
+    const read = async () => [...(last = await healthOf(ids).catch(() => last))];
+    await eventually(read, () => ids.every((id) => last.get(id) === status), timeoutMs, `nodes ${status}`, { intervalMs: 100 });
   }
 
   async function traffic(): Promise<Map<string, Traffic>> {
@@ -160,9 +152,10 @@ describe('load balancer in front of a pool of three exit nodes', () => {
       const held: Socket[] = [];
       try {
         for (let i = 0; i < 60; i++) held.push(await holdTunnel(jpPort, `127.0.0.1:${target.port}`));
-        await sleep(1_500); // counters are flushed to Redis about once a second
-        const during = await traffic();
-        const active = nodeIds.map((id) => during.get(id)!.activeConnections);
+        // Counters are flushed to Redis about once a second.
+        const activeOf = (t: Map<string, Traffic>) => nodeIds.map((id) => t.get(id)!.activeConnections);
+        const during = await eventually(traffic, (t) => activeOf(t).reduce((a, b) => a + b) === 60, 5_000, 'the held tunnels counted', { returnLast: true });
+        const active = activeOf(during);
         expect(active.reduce((a, b) => a + b), strategy).toBe(60);
         if (strategy === 'least_connections') expect(active, strategy).toEqual([20, 20, 20]);
         else for (const a of active) expect(a, `${strategy}: ${active}`).toBeGreaterThanOrEqual(17);
@@ -170,8 +163,7 @@ describe('load balancer in front of a pool of three exit nodes', () => {
       } finally {
         for (const s of held) s.destroy();
       }
-      await sleep(1_500);
-      const after = await traffic();
+      const after = await eventually(traffic, (t) => nodeIds.every((id) => t.get(id)!.activeConnections === 0), 5_000, 'the tunnels closed', { returnLast: true });
       expect(nodeIds.map((id) => after.get(id)!.activeConnections)).toEqual([0, 0, 0]);
     }
     await natsRequest(nc, 'lb.req.strategy', { tenantId, strategy: 'round_robin' });
@@ -187,14 +179,13 @@ describe('load balancer in front of a pool of three exit nodes', () => {
     expect((await setDelay(60)).status).toBe(200);
     try {
       type Health = { nodeId: string; status: string; score: number; latencyMs: number | null };
-      let health: Health[] = [];
-      for (let i = 0; i < 100; i++) {
-        health = (await natsRequest<{ nodes: Health[] }>(nc, 'health.req.status', { nodeIds })).nodes;
+      const measured = (health: Health[]) => {
         const s = health.find((h) => h.nodeId === slow)!;
         const others = health.filter((h) => h.nodeId !== slow);
-        if (s.latencyMs! >= 50 && others.every((o) => o.score > s.score && o.latencyMs! < 30)) break;
-        await sleep(200);
-      }
+        return s.latencyMs! >= 50 && others.every((o) => o.score > s.score && o.latencyMs! < 30);
+      };
+      const read = async () => (await natsRequest<{ nodes: Health[] }>(nc, 'health.req.status', { nodeIds })).nodes;
+      const health = await eventually(read, measured, 20_000, 'the slowed node measured', { returnLast: true });
       const slowHealth = health.find((h) => h.nodeId === slow)!;
       expect(slowHealth.status).toBe('healthy');
       expect(slowHealth.latencyMs).toBeGreaterThanOrEqual(50);
@@ -328,21 +319,15 @@ describe('load balancer in front of a pool of three exit nodes', () => {
     await waitHealth(app.nodeIds, 'healthy');
     // The exit-node image's proxy is the app here: an absolute-form request through the
     // public port is served by one of the app's nodes.
-    const deadline = Date.now() + 15_000;
-    let r = await curl(['-x', `http://127.0.0.1:${appPort}`, '-D', '-', `${target.url}/hello`]);
-    while (r.code !== 0 && Date.now() < deadline) {
-      await sleep(200);
-      r = await curl(['-x', `http://127.0.0.1:${appPort}`, '-D', '-', `${target.url}/hello`]);
-    }
+    const r = await eventually(() => curl(['-x', `http://127.0.0.1:${appPort}`, '-D', '-', `${target.url}/hello`]), (res) => res.code === 0, 15_000, 'the app port answering', { returnLast: true });
     expect(r.code, r.err).toBe(0);
     for (let i = 0; i < 6; i++) {
       const res = await curl(['-x', `http://127.0.0.1:${appPort}`, `${target.url}/hello`]);
       expect(res, res.err).toMatchObject({ code: 0, out: 'hello' });
     }
     // App nodes all carry the host's name in Via, so the counters tell which node served.
-    await sleep(1_500);
-    const reply = await natsRequest<{ nodes: Traffic[] }>(nc, 'lb.req.traffic', { nodeIds: app.nodeIds });
-    const totals = reply.nodes.map((n) => n.totalConnections);
+    const totalsOf = async () => (await natsRequest<{ nodes: Traffic[] }>(nc, 'lb.req.traffic', { nodeIds: app.nodeIds })).nodes.map((n) => n.totalConnections);
+    const totals = await eventually(totalsOf, (t) => t.reduce((a, b) => a + b) >= 7 && t.every((n) => n >= 3), 5_000, 'the app connections counted', { returnLast: true });
     expect(totals.reduce((a, b) => a + b)).toBeGreaterThanOrEqual(7);
     for (const t of totals) expect(t).toBeGreaterThanOrEqual(3);
   });

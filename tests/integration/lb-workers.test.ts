@@ -4,11 +4,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
 import type { NodeView, PoolView } from '@switchyard/contracts';
-import { natsRequest, watchSubjects } from '../support/exit-pool.js';
-import { askTcp, rawExchange, nodeView, poolView, startRoutingPeer, startTaggedBackends, type RoutingPeer, type TaggedBackends } from '../support/lb.js';
-import { startNatsServer, type NatsServer } from '../support/nats-server.js';
-import { freePort } from '../support/net.js';
-import { startReady, type ServiceProcess } from '../support/processes.js';
+import { eventually, natsRequest, watchSubjects, askTcp, rawExchange, startRoutingPeer, startTaggedBackends, startNatsServer, freePort, startReady, type RoutingPeer, type TaggedBackends, type NatsServer, type ServiceProcess } from '@switchyard/testkit';
+import { aNodeServing, aPoolView } from '@switchyard/testkit/fixtures';
 
 // The load balancer as several worker processes, with its routing facts supplied by the test:
 // the test answers pool.req.snapshot and health.req.status and publishes the node and health
@@ -60,16 +57,16 @@ describe('load balancer workers and the routing table', () => {
     peer = startRoutingPeer(nc);
     backends = await startTaggedBackends(names);
     publicPort = await freePort();
-    pool = poolView(tenantId, { name: 'echo', kind: 'app', image: 'none', publicPort, strategy: 'round_robin', ports: [{ name: 'tcp', containerPort: 1 }] });
-    nodes = backends.ports.map((port) => nodeView(pool, port));
+    pool = aPoolView({ name: 'echo', kind: 'app', image: 'none', publicPort, strategy: 'round_robin', ports: [{ name: 'tcp', containerPort: 1 }] }, { tenantId });
+    nodes = backends.ports.map((port) => aNodeServing(pool, port));
     peer.state.pools.push(pool);
     peer.state.nodes.push(...nodes);
     redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379');
     proxyPort = await freePort();
     // An app pool that asks for the proxy port is in the snapshot the workers start from.
-    const squatter = poolView(tenantId, { name: 'squatter', kind: 'app', image: 'none', publicPort: proxyPort, ports: [{ name: 'tcp', containerPort: 1 }] });
+    const squatter = aPoolView({ name: 'squatter', kind: 'app', image: 'none', publicPort: proxyPort, ports: [{ name: 'tcp', containerPort: 1 }] }, { tenantId });
     peer.state.pools.push(squatter);
-    peer.state.nodes.push(nodeView(squatter, backends.ports[0]!));
+    peer.state.nodes.push(aNodeServing(squatter, backends.ports[0]!));
     lb = await startReady('load-balancer', await env({ LB_WORKERS: '3', LB_PROXY_PORT: String(proxyPort) }));
   });
 
@@ -86,7 +83,7 @@ describe('load balancer workers and the routing table', () => {
     expect(lb.output().match(/"msg":"ready"/g)).toHaveLength(1);
     // Each worker logs through its own pipe, so its line may land after the primary's "ready".
     const listening = () => lb.output().match(/"msg":"listening"/g)?.length ?? 0;
-    for (let i = 0; i < 50 && listening() < 3; i++) await sleep(100);
+    await eventually(listening, (n) => n >= 3, 5_000, 'three workers listening', { intervalMs: 100, returnLast: true });
     expect(listening()).toBe(3);
     const counts = await spread(30);
     expect(Object.keys(counts).sort()).toEqual(names);
@@ -95,7 +92,9 @@ describe('load balancer workers and the routing table', () => {
   it('a tenant strategy set through one worker is what every worker answers', async () => {
     const set = await natsRequest<{ strategy: string }>(nc, 'lb.req.strategy', { tenantId, strategy: 'health_score' });
     expect(set.strategy).toBe('health_score');
-    await sleep(300);
+    // Every worker hears of the change; any of them may answer a request.
+    const strategies = () => Promise.all(Array.from({ length: 12 }, async () => (await natsRequest<{ strategy: string }>(nc, 'lb.req.strategy', { tenantId })).strategy));
+    await eventually(strategies, (all) => all.every((s) => s === 'health_score'), 5_000, 'every worker on health_score', { intervalMs: 100, returnLast: true });
     for (let i = 0; i < 12; i++) expect((await natsRequest<{ strategy: string }>(nc, 'lb.req.strategy', { tenantId })).strategy).toBe('health_score');
     const other = await natsRequest<{ strategy: string }>(nc, 'lb.req.strategy', { tenantId: randomUUID() });
     expect(other.strategy).toBe('round_robin');
@@ -115,19 +114,16 @@ describe('load balancer workers and the routing table', () => {
 
   it('a node that refuses connections is retried on another, and reported with lb.evt.connfail', async () => {
     const port = await freePort();
-    const retryPool = poolView(tenantId, { name: 'retry', kind: 'app', image: 'none', publicPort: await freePort(), strategy: 'round_robin', ports: [{ name: 'tcp', containerPort: 1 }] });
-    const dead = nodeView(retryPool, port);
-    const alive = nodeView(retryPool, backends.ports[2]!);
+    const retryPool = aPoolView({ name: 'retry', kind: 'app', image: 'none', publicPort: await freePort(), strategy: 'round_robin', ports: [{ name: 'tcp', containerPort: 1 }] }, { tenantId });
+    const dead = aNodeServing(retryPool, port);
+    const alive = aNodeServing(retryPool, backends.ports[2]!);
     const watch = watchSubjects(nc, ['lb.evt.connfail']);
     nc.publish('pool.evt.changed', JSON.stringify({ tenantId, poolId: retryPool.poolId, name: retryPool.name, spec: retryPool.spec, at: new Date().toISOString() }));
     for (const n of [dead, alive]) {
       await publish('node.evt.started', n, { containerId: 'x', ports: n.ports, startMs: 1 });
     }
-    let counts: Record<string, number> = {};
-    for (let i = 0; i < 50 && Object.keys(counts).length === 0; i++) {
-      counts = await spread(6, retryPool.spec.publicPort!).catch(() => ({}));
-      if (!Object.keys(counts).length) await sleep(100);
-    }
+    const tries = () => spread(6, retryPool.spec.publicPort!).catch((): Record<string, number> => ({}));
+    const counts = await eventually(tries, (c) => Object.keys(c).length > 0, 10_000, 'the retry pool answering', { intervalMs: 100, returnLast: true });
     expect(counts).toEqual({ c: 6 });
     const failed = await watch.next((m) => m.data.nodeId === dead.nodeId, 3000);
     expect(failed.data.error).toMatch(/ECONNREFUSED/);
@@ -145,10 +141,10 @@ describe('load balancer workers and the routing table', () => {
   it("node.evt.removed deletes the node's traffic counters", async () => {
     await spread(6);
     const key = `lb:traffic:${nodes[2]!.nodeId}`;
-    for (let i = 0; i < 30 && !(await redis.exists(key)); i++) await sleep(100);
+    await eventually(() => redis.exists(key), (n) => n === 1, 5_000, 'counters in Redis', { intervalMs: 100, returnLast: true });
     expect(await redis.hget(key, 'total')).not.toBeNull();
     await publish('node.evt.removed', nodes[2]!, { reason: 'test' });
-    for (let i = 0; i < 30 && (await redis.exists(key)); i++) await sleep(100);
+    await eventually(() => redis.exists(key), (n) => n === 0, 5_000, 'counters deleted', { intervalMs: 100, returnLast: true });
     expect(await redis.exists(key)).toBe(0);
     // The workers' next flushes do not bring it back.
     await sleep(1500);
@@ -163,14 +159,17 @@ describe('load balancer workers and the routing table', () => {
   });
 
   it('per-node hard limits refuse a connection no node may take', async () => {
+    // Only the load balancer of this test may listen on the pool's port: the shared one is ended
+    // (the test above may have done it already).
+    await lb.stop('SIGTERM');
     const limitedPort = await freePort();
-    const limited = poolView(tenantId, { name: 'limited', kind: 'app', image: 'none', publicPort: limitedPort, strategy: 'least_connections', limits: { softConnections: 1, hardConnections: 2 }, ports: [{ name: 'tcp', containerPort: 1 }] });
+    const limited = aPoolView({ name: 'limited', kind: 'app', image: 'none', publicPort: limitedPort, strategy: 'least_connections', limits: { softConnections: 1, hardConnections: 2 }, ports: [{ name: 'tcp', containerPort: 1 }] }, { tenantId });
     // A single process of its own, so a worker's share of the limits is the whole limit.
     const single = await startReady('load-balancer', await env({ LB_WORKERS: '1' }));
     const held: Array<{ socket: { destroy(): void } }> = [];
     try {
       nc.publish('pool.evt.changed', JSON.stringify({ tenantId, poolId: limited.poolId, name: limited.name, spec: limited.spec, at: new Date().toISOString() }));
-      for (const port of backends.ports.slice(0, 2)) await publish('node.evt.started', nodeView(limited, port), { containerId: 'x', ports: [{ name: 'tcp', containerPort: port, hostIp: '127.0.0.1', hostPort: port }], startMs: 1 });
+      for (const port of backends.ports.slice(0, 2)) await publish('node.evt.started', aNodeServing(limited, port), { containerId: 'x', ports: [{ name: 'tcp', containerPort: port, hostIp: '127.0.0.1', hostPort: port }], startMs: 1 });
       // Soft limit 1: one each first; then up to the hard limit of 2 each; the fifth is refused.
       const answers: string[] = [];
       for (let i = 0; i < 4; i++) {

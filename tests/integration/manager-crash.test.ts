@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { docker, startTestSystem, type TestSystem } from '../support/system.js';
+import { eventually, docker, startTestSystem, type TestSystem } from '@switchyard/testkit';
 
 // exit-node-manager killed while it is starting a pool's containers: the command is
 // redelivered after its ackWait, and the restarted manager finishes the order, reusing the
@@ -23,7 +22,7 @@ describe('an exit-node-manager crash in the middle of an order', () => {
     const poolContainers = () => docker.listContainers({ all: true, filters: { label: [`io.switchyard.pool=${poolId}`] } });
 
     // Kill it as soon as the first container exists: the other three are still to come.
-    for (let i = 0; i < 400 && (await poolContainers()).length === 0; i++) await sleep(25);
+    await eventually(poolContainers, (cs) => cs.length > 0, 10_000, 'a first container', { intervalMs: 25, returnLast: true });
     await manager.stop('SIGKILL');
     const atCrash = await poolContainers();
     expect(atCrash.length).toBeGreaterThanOrEqual(1);

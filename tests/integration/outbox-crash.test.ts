@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { startCuttableLink, type CuttableLink } from '../support/net.js';
-import { poolOrder, startTestSystem, type TestSystem } from '../support/system.js';
+import { startCuttableLink, poolOrder, startTestSystem, type CuttableLink, type TestSystem } from '@switchyard/testkit';
 
 // The order and its command are written in one transaction; the command is published
 // later. Kill the gateway after the commit and before the publish: nothing may be lost.

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { docker, poolOrder, startTestSystem, type TestSystem } from '../support/system.js';
+import { docker, poolOrder, startTestSystem, type TestSystem } from '@switchyard/testkit';
 
 // Every order type the API takes, carried out on the real Docker engine.
 describe('pool and node orders', () => {

@@ -1,10 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServiceName } from '@switchyard/contracts';
-import { rawGet } from '../support/activator.js';
-import { eventually } from '../support/api.js';
-import { HTTP_APP_IMAGE, HTTP_APP_PORT } from '../support/images.js';
-import { httpGet, MODES, startScaleToZero, type ScaleToZero } from '../support/scale-to-zero.js';
+import { rawGet, eventually, HTTP_APP_IMAGE, HTTP_APP_PORT, httpGet, MODES, startScaleToZero, type ScaleToZero } from '@switchyard/testkit';
 
 const SERVICES: ServiceName[] = ['api-gateway', 'exit-node-manager', 'sleep-controller', 'socket-activator'];
 

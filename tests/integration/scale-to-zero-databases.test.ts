@@ -1,7 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { POSTGRES_IMAGE, POSTGRES_PORT, REDIS_IMAGE, REDIS_PORT } from '../support/images.js';
-import { MODES, runClient, startScaleToZero, type ScaleToZero } from '../support/scale-to-zero.js';
+import { eventually, POSTGRES_IMAGE, POSTGRES_PORT, REDIS_IMAGE, REDIS_PORT, MODES, runClient, startScaleToZero, type ScaleToZero } from '@switchyard/testkit';
 
 // Scale to zero is plain TCP: real database servers put to sleep when idle answer their real
 // clients (redis-cli, psql), run once with no retry, through the activator in both modes.
@@ -36,7 +34,7 @@ describe.each(MODES)('sleeping databases answer their clients, activator in %s m
 
     // Started is not ready: the server takes a moment after its container starts. Setup may
     // retry; the client run against the sleeping node below may not.
-    for (let attempt = 0; attempt < 100 && (await psql('select 1')).code !== 0; attempt++) await sleep(100);
+    await eventually(() => psql('select 1'), (r) => r.code === 0, 15_000, 'psql answered', { intervalMs: 100, returnLast: true });
     // A stop keeps the container's writable layer: what was written before the sleep is there after it.
     const written = await psql("create table notes (body text); insert into notes values ('before the sleep')");
     expect(written.code, written.stderr).toBe(0);

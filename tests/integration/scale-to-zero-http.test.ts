@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HTTP_APP_IMAGE, HTTP_APP_PORT } from '../support/images.js';
-import { httpGet, MODES, runClient, startScaleToZero, type HttpAnswer, type ScaleToZero } from '../support/scale-to-zero.js';
+import { HTTP_APP_IMAGE, HTTP_APP_PORT, httpGet, MODES, runClient, startScaleToZero, type HttpAnswer, type ScaleToZero } from '@switchyard/testkit';
 
 // Scale to zero of an HTTP app on real containers, in both activator modes: idle detection
 // from outbound packets, curl answered by a node that slept, a burst of connections to a

@@ -1,8 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { HTTP_APP_IMAGE, HTTP_APP_PORT } from '../support/images.js';
-import { freePort } from '../support/net.js';
-import { httpGet, startScaleToZero, type ScaleToZero } from '../support/scale-to-zero.js';
+import { eventually, HTTP_APP_IMAGE, HTTP_APP_PORT, freePort, httpGet, startScaleToZero, type ScaleToZero } from '@switchyard/testkit';
 
 // An app pool behind the load balancer's public port, all of its nodes asleep: the load
 // balancer sends the connection to a sleeping node's port, the activator (nftables mode)
@@ -29,12 +26,13 @@ describe('a sleeping app pool behind the load balancer', () => {
     expect(policy.status, JSON.stringify(policy.body)).toBe(202);
 
     // Awake: the load balancer forwards to it (bounded wait for its listener and first route).
-    const deadline = Date.now() + 20_000;
-    let awake = await httpGet(publicPort, '/', 2_000).catch((err: Error) => err);
-    while (!(awake instanceof Error ? false : awake.status === 200) && Date.now() < deadline) {
-      await sleep(200);
-      awake = await httpGet(publicPort, '/', 2_000).catch((err: Error) => err);
-    }
+    const awake = await eventually(
+      () => httpGet(publicPort, '/', 2_000).catch((err: Error) => err),
+      (r) => !(r instanceof Error) && r.status === 200,
+      20_000,
+      'the awake node answering',
+      { returnLast: true },
+    );
     const why = async () => JSON.stringify({ node: (await s.sys.http('GET', `/v1/nodes/${nodeId}`)).body, best: (await s.sys.http('GET', `/v1/pools/${poolId}/best-node`)).body });
     expect(awake instanceof Error ? awake.message : awake.status, await why()).toBe(200);
 

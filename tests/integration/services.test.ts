@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Svcm } from '@nats-io/services';
 import { SERVICE_NAMES } from '@switchyard/contracts';
-import { startService, type ServiceProcess } from '../support/processes.js';
-import { startTestSystem, type TestSystem } from '../support/system.js';
+import { startService, startTestSystem, type ServiceProcess, type TestSystem } from '@switchyard/testkit';
 
 describe('the eight services', () => {
   let sys: TestSystem;

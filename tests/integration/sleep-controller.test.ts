@@ -4,8 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { NodeView, Payload, ReplyOf, SleepPolicy, SleepPolicyInput } from '@switchyard/contracts';
-import { natsRequest, watchSubjects, type SubjectWatch } from '../support/exit-pool.js';
-import { docker, EXIT_NODE_IMAGE, startTestSystem, type TestSystem } from '../support/system.js';
+import { eventually, natsRequest, watchSubjects, docker, EXIT_NODE_IMAGE, startTestSystem, type SubjectWatch, type TestSystem } from '@switchyard/testkit';
 
 // The real exit-node-manager and sleep-controller, with a stand-in for the socket activator:
 // these tests are about deciding and carrying out sleeps, not about catching connections.
@@ -75,21 +74,11 @@ describe('sleep-controller puts idle nodes to sleep', () => {
 
   /** exit-node-manager publishes a node's event before it writes the row a view reads. */
   async function viewWhen(nodeId: string, status: string): Promise<NodeView> {
-    let v = await view(nodeId);
-    for (let i = 0; i < 50 && v.status !== status; i++) {
-      await sleep(100);
-      v = await view(nodeId);
-    }
-    return v;
+    return eventually(() => view(nodeId), (v) => v.status === status, 5_000, `node ${nodeId} ${status}`, { intervalMs: 100, returnLast: true });
   }
 
   async function runningView(nodeId: string): Promise<NodeView> {
-    for (let i = 0; i < 100; i++) {
-      const v = await view(nodeId);
-      if (v.status === 'running' && v.ports.length > 0) return v;
-      await sleep(100);
-    }
-    throw new Error(`node ${nodeId} is not running: ${JSON.stringify(await view(nodeId))}`);
+    return eventually(() => view(nodeId), (v) => v.status === 'running' && v.ports.length > 0, 10_000, `node ${nodeId} running`, { intervalMs: 100 });
   }
 
   async function order(method: string, path: string, body?: unknown) {

@@ -1,8 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { postgresPort } from '../support/database.js';
-import { startCuttableLink, type CuttableLink } from '../support/net.js';
-import { poolOrder, startTestSystem, type TestSystem } from '../support/system.js';
+import { eventually, postgresPort, startCuttableLink, poolOrder, startTestSystem, type CuttableLink, type TestSystem } from '@switchyard/testkit';
 
 // Postgres and NATS going away and coming back, seen through the API.
 describe('when a dependency is down', () => {
@@ -36,14 +33,14 @@ describe('when a dependency is down', () => {
     expect((await sys.http('GET', '/healthz', { key: null })).body).toMatchObject({ status: 'degraded', database: false });
 
     await pgLink.restore();
-    const up = await retryUntil(() => sys.http('POST', '/v1/orders', { body: poolOrder('madrid', 'ES') }), (r) => r.status === 202);
+    const up = await eventually(() => sys.http('POST', '/v1/orders', { body: poolOrder('madrid', 'ES') }), (r) => r.status === 202, 15_000, 'an order taken', { returnLast: true });
     expect((await sys.waitForOrder(up.body.id, ['fulfilled', 'failed'])).status).toBe('fulfilled');
   });
 
   it('answers 503 for what needs NATS while it is unreachable, and recovers', async () => {
     expect((await sys.http('GET', '/v1/nodes')).status).toBe(200);
     await natsLink.cut();
-    const down = await retryUntil(() => sys.http('GET', '/v1/nodes'), (r) => r.status !== 200);
+    const down = await eventually(() => sys.http('GET', '/v1/nodes'), (r) => r.status !== 200, 15_000, 'nodes refused', { returnLast: true });
     expect(down.status).toBe(503);
     expect(down.body.error).toBe('unavailable');
     expect((await sys.http('GET', '/healthz', { key: null })).body).toMatchObject({ status: 'degraded', nats: false });
@@ -52,19 +49,9 @@ describe('when a dependency is down', () => {
     expect(placed.status).toBe(202);
 
     await natsLink.restore();
-    const up = await retryUntil(() => sys.http('GET', '/v1/nodes'), (r) => r.status === 200, 20_000);
+    const up = await eventually(() => sys.http('GET', '/v1/nodes'), (r) => r.status === 200, 20_000, 'nodes listed', { returnLast: true });
     expect(up.status).toBe(200);
     expect((await sys.http('GET', '/healthz', { key: null })).body).toEqual({ status: 'ok', database: true, nats: true });
     expect((await sys.waitForOrder(placed.body.id, ['fulfilled', 'failed'])).status).toBe('fulfilled');
   });
 });
-
-async function retryUntil<T>(attempt: () => Promise<T>, done: (r: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = await attempt();
-  while (!done(last) && Date.now() < deadline) {
-    await sleep(200);
-    last = await attempt();
-  }
-  return last;
-}

@@ -2,9 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { Redis } from 'ioredis';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { startOtlpReceiver, type OtlpReceiver } from '../support/otlp.js';
-import { docker, poolOrder, startTestSystem, type TestSystem } from '../support/system.js';
+import { eventually, startOtlpReceiver, docker, poolOrder, startTestSystem, type OtlpReceiver, type TestSystem } from '@switchyard/testkit';
 
 // The walking skeleton through real parts: HTTP → Postgres (order + outbox) → JetStream →
 // exit-node-manager → Docker → events → order fulfilled.
@@ -53,7 +51,7 @@ describe('an order for an exit pool, end to end', () => {
     // the container's state; its server may need a moment more to listen.
     const control = info.NetworkSettings.Ports['8000/tcp']?.[0];
     expect(control?.HostIp).toBe('127.0.0.1');
-    const status = await eventuallyAsync(() => fetch(`http://127.0.0.1:${control!.HostPort}/v1/openvpn/status`).then((r) => r.json(), () => undefined));
+    const status = await firstDefined(() => fetch(`http://127.0.0.1:${control!.HostPort}/v1/openvpn/status`).then((r) => r.json(), () => undefined), 10_000, 'the node\'s status');
     expect(status).toEqual({ status: 'running' });
     // Its HTTP proxy forwards (here to the node's own control server: the bridge network
     // keeps the host's loopback out of reach, as it should).
@@ -82,10 +80,10 @@ describe('an order for an exit pool, end to end', () => {
       headers: { traceparent: `00-${traceId}-${clientSpanId}-01` },
     });
     await sys.waitForOrder(placed.body.id, ['fulfilled']);
-    const inTrace = await eventually(() => {
+    const inTrace = await firstDefined(() => {
       const spans = otlp.spans().filter((s) => s.traceId === traceId);
       return spans.some((s) => s.name === 'docker container.start') && spans.some((s) => s.name === 'order.evt.fulfilled process') ? spans : undefined;
-    });
+    }, 15_000, 'the order\'s spans');
     expect(new Set(inTrace.map((s) => s.service))).toEqual(new Set(['api-gateway', 'exit-node-manager']));
     expect(inTrace.map((s) => `${s.service}: ${s.name}`)).toEqual(expect.arrayContaining([
       'api-gateway: POST /v1/orders',
@@ -180,22 +178,14 @@ function viaProxy(proxyPort: number, url: string): Promise<{ status: number; bod
   });
 }
 
-async function eventuallyAsync<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    await sleep(100);
-  }
-  throw new Error('condition not met in time');
-}
-
-async function eventually<T>(probe: () => T | undefined, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = probe();
-    if (v !== undefined) return v;
-    await sleep(100);
-  }
-  throw new Error('condition not met in time');
+/** The first value `probe` gives that is not undefined (a failed probe counts as none). */
+async function firstDefined<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+  const read = async () => {
+    try {
+      return await probe();
+    } catch {
+      return undefined;
+    }
+  };
+  return (await eventually(read, (v) => v !== undefined, timeoutMs, what, { intervalMs: 100 }))!;
 }

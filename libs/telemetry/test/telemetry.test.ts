@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { afterEach, describe, expect, it } from 'vitest';
+import { eventually } from '@switchyard/testkit/async';
 import { InMemorySpanExporter, startTelemetry, withSpan, type ReadableSpan, type Telemetry } from '../src/index.js';
 
 let telemetry: Telemetry | undefined;
@@ -135,8 +136,7 @@ describe('startTelemetry with an OTLP endpoint', () => {
       await withSpan('exported', {}, async () => undefined);
 
       // No flush: the batch delay alone must deliver the span quickly.
-      const deadline = Date.now() + 3000;
-      while (requests.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await eventually(() => requests.length, (n) => n > 0, 3000, 'a span exported', { intervalMs: 50, returnLast: true });
 
       expect(requests).toHaveLength(1);
       const [request] = requests;

@@ -1,17 +1,13 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { NodeHealth } from '@switchyard/contracts';
+import { aNodeHealth } from '@switchyard/testkit/fixtures';
 import { HealthStore, type RedisLike } from '../src/health-store.js';
 
-const record = (nodeId: string): NodeHealth => ({
-  tenantId: '0c0ffee0-1234-4abc-8def-0123456789ab',
-  poolId: '11111111-2222-4333-8444-555555555555',
-  nodeId,
-  status: 'healthy',
-  score: 97,
-  latencyMs: 1.5,
-  lastCheckAt: '2026-01-01T00:00:00.000Z',
-  reason: '2 checks passed',
-});
+const record = (nodeId: string): NodeHealth =>
+  aNodeHealth(
+    { tenantId: '0c0ffee0-1234-4abc-8def-0123456789ab', poolId: '11111111-2222-4333-8444-555555555555', nodeId },
+    { score: 97, latencyMs: 1.5, lastCheckAt: '2026-01-01T00:00:00.000Z', reason: '2 checks passed' },
+  );
 
 function fakeRedis() {
   const batches: string[][] = [];

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { NodeView, PoolSpec, PoolView } from '@switchyard/contracts';
+import { aNodeView, aPoolView, aPublishedPort } from '@switchyard/testkit/fixtures';
 import { HealthMonitor, SLEEPY_REASON, type HealthChange } from '../src/monitor.js';
 import type { Probe, ProbeDone } from '../src/probes.js';
 import { manualClock } from './manual-clock.js';
@@ -19,23 +20,9 @@ const appSpec = (hc: PoolSpec['healthCheck'] = check): PoolSpec => ({
   ports: [{ name: 'web', containerPort: 80 }],
   healthCheck: hc,
 });
-const pool = (spec = appSpec()): PoolView => ({ tenantId, poolId, name: spec.name, spec });
-const nodeView = (nodeId: string, hostPort: number, status: NodeView['status'] = 'running'): NodeView => ({
-  tenantId,
-  poolId,
-  nodeId,
-  name: 'app-0',
-  kind: 'app',
-  status,
-  country: null,
-  region: null,
-  city: null,
-  server: null,
-  containerId: 'c',
-  ports: [{ name: 'web', containerPort: 80, hostIp: '127.0.0.1', hostPort }],
-  startedAt: null,
-  stats: null,
-});
+const pool = (spec = appSpec()): PoolView => aPoolView(spec, { tenantId, poolId });
+const nodeView = (nodeId: string, hostPort: number, status: NodeView['status'] = 'running'): NodeView =>
+  aNodeView({ pool: pool(), nodeId, name: 'app-0', status, containerId: 'c', ports: [aPublishedPort('web', hostPort, 80)] });
 
 /** A monitor whose probes answer what the test says each port answers. */
 function setup(opts: { connfailLimit?: number } = {}) {

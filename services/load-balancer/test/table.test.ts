@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { NodeView, PoolView } from '@switchyard/contracts';
+import { aNodeHealth, aNodeView, aPoolView, aPublishedPort } from '@switchyard/testkit/fixtures';
 import { TrafficCounters } from '../src/counters.js';
 import { RoutingTable } from '../src/table.js';
 
@@ -7,15 +8,12 @@ const tenantId = '0b3c2f0e-5d4a-4f1e-9f7a-1c2d3e4f5a6b';
 const at = new Date().toISOString();
 
 function pool(poolId: string, country: string, limits?: { softConnections: number; hardConnections: number }): PoolView {
-  return { tenantId, poolId, name: `p-${country.toLowerCase()}`, spec: { name: `p-${country.toLowerCase()}`, kind: 'exit', country, nodes: { min: 1, max: 3 }, ...(limits ? { limits } : {}) } };
+  return aPoolView({ name: `p-${country.toLowerCase()}`, kind: 'exit', country, ...(limits ? { limits } : {}) }, { tenantId, poolId });
 }
 
+/** An exit node whose proxy port is published on all interfaces, its control port on loopback. */
 function node(p: PoolView, nodeId: string, port: number): NodeView {
-  return {
-    tenantId, poolId: p.poolId, nodeId, name: nodeId, kind: 'exit', status: 'running', country: p.spec.country ?? null, region: null, city: null, server: null, containerId: 'c',
-    ports: [{ name: 'control', containerPort: 8000, hostIp: '127.0.0.1', hostPort: port + 1 }, { name: 'proxy', containerPort: 8888, hostIp: '0.0.0.0', hostPort: port }],
-    startedAt: at, stats: null,
-  };
+  return aNodeView({ pool: p, nodeId, name: nodeId, containerId: 'c', startedAt: at, ports: [aPublishedPort('control', port + 1, 8000), aPublishedPort('proxy', port, 8888, '0.0.0.0')] });
 }
 
 describe('routing table', () => {
@@ -25,7 +23,7 @@ describe('routing table', () => {
   function table(workers = 1) {
     const t = new RoutingTable(new TrafficCounters(), workers);
     t.replace({ pools: [jp, us], nodes: [node(jp, 'b', 2000), node(jp, 'a', 1000), node(us, 'c', 3000)] }, [
-      { tenantId, poolId: jp.poolId, nodeId: 'a', status: 'healthy', score: 90, latencyMs: 12, lastCheckAt: at, reason: '' },
+      aNodeHealth({ tenantId, poolId: jp.poolId, nodeId: 'a' }, { score: 90, latencyMs: 12, lastCheckAt: at, reason: '' }),
     ]);
     return t;
   }
@@ -102,11 +100,11 @@ describe('routing table', () => {
     const t = table();
     t.healthChanged({ tenantId, poolId: jp.poolId, nodeId: 'a', at, status: 'unhealthy', score: 40, reason: 'died' });
     // A reply computed before that event still says healthy: only its figures are taken.
-    t.refreshScores([{ tenantId, poolId: jp.poolId, nodeId: 'a', status: 'healthy', score: 35, latencyMs: 80, lastCheckAt: at, reason: '' }]);
+    t.refreshScores([aNodeHealth({ tenantId, poolId: jp.poolId, nodeId: 'a' }, { score: 35, latencyMs: 80, lastCheckAt: at, reason: '' })]);
     const a = t.node('a')!;
     expect(a).toMatchObject({ health: 'unhealthy', score: 35, latencyMs: 80 });
     // A node the table has no health for stays unknown.
-    t.refreshScores([{ tenantId, poolId: jp.poolId, nodeId: 'b', status: 'healthy', score: 99, latencyMs: 1, lastCheckAt: at, reason: '' }]);
+    t.refreshScores([aNodeHealth({ tenantId, poolId: jp.poolId, nodeId: 'b' }, { score: 99, latencyMs: 1, lastCheckAt: at, reason: '' })]);
     expect(t.node('b')).toMatchObject({ health: 'unknown', score: 0 });
   });
 

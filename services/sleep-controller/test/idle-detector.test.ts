@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { NodeView, PoolSpec, SleepPolicy } from '@switchyard/contracts';
+import { aNodeView } from '@switchyard/testkit/fixtures';
 import { IdleDetector } from '../src/idle-detector.js';
 
 const tenantId = '0c0ffee0-1234-4abc-8def-0123456789ab';
@@ -163,22 +164,8 @@ describe('IdleDetector', () => {
   });
 
   describe('rebuilt from a snapshot', () => {
-    const view = (n: number, status: NodeView['status'], pool = poolId): NodeView => ({
-      tenantId,
-      poolId: pool,
-      nodeId: node(n),
-      name: `app-${n}`,
-      kind: 'app',
-      status,
-      country: null,
-      region: null,
-      city: null,
-      server: null,
-      containerId: 'c',
-      ports,
-      startedAt: null,
-      stats: null,
-    });
+    const view = (n: number, status: NodeView['status'], pool = poolId): NodeView =>
+      aNodeView({ tenantId, poolId: pool, nodeId: node(n), name: `app-${n}`, kind: 'app', status, containerId: 'c', ports });
     const pools = [{ tenantId, poolId, name: 'app', spec }];
 
     it('keeps the window of a node that kept running, and starts one for a node it did not know', () => {

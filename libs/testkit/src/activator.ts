@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { expect } from 'vitest';
+import { eventually } from './async.js';
 import { natsRequest } from './exit-pool.js';
 import { freePort } from './net.js';
 import type { ServiceProcess } from './processes.js';
@@ -109,14 +110,7 @@ export async function nodeView(nc: NatsConnection, nodeId: string): Promise<any>
 }
 
 export async function waitForStatus(nc: NatsConnection, nodeId: string, status: string, timeoutMs = 30_000): Promise<any> {
-  const deadline = Date.now() + timeoutMs;
-  let last: any;
-  while (Date.now() < deadline) {
-    last = await nodeView(nc, nodeId);
-    if (last.status === status) return last;
-    await sleep(100);
-  }
-  throw new Error(`node ${nodeId} is not ${status} after ${timeoutMs} ms: ${JSON.stringify(last)}`);
+  return eventually(() => nodeView(nc, nodeId), (node) => node.status === status, timeoutMs, `node ${nodeId} ${status}`, { intervalMs: 100 });
 }
 
 /**
@@ -168,14 +162,7 @@ export function rawGet(port: number, path = '/healthz', timeoutMs = 15_000): Pro
 const HEALTHY = /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nok$/;
 
 export async function waitHealthy(port: number, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: RawResponse | undefined;
-  while (Date.now() < deadline) {
-    last = await rawGet(port, '/healthz', 2000);
-    if (last.how === 'end' && HEALTHY.test(last.data)) return;
-    await sleep(50);
-  }
-  throw new Error(`127.0.0.1:${port} did not answer /healthz within ${timeoutMs} ms: ${JSON.stringify(last)}`);
+  await eventually(() => rawGet(port, '/healthz', 2000), (r) => r.how === 'end' && HEALTHY.test(r.data), timeoutMs, `127.0.0.1:${port} answering /healthz`, { intervalMs: 50 });
 }
 
 export function expectHealthy(r: RawResponse): void {

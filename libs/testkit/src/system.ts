@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { ServiceName } from '@switchyard/contracts';
 import { createDockerClient } from '@switchyard/docker';
+import { eventually } from './async.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { startNatsServer, type NatsServer } from './nats-server.js';
 import { freePort } from './net.js';
@@ -112,15 +112,11 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
     },
     http,
     async waitForOrder(orderId, statuses, opts = {}) {
-      const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
-      let last: unknown;
-      while (Date.now() < deadline) {
-        const res = await http('GET', `/v1/orders/${orderId}`, { ...(opts.key ? { key: opts.key } : {}) }).catch((e) => ({ status: 0, body: String(e) }));
-        last = res.body;
-        if (res.status === 200 && statuses.includes(res.body.status)) return res.body;
-        await sleep(100);
-      }
-      throw new Error(`order ${orderId} did not reach ${statuses.join('|')}; last seen: ${JSON.stringify(last)}`);
+      const read = () => http('GET', `/v1/orders/${orderId}`, { ...(opts.key ? { key: opts.key } : {}) }).catch((e) => ({ status: 0, body: String(e) }));
+      const done = (res: { status: number; body: any }) => res.status === 200 && statuses.includes(res.body.status);
+      const res = await eventually(read, done, opts.timeoutMs ?? 30_000, `order ${orderId} ${statuses.join('|')}`, { intervalMs: 100, returnLast: true });
+      if (!done(res)) throw new Error(`order ${orderId} did not reach ${statuses.join('|')}; last seen: ${JSON.stringify(res.body)}`);
+      return res.body;
     },
     async close() {
       await Promise.all(processes.map((p) => p.stop('SIGTERM').catch(() => undefined)));

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { request } from 'node:http';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ActivatorMode, CatchView, NodeView, ReplyOf, SleepPolicyInput } from '@switchyard/contracts';
 import { deleteNftTable, nftTableName, redirectedPorts } from './activator.js';
+import { eventually } from './async.js';
 import { natsRequest, watchSubjects, type SubjectWatch } from './exit-pool.js';
 import { freePort } from './net.js';
 import type { ServiceProcess } from './processes.js';
@@ -125,26 +125,15 @@ function makeHandle(h: {
   const catchState = () => natsRequest<ReplyOf<'activator.req.state'>>(nc, 'activator.req.state', { tenantId });
 
   const waitForNodeStatus = async (nodeId: string, status: string, timeoutMs: number) => {
-    const deadline = Date.now() + timeoutMs;
     let last: NodeView | undefined;
-    while (Date.now() < deadline) {
-      last = await node(nodeId).catch(() => last);
-      if (last?.status === status) return last;
-      await sleep(100);
-    }
-    throw new Error(`node ${nodeId} is not ${status} after ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`);
+    const read = async () => (last = await node(nodeId).catch(() => last));
+    return (await eventually(read, (n) => n?.status === status, timeoutMs, `node ${nodeId} ${status}`, { intervalMs: 100 }))!;
   };
 
   const waitForCatch = async (nodeId: string, state: CatchView['state'], timeoutMs: number) => {
-    const deadline = Date.now() + timeoutMs;
     let last: CatchView | undefined;
-    while (Date.now() < deadline) {
-      const reply = await catchState().catch(() => undefined);
-      last = reply?.nodes.find((n) => n.nodeId === nodeId) ?? last;
-      if (last?.state === state) return last;
-      await sleep(50);
-    }
-    throw new Error(`the activator does not see node ${nodeId} ${state} after ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`);
+    const read = async () => (last = (await catchState().catch(() => undefined))?.nodes.find((n) => n.nodeId === nodeId) ?? last);
+    return (await eventually(read, (c) => c?.state === state, timeoutMs, `the activator seeing node ${nodeId} ${state}`, { intervalMs: 50 }))!;
   };
 
   return {
@@ -214,14 +203,10 @@ function makeHandle(h: {
         return port.hostPort;
       }
       // The activator learns every node from the snapshot and node events, awake or not.
-      const deadline = Date.now() + 10_000;
-      while (Date.now() < deadline) {
-        const view = (await catchState().catch(() => undefined))?.nodes.find((n) => n.nodeId === nodeId);
-        const publicPort = view?.ports.find((p) => p.name === portName)?.publicPort;
-        if (publicPort) return publicPort;
-        await sleep(50);
-      }
-      throw new Error(`the activator has no public port for node ${nodeId} port ${portName}`);
+      const read = async () => (await catchState().catch(() => undefined))?.nodes.find((n) => n.nodeId === nodeId)?.ports.find((p) => p.name === portName)?.publicPort;
+      const publicPort = await eventually(read, Boolean, 10_000, 'a public port', { intervalMs: 50, returnLast: true });
+      if (!publicPort) throw new Error(`the activator has no public port for node ${nodeId} port ${portName}`);
+      return publicPort;
     },
     redirectedPorts: () => redirectedPorts(h.nftTable),
     close: h.closeAll,

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, isDatabaseUnavailable, migrateToLatest, sql, type Kysely, type Migration } from '../src/index.js';
-import { rejectionOf } from '../../../tests/support/rejection.js';
+import { rejectionOf } from '@switchyard/testkit';
 
 const url = process.env['TEST_DATABASE_URL'] ?? 'postgres://switchyard:switchyard@127.0.0.1:5432/switchyard_test';
 const suffix = `${process.pid}_${randomBytes(3).toString('hex')}`;

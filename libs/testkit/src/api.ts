@@ -1,7 +1,6 @@
 import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'vitest';
 import { freePort } from './net.js';
 import { startSpeedTestTarget, type SpeedTestTarget } from './speedtest-target.js';
@@ -58,18 +57,6 @@ export async function startApiSystem(opts: { withHealthAndLb?: boolean } = {}): 
       await rm(dir, { recursive: true, force: true });
     },
   };
-}
-
-/** Polls `read` until `done` holds for its value (bounded), and returns that value. */
-export async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await read();
-    if (done(last)) return last;
-    await sleep(200);
-  }
-  throw new Error(`${what}: not within ${timeoutMs} ms; last seen ${JSON.stringify(last)}`);
 }
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;

@@ -1,6 +1,7 @@
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import { once } from 'node:events';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { eventually } from './async.js';
 
 /**
  * An HTTP server on 127.0.0.1 that exit nodes on the host network can reach. `/hello` answers
@@ -82,13 +83,9 @@ export function watchSubjects(nc: NatsConnection, subjects: string[]): SubjectWa
   return {
     seen,
     async next(match, timeoutMs) {
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        const found = seen.find(match);
-        if (found) return found;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      throw new Error(`no matching message within ${timeoutMs} ms; seen: ${JSON.stringify(seen.slice(-20).map((m) => [m.subject, m.data.nodeId, m.data.status]))}`);
+      const found = await eventually(() => seen.find(match), (m) => m !== undefined, timeoutMs, 'a matching message', { intervalMs: 20, returnLast: true });
+      if (!found) throw new Error(`no matching message within ${timeoutMs} ms; seen: ${JSON.stringify(seen.slice(-20).map((m) => [m.subject, m.data.nodeId, m.data.status]))}`);
+      return found;
     },
   };
 }

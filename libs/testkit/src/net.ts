@@ -1,5 +1,5 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { eventually } from './async.js';
 
 export async function freePort(): Promise<number> {
   const server = createServer();
@@ -10,17 +10,14 @@ export async function freePort(): Promise<number> {
 }
 
 export async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const ok = await new Promise<boolean>((resolve) => {
+  const accepts = () =>
+    new Promise<boolean>((resolve) => {
       const s = connect(port, '127.0.0.1');
       s.once('connect', () => { s.destroy(); resolve(true); });
       s.once('error', () => resolve(false));
     });
-    if (ok) return;
-    await sleep(50);
-  }
-  throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+  const ok = await eventually(accepts, Boolean, timeoutMs, `127.0.0.1:${port} listening`, { intervalMs: 50, returnLast: true });
+  if (!ok) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
 }
 
 /**

@@ -1,8 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import type { NodeHealth, NodeView, PoolSpec, PoolView } from '@switchyard/contracts';
+import type { NodeHealth, NodeView, PoolView } from '@switchyard/contracts';
 
 /**
  * Stands in for exit-node-manager and health-monitor on the request subjects the load
@@ -31,35 +30,6 @@ export function startRoutingPeer(nc: NatsConnection, opts: { snapshot?: boolean;
     );
   }
   return { state, stop: () => subs.forEach((s) => s.unsubscribe()) };
-}
-
-export function poolView(tenantId: string, spec: Partial<PoolSpec> & Pick<PoolSpec, 'name' | 'kind'>): PoolView {
-  return { tenantId, poolId: randomUUID(), name: spec.name, spec: { nodes: { min: 1, max: 3 }, ...spec } as PoolSpec };
-}
-
-/** A running node of a pool whose one published port (named `proxy` for exit pools) is `port`. */
-export function nodeView(pool: PoolView, port: number, extra: Partial<NodeView> = {}): NodeView {
-  return {
-    tenantId: pool.tenantId,
-    poolId: pool.poolId,
-    nodeId: randomUUID(),
-    name: `${pool.name}-${port}`,
-    kind: pool.spec.kind,
-    status: 'running',
-    country: pool.spec.country ?? null,
-    region: pool.spec.region ?? null,
-    city: null,
-    server: null,
-    containerId: null,
-    ports: [{ name: pool.spec.kind === 'exit' ? 'proxy' : 'tcp', containerPort: port, hostIp: '127.0.0.1', hostPort: port }],
-    startedAt: new Date().toISOString(),
-    stats: null,
-    ...extra,
-  };
-}
-
-export function health(node: NodeView, status: NodeHealth['status'], score = 100, latencyMs: number | null = 1): NodeHealth {
-  return { tenantId: node.tenantId, poolId: node.poolId, nodeId: node.nodeId, status, score, latencyMs, lastCheckAt: new Date().toISOString(), reason: 'test' };
 }
 
 /**

@@ -10,7 +10,7 @@ import {
   Labels,
   type Docker,
 } from '../src/index.js';
-import { rejectionOf } from '../../../tests/support/rejection.js';
+import { rejectionOf } from '@switchyard/testkit';
 
 const suffix = `${process.pid}-${randomBytes(3).toString('hex')}`;
 // An empty filesystem imported from a tarball: enough to create (not run) containers, no registry needed.
