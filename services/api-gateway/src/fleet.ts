@@ -1,6 +1,7 @@
 import type { Bus } from '@switchyard/bus';
 import { catalog, type NodeHealth, type NodeTraffic, type NodeView, type PoolView, type Payload, type ReplyOf, type RequestSubject } from '@switchyard/contracts';
-import { isNatsUnavailable, ServiceUnavailable } from './http/errors.js';
+import { ServiceUnavailable } from './http/errors.js';
+import { isNatsUnavailable } from './nats-errors.js';
 
 type Asked = RequestSubject;
 

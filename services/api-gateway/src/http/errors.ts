@@ -3,6 +3,7 @@ import Type, { type TSchema } from 'typebox';
 import { Value } from 'typebox/value';
 import { formatIssues, schemaIssues, type Issue } from '@switchyard/contracts';
 import { isDatabaseUnavailable } from '@switchyard/db';
+import { isNatsUnavailable } from '../nats-errors.js';
 
 /** A 4xx answer that names the fields at fault. */
 export class RequestError extends Error {
@@ -54,13 +55,6 @@ function perMissingField(issue: Issue): Issue[] {
   const names = MISSING.exec(issue.message)?.[1]?.split(', ');
   if (!names) return [issue];
   return names.map((name) => ({ path: [issue.path, name].filter(Boolean).join('.'), message: 'required' }));
-}
-
-/** No responder, a timeout or a lost connection: the bus, or the service behind a subject, is away. */
-export function isNatsUnavailable(err: unknown): boolean {
-  const name = (err as Error | undefined)?.name ?? '';
-  const message = (err as Error | undefined)?.message ?? '';
-  return /NoResponders|Timeout|ClosedConnection|DrainingConnection|ConnectionError|RequestError/.test(name) || /no responders|timeout|connection (closed|draining)|disconnect/i.test(message);
 }
 
 export interface ErrorBody {
