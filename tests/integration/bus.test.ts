@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -121,5 +121,32 @@ describe('bus', () => {
     const processSpan = finished.find((s) => s.name === 'order.evt.progress process')!;
     expect(publish.parentSpanContext?.spanId).toBe(root.spanContext().spanId);
     expect(processSpan.parentSpanContext?.spanId).toBe(publish.spanContext().spanId);
+  });
+
+  it('logs a throwing event handler with its subject and stack, counts it, and keeps listening', async () => {
+    const logged: Array<{ obj: { err: unknown; subject: string }; msg: string }> = [];
+    const log = { warn: () => undefined, error: (obj: { err: unknown; subject: string }, msg: string) => logged.push({ obj, msg }) };
+    const listener = createBus(nc, 'health-monitor', { log });
+    const handled: string[] = [];
+    const subscription = listener.subscribe('pool.evt.deleted', async function rebuildAfterDelete(e) {
+      if (e.poolId === poisonPool) throw new Error('routing table is inconsistent');
+      handled.push(e.poolId);
+    });
+    const poisonPool = randomUUID();
+    const goodPool = randomUUID();
+    await nc.flush();
+    try {
+      await gateway.publish('pool.evt.deleted', { tenantId, poolId: poisonPool, at: new Date().toISOString() });
+      await gateway.publish('pool.evt.deleted', { tenantId, poolId: goodPool, at: new Date().toISOString() });
+      await vi.waitFor(() => expect(handled).toEqual([goodPool]), { timeout: 5000, interval: 20 });
+      expect(logged).toHaveLength(1);
+      expect(logged[0]!.obj.subject).toBe('pool.evt.deleted');
+      const err = logged[0]!.obj.err as Error;
+      expect(err.message).toBe('routing table is inconsistent');
+      expect(err.stack).toContain('rebuildAfterDelete');
+      expect(listener.handlerErrors()).toEqual({ 'pool.evt.deleted': 1 });
+    } finally {
+      await subscription.stop();
+    }
   });
 });

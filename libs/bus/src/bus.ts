@@ -1,4 +1,4 @@
-import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { context, metrics, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { ServiceGroup } from '@nats-io/services';
@@ -24,10 +24,25 @@ import {
   type ServiceName,
   type Subject,
 } from '@switchyard/contracts';
+import { backoffDelay, type Backoff } from './backoff.js';
 import { contextFromHeaders, traceHeaders } from './tracing.js';
 import { ensureConsumer, ensureStream } from './topology.js';
 
 const tracer = trace.getTracer('@switchyard/bus');
+const handlerErrorCounter = metrics.getMeter('@switchyard/bus').createCounter('switchyard.bus.handler_errors', {
+  description: 'Handler errors per subject: retried or dead-lettered JetStream messages, failed core subscriptions',
+});
+
+/** What the bus says about handler errors; pino's logger fits (the `err` key keeps the stack). */
+export interface BusLog {
+  warn(obj: { err: unknown; subject: string; [key: string]: unknown }, msg: string): void;
+  error(obj: { err: unknown; subject: string; [key: string]: unknown }, msg: string): void;
+}
+
+export interface BusOptions {
+  /** Where handler errors are logged; without one they are only counted. */
+  readonly log?: BusLog;
+}
 
 /**
  * Thrown by a handler for a message that can never succeed (it is valid by schema but
@@ -80,10 +95,14 @@ export interface Bus {
   /** Adds a request/reply endpoint to a NATS micro service group (so $SRV discovers it). */
   serve<S extends RequestSubject>(group: ServiceGroup, subject: S, handler: (payload: Payload<S>) => Promise<ReplyOf<S>>): void;
   deadLetter(subject: string, data: Uint8Array, reason: string, original?: MsgHdrs, msgId?: string): Promise<void>;
+  /** Handler errors so far, by subject (also exported as the switchyard.bus.handler_errors metric). */
+  handlerErrors(): Readonly<Record<string, number>>;
 }
 
 const encoder = new TextEncoder();
-const defaultRetryDelay = (n: number) => Math.min(30_000, 250 * 2 ** Math.min(n, 7));
+/** JetStream redelivery of a failed message, by delivery count: 0.5 s, 1 s, 2 s, … 30 s. */
+export const REDELIVERY_BACKOFF: Backoff = { initialMs: 500, maxMs: 30_000 };
+const defaultRetryDelay = (deliveryCount: number) => backoffDelay(REDELIVERY_BACKOFF, deliveryCount);
 
 function endSpan(span: Span, err?: unknown): void {
   if (err) {
@@ -110,8 +129,13 @@ function decode(subject: Subject, msg: { json<T>(): T }): { ok: true; payload: u
   return { ok: true, payload };
 }
 
-export function createBus(nc: NatsConnection, service: ServiceName): Bus {
+export function createBus(nc: NatsConnection, service: ServiceName, busOpts: BusOptions = {}): Bus {
   const js = jetstream(nc);
+  const errorCounts: Record<string, number> = {};
+  function countError(subject: string) {
+    errorCounts[subject] = (errorCounts[subject] ?? 0) + 1;
+    handlerErrorCounter.add(1, { 'messaging.destination.name': subject, 'switchyard.service': service });
+  }
 
   async function deadLetter(subject: string, data: Uint8Array, reason: string, original?: MsgHdrs, msgId?: string) {
     const h = traceHeaders({
@@ -193,6 +217,8 @@ export function createBus(nc: NatsConnection, service: ServiceName): Bus {
           endSpan(span);
         } catch (err) {
           endSpan(span, err);
+          countError(subject);
+          busOpts.log?.warn({ err, subject, deliveryCount: m.info.deliveryCount }, 'handler failed; the message is retried or dead-lettered');
           const message = err instanceof Error ? err.message : String(err);
           try {
             if (err instanceof Rejection || err instanceof ContractError) await reject(message);
@@ -248,7 +274,10 @@ export function createBus(nc: NatsConnection, service: ServiceName): Bus {
             await handler(decoded.payload as Payload<S>);
             endSpan(span);
           } catch (err) {
+            // A core message is not redelivered: what is lost must at least be seen.
             endSpan(span, err);
+            countError(subject);
+            busOpts.log?.error({ err, subject }, 'handler failed; the event is dropped');
           }
         });
       }
@@ -282,6 +311,10 @@ export function createBus(nc: NatsConnection, service: ServiceName): Bus {
           endSpan(span);
         } catch (err) {
           const rejected = err instanceof Rejection;
+          if (!rejected) {
+            countError(subject);
+            busOpts.log?.error({ err, subject }, 'request handler failed; answered 500');
+          }
           msg.respondError(rejected ? 400 : 500, rejected ? (err as Error).message : 'internal error');
           endSpan(span, err);
         }
@@ -302,5 +335,5 @@ export function createBus(nc: NatsConnection, service: ServiceName): Bus {
     for (const c of Object.values(CONSUMERS)) if (c.service === service) await ensureConsumer(jsm, c);
   }
 
-  return { nc, js, service, ensureTopology, publish, request, consume, subscribe, serve, deadLetter };
+  return { nc, js, service, ensureTopology, publish, request, consume, subscribe, serve, deadLetter, handlerErrors: () => ({ ...errorCounts }) };
 }

@@ -1,3 +1,6 @@
-export { createBus, Rejection } from './bus.js';
-export type { Bus, ConsumeOptions, ConsumerHandlers, Consumption, Delivery, PublishOptions } from './bus.js';
+export { backoffDelay } from './backoff.js';
+export { isBusUnavailable } from './errors.js';
+export type { Backoff } from './backoff.js';
+export { createBus, REDELIVERY_BACKOFF, Rejection } from './bus.js';
+export type { Bus, BusLog, BusOptions, ConsumeOptions, ConsumerHandlers, Consumption, Delivery, PublishOptions } from './bus.js';
 export { traceHeaders, contextFromHeaders, contextFromTraceparent, currentTraceparent } from './tracing.js';

@@ -1,3 +1,7 @@
 export { runService } from './kit.js';
-export type { RunningService, ServiceContext, ServiceDefinition } from './kit.js';
-export { Resync } from './resync.js';
+export type { EventHandlers, FollowOptions, RunningService, ServiceContext, ServiceDefinition } from './kit.js';
+export { REBUILD_RETRY, Resync } from './resync.js';
+export type { ResyncOptions } from './resync.js';
+export { createOrderReporter, OrderFailure } from './orders.js';
+export type { OrderRef, OrderReporter, OrderReporterDeps, OrderResult } from './orders.js';
+export { backoffDelay, type Backoff } from '@switchyard/bus';

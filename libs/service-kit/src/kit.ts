@@ -4,10 +4,11 @@ import { Svcm, type Service } from '@nats-io/services';
 import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import type { Static, TObject } from 'typebox';
-import { createBus, type Bus, type Consumption } from '@switchyard/bus';
+import { createBus, type Backoff, type Bus, type Consumption } from '@switchyard/bus';
 import { loadConfigOrExit } from '@switchyard/config';
-import type { ServiceName } from '@switchyard/contracts';
+import type { EventSubject, Payload, ServiceName } from '@switchyard/contracts';
 import { startTelemetry, type Telemetry } from '@switchyard/telemetry';
+import { REBUILD_RETRY, Resync } from './resync.js';
 
 /** The variables every service reads; a service's own schema spreads CommonEnv into it. */
 interface KitEnv {
@@ -16,6 +17,24 @@ interface KitEnv {
   LOG_LEVEL: string;
   SHUTDOWN_TIMEOUT_MS: number;
   OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined;
+}
+
+/** Core NATS event handlers by subject: what a service hears without a durable consumer. */
+export type EventHandlers = { [S in EventSubject]?: (payload: Payload<S>) => Promise<void> };
+
+export interface FollowOptions {
+  /** Names the cache in logs ("routing table", "pools and nodes"). */
+  readonly what: string;
+  /** Subscribed before the first rebuild, so nothing that happens while it travels is lost. */
+  readonly events: EventHandlers;
+  /** Replaces the cache from the owners' snapshots; throws when it could not. */
+  readonly rebuild: () => Promise<void>;
+  /** Rebuild this often anyway (missed core events); omitted, only at start and on reconnect. */
+  readonly periodMs?: number;
+  /** Backoff of a failed rebuild's retry; REBUILD_RETRY (0.25 s doubling to 5 s) unless said. */
+  readonly retry?: Backoff;
+  /** Queue group of the event subscriptions (several processes sharing the work). */
+  readonly queue?: string;
 }
 
 export interface ServiceContext<C> {
@@ -38,6 +57,17 @@ export interface ServiceContext<C> {
    * that is up but deaf is worse than one a supervisor restarts.
    */
   supervise(what: string, consumption: Consumption): void;
+  /** Subscribes each subject of the map to its handler, supervised (see `supervise`). */
+  subscribe(handlers: EventHandlers, opts?: { queue?: string }): void;
+  /** Runs `listener` each time the NATS connection comes back after a loss. */
+  onReconnect(listener: () => void): void;
+  /**
+   * Snapshot following, the one way a service keeps a cache of state another service owns:
+   * subscribe to the events, rebuild from snapshots at once, every `periodMs`, after every
+   * NATS reconnect, and again with backoff after a failed rebuild. `settled()` of the result
+   * resolves once the first rebuild was tried; the rebuilds stop on shutdown.
+   */
+  follow(opts: FollowOptions): Resync;
 }
 
 export interface ServiceDefinition<S extends TObject> {
@@ -83,15 +113,17 @@ export async function runService<S extends TObject>(def: ServiceDefinition<S>): 
   });
   steps.push(async () => nc.drain());
   let natsConnected = true;
+  const reconnectListeners: Array<() => void> = [];
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') natsConnected = false;
       if (s.type === 'reconnect') natsConnected = true;
       if (s.type === 'disconnect' || s.type === 'reconnect') log.warn({ status: s.type }, 'NATS connection');
+      if (s.type === 'reconnect') for (const listener of reconnectListeners) listener();
     }
   })();
 
-  const bus = createBus(nc, def.name);
+  const bus = createBus(nc, def.name, { log });
   await bus.ensureTopology();
 
   let redis: Redis | undefined;
@@ -124,6 +156,36 @@ export async function runService<S extends TObject>(def: ServiceDefinition<S>): 
     return stopping;
   };
 
+  function supervise(what: string, consumption: Consumption) {
+    steps.push(() => consumption.stop());
+    consumption.done.catch((err: unknown) => {
+      log.error({ err, what }, 'consumer stopped');
+      // Rethrown outside the promise so close-with-grace drains and exits non-zero.
+      queueMicrotask(() => {
+        throw err;
+      });
+    });
+  }
+
+  function subscribe(handlers: EventHandlers, opts: { queue?: string } = {}) {
+    for (const [subject, handler] of Object.entries(handlers) as Array<[EventSubject, (p: Payload<EventSubject>) => Promise<void>]>) {
+      supervise(subject, bus.subscribe(subject, handler, opts));
+    }
+  }
+
+  function follow(opts: FollowOptions): Resync {
+    subscribe(opts.events, opts.queue ? { queue: opts.queue } : {});
+    const resync = new Resync(opts.rebuild, {
+      ...(opts.periodMs !== undefined ? { periodMs: opts.periodMs } : {}),
+      retry: opts.retry ?? REBUILD_RETRY,
+      onError: (err, failures) => log.warn({ err, failures }, `could not rebuild the ${opts.what}; retrying`),
+    });
+    steps.push(() => resync.stop());
+    reconnectListeners.push(() => resync.request());
+    resync.request();
+    return resync;
+  }
+
   const ctx: ServiceContext<Static<S>> = {
     name: def.name,
     config,
@@ -135,16 +197,10 @@ export async function runService<S extends TObject>(def: ServiceDefinition<S>): 
     telemetry,
     redis,
     onShutdown: (step) => steps.push(step),
-    supervise(what, consumption) {
-      steps.push(() => consumption.stop());
-      consumption.done.catch((err: unknown) => {
-        log.error({ err, what }, 'consumer stopped');
-        // Rethrown outside the promise so close-with-grace drains and exits non-zero.
-        queueMicrotask(() => {
-          throw err;
-        });
-      });
-    },
+    supervise,
+    subscribe,
+    onReconnect: (listener) => reconnectListeners.push(listener),
+    follow,
   };
 
   closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS, logger: { error: (m: unknown) => log.error(m) } }, async ({ err, signal }) => {

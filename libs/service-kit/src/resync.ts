@@ -1,18 +1,32 @@
+import { backoffDelay, type Backoff } from '@switchyard/bus';
+
+export interface ResyncOptions {
+  /** Rebuild this often even when nothing asks; omitted, only on request. */
+  readonly periodMs?: number;
+  /** After a failed rebuild, the next is tried with this backoff instead of waiting a period. */
+  readonly retry: Backoff;
+  readonly onError: (err: Error, failures: number) => void;
+}
+
+/** The retry of a failed rebuild unless a service says otherwise: soon, then less often. */
+export const REBUILD_RETRY: Backoff = { initialMs: 250, maxMs: 5000 };
+
 /**
  * Keeps a cache built from snapshots fresh: one rebuild at start, one whenever asked (NATS
  * reconnected), one every `periodMs`. Requests coalesce — at most one rebuild runs and at
- * most one more waits — and a failed rebuild is retried after `retryMs` rather than waiting
- * a whole period.
+ * most one more waits — and a failed rebuild is retried with backoff rather than waiting a
+ * whole period.
  */
 export class Resync {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  private failures = 0;
 
   constructor(
     private readonly rebuild: () => Promise<void>,
-    private readonly opts: { periodMs: number; retryMs: number; onError: (err: Error) => void },
+    private readonly opts: ResyncOptions,
   ) {}
 
   /** Rebuilds now (or right after the rebuild in progress). */
@@ -47,11 +61,13 @@ export class Resync {
     let next = this.opts.periodMs;
     try {
       await this.rebuild();
+      this.failures = 0;
     } catch (err) {
-      this.opts.onError(err as Error);
-      next = this.opts.retryMs;
+      this.failures++;
+      this.opts.onError(err instanceof Error ? err : new Error(String(err)), this.failures);
+      next = backoffDelay(this.opts.retry, this.failures);
     }
-    if (!this.stopped) {
+    if (!this.stopped && next !== undefined) {
       clearTimeout(this.timer);
       this.timer = setTimeout(() => this.request(), next).unref();
     }

@@ -12,7 +12,7 @@ describe('resync', () => {
         runs++;
         await new Promise<void>((resolve) => (release = resolve));
       },
-      { periodMs: 60_000, retryMs: 1000, onError: () => undefined },
+      { periodMs: 60_000, retry: { initialMs: 1000, maxMs: 1000 }, onError: () => undefined },
     );
     r.request();
     r.request();
@@ -37,7 +37,7 @@ describe('resync', () => {
         runs++;
         if (fail) throw new Error('no answer from pool.req.snapshot');
       },
-      { periodMs: 30_000, retryMs: 1000, onError: (e) => errors.push(e.message) },
+      { periodMs: 30_000, retry: { initialMs: 1000, maxMs: 1000 }, onError: (e) => errors.push(e.message) },
     );
     r.request();
     await r.settled();
@@ -52,5 +52,35 @@ describe('resync', () => {
     r.stop();
     await vi.advanceTimersByTimeAsync(60_000);
     expect(runs).toBe(3);
+  });
+
+  it('backs off while rebuilds keep failing, and starts over after one works', async () => {
+    vi.useFakeTimers();
+    const at: number[] = [];
+    const failures: number[] = [];
+    let fail = true;
+    const start = Date.now();
+    const r = new Resync(
+      async () => {
+        at.push(Date.now() - start);
+        if (fail) throw new Error('exit-node-manager is down');
+      },
+      { retry: { initialMs: 250, maxMs: 1000 }, onError: (_e, n) => failures.push(n) },
+    );
+    r.request();
+    await vi.advanceTimersByTimeAsync(250 + 500 + 1000 + 1000);
+    expect(at).toEqual([0, 250, 750, 1750, 2750]);
+    expect(failures).toEqual([1, 2, 3, 4, 5]);
+    fail = false;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(at).toHaveLength(6);
+    // Without a period, a rebuild that worked waits for the next request.
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(at).toHaveLength(6);
+    fail = true;
+    r.request();
+    await vi.advanceTimersByTimeAsync(250);
+    expect(failures).toEqual([1, 2, 3, 4, 5, 1, 2]);
+    await r.stop();
   });
 });
