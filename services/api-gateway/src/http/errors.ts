@@ -2,8 +2,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, Fasti
 import Type, { type TSchema } from 'typebox';
 import { Value } from 'typebox/value';
 import { formatIssues, schemaIssues, type Issue } from '@switchyard/contracts';
+import { isBusUnavailable } from '@switchyard/bus';
 import { isDatabaseUnavailable } from '@switchyard/db';
-import { isNatsUnavailable } from '../nats-errors.js';
 
 /** A 4xx answer that names the fields at fault. */
 export class RequestError extends Error {
@@ -92,7 +92,7 @@ function handle(err: FastifyError | RequestError | Error, request: FastifyReques
     reply.header('retry-after', '2');
     return answer(reply, 503, { error: 'unavailable', message: 'the database is unavailable; retry shortly' }, withDetail);
   }
-  if (isNatsUnavailable(err)) {
+  if (isBusUnavailable(err)) {
     request.log.warn({ err: err.message }, 'NATS unavailable');
     reply.header('retry-after', '2');
     return answer(reply, 503, { error: 'unavailable', message: 'the message bus is unavailable; retry shortly' }, withDetail);
