@@ -1,6 +1,6 @@
-import type { Bus } from '@switchyard/bus';
+import { isBusUnavailable, type Bus } from '@switchyard/bus';
 import { catalog, type NodeHealth, type NodeTraffic, type NodeView, type PoolView, type Payload, type ReplyOf, type RequestSubject } from '@switchyard/contracts';
-import { isNatsUnavailable, ServiceUnavailable } from './http/errors.js';
+import { ServiceUnavailable } from './http/errors.js';
 
 type Asked = RequestSubject;
 
@@ -31,7 +31,7 @@ export function createFleet(deps: FleetDeps) {
       return await bus.request(subject, payload, { timeoutMs });
     } catch (err) {
       // With NATS itself away the error handler's "message bus unavailable" is the truth.
-      if (isNatsUnavailable(err) && deps.natsConnected()) throw new ServiceUnavailable(catalog[subject].responder);
+      if (isBusUnavailable(err) && deps.natsConnected()) throw new ServiceUnavailable(catalog[subject].responder);
       throw err;
     }
   }

@@ -1,6 +1,6 @@
 import type { ConsumerHandlers } from '@switchyard/bus';
 import type { Kysely } from '@switchyard/db';
-import { recordOrderEvent } from './orders.js';
+import { recordOrderEvent } from './orders/repository.js';
 import type { Database } from './tables.js';
 
 /** The api-gateway owns orders: their status follows the events of whoever carries them out. */

@@ -1,6 +1,6 @@
 import { context } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import { contextFromTraceparent, type Bus } from '@switchyard/bus';
+import { backoffDelay, contextFromTraceparent, type Backoff, type Bus } from '@switchyard/bus';
 import { ContractError, isSubject, type CommandSubject, type EventSubject, type Payload } from '@switchyard/contracts';
 import { sql, type Kysely } from '@switchyard/db';
 import type { Database } from './tables.js';
@@ -70,6 +70,8 @@ export function startOutboxRelay(deps: { db: Kysely<Database>; bus: Bus; log: Lo
       };
     });
 
+  // After a failure: two polls, doubling up to 32 polls or 10 s, whichever is shorter.
+  const retry: Backoff = { initialMs: 2 * pollMs, maxMs: Math.min(32 * pollMs, 10_000) };
   let failures = 0;
   let rounds = 0;
   const loop = (async () => {
@@ -90,7 +92,7 @@ export function startOutboxRelay(deps: { db: Kysely<Database>; bus: Bus; log: Lo
       if (stopped) break;
       if (published === BATCH && !failures) continue;
       if (kicked && !failures) continue;
-      await sleep(failures ? Math.min(pollMs * 2 ** Math.min(failures, 5), 10_000) : pollMs);
+      await sleep(failures ? backoffDelay(retry, failures) : pollMs);
     }
   })();
 

@@ -1,3 +1,4 @@
+import { NoRespondersError, RequestError } from '@nats-io/transport-node';
 import { DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler } from 'kysely';
 import { pino } from 'pino';
 import { assertPayload, assertReply, type NodeView, type Payload, type ReplyOf, type RequestSubject } from '@switchyard/contracts';
@@ -22,7 +23,8 @@ export function fakeBus(answers: Answers) {
       assertPayload(subject, payload);
       asked.push({ subject, payload });
       const answer = answers[subject] as ((p: Payload<S>) => ReplyOf<S>) | undefined;
-      if (!answer) throw Object.assign(new Error(`no responders: '${subject}'`), { name: 'RequestError' });
+      // What the client throws for a subject nobody serves.
+      if (!answer) throw new RequestError(`no responders: '${subject}'`, { cause: new NoRespondersError(subject) });
       const reply = answer(payload);
       assertReply(subject, reply);
       return reply;
@@ -30,8 +32,8 @@ export function fakeBus(answers: Answers) {
   };
 }
 
-// Queries run against nothing: the routes under test here touch the database only for keys.
-const db = new Kysely<Database>({
+// Queries run against nothing: the routes tested with it touch the database only for keys.
+const dummyDb = new Kysely<Database>({
   dialect: {
     createAdapter: () => new PostgresAdapter(),
     createDriver: () => new DummyDriver(),
@@ -40,14 +42,22 @@ const db = new Kysely<Database>({
   },
 });
 
-export function testApp(answers: Answers) {
+export interface TestAppOptions {
+  /** A real database for routes that store things; none by default. */
+  db?: Kysely<Database>;
+  natsConnected?: boolean;
+  onOrderPlaced?: () => void;
+}
+
+export function testApp(answers: Answers, opts: TestAppOptions = {}) {
   const bus = fakeBus(answers);
-  const fleet = createFleet({ bus, natsConnected: () => true, timeoutMs: 500, speedTestTimeoutMs: 1000 });
+  const natsConnected = () => opts.natsConnected ?? true;
+  const fleet = createFleet({ bus, natsConnected, timeoutMs: 500, speedTestTimeoutMs: 1000 });
   const app = buildApp({
-    db,
+    db: opts.db ?? dummyDb,
     log: pino({ level: 'silent' }),
-    onOrderPlaced: () => undefined,
-    natsConnected: () => true,
+    onOrderPlaced: opts.onOrderPlaced ?? (() => undefined),
+    natsConnected,
     fleet,
     servers: parseServerCatalog({ jp: ['jp1.vpn.example'], us: ['us1.vpn.example', 'us2.vpn.example'] }),
     basic,

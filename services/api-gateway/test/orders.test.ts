@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { payloadIssues, schemaIssues } from '@switchyard/contracts';
-import { commandFor, OrderRequest, orderIssues } from '../src/orders.js';
+import { commandFor } from '../src/orders/commands.js';
+import { OrderRequest, orderIssues } from '../src/orders/schemas.js';
 
 const tenantId = '0b9f4f2e-6a2d-4c1e-9a51-3f5e8f0c2d11';
 const orderId = '5c1d0c53-0d2f-4f0e-8f4a-2b7e1c9a4e77';

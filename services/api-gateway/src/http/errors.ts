@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, Fasti
 import Type, { type TSchema } from 'typebox';
 import { Value } from 'typebox/value';
 import { formatIssues, schemaIssues, type Issue } from '@switchyard/contracts';
+import { isBusUnavailable } from '@switchyard/bus';
 import { isDatabaseUnavailable } from '@switchyard/db';
 
 /** A 4xx answer that names the fields at fault. */
@@ -56,13 +57,6 @@ function perMissingField(issue: Issue): Issue[] {
   return names.map((name) => ({ path: [issue.path, name].filter(Boolean).join('.'), message: 'required' }));
 }
 
-/** No responder, a timeout or a lost connection: the bus, or the service behind a subject, is away. */
-export function isNatsUnavailable(err: unknown): boolean {
-  const name = (err as Error | undefined)?.name ?? '';
-  const message = (err as Error | undefined)?.message ?? '';
-  return /NoResponders|Timeout|ClosedConnection|DrainingConnection|ConnectionError|RequestError/.test(name) || /no responders|timeout|connection (closed|draining)|disconnect/i.test(message);
-}
-
 export interface ErrorBody {
   error: string;
   message: string;
@@ -98,7 +92,7 @@ function handle(err: FastifyError | RequestError | Error, request: FastifyReques
     reply.header('retry-after', '2');
     return answer(reply, 503, { error: 'unavailable', message: 'the database is unavailable; retry shortly' }, withDetail);
   }
-  if (isNatsUnavailable(err)) {
+  if (isBusUnavailable(err)) {
     request.log.warn({ err: err.message }, 'NATS unavailable');
     reply.header('retry-after', '2');
     return answer(reply, 503, { error: 'unavailable', message: 'the message bus is unavailable; retry shortly' }, withDetail);

@@ -1,13 +1,14 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { Id, type NodeView } from '@switchyard/contracts';
+import { Id, NodeStatus, PublishedPort, Timestamp, type NodeView } from '@switchyard/contracts';
 import type { Kysely } from '@switchyard/db';
 import type { Fleet } from '../fleet.js';
 import { figuresOf } from '../fleet.js';
 import { callerOf } from '../http/auth.js';
 import { notFound, RequestError } from '../http/errors.js';
-import { OrderView, placeOwnOrder, toView } from '../orders.js';
+import { placeOwnOrder } from '../orders/repository.js';
+import { OrderView, toView } from '../orders/schemas.js';
 import { listSpeedTests, recordSpeedTest } from '../speed-tests.js';
 import type { Database } from '../tables.js';
 import { ErrorBody, Health, NodeSummary, PoolDetail, SpeedTestView, toHealth, toNodeSummary, toTraffic, Traffic, Unavailable } from './schemas.js';
@@ -32,6 +33,23 @@ export function fleetRoutes(deps: FleetRouteDeps): FastifyPluginAsync {
 
   return async (plugin) => {
     const v1 = plugin.withTypeProvider<TypeBoxTypeProvider>();
+
+    v1.get('/nodes', {
+      schema: {
+        querystring: Type.Object({ poolId: Type.Optional(Id) }, { additionalProperties: false }),
+        response: {
+          200: Type.Object({
+            nodes: Type.Array(Type.Object({
+              id: Id, poolId: Id, name: Type.String(), status: NodeStatus, ports: Type.Array(PublishedPort), startedAt: Type.Union([Timestamp, Type.Null()]),
+            })),
+          }),
+          503: ErrorBody,
+        },
+      },
+    }, async (request) => {
+      const nodes = await fleet.nodes(callerOf(request).tenantId, request.query.poolId);
+      return { nodes: nodes.map((n) => ({ id: n.nodeId, poolId: n.poolId, name: n.name, status: n.status, ports: n.ports, startedAt: n.startedAt })) };
+    });
 
     v1.get('/pools', {
       schema: { response: { 200: Type.Object({ pools: Type.Array(PoolDetail) }), 503: ErrorBody } },

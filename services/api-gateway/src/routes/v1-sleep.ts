@@ -6,7 +6,8 @@ import type { Kysely } from '@switchyard/db';
 import type { Fleet } from '../fleet.js';
 import { callerOf } from '../http/auth.js';
 import { badRequest, notFound } from '../http/errors.js';
-import { OrderView, placeOwnOrder, toView, type OwnOrderRequest } from '../orders.js';
+import { placeOwnOrder } from '../orders/repository.js';
+import { OrderView, toView, type OwnOrderRequest } from '../orders/schemas.js';
 import type { Database } from '../tables.js';
 import { ErrorBody } from './schemas.js';
 

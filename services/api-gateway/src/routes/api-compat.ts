@@ -6,11 +6,11 @@ import type { Kysely } from '@switchyard/db';
 import { figuresOf, type Fleet } from '../fleet.js';
 import { authenticateBasicOrKey, callerOf, type BasicAccount } from '../http/auth.js';
 import { installErrorHandler, notFound, RequestError } from '../http/errors.js';
-import { placeOwnOrder } from '../orders.js';
+import { placeOwnOrder } from '../orders/repository.js';
 import { HOSTNAME, type ServerCatalog } from '../server-catalog.js';
 import { listSpeedTests, recordSpeedTest } from '../speed-tests.js';
 import type { Database } from '../tables.js';
-import { CompatNode, CompatSpeedTest, CompatStats, compatStats, isListedExitNode, toCompatNode, toCompatSpeedTest } from './shapes.js';
+import { CompatNode, CompatSpeedTest, CompatStats, compatStats, isListedExitNode, toCompatNode, toCompatSpeedTest } from '../compat/shapes.js';
 
 export interface CompatDeps {
   db: Kysely<Database>;

@@ -1,0 +1,120 @@
+/**
+ * Orders and their commands in the database. Every function takes the database or a
+ * transaction; one that writes more than a row joins the caller's transaction when given one.
+ */
+import { randomUUID } from 'node:crypto';
+import { currentTraceparent } from '@switchyard/bus';
+import { sql, type Kysely, type Transaction } from '@switchyard/db';
+import type { Database, Order } from '../tables.js';
+import { commandFor, type Command } from './commands.js';
+import type { AnyOrderRequest } from './schemas.js';
+
+type Db = Kysely<Database>;
+
+function inTransaction<T>(db: Db, work: (tx: Transaction<Database>) => Promise<T>): Promise<T> {
+  return db.isTransaction ? work(db as Transaction<Database>) : db.transaction().execute(work);
+}
+
+/**
+ * Stores the order and its command in one transaction: once this commits the command will
+ * be published by the outbox relay, whatever happens to this process. With an idempotency
+ * key, a retry of the same request returns the order placed first (`replayed`), and the same
+ * key with another request is refused.
+ */
+export async function placeOrder(
+  db: Db,
+  tenantId: string,
+  request: AnyOrderRequest,
+  idempotencyKey?: string,
+): Promise<{ order: Order; replayed: boolean } | 'key_reused'> {
+  const id = randomUUID();
+  const { command, result } = commandFor(id, tenantId, request);
+  return inTransaction(db, async (tx) => {
+    const order = await tx
+      .insertInto('orders')
+      .values({
+        tenant_id: tenantId,
+        id,
+        type: request.type,
+        status: 'accepted',
+        request: JSON.stringify(request),
+        result: JSON.stringify(result),
+        reason: null,
+        idempotency_key: idempotencyKey ?? null,
+      })
+      .onConflict((oc) => oc.columns(['tenant_id', 'idempotency_key']).where('idempotency_key', 'is not', null).doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (!order) {
+      const earlier = await orderByKey(tx, tenantId, idempotencyKey!, request);
+      return earlier.sameRequest ? { order: earlier.order, replayed: true } : 'key_reused';
+    }
+    await enqueueCommand(tx, tenantId, command);
+    return { order, replayed: false };
+  });
+}
+
+/** The order placed first with a key, and whether it was placed with this request. */
+async function orderByKey(db: Db, tenantId: string, key: string, request: AnyOrderRequest): Promise<{ order: Order; sameRequest: boolean }> {
+  // jsonb equality ignores key order and whitespace: the same request, however sent.
+  const { same_request, ...order } = await db
+    .selectFrom('orders')
+    .selectAll()
+    .select(sql<boolean>`request = ${JSON.stringify(request)}::jsonb`.as('same_request'))
+    .where('tenant_id', '=', tenantId)
+    .where('idempotency_key', '=', key)
+    .executeTakeFirstOrThrow();
+  return { order, sameRequest: same_request };
+}
+
+/** Queues a command for the outbox relay, under the trace of the current request. */
+async function enqueueCommand(db: Db, tenantId: string, command: Command): Promise<void> {
+  await db
+    .insertInto('outbox')
+    .values({
+      tenant_id: tenantId,
+      id: randomUUID(),
+      subject: command.subject,
+      payload: JSON.stringify(command.payload),
+      traceparent: currentTraceparent(),
+      published_at: null,
+    })
+    .execute();
+}
+
+/** An order the gateway places for a call of its own (no client key, so never a replay). */
+export async function placeOwnOrder(db: Db, tenantId: string, request: AnyOrderRequest): Promise<Order> {
+  return ((await placeOrder(db, tenantId, request)) as { order: Order }).order;
+}
+
+export async function getOrder(db: Db, tenantId: string, id: string): Promise<Order | undefined> {
+  return db.selectFrom('orders').selectAll().where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
+}
+
+export async function listOrders(db: Db, tenantId: string, opts: { limit: number; before?: Date }): Promise<Order[]> {
+  let q = db.selectFrom('orders').selectAll().where('tenant_id', '=', tenantId);
+  if (opts.before) q = q.where('created_at', '<', opts.before);
+  return q.orderBy('created_at', 'desc').orderBy('id').limit(opts.limit).execute();
+}
+
+/** Applies an order event; terminal states never move back, so redeliveries are harmless. */
+export async function recordOrderEvent(
+  db: Db,
+  tenantId: string,
+  orderId: string,
+  change: { status: 'in_progress' } | { status: 'fulfilled'; result: Record<string, unknown> } | { status: 'failed'; reason: string },
+): Promise<void> {
+  const allowedFrom = change.status === 'in_progress' ? ['accepted'] : ['accepted', 'in_progress'];
+  await db
+    .updateTable('orders')
+    .set({
+      status: change.status,
+      updated_at: new Date(),
+      ...(change.status === 'fulfilled' ? { result: JSON.stringify(change.result) } : {}),
+      ...(change.status === 'failed' ? { reason: change.reason } : {}),
+    })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', orderId)
+    .where('status', 'in', allowedFrom as Order['status'][])
+    .execute();
+}

@@ -1,0 +1,30 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { Kysely } from '@switchyard/db';
+import type { Fleet } from '../fleet.js';
+import { authenticateKey } from '../http/auth.js';
+import type { Database } from '../tables.js';
+import { activityRoutes } from './v1-activity.js';
+import { fleetRoutes } from './v1-fleet.js';
+import { orderRoutes } from './v1-orders.js';
+import { sleepRoutes } from './v1-sleep.js';
+import { tenantRoutes } from './v1-tenants.js';
+
+export interface V1Deps {
+  db: Kysely<Database>;
+  fleet: Fleet;
+  onOrderPlaced: () => void;
+}
+
+/** The native API: every route behind a tenant's API key. */
+export function v1Routes(deps: V1Deps): FastifyPluginAsync {
+  const { db } = deps;
+  return async (v1) => {
+    v1.addHook('onRequest', async (request) => authenticateKey(db, request));
+    // In this order the OpenAPI document lists the paths as it always has.
+    await v1.register(tenantRoutes({ db }));
+    await v1.register(orderRoutes(deps));
+    await v1.register(fleetRoutes(deps));
+    await v1.register(sleepRoutes(deps));
+    await v1.register(activityRoutes({ db }));
+  };
+}
