@@ -78,19 +78,24 @@ export function forward(client: Socket, o: ForwardOptions): void {
     splice(client, up, { halfCloseMs: left, ...(toClient ? { toA: toClient } : {}) });
   };
 
+  /** No more dials: the copy kept for one goes. */
+  const stopTapping = () => {
+    client.off('data', tap);
+    sent = [];
+  };
+
   const settle = (up: Socket, answer: FirstAnswer) => {
     waiting = false;
-    if (Buffer.isBuffer(answer)) {
-      client.off('data', tap);
-      sent = [];
-      o.onFirstByte?.();
-      return spliceWith(up, answer);
-    }
     if (answer === 'client-gone') return void up.destroy();
     // Turned away before a byte: give up this connection and dial again.
-    if (canRedial()) {
+    if (!Buffer.isBuffer(answer) && canRedial()) {
       up.destroy();
       return void redialLater();
+    }
+    stopTapping();
+    if (Buffer.isBuffer(answer)) {
+      o.onFirstByte?.();
+      return spliceWith(up, answer);
     }
     // The node's FIN goes on to the client; a node that broke the connection cuts it.
     if (answer === 'upstream-ended') return spliceWith(up);
@@ -112,6 +117,7 @@ export function forward(client: Socket, o: ForwardOptions): void {
       (err: Error) => {
         if (client.destroyed) return;
         if (canRedial()) return void redialLater();
+        stopTapping();
         release(client);
         o.onRefused?.(err);
       },

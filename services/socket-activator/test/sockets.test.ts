@@ -133,6 +133,28 @@ describe('forwarding', () => {
     expect(seen).toEqual(['GET / HTTP/1.0\r\n\r\n']);
   });
 
+  it('keeps the client flowing to a node that ended its side before a byte, once no re-dial is left', async () => {
+    // The node sends its FIN at once and reads on; the client then sends more than a re-dial keeps.
+    let received = 0;
+    const nodeDone = new Promise<number>((resolve) =>
+      listen(
+        (s) => {
+          s.end();
+          s.on('data', (d: Buffer) => (received += d.length));
+          s.on('end', () => resolve(received));
+        },
+        { allowHalfOpen: true },
+      ).then((node) =>
+        listen((s) => forward(s, { host: '127.0.0.1', port: node, redial: { forMs: 0, everyMs: 10 } }), { allowHalfOpen: true, pauseOnConnect: true }).then((front) => {
+          const c = connect({ port: front, host: '127.0.0.1', allowHalfOpen: true });
+          c.on('error', () => {});
+          c.once('end', () => c.end(Buffer.alloc(3 << 20)));
+        }),
+      ),
+    );
+    expect(await Promise.race([nodeDone, new Promise((r) => setTimeout(() => r('timed out'), 5000))])).toBe(3 << 20);
+  });
+
   it('does not dial again once the time for it is over: the client gets a FIN', async () => {
     const node = await listen((s) => s.destroy());
     const front = await listen((s) => forward(s, { host: '127.0.0.1', port: node, redial: { forMs: 100, everyMs: 10 } }), { allowHalfOpen: true, pauseOnConnect: true });
