@@ -29,7 +29,7 @@ type WakeEdges = Pick<ActivatorEdges, 'mode' | 'requestWake' | 'probe' | 'forwar
 export class Wake {
   readonly orderId: string | undefined;
   readonly startedAt: number;
-  phase: 'probing' | 'ready' | 'done' = 'probing';
+  private phase: 'probing' | 'ready' | 'done' = 'probing';
   /** Held sockets and the host port each is for. */
   private readonly held = new Map<Socket, number>();
   private heldTotal = 0;
