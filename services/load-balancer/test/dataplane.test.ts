@@ -1,9 +1,9 @@
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { NodeView, PoolView } from '@switchyard/contracts';
 import { TrafficCounters } from '../src/counters.js';
-import { acceptProxyClient, type DataPlane, type DataPlaneConfig } from '../src/dataplane.js';
+import { acceptAppClient, acceptProxyClient, type DataPlane, type DataPlaneConfig } from '../src/dataplane.js';
 import { Router } from '../src/router.js';
 import { RoutingTable } from '../src/table.js';
 
@@ -46,7 +46,7 @@ function nodeView(nodeId: string, port: number): NodeView {
 }
 
 /** A load balancer port in front of the given nodes; returns its port and the connfail count. */
-async function balancer(ports: number[], config: Partial<DataPlaneConfig>): Promise<{ port: number; connfails: string[] }> {
+async function balancer(ports: number[], config: Partial<DataPlaneConfig>, front: 'proxy' | 'app' = 'proxy'): Promise<{ port: number; connfails: string[] }> {
   const counters = new TrafficCounters();
   const table = new RoutingTable(counters);
   table.replace({ pools: [pool], nodes: ports.map((p, i) => nodeView(`n${i}`, p)) }, undefined);
@@ -57,7 +57,7 @@ async function balancer(ports: number[], config: Partial<DataPlaneConfig>): Prom
     config: { connectTimeoutMs: 1000, handshakeTimeoutMs: 5000, retries: 2, firstByteTimeoutMs: 5000, halfCloseTimeoutMs: 5000, users: new Map(), ...config },
     connectFailed: (_node, error) => connfails.push(error),
   };
-  const server = createServer({ allowHalfOpen: true }, (sock) => acceptProxyClient(dp, sock, undefined));
+  const server = createServer({ allowHalfOpen: true }, (sock) => (front === 'proxy' ? acceptProxyClient(dp, sock, undefined) : acceptAppClient(dp, sock, pool.poolId)));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   closers.push(() => server.close());
@@ -65,7 +65,7 @@ async function balancer(ports: number[], config: Partial<DataPlaneConfig>): Prom
 }
 
 /** Sends `request` and collects everything until the load balancer closes or ends the connection. */
-async function exchange(port: number, request: string): Promise<{ text: string; ms: number }> {
+async function exchange(port: number, request: string | Buffer): Promise<{ text: string; ms: number }> {
   const started = Date.now();
   const c = connect({ port, host: '127.0.0.1' });
   closers.push(() => c.destroy());
@@ -145,5 +145,69 @@ describe('data plane', () => {
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(c.destroyed).toBe(true);
+  });
+});
+
+/** A port nothing listens on (bound, then closed): connecting to it is refused. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+const CONNECT = 'CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n';
+
+describe('data plane: a client no node can take is told so', () => {
+  it('SOCKS5: a general-failure reply when no node serves the route', async () => {
+    const lb = await balancer([], {});
+    // Greeting (no authentication), then CONNECT 127.0.0.1:9.
+    const { text } = await exchange(lb.port, Buffer.from([5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, 0, 9]));
+    expect([...Buffer.from(text, 'latin1')]).toEqual([5, 0, 5, 1, 0, 1, 0, 0, 0, 0, 0, 0]);
+  });
+
+  it('HTTP CONNECT: 502 naming the node\'s refusal when every node refuses the target', async () => {
+    const node = await fakeNode((s) => s.once('data', () => s.write('HTTP/1.1 403 Forbidden\r\n\r\n')));
+    const lb = await balancer([node.port], { retries: 0 });
+    const { text } = await exchange(lb.port, CONNECT);
+    expect(text).toMatch(/^HTTP\/1\.1 502 /);
+    expect(text).toContain('the target could not be reached: node answered CONNECT with 403');
+  });
+
+  it('HTTP CONNECT: a node that refuses the connection is left for the next one, invisibly to the client', async () => {
+    const good = await fakeNode((s) => s.once('data', () => s.write('HTTP/1.1 200 OK\r\n\r\nhello')));
+    const lb = await balancer([await closedPort(), good.port], {});
+    const c = connect({ port: lb.port, host: '127.0.0.1' });
+    closers.push(() => c.destroy());
+    c.on('error', () => undefined);
+    c.write(CONNECT);
+    let text = '';
+    c.on('data', (b: Buffer) => (text += b.toString('latin1')));
+    await vi.waitFor(() => expect(text).toBe('HTTP/1.1 200 Connection Established\r\n\r\nhello'), { timeout: 3000 });
+    expect(lb.connfails).toEqual([expect.stringMatching(/ECONNREFUSED/)]);
+  });
+
+  it('absolute-form: 502 once the node closed before answering and no retry is left', async () => {
+    const node = await fakeNode((s) => s.once('data', () => s.end()));
+    const lb = await balancer([node.port], { retries: 0 });
+    const { text } = await exchange(lb.port, GET);
+    expect(text).toMatch(/^HTTP\/1\.1 502 /);
+    expect(text).toContain('the node closed before answering');
+  });
+
+  it('an app port drops the connection when no node of the pool can be reached', async () => {
+    const lb = await balancer([await closedPort()], { retries: 1 }, 'app');
+    const { text } = await exchange(lb.port, 'hello');
+    expect(text).toBe('');
+    expect(lb.connfails).toEqual([expect.stringMatching(/ECONNREFUSED/)]);
+  });
+
+  it('an app port splices a client to a node of its pool', async () => {
+    const node = await fakeNode((s) => s.once('data', (d: Buffer) => s.end(`echo ${d}`)));
+    const lb = await balancer([node.port], {}, 'app');
+    const { text } = await exchange(lb.port, 'ping');
+    expect(text).toBe('echo ping');
   });
 });

@@ -1,20 +1,13 @@
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { dial, type FirstAnswer, firstAnswer, release, splice } from '@switchyard/tcp';
 
-// A client we let go is given this long to close its side before its socket is destroyed.
-const RELEASE_GRACE_MS = 10_000;
+export { release };
+
 // What a held client sent is kept for a re-dial only up to this much.
 const REPLAY_LIMIT_BYTES = 1 << 20;
-
-/**
- * Ends a connection cleanly: FIN, never RST. What the client still sends is read and dropped,
- * so no unread data is left in the socket when it closes (that would make the kernel reset it).
- */
-export function release(socket: Socket): void {
-  socket.on('error', () => {});
-  socket.resume();
-  socket.end();
-  setTimeout(() => socket.destroy(), RELEASE_GRACE_MS).unref();
-}
+// The load balancer's defaults (LB_CONNECT_TIMEOUT_MS, LB_HALF_CLOSE_TIMEOUT_MS).
+const CONNECT_TIMEOUT_MS = 3000;
+const HALF_CLOSE_MS = 60_000;
 
 export interface ForwardOptions {
   host: string;
@@ -30,24 +23,28 @@ export interface ForwardOptions {
   redial?: { forMs: number; everyMs: number };
   /** The node did not take the connection; the client has been let go cleanly. */
   onRefused?: (err: Error) => void;
+  connectTimeoutMs?: number;
+  /** Once one side ended, the other direction gets this long before both are closed. */
+  halfCloseMs?: number;
 }
 
 /**
  * Connects a (paused) client to the node and pipes both ways. Half-close aware: each side's
- * FIN is passed on while the other direction keeps flowing (both sockets allow half-open);
- * an error ends both.
+ * FIN is passed on while the other direction keeps flowing, for at most `halfCloseMs` (counted
+ * from the first FIN, whether the node has answered yet or not); an error ends both.
  */
 export function forward(client: Socket, o: ForwardOptions): void {
   client.setNoDelay(true);
+  client.on('error', () => {});
+  const halfCloseMs = o.halfCloseMs ?? HALF_CLOSE_MS;
   const deadline = performance.now() + (o.redial?.forMs ?? 0);
   let sent: Buffer[] = [];
   let sentBytes = 0;
   let replayable = true;
-  let gotByte = false;
-  let clientEnded = false;
-  let clientClosed = false;
+  let waiting = false;
   let upstream: Socket | undefined;
-  let piped = false;
+  let clientEndedAt: number | undefined;
+  let halfClosed: NodeJS.Timeout | undefined;
 
   // Until the node's first byte, a copy of what the client sends, for a re-dial. Past the
   // limit there is no re-dial; the client waits (paused) for the node instead.
@@ -57,58 +54,74 @@ export function forward(client: Socket, o: ForwardOptions): void {
     if (sentBytes <= REPLAY_LIMIT_BYTES) return;
     replayable = false;
     client.off('data', tap);
-    if (!piped) client.pause();
+    if (!waiting) client.pause();
   };
   if (o.redial) client.on('data', tap);
-  client.on('error', () => upstream?.destroy());
-  client.once('end', () => (clientEnded = true));
-  client.once('close', () => {
-    clientClosed = true;
-    upstream?.destroy();
-  });
-  const canRedial = () => !!o.redial && !gotByte && !clientEnded && !clientClosed && replayable && performance.now() < deadline;
-
-  const dial = () => {
-    const up = connect({ host: o.host, port: o.port, allowHalfOpen: true, ...(o.localAddress ? { localAddress: o.localAddress } : {}) });
-    upstream = up;
-    let connected = false;
-    let lastError: Error | undefined;
-    up.on('error', (err) => (lastError = err));
-    up.once('connect', () => {
-      connected = true;
-      up.setNoDelay(true);
-      if (sent.length > 0) up.write(Buffer.concat(sent));
-      if (!replayable) sent = [];
-      up.once('data', () => {
-        gotByte = true;
-        client.off('data', tap);
-        sent = [];
-        o.onFirstByte?.();
-      });
-      client.pipe(up);
-      piped = true;
-      up.pipe(client, { end: false });
-    });
-    up.once('end', () => {
-      // Turned away before a byte: give up this connection (its close dials again).
-      if (canRedial()) up.destroy();
-      else client.end();
-    });
-    up.once('close', (hadError) => {
-      client.unpipe(up);
-      up.unpipe(client);
-      piped = false;
-      if (clientClosed) return;
-      if (canRedial()) {
-        setTimeout(dial, o.redial!.everyMs);
-        return;
-      }
-      if (!connected) {
-        release(client);
-        o.onRefused?.(lastError ?? new Error('the node closed the connection'));
-      } else if (hadError) client.destroy();
-      else client.end();
-    });
+  // The bound runs before the node's first byte too: a node that never answers a client
+  // that has finished sending would hold both.
+  const onClientEnd = () => {
+    clientEndedAt = performance.now();
+    halfClosed = setTimeout(() => {
+      client.destroy();
+      upstream?.destroy();
+    }, halfCloseMs).unref();
   };
-  dial();
+  client.once('end', onClientEnd);
+  const canRedial = () => !!o.redial && clientEndedAt === undefined && !client.destroyed && replayable && performance.now() < deadline;
+  const redialLater = () => setTimeout(attempt, o.redial!.everyMs);
+
+  /** From here on the splice owns both sockets, with what is left of a bound already running. */
+  const spliceWith = (up: Socket, toClient?: Buffer) => {
+    client.off('end', onClientEnd);
+    clearTimeout(halfClosed);
+    const left = clientEndedAt === undefined ? halfCloseMs : Math.max(1, halfCloseMs - (performance.now() - clientEndedAt));
+    splice(client, up, { halfCloseMs: left, ...(toClient ? { toA: toClient } : {}) });
+  };
+
+  /** No more dials: the copy kept for one goes. */
+  const stopTapping = () => {
+    client.off('data', tap);
+    sent = [];
+  };
+
+  const settle = (up: Socket, answer: FirstAnswer) => {
+    waiting = false;
+    if (answer === 'client-gone') return void up.destroy();
+    // Turned away before a byte: give up this connection and dial again.
+    if (!Buffer.isBuffer(answer) && canRedial()) {
+      up.destroy();
+      return void redialLater();
+    }
+    stopTapping();
+    if (Buffer.isBuffer(answer)) {
+      o.onFirstByte?.();
+      return spliceWith(up, answer);
+    }
+    // The node's FIN goes on to the client; a node that broke the connection cuts it.
+    if (answer === 'upstream-ended') return spliceWith(up);
+    up.destroy();
+    client.destroy();
+  };
+
+  const attempt = () => {
+    if (client.destroyed) return;
+    dial({ host: o.host, port: o.port, timeoutMs: o.connectTimeoutMs ?? CONNECT_TIMEOUT_MS, ...(o.localAddress ? { localAddress: o.localAddress } : {}) }).then(
+      (up) => {
+        if (client.destroyed) return void up.destroy();
+        upstream = up;
+        if (sent.length > 0) up.write(Buffer.concat(sent));
+        if (!replayable) sent = [];
+        waiting = true;
+        return firstAnswer(client, up).then((answer) => settle(up, answer));
+      },
+      (err: Error) => {
+        if (client.destroyed) return;
+        if (canRedial()) return void redialLater();
+        stopTapping();
+        release(client);
+        o.onRefused?.(err);
+      },
+    );
+  };
+  attempt();
 }

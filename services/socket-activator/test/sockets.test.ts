@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { forward, release } from '../src/forward.js';
 import { originalDestination } from '../src/original-dst.js';
 import { probeOnce } from '../src/probe.js';
@@ -133,6 +133,28 @@ describe('forwarding', () => {
     expect(seen).toEqual(['GET / HTTP/1.0\r\n\r\n']);
   });
 
+  it('keeps the client flowing to a node that ended its side before a byte, once no re-dial is left', async () => {
+    // The node sends its FIN at once and reads on; the client then sends more than a re-dial keeps.
+    let received = 0;
+    const nodeDone = new Promise<number>((resolve) =>
+      listen(
+        (s) => {
+          s.end();
+          s.on('data', (d: Buffer) => (received += d.length));
+          s.on('end', () => resolve(received));
+        },
+        { allowHalfOpen: true },
+      ).then((node) =>
+        listen((s) => forward(s, { host: '127.0.0.1', port: node, redial: { forMs: 0, everyMs: 10 } }), { allowHalfOpen: true, pauseOnConnect: true }).then((front) => {
+          const c = connect({ port: front, host: '127.0.0.1', allowHalfOpen: true });
+          c.on('error', () => {});
+          c.once('end', () => c.end(Buffer.alloc(3 << 20)));
+        }),
+      ),
+    );
+    expect(await Promise.race([nodeDone, new Promise((r) => setTimeout(() => r('timed out'), 5000))])).toBe(3 << 20);
+  });
+
   it('does not dial again once the time for it is over: the client gets a FIN', async () => {
     const node = await listen((s) => s.destroy());
     const front = await listen((s) => forward(s, { host: '127.0.0.1', port: node, redial: { forMs: 100, everyMs: 10 } }), { allowHalfOpen: true, pauseOnConnect: true });
@@ -141,6 +163,121 @@ describe('forwarding', () => {
     const began = Date.now();
     expect(await collect(c)).toEqual({ data: '', how: 'end' });
     expect(Date.now() - began).toBeGreaterThanOrEqual(90);
+  });
+});
+
+/** Resolves once the socket has closed; `false` if it is still open after `ms`. */
+function closedWithin(s: Socket, ms: number): Promise<boolean> {
+  if (s.destroyed) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    s.once('close', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+/** Writes a byte every 50 ms (at most `times`) until the socket is closed: a peer that never ends its side notices a release only by its reset. */
+function keepTalking(s: Socket, times = 100): void {
+  let left = times;
+  const tick = () => {
+    if (s.destroyed || s.writableEnded || left-- <= 0) return;
+    s.write('.');
+    setTimeout(tick, 50).unref();
+  };
+  tick();
+}
+
+describe('a half-closed forwarded connection', () => {
+  // What forward holds: the client socket it was given (`front`) and its own to the node
+  // (seen as the node's socket, which closes once the activator lets it go).
+  async function forwarded(node: (s: Socket) => void, client: (c: Socket) => void) {
+    const nodeSockets: Socket[] = [];
+    let nodeEnded!: Promise<unknown>;
+    const nodePort = await listen(
+      (s) => {
+        nodeSockets.push(s);
+        sockets.push(s);
+        nodeEnded = once(s, 'end');
+        node(s);
+      },
+      { allowHalfOpen: true },
+    );
+    let front: Socket | undefined;
+    const frontPort = await listen(
+      (s) => {
+        front = s;
+        forward(s, { host: '127.0.0.1', port: nodePort, halfCloseMs: HALF_CLOSE_MS });
+      },
+      { allowHalfOpen: true, pauseOnConnect: true },
+    );
+    const c = connect({ port: frontPort, host: '127.0.0.1', allowHalfOpen: true });
+    c.on('error', () => {});
+    sockets.push(c);
+    const clientEnded = once(c, 'end');
+    client(c);
+    await vi.waitFor(() => expect(front && nodeSockets[0]).toBeTruthy(), { timeout: 2000 });
+    return { front: front!, node: nodeSockets[0]!, client: c, clientEnded, nodeEnded };
+  }
+
+  const HALF_CLOSE_MS = 200;
+  // Generous for a loaded machine, far below "forever".
+  const BOUND_MS = HALF_CLOSE_MS + 2000;
+  const sockets: Socket[] = [];
+  afterEach(() => {
+    for (const s of sockets.splice(0)) s.destroy();
+  });
+
+  it('is released when the node ended its side and the client never ends its own', async () => {
+    const f = await forwarded(
+      (s) => s.once('data', () => s.end('answer')),
+      (c) => {
+        c.write('request');
+        c.resume();
+        keepTalking(c);
+      },
+    );
+    await f.clientEnded;
+    expect(await closedWithin(f.front, BOUND_MS)).toBe(true);
+    expect(await closedWithin(f.node, BOUND_MS)).toBe(true);
+  });
+
+  it('is released when the client ended its side and the node never ends its own', async () => {
+    const f = await forwarded(
+      (s) => {
+        s.resume();
+        s.once('data', () => keepTalking(s));
+      },
+      (c) => {
+        c.end('request');
+        c.resume();
+      },
+    );
+    await f.nodeEnded;
+    expect(await closedWithin(f.front, BOUND_MS)).toBe(true);
+    expect(await closedWithin(f.node, BOUND_MS)).toBe(true);
+  });
+
+  it('is released when the client ended its side and the node never answers at all', async () => {
+    const f = await forwarded(
+      (s) => s.resume(),
+      (c) => c.end('request'),
+    );
+    await f.nodeEnded;
+    expect(await closedWithin(f.front, BOUND_MS)).toBe(true);
+  });
+
+  it('is not cut before the bound while the other direction still flows', async () => {
+    // The node answers 100 ms after the client half-closed, within the bound.
+    const f = await forwarded(
+      (s) => {
+        s.resume();
+        s.once('end', () => setTimeout(() => s.end('late answer'), 100));
+      },
+      (c) => c.end('request'),
+    );
+    expect(await collect(f.client)).toEqual({ data: 'late answer', how: 'end' });
   });
 });
 

@@ -1,0 +1,55 @@
+import type { Socket } from 'node:net';
+import type { Parsed } from '../protocol.js';
+
+const EMPTY: Buffer = Buffer.alloc(0);
+
+/** The peer closed or the connection broke: nothing to answer. */
+class Gone extends Error {}
+
+/** Buffers what a client sends during its handshake; parsers take whole messages from it. */
+export class Inbox {
+  private buf: Buffer = EMPTY;
+  private wake: (() => void) | undefined;
+  private over = false;
+
+  constructor(private readonly sock: Socket) {
+    sock.on('data', this.onData);
+    sock.once('end', this.onEnd);
+    sock.once('close', this.onEnd);
+  }
+
+  private readonly onData = (chunk: Buffer) => {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    this.wake?.();
+  };
+
+  private readonly onEnd = () => {
+    this.over = true;
+    this.wake?.();
+  };
+
+  /** The next message; rejects when the peer goes away first (the handshake timer bounds it). */
+  async next<T>(parse: (b: Buffer) => Parsed<T> | null): Promise<T> {
+    for (;;) {
+      const r = parse(this.buf);
+      if (r) {
+        this.buf = this.buf.subarray(r.consumed);
+        return r.value;
+      }
+      if (this.over) throw new Gone();
+      await new Promise<void>((resolve) => (this.wake = resolve));
+      this.wake = undefined;
+    }
+  }
+
+  /** Stops buffering and hands back what arrived beyond the handshake. */
+  release(): Buffer {
+    this.sock.off('data', this.onData);
+    this.sock.off('end', this.onEnd);
+    this.sock.off('close', this.onEnd);
+    this.sock.pause();
+    const rest = this.buf;
+    this.buf = EMPTY;
+    return rest;
+  }
+}

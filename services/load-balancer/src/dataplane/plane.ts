@@ -1,0 +1,25 @@
+import type { TrafficCounters } from '../counters.js';
+import type { Router } from '../router.js';
+import type { ProxyUser } from '../settings.js';
+import type { RouteNode } from '../table.js';
+
+export interface DataPlaneConfig {
+  readonly connectTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
+  readonly retries: number;
+  /** Bound on an absolute-form request's wait for the node's first answer byte. */
+  readonly firstByteTimeoutMs: number;
+  /** After one side of a spliced connection ended, bound on the other direction. */
+  readonly halfCloseTimeoutMs: number;
+  /** Empty: no authentication, every tenant's pools are candidates. */
+  readonly users: ReadonlyMap<string, ProxyUser>;
+}
+
+/** What the front ends need of their worker: routing, counters, bounds, and where to report a failed node. */
+export interface DataPlane {
+  readonly router: Router;
+  readonly counters: TrafficCounters;
+  readonly config: DataPlaneConfig;
+  /** A connection to a node failed (passive health signal). */
+  connectFailed(node: RouteNode, error: string): void;
+}

@@ -1,0 +1,159 @@
+import type { Socket } from 'node:net';
+import {
+  httpError,
+  parseGreeting,
+  parseProxyRequest,
+  parseSocksRequest,
+  parseUsername,
+  parseUserPass,
+  ProtocolError,
+  SOCKS,
+  socksReply,
+  type Credentials,
+  type ProxyRequest,
+  type Routing,
+  type Target,
+} from '../protocol.js';
+import type { Client, Route } from '../router.js';
+import type { ProxyUser } from '../settings.js';
+import { forwardRequest } from './absolute-form.js';
+import { Inbox } from './inbox.js';
+import type { DataPlane } from './plane.js';
+import { dialForClient, spliceToNode } from './upstream.js';
+
+const CONNECT_OK = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n');
+
+interface Scope {
+  readonly tenantId: string | undefined;
+}
+
+/** Checks credentials when users are configured; without users every request is unscoped. */
+function authenticate(users: ReadonlyMap<string, ProxyUser>, creds: Credentials | undefined, routing: Routing | undefined): Scope | undefined {
+  if (users.size === 0) return { tenantId: undefined };
+  if (!creds || !routing) return undefined;
+  const user = users.get(routing.user);
+  if (!user || user.password !== creds.password) return undefined;
+  return { tenantId: user.tenantId };
+}
+
+/** A request that names no country (main port, no `country-` in the username) may leave anywhere. */
+function routeFor(dp: DataPlane, listenerCountry: string | undefined, routing: Routing | undefined, scope: Scope): Route {
+  return dp.router.exitRoute(routing?.country ?? listenerCountry, scope.tenantId);
+}
+
+const clientOf = (sock: Socket, routing: Routing | undefined): Client => ({ address: sock.remoteAddress, region: routing?.region, session: routing?.session });
+
+/** One client of a proxy port: SOCKS5 if the first byte is 5, an HTTP proxy request otherwise. */
+export function acceptProxyClient(dp: DataPlane, sock: Socket, listenerCountry: string | undefined): void {
+  sock.on('error', () => undefined);
+  const timer = setTimeout(() => sock.destroy(), dp.config.handshakeTimeoutMs);
+  // Once the request is read, the client waits on us: dialling has its own bounds.
+  const disarm = () => clearTimeout(timer);
+  const inbox = new Inbox(sock);
+  const run = async () => {
+    const first = await inbox.next((b) => (b.length > 0 ? { value: b[0]!, consumed: 0 } : null));
+    if (first === SOCKS.VERSION) await socks5(dp, sock, inbox, listenerCountry, disarm);
+    else await httpProxy(dp, sock, inbox, listenerCountry, disarm);
+  };
+  run()
+    .catch(() => sock.destroy())
+    .finally(() => clearTimeout(timer));
+}
+
+async function socks5(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCountry: string | undefined, disarm: () => void): Promise<void> {
+  const users = dp.config.users;
+  let methods: Set<number>;
+  try {
+    methods = await inbox.next(parseGreeting);
+  } catch (err) {
+    if (err instanceof ProtocolError) {
+      dp.counters.reject('malformed');
+      sock.end(Buffer.from([SOCKS.VERSION, SOCKS.NO_METHOD]));
+      return;
+    }
+    throw err;
+  }
+  // Username/password whenever offered: without users configured it still carries the routing.
+  const method = methods.has(SOCKS.USER_PASS) ? SOCKS.USER_PASS : users.size === 0 && methods.has(SOCKS.NO_AUTH) ? SOCKS.NO_AUTH : SOCKS.NO_METHOD;
+  if (method === SOCKS.NO_METHOD) {
+    dp.counters.reject('auth');
+    sock.end(Buffer.from([SOCKS.VERSION, SOCKS.NO_METHOD]));
+    return;
+  }
+  sock.write(Buffer.from([SOCKS.VERSION, method]));
+  let creds: Credentials | undefined;
+  let routing: Routing | undefined;
+  let scope: Scope | undefined = { tenantId: undefined };
+  if (method === SOCKS.USER_PASS) {
+    try {
+      creds = await inbox.next(parseUserPass);
+      routing = parseUsername(creds.username);
+      scope = authenticate(users, creds, routing);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      scope = undefined;
+    }
+    if (!scope) {
+      dp.counters.reject('auth');
+      sock.end(Buffer.from([0x01, 0x01]));
+      return;
+    }
+    sock.write(Buffer.from([0x01, 0x00]));
+  }
+  let target: Target;
+  try {
+    target = await inbox.next(parseSocksRequest);
+  } catch (err) {
+    if (err instanceof ProtocolError) {
+      dp.counters.reject('malformed');
+      sock.end(socksReply(err.code));
+      return;
+    }
+    throw err;
+  }
+  disarm();
+  const route = routeFor(dp, listenerCountry, routing, scope);
+  const dialed = await dialForClient(dp, sock, route, clientOf(sock, routing), target, (err) => socksReply(err.socks));
+  if (!dialed) return;
+  const early = inbox.release();
+  sock.write(socksReply(SOCKS.REP_SUCCESS));
+  spliceToNode(sock, dialed, early, dp.config.halfCloseTimeoutMs);
+}
+
+async function httpProxy(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCountry: string | undefined, disarm: () => void): Promise<void> {
+  let routing: Routing | undefined;
+  let scope: Scope | undefined;
+  let req: ProxyRequest;
+  try {
+    req = await inbox.next((b) => {
+      const r = parseProxyRequest(b);
+      return r && { value: r, consumed: r.consumed };
+    });
+    routing = req.credentials ? parseUsername(req.credentials.username) : undefined;
+    scope = authenticate(dp.config.users, req.credentials, routing);
+  } catch (err) {
+    if (err instanceof ProtocolError) {
+      dp.counters.reject('malformed');
+      sock.end(httpError(err.code, err.message));
+      return;
+    }
+    throw err;
+  }
+  if (!scope) {
+    dp.counters.reject('auth');
+    sock.end(httpError(407, 'proxy authentication required'));
+    return;
+  }
+  disarm();
+  const route = routeFor(dp, listenerCountry, routing, scope);
+  const client = clientOf(sock, routing);
+  const dialed = await dialForClient(dp, sock, route, client, req.connect ? req.target : undefined, (err) => httpError(err.status, err.message));
+  if (!dialed) return;
+  const early = inbox.release();
+  if (req.connect) {
+    sock.write(CONNECT_OK);
+    spliceToNode(sock, dialed, early, dp.config.halfCloseTimeoutMs);
+  } else {
+    await forwardRequest(dp, sock, route, client, req.head, early, dialed);
+  }
+}
