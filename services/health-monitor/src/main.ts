@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-import { Resync, runService } from '@switchyard/service-kit';
+import { runService } from '@switchyard/service-kit';
 import { HealthMonitorEnv } from './config.js';
+import { monitorEvents, rebuildNodeSet } from './handlers.js';
 import { HealthStore } from './health-store.js';
 import { HealthMonitor } from './monitor.js';
 import { runProbe } from './probes.js';
-import { readSleepPolicies } from './sleep-policies.js';
 import { createSpeedTests } from './speed-tests.js';
 
 // An event about a pool the snapshot did not have asks for another; at most this often.
@@ -17,7 +17,7 @@ await runService({
   description: 'active and passive health checks, health scores and speed tests',
   env: HealthMonitorEnv,
   redis: true,
-  async start({ config, log, bus, nc, service, redis, onShutdown, supervise }) {
+  async start({ config, log, bus, service, redis, onShutdown, follow }) {
     let lastUnknownResync = -Infinity;
     let store: HealthStore | undefined;
     const monitor: HealthMonitor = new HealthMonitor({
@@ -41,39 +41,17 @@ await runService({
     onShutdown(async () => store?.flush());
     onShutdown(async () => monitor.stop());
 
-    const resync = new Resync(
-      async () => {
-        const requestedAt = performance.now();
-        const snapshot = await bus.request('pool.req.snapshot', {}, { timeoutMs: 5000 });
-        const policies = await readSleepPolicies(
-          (p) => bus.request('sleep.req.policy', p, { timeoutMs: SLEEP_POLICY_TIMEOUT_MS }),
-          snapshot.pools.map((p) => p.tenantId),
-          (tenantId, err) => log.debug({ tenantId, err: err.message }, 'no sleep policies from the sleep-controller; keeping what events and pool specs say'),
-        );
-        monitor.replace(snapshot, requestedAt, policies);
-        log.debug({ pools: snapshot.pools.length, nodes: snapshot.nodes.length, sleepPolicyTenants: policies.size }, 'node set rebuilt');
-      },
-      { periodMs: config.HEALTH_RESYNC_MS, retryMs: 1000, onError: (err) => log.warn({ err: err.message }, 'could not rebuild the node set from pool.req.snapshot') },
-    );
-    onShutdown(() => resync.stop());
-
-    // Subscribed before the first snapshot, so nothing that happens while it travels is lost.
-    supervise('pool.evt.changed', bus.subscribe('pool.evt.changed', async (p) => monitor.poolChanged(p)));
-    supervise('pool.evt.deleted', bus.subscribe('pool.evt.deleted', async (p) => monitor.poolDeleted(p)));
-    supervise('node.evt.created', bus.subscribe('node.evt.created', async (p) => monitor.nodeCreated(p)));
-    supervise('node.evt.started', bus.subscribe('node.evt.started', async (p) => monitor.nodeStarted(p)));
-    supervise('node.evt.stopped', bus.subscribe('node.evt.stopped', async (p) => monitor.nodeStopped(p)));
-    supervise('node.evt.died', bus.subscribe('node.evt.died', async (p) => monitor.nodeDied(p)));
-    supervise('node.evt.removed', bus.subscribe('node.evt.removed', async (p) => monitor.nodeRemoved(p)));
-    supervise('node.evt.draining', bus.subscribe('node.evt.draining', async (p) => monitor.nodeDraining(p)));
-    supervise('node.evt.health', bus.subscribe('node.evt.health', async (p) => monitor.nodeHealthReported(p)));
-    supervise('sleep.evt.policy', bus.subscribe('sleep.evt.policy', async (p) => monitor.sleepPolicyChanged(p)));
-    supervise('lb.evt.connfail', bus.subscribe('lb.evt.connfail', async (p) => monitor.connectionFailed(p)));
-
-    void (async () => {
-      for await (const s of nc.status()) if (s.type === 'reconnect') resync.request();
-    })();
-    resync.request();
+    const resync = follow({
+      what: 'node set',
+      events: monitorEvents(monitor),
+      rebuild: rebuildNodeSet({
+        monitor,
+        snapshot: () => bus.request('pool.req.snapshot', {}, { timeoutMs: 5000 }),
+        sleepPolicies: (p) => bus.request('sleep.req.policy', p, { timeoutMs: SLEEP_POLICY_TIMEOUT_MS }),
+        log,
+      }),
+      periodMs: config.HEALTH_RESYNC_MS,
+    });
     // Ready once the first rebuild was tried: a monitor started with the manager down still
     // answers, and fills in when the manager does.
     await resync.settled();

@@ -1,5 +1,5 @@
 import type { Payload, ReplyOf } from '@switchyard/contracts';
-import type { SleepPolicyReplies } from './monitor.js';
+import type { SleepPolicyReplies } from './sleep-settings.js';
 
 type Ask = (payload: Payload<'sleep.req.policy'>) => Promise<ReplyOf<'sleep.req.policy'>>;
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { NodeView, PoolSpec, PoolView } from '@switchyard/contracts';
 import { aNodeView, aPoolView, aPublishedPort } from '@switchyard/testkit/fixtures';
-import { HealthMonitor, SLEEPY_REASON, type HealthChange } from '../src/monitor.js';
+import { HealthMonitor, type HealthChange } from '../src/monitor.js';
+import { SLEEPY_REASON } from '../src/sleep-settings.js';
 import type { Probe, ProbeDone } from '../src/probes.js';
 import { manualClock } from './manual-clock.js';
 

@@ -1,15 +1,20 @@
 import cluster from 'node:cluster';
 import type { Server } from 'node:net';
-import { runService } from '@switchyard/service-kit';
+import { runService, type Backoff } from '@switchyard/service-kit';
 import { LoadBalancerEnv } from './config.js';
 import { TrafficCounters } from './counters.js';
 import { acceptAppClient, acceptProxyClient, type DataPlane } from './dataplane.js';
 import { bestNode, strategy, traffic } from './endpoints.js';
+import { rebuildTable, tableEvents } from './handlers.js';
 import { AppListeners, listen } from './listeners.js';
 import { Router } from './router.js';
 import { parseClientRegions, parseCountryPorts, parseProxyUsers } from './settings.js';
 import { openStrategyStore } from './strategies.js';
 import { RoutingTable } from './table.js';
+
+// Without a table every client is refused, and a snapshot request to an absent manager costs
+// nothing: a failed rebuild is retried at least every second, not the kit's 5 s.
+const REBUILD_RETRY: Backoff = { initialMs: 250, maxMs: 1000 };
 
 /** One complete load balancer: its own NATS connection, routing table and listeners. */
 export async function runWorker(): Promise<void> {
@@ -19,7 +24,7 @@ export async function runWorker(): Promise<void> {
     env: LoadBalancerEnv,
     redis: true,
     quietReady: cluster.isWorker,
-    async start({ config, log, nc, bus, service, redis, onShutdown, supervise }) {
+    async start({ config, log, nc, bus, service, redis, onShutdown, follow }) {
       const counters = new TrafficCounters();
       const table = new RoutingTable(counters, cluster.isWorker ? config.LB_WORKERS : 1);
       const store = await openStrategyStore(nc, log);
@@ -55,47 +60,20 @@ export async function runWorker(): Promise<void> {
       const apps = new AppListeners(config.LB_LISTEN_HOST, proxyPorts, log, (sock, poolId) => acceptAppClient(dp, sock, poolId));
       table.onChange = () => apps.sync(table.allPools());
 
-      // Events keep the table live between rebuilds; core subscriptions also receive the
-      // JetStream-published ones, and the snapshot repairs anything missed.
-      supervise('pool.evt.changed', bus.subscribe('pool.evt.changed', async (p) => table.setPool(p)));
-      supervise('pool.evt.deleted', bus.subscribe('pool.evt.deleted', async (p) => table.deletePool(p.poolId)));
-      supervise('node.evt.created', bus.subscribe('node.evt.created', async (p) => table.nodeCreated(p)));
-      supervise('node.evt.started', bus.subscribe('node.evt.started', async (p) => table.nodeStarted(p)));
-      supervise('node.evt.stopped', bus.subscribe('node.evt.stopped', async (p) => table.nodeDown(p.nodeId, p.reason === 'sleep' ? 'sleeping' : 'stopped')));
-      supervise('node.evt.died', bus.subscribe('node.evt.died', async (p) => table.nodeDown(p.nodeId, 'error')));
-      supervise(
-        'node.evt.removed',
-        bus.subscribe('node.evt.removed', async (p) => {
-          table.nodeRemoved(p.nodeId);
-          await counters.forget(redis!, p.nodeId).catch((err: Error) => log.warn({ nodeId: p.nodeId, err: err.message }, 'traffic counters of a removed node not deleted'));
+      const resync = follow({
+        what: 'routing table',
+        events: tableEvents({ table, counters, redis: redis!, log }),
+        rebuild: rebuildTable({
+          table,
+          snapshot: () => bus.request('pool.req.snapshot', {}, { timeoutMs: 5000 }),
+          health: (p) => bus.request('health.req.status', p, { timeoutMs: 2000 }),
+          log,
         }),
-      );
-      supervise('node.evt.draining', bus.subscribe('node.evt.draining', async (p) => table.nodeDraining(p.nodeId)));
-      supervise('health.evt.changed', bus.subscribe('health.evt.changed', async (p) => table.healthChanged(p)));
-
-      let rebuilding: Promise<void> | undefined;
-      const rebuild = () =>
-        (rebuilding ??= (async () => {
-          try {
-            // Noted before asking: events newer than this (less the trust margin) beat the reply.
-            const requestedAt = Date.now();
-            const snapshot = await bus.request('pool.req.snapshot', {}, { timeoutMs: 5000 });
-            // Without the health monitor every node stays "unknown", which still routes.
-            const health = await bus.request('health.req.status', {}, { timeoutMs: 2000 }).catch(() => undefined);
-            table.replace(snapshot, health?.nodes, requestedAt);
-            log.debug({ pools: snapshot.pools.length, nodes: snapshot.nodes.length, health: !!health }, 'routing table rebuilt');
-          } catch (err) {
-            log.warn({ err: (err as Error).message }, 'routing table rebuild failed; keeping the current one');
-          } finally {
-            rebuilding = undefined;
-          }
-        })());
-      await rebuild();
-      const rebuildTimer = setInterval(() => void rebuild(), config.LB_REBUILD_INTERVAL_MS);
-      onShutdown(async () => clearInterval(rebuildTimer));
-      void (async () => {
-        for await (const s of nc.status()) if (s.type === 'reconnect') void rebuild();
-      })();
+        periodMs: config.LB_REBUILD_INTERVAL_MS,
+        retry: REBUILD_RETRY,
+      });
+      // Ready once the first rebuild was tried; a failed one is retried soon, not a period later.
+      await resync.settled();
       const scoreTimer = setInterval(() => {
         bus.request('health.req.status', {}, { timeoutMs: 1000 }).then(
           (reply) => table.refreshScores(reply.nodes),

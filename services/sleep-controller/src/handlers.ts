@@ -1,5 +1,6 @@
-import { Rejection, type ConsumerHandlers } from '@switchyard/bus';
+import type { ConsumerHandlers } from '@switchyard/bus';
 import { formatIssues, SLEEP_POLICY_DEFAULTS, sleepPolicyIssues, type Payload } from '@switchyard/contracts';
+import { createOrderReporter, OrderFailure, type EventHandlers } from '@switchyard/service-kit';
 import type { IdleDetector } from './idle-detector.js';
 import type { PolicyStore } from './policy-store.js';
 import { putToSleep, type SleeperDeps } from './sleeper.js';
@@ -13,30 +14,15 @@ export interface HandlerDeps extends SleeperDeps {
 
 export type CommandHandlers = ConsumerHandlers<'sleepControllerCommands'>;
 
-/** An order that cannot be carried out: it ends as order.evt.failed, or is dead-lettered without an order. */
-class OrderFailure extends Error {
-  override name = 'OrderFailure';
-}
+type SpecPolicy = NonNullable<Payload<'pool.evt.changed'>['spec']['sleep']>;
 
-/** One handler per subject of CONSUMERS.sleepControllerCommands, and the pool events that seed policies. */
+/**
+ * One handler per subject of CONSUMERS.sleepControllerCommands, and the events the controller
+ * follows: pool events (which also seed policies), node events, stats and wakes.
+ */
 export function createHandlers(deps: HandlerDeps) {
   const { detector, policies, publish, log } = deps;
-
-  async function asOrder(p: { orderId?: string | undefined; tenantId: string }, what: string, fn: () => Promise<void>): Promise<void> {
-    try {
-      await fn();
-    } catch (err) {
-      if (!(err instanceof OrderFailure)) throw err;
-      log.warn({ orderId: p.orderId, tenantId: p.tenantId, reason: err.message }, `${what} failed`);
-      if (!p.orderId) throw new Rejection(err.message);
-      await publish('order.evt.failed', { orderId: p.orderId, tenantId: p.tenantId, reason: err.message }, { msgId: `order.evt.failed:${p.orderId}` });
-    }
-  }
-
-  async function fulfil(orderId: string | undefined, tenantId: string, result: { poolId: string; nodeIds?: string[] }) {
-    if (!orderId) return;
-    await publish('order.evt.fulfilled', { orderId, tenantId, result }, { msgId: `order.evt.fulfilled:${orderId}` });
-  }
+  const orders = createOrderReporter({ publish, log });
 
   async function knownPool(tenantId: string, poolId: string) {
     if (!detector.pool(tenantId, poolId)) await deps.refresh(tenantId);
@@ -63,12 +49,12 @@ export function createHandlers(deps: HandlerDeps) {
       { msgId: p.orderId ? `sleep.evt.policy:${p.orderId}` : `sleep.evt.policy:${p.poolId}:${stored.updatedAt.getTime()}` },
     );
     log.info({ tenantId: p.tenantId, poolId: p.poolId, policy: p.policy }, 'sleep policy set');
-    await fulfil(p.orderId, p.tenantId, { poolId: p.poolId });
+    await orders.fulfil(p, { poolId: p.poolId });
   }
 
   async function sleepNode(p: Payload<'sleep.cmd.node'>): Promise<void> {
     const node = await knownNode(p.tenantId, p.nodeId);
-    if (node.status === 'sleeping') return fulfil(p.orderId, p.tenantId, { poolId: node.poolId, nodeIds: [node.nodeId] });
+    if (node.status === 'sleeping') return orders.fulfil(p, { poolId: node.poolId, nodeIds: [node.nodeId] });
     if (node.status !== 'running') throw new OrderFailure(`node ${node.nodeId} is ${node.status}; only a running node can be put to sleep`);
     if (node.ports.length === 0) throw new OrderFailure(`node ${node.nodeId} has no published ports for the activator to catch`);
     if (!detector.beginSleep(node.nodeId, Date.now())) throw new OrderFailure(`node ${node.nodeId} is already being put to sleep`);
@@ -87,17 +73,12 @@ export function createHandlers(deps: HandlerDeps) {
   }
 
   const commands: CommandHandlers = {
-    'sleep.cmd.policy': (p) => asOrder(p, 'sleep.cmd.policy', () => setPolicy(p)),
-    'sleep.cmd.node': (p) => asOrder(p, 'sleep.cmd.node', () => sleepNode(p)),
+    'sleep.cmd.policy': (p) => orders.run(p, 'sleep.cmd.policy', () => setPolicy(p)),
+    'sleep.cmd.node': (p) => orders.run(p, 'sleep.cmd.node', () => sleepNode(p)),
   };
 
   /** A pool whose spec carries a sleep policy gets it, unless it has one already (set through the API). */
-  async function poolChanged(p: Payload<'pool.evt.changed'>): Promise<void> {
-    detector.poolChanged(p, Date.now());
-    if (p.spec.sleep) await seedPolicy(p.tenantId, p.poolId, p.spec.sleep);
-  }
-
-  async function seedPolicy(tenantId: string, poolId: string, policy: NonNullable<Payload<'pool.evt.changed'>['spec']['sleep']>) {
+  async function seedPolicy(tenantId: string, poolId: string, policy: SpecPolicy) {
     const seeded = await policies.seed(tenantId, poolId, policy);
     if (!seeded) return;
     await publish(
@@ -108,10 +89,23 @@ export function createHandlers(deps: HandlerDeps) {
     log.info({ tenantId, poolId, policy }, 'sleep policy seeded from the pool spec');
   }
 
-  async function poolDeleted(p: Payload<'pool.evt.deleted'>): Promise<void> {
-    detector.poolDeleted(p.tenantId, p.poolId, Date.now());
-    await policies.remove(p.tenantId, p.poolId);
-  }
+  const events = {
+    'pool.evt.changed': async (p) => {
+      detector.poolChanged(p, Date.now());
+      if (p.spec.sleep) await seedPolicy(p.tenantId, p.poolId, p.spec.sleep);
+    },
+    'pool.evt.deleted': async (p) => {
+      detector.poolDeleted(p.tenantId, p.poolId, Date.now());
+      await policies.remove(p.tenantId, p.poolId);
+    },
+    'node.evt.started': async (e) => detector.nodeStarted(e, Date.now()),
+    'node.evt.stopped': async (e) => detector.nodeStopped(e, Date.now()),
+    'node.evt.died': async (e) => detector.nodeDied(e, Date.now()),
+    'node.evt.removed': async (e) => detector.nodeRemoved(e, Date.now()),
+    'node.evt.stats': async (e) => detector.sample(e),
+    // A caught connection reached the node: its idle window starts again.
+    'activator.evt.woke': async (e) => detector.touched(e.nodeId, Date.now()),
+  } satisfies EventHandlers;
 
-  return { commands, poolChanged, poolDeleted, seedPolicy };
+  return { commands, events, seedPolicy };
 }

@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 import type { Payload } from '@switchyard/contracts';
 import { createDb, migrateToLatest } from '@switchyard/db';
-import { Resync, runService } from '@switchyard/service-kit';
+import { runService } from '@switchyard/service-kit';
 import { SleepControllerEnv } from './config.js';
 import { createHandlers } from './handlers.js';
 import { IdleDetector } from './idle-detector.js';
 import { migrations } from './migrations.js';
-import { createPolicyStore, poolKey } from './policy-store.js';
+import { createPolicyStore } from './policy-store.js';
 import { sleepIdleNodes } from './sleeper.js';
+import { createSnapshots } from './snapshots.js';
 import type { Database } from './tables.js';
 import { startTicker } from './ticker.js';
 
@@ -19,7 +20,7 @@ await runService({
   name: 'sleep-controller',
   description: 'idle detection and sleep policy per pool',
   env: SleepControllerEnv,
-  async start({ config, log, bus, nc, service, onShutdown, supervise }) {
+  async start({ config, log, bus, service, onShutdown, supervise, follow }) {
     const db = createDb<Database>(config.DATABASE_URL, { applicationName: 'sleep-controller' });
     onShutdown(() => db.destroy());
     await migrateToLatest(db, { migrations, table: 'sleep_controller_migrations' });
@@ -33,47 +34,19 @@ await runService({
       log,
     };
 
-    async function snapshot(tenantId?: string) {
-      const requestedAt = Date.now();
-      const reply = await bus.request('pool.req.snapshot', tenantId ? { tenantId } : {}, { timeoutMs: SNAPSHOT_TIMEOUT_MS });
-      detector.replace(reply, requestedAt, Date.now(), tenantId);
-      return { reply, requestedAt };
-    }
-
-    const handlers = createHandlers({ ...sleeper, detector, policies, refresh: async (tenantId) => void (await snapshot(tenantId)) });
-
-    const resync = new Resync(
-      async () => {
-        const { reply, requestedAt } = await snapshot();
-        await policies.load();
-        // Pools whose pool.evt.changed was missed still get the policy of their spec.
-        for (const pool of reply.pools) if (pool.spec.sleep) await handlers.seedPolicy(pool.tenantId, pool.poolId, pool.spec.sleep);
-        const pruned = await policies.prune(new Set(reply.pools.map((p) => poolKey(p.tenantId, p.poolId))), new Date(requestedAt));
-        log.debug({ pools: reply.pools.length, nodes: reply.nodes.length, pruned }, 'pools and nodes rebuilt');
-      },
-      {
-        periodMs: config.SLEEP_RESYNC_MS,
-        retryMs: 1000,
-        onError: (err) => log.warn({ err: err.message }, 'could not rebuild pools and nodes from pool.req.snapshot'),
-      },
-    );
-    onShutdown(() => resync.stop());
-
-    // Subscribed before the first snapshot, so nothing that happens while it travels is lost.
-    const now = () => Date.now();
-    supervise('pool.evt.changed', bus.subscribe('pool.evt.changed', handlers.poolChanged));
-    supervise('pool.evt.deleted', bus.subscribe('pool.evt.deleted', handlers.poolDeleted));
-    supervise('node.evt.started', bus.subscribe('node.evt.started', async (e) => detector.nodeStarted(e, now())));
-    supervise('node.evt.stopped', bus.subscribe('node.evt.stopped', async (e) => detector.nodeStopped(e, now())));
-    supervise('node.evt.died', bus.subscribe('node.evt.died', async (e) => detector.nodeDied(e, now())));
-    supervise('node.evt.removed', bus.subscribe('node.evt.removed', async (e) => detector.nodeRemoved(e, now())));
-    supervise('node.evt.stats', bus.subscribe('node.evt.stats', async (e) => detector.sample(e)));
-    supervise('activator.evt.woke', bus.subscribe('activator.evt.woke', async (e) => detector.touched(e.nodeId, now())));
-
-    void (async () => {
-      for await (const s of nc.status()) if (s.type === 'reconnect') resync.request();
-    })();
-    resync.request();
+    const snapshots = createSnapshots({
+      request: (p) => bus.request('pool.req.snapshot', p, { timeoutMs: SNAPSHOT_TIMEOUT_MS }),
+      detector,
+      policies,
+      log,
+    });
+    const handlers = createHandlers({ ...sleeper, detector, policies, refresh: snapshots.refresh });
+    const resync = follow({
+      what: 'pools and nodes',
+      events: handlers.events,
+      rebuild: () => snapshots.rebuild(handlers.seedPolicy),
+      periodMs: config.SLEEP_RESYNC_MS,
+    });
     // Ready once the first rebuild was tried: started with the manager down, it fills in later.
     await resync.settled();
 

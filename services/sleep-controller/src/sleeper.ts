@@ -1,13 +1,11 @@
 import type { Bus } from '@switchyard/bus';
 import type { Payload, ReplyOf, SleepPolicy } from '@switchyard/contracts';
+import type { ServiceContext } from '@switchyard/service-kit';
 import type { IdleDetector, TrackedNode } from './idle-detector.js';
 import type { PolicyStore } from './policy-store.js';
 
-/** The part of a pino logger the sleeper uses. */
-export interface Log {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
+/** The part of the service's logger the controller's handlers use. */
+export type Log = Pick<ServiceContext<unknown>['log'], 'info' | 'warn'>;
 
 export interface SleeperDeps {
   /** activator.req.arm; throws when no activator answers in time. */

@@ -178,10 +178,10 @@ describe('sleep.cmd.policy', () => {
 describe('pool events', () => {
   it("seeds a pool's policy from its spec once; a policy set through the API is not overwritten", async () => {
     const t = setup();
-    await t.handlers.poolChanged({ tenantId, poolId, name: 'app', spec: { ...spec, sleep: policy }, at: new Date().toISOString() });
+    await t.handlers.events['pool.evt.changed']({ tenantId, poolId, name: 'app', spec: { ...spec, sleep: policy }, at: new Date().toISOString() });
     expect(t.policies.get(tenantId, poolId)).toEqual(policy);
     await t.handlers.commands['sleep.cmd.policy']({ tenantId, poolId, policy: { ...policy, enabled: false } }, t.delivery);
-    await t.handlers.poolChanged({ tenantId, poolId, name: 'app', spec: { ...spec, sleep: policy }, at: new Date().toISOString() });
+    await t.handlers.events['pool.evt.changed']({ tenantId, poolId, name: 'app', spec: { ...spec, sleep: policy }, at: new Date().toISOString() });
     expect(t.policies.get(tenantId, poolId)?.enabled).toBe(false);
     expect(t.published.map((p) => p.subject)).toEqual(['sleep.evt.policy', 'sleep.evt.policy']);
   });
@@ -189,7 +189,7 @@ describe('pool events', () => {
   it('forgets the policy and nodes of a deleted pool', async () => {
     const t = setup();
     await t.policies.set(tenantId, poolId, policy);
-    await t.handlers.poolDeleted({ tenantId, poolId, at: new Date().toISOString() });
+    await t.handlers.events['pool.evt.deleted']({ tenantId, poolId, at: new Date().toISOString() });
     expect(t.policies.get(tenantId, poolId)).toBeUndefined();
     expect(t.detector.node(nodeId)).toBeUndefined();
   });

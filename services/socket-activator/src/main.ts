@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 import { createServer, type Socket } from 'node:net';
 import { createDb, migrateToLatest } from '@switchyard/db';
-import { Resync, runService } from '@switchyard/service-kit';
+import { runService } from '@switchyard/service-kit';
 import { Activator } from './activator.js';
 import { createCatchStore } from './catch-store.js';
 import { noRedirects, type Redirects } from './catches.js';
 import { SocketActivatorEnv } from './config.js';
 import { forward, release } from './forward.js';
+import { activatorEvents } from './handlers.js';
 import { createMetrics, serveMetrics } from './metrics.js';
 import { migrations } from './migrations.js';
 import { NftRedirects } from './nft.js';
@@ -18,7 +19,6 @@ import type { Database } from './tables.js';
 // Nodes publish their ports here (exit-node-manager's NODE_PUBLISH_HOST on this host).
 const NODE_HOST = '127.0.0.1';
 const PROBE_CONNECT_TIMEOUT_MS = 1000;
-const SNAPSHOT_RETRY_MS = 1000;
 // Events arrive on core NATS and can be missed; a periodic rebuild repairs what they missed.
 const RESYNC_MS = 30_000;
 
@@ -26,7 +26,7 @@ await runService({
   name: 'socket-activator',
   description: 'catches connections to sleeping nodes, wakes them and steps out of the path',
   env: SocketActivatorEnv,
-  async start({ config, log, bus, nc, service, onShutdown, supervise }) {
+  async start({ config, log, bus, service, onShutdown, follow }) {
     const db = createDb<Database>(config.DATABASE_URL, { applicationName: 'socket-activator' });
     onShutdown(() => db.destroy());
     await migrateToLatest(db, { migrations, table: 'socket_activator_migrations' });
@@ -111,26 +111,13 @@ await runService({
     loaded = true;
     for (const fn of early.splice(0)) fn();
 
-    // Subscribed before the first snapshot, so nothing that happens while it travels is lost.
-    supervise('order.evt.failed', bus.subscribe('order.evt.failed', (p) => activator.orderFailed(p)));
-    supervise('order.evt.fulfilled', bus.subscribe('order.evt.fulfilled', (p) => activator.orderFulfilled(p)));
-    supervise('node.evt.started', bus.subscribe('node.evt.started', (p) => activator.nodeStarted(p)));
-    supervise('node.evt.stopped', bus.subscribe('node.evt.stopped', (p) => activator.nodeStopped(p)));
-    supervise('node.evt.health', bus.subscribe('node.evt.health', (p) => activator.nodeHealth(p)));
-    supervise('node.evt.removed', bus.subscribe('node.evt.removed', (p) => activator.nodeRemoved(p)));
-    supervise('pool.evt.deleted', bus.subscribe('pool.evt.deleted', (p) => activator.poolDeleted(p)));
-    supervise('sleep.evt.policy', bus.subscribe('sleep.evt.policy', (p) => activator.policyChanged(p)));
-
-    const resync = new Resync(
-      async () => activator.reconcile(await bus.request('pool.req.snapshot', {}, { timeoutMs: 5000 })),
-      { periodMs: RESYNC_MS, retryMs: SNAPSHOT_RETRY_MS, onError: (err) => log.warn({ err: err.message }, 'could not rebuild from pool.req.snapshot; trying again') },
-    );
-    onShutdown(() => resync.stop());
-    void (async () => {
-      for await (const s of nc.status()) if (s.type === 'reconnect') resync.request();
-    })();
     // Armed ports are caught from the rows alone; the snapshot only refines, so it runs behind.
-    resync.request();
+    follow({
+      what: 'catches',
+      events: activatorEvents(activator),
+      rebuild: async () => activator.reconcile(await bus.request('pool.req.snapshot', {}, { timeoutMs: 5000 })),
+      periodMs: RESYNC_MS,
+    });
 
     bus.serve(service, 'activator.req.arm', (p) => activator.arm(p));
     bus.serve(service, 'activator.req.state', async (p) => activator.state(p));
