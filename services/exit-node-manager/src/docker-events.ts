@@ -60,7 +60,7 @@ export interface EventWatch {
 }
 
 /** Reconnects of a lost stream: soon, then less often; afresh after each connection. */
-export const RECONNECT_BACKOFF: Backoff = { initialMs: 100, maxMs: 2_000 };
+const RECONNECT_BACKOFF: Backoff = { initialMs: 100, maxMs: 2_000 };
 
 /** Follows the engine's event stream for managed containers, reconnecting for as long as it runs. */
 export function watchDockerEvents(docker: Docker, opts: EventWatchOptions): EventWatch {
