@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ContainerCreateOptions } from 'dockerode';
 import type { Delivery } from '@switchyard/bus';
-import type { Payload, PoolSpec, Subject } from '@switchyard/contracts';
+import type { Payload, PoolSpec, ReplyOf, Subject } from '@switchyard/contracts';
 import { Labels } from '@switchyard/docker';
 import { DockerOpError, type ContainerRef, type ContainerState, type DockerOps } from '../src/docker-ops.js';
 import { createManager, type Manager } from '../src/manager.js';
@@ -239,26 +239,28 @@ interface Published {
  */
 export function fakeBus(timeline: string[], activeConnections: (nodeId: string) => number | undefined = () => 0) {
   const published: Published[] = [];
-  const bus = {
-    async publish(subject: string, payload: object, opts?: { msgId?: string }) {
+  const bus: CoreBus = {
+    async publish(subject, payload, opts) {
       published.push({ subject, payload: payload as Record<string, unknown>, msgId: opts?.msgId });
       const nodeId = (payload as { nodeId?: string }).nodeId;
       timeline.push(nodeId ? `${subject}:${nodeId}` : subject);
     },
-    async request(subject: string, payload: Payload<'lb.req.traffic'>) {
+    async request(subject, payload) {
       if (subject !== 'lb.req.traffic') throw new Error(`no responder for ${subject}`);
-      const nodes = (payload.nodeIds ?? []).flatMap((nodeId) => {
+      const { nodeIds = [] } = payload as Payload<'lb.req.traffic'>;
+      const nodes = nodeIds.flatMap((nodeId) => {
         const active = activeConnections(nodeId);
         timeline.push(`traffic:${nodeId}=${active ?? 'none'}`);
         if (active === undefined) return [];
         return [{ nodeId, activeConnections: active, totalConnections: active, failedConnections: 0, rxBytes: 0, txBytes: 0 }];
       });
       if (nodes.length === 0) throw new Error('503 no responders');
-      return { nodes };
+      const reply: ReplyOf<'lb.req.traffic'> = { nodes };
+      return reply as ReplyOf<typeof subject>;
     },
   };
   return {
-    bus: bus as unknown as CoreBus,
+    bus,
     published,
     /** The payloads published on one subject, in order. */
     on: (subject: string) => published.filter((m) => m.subject === subject).map((m) => m.payload),
