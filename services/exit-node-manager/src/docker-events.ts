@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { labelFilters, Labels, type Docker } from '@switchyard/docker';
+import { backoffDelay, type Backoff } from '@switchyard/service-kit';
 import { onJsonLines } from './json-lines.js';
 
 /** A Docker event of a managed container that this manager acts on. */
@@ -50,7 +51,7 @@ export interface EventWatchOptions {
    * Called each time the stream is (re)established, after it is open: whatever happened while
    * it was down is only found by looking, and nothing from now on is missed.
    */
-  onConnect(): Promise<void>;
+  onConnect(): void;
   onDisconnect(reason: string): void;
 }
 
@@ -58,8 +59,8 @@ export interface EventWatch {
   stop(): Promise<void>;
 }
 
-const RETRY_MIN_MS = 100;
-const RETRY_MAX_MS = 2_000;
+/** Reconnects of a lost stream: soon, then less often; afresh after each connection. */
+const RECONNECT_BACKOFF: Backoff = { initialMs: 100, maxMs: 2_000 };
 
 /** Follows the engine's event stream for managed containers, reconnecting for as long as it runs. */
 export function watchDockerEvents(docker: Docker, opts: EventWatchOptions): EventWatch {
@@ -81,7 +82,7 @@ export function watchDockerEvents(docker: Docker, opts: EventWatchOptions): Even
   }
 
   const loop = (async () => {
-    let retryMs = RETRY_MIN_MS;
+    let failures = 0;
     while (!stopped) {
       let reason: string;
       try {
@@ -91,9 +92,9 @@ export function watchDockerEvents(docker: Docker, opts: EventWatchOptions): Even
           (stream as { destroy?: () => void }).destroy?.();
           break;
         }
-        retryMs = RETRY_MIN_MS;
+        failures = 0;
         const ended = follow(stream);
-        void opts.onConnect();
+        opts.onConnect();
         reason = await ended;
       } catch (err) {
         reason = (err as Error).message;
@@ -101,8 +102,8 @@ export function watchDockerEvents(docker: Docker, opts: EventWatchOptions): Even
       current = undefined;
       if (stopped) break;
       opts.onDisconnect(reason);
-      await sleep(retryMs);
-      retryMs = Math.min(RETRY_MAX_MS, retryMs * 2);
+      failures++;
+      await sleep(backoffDelay(RECONNECT_BACKOFF, failures));
     }
   })();
 

@@ -1,3 +1,5 @@
+import { backoffDelay } from '@switchyard/service-kit';
+
 /**
  * When and how a node that died on its own is brought back: restarted in place with a
  * growing delay, and replaced by a fresh container once restarts do not stick. Pure, so the
@@ -45,7 +47,7 @@ export function recordFailure(record: HealRecord, now: number, policy: HealPolic
 export function decide(record: HealRecord, policy: HealPolicy): HealDecision {
   const n = record.failures.length;
   if (n > policy.giveUpAfter) return { action: 'give_up', failures: n };
-  const delayMs = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.max(0, n - 1));
+  const delayMs = backoffDelay({ initialMs: policy.baseDelayMs, maxMs: policy.maxDelayMs }, n);
   return { action: record.restarts >= policy.maxRestarts ? 'replace' : 'restart', delayMs };
 }
 

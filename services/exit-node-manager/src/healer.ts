@@ -1,7 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { OrderFailure } from '@switchyard/service-kit';
 import { DockerOpError } from './docker-ops.js';
-import { OrderFailure, type Log, type Manager } from './handlers.js';
 import { afterAttempt, decide, EMPTY_RECORD, recordFailure, type HealPolicy, type HealRecord } from './heal-policy.js';
+import type { Manager } from './manager.js';
+import type { Log } from './ports.js';
 
 export interface Healer {
   /** A node died on its own: bring it back, unless an attempt for it is already under way. */

@@ -1,5 +1,5 @@
 import type { NodeMetrics } from '@switchyard/contracts';
-import type { HotState, Log } from './handlers.js';
+import type { HotState, Log, StatsStore } from './ports.js';
 import { metricsFromHash, metricsToHash } from './stats.js';
 
 /** The Redis calls this service makes (satisfied by an ioredis client). */
@@ -39,14 +39,6 @@ export function redisHotState(redis: HashStore | undefined, log: Log): HotState 
       log.warn({ nodeId, status, err: (err as Error).message }, 'could not write node hot state to redis');
     }
   };
-}
-
-/** `stats:<nodeId>`: the last sample of each node, written by this service alone. */
-export interface StatsStore {
-  write(nodeId: string, metrics: NodeMetrics): Promise<void>;
-  /** The last samples of these nodes; a node without one (or an unreachable Redis) maps to null. */
-  read(nodeIds: readonly string[]): Promise<Map<string, NodeMetrics | null>>;
-  forget(nodeId: string): Promise<void>;
 }
 
 export function redisStatsStore(redis: HashStore | undefined, log: Log): StatsStore {

@@ -1,20 +1,21 @@
 #!/usr/bin/env node
 import { createDb, migrateToLatest } from '@switchyard/db';
-import { createDockerClient, Labels } from '@switchyard/docker';
-import { runService } from '@switchyard/service-kit';
+import { createDockerClient } from '@switchyard/docker';
+import { REBUILD_RETRY, Resync, runService } from '@switchyard/service-kit';
 import { ExitNodeManagerEnv } from './config.js';
-import { watchDockerEvents, type ContainerEvent } from './docker-events.js';
+import { watchDockerEvents } from './docker-events.js';
 import { createDockerOps, DockerOpError } from './docker-ops.js';
-import { createManager } from './handlers.js';
+import { createHandlers, type ServedSubject } from './handlers.js';
 import { createHealer } from './healer.js';
 import { DEFAULT_HEAL_POLICY } from './heal-policy.js';
 import { pickFreePort } from './host-ports.js';
 import { redisHotState, redisStatsStore } from './hot-state.js';
 import { createIntents } from './intents.js';
+import { createManager } from './manager.js';
 import { migrations } from './migrations.js';
+import { sqlRepository } from './repository.js';
 import { createStatsSampler } from './stats-sampler.js';
 import type { Database } from './tables.js';
-import { listNodeViews, nodeLogs, poolSnapshot } from './views.js';
 
 await runService({
   name: 'exit-node-manager',
@@ -25,6 +26,7 @@ await runService({
     const db = createDb<Database>(config.DATABASE_URL, { applicationName: 'exit-node-manager' });
     onShutdown(() => db.destroy());
     await migrateToLatest(db, { migrations, table: 'exit_node_manager_migrations' });
+    const repo = sqlRepository(db);
 
     const client = createDockerClient({ DOCKER_HOST: config.DOCKER_HOST });
     const intents = createIntents();
@@ -40,7 +42,7 @@ await runService({
 
     const stats = redisStatsStore(redis, log);
     const manager = createManager({
-      db,
+      repo,
       docker,
       bus,
       hotState: redisHotState(redis, log),
@@ -51,18 +53,9 @@ await runService({
       isExpected: intents.isExpected,
     });
 
-    bus.serve(service, 'node.req.list', (p) => listNodeViews(db, stats, p));
-    bus.serve(service, 'pool.req.snapshot', (p) => poolSnapshot(db, stats, p));
-    bus.serve(service, 'node.req.logs', (p) => nodeLogs(db, docker, p));
-
     const healer = createHealer(
       manager,
-      {
-        ...DEFAULT_HEAL_POLICY,
-        baseDelayMs: config.HEAL_BASE_DELAY_MS,
-        maxRestarts: config.HEAL_MAX_RESTARTS,
-        windowMs: config.HEAL_WINDOW_MS,
-      },
+      { ...DEFAULT_HEAL_POLICY, baseDelayMs: config.HEAL_BASE_DELAY_MS, maxRestarts: config.HEAL_MAX_RESTARTS, windowMs: config.HEAL_WINDOW_MS },
       log,
     );
     onShutdown(() => healer.stop());
@@ -78,84 +71,28 @@ await runService({
     });
     onShutdown(async () => sampler.stop());
 
-    // oom comes just before the die it causes.
-    const oomKilled = new Set<string>();
-    const warn = (what: string) => (err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, what);
+    const handlers = createHandlers({ manager, healer, sampler, repo, stats, docker, publish: bus.publish.bind(bus), isExpected: intents.isExpected, log });
+    const serve = <S extends ServedSubject>(subject: S) => bus.serve(service, subject, handlers.requests[subject]);
+    for (const subject of Object.keys(handlers.requests) as ServedSubject[]) serve(subject);
 
-    function onEvent(e: ContainerEvent) {
-      const tenantId = e.labels[Labels.tenant] ?? '';
-      const nodeId = e.labels[Labels.node] ?? '';
-      switch (e.action) {
-        case 'oom':
-          if (oomKilled.size > 10_000) oomKilled.clear();
-          oomKilled.add(e.containerId);
-          return;
-        case 'die': {
-          sampler.untrack(e.containerId);
-          const oom = oomKilled.delete(e.containerId);
-          if (intents.isExpected(e.containerId)) return;
-          const death = { tenantId, nodeId, containerId: e.containerId, exitCode: e.exitCode ?? -1, oomKilled: oom, when: e.timeNano };
-          void manager
-            .nodeDied(death)
-            .then((ours) => ours && healer.nodeDied(tenantId, nodeId))
-            .catch(warn('could not record a node death; the next reconciliation will'));
-          return;
-        }
-        case 'start':
-          void manager
-            .ownerOf(tenantId, nodeId, e.containerId)
-            .then((node) => node && sampler.track(e.containerId, { tenantId, poolId: node.pool_id, nodeId }))
-            .catch(warn('could not look up a started container'));
-          return;
-        case 'destroy':
-          sampler.untrack(e.containerId);
-          return;
-        case 'health_status':
-          void manager
-            .ownerOf(tenantId, nodeId, e.containerId)
-            .then(async (node) => {
-              if (!node || !e.health) return;
-              await bus.publish(
-                'node.evt.health',
-                { tenantId, poolId: node.pool_id, nodeId, at: new Date().toISOString(), containerId: e.containerId, status: e.health },
-                { msgId: `node.evt.health:${e.containerId}:${e.timeNano}` },
-              );
-            })
-            .catch(warn('could not publish a health_status event'));
-          return;
-      }
-    }
-
-    let reconciling: Promise<void> | undefined;
-    let again = false;
-    // One reconciliation at a time; a reconnect during one asks for another after it.
-    function reconcileAll(): Promise<void> {
-      if (reconciling) {
-        again = true;
-        return reconciling;
-      }
-      reconciling = (async () => {
-        do {
-          again = false;
-          try {
-            sampler.sync(await manager.reconcileAll());
-            log.info('reconciled every pool with the Docker engine');
-          } catch (err) {
-            warn('reconciliation failed; it runs again on the next reconnect')(err);
-          }
-        } while (again);
-      })().finally(() => (reconciling = undefined));
-      return reconciling;
-    }
-
+    // Whatever happened while the event stream was down is only found by looking: every
+    // (re)connection asks for a reconciliation, one at a time, again after one in progress.
+    const reconciliation = new Resync(
+      async () => {
+        sampler.sync(await manager.reconcileAll());
+        log.info('reconciled every pool with the Docker engine');
+      },
+      { retry: REBUILD_RETRY, onError: (err, failures) => log.warn({ err, failures }, 'reconciliation failed; retrying') },
+    );
+    onShutdown(() => reconciliation.stop());
     const events = watchDockerEvents(client, {
-      onEvent,
-      onConnect: reconcileAll,
+      onEvent: handlers.containerEvent,
+      onConnect: () => reconciliation.request(),
       onDisconnect: (reason) => log.warn({ reason }, 'Docker event stream lost; reconnecting'),
     });
     onShutdown(() => events.stop());
 
     // Registered last so it stops first: finish the commands in hand while db and NATS are up.
-    supervise('commands', bus.consume('exitNodeManagerCommands', manager.commands, { concurrency: 4 }));
+    supervise('commands', bus.consume('exitNodeManagerCommands', handlers.commands, { concurrency: 4 }));
   },
 });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from '@switchyard/db';
-import type { NodeStatus, PoolSpec, PublishedPort } from '@switchyard/contracts';
+import type { PoolSpec } from '@switchyard/contracts';
+import type { AddedNode, NewPoolInput, NodeFilter, NodePatch, NodeSlot, Repository } from './ports.js';
 import type { Database, HostPorts, Node, Pool } from './tables.js';
 
 /** The database or a transaction: every function here works with either. */
@@ -11,13 +12,6 @@ const UNIQUE_VIOLATION = '23505';
 function violates(err: unknown, constraint: string): boolean {
   const e = err as { code?: unknown; constraint?: unknown } | null;
   return typeof e === 'object' && e !== null && e.code === UNIQUE_VIOLATION && e.constraint === constraint;
-}
-
-export interface NewPoolInput {
-  tenantId: string;
-  poolId: string;
-  spec: PoolSpec;
-  desiredNodes: number;
 }
 
 /**
@@ -83,13 +77,6 @@ export async function poolNodes(db: Db, tenantId: string, poolId: string): Promi
     .execute();
 }
 
-export interface NodeSlot {
-  tenantId: string;
-  poolId: string;
-  ordinal: number;
-  name: string;
-}
-
 /**
  * The live node at this ordinal, created when missing. A node removed by an earlier scale-down
  * comes back under a new id: other services forgot the old one on `node.evt.removed`.
@@ -145,13 +132,6 @@ export async function findNode(db: Db, tenantId: string, nodeId: string): Promis
   return db.selectFrom('nodes').selectAll().where('tenant_id', '=', tenantId).where('id', '=', nodeId).executeTakeFirst();
 }
 
-export interface NodePatch {
-  status?: NodeStatus;
-  containerId?: string | null;
-  ports?: PublishedPort[];
-  startedAt?: Date | null;
-}
-
 export async function updateNode(db: Db, tenantId: string, nodeId: string, patch: NodePatch): Promise<void> {
   await db
     .updateTable('nodes')
@@ -165,13 +145,6 @@ export async function updateNode(db: Db, tenantId: string, nodeId: string, patch
     .where('tenant_id', '=', tenantId)
     .where('id', '=', nodeId)
     .execute();
-}
-
-export interface NodeFilter {
-  /** Every tenant's when absent. */
-  tenantId?: string | undefined;
-  poolId?: string | undefined;
-  nodeId?: string | undefined;
 }
 
 /** Live nodes (removed ones left out), narrowed by the filter. */
@@ -215,12 +188,6 @@ export async function hostPortsInUse(db: Db): Promise<Set<number>> {
   return new Set(rows.flatMap((r) => Object.values(r.host_ports)));
 }
 
-export interface AddedNode {
-  tenantId: string;
-  nodeId: string;
-  server: string | null;
-}
-
 /**
  * Appends a node with the caller's id at the pool's next ordinal and grows the pool to include
  * it, in one transaction: a crash in between would leave a node the next reconcile removes.
@@ -251,4 +218,24 @@ export async function appendNode(db: Db, pool: Pool, n: AddedNode): Promise<Node
       .execute();
     return node;
   });
+}
+
+/** The core's Repository over this database. */
+export function sqlRepository(db: Db): Repository {
+  return {
+    insertPool: (p) => insertPool(db, p),
+    findPool: (tenantId, poolId) => findPool(db, tenantId, poolId),
+    findLivePoolByName: (tenantId, name) => findLivePoolByName(db, tenantId, name),
+    listPools: (tenantId) => listPools(db, tenantId),
+    updatePoolSize: (pool, spec, desiredNodes) => updatePoolSize(db, pool, spec, desiredNodes),
+    markPoolDeleted: (tenantId, poolId) => markPoolDeleted(db, tenantId, poolId),
+    poolNodes: (tenantId, poolId) => poolNodes(db, tenantId, poolId),
+    ensureNode: (slot) => ensureNode(db, slot),
+    appendNode: (pool, n) => appendNode(db, pool, n),
+    findNode: (tenantId, nodeId) => findNode(db, tenantId, nodeId),
+    listNodes: (filter) => listNodes(db, filter),
+    updateNode: (tenantId, nodeId, patch) => updateNode(db, tenantId, nodeId, patch),
+    setHostPorts: (tenantId, nodeId, ports) => setHostPorts(db, tenantId, nodeId, ports),
+    hostPortsInUse: () => hostPortsInUse(db),
+  };
 }

@@ -1,11 +1,11 @@
 import type { NodeMetrics, NodeView, Payload, PoolView, ReplyOf } from '@switchyard/contracts';
 import { isNotFound } from '@switchyard/docker';
 import { DockerOpError, type DockerOps } from './docker-ops.js';
-import type { StatsStore } from './hot-state.js';
 import { demuxLogLines } from './log-frames.js';
-import * as repo from './repository.js';
-import type { Db } from './repository.js';
+import type { Repository, StatsStore } from './ports.js';
 import type { Node, Pool } from './tables.js';
+
+type ViewRepository = Pick<Repository, 'findPool' | 'findNode' | 'listNodes' | 'listPools'>;
 
 export function toNodeView(node: Node, pool: Pool, stats: NodeMetrics | null): NodeView {
   const { spec } = pool;
@@ -31,34 +31,34 @@ export function toPoolView(pool: Pool): PoolView {
   return { tenantId: pool.tenant_id, poolId: pool.id, name: pool.name, spec: pool.spec };
 }
 
-async function viewsOf(db: Db, stats: StatsStore, nodes: Node[], pools: Pool[]): Promise<NodeView[]> {
+async function viewsOf(repo: ViewRepository, stats: StatsStore, nodes: Node[], pools: Pool[]): Promise<NodeView[]> {
   const poolsById = new Map(pools.map((p) => [`${p.tenant_id}/${p.id}`, p]));
   const samples = await stats.read(nodes.map((n) => n.id));
   const views: NodeView[] = [];
   for (const node of nodes) {
     // A live node of a deleted pool only exists mid-delete; it is on its way out.
-    const pool = poolsById.get(`${node.tenant_id}/${node.pool_id}`) ?? (await repo.findPool(db, node.tenant_id, node.pool_id));
+    const pool = poolsById.get(`${node.tenant_id}/${node.pool_id}`) ?? (await repo.findPool(node.tenant_id, node.pool_id));
     if (pool) views.push(toNodeView(node, pool, samples.get(node.id) ?? null));
   }
   return views;
 }
 
 /** `node.req.list`: the tenant's live nodes, optionally of one pool or one node. */
-export async function listNodeViews(db: Db, stats: StatsStore, p: Payload<'node.req.list'>): Promise<ReplyOf<'node.req.list'>> {
-  const nodes = await repo.listNodes(db, { tenantId: p.tenantId, poolId: p.poolId, nodeId: p.nodeId });
-  const pools = nodes.length ? await repo.listPools(db, p.tenantId) : [];
-  return { nodes: await viewsOf(db, stats, nodes, pools) };
+export async function listNodeViews(repo: ViewRepository, stats: StatsStore, p: Payload<'node.req.list'>): Promise<ReplyOf<'node.req.list'>> {
+  const nodes = await repo.listNodes({ tenantId: p.tenantId, poolId: p.poolId, nodeId: p.nodeId });
+  const pools = nodes.length ? await repo.listPools(p.tenantId) : [];
+  return { nodes: await viewsOf(repo, stats, nodes, pools) };
 }
 
 /** `pool.req.snapshot`: every live pool and node, of one tenant or of all. */
-export async function poolSnapshot(db: Db, stats: StatsStore, p: Payload<'pool.req.snapshot'>): Promise<ReplyOf<'pool.req.snapshot'>> {
-  const [pools, nodes] = await Promise.all([repo.listPools(db, p.tenantId), repo.listNodes(db, { tenantId: p.tenantId })]);
-  return { pools: pools.map(toPoolView), nodes: await viewsOf(db, stats, nodes, pools) };
+export async function poolSnapshot(repo: ViewRepository, stats: StatsStore, p: Payload<'pool.req.snapshot'>): Promise<ReplyOf<'pool.req.snapshot'>> {
+  const [pools, nodes] = await Promise.all([repo.listPools(p.tenantId), repo.listNodes({ tenantId: p.tenantId })]);
+  return { pools: pools.map(toPoolView), nodes: await viewsOf(repo, stats, nodes, pools) };
 }
 
 /** `node.req.logs`: the last lines of the node's container, both streams; null for a node the tenant does not have. */
-export async function nodeLogs(db: Db, docker: DockerOps, p: Payload<'node.req.logs'>): Promise<ReplyOf<'node.req.logs'>> {
-  const node = await repo.findNode(db, p.tenantId, p.nodeId);
+export async function nodeLogs(repo: ViewRepository, docker: DockerOps, p: Payload<'node.req.logs'>): Promise<ReplyOf<'node.req.logs'>> {
+  const node = await repo.findNode(p.tenantId, p.nodeId);
   if (!node || node.status === 'removed') return { logs: null, lines: 0 };
   if (!node.container_id) return { logs: [], lines: 0 };
   let body: Buffer;

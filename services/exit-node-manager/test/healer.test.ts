@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { OrderFailure } from '../src/handlers.js';
+import { OrderFailure } from '@switchyard/service-kit';
 import { createHealer } from '../src/healer.js';
 import type { HealPolicy } from '../src/heal-policy.js';
 
