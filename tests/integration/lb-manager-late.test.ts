@@ -1,7 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { proxiedGet, startLoopbackTarget, type LoopbackTarget } from '../support/exit-pool.js';
-import { freePort } from '../support/net.js';
-import { startTestSystem, type TestSystem } from '../support/system.js';
+import { freePort, proxiedGet, startLoopbackTarget, startTestSystem, type LoopbackTarget, type TestSystem } from '@switchyard/testkit';
 
 // The load balancer builds its routing table from exit-node-manager's snapshot. Started while
 // the manager is away, its first rebuild fails; it must try again soon rather than route

@@ -31,7 +31,7 @@ export interface FollowOptions {
   readonly rebuild: () => Promise<void>;
   /** Rebuild this often anyway (missed core events); omitted, only at start and on reconnect. */
   readonly periodMs?: number;
-  /** Backoff of a failed rebuild's retry; REBUILD_RETRY (0.25 s doubling to 5 s) unless said. */
+  /** Backoff of a failed rebuild's retry; REBUILD_RETRY (0.25 s doubling to 1 s) unless said. */
   readonly retry?: Backoff;
   /** Queue group of the event subscriptions (several processes sharing the work). */
   readonly queue?: string;

@@ -8,8 +8,12 @@ export interface ResyncOptions {
   readonly onError: (err: Error, failures: number) => void;
 }
 
-/** The retry of a failed rebuild unless a service says otherwise: soon, then less often. */
-export const REBUILD_RETRY: Backoff = { initialMs: 250, maxMs: 5000 };
+/**
+ * The retry of a failed rebuild unless a service says otherwise. A cache that could not be
+ * built routes or checks blind, and a snapshot request to an absent owner costs nothing, so
+ * the retry stays at least once a second: a service catches up within ~1 s of the owner's return.
+ */
+export const REBUILD_RETRY: Backoff = { initialMs: 250, maxMs: 1000 };
 
 /**
  * Keeps a cache built from snapshots fresh: one rebuild at start, one whenever asked (NATS

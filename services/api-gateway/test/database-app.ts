@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createDb, migrateToLatest, type Kysely } from '@switchyard/db';
-import { createTestDatabase, type TestDatabase } from '../../../tests/support/database.js';
+import { createTestDatabase, type TestDatabase } from '@switchyard/testkit';
 import { ensureAdmin } from '../src/keys.js';
 import { migrations } from '../src/migrations.js';
 import type { Database } from '../src/tables.js';

@@ -1,6 +1,6 @@
 import cluster from 'node:cluster';
 import type { Server } from 'node:net';
-import { runService, type Backoff } from '@switchyard/service-kit';
+import { runService } from '@switchyard/service-kit';
 import { LoadBalancerEnv } from './config.js';
 import { TrafficCounters } from './counters.js';
 import { acceptAppClient, acceptProxyClient, type DataPlane } from './dataplane.js';
@@ -11,10 +11,6 @@ import { Router } from './router.js';
 import { parseClientRegions, parseCountryPorts, parseProxyUsers } from './settings.js';
 import { openStrategyStore } from './strategies.js';
 import { RoutingTable } from './table.js';
-
-// Without a table every client is refused, and a snapshot request to an absent manager costs
-// nothing: a failed rebuild is retried at least every second, not the kit's 5 s.
-const REBUILD_RETRY: Backoff = { initialMs: 250, maxMs: 1000 };
 
 /** One complete load balancer: its own NATS connection, routing table and listeners. */
 export async function runWorker(): Promise<void> {
@@ -70,7 +66,6 @@ export async function runWorker(): Promise<void> {
           log,
         }),
         periodMs: config.LB_REBUILD_INTERVAL_MS,
-        retry: REBUILD_RETRY,
       });
       // Ready once the first rebuild was tried; a failed one is retried soon, not a period later.
       await resync.settled();
