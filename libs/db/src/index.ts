@@ -3,6 +3,7 @@ import pg from 'pg';
 
 export { sql } from 'kysely';
 export type { Kysely, Migration, Transaction } from 'kysely';
+export type { ColumnType, CreatedAt, Generated, Insertable, Json, Selectable, UpdatedAt } from './columns.js';
 
 export interface CreateDbOptions {
   /** Pool size; defaults to 10. */
