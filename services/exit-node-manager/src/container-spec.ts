@@ -42,7 +42,7 @@ export function nodePorts(spec: PoolSpec): NodePort[] {
   return (spec.ports ?? []).map((p) => ({ name: p.name, containerPort: p.containerPort, ...(p.env ? { env: p.env } : {}) }));
 }
 
-export function isHostNetwork(spec: PoolSpec): boolean {
+function isHostNetwork(spec: PoolSpec): boolean {
   return spec.network === 'host';
 }
 
