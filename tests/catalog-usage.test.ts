@@ -10,6 +10,17 @@ import { catalog, CONSUMERS, SERVICE_NAMES, type ServiceName, type Subject } fro
 /** Services whose code is not written yet: the catalog describes what they will do. */
 const NOT_WRITTEN_YET: ReadonlySet<ServiceName> = new Set(['tunnel-manager', 'storage-sync']);
 
+/**
+ * Subjects a service sends through a shared protocol of the libs instead of by name: when its
+ * source uses the protocol (`uses`) and makes the call (`calls`), it sends the subject.
+ */
+const THROUGH_LIBS: readonly { uses: RegExp; calls: RegExp; subject: Subject }[] = [
+  // service-kit's order reporting: run() fails an order, progress() and fulfil() say so.
+  { uses: /\bcreateOrderReporter\(/, calls: /\.run\(/, subject: 'order.evt.failed' },
+  { uses: /\bcreateOrderReporter\(/, calls: /\.progress\(/, subject: 'order.evt.progress' },
+  { uses: /\bcreateOrderReporter\(/, calls: /\.fulfil\(/, subject: 'order.evt.fulfilled' },
+];
+
 const subjects = Object.keys(catalog) as Subject[];
 const SUBJECT_LITERAL = /'([a-z]+\.(?:cmd|evt|req)\.[a-z]+)'/g;
 
@@ -45,7 +56,7 @@ function counterparts(service: ServiceName, subject: Subject): readonly ServiceN
 interface Usage {
   /** Every catalog subject the service names, plus those its own durable consumers read. */
   readonly named: ReadonlySet<Subject>;
-  /** Subjects in a sending position: publish('…'), request('…'). */
+  /** Subjects in a sending position: publish('…'), request('…'), or through THROUGH_LIBS. */
   readonly sent: ReadonlySet<Subject>;
   /** Subjects in a receiving position: subscribe('…'), serve(service, '…'), a consume('<consumer>') of its own. */
   readonly received: ReadonlySet<Subject>;
@@ -64,6 +75,12 @@ function usageOf(service: ServiceName): Usage {
   const inPosition = (re: RegExp) => new Set([...src.matchAll(re)].map((m) => m[1] as Subject));
   const sent = inPosition(/\b(?:publish|request)\(\s*'([a-z]+\.(?:cmd|evt|req)\.[a-z]+)'/g);
   const received = inPosition(/\b(?:subscribe\(|serve\(\s*\w+,)\s*'([a-z]+\.(?:cmd|evt|req)\.[a-z]+)'/g);
+  for (const via of THROUGH_LIBS) {
+    if (via.uses.test(src) && via.calls.test(src)) {
+      named.add(via.subject);
+      sent.add(via.subject);
+    }
+  }
   const consumers = [...src.matchAll(/\bconsume\(\s*'(\w+)'/g)].map((m) => m[1]!);
   for (const name of consumers) {
     const def = (CONSUMERS as Record<string, { service: ServiceName; subjects: readonly Subject[] }>)[name];
