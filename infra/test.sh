@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 source infra/prepare.sh
+# Lint rules and formatting (biome.jsonc): import boundaries, no cycles, one style.
+npm run lint
 # Tests and benchmarks are type-checked too; vitest itself only strips types.
 npx tsc -p tests/tsconfig.json
 

@@ -7,7 +7,7 @@ export interface ConfigIssue {
   received: string | undefined;
 }
 
-export function formatIssue(issue: ConfigIssue): string {
+function formatIssue(issue: ConfigIssue): string {
   return issue.received === undefined
     ? `${issue.variable}: missing, expected ${issue.expected}`
     : `${issue.variable}: expected ${issue.expected}, got ${JSON.stringify(issue.received)}`;

@@ -146,7 +146,7 @@ export const catalog = {
   'order.evt.progress': event({
     schema: M.OrderProgress,
     durable: true,
-    producers: ['exit-node-manager', 'sleep-controller', 'tunnel-manager', 'storage-sync'],
+    producers: ['exit-node-manager', 'tunnel-manager', 'storage-sync'],
     consumers: ['api-gateway'],
     summary: 'an order is being carried out',
   }),

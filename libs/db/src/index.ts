@@ -3,6 +3,7 @@ import pg from 'pg';
 
 export { sql } from 'kysely';
 export type { Kysely, Migration, Transaction } from 'kysely';
+export type { ColumnType, CreatedAt, Generated, Insertable, Json, Selectable, UpdatedAt } from './columns.js';
 
 export interface CreateDbOptions {
   /** Pool size; defaults to 10. */
@@ -54,7 +55,7 @@ const MIGRATION_NAME = /^\d{4}_\d{2}_\d{2}_\d{4}_\w+$/;
  * service keeps its own history in a shared database. Throws naming the failing migration;
  * the original error is the `cause`.
  */
-// Kysely<any>: a service passes its typed db, and migrations describe schemas it does not have yet.
+// biome-ignore lint/suspicious/noExplicitAny: a service passes its typed db, and migrations describe schemas it does not have yet.
 export async function migrateToLatest(db: Kysely<any>, opts: MigrateOptions): Promise<void> {
   const misnamed = Object.keys(opts.migrations).filter((name) => !MIGRATION_NAME.test(name));
   if (misnamed.length > 0) {

@@ -5,7 +5,7 @@ import { activityOf, type ActivityDraft, type ActivitySubject } from './activity
 import type { Activity, Database } from './tables.js';
 
 /** Stores an entry once, however often its event is delivered. */
-export async function recordActivity(db: Kysely<Database>, d: ActivityDraft): Promise<void> {
+async function recordActivity(db: Kysely<Database>, d: ActivityDraft): Promise<void> {
   await db
     .insertInto('activity')
     .values({

@@ -21,4 +21,3 @@ export const ApiGatewayEnv = Type.Object({
   SERVICE_REQUEST_TIMEOUT_MS: env.int({ minimum: 50, maximum: 60_000, default: 3000 }),
   SPEEDTEST_TIMEOUT_MS: env.int({ minimum: 1000, maximum: 600_000, default: 60_000 }),
 });
-export type ApiGatewayConfig = Type.Static<typeof ApiGatewayEnv>;

@@ -3,11 +3,11 @@ import type { Kysely } from '@switchyard/db';
 import type { Database } from './tables.js';
 
 /** A key is `sy_` + 192 random bits; only its hash is stored. */
-export function generateApiKey(): string {
+function generateApiKey(): string {
   return `sy_${randomBytes(24).toString('base64url')}`;
 }
 
-export function hashApiKey(key: string): string {
+function hashApiKey(key: string): string {
   return createHash('sha256').update(key).digest('hex');
 }
 

@@ -1,64 +1,15 @@
-import { sql, type Kysely, type Migration } from '@switchyard/db';
-import { speedTests } from './migrations/2026_11_23_0003_speed_tests.js';
-import { activity } from './migrations/2026_11_24_0004_activity.js';
+import type { Migration } from '@switchyard/db';
+import * as tenantsKeysOrdersOutbox from './migrations/2026_11_23_0001_tenants_keys_orders_outbox.js';
+import * as orderIdempotencyKeys from './migrations/2026_11_23_0002_order_idempotency_keys.js';
+import * as speedTests from './migrations/2026_11_23_0003_speed_tests.js';
+import * as activity from './migrations/2026_11_24_0004_activity.js';
 
-// Frozen: a shipped migration is never edited; change the schema with a new one.
+// Frozen: a shipped migration is never edited; change the schema with a new file in migrations/.
+// Names are the ids recorded in each database: never rename one.
 // tenant_id leads every key of a tenant's rows so the tables can be distributed by tenant.
 export const migrations: Record<string, Migration> = {
-  '2026_11_23_0001_tenants_keys_orders_outbox': {
-    async up(db: Kysely<any>) {
-      await db.schema
-        .createTable('tenants')
-        .addColumn('id', 'uuid', (c) => c.primaryKey())
-        .addColumn('name', 'text', (c) => c.notNull().unique())
-        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
-        .execute();
-      await db.schema
-        .createTable('api_keys')
-        .addColumn('tenant_id', 'uuid', (c) => c.notNull().references('tenants.id'))
-        .addColumn('id', 'uuid', (c) => c.notNull())
-        .addColumn('name', 'text', (c) => c.notNull())
-        .addColumn('key_hash', 'text', (c) => c.notNull().unique())
-        .addColumn('role', 'text', (c) => c.notNull().check(sql`role in ('admin', 'member')`))
-        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
-        .addColumn('revoked_at', 'timestamptz')
-        .addPrimaryKeyConstraint('api_keys_pk', ['tenant_id', 'id'])
-        .execute();
-      await db.schema
-        .createTable('orders')
-        .addColumn('tenant_id', 'uuid', (c) => c.notNull().references('tenants.id'))
-        .addColumn('id', 'uuid', (c) => c.notNull())
-        .addColumn('type', 'text', (c) => c.notNull())
-        .addColumn('status', 'text', (c) => c.notNull().check(sql`status in ('accepted', 'in_progress', 'fulfilled', 'failed')`))
-        .addColumn('request', 'jsonb', (c) => c.notNull())
-        .addColumn('result', 'jsonb', (c) => c.notNull().defaultTo(sql`'{}'::jsonb`))
-        .addColumn('reason', 'text')
-        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
-        .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
-        .addPrimaryKeyConstraint('orders_pk', ['tenant_id', 'id'])
-        .execute();
-      await db.schema.createIndex('orders_tenant_created').on('orders').columns(['tenant_id', 'created_at desc']).execute();
-      await db.schema
-        .createTable('outbox')
-        .addColumn('tenant_id', 'uuid', (c) => c.notNull())
-        .addColumn('id', 'uuid', (c) => c.notNull())
-        .addColumn('seq', 'bigserial', (c) => c.notNull())
-        .addColumn('subject', 'text', (c) => c.notNull())
-        .addColumn('payload', 'jsonb', (c) => c.notNull())
-        .addColumn('traceparent', 'text')
-        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
-        .addColumn('published_at', 'timestamptz')
-        .addPrimaryKeyConstraint('outbox_pk', ['tenant_id', 'id'])
-        .execute();
-      await sql`create index outbox_unpublished on outbox (seq) where published_at is null`.execute(db);
-    },
-  },
-  '2026_11_23_0002_order_idempotency_keys': {
-    async up(db: Kysely<any>) {
-      await db.schema.alterTable('orders').addColumn('idempotency_key', 'text').execute();
-      await sql`create unique index orders_idempotency_key on orders (tenant_id, idempotency_key) where idempotency_key is not null`.execute(db);
-    },
-  },
+  '2026_11_23_0001_tenants_keys_orders_outbox': tenantsKeysOrdersOutbox,
+  '2026_11_23_0002_order_idempotency_keys': orderIdempotencyKeys,
   '2026_11_23_0003_speed_tests': speedTests,
   '2026_11_24_0004_activity': activity,
 };

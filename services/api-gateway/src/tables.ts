@@ -1,17 +1,13 @@
-import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+import type { CreatedAt, Generated, Json, Selectable, UpdatedAt } from '@switchyard/db';
 import type { ActivityKind, OrderStatus } from '@switchyard/contracts';
 
-type CreatedAt = ColumnType<Date, Date | undefined, never>;
-type UpdatedAt = ColumnType<Date, Date | undefined, Date>;
-type Json<T> = ColumnType<T, string, string>;
-
-export interface TenantTable {
+interface TenantTable {
   id: string;
   name: string;
   created_at: CreatedAt;
 }
 
-export interface ApiKeyTable {
+interface ApiKeyTable {
   tenant_id: string;
   id: string;
   name: string;
@@ -22,7 +18,7 @@ export interface ApiKeyTable {
   revoked_at: Date | null;
 }
 
-export interface OrderTable {
+interface OrderTable {
   tenant_id: string;
   id: string;
   type: string;
@@ -36,7 +32,7 @@ export interface OrderTable {
   updated_at: UpdatedAt;
 }
 
-export interface OutboxTable {
+interface OutboxTable {
   tenant_id: string;
   id: string;
   /** Publication order across tenants. */
@@ -48,7 +44,7 @@ export interface OutboxTable {
   published_at: Date | null;
 }
 
-export interface SpeedTestTable {
+interface SpeedTestTable {
   tenant_id: string;
   id: string;
   node_id: string;
@@ -59,7 +55,7 @@ export interface SpeedTestTable {
   created_at: CreatedAt;
 }
 
-export interface ActivityTable {
+interface ActivityTable {
   tenant_id: string;
   /** Recording order; the entry's public id. */
   seq: Generated<string>;
@@ -84,8 +80,5 @@ export interface Database {
 }
 
 export type Order = Selectable<OrderTable>;
-export type NewOrder = Insertable<OrderTable>;
-export type OutboxRow = Selectable<OutboxTable>;
 export type SpeedTest = Selectable<SpeedTestTable>;
 export type Activity = Selectable<ActivityTable>;
-export type NewActivity = Insertable<ActivityTable>;

@@ -31,4 +31,3 @@ export const ExitNodeManagerEnv = Type.Object({
   /** Delay before the first attempt to bring back a dead node; it doubles with each failure. */
   HEAL_BASE_DELAY_MS: env.int({ minimum: 0, maximum: 60_000, default: 500 }),
 });
-export type ExitNodeManagerConfig = Type.Static<typeof ExitNodeManagerEnv>;

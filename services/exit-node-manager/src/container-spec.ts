@@ -42,7 +42,7 @@ export function nodePorts(spec: PoolSpec): NodePort[] {
   return (spec.ports ?? []).map((p) => ({ name: p.name, containerPort: p.containerPort, ...(p.env ? { env: p.env } : {}) }));
 }
 
-export function isHostNetwork(spec: PoolSpec): boolean {
+function isHostNetwork(spec: PoolSpec): boolean {
   return spec.network === 'host';
 }
 
@@ -115,7 +115,7 @@ export function volumeName(tenantId: string, poolName: string, volume: string, o
 export function containerSpec(pool: SpecPool, node: SpecNode, config: SpecConfig): ContainerCreateOptions {
   const { spec } = pool;
   const host = isHostNetwork(spec);
-  const exposed: Record<string, {}> = {};
+  const exposed: Record<string, Record<string, never>> = {};
   const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
   if (!host) {
     for (const p of nodePorts(spec)) {

@@ -21,7 +21,7 @@ const HEALTH = new Set(['healthy', 'unhealthy', 'starting']);
 /** One line of the events stream; null for what the manager ignores. */
 export function parseEvent(raw: unknown): ContainerEvent | null {
   const e = raw as { Type?: string; Action?: string; Actor?: { ID?: string; Attributes?: Record<string, string> }; id?: string; timeNano?: number | string; time?: number } | null;
-  if (!e || e.Type !== 'container' || typeof e.Action !== 'string') return null;
+  if (e?.Type !== 'container' || typeof e.Action !== 'string') return null;
   const containerId = e.Actor?.ID ?? e.id;
   if (!containerId) return null;
   const attrs = e.Actor?.Attributes ?? {};

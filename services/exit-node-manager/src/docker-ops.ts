@@ -30,7 +30,7 @@ export interface ContainerRef {
   readonly labels: Readonly<Record<string, string>>;
 }
 
-export interface ContainerState {
+interface ContainerState {
   readonly id: string;
   readonly running: boolean;
   /** created, running, exited, … as Docker reports it. */
@@ -44,7 +44,7 @@ export interface ContainerState {
   readonly healthcheck: boolean;
 }
 
-export interface StartResult {
+interface StartResult {
   readonly state: ContainerState;
   /** From the start call until inspect reports the container running. */
   readonly startMs: number;

@@ -3,7 +3,7 @@ import type { Docker } from '@switchyard/docker';
 import { toMetrics, type DockerStatsSample } from './stats.js';
 import { onJsonLines } from './json-lines.js';
 
-export interface SampledNode {
+interface SampledNode {
   readonly tenantId: string;
   readonly poolId: string;
   readonly nodeId: string;

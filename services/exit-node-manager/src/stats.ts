@@ -77,7 +77,7 @@ export function metricsToHash(m: NodeMetrics): Record<string, string> {
 
 /** A `stats:<nodeId>` hash back to a sample; null when it is absent or incomplete. */
 export function metricsFromHash(hash: Record<string, string> | null | undefined): NodeMetrics | null {
-  if (!hash || !hash['at']) return null;
+  if (!hash?.['at']) return null;
   const out: Record<string, number> = {};
   for (const f of FIELDS) {
     const v = Number(hash[f]);

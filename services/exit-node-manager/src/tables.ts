@@ -1,14 +1,9 @@
-import type { ColumnType, Insertable, Selectable } from 'kysely';
+import type { ColumnType, CreatedAt, Json, Selectable, UpdatedAt } from '@switchyard/db';
 import type { NodeStatus, PoolKind, PoolSpec, PublishedPort } from '@switchyard/contracts';
 
-type CreatedAt = ColumnType<Date, Date | undefined, never>;
-type UpdatedAt = ColumnType<Date, Date | undefined, Date>;
-/** pg parses jsonb on read; writes go in as JSON text so arrays are not mistaken for pg arrays. */
-type Json<T> = ColumnType<T, string, string>;
+type PoolStatus = 'active' | 'deleted';
 
-export type PoolStatus = 'active' | 'deleted';
-
-export interface PoolTable {
+interface PoolTable {
   tenant_id: string;
   id: string;
   name: string;
@@ -22,7 +17,7 @@ export interface PoolTable {
 
 export type HostPorts = Record<string, number>;
 
-export interface NodeTable {
+interface NodeTable {
   tenant_id: string;
   id: string;
   pool_id: string;
@@ -47,5 +42,4 @@ export interface Database {
 }
 
 export type Pool = Selectable<PoolTable>;
-export type NewPool = Insertable<PoolTable>;
 export type Node = Selectable<NodeTable>;

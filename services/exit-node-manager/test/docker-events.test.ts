@@ -5,7 +5,7 @@ const actor = (attrs: Record<string, string> = {}) => ({ ID: 'c0ffee', Attribute
 
 describe('parseEvent', () => {
   it('reads a die with its exit code and labels', () => {
-    expect(parseEvent({ Type: 'container', Action: 'die', Actor: actor({ exitCode: '137' }), timeNano: 1700000000123456789 })).toEqual({
+    expect(parseEvent({ Type: 'container', Action: 'die', Actor: actor({ exitCode: '137' }), timeNano: 1700000000123456800 })).toEqual({
       action: 'die',
       containerId: 'c0ffee',
       labels: { 'io.switchyard.node': 'n1', exitCode: '137' },

@@ -18,4 +18,3 @@ export const HealthMonitorEnv = Type.Object({
   SPEEDTEST_BYTES: env.int({ minimum: 1024, maximum: 1_000_000_000, default: 10_000_000 }),
   SPEEDTEST_TIMEOUT_MS: env.int({ minimum: 100, maximum: 120_000, default: 20_000 }),
 });
-export type HealthMonitorConfig = Type.Static<typeof HealthMonitorEnv>;

@@ -13,7 +13,7 @@ export interface Log {
   warn(obj: object, msg: string): void;
 }
 
-export const healthKey = (nodeId: string) => `health:${nodeId}`;
+const healthKey = (nodeId: string) => `health:${nodeId}`;
 
 function toHash(h: NodeHealth): Record<string, string> {
   return {

@@ -63,4 +63,3 @@ export const LoadBalancerEnv = Type.Object({
   LB_REBUILD_INTERVAL_MS: env.int({ minimum: 100, maximum: 3_600_000, default: 30_000 }),
   LB_FLUSH_INTERVAL_MS: env.int({ minimum: 50, maximum: 60_000, default: 1000 }),
 });
-export type LoadBalancerConfig = Type.Static<typeof LoadBalancerEnv>;

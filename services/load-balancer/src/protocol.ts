@@ -4,7 +4,7 @@
  * Each takes the bytes received so far and answers "need more", a result, or an error.
  */
 
-export const NEED_MORE = null;
+const NEED_MORE = null;
 
 export class ProtocolError extends Error {
   override name = 'ProtocolError';

@@ -47,7 +47,7 @@ export function newPickState(random: () => number = Math.random): PickState {
  * awake node may take it (the connection wakes one; their health, marked down when they were
  * stopped, does not count); unhealthy never; a node at its hard limit never.
  */
-export function healthTier(nodes: readonly Candidate[], exclude?: ReadonlySet<string>): Candidate[] {
+function healthTier(nodes: readonly Candidate[], exclude?: ReadonlySet<string>): Candidate[] {
   const healthy: Candidate[] = [];
   const unknown: Candidate[] = [];
   const asleep: Candidate[] = [];
@@ -62,7 +62,7 @@ export function healthTier(nodes: readonly Candidate[], exclude?: ReadonlySet<st
 }
 
 /** A node over its soft limit only if none is under it. */
-export function underSoftLimit(tier: Candidate[]): Candidate[] {
+function underSoftLimit(tier: Candidate[]): Candidate[] {
   const under = tier.filter((n) => n.softLimit === undefined || n.active < n.softLimit);
   return under.length > 0 ? under : tier;
 }
@@ -113,7 +113,7 @@ function leastActive(nodes: readonly Candidate[], state: PickState, advance: boo
   return best;
 }
 
-export function byStrategy(nodes: readonly Candidate[], strategy: BalancingStrategy, state: PickState, advance = true): Candidate | undefined {
+function byStrategy(nodes: readonly Candidate[], strategy: BalancingStrategy, state: PickState, advance = true): Candidate | undefined {
   if (nodes.length === 0) return undefined;
   if (nodes.length === 1) return nodes[0];
   switch (strategy) {

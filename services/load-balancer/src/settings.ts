@@ -55,7 +55,7 @@ export interface RegionRange {
   readonly region: string;
 }
 
-export function ipv4ToInt(ip: string): number {
+function ipv4ToInt(ip: string): number {
   const parts = ip.split('.');
   return ((Number(parts[0]) << 24) | (Number(parts[1]) << 16) | (Number(parts[2]) << 8) | Number(parts[3])) >>> 0;
 }

@@ -18,7 +18,7 @@ interface HealthInfo {
  * snapshot asked for shortly after an event may still describe the node as it was. What an
  * event set within this long before the snapshot was asked for wins over the snapshot.
  */
-export const EVENT_TRUST_MS = 5000;
+const EVENT_TRUST_MS = 5000;
 
 const UNKNOWN: HealthInfo = Object.freeze({ status: 'unknown', score: 0, latencyMs: null }) as HealthInfo;
 

@@ -59,9 +59,9 @@ describe('SOCKS5 request', () => {
 
 describe('HTTP proxy request', () => {
   it('waits for the whole head, then reads a CONNECT target and the Basic credentials', () => {
-    const head = 'CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\nProxy-Authorization: Basic ' + Buffer.from('alice-country-jp:pw').toString('base64') + '\r\n\r\n';
+    const head = `CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\nProxy-Authorization: Basic ${Buffer.from('alice-country-jp:pw').toString('base64')}\r\n\r\n`;
     expect(parseProxyRequest(Buffer.from(head.slice(0, -2)))).toBeNull();
-    const r = parseProxyRequest(Buffer.from(head + 'early'))!;
+    const r = parseProxyRequest(Buffer.from(`${head}early`))!;
     expect(r.connect).toBe(true);
     expect(r.target).toEqual({ host: '127.0.0.1', port: 443 });
     expect(r.credentials).toEqual({ username: 'alice-country-jp', password: 'pw' });
@@ -87,7 +87,7 @@ describe('HTTP proxy request', () => {
     expect(() => parseResponseHead(Buffer.from('SSH-2.0\r\n\r\n'))).toThrow(ProtocolError);
   });
   it('decodes Basic credentials and refuses other schemes', () => {
-    expect(decodeBasic('Basic ' + Buffer.from('u:p:q').toString('base64'))).toEqual({ username: 'u', password: 'p:q' });
+    expect(decodeBasic(`Basic ${Buffer.from('u:p:q').toString('base64')}`)).toEqual({ username: 'u', password: 'p:q' });
     expect(decodeBasic('Bearer abc')).toBeUndefined();
   });
 });

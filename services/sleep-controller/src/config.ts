@@ -19,4 +19,3 @@ export const SleepControllerEnv = Type.Object({
   /** Pools, nodes and policies are rebuilt from pool.req.snapshot this often, besides at start and on reconnect. */
   SLEEP_RESYNC_MS: env.int({ minimum: 1000, maximum: 3_600_000, default: 30_000 }),
 });
-export type SleepControllerConfig = Type.Static<typeof SleepControllerEnv>;

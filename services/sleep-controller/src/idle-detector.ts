@@ -169,7 +169,7 @@ export class IdleDetector {
   /** A stats sample of a running node. Only growth of txPackets counts as activity. */
   sample(s: { nodeId: string; txPackets: number; at: string }): void {
     const entry = this.nodes.get(s.nodeId);
-    if (!entry || entry.node.status !== 'running') return;
+    if (entry?.node.status !== 'running') return;
     const sampledAt = Date.parse(s.at);
     const a = entry.activity;
     // Taken before the window started: the previous container's, or older than what we know.
@@ -186,7 +186,7 @@ export class IdleDetector {
    */
   idleMs(nodeId: string, now: number): number | undefined {
     const entry = this.nodes.get(nodeId);
-    if (!entry || entry.node.status !== 'running') return undefined;
+    if (entry?.node.status !== 'running') return undefined;
     const { activeAt, lastTx, sampledAt } = entry.activity;
     if (lastTx === undefined || sampledAt === undefined || now - sampledAt > this.opts.staleMs) return undefined;
     return Math.max(0, sampledAt - activeAt);

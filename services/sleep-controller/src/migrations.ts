@@ -1,24 +1,10 @@
-import { sql, type Kysely, type Migration } from '@switchyard/db';
+import type { Migration } from '@switchyard/db';
+import * as sleepPolicies from './migrations/2026_11_23_0001_sleep_policies.js';
 
-// Frozen: a shipped migration is never edited; change the schema with a new one.
+// Frozen: a shipped migration is never edited; change the schema with a new file in migrations/.
+// Names are the ids recorded in each database: never rename one.
 // tenant_id leads the key so the table can be distributed by tenant (Citus). The checks
 // repeat the contract's bounds so a row can never hold a policy the schema would refuse.
 export const migrations: Record<string, Migration> = {
-  '2026_11_23_0001_sleep_policies': {
-    async up(db: Kysely<any>) {
-      await db.schema
-        .createTable('sleep_policies')
-        .addColumn('tenant_id', 'uuid', (c) => c.notNull())
-        .addColumn('pool_id', 'uuid', (c) => c.notNull())
-        .addColumn('enabled', 'boolean', (c) => c.notNull())
-        .addColumn('idle_window_sec', 'integer', (c) => c.notNull().check(sql`idle_window_sec between 1 and 604800`))
-        .addColumn('min_awake', 'integer', (c) => c.notNull().check(sql`min_awake between 0 and 100`))
-        .addColumn('probe_interval_ms', 'integer', (c) => c.notNull().check(sql`probe_interval_ms between 1 and 10000`))
-        .addColumn('probe_timeout_ms', 'integer', (c) => c.notNull().check(sql`probe_timeout_ms between 1 and 600000`))
-        .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
-        .addPrimaryKeyConstraint('sleep_policies_pk', ['tenant_id', 'pool_id'])
-        .addCheckConstraint('sleep_policies_probe_timeout', sql`probe_timeout_ms >= probe_interval_ms`)
-        .execute();
-    },
-  },
+  '2026_11_23_0001_sleep_policies': sleepPolicies,
 };

@@ -1,9 +1,7 @@
-import type { ColumnType, Selectable } from 'kysely';
-
-type UpdatedAt = ColumnType<Date, Date | undefined, Date>;
+import type { Selectable, UpdatedAt } from '@switchyard/db';
 
 /** One pool's sleep policy; the fields of SleepPolicy, one column each. */
-export interface SleepPolicyTable {
+interface SleepPolicyTable {
   tenant_id: string;
   pool_id: string;
   enabled: boolean;

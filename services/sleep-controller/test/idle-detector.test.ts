@@ -95,8 +95,8 @@ describe('IdleDetector', () => {
     const { detector, sample, chosen } = setup({ nodes: 3, policy: { minAwake: 1 } });
     for (let s = 1; s <= 10; s++) {
       sample(1, s * 1000, 5);
-      sample(2, s * 1000, s <= 2 ? s : 2); // idle from 2 s
-      sample(3, s * 1000, s <= 4 ? s : 4); // idle from 4 s
+      sample(2, s * 1000, Math.min(s, 2)); // idle from 2 s
+      sample(3, s * 1000, Math.min(s, 4)); // idle from 4 s
     }
     expect(chosen(10_000)).toEqual([
       [node(1), 10],

@@ -40,4 +40,3 @@ export const SocketActivatorEnv = Type.Object({
   /** Prometheus /metrics on ACTIVATOR_LISTEN_HOST; 0 = off. */
   ACTIVATOR_METRICS_PORT: env.int({ minimum: 0, maximum: 65535, default: 0 }),
 });
-export type SocketActivatorConfig = Type.Static<typeof SocketActivatorEnv>;

@@ -4,7 +4,7 @@ import type { Redirects } from './catches.js';
 /** Runs `nft` with arguments and optional standard input; resolves with its standard output. */
 export type NftRunner = (args: readonly string[], stdin?: string) => Promise<string>;
 
-export const runNft: NftRunner = (args, stdin) =>
+const runNft: NftRunner = (args, stdin) =>
   new Promise((resolve, reject) => {
     const child = execFile('nft', [...args], { timeout: 10_000 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`nft ${args.join(' ')}: ${stderr.trim() || err.message}`, { cause: err }));
@@ -21,7 +21,7 @@ export interface NftOptions {
   run?: NftRunner;
 }
 
-export const SET_NAME = 'sleeping_ports';
+const SET_NAME = 'sleeping_ports';
 
 /** The batch that makes the table, set and rule exist as configured, keeping the set's elements. */
 export function setupScript(o: Omit<NftOptions, 'run'>): string {

@@ -1,9 +1,7 @@
-import type { ColumnType } from 'kysely';
-
-type UpdatedAt = ColumnType<Date, Date | undefined, Date>;
+import type { UpdatedAt } from '@switchyard/db';
 
 /** One port of a node the activator knows: caught while armed, forwarded to host_port. */
-export interface CatchTable {
+interface CatchTable {
   tenant_id: string;
   node_id: string;
   port_name: string;

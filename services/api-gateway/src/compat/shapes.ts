@@ -14,7 +14,7 @@ export const CompatStatus = Type.Union([
 ]);
 export type CompatStatus = Static<typeof CompatStatus>;
 
-export const CompatMetrics = Type.Object({
+const CompatMetrics = Type.Object({
   cpu_percent: Type.Number(),
   memory_percent: Type.Number(),
   memory_mb: Type.Number(),
