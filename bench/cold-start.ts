@@ -35,8 +35,7 @@ const median = (xs: number[]) => {
 };
 const p95 = (xs: number[]) => sorted(xs)[Math.min(xs.length - 1, Math.ceil(xs.length * 0.95) - 1)]!;
 const fmt = (ms: number, digits = 0) => `${ms.toFixed(digits).padStart(7)} ms`;
-const row = (label: string, xs: number[], digits = 0) =>
-  console.log(`${label.padEnd(62)} ${fmt(median(xs), digits)} ${fmt(p95(xs), digits)}`);
+const row = (label: string, xs: number[], digits = 0) => console.log(`${label.padEnd(62)} ${fmt(median(xs), digits)} ${fmt(p95(xs), digits)}`);
 
 /** Connect+GET attempts 10 ms apart, each on a new connection, until one answers 200 in full. */
 async function pollUntilAnswered(port: number, timeoutMs: number): Promise<void> {
@@ -100,9 +99,18 @@ type Cold = Awaited<ReturnType<typeof coldRequest>>;
 function coldRows(label: string, cold: Cold[]) {
   const ok = cold.filter((c) => !c.error);
   if (ok.length > 0) {
-    row(label, ok.map((c) => c.ms));
-    row('    first catch → node ready (activator.evt.woke readyMs)', ok.map((c) => c.readyMs));
-    row('    first catch → first byte forwarded (firstByteMs)', ok.map((c) => c.firstByteMs));
+    row(
+      label,
+      ok.map((c) => c.ms),
+    );
+    row(
+      '    first catch → node ready (activator.evt.woke readyMs)',
+      ok.map((c) => c.readyMs),
+    );
+    row(
+      '    first catch → first byte forwarded (firstByteMs)',
+      ok.map((c) => c.firstByteMs),
+    );
   }
   const failed = cold.filter((c) => c.error);
   if (failed.length > 0) {
@@ -228,9 +236,11 @@ coldRows('(b) cold start through the activator, proxy mode', proxy.cold);
 const nftOk = nft.cold.filter((c) => !c.error).map((c) => c.ms);
 if (nftOk.length > 0) {
   const signed = (ms: number) => `${ms >= 0 ? '+' : ''}${ms.toFixed(0)} ms`;
-  console.log(`nftables cold start at the median vs bare polled from the start call: ${signed(median(nftOk) - median(nft.bareFromStart))}, `
-    + `${(median(nftOk) / median(nft.bareFromStart)).toFixed(2)}×; vs bare polled once the start returned: `
-    + `${signed(median(nftOk) - median(nft.bareAfterStart))}, ${(median(nftOk) / median(nft.bareAfterStart)).toFixed(2)}×`);
+  console.log(
+    `nftables cold start at the median vs bare polled from the start call: ${signed(median(nftOk) - median(nft.bareFromStart))}, ` +
+      `${(median(nftOk) / median(nft.bareFromStart)).toFixed(2)}×; vs bare polled once the start returned: ` +
+      `${signed(median(nftOk) - median(nft.bareAfterStart))}, ${(median(nftOk) / median(nft.bareAfterStart)).toFixed(2)}×`,
+  );
 }
 console.log(`nftables cold starts answered in under 1 s: ${nftOk.filter((ms) => ms < 1000).length} of ${nft.cold.length}`);
 
@@ -242,5 +252,7 @@ row('nftables mode after the wake (table there, port not in set)', nft.afterWake
 console.log(`    block medians (T: table, N: none): ${nft.blockMedians.map(([k, m]) => `${k} ${m.toFixed(3)}`).join(', ')} ms`);
 row('direct to the node port (proxy run)', proxy.direct, 3);
 row('proxy mode through the activator', proxy.proxied, 3);
-console.log(`added per request at the median: nftables after the wake ${(median(nft.afterWake) - median(nft.direct)).toFixed(3)} ms `
-  + `(blocks T N N T ...), proxy mode ${(median(proxy.proxied) - median(proxy.direct)).toFixed(3)} ms (alternated request by request)`);
+console.log(
+  `added per request at the median: nftables after the wake ${(median(nft.afterWake) - median(nft.direct)).toFixed(3)} ms ` +
+    `(blocks T N N T ...), proxy mode ${(median(proxy.proxied) - median(proxy.direct)).toFixed(3)} ms (alternated request by request)`,
+);

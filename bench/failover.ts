@@ -37,7 +37,12 @@ try {
     body: {
       type: 'pool.create',
       pool: {
-        name: 'bench', kind: 'exit', country: 'JP', network: 'host', nodes: { min: 3, max: 3 }, strategy: 'round_robin',
+        name: 'bench',
+        kind: 'exit',
+        country: 'JP',
+        network: 'host',
+        nodes: { min: 3, max: 3 },
+        strategy: 'round_robin',
         healthCheck: { type: 'proxy', target: `${target.url}/204`, intervalMs: 200, timeoutMs: 150, rise: 2, fall: 2, graceMs: 0 },
       },
     },

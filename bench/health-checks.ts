@@ -153,7 +153,9 @@ async function main(): Promise<void> {
     const perCheck = (monitorCpu / checks) * 1e6;
     const perBare = (refCpu / checks) * 1e6;
     console.log(`targets: ${targets} (tcp, every 1000 ms), window: ${wall.toFixed(1)} s`);
-    console.log(`health-monitor: ${(checks / wall).toFixed(0)} checks/s, CPU ${monitorCpu.toFixed(2)} s = ${(monitorCpu / wall).toFixed(3)} of a core, ${perCheck.toFixed(1)} µs per check`);
+    console.log(
+      `health-monitor: ${(checks / wall).toFixed(0)} checks/s, CPU ${monitorCpu.toFixed(2)} s = ${(monitorCpu / wall).toFixed(3)} of a core, ${perCheck.toFixed(1)} µs per check`,
+    );
     console.log(`bare connect+reset loop: ${checks} connections in ${refWall.toFixed(2)} s, CPU ${refCpu.toFixed(2)} s, ${perBare.toFixed(1)} µs per connection`);
     console.log(`ratio (monitor CPU per check / bare CPU per connection): ${(perCheck / perBare).toFixed(2)}×`);
   } finally {

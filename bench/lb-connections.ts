@@ -78,8 +78,12 @@ async function main() {
     const opened = results.reduce((s, r) => s + Number(/open (\d+)/.exec(r)?.[1] ?? 0), 0);
     const perPid = pids.map((p) => ({ pid: p, kib: rssKiB(p), files: openFiles(p) }));
     const heldKiB = perPid.reduce((s, p) => s + p.kib, 0);
-    console.log(`lb-connections: ${opened} of ${connections} connections open and confirmed end to end in ${(openMs / 1000).toFixed(1)} s (${clientCount} client and ${backendCount} backend processes)${failed.length ? `; failures: ${failed.join(' | ')}` : ''}`);
-    console.log(`load balancer: ${pids.length - 1} workers + primary, LB_WORKER_SEMI_SPACE_MB=${semiSpace}, LB_ACCEPT=${accept}; RSS idle ${(idleKiB / 1024).toFixed(0)} MiB, with the connections held ${(heldKiB / 1024).toFixed(0)} MiB (target < 1024 MiB)`);
+    console.log(
+      `lb-connections: ${opened} of ${connections} connections open and confirmed end to end in ${(openMs / 1000).toFixed(1)} s (${clientCount} client and ${backendCount} backend processes)${failed.length ? `; failures: ${failed.join(' | ')}` : ''}`,
+    );
+    console.log(
+      `load balancer: ${pids.length - 1} workers + primary, LB_WORKER_SEMI_SPACE_MB=${semiSpace}, LB_ACCEPT=${accept}; RSS idle ${(idleKiB / 1024).toFixed(0)} MiB, with the connections held ${(heldKiB / 1024).toFixed(0)} MiB (target < 1024 MiB)`,
+    );
     console.log(`per process, primary first: ${perPid.map((p) => `${(p.kib / 1024).toFixed(0)} MiB/${p.files} files`).join(', ')}`);
   } finally {
     for (const c of children) if (c.exitCode === null) process.kill(c.pid!, 'SIGTERM');

@@ -143,7 +143,13 @@ async function main() {
       }
     }
     const gbits: Record<string, number> = Object.fromEntries(
-      modes.map((m) => [m.name, percentile(bulkSamples[m.name]!.sort((a, b) => a - b), 0.5)]),
+      modes.map((m) => [
+        m.name,
+        percentile(
+          bulkSamples[m.name]!.sort((a, b) => a - b),
+          0.5,
+        ),
+      ]),
     );
 
     // Interleaved so drift of the machine hits every mode alike, and rotated: the connection
@@ -156,7 +162,9 @@ async function main() {
       }
     }
 
-    console.log(`lb-throughput: median of ${BULK_ROUNDS} rounds of ${totalMiB} MiB over ${BULK_STREAMS} connections per mode; ${latencyConnections} connections per mode for latency; LB_WORKERS=${workers} LB_ACCEPT=${accept}`);
+    console.log(
+      `lb-throughput: median of ${BULK_ROUNDS} rounds of ${totalMiB} MiB over ${BULK_STREAMS} connections per mode; ${latencyConnections} connections per mode for latency; LB_WORKERS=${workers} LB_ACCEPT=${accept}`,
+    );
     console.log('mode            Gbit/s (min-max)        connect+64B round trip p50 / p95 (ms)');
     const p50: Record<string, number> = {};
     for (const m of modes) {

@@ -75,7 +75,11 @@ async function main() {
   } finally {
     await sys.close();
     const leftovers = await docker.listContainers({ all: true, filters: { label: ['io.switchyard.bench=raw'] } });
-    for (const c of leftovers) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    for (const c of leftovers)
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
   }
 }
 

@@ -15,7 +15,9 @@ function subjectTable(): string {
 }
 
 function consumerTable(): string {
-  const rows = Object.values(CONSUMERS).map((c) => `| \`${c.durable}\` | ${c.service} | ${c.stream} | ${'filter' in c ? `\`${c.filter}\`` : 'whole stream'} | ${c.ackWaitMs / 1000} s | ${c.maxDeliver} deliveries |`);
+  const rows = Object.values(CONSUMERS).map(
+    (c) => `| \`${c.durable}\` | ${c.service} | ${c.stream} | ${'filter' in c ? `\`${c.filter}\`` : 'whole stream'} | ${c.ackWaitMs / 1000} s | ${c.maxDeliver} deliveries |`,
+  );
   return ['| durable consumer | service | stream | filter | redelivered after (crash) | dead-lettered after |', '|---|---|---|---|---|---|', ...rows].join('\n');
 }
 

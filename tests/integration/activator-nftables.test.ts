@@ -1,7 +1,30 @@
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { activatorState, addRedirect, armAndSleep, createAppPool, deleteNftTable, expectHealthy, metricValue, nftTableName, nodeView, rawGet, redirectedPorts, startActivator, waitForStatus, watchSubjects, freePort, docker, EXIT_NODE_IMAGE, startTestSystem, type ActivatorUnderTest, type AppNode, type SubjectWatch, type TestSystem } from '@switchyard/testkit';
+import {
+  activatorState,
+  addRedirect,
+  armAndSleep,
+  createAppPool,
+  deleteNftTable,
+  expectHealthy,
+  metricValue,
+  nftTableName,
+  nodeView,
+  rawGet,
+  redirectedPorts,
+  startActivator,
+  waitForStatus,
+  watchSubjects,
+  freePort,
+  docker,
+  EXIT_NODE_IMAGE,
+  startTestSystem,
+  type ActivatorUnderTest,
+  type AppNode,
+  type SubjectWatch,
+  type TestSystem,
+} from '@switchyard/testkit';
 
 // nftables mode against real Docker: the redirect set lives in a table of this test's own,
 // deleted afterwards. Sleep is driven as the sleep controller would: arm, then node.cmd.sleep.
@@ -28,7 +51,10 @@ describe('socket activator, nftables mode', () => {
   afterAll(async () => {
     await sys?.close();
     await deleteNftTable(table);
-    await docker.getImage(doomedImage).remove().catch(() => undefined);
+    await docker
+      .getImage(doomedImage)
+      .remove()
+      .catch(() => undefined);
   });
 
   it('catches a connection to a sleeping node, wakes it and answers with no client retry; then steps out of the path', async () => {

@@ -1,6 +1,21 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, activatorState, armAndSleep, createAppPool, expectHealthy, metricValue, rawGet, startActivator, watchSubjects, startTestSystem, type ActivatorUnderTest, type AppNode, type SubjectWatch, type TestSystem } from '@switchyard/testkit';
+import {
+  eventually,
+  activatorState,
+  armAndSleep,
+  createAppPool,
+  expectHealthy,
+  metricValue,
+  rawGet,
+  startActivator,
+  watchSubjects,
+  startTestSystem,
+  type ActivatorUnderTest,
+  type AppNode,
+  type SubjectWatch,
+  type TestSystem,
+} from '@switchyard/testkit';
 
 // Proxy mode (no nftables): the activator owns a public port for every node port, forwards
 // warm connections, and holds and wakes when the node sleeps.

@@ -31,13 +31,38 @@ describe('GET /v1/activity', () => {
     { second: 0, subject: 'node.evt.created', payload: (t) => ({ ...node(poolA, n1, 0)(t), name: 'web-0', containerId: 'c1', kind: 'app' }) },
     { second: 1, subject: 'node.evt.started', payload: (t) => ({ ...node(poolA, n1, 1)(t), containerId: 'c1', ports: [], startMs: 180 }), entry: ['started', 'started', n1] },
     { second: 2, subject: 'node.evt.health', payload: (t) => ({ ...node(poolA, n1, 2)(t), containerId: 'c1', status: 'healthy' }) },
-    { second: 3, subject: 'sleep.evt.policy', payload: (t) => ({ tenantId: t, poolId: poolA, policy, at: at(3) }), entry: ['policy_changed', 'sleep policy: enabled, idle 5 s, min awake 0', null] },
+    {
+      second: 3,
+      subject: 'sleep.evt.policy',
+      payload: (t) => ({ tenantId: t, poolId: poolA, policy, at: at(3) }),
+      entry: ['policy_changed', 'sleep policy: enabled, idle 5 s, min awake 0', null],
+    },
     { second: 4, subject: 'node.evt.started', payload: (t) => ({ ...node(poolA, n2, 4)(t), containerId: 'c2', ports: [], startMs: 175 }), entry: ['started', 'started', n2] },
-    { second: 5, subject: 'sleep.evt.slept', payload: (t) => ({ ...node(poolA, n1, 5)(t), reason: 'idle: no outbound packets for 5 s', idleSec: 5 }), entry: ['slept', 'slept: idle: no outbound packets for 5 s', n1] },
+    {
+      second: 5,
+      subject: 'sleep.evt.slept',
+      payload: (t) => ({ ...node(poolA, n1, 5)(t), reason: 'idle: no outbound packets for 5 s', idleSec: 5 }),
+      entry: ['slept', 'slept: idle: no outbound packets for 5 s', n1],
+    },
     { second: 6, subject: 'node.evt.stopped', payload: (t) => ({ ...node(poolA, n1, 6)(t), containerId: 'c1', reason: 'sleep' }), entry: ['stopped', 'stopped: sleep', n1] },
-    { second: 7, subject: 'activator.evt.woke', payload: (t) => ({ ...node(poolA, n1, 7)(t), trigger: 'connection', mode: 'nftables', readyMs: 412, firstByteMs: 431, heldConnections: 3 }), entry: ['woke', 'woke in 412 ms (3 held connections)', n1] },
-    { second: 8, subject: 'activator.evt.failed', payload: (t) => ({ ...node(poolA, n2, 8)(t), reason: 'image switchyard/gone:dev is not on the host', heldConnections: 1 }), entry: ['wake_failed', 'wake failed: image switchyard/gone:dev is not on the host', n2] },
-    { second: 9, subject: 'node.evt.died', payload: (t) => ({ ...node(poolA, n2, 9)(t), containerId: 'c2', exitCode: 137, oomKilled: false }), entry: ['died', 'died (exit code 137)', n2] },
+    {
+      second: 7,
+      subject: 'activator.evt.woke',
+      payload: (t) => ({ ...node(poolA, n1, 7)(t), trigger: 'connection', mode: 'nftables', readyMs: 412, firstByteMs: 431, heldConnections: 3 }),
+      entry: ['woke', 'woke in 412 ms (3 held connections)', n1],
+    },
+    {
+      second: 8,
+      subject: 'activator.evt.failed',
+      payload: (t) => ({ ...node(poolA, n2, 8)(t), reason: 'image switchyard/gone:dev is not on the host', heldConnections: 1 }),
+      entry: ['wake_failed', 'wake failed: image switchyard/gone:dev is not on the host', n2],
+    },
+    {
+      second: 9,
+      subject: 'node.evt.died',
+      payload: (t) => ({ ...node(poolA, n2, 9)(t), containerId: 'c2', exitCode: 137, oomKilled: false }),
+      entry: ['died', 'died (exit code 137)', n2],
+    },
     { second: 10, subject: 'node.evt.started', payload: (t) => ({ ...node(poolB, n3, 10)(t), containerId: 'c3', ports: [], startMs: 190 }), entry: ['started', 'started', n3] },
     { second: 11, subject: 'node.evt.draining', payload: (t) => ({ ...node(poolB, n3, 11)(t), reason: 'scale down' }), entry: ['draining', 'draining: scale down', n3] },
     { second: 12, subject: 'node.evt.removed', payload: (t) => ({ ...node(poolB, n3, 12)(t), reason: 'scale down' }), entry: ['removed', 'removed: scale down', n3] },
@@ -67,7 +92,12 @@ describe('GET /v1/activity', () => {
     const byDomain = [...story].sort((a, b) => rank(a.subject) - rank(b.subject));
     for (const step of byDomain) await publish(step.subject, step.payload(tenantA));
     await publish('node.evt.started', { ...node(poolB, n4, 6)(tenantB), containerId: 'c4', ports: [], startMs: 200 });
-    await eventually(() => all(), (items) => items.length === expected.length, 15_000, 'every entry recorded');
+    await eventually(
+      () => all(),
+      (items) => items.length === expected.length,
+      15_000,
+      'every entry recorded',
+    );
   }, 60_000);
   afterAll(async () => {
     await sys?.close();
@@ -109,7 +139,10 @@ describe('GET /v1/activity', () => {
       ['woke', 'woke in 412 ms (3 held connections)', n1],
       ['slept', 'slept: idle: no outbound packets for 5 s', n1],
     ]);
-    expect(summary(await all(`&kind=started&poolId=${poolA}`))).toEqual([['started', 'started', n2], ['started', 'started', n1]]);
+    expect(summary(await all(`&kind=started&poolId=${poolA}`))).toEqual([
+      ['started', 'started', n2],
+      ['started', 'started', n1],
+    ]);
     expect(summary(await all(`&kind=removed&nodeId=${n3}&poolId=${poolB}`))).toEqual([['removed', 'removed: scale down', n3]]);
     expect(await all(`&kind=removed&poolId=${poolA}`)).toEqual([]);
     // Another tenant's node and pool are as empty as unknown ones.
@@ -172,8 +205,16 @@ describe('GET /v1/activity', () => {
     await publish('node.evt.died', died, 'died-20');
     await publish('node.evt.died', died, 'died-20');
     await publish('node.evt.died', died, 'died-20-resent');
-    const after = await eventually(() => all(`&kind=died`), (items) => items.length === 2, 10_000, 'the new death recorded');
-    expect(summary(after)).toEqual([['died', 'died (exit code 1)', n2], ['died', 'died (exit code 137)', n2]]);
+    const after = await eventually(
+      () => all(`&kind=died`),
+      (items) => items.length === 2,
+      10_000,
+      'the new death recorded',
+    );
+    expect(summary(after)).toEqual([
+      ['died', 'died (exit code 1)', n2],
+      ['died', 'died (exit code 137)', n2],
+    ]);
     const count = (await all()).length;
     expect(count).toBe(expected.length + 1);
 
@@ -200,10 +241,23 @@ describe('GET /v1/activity', () => {
     await js.publish('node.evt.removed', 'not json {');
     await js.publish('node.evt.removed', JSON.stringify({ ...node(poolB, n3, 30)(tenantA), reason: 42 }));
     await publish('node.evt.removed', { ...node(poolB, n3, 31)(tenantA), reason: 'after the bad ones' });
-    await eventually(() => all('&kind=removed'), (items) => items[0]?.message === 'removed: after the bad ones', 10_000, 'the good event after the bad ones');
+    await eventually(
+      () => all('&kind=removed'),
+      (items) => items[0]?.message === 'removed: after the bad ones',
+      10_000,
+      'the good event after the bad ones',
+    );
 
-    const dead = await eventually(() => deadLetters(jsm), (d) => d.length === 2, 10_000, 'two dead letters');
-    expect(dead.map((d) => [d.subject, d.service])).toEqual([['dlq.node.evt.removed', 'api-gateway'], ['dlq.node.evt.removed', 'api-gateway']]);
+    const dead = await eventually(
+      () => deadLetters(jsm),
+      (d) => d.length === 2,
+      10_000,
+      'two dead letters',
+    );
+    expect(dead.map((d) => [d.subject, d.service])).toEqual([
+      ['dlq.node.evt.removed', 'api-gateway'],
+      ['dlq.node.evt.removed', 'api-gateway'],
+    ]);
     expect(dead[0]!.reason).toMatch(/^invalid JSON/);
     expect(dead[1]!.reason).toMatch(/reason: must be string/);
     expect(sys.processes('api-gateway')).toHaveLength(1);

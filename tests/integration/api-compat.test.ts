@@ -15,7 +15,13 @@ describe('the /api compatibility surface', () => {
   let started: Record<'plain' | 'body' | 'query', string>;
 
   const node = async (id: string) => (await s.api('GET', `/nodes/${id}`)).body;
-  const runningAndHealthy = (id: string) => eventually(() => node(id), (n) => n?.status === 'running' && n.health_status === 'healthy', 60_000, `node ${id} running and healthy`);
+  const runningAndHealthy = (id: string) =>
+    eventually(
+      () => node(id),
+      (n) => n?.status === 'running' && n.health_status === 'healthy',
+      60_000,
+      `node ${id} running and healthy`,
+    );
 
   beforeAll(async () => {
     s = await startApiSystem();
@@ -53,7 +59,12 @@ describe('the /api compatibility surface', () => {
   }, 120_000);
 
   it('lists the nodes in the source shape, with container figures once sampled', async () => {
-    const listed = await eventually(async () => (await s.api('GET', '/nodes')).body, (ns: any[]) => ns.length === 3 && ns.every((n) => n.metrics.memory_mb > 0), 30_000, 'three nodes with stats');
+    const listed = await eventually(
+      async () => (await s.api('GET', '/nodes')).body,
+      (ns: any[]) => ns.length === 3 && ns.every((n) => n.metrics.memory_mb > 0),
+      30_000,
+      'three nodes with stats',
+    );
     for (const n of listed) expectCompatNode(n);
     expect(listed.map((n: any) => n.id).sort()).toEqual(Object.values(started).sort());
   });
@@ -122,11 +133,21 @@ describe('the /api compatibility surface', () => {
     expect(firstStart).not.toBeNull();
     const restarted = await s.api('POST', `/nodes/${started.plain}/restart`);
     expect(restarted.body).toEqual({ status: 'restarting', node_id: started.plain });
-    await eventually(() => node(started.plain), (n) => n.status === 'running' && n.started_at !== firstStart, 30_000, 'restarted node running again');
+    await eventually(
+      () => node(started.plain),
+      (n) => n.status === 'running' && n.started_at !== firstStart,
+      30_000,
+      'restarted node running again',
+    );
 
     const stopped = await s.api('DELETE', `/nodes/${started.query}/stop`);
     expect(stopped.body).toEqual({ status: 'stopping', node_id: started.query });
-    const shown = await eventually(() => node(started.query), (n) => n.status === 'stopped', 30_000, 'stopped node');
+    const shown = await eventually(
+      () => node(started.query),
+      (n) => n.status === 'stopped',
+      30_000,
+      'stopped node',
+    );
     expectCompatNode(shown);
   }, 60_000);
 
@@ -153,8 +174,12 @@ describe('the /api compatibility surface', () => {
     it('answers 404 for an unknown node on every node endpoint', async () => {
       for (const id of [randomUUID(), 'us-node-1']) {
         const calls: Array<[string, string]> = [
-          ['GET', `/nodes/${id}`], ['GET', `/nodes/${id}/logs?lines=10`], ['DELETE', `/nodes/${id}/stop`],
-          ['POST', `/nodes/${id}/restart`], ['POST', `/speed-test/${id}`], ['GET', `/speed-test/results/${id}`],
+          ['GET', `/nodes/${id}`],
+          ['GET', `/nodes/${id}/logs?lines=10`],
+          ['DELETE', `/nodes/${id}/stop`],
+          ['POST', `/nodes/${id}/restart`],
+          ['POST', `/speed-test/${id}`],
+          ['GET', `/speed-test/results/${id}`],
         ];
         for (const [method, path] of calls) {
           const res = await s.api(method, path);
@@ -179,7 +204,7 @@ describe('the /api compatibility surface', () => {
       expect(res.body.detail).toMatch(/^body: /);
     });
 
-    it('opens with a native key too, scoped to that key\'s tenant', async () => {
+    it("opens with a native key too, scoped to that key's tenant", async () => {
       expect((await s.sys.http('GET', '/api/nodes')).body).toHaveLength(3);
       const tenant = await s.sys.http('POST', '/v1/tenants', { body: { name: 'other' } });
       expect(tenant.status).toBe(201);

@@ -53,7 +53,12 @@ describe('the /v1 pools and nodes API', () => {
   });
 
   it('shows a node with its health and traffic once checked', async () => {
-    const node = await eventually(() => nodeOf(nodeIds[0]!), (n) => n.health?.status === 'healthy', 60_000, 'healthy node');
+    const node = await eventually(
+      () => nodeOf(nodeIds[0]!),
+      (n) => n.health?.status === 'healthy',
+      60_000,
+      'healthy node',
+    );
     expect(node).toMatchObject({ id: nodeIds[0], poolId, status: 'running', kind: 'exit', unavailable: [] });
     expect(node.health).toMatchObject({ status: 'healthy', score: expect.any(Number), lastCheckAt: expect.any(String) });
     expect(Object.keys(node.traffic).sort()).toEqual(['activeConnections', 'failedConnections', 'rxBytes', 'totalConnections', 'txBytes']);
@@ -62,7 +67,12 @@ describe('the /v1 pools and nodes API', () => {
   }, 90_000);
 
   it('names the best node of a pool', async () => {
-    await eventually(() => nodeOf(nodeIds[1]!), (n) => n.health?.status === 'healthy', 60_000, 'second node healthy');
+    await eventually(
+      () => nodeOf(nodeIds[1]!),
+      (n) => n.health?.status === 'healthy',
+      60_000,
+      'second node healthy',
+    );
     const best = await s.sys.http('GET', `/v1/pools/${poolId}/best-node`);
     expect(best.status).toBe(200);
     expect(nodeIds).toContain(best.body.node.id);
@@ -70,7 +80,7 @@ describe('the /v1 pools and nodes API', () => {
     expect((await s.sys.http('GET', `/v1/pools/${poolId}/best-node`, { key: otherKey })).status).toBe(404);
   }, 90_000);
 
-  it('shows the load balancer\'s counters of connections through the pool', async () => {
+  it("shows the load balancer's counters of connections through the pool", async () => {
     const total = async () => {
       const nodes = await Promise.all(nodeIds.map(nodeOf));
       return nodes.reduce((sum, n) => sum + n.traffic.totalConnections, 0);
@@ -105,7 +115,12 @@ describe('the /v1 pools and nodes API', () => {
     const [tenant] = await s.sys.db.query<{ id: string }>("select id from tenants where name = 'admin'");
     const direct = await natsRequest<{ result: { at: string } | null; error?: string }>(nc, 'health.req.speedtest', { tenantId: tenant!.id, nodeId: nodeIds[1] }, 30_000);
     expect(direct.error).toBeUndefined();
-    const stored = await eventually(async () => (await s.sys.http('GET', `/v1/speedtests?nodeId=${nodeIds[1]}`)).body.results, (r: any[]) => r.length === 1, 15_000, 'speed test stored from its event');
+    const stored = await eventually(
+      async () => (await s.sys.http('GET', `/v1/speedtests?nodeId=${nodeIds[1]}`)).body.results,
+      (r: any[]) => r.length === 1,
+      15_000,
+      'speed test stored from its event',
+    );
     expect(stored[0]).toMatchObject({ nodeId: nodeIds[1], testedAt: new Date(direct.result!.at).toISOString() });
     expect((await s.sys.http('GET', '/v1/speedtests', { key: otherKey })).body.results).toEqual([]);
     expect((await s.sys.http('POST', `/v1/nodes/${nodeIds[0]}/speedtest`, { key: otherKey })).status).toBe(404);
@@ -158,13 +173,21 @@ describe('the /v1 pools and nodes API', () => {
 /** One GET through the load balancer's HTTP proxy to the tenant's JP pool, bounded in time. */
 function viaLoadBalancer(proxyPort: number, url: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1', port: proxyPort, method: 'GET', path: url, agent: false, timeout: 5_000,
-      headers: { host: new URL(url).host, 'proxy-authorization': `Basic ${Buffer.from('country-jp:x').toString('base64')}` },
-    }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: proxyPort,
+        method: 'GET',
+        path: url,
+        agent: false,
+        timeout: 5_000,
+        headers: { host: new URL(url).host, 'proxy-authorization': `Basic ${Buffer.from('country-jp:x').toString('base64')}` },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('no answer through the load balancer within 5 s')));
     req.on('error', reject);
     req.end();

@@ -27,7 +27,9 @@ describe('the sleep API', () => {
     commands = watchSubjects(nc, ['sleep.cmd.policy', 'sleep.cmd.node', 'node.cmd.wake']);
     tenantId = (await sys.db.query<{ id: string }>("select id from tenants where name = 'admin'"))[0]!.id;
     otherKey = (await sys.http('POST', '/v1/tenants', { body: { name: 'other' } })).body.apiKey;
-    const placed = await sys.http('POST', '/v1/orders', { body: { type: 'pool.create', pool: { name: 'sleepy', kind: 'exit', country: 'JP', network: 'host', nodes: { min: 1, max: 1 } } } });
+    const placed = await sys.http('POST', '/v1/orders', {
+      body: { type: 'pool.create', pool: { name: 'sleepy', kind: 'exit', country: 'JP', network: 'host', nodes: { min: 1, max: 1 } } },
+    });
     const order = await sys.waitForOrder(placed.body.id, ['fulfilled', 'failed'], { timeoutMs: 60_000 });
     expect(order.status).toBe('fulfilled');
     poolId = order.result.poolId;
@@ -49,7 +51,12 @@ describe('the sleep API', () => {
       ['no enabled', { body: { idleWindowSec: 600 } }, 'enabled', /required/],
       ['enabled not a boolean', { body: { enabled: 'yes' } }, 'enabled', /boolean/],
       ['timeout shorter than the default interval', { body: { enabled: true, probeTimeoutMs: 10 } }, 'probeTimeoutMs', /must not be shorter than probeIntervalMs \(30\)/],
-      ['timeout shorter than the interval', { body: { enabled: true, probeIntervalMs: 500, probeTimeoutMs: 100 } }, 'probeTimeoutMs', /must not be shorter than probeIntervalMs \(500\)/],
+      [
+        'timeout shorter than the interval',
+        { body: { enabled: true, probeIntervalMs: 500, probeTimeoutMs: 100 } },
+        'probeTimeoutMs',
+        /must not be shorter than probeIntervalMs \(500\)/,
+      ],
       ['negative min awake', { body: { enabled: true, minAwake: -1 } }, 'minAwake', />= 0/],
       ['malformed JSON', { rawBody: '{"enabled":' }, 'body', /./],
     ];
@@ -66,7 +73,7 @@ describe('the sleep API', () => {
     expect(commands.seen.filter((m) => m.subject === 'sleep.cmd.policy')).toEqual([]);
   });
 
-  it('answers 404 for a pool or node that is not the caller\'s', async () => {
+  it("answers 404 for a pool or node that is not the caller's", async () => {
     const before = await orderCount();
     const unknown = randomUUID();
     const cases: Array<[string, string, string | undefined, string]> = [
@@ -132,7 +139,10 @@ describe('the sleep API', () => {
 
       const policy = { enabled: true, idleWindowSec: 5, minAwake: 1, probeIntervalMs: 20, probeTimeoutMs: 5_000 };
       const updatedAt = '2026-11-24T10:00:00.000Z';
-      held = [{ tenantId, poolId: randomUUID(), policy: { ...policy, idleWindowSec: 99 }, updatedAt }, { tenantId, poolId, policy, updatedAt }];
+      held = [
+        { tenantId, poolId: randomUUID(), policy: { ...policy, idleWindowSec: 99 }, updatedAt },
+        { tenantId, poolId, policy, updatedAt },
+      ];
       const set = await sys.http('GET', `/v1/pools/${poolId}/sleep`);
       expect(set.status).toBe(200);
       expect(set.body).toEqual({ poolId, policy, default: false, updatedAt });
@@ -141,7 +151,7 @@ describe('the sleep API', () => {
     }
   });
 
-  it("tells how the socket activator reaches a node: 503 naming it when silent, then its public ports in proxy mode", async () => {
+  it('tells how the socket activator reaches a node: 503 naming it when silent, then its public ports in proxy mode', async () => {
     const silent = await sys.http('GET', `/v1/nodes/${nodeId}/activation`);
     expect(silent.status).toBe(503);
     expect(silent.body.message).toBe('socket-activator is unavailable; retry shortly');
@@ -154,7 +164,7 @@ describe('the sleep API', () => {
         () => sys.http('GET', `/v1/nodes/${nodeId}/activation`),
         (r) => r.status === 200 && r.body.ports.length > 0 && r.body.ports.every((p: { publicPort: number | null }) => p.publicPort !== null),
         15_000,
-        'the node\'s public ports',
+        "the node's public ports",
       );
       expect(seen.body).toMatchObject({ nodeId, mode: 'proxy', state: 'awake' });
       const node = (await sys.http('GET', `/v1/nodes/${nodeId}`)).body;
@@ -187,7 +197,12 @@ describe('the sleep API', () => {
     // It first carries out what the tests above queued (policies, a manual sleep it cannot arm
     // without an activator); the policy below must come last.
     const jsm = await jetstreamManager(nc);
-    await eventually(() => jsm.streams.info('CMD_SLEEP_CONTROLLER'), (info) => info.state.messages === 0, 20_000, 'earlier sleep commands carried out');
+    await eventually(
+      () => jsm.streams.info('CMD_SLEEP_CONTROLLER'),
+      (info) => info.state.messages === 0,
+      20_000,
+      'earlier sleep commands carried out',
+    );
 
     const policy = { enabled: true, idleWindowSec: 7, minAwake: 1, probeIntervalMs: 25, probeTimeoutMs: 4_000 };
     const placed = await sys.http('PUT', `/v1/pools/${poolId}/sleep`, { body: policy });
@@ -224,7 +239,12 @@ describe('the sleep API', () => {
   it('answers 503 naming exit-node-manager when it cannot say whether the pool or node exists', async () => {
     await sys.processes('exit-node-manager')[0]!.stop('SIGTERM');
     const before = await orderCount();
-    for (const [method, path] of [['PUT', `/v1/pools/${poolId}/sleep`], ['GET', `/v1/pools/${poolId}/sleep`], ['POST', `/v1/nodes/${nodeId}/sleep`], ['POST', `/v1/nodes/${nodeId}/wake`]] as const) {
+    for (const [method, path] of [
+      ['PUT', `/v1/pools/${poolId}/sleep`],
+      ['GET', `/v1/pools/${poolId}/sleep`],
+      ['POST', `/v1/nodes/${nodeId}/sleep`],
+      ['POST', `/v1/nodes/${nodeId}/wake`],
+    ] as const) {
       const res = await sys.http(method, path, method === 'PUT' ? { body: { enabled: true } } : {});
       expect(res.status, `${method} ${path}`).toBe(503);
       expect(res.body.message, `${method} ${path}`).toBe('exit-node-manager is unavailable; retry shortly');

@@ -44,18 +44,22 @@ describe('bus', () => {
   it('delivers once per msgId, retries a failing handler, and dead-letters a rejected message', async () => {
     const seen: string[] = [];
     let failuresLeft = 2;
-    const consumption = gateway.consume('apiGatewayOrders', {
-      'order.evt.progress': async (e) => {
-        seen.push(`progress:${e.message}`);
+    const consumption = gateway.consume(
+      'apiGatewayOrders',
+      {
+        'order.evt.progress': async (e) => {
+          seen.push(`progress:${e.message}`);
+        },
+        'order.evt.fulfilled': async (e, delivery) => {
+          if (failuresLeft-- > 0) throw new Error('database busy');
+          seen.push(`fulfilled:${delivery.deliveryCount}:${e.orderId}`);
+        },
+        'order.evt.failed': async () => {
+          throw new Rejection('order belongs to nobody');
+        },
       },
-      'order.evt.fulfilled': async (e, delivery) => {
-        if (failuresLeft-- > 0) throw new Error('database busy');
-        seen.push(`fulfilled:${delivery.deliveryCount}:${e.orderId}`);
-      },
-      'order.evt.failed': async () => {
-        throw new Rejection('order belongs to nobody');
-      },
-    }, { retryDelayMs: () => 50 });
+      { retryDelayMs: () => 50 },
+    );
 
     const orderId = randomUUID();
     await gateway.publish('order.evt.progress', { orderId, tenantId, message: 'once' }, { msgId: 'progress-1' });
@@ -63,7 +67,13 @@ describe('bus', () => {
     await gateway.publish('order.evt.fulfilled', { orderId, tenantId, result: {} });
     await gateway.publish('order.evt.failed', { orderId, tenantId, reason: 'no capacity' });
 
-    await eventually(() => seen.length, (n) => n >= 2, 10_000, 'two handled', { intervalMs: 50, returnLast: true });
+    await eventually(
+      () => seen.length,
+      (n) => n >= 2,
+      10_000,
+      'two handled',
+      { intervalMs: 50, returnLast: true },
+    );
     // Time for a duplicate or the failed event to be handled after all: the check below says none was.
     await sleep(300);
     await consumption.stop();
@@ -104,11 +114,15 @@ describe('bus', () => {
     });
     const tracer = trace.getTracer('bus-test');
     const root = tracer.startSpan('root');
-    await context.with(trace.setSpan(context.active(), root), () =>
-      gateway.publish('order.evt.progress', { orderId: randomUUID(), tenantId, message: 'traced' }),
-    );
+    await context.with(trace.setSpan(context.active(), root), () => gateway.publish('order.evt.progress', { orderId: randomUUID(), tenantId, message: 'traced' }));
     root.end();
-    await eventually(() => received.length, (n) => n >= 1, 10_000, 'the traced event handled', { intervalMs: 50, returnLast: true });
+    await eventually(
+      () => received.length,
+      (n) => n >= 1,
+      10_000,
+      'the traced event handled',
+      { intervalMs: 50, returnLast: true },
+    );
     await consumption.stop();
     expect(received).toEqual([root.spanContext().traceId]);
 

@@ -19,7 +19,10 @@ describe('a malformed command', () => {
     const [tenant] = await sys.db.query<{ id: string }>("select id from tenants where name = 'admin'");
 
     await js.publish('pool.cmd.create', '{"orderId": "not json');
-    await js.publish('pool.cmd.create', JSON.stringify({ orderId: randomUUID(), tenantId: tenant!.id, poolId: randomUUID(), spec: { name: 'x', kind: 'exit', nodes: { min: 'many' } } }));
+    await js.publish(
+      'pool.cmd.create',
+      JSON.stringify({ orderId: randomUUID(), tenantId: tenant!.id, poolId: randomUUID(), spec: { name: 'x', kind: 'exit', nodes: { min: 'many' } } }),
+    );
 
     const dead = await eventuallyMessages(jsm, 2);
     expect(dead.map((m) => m.subject)).toEqual(['dlq.pool.cmd.create', 'dlq.pool.cmd.create']);
@@ -41,7 +44,13 @@ describe('a malformed command', () => {
 });
 
 async function eventuallyMessages(jsm: Awaited<ReturnType<typeof jetstreamManager>>, count: number) {
-  await eventually(() => jsm.streams.info('DLQ'), (info) => info.state.messages >= count, 15_000, `${count} dead letters`, { intervalMs: 100, returnLast: true });
+  await eventually(
+    () => jsm.streams.info('DLQ'),
+    (info) => info.state.messages >= count,
+    15_000,
+    `${count} dead letters`,
+    { intervalMs: 100, returnLast: true },
+  );
   const out: Array<{ subject: string; reason: string; service: string; data: string }> = [];
   for (let seq = 1; seq <= count; seq++) {
     const m = await jsm.streams.getMessage('DLQ', { seq });

@@ -46,7 +46,13 @@ describe('exit-node-manager heals, samples and drains', () => {
   });
 
   const next = async (match: (m: { subject: string; data: any }) => boolean, timeoutMs: number, after = 0) => {
-    const found = await eventually(() => seen.slice(after).find(match), (m) => m !== undefined, timeoutMs, 'a matching message', { intervalMs: 20, returnLast: true });
+    const found = await eventually(
+      () => seen.slice(after).find(match),
+      (m) => m !== undefined,
+      timeoutMs,
+      'a matching message',
+      { intervalMs: 20, returnLast: true },
+    );
     if (!found) throw new Error(`no matching message in ${timeoutMs} ms; last: ${JSON.stringify(seen.slice(-8).map((m) => [m.subject, m.data.nodeId]))}`);
     return found;
   };
@@ -64,7 +70,13 @@ describe('exit-node-manager heals, samples and drains', () => {
   const viewOf = async (nodeId: string) => (await ask('node.req.list', { tenantId, nodeId })).nodes[0];
   // node.evt.started goes out just before the row is written.
   const runningView = async (nodeId: string) => {
-    return eventually(() => viewOf(nodeId), (view) => view.status === 'running', 3_000, `node ${nodeId} running`, { intervalMs: 50, returnLast: true });
+    return eventually(
+      () => viewOf(nodeId),
+      (view) => view.status === 'running',
+      3_000,
+      `node ${nodeId} running`,
+      { intervalMs: 50, returnLast: true },
+    );
   };
   const containersOf = (nodeId: string) => docker.listContainers({ all: true, filters: { label: [`io.switchyard.node=${nodeId}`] } });
   const proxiedGet = (proxyPort: number) =>
@@ -80,7 +92,13 @@ describe('exit-node-manager heals, samples and drains', () => {
     });
   // "running" is Docker's word: the process inside may need a moment before it listens.
   const proxiedGetSoon = async (proxyPort: number) => {
-    const answer = await eventually(() => proxiedGet(proxyPort).catch((err: Error) => err), (r) => !(r instanceof Error), 5_000, 'a proxied answer', { intervalMs: 50, returnLast: true });
+    const answer = await eventually(
+      () => proxiedGet(proxyPort).catch((err: Error) => err),
+      (r) => !(r instanceof Error),
+      5_000,
+      'a proxied answer',
+      { intervalMs: 50, returnLast: true },
+    );
     if (answer instanceof Error) throw answer;
     return answer;
   };
@@ -95,7 +113,10 @@ describe('exit-node-manager heals, samples and drains', () => {
     const nodeId = created.result.nodeIds[0] as string;
     const view = await viewOf(nodeId);
     expect(view).toMatchObject({ nodeId, kind: 'exit', status: 'running', country: 'JP', region: 'Kanto', city: 'Tokyo', server: null });
-    expect(view.ports.map((p: any) => [p.name, p.hostIp])).toEqual([['proxy', '127.0.0.1'], ['control', '127.0.0.1']]);
+    expect(view.ports.map((p: any) => [p.name, p.hostIp])).toEqual([
+      ['proxy', '127.0.0.1'],
+      ['control', '127.0.0.1'],
+    ]);
     const first = await proxiedGetSoon(proxyPortOf(view));
     expect(first).toMatchObject({ status: 200, body: 'hello' });
     expect(first.via).toContain(nodeId);
@@ -162,7 +183,7 @@ describe('exit-node-manager heals, samples and drains', () => {
     const snapshot = await ask('pool.req.snapshot', {});
     expect(snapshot.pools.map((p: any) => p.name)).toEqual(expect.arrayContaining(['oslo', 'stockholm']));
     expect(snapshot.nodes.find((n: any) => n.nodeId === nodeId)).toMatchObject({ country: 'NO', status: 'running' });
-    expect((await ask('pool.req.snapshot', { tenantId: randomUUID() }))).toEqual({ pools: [], nodes: [] });
+    expect(await ask('pool.req.snapshot', { tenantId: randomUUID() })).toEqual({ pools: [], nodes: [] });
 
     // Stopped on purpose: not a death, and no longer sampled.
     const mark = seen.length;
@@ -172,7 +193,12 @@ describe('exit-node-manager heals, samples and drains', () => {
     expect(after.filter((m) => m.subject === 'node.evt.died' && m.data.nodeId === nodeId)).toEqual([]);
     const lastStats = after.filter((m) => m.subject === 'node.evt.stats' && m.data.nodeId === nodeId).at(-1);
     await sleep(700);
-    expect(seen.slice(mark).filter((m) => m.subject === 'node.evt.stats' && m.data.nodeId === nodeId).at(-1)).toBe(lastStats);
+    expect(
+      seen
+        .slice(mark)
+        .filter((m) => m.subject === 'node.evt.stats' && m.data.nodeId === nodeId)
+        .at(-1),
+    ).toBe(lastStats);
   });
 
   it('adds a node with a given id and server to the country pool, idempotently, and drains it before removal', async () => {
@@ -208,7 +234,10 @@ describe('exit-node-manager heals, samples and drains', () => {
     const mark = seen.length;
     const down = await order({ type: 'pool.scale', poolId: done.data.result.poolId, nodes: { min: 1, max: 2 } });
     expect(down.status, down.reason).toBe('fulfilled');
-    const events = seen.slice(mark).filter((m) => m.data.nodeId === second.nodeId).map((m) => m.subject);
+    const events = seen
+      .slice(mark)
+      .filter((m) => m.data.nodeId === second.nodeId)
+      .map((m) => m.subject);
     expect(events.filter((s) => s === 'node.evt.draining' || s === 'node.evt.removed')).toEqual(['node.evt.draining', 'node.evt.removed']);
     expect(await containersOf(second.nodeId)).toEqual([]);
     expect((await runningView(nodeId)).status).toBe('running');

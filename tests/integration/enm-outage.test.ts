@@ -38,7 +38,13 @@ describe('exit-node-manager across a Docker outage and its own restart', () => {
   });
 
   const next = async (match: (m: { subject: string; data: any }) => boolean, timeoutMs: number, after: number) => {
-    const found = await eventually(() => seen.slice(after).find(match), (m) => m !== undefined, timeoutMs, 'a matching message', { intervalMs: 25, returnLast: true });
+    const found = await eventually(
+      () => seen.slice(after).find(match),
+      (m) => m !== undefined,
+      timeoutMs,
+      'a matching message',
+      { intervalMs: 25, returnLast: true },
+    );
     if (!found) throw new Error(`no matching message in ${timeoutMs} ms; last: ${JSON.stringify(seen.slice(-8).map((m) => [m.subject, m.data.nodeId]))}`);
     return found;
   };
@@ -52,7 +58,13 @@ describe('exit-node-manager across a Docker outage and its own restart', () => {
   };
   // node.evt.started goes out just before the row is written.
   const runningView = async (nodeId: string) => {
-    return eventually(() => nodeView(nodeId), (view) => view.status === 'running', 3_000, `node ${nodeId} running`, { intervalMs: 50, returnLast: true });
+    return eventually(
+      () => nodeView(nodeId),
+      (view) => view.status === 'running',
+      3_000,
+      `node ${nodeId} running`,
+      { intervalMs: 50, returnLast: true },
+    );
   };
 
   it('notices a node killed while Docker was unreachable and heals it when Docker is back', async () => {

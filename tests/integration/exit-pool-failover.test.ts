@@ -1,7 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { eventually, docker, startTestSystem, freePort, startLoopbackTarget, proxiedGet, watchSubjects, natsRequest, type TestSystem, type LoopbackTarget, type SubjectWatch } from '@switchyard/testkit';
+import {
+  eventually,
+  docker,
+  startTestSystem,
+  freePort,
+  startLoopbackTarget,
+  proxiedGet,
+  watchSubjects,
+  natsRequest,
+  type TestSystem,
+  type LoopbackTarget,
+  type SubjectWatch,
+} from '@switchyard/testkit';
 
 // The whole path at once — gateway, exit-node-manager, health-monitor, load-balancer, real
 // containers — for the two promises of failover: a node killed under load costs no client
@@ -118,7 +130,13 @@ describe('an exit pool under failure', () => {
       expect(up.at).toBeGreaterThan(down.at);
 
       const servedBeforeReturn = stream.servedBy.get(victim) ?? 0;
-      await eventually(() => stream.servedBy.get(victim) ?? 0, (n) => n !== servedBeforeReturn, 10_000, 'the healed node serving', { intervalMs: 100, returnLast: true });
+      await eventually(
+        () => stream.servedBy.get(victim) ?? 0,
+        (n) => n !== servedBeforeReturn,
+        10_000,
+        'the healed node serving',
+        { intervalMs: 100, returnLast: true },
+      );
       expect(stream.servedBy.get(victim) ?? 0).toBeGreaterThan(servedBeforeReturn);
     } finally {
       await stream.stop();

@@ -1,7 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import { eventually, docker, startTestSystem, natsRequest, watchSubjects, startSpeedTestTarget, type TestSystem, type SubjectWatch, type SpeedTestTarget } from '@switchyard/testkit';
+import {
+  eventually,
+  docker,
+  startTestSystem,
+  natsRequest,
+  watchSubjects,
+  startSpeedTestTarget,
+  type TestSystem,
+  type SubjectWatch,
+  type SpeedTestTarget,
+} from '@switchyard/testkit';
 
 // Timeouts as long as the interval: on a loaded 2-core machine a check through a container
 // can take over 100 ms, and a flapping node would blur what the tests look at.
@@ -115,7 +125,13 @@ describe('health-monitor', () => {
     expect(changes[0]!.data, JSON.stringify(changes.map((c) => c.data))).toMatchObject({ status: 'healthy', poolId: pools['exit']!.poolId, reason: '2 checks passed' });
 
     // The same figures, written to Redis within its one-second flush.
-    const hash = await eventually(() => redis.hgetall(`health:${exitNode}`), (h) => h['status'] === 'healthy', 5_000, 'the health in Redis', { returnLast: true });
+    const hash = await eventually(
+      () => redis.hgetall(`health:${exitNode}`),
+      (h) => h['status'] === 'healthy',
+      5_000,
+      'the health in Redis',
+      { returnLast: true },
+    );
     expect(hash).toMatchObject({ status: 'healthy', pool: pools['exit']!.poolId });
     expect(Number(hash['score'])).toBeGreaterThan(50);
     expect(hash['lastCheckAt']).toMatch(/^\d{4}-\d\d-\d\dT/);

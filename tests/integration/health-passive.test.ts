@@ -24,8 +24,7 @@ describe('health-monitor passive signals', () => {
   let nodeId: string;
   let tenantId: string;
 
-  const status = async (): Promise<Health | undefined> =>
-    (await natsRequest<{ nodes: Health[] }>(nc, 'health.req.status', { nodeIds: [nodeId] })).nodes[0];
+  const status = async (): Promise<Health | undefined> => (await natsRequest<{ nodes: Health[] }>(nc, 'health.req.status', { nodeIds: [nodeId] })).nodes[0];
 
   async function waitFor(match: (h: Health | undefined) => boolean, timeoutMs: number): Promise<Health | undefined> {
     let last: Health | undefined;

@@ -4,7 +4,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import { eventually, natsRequest, startLoopbackTarget, watchSubjects, rawExchange, freePort, EXIT_NODE_IMAGE, startTestSystem, type LoopbackTarget, type TestSystem } from '@switchyard/testkit';
+import {
+  eventually,
+  natsRequest,
+  startLoopbackTarget,
+  watchSubjects,
+  rawExchange,
+  freePort,
+  EXIT_NODE_IMAGE,
+  startTestSystem,
+  type LoopbackTarget,
+  type TestSystem,
+} from '@switchyard/testkit';
 
 // The load balancer in front of real exit nodes: exit-node-manager runs them as containers on
 // the host network (so they reach the test's loopback target) and health-monitor checks them
@@ -156,7 +167,10 @@ describe('load balancer in front of a pool of three exit nodes', () => {
         const activeOf = (t: Map<string, Traffic>) => nodeIds.map((id) => t.get(id)!.activeConnections);
         const during = await eventually(traffic, (t) => activeOf(t).reduce((a, b) => a + b) === 60, 5_000, 'the held tunnels counted', { returnLast: true });
         const active = activeOf(during);
-        expect(active.reduce((a, b) => a + b), strategy).toBe(60);
+        expect(
+          active.reduce((a, b) => a + b),
+          strategy,
+        ).toBe(60);
         if (strategy === 'least_connections') expect(active, strategy).toEqual([20, 20, 20]);
         else for (const a of active) expect(a, `${strategy}: ${active}`).toBeGreaterThanOrEqual(17);
         for (const id of nodeIds) expect(during.get(id)!.totalConnections - before.get(id)!.totalConnections).toBe(during.get(id)!.activeConnections);
@@ -319,7 +333,13 @@ describe('load balancer in front of a pool of three exit nodes', () => {
     await waitHealth(app.nodeIds, 'healthy');
     // The exit-node image's proxy is the app here: an absolute-form request through the
     // public port is served by one of the app's nodes.
-    const r = await eventually(() => curl(['-x', `http://127.0.0.1:${appPort}`, '-D', '-', `${target.url}/hello`]), (res) => res.code === 0, 15_000, 'the app port answering', { returnLast: true });
+    const r = await eventually(
+      () => curl(['-x', `http://127.0.0.1:${appPort}`, '-D', '-', `${target.url}/hello`]),
+      (res) => res.code === 0,
+      15_000,
+      'the app port answering',
+      { returnLast: true },
+    );
     expect(r.code, r.err).toBe(0);
     for (let i = 0; i < 6; i++) {
       const res = await curl(['-x', `http://127.0.0.1:${appPort}`, `${target.url}/hello`]);

@@ -4,7 +4,22 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
 import type { NodeView, PoolView } from '@switchyard/contracts';
-import { eventually, natsRequest, watchSubjects, askTcp, rawExchange, startRoutingPeer, startTaggedBackends, startNatsServer, freePort, startReady, type RoutingPeer, type TaggedBackends, type NatsServer, type ServiceProcess } from '@switchyard/testkit';
+import {
+  eventually,
+  natsRequest,
+  watchSubjects,
+  askTcp,
+  rawExchange,
+  startRoutingPeer,
+  startTaggedBackends,
+  startNatsServer,
+  freePort,
+  startReady,
+  type RoutingPeer,
+  type TaggedBackends,
+  type NatsServer,
+  type ServiceProcess,
+} from '@switchyard/testkit';
 import { aNodeServing, aPoolView } from '@switchyard/testkit/fixtures';
 
 // The load balancer as several worker processes, with its routing facts supplied by the test:
@@ -114,7 +129,10 @@ describe('load balancer workers and the routing table', () => {
 
   it('a node that refuses connections is retried on another, and reported with lb.evt.connfail', async () => {
     const port = await freePort();
-    const retryPool = aPoolView({ name: 'retry', kind: 'app', image: 'none', publicPort: await freePort(), strategy: 'round_robin', ports: [{ name: 'tcp', containerPort: 1 }] }, { tenantId });
+    const retryPool = aPoolView(
+      { name: 'retry', kind: 'app', image: 'none', publicPort: await freePort(), strategy: 'round_robin', ports: [{ name: 'tcp', containerPort: 1 }] },
+      { tenantId },
+    );
     const dead = aNodeServing(retryPool, port);
     const alive = aNodeServing(retryPool, backends.ports[2]!);
     const watch = watchSubjects(nc, ['lb.evt.connfail']);
@@ -141,10 +159,22 @@ describe('load balancer workers and the routing table', () => {
   it("node.evt.removed deletes the node's traffic counters", async () => {
     await spread(6);
     const key = `lb:traffic:${nodes[2]!.nodeId}`;
-    await eventually(() => redis.exists(key), (n) => n === 1, 5_000, 'counters in Redis', { intervalMs: 100, returnLast: true });
+    await eventually(
+      () => redis.exists(key),
+      (n) => n === 1,
+      5_000,
+      'counters in Redis',
+      { intervalMs: 100, returnLast: true },
+    );
     expect(await redis.hget(key, 'total')).not.toBeNull();
     await publish('node.evt.removed', nodes[2]!, { reason: 'test' });
-    await eventually(() => redis.exists(key), (n) => n === 0, 5_000, 'counters deleted', { intervalMs: 100, returnLast: true });
+    await eventually(
+      () => redis.exists(key),
+      (n) => n === 0,
+      5_000,
+      'counters deleted',
+      { intervalMs: 100, returnLast: true },
+    );
     expect(await redis.exists(key)).toBe(0);
     // The workers' next flushes do not bring it back.
     await sleep(1500);
@@ -163,13 +193,29 @@ describe('load balancer workers and the routing table', () => {
     // (the test above may have done it already).
     await lb.stop('SIGTERM');
     const limitedPort = await freePort();
-    const limited = aPoolView({ name: 'limited', kind: 'app', image: 'none', publicPort: limitedPort, strategy: 'least_connections', limits: { softConnections: 1, hardConnections: 2 }, ports: [{ name: 'tcp', containerPort: 1 }] }, { tenantId });
+    const limited = aPoolView(
+      {
+        name: 'limited',
+        kind: 'app',
+        image: 'none',
+        publicPort: limitedPort,
+        strategy: 'least_connections',
+        limits: { softConnections: 1, hardConnections: 2 },
+        ports: [{ name: 'tcp', containerPort: 1 }],
+      },
+      { tenantId },
+    );
     // A single process of its own, so a worker's share of the limits is the whole limit.
     const single = await startReady('load-balancer', await env({ LB_WORKERS: '1' }));
     const held: Array<{ socket: { destroy(): void } }> = [];
     try {
       nc.publish('pool.evt.changed', JSON.stringify({ tenantId, poolId: limited.poolId, name: limited.name, spec: limited.spec, at: new Date().toISOString() }));
-      for (const port of backends.ports.slice(0, 2)) await publish('node.evt.started', aNodeServing(limited, port), { containerId: 'x', ports: [{ name: 'tcp', containerPort: port, hostIp: '127.0.0.1', hostPort: port }], startMs: 1 });
+      for (const port of backends.ports.slice(0, 2))
+        await publish('node.evt.started', aNodeServing(limited, port), {
+          containerId: 'x',
+          ports: [{ name: 'tcp', containerPort: port, hostIp: '127.0.0.1', hostPort: port }],
+          startMs: 1,
+        });
       // Soft limit 1: one each first; then up to the hard limit of 2 each; the fifth is refused.
       const answers: string[] = [];
       for (let i = 0; i < 4; i++) {

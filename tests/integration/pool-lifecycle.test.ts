@@ -15,8 +15,7 @@ describe('pool and node orders', () => {
     expect(placed.status, JSON.stringify(placed.body)).toBe(202);
     return sys.waitForOrder(placed.body.id, ['fulfilled', 'failed']);
   };
-  const poolContainers = async (poolId: string) =>
-    docker.listContainers({ all: true, filters: { label: [`io.switchyard.pool=${poolId}`] } });
+  const poolContainers = async (poolId: string) => docker.listContainers({ all: true, filters: { label: [`io.switchyard.pool=${poolId}`] } });
 
   it('creates, scales up and down, stops, starts, restarts and deletes', async () => {
     const created = await order(poolOrder('paris', 'FR', 1));

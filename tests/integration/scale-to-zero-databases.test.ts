@@ -34,7 +34,13 @@ describe.each(MODES)('sleeping databases answer their clients, activator in %s m
 
     // Started is not ready: the server takes a moment after its container starts. Setup may
     // retry; the client run against the sleeping node below may not.
-    await eventually(() => psql('select 1'), (r) => r.code === 0, 15_000, 'psql answered', { intervalMs: 100, returnLast: true });
+    await eventually(
+      () => psql('select 1'),
+      (r) => r.code === 0,
+      15_000,
+      'psql answered',
+      { intervalMs: 100, returnLast: true },
+    );
     // A stop keeps the container's writable layer: what was written before the sleep is there after it.
     const written = await psql("create table notes (body text); insert into notes values ('before the sleep')");
     expect(written.code, written.stderr).toBe(0);

@@ -19,7 +19,7 @@ describe('a sleeping app pool behind the load balancer', () => {
     await s?.close();
   });
 
-  it('wakes a node for a connection to the pool\'s public port, which is answered with no client retry', async () => {
+  it("wakes a node for a connection to the pool's public port, which is answered with no client retry", async () => {
     const { poolId, nodeIds } = await s.createAppPool({ name: 'blog', image: HTTP_APP_IMAGE, containerPort: HTTP_APP_PORT, publicPort });
     const nodeId = nodeIds[0]!;
     const policy = await s.setSleepPolicy(poolId, { enabled: true, idleWindowSec: 600 });

@@ -39,7 +39,10 @@ describe('sleep-controller puts idle nodes to sleep', () => {
 
   afterAll(async () => {
     await sys?.close();
-    await docker.getImage(testImage).remove().catch(() => undefined);
+    await docker
+      .getImage(testImage)
+      .remove()
+      .catch(() => undefined);
   });
 
   beforeEach(() => {
@@ -74,11 +77,23 @@ describe('sleep-controller puts idle nodes to sleep', () => {
 
   /** exit-node-manager publishes a node's event before it writes the row a view reads. */
   async function viewWhen(nodeId: string, status: string): Promise<NodeView> {
-    return eventually(() => view(nodeId), (v) => v.status === status, 5_000, `node ${nodeId} ${status}`, { intervalMs: 100, returnLast: true });
+    return eventually(
+      () => view(nodeId),
+      (v) => v.status === status,
+      5_000,
+      `node ${nodeId} ${status}`,
+      { intervalMs: 100, returnLast: true },
+    );
   }
 
   async function runningView(nodeId: string): Promise<NodeView> {
-    return eventually(() => view(nodeId), (v) => v.status === 'running' && v.ports.length > 0, 10_000, `node ${nodeId} running`, { intervalMs: 100 });
+    return eventually(
+      () => view(nodeId),
+      (v) => v.status === 'running' && v.ports.length > 0,
+      10_000,
+      `node ${nodeId} running`,
+      { intervalMs: 100 },
+    );
   }
 
   async function order(method: string, path: string, body?: unknown) {

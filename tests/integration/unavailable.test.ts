@@ -33,14 +33,26 @@ describe('when a dependency is down', () => {
     expect((await sys.http('GET', '/healthz', { key: null })).body).toMatchObject({ status: 'degraded', database: false });
 
     await pgLink.restore();
-    const up = await eventually(() => sys.http('POST', '/v1/orders', { body: poolOrder('madrid', 'ES') }), (r) => r.status === 202, 15_000, 'an order taken', { returnLast: true });
+    const up = await eventually(
+      () => sys.http('POST', '/v1/orders', { body: poolOrder('madrid', 'ES') }),
+      (r) => r.status === 202,
+      15_000,
+      'an order taken',
+      { returnLast: true },
+    );
     expect((await sys.waitForOrder(up.body.id, ['fulfilled', 'failed'])).status).toBe('fulfilled');
   });
 
   it('answers 503 for what needs NATS while it is unreachable, and recovers', async () => {
     expect((await sys.http('GET', '/v1/nodes')).status).toBe(200);
     await natsLink.cut();
-    const down = await eventually(() => sys.http('GET', '/v1/nodes'), (r) => r.status !== 200, 15_000, 'nodes refused', { returnLast: true });
+    const down = await eventually(
+      () => sys.http('GET', '/v1/nodes'),
+      (r) => r.status !== 200,
+      15_000,
+      'nodes refused',
+      { returnLast: true },
+    );
     expect(down.status).toBe(503);
     expect(down.body.error).toBe('unavailable');
     expect((await sys.http('GET', '/healthz', { key: null })).body).toMatchObject({ status: 'degraded', nats: false });
@@ -49,7 +61,13 @@ describe('when a dependency is down', () => {
     expect(placed.status).toBe(202);
 
     await natsLink.restore();
-    const up = await eventually(() => sys.http('GET', '/v1/nodes'), (r) => r.status === 200, 20_000, 'nodes listed', { returnLast: true });
+    const up = await eventually(
+      () => sys.http('GET', '/v1/nodes'),
+      (r) => r.status === 200,
+      20_000,
+      'nodes listed',
+      { returnLast: true },
+    );
     expect(up.status).toBe(200);
     expect((await sys.http('GET', '/healthz', { key: null })).body).toEqual({ status: 'ok', database: true, nats: true });
     expect((await sys.waitForOrder(placed.body.id, ['fulfilled', 'failed'])).status).toBe('fulfilled');

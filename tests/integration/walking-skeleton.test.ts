@@ -51,7 +51,15 @@ describe('an order for an exit pool, end to end', () => {
     // the container's state; its server may need a moment more to listen.
     const control = info.NetworkSettings.Ports['8000/tcp']?.[0];
     expect(control?.HostIp).toBe('127.0.0.1');
-    const status = await firstDefined(() => fetch(`http://127.0.0.1:${control!.HostPort}/v1/openvpn/status`).then((r) => r.json(), () => undefined), 10_000, 'the node\'s status');
+    const status = await firstDefined(
+      () =>
+        fetch(`http://127.0.0.1:${control!.HostPort}/v1/openvpn/status`).then(
+          (r) => r.json(),
+          () => undefined,
+        ),
+      10_000,
+      "the node's status",
+    );
     expect(status).toEqual({ status: 'running' });
     // Its HTTP proxy forwards (here to the node's own control server: the bridge network
     // keeps the host's loopback out of reach, as it should).
@@ -80,20 +88,26 @@ describe('an order for an exit pool, end to end', () => {
       headers: { traceparent: `00-${traceId}-${clientSpanId}-01` },
     });
     await sys.waitForOrder(placed.body.id, ['fulfilled']);
-    const inTrace = await firstDefined(() => {
-      const spans = otlp.spans().filter((s) => s.traceId === traceId);
-      return spans.some((s) => s.name === 'docker container.start') && spans.some((s) => s.name === 'order.evt.fulfilled process') ? spans : undefined;
-    }, 15_000, 'the order\'s spans');
+    const inTrace = await firstDefined(
+      () => {
+        const spans = otlp.spans().filter((s) => s.traceId === traceId);
+        return spans.some((s) => s.name === 'docker container.start') && spans.some((s) => s.name === 'order.evt.fulfilled process') ? spans : undefined;
+      },
+      15_000,
+      "the order's spans",
+    );
     expect(new Set(inTrace.map((s) => s.service))).toEqual(new Set(['api-gateway', 'exit-node-manager']));
-    expect(inTrace.map((s) => `${s.service}: ${s.name}`)).toEqual(expect.arrayContaining([
-      'api-gateway: POST /v1/orders',
-      'api-gateway: pool.cmd.create publish',
-      'exit-node-manager: pool.cmd.create process',
-      'exit-node-manager: docker container.create',
-      'exit-node-manager: docker container.start',
-      'exit-node-manager: order.evt.fulfilled publish',
-      'api-gateway: order.evt.fulfilled process',
-    ]));
+    expect(inTrace.map((s) => `${s.service}: ${s.name}`)).toEqual(
+      expect.arrayContaining([
+        'api-gateway: POST /v1/orders',
+        'api-gateway: pool.cmd.create publish',
+        'exit-node-manager: pool.cmd.create process',
+        'exit-node-manager: docker container.create',
+        'exit-node-manager: docker container.start',
+        'exit-node-manager: order.evt.fulfilled publish',
+        'api-gateway: order.evt.fulfilled process',
+      ]),
+    );
     // Every span hangs off another span of the same trace (or the caller's): no broken links.
     const ids = new Set([clientSpanId, ...inTrace.map((s) => s.spanId)]);
     for (const s of inTrace) expect(ids.has(s.parentSpanId), `${s.service}: ${s.name}`).toBe(true);
@@ -156,7 +170,10 @@ describe('an order for an exit pool, end to end', () => {
       const res = await sys.http('POST', '/v1/orders', req);
       expect(res.status, label).toBe(400);
       expect(res.body.error, label).toBe('bad_request');
-      expect(res.body.issues.map((i: { field: string }) => i.field), label).toContain(field);
+      expect(
+        res.body.issues.map((i: { field: string }) => i.field),
+        label,
+      ).toContain(field);
     }
     const badKey = await sys.http('POST', '/v1/orders', { body: poolOrder('a'), headers: { 'idempotency-key': 'has spaces' } });
     expect(badKey.status).toBe(400);

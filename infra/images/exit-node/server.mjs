@@ -10,16 +10,14 @@ const PROXY_PORT = Number(env.HTTPPROXY_PORT ?? 8888);
 const CONTROL_PORT = Number(env.CONTROL_PORT ?? 8000);
 // Who forwarded a request, in the Via header, so a client can tell which node served it.
 const VIA = `1.1 ${env.NODE_ID || os.hostname()}`;
-const PROXY_AUTH = env.HTTPPROXY_USER
-  ? 'Basic ' + Buffer.from(`${env.HTTPPROXY_USER}:${env.HTTPPROXY_PASSWORD ?? ''}`).toString('base64')
-  : null;
-const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection',
-  'te', 'trailer', 'transfer-encoding', 'upgrade',
-]);
+const PROXY_AUTH = env.HTTPPROXY_USER ? 'Basic ' + Buffer.from(`${env.HTTPPROXY_USER}:${env.HTTPPROXY_PASSWORD ?? ''}`).toString('base64') : null;
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
 const sockets = new Set(); // every socket, so shutdown does not wait for idle clients
-const track = (s) => { sockets.add(s); s.once('close', () => sockets.delete(s)); };
+const track = (s) => {
+  sockets.add(s);
+  s.once('close', () => sockets.delete(s));
+};
 
 function rawReply(socket, status, text) {
   socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
@@ -44,82 +42,85 @@ function parseAuthority(authority) {
 let delayMs = 0;
 const delayed = (fn) => (delayMs > 0 ? setTimeout(fn, delayMs) : fn());
 
-const proxy = http.createServer((req, res) => delayed(() => {
-  if (!authorized(req)) {
-    res.writeHead(407, { 'Proxy-Authenticate': 'Basic realm="exit-node"' }).end();
-    return;
-  }
-  let target;
-  try {
-    target = new URL(req.url);
-  } catch {
-    res.writeHead(400, { 'Content-Type': 'text/plain' }).end('absolute-form http:// URL required\n');
-    return;
-  }
-  if (target.protocol !== 'http:' || !target.hostname) {
-    res.writeHead(400, { 'Content-Type': 'text/plain' }).end('only http:// is forwarded; use CONNECT\n');
-    return;
-  }
-  const headers = {};
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (!HOP_BY_HOP.has(name)) headers[name] = value;
-  }
-  headers.via = headers.via ? `${headers.via}, ${VIA}` : VIA;
-  const upstream = http.request({
-    host: target.hostname.replace(/^\[|\]$/g, ''),
-    port: target.port || 80,
-    method: req.method,
-    path: target.pathname + target.search,
-    headers,
-  });
-  upstream.on('response', (up) => {
-    const out = {};
-    for (const [name, value] of Object.entries(up.headers)) {
-      if (!HOP_BY_HOP.has(name)) out[name] = value;
+const proxy = http.createServer((req, res) =>
+  delayed(() => {
+    if (!authorized(req)) {
+      res.writeHead(407, { 'Proxy-Authenticate': 'Basic realm="exit-node"' }).end();
+      return;
     }
-    res.writeHead(up.statusCode, up.statusMessage, out);
-    up.pipe(res);
-  });
-  upstream.on('error', () => {
-    if (!res.headersSent) res.writeHead(502, { 'Content-Type': 'text/plain' }).end('bad gateway\n');
-    else res.destroy();
-  });
-  res.on('close', () => upstream.destroy());
-  req.pipe(upstream);
-}));
+    let target;
+    try {
+      target = new URL(req.url);
+    } catch {
+      res.writeHead(400, { 'Content-Type': 'text/plain' }).end('absolute-form http:// URL required\n');
+      return;
+    }
+    if (target.protocol !== 'http:' || !target.hostname) {
+      res.writeHead(400, { 'Content-Type': 'text/plain' }).end('only http:// is forwarded; use CONNECT\n');
+      return;
+    }
+    const headers = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (!HOP_BY_HOP.has(name)) headers[name] = value;
+    }
+    headers.via = headers.via ? `${headers.via}, ${VIA}` : VIA;
+    const upstream = http.request({
+      host: target.hostname.replace(/^\[|\]$/g, ''),
+      port: target.port || 80,
+      method: req.method,
+      path: target.pathname + target.search,
+      headers,
+    });
+    upstream.on('response', (up) => {
+      const out = {};
+      for (const [name, value] of Object.entries(up.headers)) {
+        if (!HOP_BY_HOP.has(name)) out[name] = value;
+      }
+      res.writeHead(up.statusCode, up.statusMessage, out);
+      up.pipe(res);
+    });
+    upstream.on('error', () => {
+      if (!res.headersSent) res.writeHead(502, { 'Content-Type': 'text/plain' }).end('bad gateway\n');
+      else res.destroy();
+    });
+    res.on('close', () => upstream.destroy());
+    req.pipe(upstream);
+  }),
+);
 
-proxy.on('connect', (req, client, head) => delayed(() => {
-  track(client);
-  client.on('error', () => {});
-  if (!authorized(req)) {
-    client.end('HTTP/1.1 407 Proxy Authentication Required\r\n'
-      + 'Proxy-Authenticate: Basic realm="exit-node"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
-    return;
-  }
-  const target = parseAuthority(req.url);
-  if (!target) return rawReply(client, 400, 'Bad Request');
-  const upstream = net.connect(target.port, target.host);
-  track(upstream);
-  let connected = false;
-  upstream.once('connect', () => {
-    connected = true;
-    upstream.setNoDelay(true);
-    client.setNoDelay(true);
-    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    if (head.length) upstream.write(head);
-    upstream.pipe(client);
-    client.pipe(upstream);
-  });
-  upstream.on('error', () => {
-    if (!connected) rawReply(client, 502, 'Bad Gateway');
-    else client.destroy();
-  });
-  // A clean close ends the other side (flushing what it still holds); an error drops it.
-  client.on('close', (hadError) => (hadError || !connected ? upstream.destroy() : upstream.end()));
-  upstream.on('close', (hadError) => {
-    if (connected) hadError ? client.destroy() : client.end();
-  });
-}));
+proxy.on('connect', (req, client, head) =>
+  delayed(() => {
+    track(client);
+    client.on('error', () => {});
+    if (!authorized(req)) {
+      client.end('HTTP/1.1 407 Proxy Authentication Required\r\n' + 'Proxy-Authenticate: Basic realm="exit-node"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    const target = parseAuthority(req.url);
+    if (!target) return rawReply(client, 400, 'Bad Request');
+    const upstream = net.connect(target.port, target.host);
+    track(upstream);
+    let connected = false;
+    upstream.once('connect', () => {
+      connected = true;
+      upstream.setNoDelay(true);
+      client.setNoDelay(true);
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on('error', () => {
+      if (!connected) rawReply(client, 502, 'Bad Gateway');
+      else client.destroy();
+    });
+    // A clean close ends the other side (flushing what it still holds); an error drops it.
+    client.on('close', (hadError) => (hadError || !connected ? upstream.destroy() : upstream.end()));
+    upstream.on('close', (hadError) => {
+      if (connected) hadError ? client.destroy() : client.end();
+    });
+  }),
+);
 
 function json(res, status, body) {
   res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
@@ -136,7 +137,11 @@ const control = http.createServer((req, res) => {
     req.on('data', (c) => (body += c));
     req.on('end', () => {
       let ms = NaN;
-      try { ms = Number(JSON.parse(body || '{}').ms); } catch { /* answered below */ }
+      try {
+        ms = Number(JSON.parse(body || '{}').ms);
+      } catch {
+        /* answered below */
+      }
       if (!Number.isInteger(ms) || ms < 0 || ms > 60_000) return json(res, 400, { error: 'ms: an integer from 0 to 60000' });
       delayMs = ms;
       json(res, 200, { ms });
@@ -174,8 +179,7 @@ process.once('SIGINT', () => shutdown('SIGINT'));
 
 try {
   const [p, c] = await Promise.all([listen(proxy, PROXY_PORT), listen(control, CONTROL_PORT)]);
-  console.log(`exit-node: http proxy on ${BIND}:${p}, control server on ${BIND}:${c}, `
-    + `country=${env.SERVER_COUNTRIES ?? ''} public_ip=${env.PUBLIC_IP || '127.0.0.1'}`);
+  console.log(`exit-node: http proxy on ${BIND}:${p}, control server on ${BIND}:${c}, ` + `country=${env.SERVER_COUNTRIES ?? ''} public_ip=${env.PUBLIC_IP || '127.0.0.1'}`);
 } catch (err) {
   console.error(`exit-node: cannot listen: ${err.message}`);
   process.exit(1);

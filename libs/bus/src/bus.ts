@@ -138,11 +138,14 @@ export function createBus(nc: NatsConnection, service: ServiceName, busOpts: Bus
   }
 
   async function deadLetter(subject: string, data: Uint8Array, reason: string, original?: MsgHdrs, msgId?: string) {
-    const h = traceHeaders({
-      [HEADERS.deadLetterReason]: reason.slice(0, 1024),
-      [HEADERS.deadLetterService]: service,
-      [HEADERS.deadLetterSubject]: subject,
-    }, original ? contextFromHeaders(original) : context.active());
+    const h = traceHeaders(
+      {
+        [HEADERS.deadLetterReason]: reason.slice(0, 1024),
+        [HEADERS.deadLetterService]: service,
+        [HEADERS.deadLetterSubject]: subject,
+      },
+      original ? contextFromHeaders(original) : context.active(),
+    );
     await js.publish(deadLetterSubject(subject), data, { headers: h, ...(msgId ? { msgID: msgId } : {}) });
   }
 
@@ -192,7 +195,11 @@ export function createBus(nc: NatsConnection, service: ServiceName, busOpts: Bus
     async function handle(m: JsMsg): Promise<void> {
       const subject = m.subject;
       const parent = contextFromHeaders(m.headers);
-      const span = tracer.startSpan(`${subject} process`, { kind: SpanKind.CONSUMER, attributes: { ...messagingAttributes(subject, 'process'), 'messaging.consumer.group.name': def.durable } }, parent);
+      const span = tracer.startSpan(
+        `${subject} process`,
+        { kind: SpanKind.CONSUMER, attributes: { ...messagingAttributes(subject, 'process'), 'messaging.consumer.group.name': def.durable } },
+        parent,
+      );
       const msgId = `${def.stream}:${m.info.streamSequence}:${def.durable}`;
       // A short ackWait redelivers quickly after a crash; a long handler says it is still at it.
       const heartbeat = setInterval(() => m.working(), Math.max(500, def.ackWaitMs / 3));

@@ -1,11 +1,4 @@
-import {
-  ClosedConnectionError,
-  ConnectionError,
-  DrainingConnectionError,
-  NoRespondersError,
-  RequestError,
-  TimeoutError,
-} from '@nats-io/transport-node';
+import { ClosedConnectionError, ConnectionError, DrainingConnectionError, NoRespondersError, RequestError, TimeoutError } from '@nats-io/transport-node';
 
 const UNAVAILABLE = [NoRespondersError, TimeoutError, RequestError, ClosedConnectionError, DrainingConnectionError, ConnectionError];
 

@@ -3,10 +3,7 @@ import { nanos } from '@nats-io/transport-node';
 import type { ConsumerDef, StreamDef } from '@switchyard/contracts';
 
 function isNotFound(err: unknown): boolean {
-  return (
-    err instanceof JetStreamApiError &&
-    (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.ConsumerNotFound)
-  );
+  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.ConsumerNotFound);
 }
 
 /** Creates the stream, or brings an existing one to the definition. */

@@ -30,10 +30,14 @@ export function contextFromHeaders(h: MsgHdrs | undefined): Context {
 /** Rebuilds a context from a stored W3C traceparent, e.g. one kept in an outbox row. */
 export function contextFromTraceparent(traceparent: string | null | undefined): Context {
   if (!traceparent) return ROOT_CONTEXT;
-  return propagation.extract(ROOT_CONTEXT, { traceparent }, {
-    keys: (c) => Object.keys(c),
-    get: (c, k) => (c as Record<string, string>)[k],
-  });
+  return propagation.extract(
+    ROOT_CONTEXT,
+    { traceparent },
+    {
+      keys: (c) => Object.keys(c),
+      get: (c, k) => (c as Record<string, string>)[k],
+    },
+  );
 }
 
 /** The W3C traceparent of the active context, to store next to a row written now. */

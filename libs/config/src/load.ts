@@ -50,10 +50,7 @@ function pointerToVariable(instancePath: string): string {
  * and returns the typed config, or throws a ConfigError naming every bad variable.
  * An empty variable counts as unset, so `FOO=` in a compose file falls back to the default.
  */
-export function loadConfig<S extends TObject>(
-  schema: S,
-  env: Record<string, string | undefined> = process.env,
-): Static<S> {
+export function loadConfig<S extends TObject>(schema: S, env: Record<string, string | undefined> = process.env): Static<S> {
   const properties = schema.properties as Record<string, TSchema>;
   const raw: Record<string, string> = {};
   for (const name of Object.keys(properties)) {
@@ -101,11 +98,7 @@ export function loadConfig<S extends TObject>(
 // 78 is EX_CONFIG from sysexits.h: supervisors can tell "fix the config" from a crash.
 const EX_CONFIG = 78;
 
-export function loadConfigOrExit<S extends TObject>(
-  service: string,
-  schema: S,
-  env: Record<string, string | undefined> = process.env,
-): Static<S> {
+export function loadConfigOrExit<S extends TObject>(service: string, schema: S, env: Record<string, string | undefined> = process.env): Static<S> {
   try {
     return loadConfig(schema, env);
   } catch (err) {

@@ -102,9 +102,7 @@ describe('loadConfig', () => {
   });
 
   it('rejects a URL of the wrong protocol', () => {
-    const err = issuesOf(() =>
-      loadConfig(ServiceEnv, { REDIS_URL: 'http://cache:6379', OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://c:4317' }),
-    );
+    const err = issuesOf(() => loadConfig(ServiceEnv, { REDIS_URL: 'http://cache:6379', OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://c:4317' }));
     expect(err.message.split('\n')).toEqual([
       'REDIS_URL: expected a redis:// or rediss:// URL, got "http://cache:6379"',
       'OTEL_EXPORTER_OTLP_ENDPOINT: expected an http:// or https:// URL, got "grpc://c:4317"',
@@ -117,10 +115,7 @@ describe('loadConfig', () => {
       API_PORT: env.port(),
     });
     const err = issuesOf(() => loadConfig(schema, {}));
-    expect(err.message.split('\n')).toEqual([
-      'DATABASE_URL: missing, expected a postgres:// URL',
-      'API_PORT: missing, expected a port number between 1 and 65535',
-    ]);
+    expect(err.message.split('\n')).toEqual(['DATABASE_URL: missing, expected a postgres:// URL', 'API_PORT: missing, expected a port number between 1 and 65535']);
     expect(err.issues.map((i) => i.received)).toEqual([undefined, undefined]);
   });
 
@@ -134,9 +129,7 @@ describe('loadConfig', () => {
     ['true', 'a boolean is not 1'],
   ])('rejects port %j (%s)', (value) => {
     const err = issuesOf(() => loadConfig(ServiceEnv, { API_PORT: value }));
-    expect(err.issues).toEqual([
-      { variable: 'API_PORT', expected: 'a port number between 1 and 65535', received: value },
-    ]);
+    expect(err.issues).toEqual([{ variable: 'API_PORT', expected: 'a port number between 1 and 65535', received: value }]);
   });
 
   it('rejects bad booleans, enums, ints and short strings', () => {
@@ -148,9 +141,7 @@ describe('loadConfig', () => {
       TOKEN: env.string({ minLength: 8 }),
       MODE: env.enumOf(['a', 'b'], 'a'),
     });
-    const err = issuesOf(() =>
-      loadConfig(schema, { FLAG: 'yes', LOG_LEVEL: 'verbose', WORKERS: '9', MIN_ONLY: '-1', TOKEN: 'short', MODE: 'c' }),
-    );
+    const err = issuesOf(() => loadConfig(schema, { FLAG: 'yes', LOG_LEVEL: 'verbose', WORKERS: '9', MIN_ONLY: '-1', TOKEN: 'short', MODE: 'c' }));
     expect(err.message.split('\n')).toEqual([
       'FLAG: expected true, false, 1 or 0, got "yes"',
       'LOG_LEVEL: expected one of debug, info, warn, error, got "verbose"',
@@ -171,13 +162,7 @@ describe('loadConfig', () => {
         LOG_LEVEL: 'loud',
       }),
     );
-    expect(err.issues.map((i) => i.variable)).toEqual([
-      'NATS_URL',
-      'LOG_LEVEL',
-      'SHUTDOWN_TIMEOUT_MS',
-      'DATABASE_URL',
-      'API_PORT',
-    ]);
+    expect(err.issues.map((i) => i.variable)).toEqual(['NATS_URL', 'LOG_LEVEL', 'SHUTDOWN_TIMEOUT_MS', 'DATABASE_URL', 'API_PORT']);
     expect(err.message).toContain('DATABASE_URL: expected a postgres:// URL, got "mysql://x"');
     expect(err.message).toContain('SHUTDOWN_TIMEOUT_MS: expected an integer >= 0, got "-5"');
   });
@@ -218,9 +203,7 @@ describe('loadConfigOrExit', () => {
     expect(() => loadConfigOrExit('api-gateway', ServiceEnv, { NATS_URL: 'foo', API_PORT: '0' })).toThrow('exit 78');
     expect(exit).toHaveBeenCalledWith(78);
     expect(stderr).toHaveBeenCalledWith(
-      'api-gateway: invalid configuration\n' +
-        '  NATS_URL: expected a nats:// URL, got "foo"\n' +
-        '  API_PORT: expected a port number between 1 and 65535, got "0"\n',
+      'api-gateway: invalid configuration\n' + '  NATS_URL: expected a nats:// URL, got "foo"\n' + '  API_PORT: expected a port number between 1 and 65535, got "0"\n',
     );
   });
 });

@@ -158,10 +158,7 @@ export const PortSpec = Type.Object(
 );
 export type PortSpec = Static<typeof PortSpec>;
 
-export const VolumeSpec = Type.Object(
-  { name: Name, mountPath: Type.String({ pattern: '^/' }) },
-  closed,
-);
+export const VolumeSpec = Type.Object({ name: Name, mountPath: Type.String({ pattern: '^/' }) }, closed);
 
 /**
  * The declarative spec of a pool. Both kinds share one shape; the rules that tie fields
@@ -190,15 +187,9 @@ export const PoolSpec = Type.Object(
     network: Type.Optional(NetworkMode),
     strategy: Type.Optional(BalancingStrategy),
     sticky: Type.Optional(StickyKey),
-    geoAffinity: Type.Optional(
-      Type.Boolean({ description: "prefer nodes whose region is the client's region" }),
-    ),
-    publicPort: Type.Optional(
-      Type.Integer({ minimum: 1024, maximum: 65535, description: 'app pools: the TCP port the load balancer listens on' }),
-    ),
-    drainSec: Type.Optional(
-      Type.Integer({ minimum: 0, maximum: 3600, description: 'scale-down waits this long for open connections to end (default 30)' }),
-    ),
+    geoAffinity: Type.Optional(Type.Boolean({ description: "prefer nodes whose region is the client's region" })),
+    publicPort: Type.Optional(Type.Integer({ minimum: 1024, maximum: 65535, description: 'app pools: the TCP port the load balancer listens on' })),
+    drainSec: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'scale-down waits this long for open connections to end (default 30)' })),
     limits: Type.Optional(
       Type.Object(
         {
@@ -237,12 +228,7 @@ export const PublishedPort = Type.Object(
 );
 export type PublishedPort = Static<typeof PublishedPort>;
 
-export const OrderStatus = Type.Union([
-  Type.Literal('accepted'),
-  Type.Literal('in_progress'),
-  Type.Literal('fulfilled'),
-  Type.Literal('failed'),
-]);
+export const OrderStatus = Type.Union([Type.Literal('accepted'), Type.Literal('in_progress'), Type.Literal('fulfilled'), Type.Literal('failed')]);
 export type OrderStatus = Static<typeof OrderStatus>;
 
 export const TunnelPath = Type.Object(

@@ -22,7 +22,11 @@ describe('catalog', () => {
   });
 
   it("puts every command in its consumer's stream and every durable event in EVT, nothing twice", () => {
-    const cmd = new Set<string>(Object.values(STREAMS).filter((d) => d.retention === 'workqueue').flatMap((d) => d.subjects));
+    const cmd = new Set<string>(
+      Object.values(STREAMS)
+        .filter((d) => d.retention === 'workqueue')
+        .flatMap((d) => d.subjects),
+    );
     const evt = new Set<string>(STREAMS.EVT.subjects);
     for (const [s, def] of Object.entries(catalog)) {
       if (def.type === 'command') expect(cmd.has(s)).toBe(true);

@@ -59,9 +59,7 @@ const MIGRATION_NAME = /^\d{4}_\d{2}_\d{2}_\d{4}_\w+$/;
 export async function migrateToLatest(db: Kysely<any>, opts: MigrateOptions): Promise<void> {
   const misnamed = Object.keys(opts.migrations).filter((name) => !MIGRATION_NAME.test(name));
   if (misnamed.length > 0) {
-    throw new Error(
-      `migrations for ${opts.table} must be named YYYY_MM_DD_NNNN_description: ${misnamed.join(', ')}`,
-    );
+    throw new Error(`migrations for ${opts.table} must be named YYYY_MM_DD_NNNN_description: ${misnamed.join(', ')}`);
   }
 
   const migrator = new Migrator({

@@ -41,7 +41,6 @@ async function appliedMigrations(history: string): Promise<string[]> {
   return rows.map((r) => r.name);
 }
 
-
 beforeAll(() => {
   db = createDb<TestDb>(url, { max: 4, applicationName: appName });
 });
@@ -116,9 +115,9 @@ describe('migrateToLatest', () => {
   });
 
   it('refuses migration names without a timestamp prefix', async () => {
-    await expect(
-      migrateToLatest(db, { migrations: { orders: { async up() {} } }, table: `${table}_never` }),
-    ).rejects.toThrow(`migrations for ${table}_never must be named YYYY_MM_DD_NNNN_description: orders`);
+    await expect(migrateToLatest(db, { migrations: { orders: { async up() {} } }, table: `${table}_never` })).rejects.toThrow(
+      `migrations for ${table}_never must be named YYYY_MM_DD_NNNN_description: orders`,
+    );
     expect(await tableExists(`${table}_never`)).toBe(false);
   });
 });
@@ -175,8 +174,7 @@ describe('isDatabaseUnavailable', () => {
   it('is true when the server terminates a connection in use, and the process survives', async () => {
     const victimApp = `${appName}-victim`;
     const victim = createDb(url, { max: 2, applicationName: victimApp });
-    const terminate = () =>
-      sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = ${victimApp}`.execute(db);
+    const terminate = () => sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = ${victimApp}`.execute(db);
     try {
       // Idle clients: the pool's error listener must absorb the termination.
       await sql`select 1`.execute(victim);

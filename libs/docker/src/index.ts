@@ -73,10 +73,6 @@ export async function ensureImagePresent(docker: Docker, image: string): Promise
     await docker.getImage(image).inspect();
   } catch (err) {
     if (!isNotFound(err)) throw err;
-    throw new Error(
-      `Docker image "${image}" is not present on this host; Switchyard never pulls images, ` +
-        'build it locally with `bash infra/images/build.sh`',
-      { cause: err },
-    );
+    throw new Error(`Docker image "${image}" is not present on this host; Switchyard never pulls images, ` + 'build it locally with `bash infra/images/build.sh`', { cause: err });
   }
 }

@@ -1,15 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createDockerClient,
-  ensureImagePresent,
-  isConflict,
-  isNotFound,
-  labelFilters,
-  Labels,
-  type Docker,
-} from '../src/index.js';
+import { createDockerClient, ensureImagePresent, isConflict, isNotFound, labelFilters, Labels, type Docker } from '../src/index.js';
 import { rejectionOf } from '@switchyard/testkit';
 
 const suffix = `${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -25,15 +17,12 @@ function modemOf(client: Docker): ModemFields {
   return client.modem as unknown as ModemFields;
 }
 
-
 beforeAll(async () => {
   docker = createDockerClient({});
   const [repo, tag] = image.split(':');
   const emptyTar = Readable.from([Buffer.alloc(1024)]);
   const stream = await docker.importImage(emptyTar, { repo, tag });
-  await new Promise((resolve, reject) =>
-    docker.modem.followProgress(stream, (err: Error | null, out: unknown) => (err ? reject(err) : resolve(out))),
-  );
+  await new Promise((resolve, reject) => docker.modem.followProgress(stream, (err: Error | null, out: unknown) => (err ? reject(err) : resolve(out))));
 });
 
 afterAll(async () => {
@@ -133,8 +122,7 @@ describe('ensureImagePresent', () => {
     const missing = `switchyard/not-built-${suffix}:latest`;
     const err = await rejectionOf(ensureImagePresent(docker, missing));
     expect((err as Error).message).toBe(
-      `Docker image "${missing}" is not present on this host; Switchyard never pulls images, ` +
-        'build it locally with `bash infra/images/build.sh`',
+      `Docker image "${missing}" is not present on this host; Switchyard never pulls images, ` + 'build it locally with `bash infra/images/build.sh`',
     );
     expect(isNotFound((err as Error).cause)).toBe(true);
     const images = await docker.listImages({ filters: { reference: [missing] } });

@@ -236,10 +236,13 @@ describe('release', () => {
 
   it('cuts a peer that does not close its side within the grace', async () => {
     let front!: Socket;
-    const port = await listen((s) => {
-      front = s;
-      release(s, 100);
-    }, { allowHalfOpen: true });
+    const port = await listen(
+      (s) => {
+        front = s;
+        release(s, 100);
+      },
+      { allowHalfOpen: true },
+    );
     const c = client(port);
     await once(c, 'end');
     expect(await closedWithin(front, 2000)).toBe(true);

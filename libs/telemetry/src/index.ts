@@ -1,25 +1,9 @@
-import {
-  context,
-  diag,
-  propagation,
-  SpanStatusCode,
-  trace,
-  type Attributes,
-  type Span,
-  type SpanKind,
-  type Tracer,
-} from '@opentelemetry/api';
+import { context, diag, propagation, SpanStatusCode, trace, type Attributes, type Span, type SpanKind, type Tracer } from '@opentelemetry/api';
 import { hostname } from 'node:os';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, envDetector, processDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { core, NodeSDK } from '@opentelemetry/sdk-node';
-import {
-  BatchSpanProcessor,
-  NoopSpanProcessor,
-  SimpleSpanProcessor,
-  type SpanExporter,
-  type SpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, NoopSpanProcessor, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 export { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 export type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';

@@ -136,7 +136,13 @@ describe('startTelemetry with an OTLP endpoint', () => {
       await withSpan('exported', {}, async () => undefined);
 
       // No flush: the batch delay alone must deliver the span quickly.
-      await eventually(() => requests.length, (n) => n > 0, 3000, 'a span exported', { intervalMs: 50, returnLast: true });
+      await eventually(
+        () => requests.length,
+        (n) => n > 0,
+        3000,
+        'a span exported',
+        { intervalMs: 50, returnLast: true },
+      );
 
       expect(requests).toHaveLength(1);
       const [request] = requests;

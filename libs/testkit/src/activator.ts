@@ -110,7 +110,13 @@ export async function nodeView(nc: NatsConnection, nodeId: string): Promise<any>
 }
 
 export async function waitForStatus(nc: NatsConnection, nodeId: string, status: string, timeoutMs = 30_000): Promise<any> {
-  return eventually(() => nodeView(nc, nodeId), (node) => node.status === status, timeoutMs, `node ${nodeId} ${status}`, { intervalMs: 100 });
+  return eventually(
+    () => nodeView(nc, nodeId),
+    (node) => node.status === status,
+    timeoutMs,
+    `node ${nodeId} ${status}`,
+    { intervalMs: 100 },
+  );
 }
 
 /**
@@ -162,7 +168,13 @@ export function rawGet(port: number, path = '/healthz', timeoutMs = 15_000): Pro
 const HEALTHY = /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nok$/;
 
 export async function waitHealthy(port: number, timeoutMs = 15_000): Promise<void> {
-  await eventually(() => rawGet(port, '/healthz', 2000), (r) => r.how === 'end' && HEALTHY.test(r.data), timeoutMs, `127.0.0.1:${port} answering /healthz`, { intervalMs: 50 });
+  await eventually(
+    () => rawGet(port, '/healthz', 2000),
+    (r) => r.how === 'end' && HEALTHY.test(r.data),
+    timeoutMs,
+    `127.0.0.1:${port} answering /healthz`,
+    { intervalMs: 50 },
+  );
 }
 
 export function expectHealthy(r: RawResponse): void {

@@ -50,7 +50,13 @@ export async function startApiSystem(opts: { withHealthAndLb?: boolean } = {}): 
     sys,
     target,
     proxyPort,
-    api: (method, path, o = {}) => sys.http(method, `/api${path}`, { key: null, headers: { authorization: basicAuth(), ...(o.headers ?? {}) }, ...(o.body !== undefined ? { body: o.body } : {}), ...(o.rawBody !== undefined ? { rawBody: o.rawBody } : {}) }),
+    api: (method, path, o = {}) =>
+      sys.http(method, `/api${path}`, {
+        key: null,
+        headers: { authorization: basicAuth(), ...(o.headers ?? {}) },
+        ...(o.body !== undefined ? { body: o.body } : {}),
+        ...(o.rawBody !== undefined ? { rawBody: o.rawBody } : {}),
+      }),
     async close() {
       await sys.close();
       await target.close();
@@ -73,7 +79,9 @@ export function expectCompatNode(n: any): void {
   for (const key of ['vpn_server', 'tailscale_hostname', 'tailscale_ip'] as const) expect(nullOr('string')(n[key]), key).toBe(true);
   expect(nullOr(ISO)(n.started_at), 'started_at').toBe(true);
   const m = n.metrics;
-  expect(Object.keys(m).sort()).toEqual(['connected_clients', 'cpu_percent', 'last_health_check', 'memory_mb', 'memory_percent', 'network_rx', 'network_tx', 'vpn_connected'].sort());
+  expect(Object.keys(m).sort()).toEqual(
+    ['connected_clients', 'cpu_percent', 'last_health_check', 'memory_mb', 'memory_percent', 'network_rx', 'network_tx', 'vpn_connected'].sort(),
+  );
   for (const key of ['cpu_percent', 'memory_percent', 'memory_mb', 'network_rx', 'network_tx', 'connected_clients'] as const) {
     expect(typeof m[key], key).toBe('number');
     expect(m[key], key).toBeGreaterThanOrEqual(0);

@@ -17,13 +17,7 @@ export interface EventuallyOptions {
  * from `read` ends the wait: a read that may fail while the system settles says so itself
  * (`.catch(() => undefined)`).
  */
-export async function eventually<T>(
-  read: () => T | Promise<T>,
-  done: (value: T) => boolean,
-  timeoutMs: number,
-  what: string,
-  opts: EventuallyOptions = {},
-): Promise<T> {
+export async function eventually<T>(read: () => T | Promise<T>, done: (value: T) => boolean, timeoutMs: number, what: string, opts: EventuallyOptions = {}): Promise<T> {
   const intervalMs = opts.intervalMs ?? 200;
   const deadline = Date.now() + timeoutMs;
   let last: T;

@@ -45,13 +45,16 @@ function nodeOfVia(via: string): string {
 /** One GET through an HTTP proxy in absolute form, on a fresh connection, bounded in time. */
 export function proxiedGet(proxyPort: number, url: string, timeoutMs = 5_000): Promise<{ status: number; body: string; via: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: proxyPort, method: 'GET', path: url, agent: false, timeout: timeoutMs, headers: { host: new URL(url).host } }, (res: IncomingMessage) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, via: nodeOfVia(String(res.headers['x-via'] ?? '')) }));
-      res.on('error', reject);
-    });
+    const req = request(
+      { host: '127.0.0.1', port: proxyPort, method: 'GET', path: url, agent: false, timeout: timeoutMs, headers: { host: new URL(url).host } },
+      (res: IncomingMessage) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, via: nodeOfVia(String(res.headers['x-via'] ?? '')) }));
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`no answer through the proxy within ${timeoutMs} ms`)));
     req.on('error', reject);
     req.end();
@@ -83,7 +86,13 @@ export function watchSubjects(nc: NatsConnection, subjects: string[]): SubjectWa
   return {
     seen,
     async next(match, timeoutMs) {
-      const found = await eventually(() => seen.find(match), (m) => m !== undefined, timeoutMs, 'a matching message', { intervalMs: 20, returnLast: true });
+      const found = await eventually(
+        () => seen.find(match),
+        (m) => m !== undefined,
+        timeoutMs,
+        'a matching message',
+        { intervalMs: 20, returnLast: true },
+      );
       if (!found) throw new Error(`no matching message within ${timeoutMs} ms; seen: ${JSON.stringify(seen.slice(-20).map((m) => [m.subject, m.data.nodeId, m.data.status]))}`);
       return found;
     },

@@ -21,7 +21,25 @@ export { COMPAT_USER, COMPAT_PASSWORD, basicAuth, TEST_SERVERS, startApiSystem, 
 // The load balancer: a routing peer, tagged backends, raw TCP exchanges.
 export { startRoutingPeer, startTaggedBackends, askTcp, rawExchange, type RoutingPeer, type TaggedBackends } from './lb.js';
 // The socket activator: nftables, its state and metrics, app nodes.
-export { nftTableName, deleteNftTable, redirectedPorts, addRedirect, startActivator, activatorState, metricValue, createAppPool, nodeView, waitForStatus, armAndSleep, rawGet, waitHealthy, expectHealthy, type ActivatorUnderTest, type AppNode, type RawResponse } from './activator.js';
+export {
+  nftTableName,
+  deleteNftTable,
+  redirectedPorts,
+  addRedirect,
+  startActivator,
+  activatorState,
+  metricValue,
+  createAppPool,
+  nodeView,
+  waitForStatus,
+  armAndSleep,
+  rawGet,
+  waitHealthy,
+  expectHealthy,
+  type ActivatorUnderTest,
+  type AppNode,
+  type RawResponse,
+} from './activator.js';
 // Scale to zero: the full system and real clients.
 export { MODES, SCALE_TO_ZERO_SUBJECTS, startScaleToZero, httpGet, runClient, type AppPoolInput, type ScaleToZero, type HttpAnswer, type ClientRun } from './scale-to-zero.js';
 export { startOtlpReceiver, type ReceivedSpan, type OtlpReceiver } from './otlp.js';

@@ -13,7 +13,10 @@ export async function waitForPort(port: number, timeoutMs: number): Promise<void
   const accepts = () =>
     new Promise<boolean>((resolve) => {
       const s = connect(port, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
       s.once('error', () => resolve(false));
     });
   const ok = await eventually(accepts, Boolean, timeoutMs, `127.0.0.1:${port} listening`, { intervalMs: 50, returnLast: true });
@@ -42,7 +45,12 @@ export async function startCuttableLink(target: number | { path: string }): Prom
     server = createServer((client) => {
       const upstream = typeof target === 'number' ? connect(target, '127.0.0.1') : connect(target.path);
       sockets.add(client).add(upstream);
-      const drop = () => { client.destroy(); upstream.destroy(); sockets.delete(client); sockets.delete(upstream); };
+      const drop = () => {
+        client.destroy();
+        upstream.destroy();
+        sockets.delete(client);
+        sockets.delete(upstream);
+      };
       client.on('error', drop).on('close', drop);
       upstream.on('error', drop).on('close', drop);
       client.pipe(upstream).pipe(client);

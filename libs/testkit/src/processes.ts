@@ -57,7 +57,13 @@ export function startService(name: ServiceName, env: Record<string, string>): Se
           clearTimeout(timer);
           reject(new Error(`${name} exited (code ${code}, signal ${signal}) before logging ${match}; output:\n${out.slice(-4000)}`));
         });
-        waiters.push({ match, resolve: (line) => { clearTimeout(timer); resolve(line); } });
+        waiters.push({
+          match,
+          resolve: (line) => {
+            clearTimeout(timer);
+            resolve(line);
+          },
+        });
       });
     },
     async stop(signal = 'SIGTERM', timeoutMs = 15_000) {

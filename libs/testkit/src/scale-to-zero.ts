@@ -69,10 +69,7 @@ export interface ScaleToZero {
   close(): Promise<void>;
 }
 
-export async function startScaleToZero(
-  mode: ActivatorMode,
-  opts: { activatorEnv?: Record<string, string> } = {},
-): Promise<ScaleToZero> {
+export async function startScaleToZero(mode: ActivatorMode, opts: { activatorEnv?: Record<string, string> } = {}): Promise<ScaleToZero> {
   const nftTable = nftTableName();
   const activatorEnv = {
     ACTIVATOR_MODE: mode,
@@ -170,8 +167,12 @@ function makeHandle(h: {
       const res = await sys.http('PUT', `/v1/pools/${poolId}/sleep`, { body: input });
       if (res.status >= 200 && res.status < 300) {
         await h.watch.next(
-          (m) => m.subject === 'sleep.evt.policy' && m.data.poolId === poolId && m.at >= since && m.data.policy.enabled === input.enabled
-            && (input.idleWindowSec === undefined || m.data.policy.idleWindowSec === input.idleWindowSec),
+          (m) =>
+            m.subject === 'sleep.evt.policy' &&
+            m.data.poolId === poolId &&
+            m.at >= since &&
+            m.data.policy.enabled === input.enabled &&
+            (input.idleWindowSec === undefined || m.data.policy.idleWindowSec === input.idleWindowSec),
           15_000,
         );
       }

@@ -81,7 +81,11 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
     const res = await fetch(`${apiUrl}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
     const text = await res.text();
     let parsed: unknown = text;
-    try { parsed = JSON.parse(text); } catch { /* not JSON */ }
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* not JSON */
+    }
     return { status: res.status, body: parsed as any, headers: res.headers };
   };
 
@@ -138,7 +142,11 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
 
 export async function removeTenantContainers(tenantId: string): Promise<void> {
   const containers = await docker.listContainers({ all: true, filters: { label: [`io.switchyard.tenant=${tenantId}`] } });
-  for (const c of containers) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  for (const c of containers)
+    await docker
+      .getContainer(c.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
 }
 
 export function poolOrder(name: string, country = 'JP', nodes = 1) {

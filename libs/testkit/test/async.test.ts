@@ -4,14 +4,28 @@ import { eventually, rejectionOf } from '../src/async.js';
 describe('eventually', () => {
   it('returns the first value that is done, reading no more after it', async () => {
     let reads = 0;
-    const value = await eventually(() => ++reads, (n) => n === 3, 1_000, 'three reads', { intervalMs: 1 });
+    const value = await eventually(
+      () => ++reads,
+      (n) => n === 3,
+      1_000,
+      'three reads',
+      { intervalMs: 1 },
+    );
     expect(value).toBe(3);
     expect(reads).toBe(3);
   });
 
   it('throws after the timeout, naming what it waited for and the last value', async () => {
     let reads = 0;
-    const err = await rejectionOf(eventually(() => ({ reads: ++reads }), () => false, 50, 'the impossible', { intervalMs: 10 }));
+    const err = await rejectionOf(
+      eventually(
+        () => ({ reads: ++reads }),
+        () => false,
+        50,
+        'the impossible',
+        { intervalMs: 10 },
+      ),
+    );
     expect(String(err)).toMatch(/^Error: the impossible: not within 50 ms; last seen \{"reads":\d+\}$/);
     // Bounded: about one read per interval, and one more at the deadline.
     expect(reads).toBeGreaterThanOrEqual(2);
@@ -19,7 +33,15 @@ describe('eventually', () => {
   });
 
   it('with returnLast, resolves with the last value instead of throwing', async () => {
-    await expect(eventually(() => 'not yet', () => false, 20, 'never', { intervalMs: 5, returnLast: true })).resolves.toBe('not yet');
+    await expect(
+      eventually(
+        () => 'not yet',
+        () => false,
+        20,
+        'never',
+        { intervalMs: 5, returnLast: true },
+      ),
+    ).resolves.toBe('not yet');
   });
 
   it('ends at once when a read fails', async () => {

@@ -37,11 +37,7 @@ export interface ActivityQuery {
  * id to pass as `before` for the following page; 'unknown_cursor' when `before` is not an
  * entry of this tenant.
  */
-export async function listActivity(
-  db: Kysely<Database>,
-  tenantId: string,
-  q: ActivityQuery,
-): Promise<{ items: Activity[]; next: string | null } | 'unknown_cursor'> {
+export async function listActivity(db: Kysely<Database>, tenantId: string, q: ActivityQuery): Promise<{ items: Activity[]; next: string | null } | 'unknown_cursor'> {
   let cursor: { at: Date; seq: string } | undefined;
   if (q.before) {
     cursor = await db.selectFrom('activity').select(['at', 'seq']).where('tenant_id', '=', tenantId).where('seq', '=', q.before).executeTakeFirst();
@@ -53,7 +49,11 @@ export async function listActivity(
   if (q.kinds?.length) query = query.where('kind', 'in', q.kinds);
   if (cursor) query = query.where(sql<boolean>`(at, seq) < (${cursor.at}::timestamptz, ${cursor.seq}::bigint)`);
   // One more than asked tells whether there is a next page.
-  const rows = await query.orderBy('at', 'desc').orderBy('seq', 'desc').limit(q.limit + 1).execute();
+  const rows = await query
+    .orderBy('at', 'desc')
+    .orderBy('seq', 'desc')
+    .limit(q.limit + 1)
+    .execute();
   const items = rows.slice(0, q.limit);
   return { items, next: rows.length > q.limit ? items[items.length - 1]!.seq : null };
 }
@@ -73,10 +73,12 @@ export function toActivityEntry(a: Activity): ActivityEntry {
 
 /** The handlers of the gateway's three activity consumers (one per event domain). */
 export function activityHandlers(db: Kysely<Database>) {
-  const record = <S extends ActivitySubject>(subject: S) => async (e: Payload<S>) => {
-    const draft = (activityOf[subject] as (e: Payload<S>) => ActivityDraft | null)(e);
-    if (draft) await recordActivity(db, draft);
-  };
+  const record =
+    <S extends ActivitySubject>(subject: S) =>
+    async (e: Payload<S>) => {
+      const draft = (activityOf[subject] as (e: Payload<S>) => ActivityDraft | null)(e);
+      if (draft) await recordActivity(db, draft);
+    };
   const sleep: ConsumerHandlers<'apiGatewayActivitySleep'> = {
     'sleep.evt.slept': record('sleep.evt.slept'),
     'sleep.evt.policy': record('sleep.evt.policy'),

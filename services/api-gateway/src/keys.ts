@@ -34,7 +34,11 @@ export async function findCaller(db: Kysely<Database>, key: string): Promise<Cal
  */
 export async function ensureAdmin(db: Kysely<Database>, tenantName: string, adminKey: string): Promise<string> {
   return db.transaction().execute(async (tx) => {
-    await tx.insertInto('tenants').values({ id: randomUUID(), name: tenantName }).onConflict((oc) => oc.column('name').doNothing()).execute();
+    await tx
+      .insertInto('tenants')
+      .values({ id: randomUUID(), name: tenantName })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .execute();
     const tenant = await tx.selectFrom('tenants').select('id').where('name', '=', tenantName).executeTakeFirstOrThrow();
     await tx
       .insertInto('api_keys')

@@ -51,9 +51,10 @@ await runService({
     supervise('node activity', bus.consume('apiGatewayActivityNodes', activity.nodes, { concurrency: 8 }));
 
     const fleet = createFleet({ bus, natsConnected, timeoutMs: config.SERVICE_REQUEST_TIMEOUT_MS, speedTestTimeoutMs: config.SPEEDTEST_TIMEOUT_MS });
-    const basic = config.COMPAT_API_USERNAME && config.COMPAT_API_PASSWORD
-      ? { username: config.COMPAT_API_USERNAME, password: config.COMPAT_API_PASSWORD, tenantId: compatTenantId }
-      : undefined;
+    const basic =
+      config.COMPAT_API_USERNAME && config.COMPAT_API_PASSWORD
+        ? { username: config.COMPAT_API_USERNAME, password: config.COMPAT_API_PASSWORD, tenantId: compatTenantId }
+        : undefined;
     const app = buildApp({ db, log, onOrderPlaced: () => relay.kick(), natsConnected, fleet, servers, basic });
     // Registered last so it runs first: stop taking requests before the relay and db close.
     onShutdown(() => app.close());

@@ -41,21 +41,14 @@ export function startOutboxRelay(deps: { db: Kysely<Database>; bus: Bus; log: Lo
           if (!isSubject(row.subject)) throw new ContractError(row.subject, [{ path: '', message: 'unknown subject' }]);
           const subject = row.subject as CommandSubject | EventSubject;
           // Publish under the trace of the request that wrote the row.
-          await context.with(contextFromTraceparent(row.traceparent), () =>
-            bus.publish(subject, row.payload as Payload<typeof subject>, { msgId: row.id }),
-          );
+          await context.with(contextFromTraceparent(row.traceparent), () => bus.publish(subject, row.payload as Payload<typeof subject>, { msgId: row.id }));
         } catch (err) {
           if (!(err instanceof ContractError)) throw err;
           // A row no consumer could accept would block the outbox forever: park it.
           log.error({ err: err.message, id: row.id }, 'outbox row violates the contracts; dead-lettered');
           await bus.deadLetter(row.subject, new TextEncoder().encode(JSON.stringify(row.payload)), err.message, undefined, row.id);
         }
-        await tx
-          .updateTable('outbox')
-          .set({ published_at: new Date() })
-          .where('tenant_id', '=', row.tenant_id)
-          .where('id', '=', row.id)
-          .execute();
+        await tx.updateTable('outbox').set({ published_at: new Date() }).where('tenant_id', '=', row.tenant_id).where('id', '=', row.id).execute();
       }
       return rows.length;
     });

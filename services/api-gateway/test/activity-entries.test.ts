@@ -26,7 +26,10 @@ describe('activity entries', () => {
       [entryOf('activator.evt.woke', { ...woke, trigger: 'manual', heldConnections: 0 })?.message, 'woke in 412 ms (manual)'],
       [entryOf('activator.evt.failed', { ...facts, reason: 'not ready within 10000 ms', heldConnections: 2 })?.message, 'wake failed: not ready within 10000 ms'],
       [entryOf('sleep.evt.policy', { tenantId: facts.tenantId, poolId: facts.poolId, policy, at: facts.at })?.message, 'sleep policy: enabled, idle 600 s, min awake 0'],
-      [entryOf('sleep.evt.policy', { tenantId: facts.tenantId, poolId: facts.poolId, policy: { ...policy, enabled: false, minAwake: 2 }, at: facts.at })?.message, 'sleep policy: disabled, idle 600 s, min awake 2'],
+      [
+        entryOf('sleep.evt.policy', { tenantId: facts.tenantId, poolId: facts.poolId, policy: { ...policy, enabled: false, minAwake: 2 }, at: facts.at })?.message,
+        'sleep policy: disabled, idle 600 s, min awake 2',
+      ],
       [entryOf('node.evt.started', { ...facts, containerId: 'c1', ports: [], startMs: 120 })?.message, 'started'],
       [entryOf('node.evt.stopped', { ...facts, containerId: 'c1', reason: 'sleep' })?.message, 'stopped: sleep'],
       [entryOf('node.evt.died', { ...facts, containerId: 'c1', exitCode: 137, oomKilled: false })?.message, 'died (exit code 137)'],
@@ -37,7 +40,7 @@ describe('activity entries', () => {
     for (const [message, expected] of cases) expect(message).toBe(expected);
   });
 
-  it('keep the event\'s own fields as details and the node facts as columns', () => {
+  it("keep the event's own fields as details and the node facts as columns", () => {
     const entry = entryOf('activator.evt.woke', { ...facts, trigger: 'connection', mode: 'proxy', readyMs: 300, heldConnections: 2 });
     expect(entry).toEqual({
       tenantId: facts.tenantId,

@@ -6,22 +6,44 @@ import { basicHeader, nodeView, poolId, tenantId, testApp } from './fakes.js';
 const node = nodeView({ stats: { cpuPercent: 1.5, memoryMb: 12, memoryPercent: 0.5, rxBytes: 1000, txBytes: 500, rxPackets: 10, txPackets: 5, at: '2026-11-24T10:00:05.000Z' } });
 const health: NodeHealth = { tenantId, poolId, nodeId: node.nodeId, status: 'healthy', score: 97, latencyMs: 3, lastCheckAt: '2026-11-24T10:00:06.000Z', reason: 'ok' };
 const enm = {
-  'node.req.list': (p: { nodeId?: string }) => ({ nodes: [node, nodeView({ nodeId: 'a1b2c3d4-0000-4000-8000-000000000002', kind: 'app', country: null }), nodeView({ nodeId: 'a1b2c3d4-0000-4000-8000-000000000003', status: 'removed' })].filter((n) => !p.nodeId || n.nodeId === p.nodeId) }),
-  'pool.req.snapshot': () => ({ pools: [{ tenantId, poolId, name: 'berlin', spec: { name: 'berlin', kind: 'exit' as const, country: 'DE', nodes: { min: 1, max: 1 } } }], nodes: [node] }),
+  'node.req.list': (p: { nodeId?: string }) => ({
+    nodes: [
+      node,
+      nodeView({ nodeId: 'a1b2c3d4-0000-4000-8000-000000000002', kind: 'app', country: null }),
+      nodeView({ nodeId: 'a1b2c3d4-0000-4000-8000-000000000003', status: 'removed' }),
+    ].filter((n) => !p.nodeId || n.nodeId === p.nodeId),
+  }),
+  'pool.req.snapshot': () => ({
+    pools: [{ tenantId, poolId, name: 'berlin', spec: { name: 'berlin', kind: 'exit' as const, country: 'DE', nodes: { min: 1, max: 1 } } }],
+    nodes: [node],
+  }),
 };
 const auth = { authorization: basicHeader() };
 
 describe('node shape', () => {
   it('maps every node status onto the five the source API knows', () => {
     expect(['creating', 'starting', 'running', 'stopping', 'stopped', 'sleeping', 'error', 'removed'].map((s) => compatStatus(s as never))).toEqual([
-      'starting', 'starting', 'running', 'stopping', 'stopped', 'stopped', 'error', 'stopped',
+      'starting',
+      'starting',
+      'running',
+      'stopping',
+      'stopped',
+      'stopped',
+      'error',
+      'stopped',
     ]);
   });
 
   it('shows a node without health or counters as unknown with zeros', () => {
     expect(toCompatNode(nodeView())).toEqual({
-      id: node.nodeId, country: 'jp', status: 'running', vpn_server: null, tailscale_hostname: null, tailscale_ip: null,
-      started_at: '2026-11-24T10:00:00.000Z', health_status: 'unknown',
+      id: node.nodeId,
+      country: 'jp',
+      status: 'running',
+      vpn_server: null,
+      tailscale_hostname: null,
+      tailscale_ip: null,
+      started_at: '2026-11-24T10:00:00.000Z',
+      health_status: 'unknown',
       metrics: { cpu_percent: 0, memory_percent: 0, memory_mb: 0, network_rx: 0, network_tx: 0, connected_clients: 0, vpn_connected: false, last_health_check: null },
     });
   });
@@ -41,11 +63,28 @@ describe('/api with the health monitor and load balancer', () => {
   it('lists exit nodes only, with health, metrics and connected clients', async () => {
     const res = await app.inject({ method: 'GET', url: '/api/nodes', headers: auth });
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toEqual([{
-      id: node.nodeId, country: 'jp', status: 'running', vpn_server: null, tailscale_hostname: null, tailscale_ip: null,
-      started_at: node.startedAt, health_status: 'healthy',
-      metrics: { cpu_percent: 1.5, memory_percent: 0.5, memory_mb: 12, network_rx: 1000, network_tx: 500, connected_clients: 4, vpn_connected: true, last_health_check: health.lastCheckAt },
-    }]);
+    expect(res.json()).toEqual([
+      {
+        id: node.nodeId,
+        country: 'jp',
+        status: 'running',
+        vpn_server: null,
+        tailscale_hostname: null,
+        tailscale_ip: null,
+        started_at: node.startedAt,
+        health_status: 'healthy',
+        metrics: {
+          cpu_percent: 1.5,
+          memory_percent: 0.5,
+          memory_mb: 12,
+          network_rx: 1000,
+          network_tx: 500,
+          connected_clients: 4,
+          vpn_connected: true,
+          last_health_check: health.lastCheckAt,
+        },
+      },
+    ]);
   });
 
   it('sums stats over the nodes', async () => {
@@ -78,7 +117,10 @@ describe('/api with the health monitor and load balancer', () => {
   });
 
   it('serves the server catalog; a known country without servers is a 404, an unknown code a 400', async () => {
-    expect((await app.inject({ method: 'GET', url: '/api/config/servers', headers: auth })).json()).toEqual({ jp: ['jp1.vpn.example'], us: ['us1.vpn.example', 'us2.vpn.example'] });
+    expect((await app.inject({ method: 'GET', url: '/api/config/servers', headers: auth })).json()).toEqual({
+      jp: ['jp1.vpn.example'],
+      us: ['us1.vpn.example', 'us2.vpn.example'],
+    });
     expect((await app.inject({ method: 'GET', url: '/api/config/servers/US', headers: auth })).json()).toEqual(['us1.vpn.example', 'us2.vpn.example']);
     expect((await app.inject({ method: 'GET', url: '/api/config/servers/fr', headers: auth })).statusCode).toBe(404);
     const unknown = await app.inject({ method: 'GET', url: '/api/config/servers/xx', headers: auth });
@@ -108,7 +150,12 @@ describe('/api bad input', () => {
   const { app } = testApp(enm);
 
   it('asks for credentials with a Basic challenge', async () => {
-    for (const headers of [{}, { authorization: basicHeader('admin', 'wrong') }, { authorization: basicHeader('root', 'correct horse battery') }, { authorization: 'Bearer nope' }]) {
+    for (const headers of [
+      {},
+      { authorization: basicHeader('admin', 'wrong') },
+      { authorization: basicHeader('root', 'correct horse battery') },
+      { authorization: 'Bearer nope' },
+    ]) {
       const res = await app.inject({ method: 'GET', url: '/api/nodes', headers });
       expect(res.statusCode).toBe(401);
       expect(res.headers['www-authenticate']).toMatch(/^Basic realm=/);
@@ -136,7 +183,7 @@ describe('/api bad input', () => {
     expect(badServer.json().issues[0].field).toBe('server');
   });
 
-  it('answers 404 for a node that is not the tenant\'s, whatever its id looks like', async () => {
+  it("answers 404 for a node that is not the tenant's, whatever its id looks like", async () => {
     for (const id of ['a1b2c3d4-0000-4000-8000-00000000dead', 'node-us-1', 'a1b2c3d4-0000-4000-8000-000000000002']) {
       const res = await app.inject({ method: 'GET', url: `/api/nodes/${id}`, headers: auth });
       expect(res.statusCode, id).toBe(404);

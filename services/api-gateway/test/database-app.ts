@@ -18,7 +18,15 @@ export async function startDatabaseApp() {
   await migrateToLatest(db, { migrations, table: 'api_gateway_migrations' });
   await ensureAdmin(db, 'admin', ADMIN_KEY);
   let placed = 0;
-  const { app } = testApp({}, { db, onOrderPlaced: () => { placed++; } });
+  const { app } = testApp(
+    {},
+    {
+      db,
+      onOrderPlaced: () => {
+        placed++;
+      },
+    },
+  );
   await app.ready();
 
   const bearer = (key: string) => ({ authorization: `Bearer ${key}` });

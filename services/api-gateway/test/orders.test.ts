@@ -69,8 +69,14 @@ describe('the orders of the sleep endpoints', () => {
       command: { subject: 'sleep.cmd.policy', payload: { orderId, tenantId, poolId: orderId, policy } },
       result: { poolId: orderId },
     });
-    expect(commandFor(orderId, tenantId, { type: 'node.sleep', nodeId: orderId }).command).toEqual({ subject: 'sleep.cmd.node', payload: { orderId, tenantId, nodeId: orderId, reason: 'manual' } });
-    expect(commandFor(orderId, tenantId, { type: 'node.wake', nodeId: orderId }).command).toEqual({ subject: 'node.cmd.wake', payload: { orderId, tenantId, nodeId: orderId, reason: 'manual' } });
+    expect(commandFor(orderId, tenantId, { type: 'node.sleep', nodeId: orderId }).command).toEqual({
+      subject: 'sleep.cmd.node',
+      payload: { orderId, tenantId, nodeId: orderId, reason: 'manual' },
+    });
+    expect(commandFor(orderId, tenantId, { type: 'node.wake', nodeId: orderId }).command).toEqual({
+      subject: 'node.cmd.wake',
+      payload: { orderId, tenantId, nodeId: orderId, reason: 'manual' },
+    });
   });
 
   it('cannot be placed through POST /v1/orders', () => {

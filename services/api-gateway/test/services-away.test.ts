@@ -7,7 +7,14 @@ import { basicHeader, testApp } from './fakes.js';
 // apart by class: isBusUnavailable).
 describe('a query to another service', () => {
   const strategyThrowing = (err: Error, natsConnected = true) => {
-    const { app } = testApp({ 'lb.req.strategy': () => { throw err; } }, { natsConnected });
+    const { app } = testApp(
+      {
+        'lb.req.strategy': () => {
+          throw err;
+        },
+      },
+      { natsConnected },
+    );
     return app.inject({ method: 'GET', url: '/api/load-balancer/strategy', headers: { authorization: basicHeader() } });
   };
 

@@ -18,7 +18,8 @@ describe('/v1/orders against the database', () => {
   const post = (key: string | undefined, payload: unknown, headers: Record<string, string> = {}) =>
     sys.app.inject({ method: 'POST', url: '/v1/orders', headers: { ...(key ? sys.bearer(key) : {}), ...headers }, payload: payload as object });
   const get = (key: string | undefined, url: string) => sys.app.inject({ method: 'GET', url, headers: key ? sys.bearer(key) : {} });
-  const outboxOf = (tenantId: string) => sys.database.query<{ subject: string; payload: Record<string, unknown> }>('select subject, payload from outbox where tenant_id = $1 order by seq', [tenantId]);
+  const outboxOf = (tenantId: string) =>
+    sys.database.query<{ subject: string; payload: Record<string, unknown> }>('select subject, payload from outbox where tenant_id = $1 order by seq', [tenantId]);
   const ordersOf = (tenantId: string) => sys.database.query<{ id: string }>('select id from orders where tenant_id = $1', [tenantId]);
 
   it('stores an accepted order with its command, and says where to follow it', async () => {
@@ -32,7 +33,10 @@ describe('/v1/orders against the database', () => {
     expect(res.headers['idempotent-replayed']).toBeUndefined();
     expect(sys.placed()).toBe(before + 1);
     expect(await outboxOf(t.id)).toEqual([
-      { subject: 'pool.cmd.create', payload: expect.objectContaining({ orderId: order.id, tenantId: t.id, poolId: order.result.poolId, spec: expect.objectContaining({ country: 'JP' }) }) },
+      {
+        subject: 'pool.cmd.create',
+        payload: expect.objectContaining({ orderId: order.id, tenantId: t.id, poolId: order.result.poolId, spec: expect.objectContaining({ country: 'JP' }) }),
+      },
     ]);
     expect((await get(t.key, `/v1/orders/${order.id}`)).json()).toEqual(order);
   });
@@ -86,7 +90,11 @@ describe('/v1/orders against the database', () => {
     const t = await sys.newTenant();
     const cases: Array<[unknown, Record<string, string>, Array<{ field: string; message: string }>]> = [
       [{ type: 'pool.create' }, {}, [{ field: 'pool', message: 'required for a pool.create order' }]],
-      [{ type: 'pool.delete', poolId: '7d3c2a10-1111-4a2b-8c3d-0e9f8a7b6c5d', nodeId: '7d3c2a10-1111-4a2b-8c3d-0e9f8a7b6c5d' }, {}, [{ field: 'nodeId', message: 'not allowed in a pool.delete order' }]],
+      [
+        { type: 'pool.delete', poolId: '7d3c2a10-1111-4a2b-8c3d-0e9f8a7b6c5d', nodeId: '7d3c2a10-1111-4a2b-8c3d-0e9f8a7b6c5d' },
+        {},
+        [{ field: 'nodeId', message: 'not allowed in a pool.delete order' }],
+      ],
       [{ type: 'pool.scale', poolId: '7d3c2a10-1111-4a2b-8c3d-0e9f8a7b6c5d', nodes: { min: 3, max: 2 } }, {}, [{ field: 'nodes.min', message: 'must not exceed nodes.max' }]],
       [{ type: 'node.add', country: 'xx' }, {}, [{ field: 'country', message: 'unknown country "xx" (expected an ISO 3166-1 alpha-2 code)' }]],
       [{ type: 'node.add' }, {}, [{ field: 'country', message: 'required for a node.add order' }]],

@@ -167,12 +167,7 @@ export type PortBindings = Record<string, Array<{ HostIp?: string; HostPort?: st
  * binding on `publishHost` — a stopped container has none — are left out. A host-network
  * node publishes nothing: its ports are the ones chosen for it.
  */
-export function publishedPorts(
-  spec: PoolSpec,
-  bindings: PortBindings | null | undefined,
-  publishHost: string,
-  hostPorts?: Readonly<Record<string, number>>,
-): PublishedPort[] {
+export function publishedPorts(spec: PoolSpec, bindings: PortBindings | null | undefined, publishHost: string, hostPorts?: Readonly<Record<string, number>>): PublishedPort[] {
   if (isHostNetwork(spec)) {
     return nodePorts(spec).map((p) => ({ name: p.name, containerPort: p.containerPort, hostIp: publishHost, hostPort: hostPortOf(p, hostPorts) }));
   }

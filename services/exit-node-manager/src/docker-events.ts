@@ -65,7 +65,7 @@ const RECONNECT_BACKOFF: Backoff = { initialMs: 100, maxMs: 2_000 };
 /** Follows the engine's event stream for managed containers, reconnecting for as long as it runs. */
 export function watchDockerEvents(docker: Docker, opts: EventWatchOptions): EventWatch {
   let stopped = false;
-  let current: NodeJS.ReadableStream & { destroy?: () => void } | undefined;
+  let current: (NodeJS.ReadableStream & { destroy?: () => void }) | undefined;
   const filters = { type: ['container' as const], ...labelFilters({ [Labels.managed]: 'true' }) };
 
   async function follow(stream: NodeJS.ReadableStream): Promise<string> {

@@ -30,7 +30,7 @@ export interface ContainerRef {
   readonly labels: Readonly<Record<string, string>>;
 }
 
-interface ContainerState {
+export interface ContainerState {
   readonly id: string;
   readonly running: boolean;
   /** created, running, exited, … as Docker reports it. */

@@ -49,11 +49,7 @@ export function createDrain(deps: DrainDeps): Drain {
     const running = nodes.filter((n) => n.status === 'running');
     if (running.length === 0) return;
     for (const node of running) {
-      await bus.publish(
-        'node.evt.draining',
-        { tenantId: node.tenant_id, poolId: node.pool_id, nodeId: node.id, at: now(), reason },
-        { msgId: `node.evt.draining:${node.id}` },
-      );
+      await bus.publish('node.evt.draining', { tenantId: node.tenant_id, poolId: node.pool_id, nodeId: node.id, at: now(), reason }, { msgId: `node.evt.draining:${node.id}` });
     }
     const drainMs = (pool.spec.drainSec ?? DEFAULT_DRAIN_SEC) * 1000;
     const polls = Math.ceil(drainMs / pollMs) + 1;

@@ -30,14 +30,16 @@ export function createIntents(lingerMs = 5_000): Intents {
     timer.unref();
     expire.set(id, timer);
   };
-  const around = <A extends unknown[]>(fn: (id: string, ...rest: A) => Promise<void>) => async (id: string, ...rest: A) => {
-    begin(id);
-    try {
-      await fn(id, ...rest);
-    } finally {
-      end(id);
-    }
-  };
+  const around =
+    <A extends unknown[]>(fn: (id: string, ...rest: A) => Promise<void>) =>
+    async (id: string, ...rest: A) => {
+      begin(id);
+      try {
+        await fn(id, ...rest);
+      } finally {
+        end(id);
+      }
+    };
 
   return {
     isExpected: (id) => pending.has(id),

@@ -87,11 +87,9 @@ export function createNodeLifecycle(deps: LifecycleDeps): NodeLifecycle {
       // container this manager does not own, which only a person should remove.
       const mine = await nodeContainer(node);
       if (mine) return mine;
-      throw new DockerOpError(
-        'container.create',
-        `the container name "${options.name}" is taken by a container that is not node ${node.name}'s; remove it (docker rm) and retry`,
-        { cause: err },
-      );
+      throw new DockerOpError('container.create', `the container name "${options.name}" is taken by a container that is not node ${node.name}'s; remove it (docker rm) and retry`, {
+        cause: err,
+      });
     }
   }
 
@@ -127,14 +125,20 @@ export function createNodeLifecycle(deps: LifecycleDeps): NodeLifecycle {
       const { state, startMs } = inspected?.running ? { state: inspected, startMs: 0 } : await docker.start(container.id, attrs);
       const ports = publishedPorts(pool.spec, state.ports, config.publishHost, node.host_ports);
       const unchanged =
-        node.status === 'running' &&
-        node.container_id === container.id &&
-        node.started_at?.getTime() === state.startedAt?.getTime() &&
-        samePorts(node.ports, ports);
+        node.status === 'running' && node.container_id === container.id && node.started_at?.getTime() === state.startedAt?.getTime() && samePorts(node.ports, ports);
       if (unchanged) return;
       await bus.publish(
         'node.evt.started',
-        { tenantId: node.tenant_id, poolId: node.pool_id, nodeId: node.id, at: now(), containerId: container.id, ports, startMs, ...(state.healthcheck ? { healthcheck: true } : {}) },
+        {
+          tenantId: node.tenant_id,
+          poolId: node.pool_id,
+          nodeId: node.id,
+          at: now(),
+          containerId: container.id,
+          ports,
+          startMs,
+          ...(state.healthcheck ? { healthcheck: true } : {}),
+        },
         { msgId: `node.evt.started:${container.id}:${state.startedAt?.toISOString() ?? 'unknown'}` },
       );
       await repo.updateNode(node.tenant_id, node.id, {
@@ -178,11 +182,7 @@ export function createNodeLifecycle(deps: LifecycleDeps): NodeLifecycle {
         if (c.running) await docker.stop(c.id, attrs);
         await docker.remove(c.id, attrs);
       }
-      await bus.publish(
-        'node.evt.removed',
-        { tenantId: node.tenant_id, poolId: node.pool_id, nodeId: node.id, at: now(), reason },
-        { msgId: `node.evt.removed:${node.id}` },
-      );
+      await bus.publish('node.evt.removed', { tenantId: node.tenant_id, poolId: node.pool_id, nodeId: node.id, at: now(), reason }, { msgId: `node.evt.removed:${node.id}` });
       await repo.updateNode(node.tenant_id, node.id, { status: 'removed', ports: [] });
       await setHot(node, 'removed');
       await deps.stats.forget(node.id);

@@ -58,23 +58,12 @@ export async function updatePoolSize(db: Db, pool: Pool, spec: PoolSpec, desired
 }
 
 export async function markPoolDeleted(db: Db, tenantId: string, poolId: string): Promise<void> {
-  await db
-    .updateTable('pools')
-    .set({ status: 'deleted', desired_nodes: 0, updated_at: new Date() })
-    .where('tenant_id', '=', tenantId)
-    .where('id', '=', poolId)
-    .execute();
+  await db.updateTable('pools').set({ status: 'deleted', desired_nodes: 0, updated_at: new Date() }).where('tenant_id', '=', tenantId).where('id', '=', poolId).execute();
 }
 
 /** Every node row of a pool, removed ones included, by ordinal. */
 export async function poolNodes(db: Db, tenantId: string, poolId: string): Promise<Node[]> {
-  return db
-    .selectFrom('nodes')
-    .selectAll()
-    .where('tenant_id', '=', tenantId)
-    .where('pool_id', '=', poolId)
-    .orderBy('ordinal')
-    .execute();
+  return db.selectFrom('nodes').selectAll().where('tenant_id', '=', tenantId).where('pool_id', '=', poolId).orderBy('ordinal').execute();
 }
 
 /**
@@ -164,13 +153,7 @@ export async function listPools(db: Db, tenantId?: string): Promise<Pool[]> {
 }
 
 export async function findLivePoolByName(db: Db, tenantId: string, name: string): Promise<Pool | undefined> {
-  return db
-    .selectFrom('pools')
-    .selectAll()
-    .where('tenant_id', '=', tenantId)
-    .where('name', '=', name)
-    .where('status', '=', 'active')
-    .executeTakeFirst();
+  return db.selectFrom('pools').selectAll().where('tenant_id', '=', tenantId).where('name', '=', name).where('status', '=', 'active').executeTakeFirst();
 }
 
 export async function setHostPorts(db: Db, tenantId: string, nodeId: string, ports: HostPorts): Promise<void> {

@@ -46,7 +46,10 @@ export function memoryUsed(sample: DockerStatsSample): number {
 export function toMetrics(sample: DockerStatsSample, at: Date): NodeMetrics {
   const used = memoryUsed(sample);
   const limit = sample.memory_stats?.limit ?? 0;
-  let rxBytes = 0, txBytes = 0, rxPackets = 0, txPackets = 0;
+  let rxBytes = 0,
+    txBytes = 0,
+    rxPackets = 0,
+    txPackets = 0;
   // A host-network container has no interfaces of its own, so no figures: zeros.
   for (const nic of Object.values(sample.networks ?? {})) {
     rxBytes += nic.rx_bytes ?? 0;

@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PoolSpec } from '@switchyard/contracts';
 import { Labels } from '@switchyard/docker';
-import {
-  containerName,
-  containerSpec,
-  EXIT_NODE_PORTS,
-  imageOf,
-  nodePorts,
-  portsToAllocate,
-  publishedPorts,
-  volumeName,
-  type SpecConfig,
-} from '../src/container-spec.js';
+import { containerName, containerSpec, EXIT_NODE_PORTS, imageOf, nodePorts, portsToAllocate, publishedPorts, volumeName, type SpecConfig } from '../src/container-spec.js';
 
 const tenantId = '0c0ffee0-1234-4abc-8def-0123456789ab';
 const poolId = '11111111-2222-4333-8444-555555555555';
@@ -146,7 +136,7 @@ describe('containerSpec on the host network', () => {
     expect(spec.Hostname).toBeUndefined();
   });
 
-  it("tells an exit node its ports and to bind the publish host only", () => {
+  it('tells an exit node its ports and to bind the publish host only', () => {
     expect(spec.Env).toEqual(expect.arrayContaining(['HTTPPROXY_PORT=40001', 'CONTROL_PORT=40002', 'BIND_ADDRESS=127.0.0.1']));
   });
 
@@ -161,7 +151,14 @@ describe('containerSpec on the host network', () => {
     expect(portsToAllocate(hostExit, {})).toEqual(['proxy', 'control']);
     expect(portsToAllocate(hostExit, { proxy: 40001 })).toEqual(['control']);
     expect(portsToAllocate(hostExit, hostPorts)).toEqual([]);
-    const app: PoolSpec = { ...appSpec, network: 'host', ports: [{ name: 'http', containerPort: 80, env: 'PORT' }, { name: 'fixed', containerPort: 9090 }] };
+    const app: PoolSpec = {
+      ...appSpec,
+      network: 'host',
+      ports: [
+        { name: 'http', containerPort: 80, env: 'PORT' },
+        { name: 'fixed', containerPort: 9090 },
+      ],
+    };
     expect(portsToAllocate(app, {})).toEqual(['http']);
     // A port the image cannot be told about stays where the image puts it.
     expect(publishedPorts(app, {}, '127.0.0.1', { http: 41000 })).toEqual([
@@ -196,16 +193,12 @@ describe('containerSpec placement and volumes', () => {
       { id: nodeId, ordinal: 1, server: 'jp-tok-01.example.net', hostPorts: hostPortsOf(exitSpec) },
       config,
     );
-    expect(spec.Env).toEqual(
-      expect.arrayContaining(['SERVER_COUNTRIES=JP', 'SERVER_REGIONS=Tokyo', 'SERVER_CITIES=Shibuya', 'SERVER_HOSTNAMES=jp-tok-01.example.net']),
-    );
+    expect(spec.Env).toEqual(expect.arrayContaining(['SERVER_COUNTRIES=JP', 'SERVER_REGIONS=Tokyo', 'SERVER_CITIES=Shibuya', 'SERVER_HOSTNAMES=jp-tok-01.example.net']));
   });
 
   it('mounts a named volume per node at each mount path', () => {
     const spec = build({ ...appSpec, volumes: [{ name: 'data', mountPath: '/var/lib/data' }] }, 2);
-    expect(spec.HostConfig?.Mounts).toEqual([
-      expect.objectContaining({ Type: 'volume', Source: volumeName(tenantId, 'blog', 'data', 2), Target: '/var/lib/data' }),
-    ]);
+    expect(spec.HostConfig?.Mounts).toEqual([expect.objectContaining({ Type: 'volume', Source: volumeName(tenantId, 'blog', 'data', 2), Target: '/var/lib/data' })]);
     expect(volumeName(tenantId, 'blog', 'data', 2)).toBe('sy-0c0ffee0-blog-2-data');
   });
 });

@@ -88,7 +88,10 @@ export function memoryRepository(): Repository & { pools: Map<string, Pool>; nod
       Object.assign(pools.get(key(tenantId, poolId))!, { status: 'deleted', desired_nodes: 0, updated_at: stamp() });
     },
     async poolNodes(tenantId, poolId) {
-      return [...nodes.values()].filter((n) => n.tenant_id === tenantId && n.pool_id === poolId).sort((a, b) => a.ordinal - b.ordinal).map(copy);
+      return [...nodes.values()]
+        .filter((n) => n.tenant_id === tenantId && n.pool_id === poolId)
+        .sort((a, b) => a.ordinal - b.ordinal)
+        .map(copy);
     },
     async ensureNode(slot) {
       const existing = atOrdinal(slot.tenantId, slot.poolId, slot.ordinal);

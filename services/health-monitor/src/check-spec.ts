@@ -27,12 +27,7 @@ function portFor(kind: PoolKind, spec: HealthCheckSpec, ports: readonly Publishe
 }
 
 /** The check of a running node, or why it cannot be checked. */
-export function resolveCheck(
-  kind: PoolKind,
-  poolCheck: HealthCheckSpec | undefined,
-  ports: readonly PublishedPort[],
-  proxyTarget: string,
-): ResolvedCheck | string {
+export function resolveCheck(kind: PoolKind, poolCheck: HealthCheckSpec | undefined, ports: readonly PublishedPort[], proxyTarget: string): ResolvedCheck | string {
   const spec = checkSpecOf(kind, poolCheck);
   const port = portFor(kind, spec, ports);
   if (typeof port === 'string') return port;

@@ -77,11 +77,7 @@ export class HealthMonitor {
    * described after that moment, or shortly before it (`eventTrustMs`), keeps what the event
    * said: the snapshot may predate it.
    */
-  replace(
-    snapshot: { pools: readonly PoolView[]; nodes: readonly NodeView[] },
-    requestedAt: number,
-    sleepPolicies: SleepPolicyReplies = new Map(),
-  ): void {
+  replace(snapshot: { pools: readonly PoolView[]; nodes: readonly NodeView[] }, requestedAt: number, sleepPolicies: SleepPolicyReplies = new Map()): void {
     this.pools = new Map(snapshot.pools.map((p) => [p.poolId, p]));
     this.sleep.repliesRead(sleepPolicies, requestedAt);
     const seen = new Set<string>();
@@ -206,9 +202,7 @@ export class HealthMonitor {
 
   /** Health of the known nodes, of one tenant and/or some ids; unknown ids are left out. */
   status(filter: { tenantId?: string | undefined; nodeIds?: readonly string[] | undefined } = {}): NodeHealth[] {
-    const picked = filter.nodeIds
-      ? [...new Set(filter.nodeIds)].flatMap((id) => this.nodes.get(id) ?? [])
-      : [...this.nodes.values()];
+    const picked = filter.nodeIds ? [...new Set(filter.nodeIds)].flatMap((id) => this.nodes.get(id) ?? []) : [...this.nodes.values()];
     return picked.filter((n) => !filter.tenantId || n.tenantId === filter.tenantId).map(healthRecord);
   }
 

@@ -8,11 +8,7 @@ type Ask = (payload: Payload<'sleep.req.policy'>) => Promise<ReplyOf<'sleep.req.
  * did not answer for is left out of the result, so the monitor keeps what events said and the
  * pool specs say for it: a silent sleep-controller must not hold up or fail a resync.
  */
-export async function readSleepPolicies(
-  ask: Ask,
-  tenantIds: Iterable<string>,
-  onError: (tenantId: string, err: Error) => void,
-): Promise<SleepPolicyReplies> {
+export async function readSleepPolicies(ask: Ask, tenantIds: Iterable<string>, onError: (tenantId: string, err: Error) => void): Promise<SleepPolicyReplies> {
   const replies = new Map<string, ReplyOf<'sleep.req.policy'>['policies']>();
   await Promise.all(
     [...new Set(tenantIds)].map(async (tenantId) => {

@@ -254,10 +254,7 @@ describe('health monitor', () => {
       ],
     };
     const appPool = { ...pool(appSpec(undefined)), poolId: '22222222-2222-4333-8444-555555555555' };
-    t.monitor.replace(
-      { pools: [{ ...pool(exit) }, appPool], nodes: [exitNode, { ...nodeView(nodeB, 5003), poolId: appPool.poolId }] },
-      0,
-    );
+    t.monitor.replace({ pools: [{ ...pool(exit) }, appPool], nodes: [exitNode, { ...nodeView(nodeB, 5003), poolId: appPool.poolId }] }, 0);
     const probes = (t.monitor as unknown as { nodes: Map<string, { check: { probe: Probe } }> }).nodes;
     expect(probes.get(nodeA)!.check.probe).toMatchObject({ type: 'proxy', port: 5001 });
     expect(probes.get(nodeA)!.check.probe.request?.toString()).toMatch(/^GET http:\/\/127\.0\.0\.1:9\/204 /);

@@ -45,10 +45,14 @@ describe('scheduler', () => {
   it('keeps a steady period for keys that reschedule themselves, and stays compact', () => {
     const c = manualClock();
     let runs = 0;
-    const s: Scheduler = new Scheduler((k) => {
-      runs++;
-      s.schedule(k, c.clock.now() + 1000);
-    }, c.clock, 0);
+    const s: Scheduler = new Scheduler(
+      (k) => {
+        runs++;
+        s.schedule(k, c.clock.now() + 1000);
+      },
+      c.clock,
+      0,
+    );
     for (let i = 0; i < 1000; i++) s.schedule(`n${i}`, i);
     c.advance(10_000);
     // Key i ran at t = i, i+1000, … up to 10 000: eleven times for key 0, ten for the rest.

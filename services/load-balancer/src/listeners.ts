@@ -57,7 +57,10 @@ export class AppListeners {
       if (this.reserved.has(port) || taken.has(port)) {
         if (this.refused.get(poolId) !== port) {
           this.refused.set(poolId, port);
-          this.log.warn({ poolId, port }, this.reserved.has(port) ? 'app pool publicPort is a proxy port; not listening' : 'app pool publicPort is taken by another pool; not listening');
+          this.log.warn(
+            { poolId, port },
+            this.reserved.has(port) ? 'app pool publicPort is a proxy port; not listening' : 'app pool publicPort is taken by another pool; not listening',
+          );
         }
         continue;
       }

@@ -61,9 +61,7 @@ export class Router {
     const spec = lead.spec;
     const stickyKey = spec.sticky === 'session' ? client.session : spec.sticky === 'client_ip' ? client.address : undefined;
     const clientRegion = spec.geoAffinity ? (client.region ?? regionOf(this.regions, client.address)) : undefined;
-    return choose(route.members, { strategy: this.strategyOf(lead), stickyKey, clientRegion, exclude }, this.stateOf(route), advance) as
-      | RouteNode
-      | undefined;
+    return choose(route.members, { strategy: this.strategyOf(lead), stickyKey, clientRegion, exclude }, this.stateOf(route), advance) as RouteNode | undefined;
   }
 
   private stateOf(route: Route): PickState {

@@ -79,6 +79,6 @@ export function regionOf(ranges: readonly RegionRange[], address: string | undef
   const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
   if (!isIPv4(v4)) return undefined;
   const ip = ipv4ToInt(v4);
-  for (const r of ranges) if (((ip & r.mask) >>> 0) === r.network) return r.region;
+  for (const r of ranges) if ((ip & r.mask) >>> 0 === r.network) return r.region;
   return undefined;
 }

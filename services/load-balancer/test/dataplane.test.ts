@@ -40,8 +40,20 @@ const closed = (s: Socket) => (s.destroyed ? Promise.resolve() : once(s, 'close'
 
 function nodeView(nodeId: string, port: number): NodeView {
   return {
-    tenantId, poolId: pool.poolId, nodeId, name: nodeId, kind: 'exit', status: 'running', country: 'JP', region: null, city: null, server: null, containerId: 'c',
-    ports: [{ name: 'proxy', containerPort: 8888, hostIp: '127.0.0.1', hostPort: port }], startedAt: new Date().toISOString(), stats: null,
+    tenantId,
+    poolId: pool.poolId,
+    nodeId,
+    name: nodeId,
+    kind: 'exit',
+    status: 'running',
+    country: 'JP',
+    region: null,
+    city: null,
+    server: null,
+    containerId: 'c',
+    ports: [{ name: 'proxy', containerPort: 8888, hostIp: '127.0.0.1', hostPort: port }],
+    startedAt: new Date().toISOString(),
+    stats: null,
   };
 }
 
@@ -168,7 +180,7 @@ describe('data plane: a client no node can take is told so', () => {
     expect([...Buffer.from(text, 'latin1')]).toEqual([5, 0, 5, 1, 0, 1, 0, 0, 0, 0, 0, 0]);
   });
 
-  it('HTTP CONNECT: 502 naming the node\'s refusal when every node refuses the target', async () => {
+  it("HTTP CONNECT: 502 naming the node's refusal when every node refuses the target", async () => {
     const node = await fakeNode((s) => s.once('data', () => s.write('HTTP/1.1 403 Forbidden\r\n\r\n')));
     const lb = await balancer([node.port], { retries: 0 });
     const { text } = await exchange(lb.port, CONNECT);

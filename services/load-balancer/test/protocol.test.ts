@@ -68,7 +68,8 @@ describe('HTTP proxy request', () => {
     expect(r.consumed).toBe(head.length);
   });
   it('forwards an absolute-form request without our Proxy-Authorization, as the only request on its node connection', () => {
-    const head = 'GET http://example.com/x?y=1 HTTP/1.1\r\nHost: example.com\r\nProxy-Authorization: Basic YTpi\r\nProxy-Connection: keep-alive\r\nConnection: keep-alive\r\nAccept: */*\r\n\r\n';
+    const head =
+      'GET http://example.com/x?y=1 HTTP/1.1\r\nHost: example.com\r\nProxy-Authorization: Basic YTpi\r\nProxy-Connection: keep-alive\r\nConnection: keep-alive\r\nAccept: */*\r\n\r\n';
     const r = parseProxyRequest(Buffer.from(head))!;
     expect(r.connect).toBe(false);
     expect(r.target).toEqual({ host: 'example.com', port: 80 });
@@ -76,7 +77,14 @@ describe('HTTP proxy request', () => {
     expect(parseProxyRequest(Buffer.from('GET http://[::1]:8080/ HTTP/1.1\r\n\r\n'))!.target).toEqual({ host: '::1', port: 8080 });
   });
   it('answers what a proxy cannot route with 400 and a huge head with 431', () => {
-    for (const bad of ['GET /relative HTTP/1.1\r\n\r\n', 'CONNECT example.com HTTP/1.1\r\n\r\n', 'CONNECT a:99999 HTTP/1.1\r\n\r\n', 'garbage\r\n\r\n', 'GET https://x/ HTTP/1.1\r\n\r\n', 'GET http://x/ HTTP/1.1\r\nno colon\r\n\r\n']) {
+    for (const bad of [
+      'GET /relative HTTP/1.1\r\n\r\n',
+      'CONNECT example.com HTTP/1.1\r\n\r\n',
+      'CONNECT a:99999 HTTP/1.1\r\n\r\n',
+      'garbage\r\n\r\n',
+      'GET https://x/ HTTP/1.1\r\n\r\n',
+      'GET http://x/ HTTP/1.1\r\nno colon\r\n\r\n',
+    ]) {
       expect(() => parseProxyRequest(Buffer.from(bad)), bad).toThrow(expect.objectContaining({ code: 400 }));
     }
     expect(() => parseProxyRequest(Buffer.alloc(20_000, 0x41))).toThrow(expect.objectContaining({ code: 431 }));

@@ -114,7 +114,14 @@ describe('sticky and geographic affinity', () => {
   it('moves only the keys of a node that leaves', () => {
     const nodes = [node('a'), node('b'), node('c'), node('d')];
     const before = Array.from({ length: 400 }, (_, i) => rendezvous(nodes, `k${i}`)!.id);
-    const after = Array.from({ length: 400 }, (_, i) => rendezvous(nodes.filter((n) => n.id !== 'c'), `k${i}`)!.id);
+    const after = Array.from(
+      { length: 400 },
+      (_, i) =>
+        rendezvous(
+          nodes.filter((n) => n.id !== 'c'),
+          `k${i}`,
+        )!.id,
+    );
     before.forEach((owner, i) => {
       if (owner !== 'c') expect(after[i]).toBe(owner);
     });

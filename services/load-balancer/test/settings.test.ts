@@ -5,7 +5,10 @@ const tenant = '0b3c2f0e-5d4a-4f1e-9f7a-1c2d3e4f5a6b';
 
 describe('list settings', () => {
   it('reads country ports and refuses unknown countries and repeated ports', () => {
-    expect([...parseCountryPorts('jp=18001, US=18002')]).toEqual([[18001, 'JP'], [18002, 'US']]);
+    expect([...parseCountryPorts('jp=18001, US=18002')]).toEqual([
+      [18001, 'JP'],
+      [18002, 'US'],
+    ]);
     expect(parseCountryPorts('').size).toBe(0);
     expect(() => parseCountryPorts('XX=1')).toThrow(/ISO/);
     expect(() => parseCountryPorts('JP=1,US=1')).toThrow(/twice/);

@@ -13,7 +13,14 @@ function pool(poolId: string, country: string, limits?: { softConnections: numbe
 
 /** An exit node whose proxy port is published on all interfaces, its control port on loopback. */
 function node(p: PoolView, nodeId: string, port: number): NodeView {
-  return aNodeView({ pool: p, nodeId, name: nodeId, containerId: 'c', startedAt: at, ports: [aPublishedPort('control', port + 1, 8000), aPublishedPort('proxy', port, 8888, '0.0.0.0')] });
+  return aNodeView({
+    pool: p,
+    nodeId,
+    name: nodeId,
+    containerId: 'c',
+    startedAt: at,
+    ports: [aPublishedPort('control', port + 1, 8000), aPublishedPort('proxy', port, 8888, '0.0.0.0')],
+  });
 }
 
 describe('routing table', () => {
@@ -57,7 +64,10 @@ describe('routing table', () => {
     const t = table();
     t.nodeDown('b', 'sleeping');
     const members = t.exitPools('JP', undefined)[0]!.members;
-    expect(members.map((n) => [n.id, n.asleep])).toEqual([['a', false], ['b', true]]);
+    expect(members.map((n) => [n.id, n.asleep])).toEqual([
+      ['a', false],
+      ['b', true],
+    ]);
     expect(t.node('b')!.endpoint).toEqual({ host: '127.0.0.1', port: 2000 });
     t.nodeDown('a', 'stopped');
     expect(t.exitPools('JP', undefined)[0]!.members.map((n) => n.id)).toEqual(['b']);
@@ -75,7 +85,13 @@ describe('routing table', () => {
     const ports = [{ name: 'main', containerPort: 8080, hostIp: '127.0.0.1', hostPort: 5555 }];
     t.nodeStarted({ tenantId, poolId: appPoolId, nodeId: 'x', at, containerId: 'c', ports, startMs: 1 });
     expect(t.node('x')!.endpoint).toBeUndefined();
-    t.setPool({ tenantId, poolId: appPoolId, name: 'blog', spec: { name: 'blog', kind: 'app', image: 'i', nodes: { min: 1, max: 1 }, ports: [{ name: 'main', containerPort: 8080 }] }, at });
+    t.setPool({
+      tenantId,
+      poolId: appPoolId,
+      name: 'blog',
+      spec: { name: 'blog', kind: 'app', image: 'i', nodes: { min: 1, max: 1 }, ports: [{ name: 'main', containerPort: 8080 }] },
+      at,
+    });
     expect(t.node('x')!.endpoint).toEqual({ host: '127.0.0.1', port: 5555 });
     expect(t.pool(appPoolId)!.members.map((n) => n.id)).toEqual(['x']);
   });

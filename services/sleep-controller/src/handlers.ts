@@ -81,11 +81,7 @@ export function createHandlers(deps: HandlerDeps) {
   async function seedPolicy(tenantId: string, poolId: string, policy: SpecPolicy) {
     const seeded = await policies.seed(tenantId, poolId, policy);
     if (!seeded) return;
-    await publish(
-      'sleep.evt.policy',
-      { tenantId, poolId, policy, at: seeded.updatedAt.toISOString() },
-      { msgId: `sleep.evt.policy:${poolId}:${seeded.updatedAt.getTime()}` },
-    );
+    await publish('sleep.evt.policy', { tenantId, poolId, policy, at: seeded.updatedAt.toISOString() }, { msgId: `sleep.evt.policy:${poolId}:${seeded.updatedAt.getTime()}` });
     log.info({ tenantId, poolId, policy }, 'sleep policy seeded from the pool spec');
   }
 

@@ -104,9 +104,7 @@ describe('sleep.cmd.node', () => {
       throw new Error('TIMEOUT');
     });
     await silent.handlers.commands['sleep.cmd.node']({ orderId, tenantId, nodeId }, silent.delivery);
-    expect(silent.published.map((p) => [p.subject, p.payload.reason])).toEqual([
-      ['order.evt.failed', `the socket activator did not arm the catch of node ${nodeId}: TIMEOUT`],
-    ]);
+    expect(silent.published.map((p) => [p.subject, p.payload.reason])).toEqual([['order.evt.failed', `the socket activator did not arm the catch of node ${nodeId}: TIMEOUT`]]);
   });
 
   it('fails an order for a node it does not know after asking for the tenant’s snapshot, one not running, or one without ports', async () => {
@@ -140,7 +138,11 @@ describe('sleep.cmd.node', () => {
     expect(t.published.map((p) => p.payload.reason)).toEqual([`node ${nodeId} is already being put to sleep`]);
     t.detector.nodeStopped({ nodeId, reason: 'sleep' }, Date.now());
     await t.handlers.commands['sleep.cmd.node']({ orderId, tenantId, nodeId }, t.delivery);
-    expect(t.published[1]).toEqual({ subject: 'order.evt.fulfilled', payload: { orderId, tenantId, result: { poolId, nodeIds: [nodeId] } }, msgId: `order.evt.fulfilled:${orderId}` });
+    expect(t.published[1]).toEqual({
+      subject: 'order.evt.fulfilled',
+      payload: { orderId, tenantId, result: { poolId, nodeIds: [nodeId] } },
+      msgId: `order.evt.fulfilled:${orderId}`,
+    });
   });
 
   it('dead-letters a failing command that carries no order', async () => {

@@ -97,7 +97,9 @@ export class Activator {
       if ('hostPort' in target) {
         // Redirected to nothing: never again.
         this.e.log.warn({ hostPort: target.hostPort }, 'a connection to a port no node is known for: closed, and the port is no longer redirected');
-        this.e.redirects.remove([target.hostPort]).catch((err: unknown) => this.e.log.warn({ hostPort: target.hostPort, err: message(err) }, 'could not remove a port from the set'));
+        this.e.redirects
+          .remove([target.hostPort])
+          .catch((err: unknown) => this.e.log.warn({ hostPort: target.hostPort, err: message(err) }, 'could not remove a port from the set'));
       }
       return;
     }

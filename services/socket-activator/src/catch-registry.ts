@@ -65,7 +65,17 @@ export class CatchRegistry {
     if (elsewhere) return { ok: false, error: `port ${elsewhere.name} is published on ${elsewhere.hostIp}; this activator catches ${this.e.nodeHost} only` };
 
     this.claim(req.nodeId, [...hostPorts]);
-    const c: LiveCatch = this.nodes.get(req.nodeId) ?? { tenantId: req.tenantId, poolId: req.poolId, nodeId: req.nodeId, ports: [], armed: false, armedAt: null, ...DEFAULT_PROBE, healthyAt: 0, saving: Promise.resolve() };
+    const c: LiveCatch = this.nodes.get(req.nodeId) ?? {
+      tenantId: req.tenantId,
+      poolId: req.poolId,
+      nodeId: req.nodeId,
+      ports: [],
+      armed: false,
+      armedAt: null,
+      ...DEFAULT_PROBE,
+      healthyAt: 0,
+      saving: Promise.resolve(),
+    };
     const before = c.ports.map((p) => p.hostPort);
     Object.assign(c, {
       tenantId: req.tenantId,
@@ -116,7 +126,10 @@ export class CatchRegistry {
 
   /** Proxy mode: a node the activator had not seen gets its (unarmed) catch and public ports. */
   async adopt(ids: { tenantId: string; poolId: string; nodeId: string }, ports: readonly PublishedPort[]): Promise<void> {
-    this.claim(ids.nodeId, ports.map((p) => p.hostPort));
+    this.claim(
+      ids.nodeId,
+      ports.map((p) => p.hostPort),
+    );
     const c: LiveCatch = { ...ids, ports: [], armed: false, armedAt: null, ...DEFAULT_PROBE, healthyAt: 0, saving: Promise.resolve() };
     c.ports = ports.map((p) => this.portFrom(c, p));
     this.nodes.set(c.nodeId, c);
@@ -130,7 +143,10 @@ export class CatchRegistry {
     const same = next.length === c.ports.length && next.every((p, i) => p.name === c.ports[i]?.name && p.hostPort === c.ports[i]?.hostPort);
     if (same) return;
     const old = c.ports.map((p) => p.hostPort);
-    this.claim(c.nodeId, next.map((p) => p.hostPort));
+    this.claim(
+      c.nodeId,
+      next.map((p) => p.hostPort),
+    );
     c.ports = next;
     if (c.armed) {
       await this.e.redirects.remove(old);
@@ -183,7 +199,10 @@ export class CatchRegistry {
           changed = true;
         }
       } catch (err) {
-        this.e.log.warn({ nodeId: c.nodeId, port: port.name, publicPort: port.publicPort, err: message(err) }, 'could not bind the public port; tried again at the next event or resync');
+        this.e.log.warn(
+          { nodeId: c.nodeId, port: port.name, publicPort: port.publicPort, err: message(err) },
+          'could not bind the public port; tried again at the next event or resync',
+        );
       }
     }
     if (changed) await this.save(c);

@@ -11,9 +11,7 @@ type GetSockOpt = (fd: number, level: number, name: number, val: Buffer, len: nu
 let getsockopt: GetSockOpt | undefined;
 
 function libcGetsockopt(): GetSockOpt {
-  getsockopt ??= koffi
-    .load('libc.so.6')
-    .func('int getsockopt(int fd, int level, int name, _Out_ uint8_t *val, _Inout_ uint32_t *len)') as GetSockOpt;
+  getsockopt ??= koffi.load('libc.so.6').func('int getsockopt(int fd, int level, int name, _Out_ uint8_t *val, _Inout_ uint32_t *len)') as GetSockOpt;
   return getsockopt;
 }
 

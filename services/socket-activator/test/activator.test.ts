@@ -266,12 +266,19 @@ describe('hold and wake', () => {
 
   it('refuses to arm a port published on another address than the one it catches', async () => {
     const h = harness();
-    const reply = await h.activator.arm({ tenantId: TENANT, poolId: POOL, nodeId: NODE, ports: [{ name: 'web', containerPort: 80, hostIp: '10.0.0.5', hostPort: PORT }], probeIntervalMs: 10, probeTimeoutMs: 1000 });
+    const reply = await h.activator.arm({
+      tenantId: TENANT,
+      poolId: POOL,
+      nodeId: NODE,
+      ports: [{ name: 'web', containerPort: 80, hostIp: '10.0.0.5', hostPort: PORT }],
+      probeIntervalMs: 10,
+      probeTimeoutMs: 1000,
+    });
     expect(reply).toEqual({ ok: false, error: 'port web is published on 10.0.0.5; this activator catches 127.0.0.1 only' });
     expect(h.set.size).toBe(0);
   });
 
-  it("waits for Docker to report a node with a HEALTHCHECK of its own healthy before it forwards", async () => {
+  it('waits for Docker to report a node with a HEALTHCHECK of its own healthy before it forwards', async () => {
     const h = harness({ managerFulfils: false });
     await h.arm();
     const port = await front(h.activator, { hostPort: PORT });

@@ -74,7 +74,8 @@ describe('nft driver', () => {
   });
 
   it('parses the ports of nft -j list set', () => {
-    const out = '{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"set": {"family": "ip", "name": "sleeping_ports", "table": "t", "type": "inet_service", "handle": 1, "elem": [1234, 1240]}}]}';
+    const out =
+      '{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"set": {"family": "ip", "name": "sleeping_ports", "table": "t", "type": "inet_service", "handle": 1, "elem": [1234, 1240]}}]}';
     expect(parseSetPorts(out)).toEqual([1234, 1240]);
     expect(parseSetPorts('{"nftables": [{"set": {"name": "sleeping_ports"}}]}')).toEqual([]);
   });

@@ -90,10 +90,12 @@ describe('forwarding', () => {
   });
 
   it('a reset from the node ends the client', async () => {
-    const node = await listen((s) => s.once('data', () => {
-      s.write('partial');
-      setTimeout(() => s.resetAndDestroy(), 20);
-    }));
+    const node = await listen((s) =>
+      s.once('data', () => {
+        s.write('partial');
+        setTimeout(() => s.resetAndDestroy(), 20);
+      }),
+    );
     const front = await listen((s) => forward(s, { host: '127.0.0.1', port: node }), { allowHalfOpen: true, pauseOnConnect: true });
     const c = connect(front, '127.0.0.1');
     c.write('hello');

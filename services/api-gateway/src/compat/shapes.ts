@@ -5,13 +5,7 @@ import type { SpeedTest } from '../tables.js';
 // The VPN Exit Controller API v2 shapes, field for field, so its clients work unchanged.
 const nullable = <T extends import('typebox').TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
-export const CompatStatus = Type.Union([
-  Type.Literal('running'),
-  Type.Literal('stopped'),
-  Type.Literal('error'),
-  Type.Literal('starting'),
-  Type.Literal('stopping'),
-]);
+export const CompatStatus = Type.Union([Type.Literal('running'), Type.Literal('stopped'), Type.Literal('error'), Type.Literal('starting'), Type.Literal('stopping')]);
 export type CompatStatus = Static<typeof CompatStatus>;
 
 const CompatMetrics = Type.Object({

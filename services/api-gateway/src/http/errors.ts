@@ -38,15 +38,17 @@ const PART_PREFIX: Record<string, string> = { body: '', querystring: 'query', pa
  * same way. Unknown fields are errors (Ajv's default would silently drop them); query and
  * path values are converted from strings first.
  */
-export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => (data: unknown) => {
-  // A route whose body is Type.Optional also takes a request without one.
-  if (httpPart === 'body' && data == null && Type.IsOptional(schema)) return { value: undefined };
-  let value: unknown = data ?? (httpPart === 'body' ? undefined : {});
-  if (httpPart === 'querystring' || httpPart === 'params') value = Value.Default(schema, Value.Convert(schema, value as object));
-  const issues = schemaIssues(schema, value).flatMap(perMissingField);
-  if (issues.length) return { error: badRequest(issues, PART_PREFIX[httpPart ?? 'body']) };
-  return { value };
-};
+export const validatorCompiler: FastifySchemaCompiler<TSchema> =
+  ({ schema, httpPart }) =>
+  (data: unknown) => {
+    // A route whose body is Type.Optional also takes a request without one.
+    if (httpPart === 'body' && data == null && Type.IsOptional(schema)) return { value: undefined };
+    let value: unknown = data ?? (httpPart === 'body' ? undefined : {});
+    if (httpPart === 'querystring' || httpPart === 'params') value = Value.Default(schema, Value.Convert(schema, value as object));
+    const issues = schemaIssues(schema, value).flatMap(perMissingField);
+    if (issues.length) return { error: badRequest(issues, PART_PREFIX[httpPart ?? 'body']) };
+    return { value };
+  };
 
 const MISSING = /^must have required properties (.+)$/;
 
@@ -70,17 +72,27 @@ function answer(reply: FastifyReply, status: number, body: ErrorBody, withDetail
 
 function handle(err: FastifyError | RequestError | Error, request: FastifyRequest, reply: FastifyReply, withDetail: boolean) {
   if (err instanceof RequestError) {
-    return answer(reply, err.statusCode, { error: err.error, message: err.message, ...(err.issues.length ? { issues: err.issues.map((i) => ({ field: i.path, message: i.message })) } : {}) }, withDetail);
+    return answer(
+      reply,
+      err.statusCode,
+      { error: err.error, message: err.message, ...(err.issues.length ? { issues: err.issues.map((i) => ({ field: i.path, message: i.message })) } : {}) },
+      withDetail,
+    );
   }
   const status = (err as FastifyError).statusCode;
   if (status && status >= 400 && status < 500) {
     const code = (err as FastifyError).code;
     const field = code?.startsWith('FST_ERR_CTP') ? 'body' : undefined;
-    return answer(reply, status, {
-      error: status === 415 ? 'unsupported_media_type' : status === 413 ? 'payload_too_large' : 'bad_request',
-      message: field ? `body: ${err.message}` : err.message,
-      ...(field ? { issues: [{ field, message: err.message }] } : {}),
-    }, withDetail);
+    return answer(
+      reply,
+      status,
+      {
+        error: status === 415 ? 'unsupported_media_type' : status === 413 ? 'payload_too_large' : 'bad_request',
+        message: field ? `body: ${err.message}` : err.message,
+        ...(field ? { issues: [{ field, message: err.message }] } : {}),
+      },
+      withDetail,
+    );
   }
   if (err instanceof ServiceUnavailable) {
     request.log.warn({ service: err.service }, 'service unavailable');

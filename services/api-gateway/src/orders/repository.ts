@@ -21,12 +21,7 @@ function inTransaction<T>(db: Db, work: (tx: Transaction<Database>) => Promise<T
  * key, a retry of the same request returns the order placed first (`replayed`), and the same
  * key with another request is refused.
  */
-export async function placeOrder(
-  db: Db,
-  tenantId: string,
-  request: AnyOrderRequest,
-  idempotencyKey?: string,
-): Promise<{ order: Order; replayed: boolean } | 'key_reused'> {
+export async function placeOrder(db: Db, tenantId: string, request: AnyOrderRequest, idempotencyKey?: string): Promise<{ order: Order; replayed: boolean } | 'key_reused'> {
   const id = randomUUID();
   const { command, result } = commandFor(id, tenantId, request);
   return inTransaction(db, async (tx) => {

@@ -3,10 +3,7 @@ import { CountryCode, Id, isKnownCountry, OrderStatus, PoolSpec, poolSpecIssues,
 import { HOSTNAME } from '../server-catalog.js';
 import type { Order } from '../tables.js';
 
-const NodeCount = Type.Object(
-  { min: Type.Integer({ minimum: 0, maximum: 100 }), max: Type.Integer({ minimum: 1, maximum: 100 }) },
-  { additionalProperties: false },
-);
+const NodeCount = Type.Object({ min: Type.Integer({ minimum: 0, maximum: 100 }), max: Type.Integer({ minimum: 1, maximum: 100 }) }, { additionalProperties: false });
 
 /** The body of POST /v1/orders. Which fields a type needs is checked by `orderIssues`. */
 export const OrderRequest = Type.Object(
@@ -37,10 +34,7 @@ type OrderType = OrderRequest['type'];
  * /v1/nodes/:id/sleep|wake`): those check first that the pool or node is the caller's, which
  * POST /v1/orders cannot do for a pool whose only reader would be the sleep controller.
  */
-export type OwnOrderRequest =
-  | { type: 'pool.sleep_policy'; poolId: string; policy: SleepPolicy }
-  | { type: 'node.sleep'; nodeId: string }
-  | { type: 'node.wake'; nodeId: string };
+export type OwnOrderRequest = { type: 'pool.sleep_policy'; poolId: string; policy: SleepPolicy } | { type: 'node.sleep'; nodeId: string } | { type: 'node.wake'; nodeId: string };
 export type AnyOrderRequest = OrderRequest | OwnOrderRequest;
 
 export const OrderView = Type.Object({
@@ -76,7 +70,8 @@ export function orderIssues(order: OrderRequest): Issue[] {
     if (required.includes(field) && !present) issues.push({ path: field, message: `required for a ${order.type} order` });
     if (!required.includes(field) && !optional.includes(field) && present) issues.push({ path: field, message: `not allowed in a ${order.type} order` });
   }
-  if (order.country !== undefined && !isKnownCountry(order.country)) issues.push({ path: 'country', message: `unknown country "${order.country}" (expected an ISO 3166-1 alpha-2 code)` });
+  if (order.country !== undefined && !isKnownCountry(order.country))
+    issues.push({ path: 'country', message: `unknown country "${order.country}" (expected an ISO 3166-1 alpha-2 code)` });
   if (order.pool) issues.push(...poolSpecIssues(order.pool).map((i) => ({ ...i, path: `pool.${i.path}` })));
   if (order.nodes && order.nodes.min > order.nodes.max) issues.push({ path: 'nodes.min', message: 'must not exceed nodes.max' });
   return issues;

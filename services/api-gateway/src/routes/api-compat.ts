@@ -38,7 +38,8 @@ const Accepted = (status: string) => Type.Object({ status: Type.Literal(status),
 
 /** A path's country, lower-cased as the source API writes it; an unknown code is a 400. */
 function countryOf(raw: string, field: string): string {
-  if (!isKnownCountry(raw)) throw new RequestError(400, 'bad_request', `${field}: unknown country "${raw}" (expected an ISO 3166-1 alpha-2 code)`, [{ path: field, message: `unknown country "${raw}"` }]);
+  if (!isKnownCountry(raw))
+    throw new RequestError(400, 'bad_request', `${field}: unknown country "${raw}" (expected an ISO 3166-1 alpha-2 code)`, [{ path: field, message: `unknown country "${raw}"` }]);
   return raw.toLowerCase();
 }
 
@@ -57,7 +58,11 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
   }
 
   async function compatNodes(tenantId: string, nodes: NodeView[]) {
-    const figures = await figuresOf(fleet, tenantId, nodes.map((n) => n.nodeId));
+    const figures = await figuresOf(
+      fleet,
+      tenantId,
+      nodes.map((n) => n.nodeId),
+    );
     return nodes.map((n) => toCompatNode(n, figures.health.get(n.nodeId), figures.traffic.get(n.nodeId)));
   }
 
@@ -72,16 +77,23 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
       json(request, text, done);
     });
 
-    compat.get('/health', {
-      schema: {
-        security: [],
-        response: { 200: Type.Object({ status: Type.String(), database: Type.Boolean(), nats: Type.Boolean(), timestamp: Type.String({ format: 'date-time' }) }), 503: Type.Object({ status: Type.String(), database: Type.Boolean(), nats: Type.Boolean(), timestamp: Type.String({ format: 'date-time' }) }) },
+    compat.get(
+      '/health',
+      {
+        schema: {
+          security: [],
+          response: {
+            200: Type.Object({ status: Type.String(), database: Type.Boolean(), nats: Type.Boolean(), timestamp: Type.String({ format: 'date-time' }) }),
+            503: Type.Object({ status: Type.String(), database: Type.Boolean(), nats: Type.Boolean(), timestamp: Type.String({ format: 'date-time' }) }),
+          },
+        },
       },
-    }, async (_request, reply) => {
-      const { database, nats } = await deps.health();
-      const ok = database && nats;
-      return reply.code(ok ? 200 : 503).send({ status: ok ? 'healthy' : 'unhealthy', database, nats, timestamp: new Date().toISOString() });
-    });
+      async (_request, reply) => {
+        const { database, nats } = await deps.health();
+        const ok = database && nats;
+        return reply.code(ok ? 200 : 503).send({ status: ok ? 'healthy' : 'unhealthy', database, nats, timestamp: new Date().toISOString() });
+      },
+    );
 
     compat.register(async (plugin) => {
       const api = plugin.withTypeProvider<TypeBoxTypeProvider>();
@@ -92,27 +104,41 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
         return compatNodes(tenantId, (await fleet.nodes(tenantId)).filter(isListedExitNode));
       });
 
-      api.post('/nodes/:country_code/start', {
-        schema: {
-          description: 'adds a node to the exit pool of the country (made with defaults if there is none); the node starts asynchronously',
-          params: CountryParams,
-          querystring: Type.Object({ server: Type.Optional(Type.String({ pattern: HOSTNAME.source, maxLength: 253 })) }, { additionalProperties: false }),
-          body: Type.Optional(Type.Object({ server: Type.Optional(Type.Union([Type.String({ pattern: HOSTNAME.source, maxLength: 253 }), Type.Null()])) }, { additionalProperties: false })),
-          response: { 200: Type.Object({ status: Type.Literal('starting'), node_id: Type.String({ format: 'uuid' }), country: Type.String(), server: Type.Union([Type.String(), Type.Null()]) }), ...Errors },
+      api.post(
+        '/nodes/:country_code/start',
+        {
+          schema: {
+            description: 'adds a node to the exit pool of the country (made with defaults if there is none); the node starts asynchronously',
+            params: CountryParams,
+            querystring: Type.Object({ server: Type.Optional(Type.String({ pattern: HOSTNAME.source, maxLength: 253 })) }, { additionalProperties: false }),
+            body: Type.Optional(
+              Type.Object({ server: Type.Optional(Type.Union([Type.String({ pattern: HOSTNAME.source, maxLength: 253 }), Type.Null()])) }, { additionalProperties: false }),
+            ),
+            response: {
+              200: Type.Object({
+                status: Type.Literal('starting'),
+                node_id: Type.String({ format: 'uuid' }),
+                country: Type.String(),
+                server: Type.Union([Type.String(), Type.Null()]),
+              }),
+              ...Errors,
+            },
+          },
         },
-      }, async (request) => {
-        const { tenantId } = callerOf(request);
-        const country = countryOf(request.params.country_code, 'params.country_code');
-        const fromBody = request.body?.server ?? undefined;
-        const fromQuery = request.query.server;
-        if (fromBody && fromQuery && fromBody !== fromQuery) {
-          throw new RequestError(400, 'bad_request', 'server: given twice with different values (query and body)', [{ path: 'server', message: 'query and body disagree' }]);
-        }
-        const server = fromBody ?? fromQuery;
-        const order = await placeOwnOrder(db, tenantId, { type: 'node.add', country, ...(server ? { server } : {}) });
-        deps.onOrderPlaced();
-        return { status: 'starting' as const, node_id: (order.result as { nodeId: string }).nodeId, country, server: server ?? null };
-      });
+        async (request) => {
+          const { tenantId } = callerOf(request);
+          const country = countryOf(request.params.country_code, 'params.country_code');
+          const fromBody = request.body?.server ?? undefined;
+          const fromQuery = request.query.server;
+          if (fromBody && fromQuery && fromBody !== fromQuery) {
+            throw new RequestError(400, 'bad_request', 'server: given twice with different values (query and body)', [{ path: 'server', message: 'query and body disagree' }]);
+          }
+          const server = fromBody ?? fromQuery;
+          const order = await placeOwnOrder(db, tenantId, { type: 'node.add', country, ...(server ? { server } : {}) });
+          deps.onOrderPlaced();
+          return { status: 'starting' as const, node_id: (order.result as { nodeId: string }).nodeId, country, server: server ?? null };
+        },
+      );
 
       api.delete('/nodes/:node_id/stop', { schema: { params: NodeParams, response: { 200: Accepted('stopping'), ...Errors } } }, async (request) => {
         const { tenantId } = callerOf(request);
@@ -136,93 +162,126 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
         return node!;
       });
 
-      api.get('/nodes/:node_id/logs', {
-        schema: {
-          params: NodeParams,
-          querystring: Type.Object({ lines: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }) }, { additionalProperties: false }),
-          response: { 200: Type.Object({ logs: Type.String({ description: 'the last lines, newline-separated' }), lines: Type.Integer() }), ...Errors },
+      api.get(
+        '/nodes/:node_id/logs',
+        {
+          schema: {
+            params: NodeParams,
+            querystring: Type.Object({ lines: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }) }, { additionalProperties: false }),
+            response: { 200: Type.Object({ logs: Type.String({ description: 'the last lines, newline-separated' }), lines: Type.Integer() }), ...Errors },
+          },
         },
-      }, async (request) => {
-        const { tenantId } = callerOf(request);
-        const node = await nodeOr404(tenantId, request.params.node_id);
-        const reply = await fleet.logs(tenantId, node.nodeId, request.query.lines);
-        if (reply.logs === null) throw notFound(`node ${request.params.node_id} not found`);
-        return { logs: reply.logs.join('\n'), lines: reply.lines };
-      });
+        async (request) => {
+          const { tenantId } = callerOf(request);
+          const node = await nodeOr404(tenantId, request.params.node_id);
+          const reply = await fleet.logs(tenantId, node.nodeId, request.query.lines);
+          if (reply.logs === null) throw notFound(`node ${request.params.node_id} not found`);
+          return { logs: reply.logs.join('\n'), lines: reply.lines };
+        },
+      );
 
       api.get('/stats', { schema: { response: { 200: CompatStats, ...Errors } } }, async (request) => {
         const { tenantId } = callerOf(request);
         const nodes = (await fleet.nodes(tenantId)).filter(isListedExitNode);
-        const traffic = await fleet.traffic(tenantId, nodes.map((n) => n.nodeId));
+        const traffic = await fleet.traffic(
+          tenantId,
+          nodes.map((n) => n.nodeId),
+        );
         return compatStats(nodes, traffic.value);
       });
 
-      api.get('/countries', {
-        schema: {
-          description: 'countries a node can be started in: those of the server catalog and of the caller\'s exit pools, lower-case, sorted',
-          response: { 200: Type.Array(Type.String()), ...Errors },
+      api.get(
+        '/countries',
+        {
+          schema: {
+            description: "countries a node can be started in: those of the server catalog and of the caller's exit pools, lower-case, sorted",
+            response: { 200: Type.Array(Type.String()), ...Errors },
+          },
         },
-      }, async (request) => {
-        const { pools } = await fleet.snapshot(callerOf(request).tenantId);
-        const countries = new Set(deps.servers.keys());
-        for (const p of pools) if (p.spec.kind === 'exit' && p.spec.country) countries.add(p.spec.country.toLowerCase());
-        return [...countries].sort();
-      });
+        async (request) => {
+          const { pools } = await fleet.snapshot(callerOf(request).tenantId);
+          const countries = new Set(deps.servers.keys());
+          for (const p of pools) if (p.spec.kind === 'exit' && p.spec.country) countries.add(p.spec.country.toLowerCase());
+          return [...countries].sort();
+        },
+      );
 
-      api.get('/config/servers', {
-        schema: { response: { 200: Type.Record(Type.String(), Type.Array(Type.String())), ...Errors } },
-      }, async () => Object.fromEntries([...deps.servers].map(([country, list]) => [country, [...list]])));
+      api.get(
+        '/config/servers',
+        {
+          schema: { response: { 200: Type.Record(Type.String(), Type.Array(Type.String())), ...Errors } },
+        },
+        async () => Object.fromEntries([...deps.servers].map(([country, list]) => [country, [...list]])),
+      );
 
-      api.get('/config/servers/:country_code', {
-        schema: { params: CountryParams, response: { 200: Type.Array(Type.String()), ...Errors } },
-      }, async (request) => {
-        const country = countryOf(request.params.country_code, 'params.country_code');
-        const servers = deps.servers.get(country);
-        if (!servers) throw notFound(`no servers configured for country "${country}"`);
-        return [...servers];
-      });
+      api.get(
+        '/config/servers/:country_code',
+        {
+          schema: { params: CountryParams, response: { 200: Type.Array(Type.String()), ...Errors } },
+        },
+        async (request) => {
+          const country = countryOf(request.params.country_code, 'params.country_code');
+          const servers = deps.servers.get(country);
+          if (!servers) throw notFound(`no servers configured for country "${country}"`);
+          return [...servers];
+        },
+      );
 
-      api.get('/load-balancer/best-node/:country_code', {
-        schema: { params: CountryParams, response: { 200: Type.Union([CompatNode, Type.Null()]), ...Errors } },
-      }, async (request) => {
-        const { tenantId } = callerOf(request);
-        const country = countryOf(request.params.country_code, 'params.country_code');
-        const best = await fleet.best({ tenantId, country: country.toUpperCase() });
-        if (!best) return null;
-        const node = await fleet.node(tenantId, best.nodeId);
-        if (!node) return null;
-        const [shown] = await compatNodes(tenantId, [node]);
-        return shown!;
-      });
+      api.get(
+        '/load-balancer/best-node/:country_code',
+        {
+          schema: { params: CountryParams, response: { 200: Type.Union([CompatNode, Type.Null()]), ...Errors } },
+        },
+        async (request) => {
+          const { tenantId } = callerOf(request);
+          const country = countryOf(request.params.country_code, 'params.country_code');
+          const best = await fleet.best({ tenantId, country: country.toUpperCase() });
+          if (!best) return null;
+          const node = await fleet.node(tenantId, best.nodeId);
+          if (!node) return null;
+          const [shown] = await compatNodes(tenantId, [node]);
+          return shown!;
+        },
+      );
 
       const StrategyBody = Type.Object({ strategy: BalancingStrategy });
       api.get('/load-balancer/strategy', { schema: { response: { 200: StrategyBody, ...Errors } } }, async (request) => ({
         strategy: await fleet.strategy(callerOf(request).tenantId),
       }));
 
-      api.post('/load-balancer/strategy', {
-        schema: {
-          body: Type.Object({ strategy: Type.String({ description: `one of ${STRATEGIES.join(', ')}` }) }, { additionalProperties: false }),
-          response: { 200: StrategyBody, ...Errors },
+      api.post(
+        '/load-balancer/strategy',
+        {
+          schema: {
+            body: Type.Object({ strategy: Type.String({ description: `one of ${STRATEGIES.join(', ')}` }) }, { additionalProperties: false }),
+            response: { 200: StrategyBody, ...Errors },
+          },
         },
-      }, async (request) => {
-        const { strategy } = request.body;
-        if (!(STRATEGIES as string[]).includes(strategy)) {
-          throw new RequestError(400, 'bad_request', `strategy: unknown strategy "${strategy}"; one of ${STRATEGIES.join(', ')}`, [{ path: 'strategy', message: `one of ${STRATEGIES.join(', ')}` }]);
-        }
-        return { strategy: await fleet.strategy(callerOf(request).tenantId, strategy as (typeof STRATEGIES)[number]) };
-      });
+        async (request) => {
+          const { strategy } = request.body;
+          if (!(STRATEGIES as string[]).includes(strategy)) {
+            throw new RequestError(400, 'bad_request', `strategy: unknown strategy "${strategy}"; one of ${STRATEGIES.join(', ')}`, [
+              { path: 'strategy', message: `one of ${STRATEGIES.join(', ')}` },
+            ]);
+          }
+          return { strategy: await fleet.strategy(callerOf(request).tenantId, strategy as (typeof STRATEGIES)[number]) };
+        },
+      );
 
-      api.post('/speed-test/:node_id', {
-        schema: { params: NodeParams, response: { 200: CompatSpeedTest, 422: Detail, ...Errors } },
-      }, async (request) => {
-        const { tenantId } = callerOf(request);
-        const node = await nodeOr404(tenantId, request.params.node_id);
-        const { result, error } = await fleet.speedTest(tenantId, node.nodeId);
-        if (!result) throw new RequestError(422, 'speed_test_failed', `the speed test did not run: ${error ?? 'no reason given'}`);
-        await recordSpeedTest(db, result);
-        return { node_id: result.nodeId, download_mbps: result.downloadMbps, upload_mbps: result.uploadMbps, latency_ms: result.latencyMs, tested_at: result.at };
-      });
+      api.post(
+        '/speed-test/:node_id',
+        {
+          schema: { params: NodeParams, response: { 200: CompatSpeedTest, 422: Detail, ...Errors } },
+        },
+        async (request) => {
+          const { tenantId } = callerOf(request);
+          const node = await nodeOr404(tenantId, request.params.node_id);
+          const { result, error } = await fleet.speedTest(tenantId, node.nodeId);
+          if (!result) throw new RequestError(422, 'speed_test_failed', `the speed test did not run: ${error ?? 'no reason given'}`);
+          await recordSpeedTest(db, result);
+          return { node_id: result.nodeId, download_mbps: result.downloadMbps, upload_mbps: result.uploadMbps, latency_ms: result.latencyMs, tested_at: result.at };
+        },
+      );
 
       api.get('/speed-test/results', { schema: { response: { 200: Type.Array(CompatSpeedTest), ...Errors } } }, async (request) =>
         (await listSpeedTests(db, callerOf(request).tenantId, { limit: 100 })).map(toCompatSpeedTest),

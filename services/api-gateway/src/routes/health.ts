@@ -10,7 +10,10 @@ export interface Reachability {
 /** Whether the database answers now and the NATS connection is up. */
 export function reachabilityOf(db: Kysely<Database>, natsConnected: () => boolean): () => Promise<Reachability> {
   return async () => ({
-    database: await sql`select 1`.execute(db).then(() => true, () => false),
+    database: await sql`select 1`.execute(db).then(
+      () => true,
+      () => false,
+    ),
     nats: natsConnected(),
   });
 }

@@ -26,7 +26,20 @@ export const NodeSummary = Type.Object({
 });
 
 export function toNodeSummary(n: NodeView) {
-  return { id: n.nodeId, poolId: n.poolId, name: n.name, kind: n.kind, status: n.status, country: n.country, region: n.region, city: n.city, server: n.server, ports: n.ports, startedAt: n.startedAt, stats: n.stats };
+  return {
+    id: n.nodeId,
+    poolId: n.poolId,
+    name: n.name,
+    kind: n.kind,
+    status: n.status,
+    country: n.country,
+    region: n.region,
+    city: n.city,
+    server: n.server,
+    ports: n.ports,
+    startedAt: n.startedAt,
+    stats: n.stats,
+  };
 }
 
 export const PoolDetail = Type.Object({ id: Id, name: Type.String(), spec: PoolSpec, nodes: Type.Array(NodeSummary) });
@@ -53,7 +66,13 @@ export const Traffic = Type.Object({
 });
 
 export function toTraffic(t: NodeTraffic | undefined) {
-  return { activeConnections: t?.activeConnections ?? 0, totalConnections: t?.totalConnections ?? 0, failedConnections: t?.failedConnections ?? 0, rxBytes: t?.rxBytes ?? 0, txBytes: t?.txBytes ?? 0 };
+  return {
+    activeConnections: t?.activeConnections ?? 0,
+    totalConnections: t?.totalConnections ?? 0,
+    failedConnections: t?.failedConnections ?? 0,
+    rxBytes: t?.rxBytes ?? 0,
+    txBytes: t?.txBytes ?? 0,
+  };
 }
 
 export const Unavailable = Type.Array(Type.String(), { description: 'services that did not answer; their figures are "unknown" or zero' });

@@ -28,20 +28,24 @@ export function activityRoutes(deps: { db: Kysely<Database> }): FastifyPluginAsy
   return async (plugin) => {
     const v1 = plugin.withTypeProvider<TypeBoxTypeProvider>();
 
-    v1.get('/activity', {
-      schema: {
-        description: 'what happened to pools and nodes (slept, woke, started, died, ...), newest first',
-        querystring: ActivityQuery,
-        response: { 200: Type.Object({ items: Type.Array(ActivityEntry), next: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorBody },
+    v1.get(
+      '/activity',
+      {
+        schema: {
+          description: 'what happened to pools and nodes (slept, woke, started, died, ...), newest first',
+          querystring: ActivityQuery,
+          response: { 200: Type.Object({ items: Type.Array(ActivityEntry), next: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorBody },
+        },
       },
-    }, async (request) => {
-      const { poolId, nodeId, kind, limit, before } = request.query;
-      const kinds = kind?.split(',').map((k) => k.trim());
-      const unknown = kinds?.filter((k) => !isKind(k)) ?? [];
-      if (unknown.length) throw badRequest([{ path: 'kind', message: `unknown kind ${unknown.map((k) => `"${k}"`).join(', ')} (one of ${KINDS.join(', ')})` }], 'query');
-      const page = await listActivity(deps.db, callerOf(request).tenantId, { poolId, nodeId, kinds: kinds?.filter(isKind), limit, before });
-      if (page === 'unknown_cursor') throw badRequest([{ path: 'before', message: `no activity entry ${before}` }], 'query');
-      return { items: page.items.map(toActivityEntry), next: page.next };
-    });
+      async (request) => {
+        const { poolId, nodeId, kind, limit, before } = request.query;
+        const kinds = kind?.split(',').map((k) => k.trim());
+        const unknown = kinds?.filter((k) => !isKind(k)) ?? [];
+        if (unknown.length) throw badRequest([{ path: 'kind', message: `unknown kind ${unknown.map((k) => `"${k}"`).join(', ')} (one of ${KINDS.join(', ')})` }], 'query');
+        const page = await listActivity(deps.db, callerOf(request).tenantId, { poolId, nodeId, kinds: kinds?.filter(isKind), limit, before });
+        if (page === 'unknown_cursor') throw badRequest([{ path: 'before', message: `no activity entry ${before}` }], 'query');
+        return { items: page.items.map(toActivityEntry), next: page.next };
+      },
+    );
   };
 }

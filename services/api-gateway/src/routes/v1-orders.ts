@@ -22,50 +22,67 @@ export function orderRoutes(deps: OrderRouteDeps): FastifyPluginAsync {
   return async (plugin) => {
     const v1 = plugin.withTypeProvider<TypeBoxTypeProvider>();
 
-    v1.post('/orders', {
-      schema: {
-        headers: Type.Object({
-          'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$', description: 'retries with the same key return the first order' })),
-        }),
-        body: OrderRequest,
-        response: { 202: OrderView, 400: ErrorBody, 422: ErrorBody },
+    v1.post(
+      '/orders',
+      {
+        schema: {
+          headers: Type.Object({
+            'idempotency-key': Type.Optional(
+              Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$', description: 'retries with the same key return the first order' }),
+            ),
+          }),
+          body: OrderRequest,
+          response: { 202: OrderView, 400: ErrorBody, 422: ErrorBody },
+        },
       },
-    }, async (request, reply) => {
-      const issues = orderIssues(request.body);
-      if (issues.length) throw badRequest(issues);
-      const key = request.headers['idempotency-key'];
-      const placed = await placeOrder(db, callerOf(request).tenantId, request.body, key);
-      if (placed === 'key_reused') {
-        throw new RequestError(422, 'idempotency_key_reused', `Idempotency-Key "${key}" was already used for a different order request`, [
-          { path: 'headers.idempotency-key', message: 'already used for a different request' },
-        ]);
-      }
-      if (!placed.replayed) deps.onOrderPlaced();
-      if (placed.replayed) reply.header('idempotent-replayed', 'true');
-      return reply.code(202).header('location', `/v1/orders/${placed.order.id}`).send(toView(placed.order));
-    });
-
-    v1.get('/orders', {
-      schema: {
-        querystring: Type.Object({
-          limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
-          before: Type.Optional(Timestamp),
-        }, { additionalProperties: false }),
-        response: { 200: Type.Object({ orders: Type.Array(OrderView) }) },
+      async (request, reply) => {
+        const issues = orderIssues(request.body);
+        if (issues.length) throw badRequest(issues);
+        const key = request.headers['idempotency-key'];
+        const placed = await placeOrder(db, callerOf(request).tenantId, request.body, key);
+        if (placed === 'key_reused') {
+          throw new RequestError(422, 'idempotency_key_reused', `Idempotency-Key "${key}" was already used for a different order request`, [
+            { path: 'headers.idempotency-key', message: 'already used for a different request' },
+          ]);
+        }
+        if (!placed.replayed) deps.onOrderPlaced();
+        if (placed.replayed) reply.header('idempotent-replayed', 'true');
+        return reply.code(202).header('location', `/v1/orders/${placed.order.id}`).send(toView(placed.order));
       },
-    }, async (request) => {
-      const { limit, before } = request.query;
-      const orders = await listOrders(db, callerOf(request).tenantId, { limit, ...(before ? { before: new Date(before) } : {}) });
-      return { orders: orders.map(toView) };
-    });
+    );
 
-    v1.get('/orders/:id', {
-      schema: { params: Type.Object({ id: Id }), response: { 200: OrderView, 404: ErrorBody } },
-    }, async (request) => {
-      // Another tenant's order is indistinguishable from a missing one.
-      const order = await getOrder(db, callerOf(request).tenantId, request.params.id);
-      if (!order) throw notFound(`no order ${request.params.id}`);
-      return toView(order);
-    });
+    v1.get(
+      '/orders',
+      {
+        schema: {
+          querystring: Type.Object(
+            {
+              limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+              before: Type.Optional(Timestamp),
+            },
+            { additionalProperties: false },
+          ),
+          response: { 200: Type.Object({ orders: Type.Array(OrderView) }) },
+        },
+      },
+      async (request) => {
+        const { limit, before } = request.query;
+        const orders = await listOrders(db, callerOf(request).tenantId, { limit, ...(before ? { before: new Date(before) } : {}) });
+        return { orders: orders.map(toView) };
+      },
+    );
+
+    v1.get(
+      '/orders/:id',
+      {
+        schema: { params: Type.Object({ id: Id }), response: { 200: OrderView, 404: ErrorBody } },
+      },
+      async (request) => {
+        // Another tenant's order is indistinguishable from a missing one.
+        const order = await getOrder(db, callerOf(request).tenantId, request.params.id);
+        if (!order) throw notFound(`no order ${request.params.id}`);
+        return toView(order);
+      },
+    );
   };
 }

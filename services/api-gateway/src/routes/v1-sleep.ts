@@ -61,78 +61,101 @@ export function sleepRoutes(deps: SleepRouteDeps): FastifyPluginAsync {
   return async (plugin) => {
     const v1 = plugin.withTypeProvider<TypeBoxTypeProvider>();
 
-    v1.put('/pools/:id/sleep', {
-      schema: {
-        description:
-          'sets the sleep policy of a pool, live: places a pool.sleep_policy order that the sleep controller carries out (sleep.cmd.policy). Omitted fields get their defaults.',
-        params: Params,
-        body: SleepPolicyInput,
-        response: { 202: PolicyOrder, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
+    v1.put(
+      '/pools/:id/sleep',
+      {
+        schema: {
+          description:
+            'sets the sleep policy of a pool, live: places a pool.sleep_policy order that the sleep controller carries out (sleep.cmd.policy). Omitted fields get their defaults.',
+          params: Params,
+          body: SleepPolicyInput,
+          response: { 202: PolicyOrder, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
+        },
       },
-    }, async (request, reply) => {
-      const policy = withSleepDefaults(request.body);
-      const issues = sleepPolicyIssues(policy);
-      if (issues.length) throw badRequest(issues);
-      const { tenantId } = callerOf(request);
-      await poolOr404(tenantId, request.params.id);
-      const order = await place(tenantId, { type: 'pool.sleep_policy', poolId: request.params.id, policy });
-      return reply.code(202).header('location', `/v1/orders/${order.id}`).send({ ...toView(order), policy });
-    });
+      async (request, reply) => {
+        const policy = withSleepDefaults(request.body);
+        const issues = sleepPolicyIssues(policy);
+        if (issues.length) throw badRequest(issues);
+        const { tenantId } = callerOf(request);
+        await poolOr404(tenantId, request.params.id);
+        const order = await place(tenantId, { type: 'pool.sleep_policy', poolId: request.params.id, policy });
+        return reply
+          .code(202)
+          .header('location', `/v1/orders/${order.id}`)
+          .send({ ...toView(order), policy });
+      },
+    );
 
-    v1.get('/pools/:id/sleep', {
-      schema: {
-        description: "the pool's sleep policy as the sleep controller holds it (sleep.req.policy)",
-        params: Params,
-        response: { 200: SleepPolicyView, 404: ErrorBody, 503: ErrorBody },
+    v1.get(
+      '/pools/:id/sleep',
+      {
+        schema: {
+          description: "the pool's sleep policy as the sleep controller holds it (sleep.req.policy)",
+          params: Params,
+          response: { 200: SleepPolicyView, 404: ErrorBody, 503: ErrorBody },
+        },
       },
-    }, async (request) => {
-      const { tenantId } = callerOf(request);
-      const poolId = request.params.id;
-      await poolOr404(tenantId, poolId);
-      const held = await fleet.sleepPolicy(tenantId, poolId);
-      if (!held) return { poolId, policy: { enabled: false, ...SLEEP_POLICY_DEFAULTS }, default: true, updatedAt: null };
-      return { poolId, policy: held.policy, default: false, updatedAt: held.updatedAt };
-    });
+      async (request) => {
+        const { tenantId } = callerOf(request);
+        const poolId = request.params.id;
+        await poolOr404(tenantId, poolId);
+        const held = await fleet.sleepPolicy(tenantId, poolId);
+        if (!held) return { poolId, policy: { enabled: false, ...SLEEP_POLICY_DEFAULTS }, default: true, updatedAt: null };
+        return { poolId, policy: held.policy, default: false, updatedAt: held.updatedAt };
+      },
+    );
 
-    v1.post('/nodes/:id/sleep', {
-      schema: {
-        description: "places a node.sleep order: the sleep controller arms the catch of the node's ports, then stops it (sleep.cmd.node)",
-        params: Params,
-        response: { 202: OrderView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
+    v1.post(
+      '/nodes/:id/sleep',
+      {
+        schema: {
+          description: "places a node.sleep order: the sleep controller arms the catch of the node's ports, then stops it (sleep.cmd.node)",
+          params: Params,
+          response: { 202: OrderView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
+        },
       },
-    }, async (request, reply) => {
-      const { tenantId } = callerOf(request);
-      await nodeOr404(tenantId, request.params.id);
-      const order = await place(tenantId, { type: 'node.sleep', nodeId: request.params.id });
-      return reply.code(202).header('location', `/v1/orders/${order.id}`).send(toView(order));
-    });
+      async (request, reply) => {
+        const { tenantId } = callerOf(request);
+        await nodeOr404(tenantId, request.params.id);
+        const order = await place(tenantId, { type: 'node.sleep', nodeId: request.params.id });
+        return reply.code(202).header('location', `/v1/orders/${order.id}`).send(toView(order));
+      },
+    );
 
-    v1.get('/nodes/:id/activation', {
-      schema: {
-        description:
-          "how the socket activator reaches the node (activator.req.state): whether its ports are caught, and in proxy mode the activator's public port for each, which clients use",
-        params: Params,
-        response: { 200: ActivationView, 404: ErrorBody, 503: ErrorBody },
+    v1.get(
+      '/nodes/:id/activation',
+      {
+        schema: {
+          description:
+            "how the socket activator reaches the node (activator.req.state): whether its ports are caught, and in proxy mode the activator's public port for each, which clients use",
+          params: Params,
+          response: { 200: ActivationView, 404: ErrorBody, 503: ErrorBody },
+        },
       },
-    }, async (request) => {
-      const { tenantId } = callerOf(request);
-      const nodeId = request.params.id;
-      await nodeOr404(tenantId, nodeId);
-      const { mode, node } = await fleet.activation(tenantId, nodeId);
-      return { nodeId, mode, state: node?.state ?? ('untracked' as const), ports: node?.ports ?? [] };
-    });
+      async (request) => {
+        const { tenantId } = callerOf(request);
+        const nodeId = request.params.id;
+        await nodeOr404(tenantId, nodeId);
+        const { mode, node } = await fleet.activation(tenantId, nodeId);
+        return { nodeId, mode, state: node?.state ?? ('untracked' as const), ports: node?.ports ?? [] };
+      },
+    );
 
-    v1.post('/nodes/:id/wake', {
-      schema: {
-        description: 'places a node.wake order: exit-node-manager starts the sleeping node (node.cmd.wake)',
-        params: Params,
-        response: { 202: OrderView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
+    v1.post(
+      '/nodes/:id/wake',
+      {
+        schema: {
+          description: 'places a node.wake order: exit-node-manager starts the sleeping node (node.cmd.wake)',
+          params: Params,
+          response: { 202: OrderView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
+        },
       },
-    }, async (request, reply) => {
-      const { tenantId } = callerOf(request);
-      await nodeOr404(tenantId, request.params.id);
-      const order = await place(tenantId, { type: 'node.wake', nodeId: request.params.id });
-      return reply.code(202).header('location', `/v1/orders/${order.id}`).send(toView(order));
-    });
+      async (request, reply) => {
+        const { tenantId } = callerOf(request);
+        await nodeOr404(tenantId, request.params.id);
+        const order = await place(tenantId, { type: 'node.wake', nodeId: request.params.id });
+        return reply.code(202).header('location', `/v1/orders/${order.id}`).send(toView(order));
+      },
+    );
   };
 }

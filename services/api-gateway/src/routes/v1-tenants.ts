@@ -14,16 +14,20 @@ export function tenantRoutes(deps: { db: Kysely<Database> }): FastifyPluginAsync
   return async (plugin) => {
     const v1 = plugin.withTypeProvider<TypeBoxTypeProvider>();
 
-    v1.post('/tenants', {
-      schema: {
-        body: Type.Object({ name: Name }, { additionalProperties: false }),
-        response: { 201: Type.Object({ id: Id, name: Type.String(), apiKey: Type.String() }), 403: ErrorBody, 409: ErrorBody },
+    v1.post(
+      '/tenants',
+      {
+        schema: {
+          body: Type.Object({ name: Name }, { additionalProperties: false }),
+          response: { 201: Type.Object({ id: Id, name: Type.String(), apiKey: Type.String() }), 403: ErrorBody, 409: ErrorBody },
+        },
       },
-    }, async (request, reply) => {
-      if (callerOf(request).role !== 'admin') throw new RequestError(403, 'forbidden', 'only an admin key can create tenants');
-      const created = await createTenant(deps.db, request.body.name);
-      if (created === 'exists') throw new RequestError(409, 'conflict', `a tenant named "${request.body.name}" already exists`);
-      return reply.code(201).send({ id: created.tenantId, name: request.body.name, apiKey: created.apiKey });
-    });
+      async (request, reply) => {
+        if (callerOf(request).role !== 'admin') throw new RequestError(403, 'forbidden', 'only an admin key can create tenants');
+        const created = await createTenant(deps.db, request.body.name);
+        if (created === 'exists') throw new RequestError(409, 'conflict', `a tenant named "${request.body.name}" already exists`);
+        return reply.code(201).send({ id: created.tenantId, name: request.body.name, apiKey: created.apiKey });
+      },
+    );
   };
 }
