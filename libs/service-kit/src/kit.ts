@@ -59,8 +59,6 @@ export interface ServiceContext<C> {
   supervise(what: string, consumption: Consumption): void;
   /** Subscribes each subject of the map to its handler, supervised (see `supervise`). */
   subscribe(handlers: EventHandlers, opts?: { queue?: string }): void;
-  /** Runs `listener` each time the NATS connection comes back after a loss. */
-  onReconnect(listener: () => void): void;
   /**
    * Snapshot following, the one way a service keeps a cache of state another service owns:
    * subscribe to the events, rebuild from snapshots at once, every `periodMs`, after every
@@ -199,7 +197,6 @@ export async function runService<S extends TObject>(def: ServiceDefinition<S>): 
     onShutdown: (step) => steps.push(step),
     supervise,
     subscribe,
-    onReconnect: (listener) => reconnectListeners.push(listener),
     follow,
   };
 
