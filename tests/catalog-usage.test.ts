@@ -60,7 +60,7 @@ interface Usage {
   readonly sent: ReadonlySet<Subject>;
   /** Subjects in a receiving position: subscribe('…'), serve(service, '…'), a consume('<consumer>') of its own. */
   readonly received: ReadonlySet<Subject>;
-  /** Durable consumers it reads with consume('<name>'). */
+  /** Durable consumers it reads with consume('<name>') or a ConsumerMap entry. */
   readonly consumers: readonly string[];
 }
 
@@ -81,7 +81,8 @@ function usageOf(service: ServiceName): Usage {
       sent.add(via.subject);
     }
   }
-  const consumers = [...src.matchAll(/\bconsume\(\s*'(\w+)'/g)].map((m) => m[1]!);
+  // bus.consume('<name>', …), or an entry `<name>: { handlers: … }` of a kit ConsumerMap.
+  const consumers = [...src.matchAll(/\bconsume\(\s*'(\w+)'|^\s*(\w+): \{ handlers:/gm)].map((m) => (m[1] ?? m[2])!);
   for (const name of consumers) {
     const def = (CONSUMERS as Record<string, { service: ServiceName; subjects: readonly Subject[] }>)[name];
     expect(def, `services/${service}/src consumes '${name}', which is not in CONSUMERS`).toBeDefined();

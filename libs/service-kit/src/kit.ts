@@ -4,9 +4,9 @@ import { Svcm, type Service } from '@nats-io/services';
 import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import type { Static, TObject } from 'typebox';
-import { createBus, type Backoff, type Bus, type Consumption } from '@switchyard/bus';
+import { createBus, type Backoff, type Bus, type ConsumerHandlers, type Consumption } from '@switchyard/bus';
 import { loadConfigOrExit } from '@switchyard/config';
-import type { EventSubject, Payload, ServiceName } from '@switchyard/contracts';
+import type { ConsumerName, EventSubject, Payload, ServiceName } from '@switchyard/contracts';
 import { startTelemetry, type Telemetry } from '@switchyard/telemetry';
 import { REBUILD_RETRY, Resync } from './resync.js';
 
@@ -21,6 +21,9 @@ interface KitEnv {
 
 /** Core NATS event handlers by subject: what a service hears without a durable consumer. */
 export type EventHandlers = { [S in EventSubject]?: (payload: Payload<S>) => Promise<void> };
+
+/** Durable JetStream consumers by name: their handler maps and how many messages each handles at once. */
+export type ConsumerMap = { [C in ConsumerName]?: { handlers: ConsumerHandlers<C>; concurrency?: number } };
 
 export interface FollowOptions {
   /** Names the cache in logs ("routing table", "pools and nodes"). */
@@ -59,6 +62,8 @@ export interface ServiceContext<C> {
   supervise(what: string, consumption: Consumption): void;
   /** Subscribes each subject of the map to its handler, supervised (see `supervise`). */
   subscribe(handlers: EventHandlers, opts?: { queue?: string }): void;
+  /** Starts each durable consumer of the map, supervised (see `supervise`). */
+  consume(consumers: ConsumerMap): void;
   /**
    * Snapshot following, the one way a service keeps a cache of state another service owns:
    * subscribe to the events, rebuild from snapshots at once, every `periodMs`, after every
@@ -171,6 +176,12 @@ export async function runService<S extends TObject>(def: ServiceDefinition<S>): 
     }
   }
 
+  function consume(consumers: ConsumerMap) {
+    for (const [name, c] of Object.entries(consumers) as Array<[ConsumerName, { handlers: ConsumerHandlers<ConsumerName>; concurrency?: number }]>) {
+      supervise(name, bus.consume(name, c.handlers, c.concurrency ? { concurrency: c.concurrency } : {}));
+    }
+  }
+
   function follow(opts: FollowOptions): Resync {
     subscribe(opts.events, opts.queue ? { queue: opts.queue } : {});
     const resync = new Resync(opts.rebuild, {
@@ -197,6 +208,7 @@ export async function runService<S extends TObject>(def: ServiceDefinition<S>): 
     onShutdown: (step) => steps.push(step),
     supervise,
     subscribe,
+    consume,
     follow,
   };
 

@@ -1,16 +1,14 @@
 #!/usr/bin/env node
 import { createDb, migrateToLatest } from '@switchyard/db';
 import { runService } from '@switchyard/service-kit';
-import { activityHandlers } from './activity.js';
 import { buildApp } from './app.js';
 import { ApiGatewayEnv } from './config.js';
 import { createFleet } from './fleet.js';
+import { gatewayConsumers } from './handlers.js';
 import { ensureAdmin } from './keys.js';
 import { migrations } from './migrations.js';
-import { orderEventHandlers } from './order-events.js';
 import { startOutboxRelay } from './outbox.js';
 import { loadServerCatalog } from './server-catalog.js';
-import { speedTestHandlers } from './speed-tests.js';
 import type { Database } from './tables.js';
 
 /** A config problem found after the schema check: same exit code, same "VARIABLE: reason" line. */
@@ -24,7 +22,7 @@ await runService({
   name: 'api-gateway',
   description: 'HTTP API: tenants, API keys, orders and the activity timeline; publishes commands through an outbox',
   env: ApiGatewayEnv,
-  async start({ config, log, bus, natsConnected, onShutdown, supervise }) {
+  async start({ config, log, bus, natsConnected, onShutdown, consume }) {
     if ((config.COMPAT_API_USERNAME === undefined) !== (config.COMPAT_API_PASSWORD === undefined)) {
       exitConfig(log, config.COMPAT_API_USERNAME ? 'COMPAT_API_PASSWORD' : 'COMPAT_API_USERNAME', 'set both COMPAT_API_USERNAME and COMPAT_API_PASSWORD, or neither');
     }
@@ -42,13 +40,7 @@ await runService({
 
     const relay = startOutboxRelay({ db, bus, log, pollMs: config.OUTBOX_POLL_MS });
     onShutdown(() => relay.stop());
-    supervise('order events', bus.consume('apiGatewayOrders', orderEventHandlers(db), { concurrency: 8 }));
-    supervise('speed test results', bus.consume('apiGatewaySpeedTests', speedTestHandlers(db), { concurrency: 4 }));
-    // Entries are ordered by event time when read, so handling a domain's events side by side is fine.
-    const activity = activityHandlers(db);
-    supervise('sleep activity', bus.consume('apiGatewayActivitySleep', activity.sleep, { concurrency: 4 }));
-    supervise('activator activity', bus.consume('apiGatewayActivityActivator', activity.activator, { concurrency: 4 }));
-    supervise('node activity', bus.consume('apiGatewayActivityNodes', activity.nodes, { concurrency: 8 }));
+    consume(gatewayConsumers(db));
 
     const fleet = createFleet({ bus, natsConnected, timeoutMs: config.SERVICE_REQUEST_TIMEOUT_MS, speedTestTimeoutMs: config.SPEEDTEST_TIMEOUT_MS });
     const basic =
