@@ -2,6 +2,7 @@ import { NoRespondersError, RequestError } from '@nats-io/transport-node';
 import { DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler } from 'kysely';
 import { pino } from 'pino';
 import { assertPayload, assertReply, type NodeView, type Payload, type ReplyOf, type RequestSubject } from '@switchyard/contracts';
+import { aNodeView } from '@switchyard/testkit/fixtures';
 import { buildApp } from '../src/app.js';
 import { createFleet } from '../src/fleet.js';
 import { parseServerCatalog } from '../src/server-catalog.js';
@@ -66,21 +67,14 @@ export function testApp(answers: Answers, opts: TestAppOptions = {}) {
 }
 
 export function nodeView(overrides: Partial<NodeView> = {}): NodeView {
-  return {
+  return aNodeView({
     tenantId,
     poolId,
     nodeId: 'a1b2c3d4-0000-4000-8000-000000000001',
     name: 'tokyo-0',
-    kind: 'exit',
-    status: 'running',
     country: 'JP',
-    region: null,
-    city: null,
-    server: null,
     containerId: 'c0ffee',
-    ports: [],
     startedAt: '2026-11-24T10:00:00.000Z',
-    stats: null,
     ...overrides,
-  };
+  });
 }

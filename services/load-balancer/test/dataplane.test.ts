@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { NodeView, PoolView } from '@switchyard/contracts';
+import { aNodeView, aPublishedPort } from '@switchyard/testkit/fixtures';
 import { TrafficCounters } from '../src/counters.js';
 import { acceptAppClient, acceptProxyClient, type DataPlane, type DataPlaneConfig } from '../src/dataplane.js';
 import { Router } from '../src/router.js';
@@ -39,22 +40,7 @@ async function fakeNode(onConn: (s: Socket) => void, allowHalfOpen = false): Pro
 const closed = (s: Socket) => (s.destroyed ? Promise.resolve() : once(s, 'close').then(() => undefined));
 
 function nodeView(nodeId: string, port: number): NodeView {
-  return {
-    tenantId,
-    poolId: pool.poolId,
-    nodeId,
-    name: nodeId,
-    kind: 'exit',
-    status: 'running',
-    country: 'JP',
-    region: null,
-    city: null,
-    server: null,
-    containerId: 'c',
-    ports: [{ name: 'proxy', containerPort: 8888, hostIp: '127.0.0.1', hostPort: port }],
-    startedAt: new Date().toISOString(),
-    stats: null,
-  };
+  return aNodeView({ pool, nodeId, name: nodeId, containerId: 'c', ports: [aPublishedPort('proxy', port, 8888)], startedAt: new Date().toISOString() });
 }
 
 /** A load balancer port in front of the given nodes; returns its port and the connfail count. */
