@@ -2,7 +2,6 @@ import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { forward, release } from '../src/forward.js';
-import { originalDestination } from '../src/original-dst.js';
 import { probeOnce } from '../src/probe.js';
 
 const servers: Server[] = [];
@@ -280,18 +279,5 @@ describe('a half-closed forwarded connection', () => {
       (c) => c.end('request'),
     );
     expect(await collect(f.client)).toEqual({ data: 'late answer', how: 'end' });
-  });
-});
-
-describe('original destination', () => {
-  it('is the address dialled for a connection that was not redirected', async () => {
-    let seen: unknown = 'not called';
-    const port = await listen((s) => {
-      seen = originalDestination(s);
-      s.end();
-    });
-    const c = connect(port, '127.0.0.1');
-    await collect(c);
-    expect(seen).toEqual({ address: '127.0.0.1', port });
   });
 });
