@@ -74,7 +74,12 @@ function usageOf(service: ServiceName): Usage {
   }
   const inPosition = (re: RegExp) => new Set([...src.matchAll(re)].map((m) => m[1] as Subject));
   const sent = inPosition(/\b(?:publish|request)\(\s*'([a-z]+\.(?:cmd|evt|req)\.[a-z]+)'/g);
-  const received = inPosition(/\b(?:subscribe\(|serve\(\s*\w+,)\s*'([a-z]+\.(?:cmd|evt|req)\.[a-z]+)'/g);
+  // subscribe('…'), serve(service, '…'), or a key of a handler map: `'pool.evt.changed': async (e) => …`
+  // (event maps for ctx.subscribe/follow, consumer and request maps).
+  const received = new Set([
+    ...inPosition(/\b(?:subscribe\(|serve\(\s*\w+,)\s*'([a-z]+\.(?:cmd|evt|req)\.[a-z]+)'/g),
+    ...inPosition(/^\s*'([a-z]+\.(?:cmd|evt|req)\.[a-z]+)':\s*(?:async\s*)?(?:\(|\w+\s*=>|\w+\.|\w+\(|\w+,|\w+$)/gm),
+  ]);
   for (const via of THROUGH_LIBS) {
     if (via.uses.test(src) && via.calls.test(src)) {
       named.add(via.subject);

@@ -128,7 +128,7 @@ describe('health-monitor', () => {
     const hash = await eventually(
       () => redis.hgetall(`health:${exitNode}`),
       (h) => h['status'] === 'healthy',
-      5_000,
+      2_500,
       'the health in Redis',
       { returnLast: true },
     );

@@ -102,12 +102,14 @@ describe('health-monitor passive signals', () => {
 
   it('forgets the nodes of a deleted pool, in its answers and in Redis', async () => {
     const stored = () => redis.hget(`health:${nodeId}`, 'status');
-    expect(await eventually(stored, (s) => s === 'healthy', 15_000, 'healthy in Redis', { returnLast: true })).toBe('healthy');
+    await waitFor((x) => x?.status === 'healthy', 15_000);
+    // Written to Redis within its one-second flush.
+    expect(await eventually(stored, (s) => s === 'healthy', 2_500, 'healthy in Redis', { returnLast: true })).toBe('healthy');
     const placed = await sys.http('POST', '/v1/orders', { body: { type: 'pool.delete', poolId } });
     expect(placed.status).toBe(202);
     await sys.waitForOrder(placed.body.id, ['fulfilled'], { timeoutMs: 30_000 });
     await waitFor((x) => x === undefined, 5_000);
     const exists = () => redis.exists(`health:${nodeId}`);
-    expect(await eventually(exists, (n) => n === 0, 5_000, 'gone from Redis', { returnLast: true })).toBe(0);
+    expect(await eventually(exists, (n) => n === 0, 2_500, 'gone from Redis', { returnLast: true })).toBe(0);
   }, 45_000);
 });

@@ -165,7 +165,7 @@ describe('load balancer in front of a pool of three exit nodes', () => {
         for (let i = 0; i < 60; i++) held.push(await holdTunnel(jpPort, `127.0.0.1:${target.port}`));
         // Counters are flushed to Redis about once a second.
         const activeOf = (t: Map<string, Traffic>) => nodeIds.map((id) => t.get(id)!.activeConnections);
-        const during = await eventually(traffic, (t) => activeOf(t).reduce((a, b) => a + b) === 60, 5_000, 'the held tunnels counted', { returnLast: true });
+        const during = await eventually(traffic, (t) => activeOf(t).reduce((a, b) => a + b) === 60, 2_500, 'the held tunnels counted', { returnLast: true });
         const active = activeOf(during);
         expect(
           active.reduce((a, b) => a + b),
@@ -177,7 +177,7 @@ describe('load balancer in front of a pool of three exit nodes', () => {
       } finally {
         for (const s of held) s.destroy();
       }
-      const after = await eventually(traffic, (t) => nodeIds.every((id) => t.get(id)!.activeConnections === 0), 5_000, 'the tunnels closed', { returnLast: true });
+      const after = await eventually(traffic, (t) => nodeIds.every((id) => t.get(id)!.activeConnections === 0), 2_500, 'the tunnels closed', { returnLast: true });
       expect(nodeIds.map((id) => after.get(id)!.activeConnections)).toEqual([0, 0, 0]);
     }
     await natsRequest(nc, 'lb.req.strategy', { tenantId, strategy: 'round_robin' });
@@ -347,7 +347,7 @@ describe('load balancer in front of a pool of three exit nodes', () => {
     }
     // App nodes all carry the host's name in Via, so the counters tell which node served.
     const totalsOf = async () => (await natsRequest<{ nodes: Traffic[] }>(nc, 'lb.req.traffic', { nodeIds: app.nodeIds })).nodes.map((n) => n.totalConnections);
-    const totals = await eventually(totalsOf, (t) => t.reduce((a, b) => a + b) >= 7 && t.every((n) => n >= 3), 5_000, 'the app connections counted', { returnLast: true });
+    const totals = await eventually(totalsOf, (t) => t.reduce((a, b) => a + b) >= 7 && t.every((n) => n >= 3), 2_500, 'the app connections counted', { returnLast: true });
     expect(totals.reduce((a, b) => a + b)).toBeGreaterThanOrEqual(7);
     for (const t of totals) expect(t).toBeGreaterThanOrEqual(3);
   });

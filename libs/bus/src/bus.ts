@@ -29,9 +29,6 @@ import { contextFromHeaders, traceHeaders } from './tracing.js';
 import { ensureConsumer, ensureStream } from './topology.js';
 
 const tracer = trace.getTracer('@switchyard/bus');
-const handlerErrorCounter = metrics.getMeter('@switchyard/bus').createCounter('switchyard.bus.handler_errors', {
-  description: 'Handler errors per subject: retried or dead-lettered JetStream messages, failed core subscriptions',
-});
 
 /** What the bus says about handler errors; pino's logger fits (the `err` key keeps the stack). */
 export interface BusLog {
@@ -132,9 +129,16 @@ function decode(subject: Subject, msg: { json<T>(): T }): { ok: true; payload: u
 export function createBus(nc: NatsConnection, service: ServiceName, busOpts: BusOptions = {}): Bus {
   const js = jetstream(nc);
   const errorCounts: Record<string, number> = {};
-  function countError(subject: string) {
+  // Taken when the bus is made, not when the module loads, so a meter provider registered by
+  // then exports it (the OpenTelemetry API keeps a no-op meter handed out before one exists).
+  const handlerErrorCounter = metrics.getMeter('@switchyard/bus').createCounter('switchyard.bus.handler_errors', {
+    description: 'Handler errors per subject: retried or dead-lettered JetStream messages, failed core subscriptions and requests',
+  });
+  /** Counts a handler error of `subject`; returns the count so far, which its log line carries. */
+  function countError(subject: string): number {
     errorCounts[subject] = (errorCounts[subject] ?? 0) + 1;
     handlerErrorCounter.add(1, { 'messaging.destination.name': subject, 'switchyard.service': service });
+    return errorCounts[subject];
   }
 
   async function deadLetter(subject: string, data: Uint8Array, reason: string, original?: MsgHdrs, msgId?: string) {
@@ -224,8 +228,8 @@ export function createBus(nc: NatsConnection, service: ServiceName, busOpts: Bus
           endSpan(span);
         } catch (err) {
           endSpan(span, err);
-          countError(subject);
-          busOpts.log?.warn({ err, subject, deliveryCount: m.info.deliveryCount }, 'handler failed; the message is retried or dead-lettered');
+          const errors = countError(subject);
+          busOpts.log?.warn({ err, subject, deliveryCount: m.info.deliveryCount, errors }, 'handler failed; the message is retried or dead-lettered');
           const message = err instanceof Error ? err.message : String(err);
           try {
             if (err instanceof Rejection || err instanceof ContractError) await reject(message);
@@ -283,8 +287,8 @@ export function createBus(nc: NatsConnection, service: ServiceName, busOpts: Bus
           } catch (err) {
             // A core message is not redelivered: what is lost must at least be seen.
             endSpan(span, err);
-            countError(subject);
-            busOpts.log?.error({ err, subject }, 'handler failed; the event is dropped');
+            const errors = countError(subject);
+            busOpts.log?.error({ err, subject, errors }, 'handler failed; the event is dropped');
           }
         });
       }
@@ -319,8 +323,8 @@ export function createBus(nc: NatsConnection, service: ServiceName, busOpts: Bus
         } catch (err) {
           const rejected = err instanceof Rejection;
           if (!rejected) {
-            countError(subject);
-            busOpts.log?.error({ err, subject }, 'request handler failed; answered 500');
+            const errors = countError(subject);
+            busOpts.log?.error({ err, subject, errors }, 'request handler failed; answered 500');
           }
           msg.respondError(rejected ? 400 : 500, rejected ? (err as Error).message : 'internal error');
           endSpan(span, err);

@@ -187,7 +187,9 @@ export async function runService<S extends TObject>(def: ServiceDefinition<S>): 
     const resync = new Resync(opts.rebuild, {
       ...(opts.periodMs !== undefined ? { periodMs: opts.periodMs } : {}),
       retry: opts.retry ?? REBUILD_RETRY,
-      onError: (err, failures) => log.warn({ err, failures }, `could not rebuild the ${opts.what}; retrying`),
+      // Once a second while the owner is away: warn once, then keep the rest for debug.
+      onError: (err, failures) =>
+        failures === 1 ? log.warn({ err }, `could not rebuild the ${opts.what}; retrying`) : log.debug({ err, failures }, `could not rebuild the ${opts.what}`),
     });
     steps.push(() => resync.stop());
     reconnectListeners.push(() => resync.request());

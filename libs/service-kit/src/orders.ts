@@ -52,10 +52,8 @@ export function createOrderReporter(deps: OrderReporterDeps): OrderReporter {
       try {
         await work();
       } catch (err) {
-        if (!isFailure(err)) {
-          log.warn({ orderId: ref.orderId, tenantId: ref.tenantId, err }, `${what} interrupted; the command will be redelivered`);
-          throw err;
-        }
+        // The bus logs what it redelivers, with the error's stack.
+        if (!isFailure(err)) throw err;
         log.warn({ orderId: ref.orderId, tenantId: ref.tenantId, reason: err.message }, `${what} failed`);
         if (!ref.orderId) throw new Rejection(err.message, { cause: err });
         await publish('order.evt.failed', { orderId: ref.orderId, tenantId: ref.tenantId, reason: err.message }, { msgId: `order.evt.failed:${ref.orderId}` });

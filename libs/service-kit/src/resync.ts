@@ -3,8 +3,8 @@ import { backoffDelay, type Backoff } from '@switchyard/bus';
 export interface ResyncOptions {
   /** Rebuild this often even when nothing asks; omitted, only on request. */
   readonly periodMs?: number;
-  /** After a failed rebuild, the next is tried with this backoff instead of waiting a period. */
-  readonly retry: Backoff;
+  /** After a failed rebuild, the next is tried with this backoff; omitted, at the next request or period. */
+  readonly retry?: Backoff;
   readonly onError: (err: Error, failures: number) => void;
 }
 
@@ -69,7 +69,7 @@ export class Resync {
     } catch (err) {
       this.failures++;
       this.opts.onError(err instanceof Error ? err : new Error(String(err)), this.failures);
-      next = backoffDelay(this.opts.retry, this.failures);
+      if (this.opts.retry) next = backoffDelay(this.opts.retry, this.failures);
     }
     if (!this.stopped && next !== undefined) {
       clearTimeout(this.timer);

@@ -83,4 +83,23 @@ describe('resync', () => {
     expect(failures).toEqual([1, 2, 3, 4, 5, 1, 2]);
     await r.stop();
   });
+
+  it('without a retry or a period, waits for the next request after a failure', async () => {
+    vi.useFakeTimers();
+    let runs = 0;
+    const r = new Resync(
+      async () => {
+        runs++;
+        throw new Error('Postgres is down');
+      },
+      { onError: () => undefined },
+    );
+    r.request();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(runs).toBe(1);
+    r.request();
+    await r.settled();
+    expect(runs).toBe(2);
+    await r.stop();
+  });
 });

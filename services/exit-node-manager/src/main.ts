@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { createDb, migrateToLatest } from '@switchyard/db';
 import { createDockerClient } from '@switchyard/docker';
-import { REBUILD_RETRY, Resync, runService } from '@switchyard/service-kit';
+import { Resync, runService } from '@switchyard/service-kit';
 import { ExitNodeManagerEnv } from './config.js';
 import { watchDockerEvents } from './docker-events.js';
 import { createDockerOps, DockerOpError } from './docker-ops.js';
@@ -82,7 +82,8 @@ await runService({
         sampler.sync(await manager.reconcileAll());
         log.info('reconciled every pool with the Docker engine');
       },
-      { retry: REBUILD_RETRY, onError: (err, failures) => log.warn({ err, failures }, 'reconciliation failed; retrying') },
+      // No retry of its own, as before: a failed reconciliation runs again on the next reconnect.
+      { onError: (err) => log.warn({ err }, 'reconciliation failed; it runs again on the next reconnect') },
     );
     onShutdown(() => reconciliation.stop());
     const events = watchDockerEvents(client, {

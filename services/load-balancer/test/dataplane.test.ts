@@ -122,7 +122,12 @@ describe('data plane', () => {
     c.write('CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n');
     let text = '';
     c.on('data', (b: Buffer) => (text += b.toString('latin1')));
-    for (let i = 0; i < 200 && !text.includes('hello') && !c.destroyed; i++) await new Promise((r) => setTimeout(r, 10));
+    await vi.waitFor(
+      () => {
+        if (!text.includes('hello') && !c.destroyed) throw new Error('no answer through the node yet');
+      },
+      { timeout: 2000, interval: 10 },
+    );
     expect(text).toBe('HTTP/1.1 200 Connection Established\r\n\r\nhello');
   });
 

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { startTicker } from '../src/ticker.js';
 
 describe('startTicker', () => {
@@ -21,7 +21,7 @@ describe('startTicker', () => {
       },
       onError: () => undefined,
     });
-    for (let i = 0; i < 100 && rounds < 3; i++) await sleep(5);
+    await vi.waitFor(() => expect(rounds).toBeGreaterThanOrEqual(3), { timeout: 1000, interval: 5 });
     expect(rounds).toBe(3);
     let stopped = false;
     const stopping = ticker.stop().then(() => (stopped = true));
@@ -46,7 +46,7 @@ describe('startTicker', () => {
       },
       onError: (err) => errors.push(err),
     });
-    for (let i = 0; i < 100 && rounds < 3; i++) await sleep(5);
+    await vi.waitFor(() => expect(rounds).toBeGreaterThanOrEqual(3), { timeout: 1000, interval: 5 });
     await ticker.stop();
     expect(rounds).toBeGreaterThanOrEqual(3);
     expect((errors[0] as Error).message).toBe('round 1');

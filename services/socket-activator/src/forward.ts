@@ -105,29 +105,36 @@ export function forward(client: Socket, o: ForwardOptions): void {
 
   const attempt = () => {
     if (client.destroyed) return;
-    dial({ host: o.host, port: o.port, timeoutMs: o.connectTimeoutMs ?? CONNECT_TIMEOUT_MS, ...(o.localAddress ? { localAddress: o.localAddress } : {}) }).then(
-      (up) => {
-        if (client.destroyed) return void up.destroy();
-        upstream = up;
-        // Nothing to dial again (a node known awake): splice at once. Waiting for the first
-        // answer first cost ~0.06 ms per connection in proxy mode (bench/cold-start.ts).
-        if (!o.redial) {
-          if (o.onFirstByte) up.once('data', () => o.onFirstByte?.());
-          return spliceWith(up);
-        }
-        if (sent.length > 0) up.write(Buffer.concat(sent));
-        if (!replayable) sent = [];
-        waiting = true;
-        return firstAnswer(client, up).then((answer) => settle(up, answer));
-      },
-      (err: Error) => {
-        if (client.destroyed) return;
-        if (canRedial()) return void redialLater();
-        stopTapping();
-        release(client);
-        o.onRefused?.(err);
-      },
-    );
+    dial({ host: o.host, port: o.port, timeoutMs: o.connectTimeoutMs ?? CONNECT_TIMEOUT_MS, ...(o.localAddress ? { localAddress: o.localAddress } : {}) })
+      .then(
+        (up) => {
+          if (client.destroyed) return void up.destroy();
+          upstream = up;
+          // Nothing to dial again (a node known awake): splice at once. Waiting for the first
+          // answer first cost ~0.06 ms per connection in proxy mode (bench/cold-start.ts).
+          if (!o.redial) {
+            if (o.onFirstByte) up.once('data', () => o.onFirstByte?.());
+            return spliceWith(up);
+          }
+          if (sent.length > 0) up.write(Buffer.concat(sent));
+          if (!replayable) sent = [];
+          waiting = true;
+          return firstAnswer(client, up).then((answer) => settle(up, answer));
+        },
+        (err: Error) => {
+          if (client.destroyed) return;
+          if (canRedial()) return void redialLater();
+          stopTapping();
+          release(client);
+          o.onRefused?.(err);
+        },
+      )
+      // A throw in a callback would otherwise be an unhandled rejection that ends the whole
+      // activator: it costs this connection only.
+      .catch(() => {
+        upstream?.destroy();
+        client.destroy();
+      });
   };
   attempt();
 }

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Payload } from '@switchyard/contracts';
 import { Activator, type ActivatorEdges, type CatchTarget } from '../src/activator.js';
 import type { CatchStore, NodeCatch, Redirects } from '../src/catches.js';
@@ -175,11 +175,12 @@ function client(port: number): { socket: Socket; result: Promise<ClientResult> }
 }
 
 async function until(cond: () => boolean, what: string, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
+  await vi.waitFor(
+    () => {
+      if (!cond()) throw new Error(`timed out waiting for ${what}`);
+    },
+    { timeout: timeoutMs, interval: 5 },
+  );
 }
 
 const stateOf = (a: Activator, nodeId = NODE) => a.state({}).nodes.find((n) => n.nodeId === nodeId)?.state;
