@@ -37,6 +37,10 @@ export const SocketActivatorEnv = Type.Object({
    * (or data arrives): Docker's userland proxy accepts before the app listens, then closes.
    */
   ACTIVATOR_PROBE_SETTLE_MS: env.int({ minimum: 0, maximum: 1000, default: 10 }),
+  /** A forwarded connection's dial to the node fails after this long (a silent SYN drop otherwise waits minutes). */
+  ACTIVATOR_CONNECT_TIMEOUT_MS: env.int({ minimum: 10, maximum: 60_000, default: 3000 }),
+  /** Once one side of a forwarded connection ended, the other direction gets this long before both close. */
+  ACTIVATOR_HALF_CLOSE_TIMEOUT_MS: env.int({ minimum: 10, maximum: 3_600_000, default: 60_000 }),
   /** Prometheus /metrics on ACTIVATOR_LISTEN_HOST; 0 = off. */
   ACTIVATOR_METRICS_PORT: env.int({ minimum: 0, maximum: 65535, default: 0 }),
 });

@@ -5,7 +5,7 @@ export { release };
 
 // What a held client sent is kept for a re-dial only up to this much.
 const REPLAY_LIMIT_BYTES = 1 << 20;
-// The load balancer's defaults (LB_CONNECT_TIMEOUT_MS, LB_HALF_CLOSE_TIMEOUT_MS).
+// Defaults of ACTIVATOR_CONNECT_TIMEOUT_MS and ACTIVATOR_HALF_CLOSE_TIMEOUT_MS (the load balancer's too).
 const CONNECT_TIMEOUT_MS = 3000;
 const HALF_CLOSE_MS = 60_000;
 

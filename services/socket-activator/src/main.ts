@@ -68,6 +68,8 @@ await runService({
           host: NODE_HOST,
           port,
           onFirstByte,
+          connectTimeoutMs: config.ACTIVATOR_CONNECT_TIMEOUT_MS,
+          halfCloseMs: config.ACTIVATOR_HALF_CLOSE_TIMEOUT_MS,
           ...(redial ? { redial } : {}),
           onRefused: (err) => log.warn({ hostPort: port, err: err.message }, 'the node refused a forwarded connection; the client was let go'),
           ...(localAddress ? { localAddress } : {}),
