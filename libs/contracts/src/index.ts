@@ -14,6 +14,7 @@ export {
   Name,
   PoolKind,
   PoolSpec,
+  MAX_POOL_NODES,
   PortSpec,
   NetworkMode,
   StickyKey,

@@ -165,6 +165,9 @@ export const VolumeSpec = Type.Object({ name: Name, mountPath: Type.String({ pat
  * to a kind (an exit pool needs a country, an app pool an image and a port) live in
  * `checkPoolSpec`, so the error names the field instead of "must match anyOf".
  */
+/** The most nodes one pool may have, on every path that adds one (create, scale, node.add). */
+export const MAX_POOL_NODES = 100;
+
 export const PoolSpec = Type.Object(
   {
     name: Name,
@@ -176,8 +179,8 @@ export const PoolSpec = Type.Object(
     env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String())),
     nodes: Type.Object(
       {
-        min: Type.Integer({ minimum: 0, maximum: 100 }),
-        max: Type.Integer({ minimum: 1, maximum: 100 }),
+        min: Type.Integer({ minimum: 0, maximum: MAX_POOL_NODES }),
+        max: Type.Integer({ minimum: 1, maximum: MAX_POOL_NODES }),
       },
       closed,
     ),

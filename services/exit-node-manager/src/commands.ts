@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ConsumerHandlers } from '@switchyard/bus';
-import { formatIssues, poolSpecIssues, type NetworkMode, type Payload, type PoolSpec } from '@switchyard/contracts';
+import { formatIssues, MAX_POOL_NODES, poolSpecIssues, type NetworkMode, type Payload, type PoolSpec } from '@switchyard/contracts';
 import { OrderFailure, type OrderReporter } from '@switchyard/service-kit';
 import { imageOf } from './container-spec.js';
 import { DockerOpError } from './docker-ops.js';
@@ -174,6 +174,9 @@ export function createCommandHandlers(deps: CommandDeps): CommandHandlers {
       // Read again under the pool's turn: a redelivered add finds the node it made before.
       let node = await repo.findNode(p.tenantId, p.nodeId);
       if (!node) {
+        // Past the maximum the stored spec would break the snapshot schema, and with it every
+        // service's rebuild for every tenant.
+        if (current.desired_nodes >= MAX_POOL_NODES) throw new OrderFailure(`pool ${current.name} has ${current.desired_nodes} nodes, the most a pool may have`);
         node = await repo.appendNode(current, { tenantId: p.tenantId, nodeId: p.nodeId, server: p.server ?? null });
         current = await livePool(pool.tenant_id, pool.id);
         await announcePool(current);

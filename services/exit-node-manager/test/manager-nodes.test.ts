@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
+import { MAX_POOL_NODES, payloadIssues } from '@switchyard/contracts';
 import { createContainerEventHandler } from '../src/container-events.js';
 import { createHealer } from '../src/healer.js';
 import { core, createPool, delivery, exitPool, IMAGE, silent, TENANT } from './core-fakes.js';
@@ -147,5 +148,18 @@ describe('node.cmd.add', () => {
     expect(pool?.spec).toMatchObject({ kind: 'exit', country: 'JP', nodes: { min: 1, max: 1 } });
     expect(c.docker.containers.get(node!.container_id!)?.options.Env).toContain('SERVER_HOSTNAMES=jp-tokyo-1');
     expect(c.nats.on('order.evt.fulfilled')).toEqual([{ orderId, tenantId: TENANT, result: { poolId: pool!.id, nodeIds: [nodeId] } }]);
+  });
+
+  it('refuses a node beyond the pool maximum of 100, and the pool stays valid', async () => {
+    const c = core();
+    const poolId = await createPool(c.manager, exitPool('exit-jp', MAX_POOL_NODES));
+    const orderId = randomUUID();
+    const nodeId = randomUUID();
+    await c.manager.commands['node.cmd.add']({ orderId, tenantId: TENANT, nodeId, country: 'jp' }, delivery('node.cmd.add'));
+    expect(c.nats.on('order.evt.failed')).toEqual([{ orderId, tenantId: TENANT, reason: `pool exit-jp has ${MAX_POOL_NODES} nodes, the most a pool may have` }]);
+    expect(await c.repo.findNode(TENANT, nodeId)).toBeUndefined();
+    const pool = await c.repo.findLivePoolByName(TENANT, 'exit-jp');
+    expect(pool?.id).toBe(poolId);
+    expect(payloadIssues('pool.evt.changed', { tenantId: TENANT, poolId, name: pool!.name, spec: pool!.spec, at: new Date().toISOString() })).toEqual([]);
   });
 });
