@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { closedWithin } from '@switchyard/testkit/sockets';
 import { dial, firstAnswer, release, splice } from '../src/index.js';
 
 // Real sockets on 127.0.0.1: each test scripts a server and looks at what its peer sees.
@@ -41,18 +42,6 @@ function collect(s: Socket): Promise<{ data: string; how: 'end' | 'close' }> {
   return new Promise((resolve) => {
     s.once('end', () => resolve({ data, how: 'end' }));
     s.once('close', () => resolve({ data, how: 'close' }));
-  });
-}
-
-/** Resolves once the socket has closed; `false` if it is still open after `ms`. */
-function closedWithin(s: Socket, ms: number): Promise<boolean> {
-  if (s.destroyed) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    s.once('close', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
   });
 }
 

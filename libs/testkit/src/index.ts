@@ -45,5 +45,7 @@ export { MODES, SCALE_TO_ZERO_SUBJECTS, startScaleToZero, httpGet, runClient, ty
 export { startOtlpReceiver, type ReceivedSpan, type OtlpReceiver } from './otlp.js';
 // Waiting (no vitest, no infrastructure).
 export { eventually, rejectionOf, type EventuallyOptions } from './async.js';
+// Socket waits for unit tests (no infrastructure).
+export { closedWithin } from './sockets.js';
 // View builders (no infrastructure).
 export { TEST_TENANT_ID, aPoolView, aNodeView, aPublishedPort, aNodeServing, aNodeHealth } from './fixtures.js';

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { closedWithin } from '@switchyard/testkit/sockets';
 import { forward, release } from '../src/forward.js';
 import { probeOnce } from '../src/probe.js';
 
@@ -166,18 +167,6 @@ describe('forwarding', () => {
     expect(Date.now() - began).toBeGreaterThanOrEqual(90);
   });
 });
-
-/** Resolves once the socket has closed; `false` if it is still open after `ms`. */
-function closedWithin(s: Socket, ms: number): Promise<boolean> {
-  if (s.destroyed) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    s.once('close', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}
 
 /** Writes a byte every 50 ms (at most `times`) until the socket is closed: a peer that never ends its side notices a release only by its reset. */
 function keepTalking(s: Socket, times = 100): void {
