@@ -98,7 +98,7 @@ export interface Bus {
 
 const encoder = new TextEncoder();
 /** JetStream redelivery of a failed message, by delivery count: 0.5 s, 1 s, 2 s, … 30 s. */
-export const REDELIVERY_BACKOFF: Backoff = { initialMs: 500, maxMs: 30_000 };
+const REDELIVERY_BACKOFF: Backoff = { initialMs: 500, maxMs: 30_000 };
 const defaultRetryDelay = (deliveryCount: number) => backoffDelay(REDELIVERY_BACKOFF, deliveryCount);
 
 function endSpan(span: Span, err?: unknown): void {

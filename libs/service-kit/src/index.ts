@@ -1,6 +1,6 @@
 export { runService } from './kit.js';
 export type { ConsumerMap, EventHandlers, FollowOptions, RunningService, ServiceContext, ServiceDefinition } from './kit.js';
-export { REBUILD_RETRY, Resync } from './resync.js';
+export { Resync } from './resync.js';
 export type { ResyncOptions } from './resync.js';
 export { createOrderReporter, OrderFailure } from './orders.js';
 export type { OrderRef, OrderReporter, OrderReporterDeps, OrderResult } from './orders.js';
