@@ -112,7 +112,7 @@ export class Activator {
     }
     if (!c.armed) {
       this.e.metrics.caught(false);
-      this.e.forward(socket, port.hostPort, () => {});
+      this.e.forward(socket, port.hostPort, { onFirstByte: () => {} });
       return;
     }
     this.e.metrics.caught(true);
@@ -196,6 +196,9 @@ export class Activator {
       // Forgotten meanwhile (removed, its pool deleted): nothing of it is left to disarm.
       disarm: async () => {
         if (this.catches.get(c.nodeId) === c) await this.catches.disarm(c);
+      },
+      rearm: async () => {
+        if (this.catches.get(c.nodeId) === c && !c.armed && c.ports.length > 0) await this.catches.rearm(c);
       },
       settled: () => {
         if (this.wakes.get(c.nodeId) === w) this.wakes.delete(c.nodeId);

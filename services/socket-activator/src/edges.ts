@@ -5,6 +5,15 @@ import type { ActivatorMetrics } from './metrics.js';
 
 export type Log = { [K in 'debug' | 'info' | 'warn']: (obj: object, msg: string) => void };
 
+/** How a connection is handed to the node, and what the wake hears of it. */
+export interface Handover {
+  onFirstByte(): void;
+  /** The node may still turn the connection away this long (it just woke): dial again meanwhile. */
+  redial?: { forMs: number; everyMs: number };
+  /** The node turned the connection away (refused it, or closed it before a byte) and no dial is left. */
+  onTurnedAway?(): void;
+}
+
 /** The edges of the core: NATS, the probe, sockets, the set and the rows. Fakes in tests. */
 export interface ActivatorEdges {
   mode: ActivatorMode;
@@ -17,11 +26,8 @@ export interface ActivatorEdges {
   requestWake(c: NodeCatch, orderId: string): Promise<void>;
   /** One probe attempt of the node's port. */
   probe(hostPort: number): Promise<boolean>;
-  /**
-   * Connects a (paused) client to the node's port and pipes both ways. `redialForMs` > 0: the
-   * node may still turn the connection away that long (it just woke); dial again meanwhile.
-   */
-  forward(socket: Socket, hostPort: number, onFirstByte: () => void, redial?: { forMs: number; everyMs: number }): void;
+  /** Connects a (paused) client to the node's port and pipes both ways. */
+  forward(socket: Socket, hostPort: number, handover: Handover): void;
   /** Ends a client cleanly (FIN, never RST). */
   release(socket: Socket): void;
   woke(e: Payload<'activator.evt.woke'>): Promise<void>;

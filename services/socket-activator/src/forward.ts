@@ -23,6 +23,11 @@ export interface ForwardOptions {
   redial?: { forMs: number; everyMs: number };
   /** The node did not take the connection; the client has been let go cleanly. */
   onRefused?: (err: Error) => void;
+  /**
+   * With `redial`: the node turned the connection away (refused it, or closed it before a
+   * byte) and no dial is left. A wake whose connections all end so did not wake the node.
+   */
+  onTurnedAway?: () => void;
   connectTimeoutMs?: number;
   /** Once one side ended, the other direction gets this long before both are closed. */
   halfCloseMs?: number;
@@ -97,6 +102,7 @@ export function forward(client: Socket, o: ForwardOptions): void {
       o.onFirstByte?.();
       return spliceWith(up, answer);
     }
+    if (o.redial && answer !== 'timeout') o.onTurnedAway?.();
     // The node's FIN goes on to the client; a node that broke the connection cuts it.
     if (answer === 'upstream-ended') return spliceWith(up);
     up.destroy();
@@ -127,6 +133,7 @@ export function forward(client: Socket, o: ForwardOptions): void {
           stopTapping();
           release(client);
           o.onRefused?.(err);
+          if (o.redial) o.onTurnedAway?.();
         },
       )
       // A throw in a callback would otherwise be an unhandled rejection that ends the whole

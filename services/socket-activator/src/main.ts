@@ -63,14 +63,13 @@ await runService({
       requestWake: (c, orderId) => bus.publish('node.cmd.wake', { orderId, tenantId: c.tenantId, nodeId: c.nodeId, reason: 'connection' }),
       probe: (port) =>
         probeOnce({ host: NODE_HOST, port, settleMs: config.ACTIVATOR_PROBE_SETTLE_MS, connectTimeoutMs: PROBE_CONNECT_TIMEOUT_MS, ...(localAddress ? { localAddress } : {}) }),
-      forward: (socket, port, onFirstByte, redial) =>
+      forward: (socket, port, handover) =>
         forward(socket, {
           host: NODE_HOST,
           port,
-          onFirstByte,
+          ...handover,
           connectTimeoutMs: config.ACTIVATOR_CONNECT_TIMEOUT_MS,
           halfCloseMs: config.ACTIVATOR_HALF_CLOSE_TIMEOUT_MS,
-          ...(redial ? { redial } : {}),
           onRefused: (err) => log.warn({ hostPort: port, err: err.message }, 'the node refused a forwarded connection; the client was let go'),
           ...(localAddress ? { localAddress } : {}),
         }),

@@ -15,6 +15,8 @@ export type WakingNode = Readonly<NodeCatch> & { readonly healthyAt: number };
 export interface WakeHooks {
   /** Takes the node's ports out of the set (unless the node was forgotten meanwhile). */
   disarm(): Promise<void>;
+  /** Puts them back after a wake that turned out not to have woken the node. */
+  rearm(): Promise<void>;
   /** The wake is over, woken or failed: the node may be armed or woken again. */
   settled(w: Wake): void;
 }
@@ -106,11 +108,16 @@ export class Wake {
     this.hooks.settled(this);
     for (const socket of this.held.keys()) e.release(socket);
     this.held.clear();
+    void this.tellFailed(reason);
+  }
+
+  private tellFailed(reason: string): Promise<void> {
+    const { c, e } = this;
     e.log.warn({ nodeId: c.nodeId, reason, held: this.heldTotal }, 'wake failed; the node stays armed');
     e.metrics.wake('failed', this.trigger);
-    e.failed({ tenantId: c.tenantId, poolId: c.poolId, nodeId: c.nodeId, at: new Date().toISOString(), reason, heldConnections: this.heldTotal }).catch((err: unknown) =>
-      e.log.warn({ nodeId: c.nodeId, err: message(err) }, 'could not publish activator.evt.failed'),
-    );
+    return e
+      .failed({ tenantId: c.tenantId, poolId: c.poolId, nodeId: c.nodeId, at: new Date().toISOString(), reason, heldConnections: this.heldTotal })
+      .catch((err: unknown) => e.log.warn({ nodeId: c.nodeId, err: message(err) }, 'could not publish activator.evt.failed'));
   }
 
   private hold(socket: Socket, hostPort: number): void {
@@ -154,26 +161,36 @@ export class Wake {
     const readyMs = readyAt - this.startedAt;
     e.metrics.coldStart('ready', readyMs);
 
+    // How the handed-over connections fare: the first byte says the node serves; every one
+    // turned away says the probe was fooled (below) and the wake failed after all.
     let firstByteMs: number | undefined;
-    let answeredNow = () => {};
-    const answered = new Promise<void>((resolve) => (answeredNow = resolve));
+    let handedOver = 0;
+    let turnedAway = 0;
+    let outcomeNow = () => {};
+    const outcome = new Promise<void>((resolve) => (outcomeNow = resolve));
     const onFirstByte = () => {
       if (firstByteMs !== undefined) return;
       firstByteMs = this.now() - this.startedAt;
       e.metrics.coldStart('first_byte', firstByteMs);
-      answeredNow();
+      outcomeNow();
     };
-    const answeredWithin = async (ms: number) => {
+    const onTurnedAway = () => {
+      if (++turnedAway === handedOver) outcomeNow();
+    };
+    const allTurnedAway = () => firstByteMs === undefined && handedOver > 0 && turnedAway === handedOver;
+    const outcomeWithin = async (ms: number) => {
       let bound: NodeJS.Timeout | undefined;
-      await Promise.race([answered, new Promise<void>((resolve) => (bound = setTimeout(resolve, Math.max(0, ms))))]);
+      await Promise.race([outcome, new Promise<void>((resolve) => (bound = setTimeout(resolve, Math.max(0, ms))))]);
       clearTimeout(bound);
     };
     // A probe can pass a moment before the app really takes connections (the userland proxy's
-    // accept-then-close is only told apart by the settle time): connections of the wake are
-    // dialled again if turned away, for what is left of the probe timeout.
+    // accept-then-close is only told apart by the settle time, which a loaded host can outlast):
+    // connections of the wake are dialled again if turned away, for what is left of the probe
+    // timeout.
     this.handOver = (socket, hostPort) => {
+      handedOver++;
       const redial = { forMs: Math.max(0, c.probeTimeoutMs - (this.now() - this.startedAt)), everyMs: c.probeIntervalMs };
-      e.forward(socket, hostPort, onFirstByte, redial);
+      e.forward(socket, hostPort, { onFirstByte, redial, onTurnedAway });
     };
     for (const [socket, hostPort] of this.held) this.handOver(socket, hostPort);
     this.held.clear();
@@ -184,14 +201,19 @@ export class Wake {
     // passed probe may still be the userland proxy's accept; and the nft process would take a
     // core from that first answer. The activator's own dials skip the redirect, so the held
     // connections need not wait for the set.
-    if (this.heldTotal > 0) await answeredWithin(e.disarmWaitMs ?? DISARM_WAIT_MS);
+    if (this.heldTotal > 0) await outcomeWithin(e.disarmWaitMs ?? DISARM_WAIT_MS);
+    if (allTurnedAway()) return this.turnedAway(readyMs);
     await this.hooks.disarm();
     this.phase = 'done';
     this.hooks.settled(this);
     e.log.info({ nodeId: c.nodeId, readyMs: Math.round(readyMs), held: this.heldTotal }, 'awake');
 
     // Told once the node is out of the path, with the first byte if it came in time.
-    if (this.heldTotal > 0) await answeredWithin((e.firstByteWaitMs ?? 5000) - (this.now() - readyAt));
+    if (this.heldTotal > 0) await outcomeWithin((e.firstByteWaitMs ?? 5000) - (this.now() - readyAt));
+    if (allTurnedAway()) {
+      await this.hooks.rearm().catch((err: unknown) => e.log.warn({ nodeId: c.nodeId, err: message(err) }, 'could not arm the node again'));
+      return this.turnedAway(readyMs);
+    }
     e.metrics.wake('woke', this.trigger);
     const event = {
       tenantId: c.tenantId,
@@ -205,5 +227,16 @@ export class Wake {
       heldConnections: this.heldTotal,
     };
     await e.woke(event).catch((err: unknown) => e.log.warn({ nodeId: c.nodeId, err: message(err) }, 'could not publish activator.evt.woke'));
+  }
+
+  /** The probe passed, yet the node turned every connection of the wake away: a failed wake, the node armed. */
+  private turnedAway(readyMs: number): Promise<void> {
+    if (this.phase === 'ready') {
+      this.phase = 'done';
+      this.hooks.settled(this);
+    }
+    return this.tellFailed(
+      `the node's port did not accept within ${this.c.probeTimeoutMs} ms (a probe passed after ${Math.round(readyMs)} ms, then every held connection was turned away)`,
+    );
   }
 }

@@ -25,6 +25,8 @@ function harness(
     managerFulfils?: boolean;
     /** How long the "node" takes to answer a forwarded connection; `null`: it never does. */
     answerAfterMs?: number | null;
+    /** The "node" turns every forwarded connection away after this long instead (a probe fooled by the userland proxy). */
+    turnAwayAfterMs?: number;
     disarmWaitMs?: number;
   } = {},
 ) {
@@ -82,7 +84,7 @@ function harness(
       return up;
     },
     // The "node" answers every forwarded connection with one line and a FIN.
-    forward: (socket, hostPort, onFirstByte) => {
+    forward: (socket, hostPort, { onFirstByte, onTurnedAway }) => {
       calls.push(`forward:${hostPort}`);
       socket.resume();
       forwarded.push(socket);
@@ -90,7 +92,13 @@ function harness(
         onFirstByte();
         socket.end(`answer from ${hostPort}\n`);
       };
-      if (opts.answerAfterMs === undefined) answer();
+      if (opts.turnAwayAfterMs !== undefined)
+        setTimeout(() => {
+          calls.push('turned-away');
+          socket.end();
+          onTurnedAway?.();
+        }, opts.turnAwayAfterMs);
+      else if (opts.answerAfterMs === undefined) answer();
       else if (opts.answerAfterMs !== null)
         setTimeout(() => {
           calls.push('first-byte');
@@ -363,6 +371,42 @@ describe('hold and wake', () => {
     expect(h.woke[0]!.firstByteMs).toBeUndefined();
     c.socket.destroy();
     for (const socket of h.forwarded) socket.destroy();
+  });
+
+  it('fails a wake whose probe passed but whose held connections the node all turned away, and keeps the node armed', async () => {
+    const h = harness({ turnAwayAfterMs: 30, disarmWaitMs: 5000 });
+    await h.arm();
+    const port = await front(h.activator, { hostPort: PORT });
+    const c = client(port);
+    await until(() => h.wakes.length === 1, 'the wake');
+    h.nodeUp(true);
+    await until(() => h.failed.length === 1, 'the failed event', 1000);
+    expect(h.failed[0]).toMatchObject({ nodeId: NODE, heldConnections: 1 });
+    expect(h.failed[0]!.reason).toMatch(/did not accept within \d+ ms .*turned away/);
+    expect(await c.result).toEqual({ data: '', how: 'end' });
+    expect(h.woke).toEqual([]);
+    expect(h.calls).not.toContain(`remove:${PORT}`);
+    expect(stateOf(h.activator)).toBe('armed');
+    // The next connection starts a new wake.
+    const next = client(port);
+    await until(() => h.wakes.length === 2, 'the next wake');
+    next.socket.destroy();
+  });
+
+  it('arms the node again when its held connections are turned away only after the ports left the set', async () => {
+    const h = harness({ turnAwayAfterMs: 120, disarmWaitMs: 20 });
+    await h.arm();
+    const port = await front(h.activator, { hostPort: PORT });
+    const c = client(port);
+    await until(() => h.wakes.length === 1, 'the wake');
+    h.nodeUp(true);
+    await until(() => h.calls.includes(`remove:${PORT}`), 'the disarm', 1000);
+    await until(() => h.failed.length === 1, 'the failed event', 1000);
+    expect(h.calls.indexOf('turned-away')).toBeGreaterThan(h.calls.indexOf(`remove:${PORT}`));
+    expect(h.woke).toEqual([]);
+    expect(h.set.has(PORT)).toBe(true);
+    expect(stateOf(h.activator)).toBe('armed');
+    expect(await c.result).toEqual({ data: '', how: 'end' });
   });
 
   it('forwards a connection to an awake node without a wake', async () => {

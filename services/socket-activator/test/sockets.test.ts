@@ -157,14 +157,40 @@ describe('forwarding', () => {
     expect(await Promise.race([nodeDone, new Promise((r) => setTimeout(() => r('timed out'), 5000))])).toBe(3 << 20);
   });
 
-  it('does not dial again once the time for it is over: the client gets a FIN', async () => {
+  it('does not dial again once the time for it is over: the client gets a FIN, and the wake hears the node turned it away', async () => {
     const node = await listen((s) => s.destroy());
-    const front = await listen((s) => forward(s, { host: '127.0.0.1', port: node, redial: { forMs: 100, everyMs: 10 } }), { allowHalfOpen: true, pauseOnConnect: true });
+    let turnedAway = 0;
+    const front = await listen((s) => forward(s, { host: '127.0.0.1', port: node, redial: { forMs: 100, everyMs: 10 }, onTurnedAway: () => turnedAway++ }), {
+      allowHalfOpen: true,
+      pauseOnConnect: true,
+    });
     const c = connect(front, '127.0.0.1');
     c.write('hello');
     const began = Date.now();
     expect(await collect(c)).toEqual({ data: '', how: 'end' });
     expect(Date.now() - began).toBeGreaterThanOrEqual(90);
+    expect(turnedAway).toBe(1);
+  });
+
+  it('tells a refused dial as turned away once no re-dial is left, and an answered connection not', async () => {
+    const closed = await listen(() => {});
+    await new Promise((r) => servers.pop()!.close(r));
+    let refused = 0;
+    const front = await listen((s) => forward(s, { host: '127.0.0.1', port: closed, redial: { forMs: 50, everyMs: 10 }, onTurnedAway: () => refused++ }), {
+      allowHalfOpen: true,
+      pauseOnConnect: true,
+    });
+    expect(await collect(connect(front, '127.0.0.1'))).toEqual({ data: '', how: 'end' });
+    expect(refused).toBe(1);
+
+    let answeredTurnedAway = 0;
+    const node = await listen((s) => s.end('hi'));
+    const front2 = await listen((s) => forward(s, { host: '127.0.0.1', port: node, redial: { forMs: 50, everyMs: 10 }, onTurnedAway: () => answeredTurnedAway++ }), {
+      allowHalfOpen: true,
+      pauseOnConnect: true,
+    });
+    expect(await collect(connect(front2, '127.0.0.1'))).toEqual({ data: 'hi', how: 'end' });
+    expect(answeredTurnedAway).toBe(0);
   });
 });
 
