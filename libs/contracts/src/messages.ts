@@ -32,7 +32,12 @@ export const PoolScale = obj({
   poolId: Id,
   nodes: obj({ min: Type.Integer({ minimum: 0 }), max: Type.Integer({ minimum: 1 }) }),
 });
-export const PoolDelete = obj({ orderId: Id, tenantId: TenantId, poolId: Id });
+export const PoolDelete = obj({
+  orderId: Id,
+  tenantId: TenantId,
+  poolId: Id,
+  keepVolumes: Type.Optional(Type.Boolean({ description: "keep the nodes' named volumes (removed with the pool by default)" })),
+});
 export const NodeCommand = obj({
   orderId: Type.Optional(Id),
   tenantId: TenantId,

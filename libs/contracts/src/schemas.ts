@@ -33,7 +33,7 @@ export const HealthCheckSpec = Type.Object(
   {
     type: Type.Union([Type.Literal('tcp'), Type.Literal('http'), Type.Literal('proxy')]),
     port: Type.Optional(Type.String({ description: 'name of a port of the pool spec' })),
-    path: Type.Optional(Type.String({ pattern: '^/' })),
+    path: Type.Optional(Type.String({ pattern: '^/[^\\s]*$', maxLength: 1024, description: 'an HTTP path: no whitespace' })),
     expectStatus: Type.Optional(Type.Integer({ minimum: 100, maximum: 599 })),
     target: Type.Optional(Type.String({ description: 'URL fetched through the proxy (type proxy)' })),
     intervalMs: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 2000 }),
@@ -168,6 +168,30 @@ export const VolumeSpec = Type.Object({ name: Name, mountPath: Type.String({ pat
 /** The most nodes one pool may have, on every path that adds one (create, scale, node.add). */
 export const MAX_POOL_NODES = 100;
 
+/**
+ * Bounds on a pool's environment: with them, a pool row stays a few hundred KiB at worst
+ * (far below NATS's 1 MB message bound, whatever a tenant sends).
+ */
+export const MAX_ENV_VARS = 64;
+export const MAX_ENV_VALUE_BYTES = 4096;
+const EnvName = Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 128 });
+const EnvMap = (description: string, maxValueLength = MAX_ENV_VALUE_BYTES) =>
+  Type.Record(EnvName, Type.String({ maxLength: maxValueLength }), { maxProperties: MAX_ENV_VARS, description });
+
+/**
+ * What a node may use, in the spirit of fly.toml's [[vm]]: asked for here, bounded by the
+ * operator's maxima (exit-node-manager's config); unset fields take the operator's defaults.
+ */
+export const ResourceSpec = Type.Object(
+  {
+    memoryMb: Type.Optional(Type.Integer({ minimum: 16, maximum: 1_048_576 })),
+    cpus: Type.Optional(Type.Number({ minimum: 0.01, maximum: 1024 })),
+    pids: Type.Optional(Type.Integer({ minimum: 16, maximum: 1_000_000 })),
+  },
+  closed,
+);
+export type ResourceSpec = Static<typeof ResourceSpec>;
+
 export const PoolSpec = Type.Object(
   {
     name: Name,
@@ -176,7 +200,14 @@ export const PoolSpec = Type.Object(
     region: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     city: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     image: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
-    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String())),
+    env: Type.Optional(EnvMap('plain variables: returned by the API and shown in events')),
+    secretEnv: Type.Optional(
+      EnvMap(
+        'secret variables: encrypted at rest and in messages, never returned by the API (its answers name them only), never in events or logs; as the request sends them, plaintext (at most MAX_ENV_VALUE_BYTES each, checked by the gateway); everywhere after the gateway, ciphertext',
+        2 * MAX_ENV_VALUE_BYTES,
+      ),
+    ),
+    resources: Type.Optional(ResourceSpec),
     nodes: Type.Object(
       {
         min: Type.Integer({ minimum: 0, maximum: MAX_POOL_NODES }),
