@@ -4,6 +4,7 @@ import { runService } from '@switchyard/service-kit';
 import { LoadBalancerEnv } from './config.js';
 import { TrafficCounters } from './counters.js';
 import { acceptAppClient, acceptProxyClient, type DataPlane } from './dataplane.js';
+import { destinationPolicy } from './destinations.js';
 import { bestNode, strategy, traffic } from './endpoints.js';
 import { rebuildTable, tableEvents } from './handlers.js';
 import { AppListeners, listen } from './listeners.js';
@@ -37,6 +38,11 @@ export async function runWorker(): Promise<void> {
           firstByteTimeoutMs: config.LB_FIRST_BYTE_TIMEOUT_MS,
           halfCloseTimeoutMs: config.LB_HALF_CLOSE_TIMEOUT_MS,
           users: parseProxyUsers(config.LB_PROXY_USERS),
+          openProxy: config.LB_OPEN_PROXY,
+          destinations: destinationPolicy({ denied: config.LB_DENIED_NETWORKS, allowed: config.LB_ALLOWED_NETWORKS }),
+          maxConnectionsPerClient: config.LB_MAX_CONNECTIONS_PER_CLIENT,
+          idleTimeoutMs: config.LB_IDLE_TIMEOUT_MS,
+          maxBufferedBytes: config.LB_MAX_BUFFERED_BYTES,
         },
         connectFailed(node, error) {
           bus
@@ -95,6 +101,11 @@ export async function runWorker(): Promise<void> {
         apps.close();
       });
       log.info({ proxyPort: config.LB_PROXY_PORT, countryPorts: config.LB_COUNTRY_PORTS || undefined, auth: dp.config.users.size > 0 }, 'listening');
+      if (dp.config.users.size === 0) {
+        if (config.LB_OPEN_PROXY) log.warn('LB_OPEN_PROXY=true and no proxy users: anyone who reaches the proxy ports uses every exit pool');
+        else log.info('no proxy users configured: exit pools are refused to every client (LB_OPEN_PROXY=true serves them unauthenticated)');
+      }
+      if (config.LB_ALLOWED_NETWORKS) log.warn({ allowed: config.LB_ALLOWED_NETWORKS }, 'LB_ALLOWED_NETWORKS exempts these networks from the destination deny list');
     },
   });
   process.send?.({ type: 'ready' });

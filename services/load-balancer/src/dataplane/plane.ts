@@ -1,4 +1,5 @@
 import type { TrafficCounters } from '../counters.js';
+import type { DestinationPolicy } from '../destinations.js';
 import type { Router } from '../router.js';
 import type { ProxyUser } from '../settings.js';
 import type { RouteNode } from '../table.js';
@@ -11,8 +12,18 @@ export interface DataPlaneConfig {
   readonly firstByteTimeoutMs: number;
   /** After one side of a spliced connection ended, bound on the other direction. */
   readonly halfCloseTimeoutMs: number;
-  /** Empty: no authentication, every tenant's pools are candidates. */
+  /** Empty: every client is refused, unless `openProxy`. */
   readonly users: ReadonlyMap<string, ProxyUser>;
+  /** No users configured: serve every client unscoped instead of refusing them (development). */
+  readonly openProxy: boolean;
+  /** Which IP-literal targets a client may name. */
+  readonly destinations: DestinationPolicy;
+  /** Open proxy-port connections one client address may hold in this worker. */
+  readonly maxConnectionsPerClient: number;
+  /** A proxied connection with no byte either way for this long is closed. */
+  readonly idleTimeoutMs: number;
+  /** Bytes held from a client before its node answers; beyond them it is paused. */
+  readonly maxBufferedBytes: number;
 }
 
 /** What the front ends need of their worker: routing, counters, bounds, and where to report a failed node. */
