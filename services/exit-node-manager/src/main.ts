@@ -48,7 +48,12 @@ await runService({
       hotState: redisHotState(redis, log),
       stats,
       log,
-      config: { exitNodeImage: config.EXIT_NODE_IMAGE, publishHost: config.NODE_PUBLISH_HOST, addedPoolNetwork: config.EXIT_NODE_NETWORK },
+      config: {
+        exitNodeImage: config.EXIT_NODE_IMAGE,
+        publishHost: config.NODE_PUBLISH_HOST,
+        addedPoolNetwork: config.EXIT_NODE_NETWORK,
+        outboundSubnets: config.EXIT_NODE_OUTBOUND_SUBNETS,
+      },
       pickPort: pickFreePort,
       isExpected: intents.isExpected,
     });
