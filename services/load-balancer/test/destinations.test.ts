@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { destinationPolicy, isValidHost, parseNetworks } from '../src/destinations.js';
+import { DEFAULT_DENIED_NETWORKS, destinationPolicy, isValidHost, parseNetworks } from '../src/destinations.js';
 
 describe('destination policy', () => {
   const policy = destinationPolicy();
@@ -47,6 +48,12 @@ describe('destination policy', () => {
     expect(p.allows('10.2.0.1')).toBe(true);
     // An explicit deny beats an explicit allow.
     expect(p.allows('10.1.2.3')).toBe(false);
+  });
+
+  it('is the list the exit-node image applies after resolving a name', () => {
+    const image = readFileSync(new URL('../../../infra/images/exit-node/server.mjs', import.meta.url), 'utf8');
+    const list = /const DENIED_NETWORKS = \[([^\]]*)\]/.exec(image)?.[1];
+    expect([...(list ?? '').matchAll(/'([^']+)'/g)].map((m) => m[1])).toEqual([...DEFAULT_DENIED_NETWORKS]);
   });
 
   it('parses networks strictly and names the bad entry', () => {
