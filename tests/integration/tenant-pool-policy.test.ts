@@ -45,7 +45,14 @@ describe('the pool policy of member keys', () => {
     expect(done.status, JSON.stringify(done)).toBe('fulfilled');
     const app = await order(keys['acme'], {
       type: 'pool.create',
-      pool: { name: 'web', kind: 'app', image: EXIT_NODE_IMAGE, ports: [{ name: 'web', containerPort: 8000 }], nodes: { min: 0, max: 1 }, resources: { memoryMb: 2048, cpus: 2, pids: 512 } },
+      pool: {
+        name: 'web',
+        kind: 'app',
+        image: EXIT_NODE_IMAGE,
+        ports: [{ name: 'web', containerPort: 8000 }],
+        nodes: { min: 0, max: 1 },
+        resources: { memoryMb: 2048, cpus: 2, pids: 512 },
+      },
     });
     expect(app.status, JSON.stringify(app.body)).toBe(202);
   });
@@ -62,7 +69,10 @@ describe('the pool policy of member keys', () => {
 
   it('refuses a member an image the operator did not list with 403 naming pool.image', async () => {
     for (const image of ['alpine:3', 'docker.io/switchyard/exit-node:dev', `${EXIT_NODE_IMAGE}-evil`]) {
-      const res = await order(keys['acme'], { type: 'pool.create', pool: { name: 'miner', kind: 'app', image, ports: [{ name: 'p', containerPort: 80 }], nodes: { min: 0, max: 1 } } });
+      const res = await order(keys['acme'], {
+        type: 'pool.create',
+        pool: { name: 'miner', kind: 'app', image, ports: [{ name: 'p', containerPort: 80 }], nodes: { min: 0, max: 1 } },
+      });
       expect(res.status, image).toBe(403);
       expect(res.body.issues).toEqual([{ field: 'pool.image', message: `image "${image}" is not allowed here; allowed: ${EXIT_NODE_IMAGE} (POOL_IMAGES)` }]);
     }
@@ -105,7 +115,9 @@ describe('the pool policy of member keys', () => {
     for (let i = 0; i < 2; i++) expect((await order(key, { type: 'node.add', country: 'jp' })).status).toBe(202);
     const res = await order(key, { type: 'node.add', country: 'jp' });
     expect(res.status).toBe(429);
-    expect(res.body.issues).toEqual([{ field: 'country', message: expect.stringMatching(/^at most 2 node additions per minute \(TENANT_NODE_ADDS_PER_MINUTE\); retry in \d+ s$/) }]);
+    expect(res.body.issues).toEqual([
+      { field: 'country', message: expect.stringMatching(/^at most 2 node additions per minute \(TENANT_NODE_ADDS_PER_MINUTE\); retry in \d+ s$/) },
+    ]);
     const retryAfter = Number(res.headers.get('retry-after'));
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(retryAfter).toBeLessThanOrEqual(60);

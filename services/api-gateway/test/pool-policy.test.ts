@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { PoolSpec } from '@switchyard/contracts';
+import { ServiceUnavailable } from '../src/http/errors.js';
 import type { Caller } from '../src/keys.js';
 import { createPoolGuard, nodeAddLimiter, type NodeAddLimiter } from '../src/orders/pool-guard.js';
 import { afterOrder, capacityOf, limitsOf, nodeAdditions, quotaRefusals, specRefusals, withPending, type PoolUsage } from '../src/orders/pool-policy.js';
@@ -169,6 +170,29 @@ describe('the guard', () => {
     // Another tenant has a budget of its own; the admin has none to spend.
     expect(await guard.place({ ...member, tenantId: 'other' }, add, undefined, reply(), placed)).toBe('placed');
     expect(await guard.place(admin, add, undefined, reply(), placed)).toBe('placed');
+  });
+
+  it("fails closed when exit-node-manager cannot say what the tenant holds: the member's order is not placed", async () => {
+    const guard = createPoolGuard({
+      db: fakeDb,
+      fleet: {
+        snapshot: async () => {
+          throw new ServiceUnavailable('exit-node-manager');
+        },
+      },
+      limits,
+      limiter: nodeAddLimiter(30),
+    });
+    let placed = 0;
+    const place = async () => {
+      placed++;
+    };
+    await expect(guard.place(member, { type: 'node.add', country: 'jp' }, undefined, reply(), place)).rejects.toBeInstanceOf(ServiceUnavailable);
+    expect(placed).toBe(0);
+    // Orders that add nothing, and the admin's, do not need the count.
+    await guard.place(member, { type: 'node.stop', nodeId: 'n' }, undefined, reply(), place);
+    await guard.place(admin, { type: 'node.add', country: 'jp' }, undefined, reply(), place);
+    expect(placed).toBe(2);
   });
 
   it('does not spend the budget on an order a quota refuses, nor place it', async () => {
