@@ -28,6 +28,8 @@ export interface ContainerRef {
   readonly id: string;
   readonly running: boolean;
   readonly labels: Readonly<Record<string, string>>;
+  /** HostConfig.NetworkMode: "host", a network's name, or "default" (Docker's bridge). */
+  readonly networkMode?: string;
 }
 
 export interface ContainerState {
@@ -165,7 +167,7 @@ export function createDockerOps(docker: Docker, opts: DockerOpsOptions = {}): Do
       const filters = labelFilters({ [Labels.managed]: 'true', ...labels });
       return call('container.list', { 'docker.filters': filters.label.join(',') }, async () => {
         const list = await docker.listContainers({ all: true, filters });
-        return list.map((c) => ({ id: c.Id, running: c.State === 'running', labels: c.Labels ?? {} }));
+        return list.map((c) => ({ id: c.Id, running: c.State === 'running', labels: c.Labels ?? {}, networkMode: c.HostConfig?.NetworkMode }));
       });
     },
 

@@ -2,7 +2,7 @@ import type { Attributes } from '@opentelemetry/api';
 import type { NodeStatus, PublishedPort } from '@switchyard/contracts';
 import { Labels } from '@switchyard/docker';
 import { OrderFailure } from '@switchyard/service-kit';
-import { containerSpec, publishedPorts } from './container-spec.js';
+import { containerSpec, publishedPorts, tenantNetworkName } from './container-spec.js';
 import { DockerOpError, type ContainerRef } from './docker-ops.js';
 import type { HostPortAllocator } from './host-port-allocator.js';
 import type { ManagerDeps } from './ports.js';
@@ -97,11 +97,27 @@ export function createNodeLifecycle(deps: LifecycleDeps): NodeLifecycle {
     }
   }
 
+  /**
+   * A container made before tenant networks shares Docker's default bridge with every tenant
+   * and has no limits. It is kept, not made anew behind the tenant's back: that would lose what
+   * it wrote outside its volumes.
+   */
+  function warnIfOutdated(pool: Pool, node: Node, container: ContainerRef) {
+    const expected = pool.spec.network === 'host' ? 'host' : tenantNetworkName(pool.tenant_id);
+    if (!container.networkMode || container.networkMode === expected) return;
+    log.warn(
+      { nodeId: node.id, containerId: container.id, networkMode: container.networkMode },
+      `the container of node ${node.name} predates tenant networks and limits (it is on "${container.networkMode}"); scale its pool down and up to make it anew`,
+    );
+  }
+
   async function ensureRunning(pool: Pool, given: Node, ensureImage: EnsureImage): Promise<void> {
     await guardNode(given, async () => {
       const node = await withHostPorts(pool, given);
       const attrs = nodeAttributes(node);
-      const container = (await nodeContainer(node)) ?? (await createContainer(pool, node, ensureImage));
+      const found = await nodeContainer(node);
+      if (found) warnIfOutdated(pool, node, found);
+      const container = found ?? (await createContainer(pool, node, ensureImage));
       if (node.container_id !== container.id) {
         // Published before the row is written: a crash in between repeats the event (deduplicated),
         // where the other order would lose it.

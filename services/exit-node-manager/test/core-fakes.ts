@@ -180,7 +180,12 @@ export function fakeDocker(timeline: string[]) {
     if (!c) throw new DockerOpError(operation, `docker ${operation} failed: no such container: ${id}`, { cause: { statusCode: 404 } });
     return c;
   };
-  const ref = (c: FakeContainer): ContainerRef => ({ id: c.id, running: c.running, labels: c.options.Labels ?? {} });
+  const ref = (c: FakeContainer): ContainerRef => ({
+    id: c.id,
+    running: c.running,
+    labels: c.options.Labels ?? {},
+    ...(c.options.HostConfig?.NetworkMode ? { networkMode: c.options.HostConfig.NetworkMode } : {}),
+  });
 
   const ops: DockerOps = {
     async ping() {},
@@ -297,6 +302,8 @@ export function fakeBus(timeline: string[], activeConnections: (nodeId: string) 
 export interface CoreOptions {
   /** lb.req.traffic's answer per node; 0 unless said. */
   activeConnections?: (nodeId: string) => number | undefined;
+  /** Receives the core's warnings. */
+  warn?: (obj: object, msg: string) => void;
 }
 
 /** The manager's core over fakes of all its edges. */
@@ -314,7 +321,7 @@ export function core(opts: CoreOptions = {}) {
     bus: nats.bus,
     hotState: async (e) => void hot.push(e),
     stats: { forget: async (nodeId) => void forgotten.push(nodeId) },
-    log: silent,
+    log: opts.warn ? { ...silent, warn: opts.warn } : silent,
     config: { exitNodeImage: IMAGE, publishHost: '127.0.0.1', addedPoolNetwork: 'bridge' },
     pickPort: async () => ++port,
     isExpected: () => false,

@@ -169,6 +169,18 @@ describe("a tenant's network and volumes", () => {
     expect([...c.docker.volumes.keys()]).toEqual([`sy-${kept}-1-data`]);
   });
 
+  it('keeps a container made before tenant networks, and warns that it shares the default bridge', async () => {
+    const warnings: string[] = [];
+    const c = core({ warn: (_obj, msg) => void warnings.push(msg) });
+    const poolId = await createPool(c.manager, exitPool('jp', 1));
+    const [container] = [...c.docker.containers.values()];
+    container!.options.HostConfig = { ...container!.options.HostConfig, NetworkMode: 'default' };
+    const nodeId = (await c.nodesOf(poolId))[0]!.id;
+    await c.manager.commands['node.cmd.start']({ orderId: randomUUID(), tenantId: TENANT, nodeId }, delivery('node.cmd.start'));
+    expect([...c.docker.containers.keys()]).toEqual([container!.id]);
+    expect(warnings).toEqual([expect.stringMatching(/predates tenant networks and limits \(it is on "default"\)/)]);
+  });
+
   it('mounts the volume a node had under its old name again when its container is made anew', async () => {
     const c = core();
     const poolId = await createPool(c.manager, withVolume('jp'));
