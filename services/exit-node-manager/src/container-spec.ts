@@ -17,8 +17,8 @@ export interface SpecNode {
   /** The host port chosen for each port name, once for the node's life (see `portsToAllocate`). */
   readonly hostPorts?: Readonly<Record<string, number>>;
   /**
-   * Volumes of this pool that still carry the old name (see `legacyVolumeName`): a node that had
-   * data under it keeps it when its container is made again.
+   * Names of the volumes the pool has (found by its label). A node whose volume has the old name
+   * (see `legacyVolumeName`) keeps mounting it when its container is made again.
    */
   readonly legacyVolumes?: ReadonlySet<string>;
 }
