@@ -2,7 +2,7 @@
 import { createDb, migrateToLatest } from '@switchyard/db';
 import { createDockerClient } from '@switchyard/docker';
 import { Resync, runService } from '@switchyard/service-kit';
-import { ExitNodeManagerEnv } from './config.js';
+import { ExitNodeManagerEnv, resourcePolicy } from './config.js';
 import { watchDockerEvents } from './docker-events.js';
 import { createDockerOps, DockerOpError } from './docker-ops.js';
 import { createHandlers, type ServedSubject } from './handlers.js';
@@ -52,6 +52,7 @@ await runService({
         exitNodeImage: config.EXIT_NODE_IMAGE,
         publishHost: config.NODE_PUBLISH_HOST,
         addedPoolNetwork: config.EXIT_NODE_NETWORK,
+        resources: resourcePolicy(config),
         outboundSubnets: config.EXIT_NODE_OUTBOUND_SUBNETS,
       },
       pickPort: pickFreePort,
