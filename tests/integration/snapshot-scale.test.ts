@@ -173,4 +173,43 @@ describe('pool.req.snapshot with more than 1 MB of pools and a bad pool row', ()
       for (const p of sys.processes(name)) expect(p.output(), name).not.toMatch(/could not rebuild/);
     }
   }, 90_000);
+
+  it("a member who grows the snapshot by a megabyte through the API breaks nobody's rebuild", async () => {
+    const member = await sys.http('POST', '/v1/tenants', { body: { name: 'hoarder' } });
+    expect(member.status, JSON.stringify(member.body)).toBe(201);
+    // Pools without nodes cost the member no containers; each is as large as a request may be.
+    const env = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`BULK_${i}`, 'z'.repeat(4000)]));
+    const orders: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const placed = await sys.http('POST', '/v1/orders', {
+        key: member.body.apiKey,
+        body: { type: 'pool.create', pool: { name: `bulk-${i}`, kind: 'exit', country: 'DE', env, nodes: { min: 0, max: 1 } } },
+      });
+      expect(placed.status, JSON.stringify(placed.body).slice(0, 300)).toBe(202);
+      orders.push(placed.body.id);
+    }
+    for (const id of orders) expect((await sys.waitForOrder(id, ['fulfilled', 'failed'], { key: member.body.apiKey })).status).toBe('fulfilled');
+
+    const sizes: number[] = [];
+    const snapshot = await requestPoolSnapshot(async (q) => {
+      const reply = await nc.request('pool.req.snapshot', JSON.stringify(q), { timeout: 10_000 });
+      sizes.push(reply.data.length);
+      return reply.json<ReplyOf<'pool.req.snapshot'>>();
+    });
+    expect(sizes.reduce((a, b) => a + b, 0)).toBeGreaterThan(2 * MB);
+    expect(snapshot.pools.filter((p) => p.name.startsWith('bulk-'))).toHaveLength(5);
+
+    // A load balancer that starts now rebuilds from all of it, and routes the other tenant.
+    const otherJpPort = await freePort();
+    await sys.start('load-balancer', { LB_PROXY_PORT: String(await freePort()), LB_COUNTRY_PORTS: `JP=${otherJpPort}`, LB_WORKERS: '1' });
+    const routed = await vi.waitFor(
+      async () => {
+        const res = await proxiedGet(otherJpPort, `${target.url}/hello`, 2_000);
+        expect(res.status).toBe(200);
+        return res;
+      },
+      { timeout: 15_000, interval: 200 },
+    );
+    expect(routed).toMatchObject({ body: 'hello', via: realNodeId });
+  }, 90_000);
 });
