@@ -43,7 +43,9 @@ describe('pool.req.snapshot with more than 1 MB of pools and a bad pool row', ()
     const done = await sys.waitForOrder(placed.body.id, ['fulfilled', 'failed'], { timeoutMs: 60_000 });
     expect(done.status, JSON.stringify(done)).toBe('fulfilled');
     [realNodeId] = done.result.nodeIds;
-    [{ tenant_id: tenantId, id: realPoolId }] = await sys.db.query<{ tenant_id: string; id: string }>("select tenant_id, id from pools where name = 'exit-jp'");
+    const [real] = await sys.db.query<{ tenant_id: string; id: string }>("select tenant_id, id from pools where name = 'exit-jp'");
+    tenantId = real!.tenant_id;
+    realPoolId = real!.id;
 
     await sys.db.query(
       `insert into pools (tenant_id, id, name, kind, spec, desired_nodes, status)
