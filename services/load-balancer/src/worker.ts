@@ -1,6 +1,6 @@
 import cluster from 'node:cluster';
 import type { Server } from 'node:net';
-import { runService } from '@switchyard/service-kit';
+import { requestPoolSnapshot, runService } from '@switchyard/service-kit';
 import { LoadBalancerEnv } from './config.js';
 import { TrafficCounters } from './counters.js';
 import { acceptAppClient, acceptProxyClient, type DataPlane } from './dataplane.js';
@@ -67,7 +67,7 @@ export async function runWorker(): Promise<void> {
         events: tableEvents({ table, counters, redis: redis!, log }),
         rebuild: rebuildTable({
           table,
-          snapshot: () => bus.request('pool.req.snapshot', {}, { timeoutMs: 5000 }),
+          snapshot: () => requestPoolSnapshot((q) => bus.request('pool.req.snapshot', q, { timeoutMs: 5000 })),
           health: (p) => bus.request('health.req.status', p, { timeoutMs: 2000 }),
           log,
         }),
