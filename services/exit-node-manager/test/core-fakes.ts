@@ -5,7 +5,7 @@ import type { Payload, PoolSpec, ReplyOf, Subject } from '@switchyard/contracts'
 import { Labels } from '@switchyard/docker';
 import { DockerOpError, type ContainerRef, type ContainerState, type DockerOps } from '../src/docker-ops.js';
 import { createManager, type Manager } from '../src/manager.js';
-import type { CoreBus, HotStateEntry, Repository } from '../src/ports.js';
+import type { CoreBus, HotStateEntry, Log, Repository } from '../src/ports.js';
 import type { Node, Pool } from '../src/tables.js';
 
 // Fakes of the manager core's edges (ports.ts): Docker, the pools/nodes tables, NATS and
@@ -327,7 +327,7 @@ export function core(opts: CoreOptions = {}) {
     bus: nats.bus,
     hotState: async (e) => void hot.push(e),
     stats: { forget: async (nodeId) => void forgotten.push(nodeId) },
-    log: opts.warn ? { ...silent, warn: opts.warn } : silent,
+    log: opts.warn ? { ...silent, warn: opts.warn as Log['warn'] } : silent,
     config: { exitNodeImage: IMAGE, publishHost: '127.0.0.1', addedPoolNetwork: 'bridge' },
     pickPort: async () => ++port,
     isExpected: () => false,
