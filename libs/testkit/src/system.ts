@@ -48,6 +48,8 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
     throw err;
   });
   const adminKey = `test_admin_${randomBytes(16).toString('hex')}`;
+  // One per system, shared by its gateway and exit-node-manager as in a deployment.
+  const secretsKey = randomBytes(32).toString('base64');
   const apiPort = await freePort();
   // Tests that want the nftables mode name a table of their own; by default the activator
   // of a test system touches no nftables and listens on a port of its own.
@@ -68,6 +70,7 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
     SHUTDOWN_TIMEOUT_MS: '10000',
     ACTIVATOR_MODE: 'proxy',
     ACTIVATOR_LISTEN_PORT: String(activatorPort),
+    SECRETS_KEY: secretsKey,
     ...overrides,
   });
 

@@ -11,6 +11,7 @@ import { compatRoutes } from './routes/api-compat.js';
 import { healthRoutes, reachabilityOf } from './routes/health.js';
 import { openapiRoutes } from './routes/openapi.js';
 import { v1Routes } from './routes/v1.js';
+import { orderSecrets, type OrderSecrets } from './secrets.js';
 import type { ServerCatalog } from './server-catalog.js';
 import type { Database } from './tables.js';
 
@@ -26,6 +27,8 @@ export interface AppDeps {
   servers: ServerCatalog;
   /** HTTP Basic account of the /api surface; absent, only API keys open it. */
   basic?: BasicAccount | undefined;
+  /** Seals a pool's secretEnv (SECRETS_KEY); without it, orders with secrets are refused. */
+  secrets?: OrderSecrets | undefined;
 }
 
 /**
@@ -59,6 +62,6 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const reachability = reachabilityOf(db, deps.natsConnected);
   app.register(healthRoutes(reachability));
   app.register(compatRoutes({ db, fleet, servers: deps.servers, basic: deps.basic, onOrderPlaced, health: reachability }), { prefix: '/api' });
-  app.register(v1Routes({ db, fleet, onOrderPlaced }), { prefix: '/v1' });
+  app.register(v1Routes({ db, fleet, onOrderPlaced, secrets: deps.secrets ?? orderSecrets(undefined) }), { prefix: '/v1' });
   return app;
 }

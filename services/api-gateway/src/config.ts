@@ -20,4 +20,6 @@ export const ApiGatewayEnv = Type.Object({
   /** Bound on a query to another service (node lists, health, counters, logs). */
   SERVICE_REQUEST_TIMEOUT_MS: env.int({ minimum: 50, maximum: 60_000, default: 3000 }),
   SPEEDTEST_TIMEOUT_MS: env.int({ minimum: 1000, maximum: 600_000, default: 60_000 }),
+  /** base64 of 32 bytes (openssl rand -base64 32) sealing pools' secretEnv; the same on exit-node-manager. Unset, orders with secrets are refused. */
+  SECRETS_KEY: Type.Optional(env.string({ minLength: 1 })),
 });

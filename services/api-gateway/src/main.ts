@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { createDb, migrateToLatest } from '@switchyard/db';
+import { parseSecretsKey } from '@switchyard/secrets';
 import { runService } from '@switchyard/service-kit';
 import { buildApp } from './app.js';
 import { ApiGatewayEnv } from './config.js';
@@ -7,6 +8,7 @@ import { createFleet } from './fleet.js';
 import { gatewayConsumers } from './handlers.js';
 import { ensureAdmin } from './keys.js';
 import { migrations } from './migrations.js';
+import { orderSecrets } from './secrets.js';
 import { startOutboxRelay } from './outbox.js';
 import { loadServerCatalog } from './server-catalog.js';
 import type { Database } from './tables.js';
@@ -18,6 +20,14 @@ function exitConfig(log: { error(o: object, m: string): void }, variable: string
   process.exit(78);
 }
 
+function parseKeyOrExit(log: { error(o: object, m: string): void }, value: string): Buffer {
+  try {
+    return parseSecretsKey(value);
+  } catch (err) {
+    return exitConfig(log, 'SECRETS_KEY', (err as Error).message);
+  }
+}
+
 await runService({
   name: 'api-gateway',
   description: 'HTTP API: tenants, API keys, orders and the activity timeline; publishes commands through an outbox',
@@ -26,6 +36,8 @@ await runService({
     if ((config.COMPAT_API_USERNAME === undefined) !== (config.COMPAT_API_PASSWORD === undefined)) {
       exitConfig(log, config.COMPAT_API_USERNAME ? 'COMPAT_API_PASSWORD' : 'COMPAT_API_USERNAME', 'set both COMPAT_API_USERNAME and COMPAT_API_PASSWORD, or neither');
     }
+    const secrets = orderSecrets(config.SECRETS_KEY === undefined ? undefined : parseKeyOrExit(log, config.SECRETS_KEY));
+    if (!config.SECRETS_KEY) log.warn('SECRETS_KEY is not set: orders of pools with secretEnv will be refused');
     const servers = await loadServerCatalog(config.VPN_SERVERS_FILE).catch((err: Error) => exitConfig(log, 'VPN_SERVERS_FILE', err.message));
 
     const db = createDb<Database>(config.DATABASE_URL, { applicationName: 'api-gateway' });
@@ -47,7 +59,7 @@ await runService({
       config.COMPAT_API_USERNAME && config.COMPAT_API_PASSWORD
         ? { username: config.COMPAT_API_USERNAME, password: config.COMPAT_API_PASSWORD, tenantId: compatTenantId }
         : undefined;
-    const app = buildApp({ db, log, onOrderPlaced: () => relay.kick(), natsConnected, fleet, servers, basic });
+    const app = buildApp({ db, log, onOrderPlaced: () => relay.kick(), natsConnected, fleet, servers, basic, secrets });
     // Registered last so it runs first: stop taking requests before the relay and db close.
     onShutdown(() => app.close());
     const address = await app.listen({ host: config.API_HOST, port: config.API_PORT });

@@ -30,4 +30,6 @@ export const ExitNodeManagerEnv = Type.Object({
   HEAL_WINDOW_MS: env.int({ minimum: 1000, maximum: 86_400_000, default: 60_000 }),
   /** Delay before the first attempt to bring back a dead node; it doubles with each failure. */
   HEAL_BASE_DELAY_MS: env.int({ minimum: 0, maximum: 60_000, default: 500 }),
+  /** base64 of 32 bytes, the api-gateway's own: opens pools' secretEnv into their containers' environment. */
+  SECRETS_KEY: Type.Optional(env.string({ minLength: 1 })),
 });

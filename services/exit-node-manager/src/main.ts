@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { createDb, migrateToLatest } from '@switchyard/db';
 import { createDockerClient } from '@switchyard/docker';
+import { parseSecretsKey } from '@switchyard/secrets';
 import { Resync, runService } from '@switchyard/service-kit';
 import { ExitNodeManagerEnv } from './config.js';
 import { watchDockerEvents } from './docker-events.js';
@@ -23,6 +24,13 @@ await runService({
   env: ExitNodeManagerEnv,
   redis: true,
   async start({ config, log, bus, service, redis, onShutdown, supervise }) {
+    let secretsKey: Buffer | undefined;
+    try {
+      secretsKey = config.SECRETS_KEY === undefined ? undefined : parseSecretsKey(config.SECRETS_KEY);
+    } catch (err) {
+      process.stderr.write(`exit-node-manager: bad configuration\n  SECRETS_KEY: ${(err as Error).message}\n`);
+      process.exit(78);
+    }
     const db = createDb<Database>(config.DATABASE_URL, { applicationName: 'exit-node-manager' });
     onShutdown(() => db.destroy());
     await migrateToLatest(db, { migrations, table: 'exit_node_manager_migrations' });
@@ -48,7 +56,7 @@ await runService({
       hotState: redisHotState(redis, log),
       stats,
       log,
-      config: { exitNodeImage: config.EXIT_NODE_IMAGE, publishHost: config.NODE_PUBLISH_HOST, addedPoolNetwork: config.EXIT_NODE_NETWORK },
+      config: { exitNodeImage: config.EXIT_NODE_IMAGE, publishHost: config.NODE_PUBLISH_HOST, addedPoolNetwork: config.EXIT_NODE_NETWORK, secretsKey },
       pickPort: pickFreePort,
       isExpected: intents.isExpected,
     });

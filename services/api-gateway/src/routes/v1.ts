@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Kysely } from '@switchyard/db';
 import type { Fleet } from '../fleet.js';
 import { authenticateKey } from '../http/auth.js';
+import type { OrderSecrets } from '../secrets.js';
 import type { Database } from '../tables.js';
 import { activityRoutes } from './v1-activity.js';
 import { fleetRoutes } from './v1-fleet.js';
@@ -13,6 +14,7 @@ export interface V1Deps {
   db: Kysely<Database>;
   fleet: Fleet;
   onOrderPlaced: () => void;
+  secrets: OrderSecrets;
 }
 
 /** The native API: every route behind a tenant's API key. */
