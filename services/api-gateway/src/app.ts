@@ -29,6 +29,8 @@ export interface AppDeps {
   basic?: BasicAccount | undefined;
   /** Seals a pool's secretEnv (SECRETS_KEY); without it, orders with secrets are refused. */
   secrets?: OrderSecrets | undefined;
+  /** Node's server bounds (fastify requestTimeout, connectionTimeout); both off when absent, as in tests. */
+  timeouts?: { requestMs: number; connectionMs: number } | undefined;
 }
 
 /**
@@ -37,7 +39,12 @@ export interface AppDeps {
  */
 export function buildApp(deps: AppDeps): FastifyInstance {
   const { db, fleet, onOrderPlaced } = deps;
-  const app: FastifyInstance = Fastify({ loggerInstance: deps.log as FastifyBaseLogger, bodyLimit: 256 * 1024, return503OnClosing: true });
+  const app: FastifyInstance = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    bodyLimit: 256 * 1024,
+    return503OnClosing: true,
+    ...(deps.timeouts ? { requestTimeout: deps.timeouts.requestMs, connectionTimeout: deps.timeouts.connectionMs } : {}),
+  });
   app.setValidatorCompiler(validatorCompiler);
   installErrorHandler(app);
   installTracing(app);

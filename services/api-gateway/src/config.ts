@@ -20,6 +20,10 @@ export const ApiGatewayEnv = Type.Object({
   /** Bound on a query to another service (node lists, health, counters, logs). */
   SERVICE_REQUEST_TIMEOUT_MS: env.int({ minimum: 50, maximum: 60_000, default: 3000 }),
   SPEEDTEST_TIMEOUT_MS: env.int({ minimum: 1000, maximum: 600_000, default: 60_000 }),
+  /** A client must have sent its whole request (headers and body) within this: a slow sender cannot hold a connection open. */
+  HTTP_REQUEST_TIMEOUT_MS: env.int({ minimum: 1000, maximum: 600_000, default: 30_000 }),
+  /** A connection with nothing sent either way for this long is closed; above SPEEDTEST_TIMEOUT_MS, so a speed test is answered. */
+  HTTP_CONNECTION_TIMEOUT_MS: env.int({ minimum: 1000, maximum: 3_600_000, default: 120_000 }),
   /** base64 of 32 bytes (openssl rand -base64 32) sealing pools' secretEnv; the same on exit-node-manager. Unset, orders with secrets are refused. */
   SECRETS_KEY: Type.Optional(env.string({ minLength: 1 })),
 });

@@ -38,6 +38,9 @@ await runService({
     }
     const secrets = orderSecrets(config.SECRETS_KEY === undefined ? undefined : parseKeyOrExit(log, config.SECRETS_KEY));
     if (!config.SECRETS_KEY) log.warn('SECRETS_KEY is not set: orders of pools with secretEnv will be refused');
+    if (config.HTTP_CONNECTION_TIMEOUT_MS <= config.SPEEDTEST_TIMEOUT_MS) {
+      exitConfig(log, 'HTTP_CONNECTION_TIMEOUT_MS', `must exceed SPEEDTEST_TIMEOUT_MS (${config.SPEEDTEST_TIMEOUT_MS}): a speed test's connection is quiet until it is answered`);
+    }
     const servers = await loadServerCatalog(config.VPN_SERVERS_FILE).catch((err: Error) => exitConfig(log, 'VPN_SERVERS_FILE', err.message));
 
     const db = createDb<Database>(config.DATABASE_URL, { applicationName: 'api-gateway' });
@@ -59,7 +62,17 @@ await runService({
       config.COMPAT_API_USERNAME && config.COMPAT_API_PASSWORD
         ? { username: config.COMPAT_API_USERNAME, password: config.COMPAT_API_PASSWORD, tenantId: compatTenantId }
         : undefined;
-    const app = buildApp({ db, log, onOrderPlaced: () => relay.kick(), natsConnected, fleet, servers, basic, secrets });
+    const app = buildApp({
+      db,
+      log,
+      onOrderPlaced: () => relay.kick(),
+      natsConnected,
+      fleet,
+      servers,
+      basic,
+      secrets,
+      timeouts: { requestMs: config.HTTP_REQUEST_TIMEOUT_MS, connectionMs: config.HTTP_CONNECTION_TIMEOUT_MS },
+    });
     // Registered last so it runs first: stop taking requests before the relay and db close.
     onShutdown(() => app.close());
     const address = await app.listen({ host: config.API_HOST, port: config.API_PORT });

@@ -48,6 +48,7 @@ export interface TestAppOptions {
   db?: Kysely<Database>;
   natsConnected?: boolean;
   onOrderPlaced?: () => void;
+  timeouts?: { requestMs: number; connectionMs: number };
 }
 
 export function testApp(answers: Answers, opts: TestAppOptions = {}) {
@@ -62,6 +63,7 @@ export function testApp(answers: Answers, opts: TestAppOptions = {}) {
     fleet,
     servers: parseServerCatalog({ jp: ['jp1.vpn.example'], us: ['us1.vpn.example', 'us2.vpn.example'] }),
     basic,
+    timeouts: opts.timeouts,
   });
   return { app, bus };
 }
