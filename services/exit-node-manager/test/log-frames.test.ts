@@ -48,7 +48,10 @@ describe('newestLines', () => {
 
   it('bounds a reply of 10,000 lines of 1 MiB each under the default budget', () => {
     const huge = 'y'.repeat(1024 * 1024);
-    const kept = newestLines(Array.from({ length: 10_000 }, () => huge), 10_000);
+    const kept = newestLines(
+      Array.from({ length: 10_000 }, () => huge),
+      10_000,
+    );
     expect(kept).toHaveLength(1);
     expect(Buffer.byteLength(JSON.stringify(kept))).toBeLessThanOrEqual(MAX_LOG_REPLY_BYTES);
     expect(kept[0]!.length).toBeGreaterThan(MAX_LOG_REPLY_BYTES / 2);
