@@ -26,6 +26,16 @@ if [ -z "${ADMIN_API_KEY:-}" ]; then
   ADMIN_API_KEY=$(cat .run/admin-api-key)
 fi
 export ADMIN_API_KEY
+if [ -z "${SECRETS_KEY:-}" ]; then
+  # Seals pools' secretEnv (api-gateway) and opens it (exit-node-manager). Kept like the admin
+  # key: a new one could not open the secrets sealed under the old.
+  if [ ! -s .run/secrets-key ]; then
+    mkdir -p .run
+    (umask 077 && openssl rand -base64 32 >.run/secrets-key)
+  fi
+  SECRETS_KEY=$(cat .run/secrets-key)
+fi
+export SECRETS_KEY
 
 services=(api-gateway health-monitor load-balancer exit-node-manager sleep-controller
   socket-activator tunnel-manager storage-sync)

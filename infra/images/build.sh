@@ -3,7 +3,7 @@
 # libraries (no registry is reachable, so nothing is pulled):
 #   switchyard/exit-node:dev  node + exit-node/server.mjs (a gluetun stand-in)
 #   switchyard/http-app:dev   node + http-app/server.mjs (an HTTP app for scale to zero)
-#   switchyard/redis:dev      the host's redis-server
+#   switchyard/redis:dev      the host's redis-server, persisting to /data (AOF and RDB)
 #   switchyard/postgres:dev   the host's PostgreSQL 15, its data directory initialised here
 # `build.sh [exit-node|http-app|redis|postgres ...]` builds only those (default: all).
 # An image is skipped when it already carries the hash of its inputs; each tag is printed.
@@ -99,12 +99,17 @@ build_redis() {
   copy_with_libs "$ctx/rootfs" "$bin"
   # redis-server is a link to redis-check-rdb on Debian; the binary picks its role by its name.
   mv "$ctx/rootfs$bin" "$ctx/rootfs/usr/bin/redis-server"
+  mkdir -p "$ctx/rootfs/data"
   cat >"$ctx/Dockerfile" <<'DOCKERFILE'
 FROM scratch
 COPY rootfs/ /
 EXPOSE 6379
-# A cache that forgets: nothing is written to disk, so a stop is immediate.
-ENTRYPOINT ["/usr/bin/redis-server", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--appendonly", "no"]
+WORKDIR /data
+# Persists as the official image does: the append-only file (fsync every second) and the
+# default RDB snapshots, in /data. A stop (a node put to sleep) keeps them in the container;
+# a pool that wants them past the container mounts a volume at /data. No VOLUME here: an
+# anonymous volume would outlive every removed node.
+ENTRYPOINT ["/usr/bin/redis-server", "--bind", "0.0.0.0", "--protected-mode", "no", "--dir", "/data", "--appendonly", "yes", "--appendfsync", "everysec"]
 DOCKERFILE
   build_image "$tag" "$hash" "$ctx"
 }

@@ -243,4 +243,21 @@ describe('the /api compatibility surface', () => {
       }
     }, 60_000);
   });
+
+  // Last: the node it adds would change the counts the tests above expect.
+  it('takes uk, as the source API writes the United Kingdom, for GB and answers with uk', async () => {
+    const start = await s.api('POST', '/nodes/uk/start');
+    expect(start.status, JSON.stringify(start.body)).toBe(200);
+    expect(start.body).toMatchObject({ status: 'starting', country: 'uk', server: null });
+    const id = start.body.node_id as string;
+    // The node is GB's: listed by its ISO code, as every node is.
+    expect(await runningAndHealthy(id)).toMatchObject({ id, country: 'gb' });
+    const best = await s.api('GET', '/load-balancer/best-node/UK');
+    expect(best.status).toBe(200);
+    expect(best.body).toMatchObject({ id, country: 'uk' });
+    expect((await s.api('GET', '/load-balancer/best-node/gb')).body).toMatchObject({ id, country: 'gb' });
+    const servers = await s.api('GET', '/config/servers/uk');
+    expect(servers.status).toBe(404);
+    expect(servers.body.detail).toBe('no servers configured for country "uk"');
+  }, 90_000);
 });

@@ -13,17 +13,31 @@ describe.each(MODES)('sleeping databases answer their clients, activator in %s m
     await s?.close();
   });
 
-  it('a sleeping Redis server answers redis-cli', async () => {
+  it('a sleeping Redis server answers redis-cli, with the key written before it slept', async () => {
     const { poolId, nodeIds } = await s.createAppPool({ name: 'redis', image: REDIS_IMAGE, containerPort: REDIS_PORT });
     const nodeId = nodeIds[0]!;
     const port = await s.endpoint(nodeId);
+    const redisCli = (...args: string[]) => runClient('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], 15_000);
+
+    // Started is not ready: setup may retry; the client run against the sleeping node may not.
+    const set = await eventually(
+      () => redisCli('set', 'note', 'before the sleep'),
+      (r) => r.code === 0 && r.stdout.trim() === 'OK',
+      15_000,
+      'redis-cli set answered',
+      { intervalMs: 100, returnLast: true },
+    );
+    expect({ code: set.code, out: set.stdout.trim() }).toEqual({ code: 0, out: 'OK' });
     expect((await s.setSleepPolicy(poolId, { enabled: true, idleWindowSec: 2 })).status).toBe(202);
     const sleptAt = await s.sleptWhenIdle(nodeId);
 
-    const ping = await runClient('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'ping'], 15_000);
+    const ping = await redisCli('ping');
     expect({ code: ping.code, out: ping.stdout.trim(), err: ping.stderr.trim() }).toEqual({ code: 0, out: 'PONG', err: '' });
     const woke = await s.watch.next((m) => m.subject === 'activator.evt.woke' && m.data.nodeId === nodeId && m.at >= sleptAt, 10_000);
     expect(woke.data).toMatchObject({ trigger: 'connection', mode, heldConnections: 1 });
+    // Saved to /data when it was stopped, loaded when it started again.
+    const get = await redisCli('get', 'note');
+    expect({ code: get.code, out: get.stdout.trim(), err: get.stderr.trim() }).toEqual({ code: 0, out: 'before the sleep', err: '' });
   }, 90_000);
 
   it('a sleeping PostgreSQL server answers psql, with the data written before it slept', async () => {

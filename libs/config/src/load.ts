@@ -1,16 +1,27 @@
 import type { Static, TObject, TSchema } from 'typebox';
 import { Value } from 'typebox/value';
+import { isSecretVariable, redactUrl } from './redact.js';
 
 export interface ConfigIssue {
   variable: string;
   expected: string;
+  /** As given, except: a secret's is withheld (see `hidden`), a URL's credentials are `***`. */
   received: string | undefined;
+  /** The variable holds a secret: `received` says only how long the value was. */
+  hidden?: true;
 }
 
 function formatIssue(issue: ConfigIssue): string {
-  return issue.received === undefined
-    ? `${issue.variable}: missing, expected ${issue.expected}`
-    : `${issue.variable}: expected ${issue.expected}, got ${JSON.stringify(issue.received)}`;
+  if (issue.received === undefined) return `${issue.variable}: missing, expected ${issue.expected}`;
+  if (issue.hidden) return `${issue.variable}: expected ${issue.expected}, got ${issue.received}`;
+  return `${issue.variable}: expected ${issue.expected}, got ${JSON.stringify(issue.received)}`;
+}
+
+// An error message ends up in terminals, supervisors' logs and bug reports.
+function shown(variable: string, value: string | undefined): Pick<ConfigIssue, 'received' | 'hidden'> {
+  if (value === undefined) return { received: undefined };
+  if (isSecretVariable(variable)) return { received: `a value of ${value.length} characters (not shown: ${variable} holds a secret)`, hidden: true };
+  return { received: value.includes('://') || value.includes('@') ? redactUrl(value) : value };
 }
 
 export class ConfigError extends Error {
@@ -72,7 +83,7 @@ export function loadConfig<S extends TObject>(schema: S, env: Record<string, str
     return {
       variable: name,
       expected: annotation(prop, 'expected') ?? annotation(prop, 'description') ?? message,
-      received: raw[name],
+      ...shown(name, raw[name]),
     };
   };
   for (const error of Value.Errors(schema, value)) {

@@ -1,6 +1,6 @@
 import Type from 'typebox';
 import { afterEach, describe, expect, expectTypeOf, it, vi } from 'vitest';
-import { CommonEnv, ConfigError, DatabaseEnv, env, loadConfig, loadConfigOrExit } from '../src/index.js';
+import { CommonEnv, ConfigError, DatabaseEnv, env, loadConfig, loadConfigOrExit, redactUrl } from '../src/index.js';
 
 const ServiceEnv = Type.Object({
   ...CommonEnv,
@@ -138,16 +138,16 @@ describe('loadConfig', () => {
       LOG_LEVEL: CommonEnv.LOG_LEVEL,
       WORKERS: env.int({ minimum: 1, maximum: 8 }),
       MIN_ONLY: env.int({ minimum: 0 }),
-      TOKEN: env.string({ minLength: 8 }),
+      LABEL: env.string({ minLength: 8 }),
       MODE: env.enumOf(['a', 'b'], 'a'),
     });
-    const err = issuesOf(() => loadConfig(schema, { FLAG: 'yes', LOG_LEVEL: 'verbose', WORKERS: '9', MIN_ONLY: '-1', TOKEN: 'short', MODE: 'c' }));
+    const err = issuesOf(() => loadConfig(schema, { FLAG: 'yes', LOG_LEVEL: 'verbose', WORKERS: '9', MIN_ONLY: '-1', LABEL: 'short', MODE: 'c' }));
     expect(err.message.split('\n')).toEqual([
       'FLAG: expected true, false, 1 or 0, got "yes"',
       'LOG_LEVEL: expected one of debug, info, warn, error, got "verbose"',
       'WORKERS: expected an integer between 1 and 8, got "9"',
       'MIN_ONLY: expected an integer >= 0, got "-1"',
-      'TOKEN: expected a string of at least 8 characters, got "short"',
+      'LABEL: expected a string of at least 8 characters, got "short"',
       'MODE: expected one of a, b, got "c"',
     ]);
   });
@@ -165,6 +165,20 @@ describe('loadConfig', () => {
     expect(err.issues.map((i) => i.variable)).toEqual(['NATS_URL', 'LOG_LEVEL', 'SHUTDOWN_TIMEOUT_MS', 'DATABASE_URL', 'API_PORT']);
     expect(err.message).toContain('DATABASE_URL: expected a postgres:// URL, got "mysql://x"');
     expect(err.message).toContain('SHUTDOWN_TIMEOUT_MS: expected an integer >= 0, got "-5"');
+  });
+
+  it.each(['ADMIN_API_KEY', 'SECRETS_KEY', 'COMPAT_API_PASSWORD', 'TUNNEL_TOKEN', 'PROXY_USERS', 'CLIENT_SECRET'])('never prints the value of %s', (name) => {
+    const schema = Type.Object({ [name]: env.string({ minLength: 24 }) });
+    const err = issuesOf(() => loadConfig(schema, { [name]: 'hunter2-is-my-password' }));
+    expect(err.message).not.toContain('hunter2');
+    expect(JSON.stringify(err.issues)).not.toContain('hunter2');
+    expect(err.message).toBe(`${name}: expected a string of at least 24 characters, got a value of 22 characters (not shown: ${name} holds a secret)`);
+  });
+
+  it('prints a bad URL without its credentials', () => {
+    const err = issuesOf(() => loadConfig(ServiceEnv, { DATABASE_URL: 'mysql://app:s3cret-pw@db:3306/x', NATS_URL: 'nats//user:s3cret-pw@broker' }));
+    expect(err.message).not.toContain('s3cret-pw');
+    expect(err.message).toContain('DATABASE_URL: expected a postgres:// URL, got "mysql://***@db:3306/x"');
   });
 
   it('prefers an `expected` annotation, then the description, then the typebox message', () => {
@@ -205,5 +219,19 @@ describe('loadConfigOrExit', () => {
     expect(stderr).toHaveBeenCalledWith(
       'api-gateway: invalid configuration\n' + '  NATS_URL: expected a nats:// URL, got "foo"\n' + '  API_PORT: expected a port number between 1 and 65535, got "0"\n',
     );
+  });
+});
+
+describe('redactUrl', () => {
+  it.each([
+    ['postgres://switchyard:pw@127.0.0.1:5432/db', 'postgres://***@127.0.0.1:5432/db'],
+    ['nats://token@broker:4222', 'nats://***@broker:4222'],
+    ['redis://:p%40ss@cache:6379/0', 'redis://***@cache:6379/0'],
+    ['redis://u:p@ss@cache:6379', 'redis://***@cache:6379'],
+    ['nats://127.0.0.1:4222', 'nats://127.0.0.1:4222'],
+    ['http://host/path?next=a@b', 'http://host/path?next=a@b'],
+    ['nats//user:pw@broker', '***@broker'],
+  ])('%s → %s', (value, expected) => {
+    expect(redactUrl(value)).toBe(expected);
   });
 });

@@ -15,6 +15,7 @@ export {
   PoolKind,
   PoolSpec,
   MAX_POOL_NODES,
+  MAX_ENV_VALUE_BYTES,
   PortSpec,
   NetworkMode,
   StickyKey,

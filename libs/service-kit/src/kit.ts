@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import type { Static, TObject } from 'typebox';
 import { createBus, type Backoff, type Bus, type ConsumerHandlers, type Consumption } from '@switchyard/bus';
-import { loadConfigOrExit } from '@switchyard/config';
+import { loadConfigOrExit, redactUrl } from '@switchyard/config';
 import type { ConsumerName, EventSubject, Payload, ServiceName } from '@switchyard/contracts';
 import { startTelemetry, type Telemetry } from '@switchyard/telemetry';
 import { REBUILD_RETRY, Resync } from './resync.js';
@@ -105,7 +105,7 @@ export async function runService<S extends TObject>(def: ServiceDefinition<S>): 
   const telemetry = startTelemetry({ serviceName: def.name, otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
   const steps: Array<() => Promise<unknown>> = [async () => telemetry.shutdown()];
 
-  log.info({ nats: config.NATS_URL }, 'connecting to NATS');
+  log.info({ nats: redactUrl(config.NATS_URL) }, 'connecting to NATS');
   // Wait for NATS rather than crash-looping when the service starts before the broker.
   const nc = await connect({
     servers: config.NATS_URL,

@@ -49,6 +49,8 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
     throw err;
   });
   const adminKey = `test_admin_${randomBytes(16).toString('hex')}`;
+  // One per system, shared by its gateway and exit-node-manager as in a deployment.
+  const secretsKey = randomBytes(32).toString('base64');
   const apiPort = await freePort();
   // Tests that want the nftables mode name a table of their own; by default the activator
   // of a test system touches no nftables and listens on a port of its own.
@@ -71,6 +73,7 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
     ACTIVATOR_LISTEN_PORT: String(activatorPort),
     ...LOOPBACK_LB_ENV,
     EXIT_NODE_OUTBOUND_SUBNETS: '127.0.0.1/32',
+    SECRETS_KEY: secretsKey,
     ...overrides,
   });
 

@@ -12,6 +12,7 @@ import { compatRoutes } from './routes/api-compat.js';
 import { healthRoutes, reachabilityOf } from './routes/health.js';
 import { openapiRoutes } from './routes/openapi.js';
 import { v1Routes } from './routes/v1.js';
+import { orderSecrets, type OrderSecrets } from './secrets.js';
 import type { ServerCatalog } from './server-catalog.js';
 import type { Database } from './tables.js';
 
@@ -29,6 +30,10 @@ export interface AppDeps {
   basic?: BasicAccount | undefined;
   /** The pool policy every order that may add pools or nodes passes first. */
   guard: PoolGuard;
+  /** Seals a pool's secretEnv (SECRETS_KEY); without it, orders with secrets are refused. */
+  secrets?: OrderSecrets | undefined;
+  /** Node's server bounds (fastify requestTimeout, connectionTimeout); both off when absent, as in tests. */
+  timeouts?: { requestMs: number; connectionMs: number } | undefined;
 }
 
 /**
@@ -37,7 +42,12 @@ export interface AppDeps {
  */
 export function buildApp(deps: AppDeps): FastifyInstance {
   const { db, fleet, onOrderPlaced, guard } = deps;
-  const app: FastifyInstance = Fastify({ loggerInstance: deps.log as FastifyBaseLogger, bodyLimit: 256 * 1024, return503OnClosing: true });
+  const app: FastifyInstance = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    bodyLimit: 256 * 1024,
+    return503OnClosing: true,
+    ...(deps.timeouts ? { requestTimeout: deps.timeouts.requestMs, connectionTimeout: deps.timeouts.connectionMs } : {}),
+  });
   app.setValidatorCompiler(validatorCompiler);
   installErrorHandler(app);
   installTracing(app);
@@ -62,6 +72,6 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const reachability = reachabilityOf(db, deps.natsConnected);
   app.register(healthRoutes(reachability));
   app.register(compatRoutes({ db, fleet, servers: deps.servers, basic: deps.basic, onOrderPlaced, guard, health: reachability }), { prefix: '/api' });
-  app.register(v1Routes({ db, fleet, onOrderPlaced, guard }), { prefix: '/v1' });
+  app.register(v1Routes({ db, fleet, onOrderPlaced, guard, secrets: deps.secrets ?? orderSecrets(undefined) }), { prefix: '/v1' });
   return app;
 }

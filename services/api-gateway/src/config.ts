@@ -36,4 +36,10 @@ export const ApiGatewayEnv = Type.Object({
   TENANT_MAX_NODES: env.int({ minimum: 1, maximum: 1_000_000, default: 50 }),
   /** Nodes a tenant may add per minute: node.add, and the nodes.min of a new pool or a scale-up. */
   TENANT_NODE_ADDS_PER_MINUTE: env.int({ minimum: 1, maximum: 100_000, default: 30 }),
+  /** A client must have sent its whole request (headers and body) within this: a slow sender cannot hold a connection open. */
+  HTTP_REQUEST_TIMEOUT_MS: env.int({ minimum: 1000, maximum: 600_000, default: 30_000 }),
+  /** A connection with nothing sent either way for this long is closed; above SPEEDTEST_TIMEOUT_MS, so a speed test is answered. */
+  HTTP_CONNECTION_TIMEOUT_MS: env.int({ minimum: 1000, maximum: 3_600_000, default: 120_000 }),
+  /** base64 of 32 bytes (openssl rand -base64 32) sealing pools' secretEnv; the same on exit-node-manager. Unset, orders with secrets are refused. */
+  SECRETS_KEY: Type.Optional(env.string({ minLength: 1 })),
 });

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { createDb, migrateToLatest } from '@switchyard/db';
+import { parseSecretsKey } from '@switchyard/secrets';
 import { runService } from '@switchyard/service-kit';
 import { buildApp } from './app.js';
 import { ApiGatewayEnv } from './config.js';
@@ -9,6 +10,7 @@ import { ensureAdmin } from './keys.js';
 import { migrations } from './migrations.js';
 import { createPoolGuard, nodeAddLimiter } from './orders/pool-guard.js';
 import { limitsOf } from './orders/pool-policy.js';
+import { orderSecrets } from './secrets.js';
 import { startOutboxRelay } from './outbox.js';
 import { loadServerCatalog } from './server-catalog.js';
 import type { Database } from './tables.js';
@@ -20,6 +22,14 @@ function exitConfig(log: { error(o: object, m: string): void }, variable: string
   process.exit(78);
 }
 
+function parseKeyOrExit(log: { error(o: object, m: string): void }, value: string): Buffer {
+  try {
+    return parseSecretsKey(value);
+  } catch (err) {
+    return exitConfig(log, 'SECRETS_KEY', (err as Error).message);
+  }
+}
+
 await runService({
   name: 'api-gateway',
   description: 'HTTP API: tenants, API keys, orders and the activity timeline; publishes commands through an outbox',
@@ -29,6 +39,11 @@ await runService({
   async start({ config, log, bus, natsConnected, onShutdown, consume, redis }) {
     if ((config.COMPAT_API_USERNAME === undefined) !== (config.COMPAT_API_PASSWORD === undefined)) {
       exitConfig(log, config.COMPAT_API_USERNAME ? 'COMPAT_API_PASSWORD' : 'COMPAT_API_USERNAME', 'set both COMPAT_API_USERNAME and COMPAT_API_PASSWORD, or neither');
+    }
+    const secrets = orderSecrets(config.SECRETS_KEY === undefined ? undefined : parseKeyOrExit(log, config.SECRETS_KEY));
+    if (!config.SECRETS_KEY) log.warn('SECRETS_KEY is not set: orders of pools with secretEnv will be refused');
+    if (config.HTTP_CONNECTION_TIMEOUT_MS <= config.SPEEDTEST_TIMEOUT_MS) {
+      exitConfig(log, 'HTTP_CONNECTION_TIMEOUT_MS', `must exceed SPEEDTEST_TIMEOUT_MS (${config.SPEEDTEST_TIMEOUT_MS}): a speed test's connection is quiet until it is answered`);
     }
     const servers = await loadServerCatalog(config.VPN_SERVERS_FILE).catch((err: Error) => exitConfig(log, 'VPN_SERVERS_FILE', err.message));
 
@@ -52,7 +67,18 @@ await runService({
         ? { username: config.COMPAT_API_USERNAME, password: config.COMPAT_API_PASSWORD, tenantId: compatTenantId }
         : undefined;
     const guard = createPoolGuard({ db, fleet, limits: limitsOf(config), limiter: nodeAddLimiter(config.TENANT_NODE_ADDS_PER_MINUTE, redis) });
-    const app = buildApp({ db, log, onOrderPlaced: () => relay.kick(), natsConnected, fleet, servers, basic, guard });
+    const app = buildApp({
+      db,
+      log,
+      onOrderPlaced: () => relay.kick(),
+      natsConnected,
+      fleet,
+      servers,
+      basic,
+      guard,
+      secrets,
+      timeouts: { requestMs: config.HTTP_REQUEST_TIMEOUT_MS, connectionMs: config.HTTP_CONNECTION_TIMEOUT_MS },
+    });
     // Registered last so it runs first: stop taking requests before the relay and db close.
     onShutdown(() => app.close());
     const address = await app.listen({ host: config.API_HOST, port: config.API_PORT });

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { isKnownCountry } from '@switchyard/contracts';
+import { compatCountry } from './compat/countries.js';
 
 /** Lower-case country code → the VPN server hostnames a node of that country may be asked to use. */
 export type ServerCatalog = ReadonlyMap<string, readonly string[]>;
@@ -26,7 +26,9 @@ export function parseServerCatalog(value: unknown): ServerCatalog {
   const problems: string[] = [];
   const catalog = new Map<string, string[]>();
   for (const [key, servers] of Object.entries(value)) {
-    if (!isKnownCountry(key)) problems.push(`"${key}" is not an ISO 3166-1 alpha-2 country code`);
+    // The VPN Exit Controller's own server lists say `uk`; it is GB's entry here.
+    const country = compatCountry(key);
+    if (!country) problems.push(`"${key}" is not an ISO 3166-1 alpha-2 country code`);
     if (!Array.isArray(servers)) {
       problems.push(`${key}: expected an array of hostnames`);
       continue;
@@ -34,7 +36,8 @@ export function parseServerCatalog(value: unknown): ServerCatalog {
     servers.forEach((s: unknown, i) => {
       if (typeof s !== 'string' || !HOSTNAME.test(s)) problems.push(`${key}[${i}]: expected a hostname, got ${JSON.stringify(s)}`);
     });
-    catalog.set(key.toLowerCase(), servers as string[]);
+    const code = country?.iso ?? key.toLowerCase();
+    catalog.set(code, [...(catalog.get(code) ?? []), ...(servers as string[])]);
   }
   if (problems.length) throw new Error(problems.join('; '));
   return catalog;

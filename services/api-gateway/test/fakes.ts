@@ -50,6 +50,7 @@ export interface TestAppOptions {
   db?: Kysely<Database>;
   natsConnected?: boolean;
   onOrderPlaced?: () => void;
+  timeouts?: { requestMs: number; connectionMs: number };
 }
 
 /** The gateway's defaults (config.ts). */
@@ -77,6 +78,7 @@ export function testApp(answers: Answers, opts: TestAppOptions = {}) {
     servers: parseServerCatalog({ jp: ['jp1.vpn.example'], us: ['us1.vpn.example', 'us2.vpn.example'] }),
     basic,
     guard: createPoolGuard({ db: opts.db ?? dummyDb, fleet, limits, limiter: nodeAddLimiter(limits.nodeAddsPerMinute) }),
+    timeouts: opts.timeouts,
   });
   return { app, bus };
 }

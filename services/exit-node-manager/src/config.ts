@@ -49,6 +49,8 @@ export const ExitNodeManagerEnv = Type.Object({
   POOL_MAX_MEMORY_MB: env.int({ minimum: 16, maximum: 1_048_576, default: DEFAULT_RESOURCE_POLICY.maxima.memoryMb }),
   POOL_MAX_CPUS: cpus(DEFAULT_RESOURCE_POLICY.maxima.cpus),
   POOL_MAX_PIDS: env.int({ minimum: 16, maximum: 1_000_000, default: DEFAULT_RESOURCE_POLICY.maxima.pids }),
+  /** base64 of 32 bytes, the api-gateway's own: opens pools' secretEnv into their containers' environment. */
+  SECRETS_KEY: Type.Optional(env.string({ minLength: 1 })),
 });
 
 export type ExitNodeManagerConfig = Static<typeof ExitNodeManagerEnv>;

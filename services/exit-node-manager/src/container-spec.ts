@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import type { ContainerCreateOptions, NetworkCreateOptions } from 'dockerode';
 import { Labels } from '@switchyard/docker';
 import type { PoolSpec, PublishedPort } from '@switchyard/contracts';
+import { open, SecretsError } from '@switchyard/secrets';
+import { OrderFailure } from '@switchyard/service-kit';
 
 export interface SpecPool {
   readonly tenantId: string;
@@ -50,6 +52,8 @@ export interface SpecConfig {
   readonly resources?: ResourcePolicy;
   /** FIREWALL_OUTBOUND_SUBNETS of every exit node; absent or empty: none. */
   readonly outboundSubnets?: string;
+  /** SECRETS_KEY: opens a pool's sealed secretEnv; unset, a pool with secrets gets no node. */
+  readonly secretsKey?: Buffer | undefined;
 }
 
 export interface NodePort {
@@ -113,8 +117,26 @@ function portKey(containerPort: number): string {
   return `${containerPort}/tcp`;
 }
 
+/**
+ * The only place a secret is plaintext outside the gateway: the container's own environment.
+ * A value that cannot be opened fails the node's order with the variable's name, never its value.
+ */
+function openSecrets(spec: PoolSpec, config: SpecConfig): Record<string, string> {
+  const opened: Record<string, string> = {};
+  for (const [name, sealed] of Object.entries(spec.secretEnv ?? {})) {
+    if (!config.secretsKey) throw new OrderFailure(`secretEnv.${name}: this exit-node-manager has no SECRETS_KEY to open it`);
+    try {
+      opened[name] = open(sealed, config.secretsKey);
+    } catch (err) {
+      if (err instanceof SecretsError) throw new OrderFailure(`secretEnv.${name}: ${err.message}`);
+      throw err;
+    }
+  }
+  return opened;
+}
+
 function environment(spec: PoolSpec, node: SpecNode, config: SpecConfig): string[] {
-  const vars: Record<string, string> = { ...spec.env };
+  const vars: Record<string, string> = { ...spec.env, ...openSecrets(spec, config) };
   // The pool's placement is authoritative: an env entry cannot send an exit node elsewhere.
   // The names are gluetun's, so the production image reads them as they are.
   if (spec.kind === 'exit') {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { createDb, migrateToLatest } from '@switchyard/db';
 import { createDockerClient } from '@switchyard/docker';
+import { parseSecretsKey } from '@switchyard/secrets';
 import { Resync, runService, SnapshotPages } from '@switchyard/service-kit';
 import { ExitNodeManagerEnv, resourcePolicy } from './config.js';
 import { watchDockerEvents } from './docker-events.js';
@@ -24,6 +25,13 @@ await runService({
   env: ExitNodeManagerEnv,
   redis: true,
   async start({ config, log, bus, service, redis, onShutdown, supervise }) {
+    let secretsKey: Buffer | undefined;
+    try {
+      secretsKey = config.SECRETS_KEY === undefined ? undefined : parseSecretsKey(config.SECRETS_KEY);
+    } catch (err) {
+      process.stderr.write(`exit-node-manager: bad configuration\n  SECRETS_KEY: ${(err as Error).message}\n`);
+      process.exit(78);
+    }
     const db = createDb<Database>(config.DATABASE_URL, { applicationName: 'exit-node-manager' });
     onShutdown(() => db.destroy());
     await migrateToLatest(db, { migrations, table: 'exit_node_manager_migrations' });
@@ -55,6 +63,7 @@ await runService({
         addedPoolNetwork: config.EXIT_NODE_NETWORK,
         resources: resourcePolicy(config),
         outboundSubnets: config.EXIT_NODE_OUTBOUND_SUBNETS,
+        secretsKey,
       },
       pickPort: pickFreePort,
       isExpected: intents.isExpected,

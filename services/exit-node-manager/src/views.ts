@@ -4,7 +4,7 @@ import type { NodeMetrics, NodeView, Payload, PoolView, ReplyOf } from '@switchy
 import { isNotFound } from '@switchyard/docker';
 import type { PoolSnapshot, SkippedRow } from '@switchyard/service-kit';
 import { DockerOpError, type DockerOps } from './docker-ops.js';
-import { demuxLogLines } from './log-frames.js';
+import { demuxLogLines, newestLines } from './log-frames.js';
 import type { Log, Repository, StatsStore } from './ports.js';
 import type { Node, Pool } from './tables.js';
 
@@ -117,6 +117,6 @@ export async function nodeLogs(repo: ViewRepository, docker: DockerOps, p: Paylo
     if (err instanceof DockerOpError && isNotFound(err.cause)) return { logs: [], lines: 0 };
     throw err;
   }
-  const logs = demuxLogLines(body).slice(-p.lines);
+  const logs = newestLines(demuxLogLines(body), p.lines);
   return { logs, lines: logs.length };
 }

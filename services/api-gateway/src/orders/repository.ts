@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { currentTraceparent } from '@switchyard/bus';
 import { sql, type Kysely, type Transaction } from '@switchyard/db';
+import { orderSecrets, type OrderSecrets } from '../secrets.js';
 import type { Database, Order } from '../tables.js';
 import { commandFor, type Command } from './commands.js';
 import type { AnyOrderRequest } from './schemas.js';
@@ -19,11 +20,19 @@ function inTransaction<T>(db: Db, work: (tx: Transaction<Database>) => Promise<T
  * Stores the order and its command in one transaction: once this commits the command will
  * be published by the outbox relay, whatever happens to this process. With an idempotency
  * key, a retry of the same request returns the order placed first (`replayed`), and the same
- * key with another request is refused.
+ * key with another request is refused. Secrets are sealed before either is written; without
+ * `secrets` (SECRETS_KEY) an order that has some is refused.
  */
-export async function placeOrder(db: Db, tenantId: string, request: AnyOrderRequest, idempotencyKey?: string): Promise<{ order: Order; replayed: boolean } | 'key_reused'> {
+export async function placeOrder(
+  db: Db,
+  tenantId: string,
+  request: AnyOrderRequest,
+  idempotencyKey?: string,
+  secrets: OrderSecrets = orderSecrets(undefined),
+): Promise<{ order: Order; replayed: boolean } | 'key_reused'> {
   const id = randomUUID();
-  const { command, result } = commandFor(id, tenantId, request);
+  const sealed = secrets.seal(request);
+  const { command, result } = commandFor(id, tenantId, sealed);
   return inTransaction(db, async (tx) => {
     const order = await tx
       .insertInto('orders')
@@ -32,7 +41,7 @@ export async function placeOrder(db: Db, tenantId: string, request: AnyOrderRequ
         id,
         type: request.type,
         status: 'accepted',
-        request: JSON.stringify(request),
+        request: JSON.stringify(sealed),
         result: JSON.stringify(result),
         reason: null,
         idempotency_key: idempotencyKey ?? null,
@@ -42,20 +51,23 @@ export async function placeOrder(db: Db, tenantId: string, request: AnyOrderRequ
       .executeTakeFirst();
     if (!order) {
       const earlier = await orderByKey(tx, tenantId, idempotencyKey!, request);
-      return earlier.sameRequest ? { order: earlier.order, replayed: true } : 'key_reused';
+      return earlier.sameRequest && secrets.same(earlier.order.request, request) ? { order: earlier.order, replayed: true } : 'key_reused';
     }
     await enqueueCommand(tx, tenantId, command);
     return { order, replayed: false };
   });
 }
 
-/** The order placed first with a key, and whether it was placed with this request. */
+/**
+ * The order placed first with a key, and whether it was placed with this request, secrets
+ * aside: sealed afresh each time, they are compared by the caller once opened.
+ */
 async function orderByKey(db: Db, tenantId: string, key: string, request: AnyOrderRequest): Promise<{ order: Order; sameRequest: boolean }> {
   // jsonb equality ignores key order and whitespace: the same request, however sent.
   const { same_request, ...order } = await db
     .selectFrom('orders')
     .selectAll()
-    .select(sql<boolean>`request = ${JSON.stringify(request)}::jsonb`.as('same_request'))
+    .select(sql<boolean>`request #- '{pool,secretEnv}' = ${JSON.stringify(request)}::jsonb #- '{pool,secretEnv}'`.as('same_request'))
     .where('tenant_id', '=', tenantId)
     .where('idempotency_key', '=', key)
     .executeTakeFirstOrThrow();

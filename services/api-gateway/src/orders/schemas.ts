@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox';
 import { CountryCode, Id, isKnownCountry, OrderStatus, PoolSpec, poolSpecIssues, Timestamp, type Issue, type SleepPolicy } from '@switchyard/contracts';
+import { redactRequest } from '../secrets.js';
 import { HOSTNAME } from '../server-catalog.js';
 import type { Order } from '../tables.js';
 
@@ -83,7 +84,7 @@ export function toView(o: Order): OrderView {
     id: o.id,
     type: o.type,
     status: o.status,
-    request: o.request,
+    request: redactRequest(o.request),
     result: o.result,
     reason: o.reason,
     createdAt: o.created_at.toISOString(),

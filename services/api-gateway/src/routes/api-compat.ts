@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { BalancingStrategy, isKnownCountry, type NodeView } from '@switchyard/contracts';
+import { BalancingStrategy, type NodeView } from '@switchyard/contracts';
 import type { Kysely } from '@switchyard/db';
 import { figuresOf, type Fleet } from '../fleet.js';
 import { authenticateBasicOrKey, callerOf, type BasicAccount } from '../http/auth.js';
@@ -11,6 +11,7 @@ import { placeOwnOrder } from '../orders/repository.js';
 import { HOSTNAME, type ServerCatalog } from '../server-catalog.js';
 import { listSpeedTests, recordSpeedTest } from '../speed-tests.js';
 import type { Database } from '../tables.js';
+import { compatCountry, type CompatCountry } from '../compat/countries.js';
 import { CompatNode, CompatSpeedTest, CompatStats, compatStats, isListedExitNode, toCompatNode, toCompatSpeedTest } from '../compat/shapes.js';
 
 export interface CompatDeps {
@@ -35,14 +36,15 @@ const Detail = Type.Object({
 });
 const Errors = { 400: Detail, 401: Detail, 404: Detail, 503: Detail };
 const NodeParams = Type.Object({ node_id: Type.String({ description: 'a node id; one that does not exist is a 404' }) });
-const CountryParams = Type.Object({ country_code: Type.String({ description: 'ISO 3166-1 alpha-2 code, either case' }) });
+const CountryParams = Type.Object({ country_code: Type.String({ description: 'ISO 3166-1 alpha-2 code, either case; `uk` is taken for GB and answered as `uk`' }) });
 const Accepted = (status: string) => Type.Object({ status: Type.Literal(status), node_id: Type.String({ format: 'uuid' }) });
 
 /** A path's country, lower-cased as the source API writes it; an unknown code is a 400. */
-function countryOf(raw: string, field: string): string {
-  if (!isKnownCountry(raw))
+function countryOf(raw: string, field: string): CompatCountry {
+  const country = compatCountry(raw);
+  if (!country)
     throw new RequestError(400, 'bad_request', `${field}: unknown country "${raw}" (expected an ISO 3166-1 alpha-2 code)`, [{ path: field, message: `unknown country "${raw}"` }]);
-  return raw.toLowerCase();
+  return country;
 }
 
 /**
@@ -138,10 +140,10 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
             throw new RequestError(400, 'bad_request', 'server: given twice with different values (query and body)', [{ path: 'server', message: 'query and body disagree' }]);
           }
           const server = fromBody ?? fromQuery;
-          const add = { type: 'node.add' as const, country, ...(server ? { server } : {}) };
+          const add = { type: 'node.add' as const, country: country.iso, ...(server ? { server } : {}) };
           const order = await deps.guard.place(callerOf(request), add, undefined, reply, () => placeOwnOrder(db, tenantId, add));
           deps.onOrderPlaced();
-          return { status: 'starting' as const, node_id: (order.result as { nodeId: string }).nodeId, country, server: server ?? null };
+          return { status: 'starting' as const, node_id: (order.result as { nodeId: string }).nodeId, country: country.given, server: server ?? null };
         },
       );
 
@@ -226,8 +228,8 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
         },
         async (request) => {
           const country = countryOf(request.params.country_code, 'params.country_code');
-          const servers = deps.servers.get(country);
-          if (!servers) throw notFound(`no servers configured for country "${country}"`);
+          const servers = deps.servers.get(country.iso);
+          if (!servers) throw notFound(`no servers configured for country "${country.given}"`);
           return [...servers];
         },
       );
@@ -240,12 +242,12 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
         async (request) => {
           const { tenantId } = callerOf(request);
           const country = countryOf(request.params.country_code, 'params.country_code');
-          const best = await fleet.best({ tenantId, country: country.toUpperCase() });
+          const best = await fleet.best({ tenantId, country: country.iso.toUpperCase() });
           if (!best) return null;
           const node = await fleet.node(tenantId, best.nodeId);
           if (!node) return null;
           const [shown] = await compatNodes(tenantId, [node]);
-          return shown!;
+          return { ...shown!, country: country.given };
         },
       );
 

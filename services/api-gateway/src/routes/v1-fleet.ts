@@ -9,6 +9,7 @@ import { callerOf } from '../http/auth.js';
 import { notFound, RequestError } from '../http/errors.js';
 import { placeOwnOrder } from '../orders/repository.js';
 import { OrderView, toView } from '../orders/schemas.js';
+import { redactSpec } from '../secrets.js';
 import { listSpeedTests, recordSpeedTest } from '../speed-tests.js';
 import type { Database } from '../tables.js';
 import { ErrorBody, Health, NodeSummary, PoolDetail, SpeedTestView, toHealth, toNodeSummary, toTraffic, Traffic, Unavailable } from './schemas.js';
@@ -69,7 +70,7 @@ export function fleetRoutes(deps: FleetRouteDeps): FastifyPluginAsync {
       },
       async (request) => {
         const { pools, nodes } = await fleet.snapshot(callerOf(request).tenantId);
-        return { pools: pools.map((p) => ({ id: p.poolId, name: p.name, spec: p.spec, nodes: nodes.filter((n) => n.poolId === p.poolId).map(toNodeSummary) })) };
+        return { pools: pools.map((p) => ({ id: p.poolId, name: p.name, spec: redactSpec(p.spec), nodes: nodes.filter((n) => n.poolId === p.poolId).map(toNodeSummary) })) };
       },
     );
 
@@ -82,7 +83,7 @@ export function fleetRoutes(deps: FleetRouteDeps): FastifyPluginAsync {
         const { pools, nodes } = await fleet.snapshot(callerOf(request).tenantId);
         const pool = pools.find((p) => p.poolId === request.params.id);
         if (!pool) throw notFound(`no pool ${request.params.id}`);
-        return { id: pool.poolId, name: pool.name, spec: pool.spec, nodes: nodes.filter((n) => n.poolId === pool.poolId).map(toNodeSummary) };
+        return { id: pool.poolId, name: pool.name, spec: redactSpec(pool.spec), nodes: nodes.filter((n) => n.poolId === pool.poolId).map(toNodeSummary) };
       },
     );
 

@@ -8,6 +8,7 @@ import { badRequest, notFound, RequestError } from '../http/errors.js';
 import type { PoolGuard } from '../orders/pool-guard.js';
 import { getOrder, listOrders, placeOrder } from '../orders/repository.js';
 import { OrderRequest, OrderView, orderIssues, toView } from '../orders/schemas.js';
+import type { OrderSecrets } from '../secrets.js';
 import type { Database } from '../tables.js';
 import { ErrorBody } from './schemas.js';
 
@@ -15,6 +16,8 @@ export interface OrderRouteDeps {
   db: Kysely<Database>;
   onOrderPlaced: () => void;
   guard: PoolGuard;
+  /** Seals a pool's secretEnv before the order is stored (SECRETS_KEY). */
+  secrets: OrderSecrets;
 }
 
 /** Orders placed by clients, and every order of the tenant (mounted under /v1, behind its key check). */
@@ -42,7 +45,7 @@ export function orderRoutes(deps: OrderRouteDeps): FastifyPluginAsync {
         if (issues.length) throw badRequest(issues);
         const key = request.headers['idempotency-key'];
         const caller = callerOf(request);
-        const placed = await deps.guard.place(caller, request.body, key, reply, () => placeOrder(db, caller.tenantId, request.body, key));
+        const placed = await deps.guard.place(caller, request.body, key, reply, () => placeOrder(db, caller.tenantId, request.body, key, deps.secrets));
         if (placed === 'key_reused') {
           throw new RequestError(422, 'idempotency_key_reused', `Idempotency-Key "${key}" was already used for a different order request`, [
             { path: 'headers.idempotency-key', message: 'already used for a different request' },

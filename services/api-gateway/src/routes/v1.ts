@@ -3,6 +3,7 @@ import type { Kysely } from '@switchyard/db';
 import type { Fleet } from '../fleet.js';
 import type { PoolGuard } from '../orders/pool-guard.js';
 import { authenticateKey } from '../http/auth.js';
+import type { OrderSecrets } from '../secrets.js';
 import type { Database } from '../tables.js';
 import { activityRoutes } from './v1-activity.js';
 import { fleetRoutes } from './v1-fleet.js';
@@ -15,6 +16,7 @@ export interface V1Deps {
   fleet: Fleet;
   onOrderPlaced: () => void;
   guard: PoolGuard;
+  secrets: OrderSecrets;
 }
 
 /** The native API: every route behind a tenant's API key. */
