@@ -7,6 +7,7 @@ import { createFleet } from './fleet.js';
 import { gatewayConsumers } from './handlers.js';
 import { ensureAdmin } from './keys.js';
 import { migrations } from './migrations.js';
+import { startOrderSweeper } from './orders/sweeper.js';
 import { startOutboxRelay } from './outbox.js';
 import { loadServerCatalog } from './server-catalog.js';
 import type { Database } from './tables.js';
@@ -41,6 +42,7 @@ await runService({
     const relay = startOutboxRelay({ db, bus, log, pollMs: config.OUTBOX_POLL_MS });
     onShutdown(() => relay.stop());
     consume(gatewayConsumers(db));
+    startOrderSweeper({ db, log, staleAfterMs: config.ORDER_STALE_AFTER_MS, onShutdown });
 
     const fleet = createFleet({ bus, natsConnected, timeoutMs: config.SERVICE_REQUEST_TIMEOUT_MS, speedTestTimeoutMs: config.SPEEDTEST_TIMEOUT_MS });
     const basic =
