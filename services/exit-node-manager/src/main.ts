@@ -5,6 +5,7 @@ import { Resync, runService } from '@switchyard/service-kit';
 import { ExitNodeManagerEnv } from './config.js';
 import { watchDockerEvents } from './docker-events.js';
 import { createDockerOps, DockerOpError } from './docker-ops.js';
+import { sqlDrainStore } from './drain-store.js';
 import { createHandlers, type ServedSubject } from './handlers.js';
 import { createHealer } from './healer.js';
 import { DEFAULT_HEAL_POLICY } from './heal-policy.js';
@@ -51,7 +52,9 @@ await runService({
       config: { exitNodeImage: config.EXIT_NODE_IMAGE, publishHost: config.NODE_PUBLISH_HOST, addedPoolNetwork: config.EXIT_NODE_NETWORK },
       pickPort: pickFreePort,
       isExpected: intents.isExpected,
+      drainStore: sqlDrainStore(db),
     });
+    onShutdown(() => manager.drains.stop());
 
     const healer = createHealer(
       manager,

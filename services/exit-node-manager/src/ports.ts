@@ -3,6 +3,7 @@ import type { NetworkMode, NodeMetrics, NodeStatus, PoolSpec, PublishedPort } fr
 import type { ServiceContext } from '@switchyard/service-kit';
 import type { SpecConfig } from './container-spec.js';
 import type { DockerOps } from './docker-ops.js';
+import type { DrainStore } from './pool-drains.js';
 import type { HostPorts, Node, Pool } from './tables.js';
 
 // What the manager's core needs from the world, as interfaces: main.ts hands it Docker, SQL,
@@ -120,6 +121,10 @@ export interface ManagerDeps {
   readonly isExpected: (containerId: string) => boolean;
   /** How often a drain asks the load balancer whether the node still has connections. */
   readonly drainPollMs?: number;
+  /** Where drains in progress are recorded (pool-drains.ts). */
+  readonly drainStore: DrainStore;
+  /** How often a drain in progress reports on its order; a minute unless said. */
+  readonly drainHeartbeatMs?: number;
 }
 
 /** A death Docker reported for a node's container. */

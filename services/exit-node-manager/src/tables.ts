@@ -36,10 +36,24 @@ interface NodeTable {
   updated_at: UpdatedAt;
 }
 
+/** A drain running in the background (pool-drains.ts): what is left to do after a crash. */
+interface PoolDrainTable {
+  tenant_id: string;
+  id: string;
+  pool_id: string;
+  kind: 'scale' | 'delete';
+  order_id: string | null;
+  reason: string;
+  deadline: Date;
+  created_at: CreatedAt;
+}
+
 export interface Database {
   pools: PoolTable;
   nodes: NodeTable;
+  pool_drains: PoolDrainTable;
 }
 
 export type Pool = Selectable<PoolTable>;
 export type Node = Selectable<NodeTable>;
+export type PoolDrainRow = Selectable<PoolDrainTable>;
