@@ -1,5 +1,5 @@
 import type { Kysely } from '@switchyard/db';
-import type { DrainRecord, DrainStore } from './pool-drains.js';
+import type { DrainRecord, DrainStore } from './ports.js';
 import type { Database, PoolDrainRow } from './tables.js';
 
 const toRecord = (r: PoolDrainRow): DrainRecord => ({

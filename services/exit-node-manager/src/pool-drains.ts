@@ -5,31 +5,8 @@ import { OrderFailure, type OrderRef, type OrderReporter } from '@switchyard/ser
 import { drainMsOf, type Drain } from './drain.js';
 import type { Serial } from './keyed-serial.js';
 import type { NodeLifecycle } from './node-lifecycle.js';
-import type { ManagerDeps } from './ports.js';
+import type { DrainKind, DrainRecord, DrainStore, ManagerDeps } from './ports.js';
 import type { Pool } from './tables.js';
-
-/** scale: the pool's nodes above its desired size go; delete: every node, then the pool. */
-export type DrainKind = 'scale' | 'delete';
-
-export interface DrainRecord {
-  readonly tenantId: string;
-  /** The order's id when there is one. */
-  readonly id: string;
-  readonly poolId: string;
-  readonly kind: DrainKind;
-  readonly orderId: string | null;
-  readonly reason: string;
-  /** When the drain stops waiting for connections, fixed when it is recorded. */
-  readonly deadline: Date;
-}
-
-/** Where drains in progress are recorded, so a restarted manager finishes them (the pool_drains table). */
-export interface DrainStore {
-  /** Records a drain once per id; returns the record as stored (the first one, for a repeat). */
-  add(d: DrainRecord): Promise<DrainRecord | undefined>;
-  list(filter?: { tenantId?: string; poolId?: string }): Promise<DrainRecord[]>;
-  remove(tenantId: string, id: string): Promise<void>;
-}
 
 export interface PoolDrains {
   /**

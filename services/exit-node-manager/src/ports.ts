@@ -3,7 +3,6 @@ import type { NetworkMode, NodeMetrics, NodeStatus, PoolSpec, PublishedPort } fr
 import type { ServiceContext } from '@switchyard/service-kit';
 import type { SpecConfig } from './container-spec.js';
 import type { DockerOps } from './docker-ops.js';
-import type { DrainStore } from './pool-drains.js';
 import type { HostPorts, Node, Pool } from './tables.js';
 
 // What the manager's core needs from the world, as interfaces: main.ts hands it Docker, SQL,
@@ -104,6 +103,29 @@ export interface Repository {
   setHostPorts(tenantId: string, nodeId: string, ports: HostPorts): Promise<void>;
   /** Every host port a live node holds, running or not. */
   hostPortsInUse(): Promise<Set<number>>;
+}
+
+/** scale: the pool's nodes above its desired size go; delete: every node, then the pool. */
+export type DrainKind = 'scale' | 'delete';
+
+export interface DrainRecord {
+  readonly tenantId: string;
+  /** The order's id when there is one. */
+  readonly id: string;
+  readonly poolId: string;
+  readonly kind: DrainKind;
+  readonly orderId: string | null;
+  readonly reason: string;
+  /** When the drain stops waiting for connections, fixed when it is recorded. */
+  readonly deadline: Date;
+}
+
+/** Where drains in progress are recorded, so a restarted manager finishes them (the pool_drains table; see pool-drains.ts). */
+export interface DrainStore {
+  /** Records a drain once per id; returns the record as stored (the first one, for a repeat). */
+  add(d: DrainRecord): Promise<DrainRecord | undefined>;
+  list(filter?: { tenantId?: string; poolId?: string }): Promise<DrainRecord[]>;
+  remove(tenantId: string, id: string): Promise<void>;
 }
 
 export interface ManagerDeps {

@@ -5,8 +5,7 @@ import type { Payload, PoolSpec, ReplyOf, Subject } from '@switchyard/contracts'
 import { Labels } from '@switchyard/docker';
 import { DockerOpError, type ContainerRef, type ContainerState, type DockerOps } from '../src/docker-ops.js';
 import { createManager, type Manager } from '../src/manager.js';
-import type { DrainRecord, DrainStore } from '../src/pool-drains.js';
-import type { CoreBus, HotStateEntry, Repository } from '../src/ports.js';
+import type { CoreBus, DrainRecord, DrainStore, HotStateEntry, Repository } from '../src/ports.js';
 import type { Node, Pool } from '../src/tables.js';
 
 // Fakes of the manager core's edges (ports.ts): Docker, the pools/nodes tables, NATS and

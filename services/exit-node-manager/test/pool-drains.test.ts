@@ -13,7 +13,7 @@ describe('a drain in the background', () => {
     const c = core({ activeConnections: () => 1, awaitDrains: false, drainHeartbeatMs: 30 });
     const pools: string[] = [];
     for (let i = 1; i <= 4; i++) pools.push(await createPool(c.manager, exitPool(`slow${i}`, 2, { drainSec: 3600 })));
-    const drainOrders = pools.map(() => randomUUID());
+    const drainOrders: string[] = pools.map(() => randomUUID());
     await c.manager.commands['pool.cmd.scale']({ orderId: drainOrders[0]!, tenantId: TENANT, poolId: pools[0]!, nodes: { min: 1, max: 1 } }, delivery('pool.cmd.scale'));
     for (let i = 1; i < 4; i++) {
       await c.manager.commands['pool.cmd.delete']({ orderId: drainOrders[i]!, tenantId: TENANT, poolId: pools[i]! }, delivery('pool.cmd.delete'));
