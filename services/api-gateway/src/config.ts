@@ -20,6 +20,9 @@ export const ApiGatewayEnv = Type.Object({
   /** Bound on a query to another service (node lists, health, counters, logs). */
   SERVICE_REQUEST_TIMEOUT_MS: env.int({ minimum: 50, maximum: 60_000, default: 3000 }),
   SPEEDTEST_TIMEOUT_MS: env.int({ minimum: 1000, maximum: 600_000, default: 60_000 }),
-  /** An order accepted or in progress with no change for this long is failed (orders/sweeper.ts). */
+  /**
+   * An order accepted or in progress with no change for this long is failed (orders/sweeper.ts).
+   * Keep it well above a minute in production: long work (a drain) reports progress once a minute.
+   */
   ORDER_STALE_AFTER_MS: env.int({ minimum: 1000, maximum: 7 * 24 * 3_600_000, default: 10 * 60_000 }),
 });

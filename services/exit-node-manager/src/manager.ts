@@ -41,6 +41,7 @@ export function createManager(deps: ManagerDeps): Manager {
     lifecycle,
     drain,
     removeStrays: (pool, live) => reconciler.removeStrays(pool, live),
+    reconcile: (pool) => reconciler.reconcile(pool),
     heartbeatMs: deps.drainHeartbeatMs,
   });
   const reconciler = createReconciler({ ...deps, serial, lifecycle, drains, nodeDied: deaths.nodeDied });

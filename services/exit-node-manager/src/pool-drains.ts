@@ -33,7 +33,9 @@ export type PoolDrainsDeps = Pick<ManagerDeps, 'repo' | 'bus' | 'log'> & {
   readonly orders: OrderReporter;
   readonly lifecycle: Pick<NodeLifecycle, 'removeNode'>;
   readonly drain: Drain;
+  /** The reconciler's (passed in, as it uses these drains). */
   readonly removeStrays: (pool: Pool, liveNodeIds: ReadonlySet<string>) => Promise<void>;
+  readonly reconcile: (pool: Pool) => Promise<{ nodeIds: string[] }>;
   /** How often a running drain reports progress on its order; a minute unless said. */
   readonly heartbeatMs?: number | undefined;
 };
@@ -59,7 +61,9 @@ export function createPoolDrains(deps: PoolDrainsDeps): PoolDrains {
     const heartbeat = setInterval(() => {
       beat++;
       orders
-        .progress(ref, `draining ${leaving.length} node(s) of pool ${pool.name}: ${Math.round((beat * heartbeatMs) / 1000)} s so far`, { step: `drain:${beat}` })
+        .progress(ref, `draining ${leaving.length} node(s) of pool ${pool.name}: ${Math.round((beat * heartbeatMs) / 1000)} s so far`, {
+          step: `drain:${Math.floor(Date.now() / heartbeatMs)}`,
+        })
         .catch((err: Error) => log.warn({ err: err.message, poolId: pool.id }, 'drain progress not reported'));
     }, heartbeatMs);
     try {
@@ -79,11 +83,17 @@ export function createPoolDrains(deps: PoolDrainsDeps): PoolDrains {
         await orders.fulfil(ref, { poolId: pool.id });
         return;
       }
-      // Only the nodes this drain waited for: a scale back up meanwhile keeps them, and a
-      // further scale-down drains its own nodes for their full drainSec.
+      // Only the nodes this drain waited for: a further scale-down drains its own for their
+      // full drainSec. A drained node the pool wants again (scaled back up meanwhile) goes too
+      // and comes back as a new node: the load balancer no longer routes to a draining one.
       const drained = new Set(leaving.map((n) => n.id));
-      const gone = nodes.filter((n) => n.ordinal > current.desired_nodes && drained.has(n.id));
+      const gone = nodes.filter((n) => drained.has(n.id));
       for (const node of gone) await lifecycle.removeNode(node, rec.reason);
+      if (gone.some((n) => n.ordinal <= current.desired_nodes)) {
+        const { nodeIds } = await deps.reconcile(current);
+        await orders.fulfil(ref, { poolId: pool.id, nodeIds });
+        return;
+      }
       const kept = nodes.filter((n) => !gone.includes(n));
       await deps.removeStrays(current, new Set(kept.map((n) => n.id)));
       await orders.fulfil(ref, { poolId: pool.id, nodeIds: kept.filter((n) => n.ordinal <= current.desired_nodes).map((n) => n.id) });

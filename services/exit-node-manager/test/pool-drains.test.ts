@@ -89,3 +89,32 @@ describe('a drain in the background', () => {
     expect(c.drainStore.records.size).toBe(0);
   });
 });
+
+describe('a pool scaled back up while it drains', () => {
+  it('replaces the drained nodes it wants again with new ones, and fulfils both orders', async () => {
+    let open = true;
+    const c = core({ activeConnections: () => (open ? 1 : 0), awaitDrains: false });
+    const poolId = await createPool(c.manager, exitPool('jp', 2));
+    const [first, second] = await c.nodesOf(poolId);
+    const down = randomUUID();
+    await c.manager.commands['pool.cmd.scale']({ orderId: down, tenantId: TENANT, poolId, nodes: { min: 1, max: 2 } }, delivery('pool.cmd.scale'));
+    const up = randomUUID();
+    await c.manager.commands['pool.cmd.scale']({ orderId: up, tenantId: TENANT, poolId, nodes: { min: 2, max: 2 } }, delivery('pool.cmd.scale'));
+    expect(c.nats.on('node.evt.draining').map((e) => e['nodeId'])).toEqual([second!.id]);
+
+    open = false;
+    await c.manager.drains.idle();
+    const now = await c.nodesOf(poolId);
+    expect(now.map((n) => [n.ordinal, n.status])).toEqual([
+      [1, 'running'],
+      [2, 'running'],
+    ]);
+    // The draining node is gone; ordinal 2 is a new node the load balancer routes to.
+    expect(now[0]!.id).toBe(first!.id);
+    expect(now[1]!.id).not.toBe(second!.id);
+    expect(c.nats.on('node.evt.removed').map((e) => e['nodeId'])).toEqual([second!.id]);
+    const fulfilled = c.nats.on('order.evt.fulfilled');
+    expect(fulfilled.map((e) => e['orderId'])).toEqual(expect.arrayContaining([down, up]));
+    expect(fulfilled.find((e) => e['orderId'] === down)).toEqual({ orderId: down, tenantId: TENANT, result: { poolId, nodeIds: [first!.id, now[1]!.id] } });
+  });
+});
