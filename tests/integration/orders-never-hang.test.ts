@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { eventually, poolOrder, startTestSystem, type TestSystem } from '@switchyard/testkit';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { createBus } from '@switchyard/bus';
+import { CONSUMERS, HEADERS } from '@switchyard/contracts';
+import { eventually, poolOrder, startNatsServer, startTestSystem, type NatsServer, type TestSystem } from '@switchyard/testkit';
 
 // Every order ends: a command the bus gives up on fails its order with the reason, and an order
 // nobody carries out is failed by the gateway's sweeper after ORDER_STALE_AFTER_MS.
@@ -87,5 +90,52 @@ describe('an order nobody carries out', () => {
     const activity = await sys.http('GET', '/v1/activity?kind=order_failed');
     expect(activity.status).toBe(200);
     expect(activity.body.items).toMatchObject([{ kind: 'order_failed', details: { orderId: placed.body.id, type: 'pool.create' } }]);
+  });
+});
+
+describe('a command that keeps failing', () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    nc = await connect({ servers: nats.url });
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await nats?.stop();
+  });
+
+  it('fails its order once its deliveries are spent, without the internal error', async () => {
+    const manager = createBus(nc, 'exit-node-manager');
+    await manager.ensureTopology();
+    const orderId = randomUUID();
+    const tenantId = randomUUID();
+    const failures: Array<Record<string, unknown>> = [];
+    const seen = nc.subscribe('order.evt.failed', { callback: (_err, m) => void failures.push(m.json()) });
+    let deliveries = 0;
+    const down = async () => {
+      deliveries++;
+      throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
+    };
+    const handlers = Object.fromEntries(CONSUMERS.exitNodeManagerCommands.subjects.map((s) => [s, down])) as never;
+    // The schedule itself is the unit test's (libs/bus/test/backoff.test.ts); here it is short.
+    const consumption = manager.consume('exitNodeManagerCommands', handlers, { retryDelayMs: () => 20 });
+    await manager.publish('pool.cmd.delete', { orderId, tenantId, poolId: randomUUID() });
+
+    await eventually(
+      () => failures.length,
+      (n) => n > 0,
+      20_000,
+      'order.evt.failed',
+      { intervalMs: 50 },
+    );
+    await consumption.stop();
+    seen.unsubscribe();
+    expect(deliveries).toBe(CONSUMERS.exitNodeManagerCommands.maxDeliver);
+    expect(failures).toEqual([{ orderId, tenantId, reason: `not carried out: gave up after ${deliveries} attempts: the service kept failing` }]);
+    // The operator's copy keeps the cause.
+    const jsm = await jetstreamManager(nc);
+    const dead = await jsm.streams.getMessage('DLQ', { last_by_subj: 'dlq.pool.cmd.delete' });
+    expect(dead?.header.get(HEADERS.deadLetterReason)).toMatch(/ECONNREFUSED 127\.0\.0\.1:5432/);
   });
 });
