@@ -24,7 +24,8 @@ import {
   type ServiceName,
   type Subject,
 } from '@switchyard/contracts';
-import { backoffDelay, type Backoff } from './backoff.js';
+import { backoffDelay, REDELIVERY } from './backoff.js';
+import { orderFailureOf } from './dead-letters.js';
 import { contextFromHeaders, traceHeaders } from './tracing.js';
 import { ensureConsumer, ensureStream } from './topology.js';
 
@@ -97,9 +98,7 @@ export interface Bus {
 }
 
 const encoder = new TextEncoder();
-/** JetStream redelivery of a failed message, by delivery count: 0.5 s, 1 s, 2 s, … 30 s. */
-const REDELIVERY_BACKOFF: Backoff = { initialMs: 500, maxMs: 30_000 };
-const defaultRetryDelay = (deliveryCount: number) => backoffDelay(REDELIVERY_BACKOFF, deliveryCount);
+const defaultRetryDelay = (deliveryCount: number) => backoffDelay(REDELIVERY, deliveryCount);
 
 function endSpan(span: Span, err?: unknown): void {
   if (err) {
@@ -208,8 +207,11 @@ export function createBus(nc: NatsConnection, service: ServiceName, busOpts: Bus
       // A short ackWait redelivers quickly after a crash; a long handler says it is still at it.
       const heartbeat = setInterval(() => m.working(), Math.max(500, def.ackWaitMs / 3));
       await context.with(trace.setSpan(parent, span), async () => {
-        const reject = async (reason: string) => {
+        /** `tenantReason` is what the order says, when the internal reason is not for tenants. */
+        const reject = async (reason: string, tenantReason = reason) => {
           await deadLetter(subject, m.data, reason, m.headers, msgId);
+          const failure = orderFailureOf(subject, m.data, tenantReason);
+          if (failure) await publish('order.evt.failed', failure, { msgId: `order.evt.failed:${failure.orderId}` });
           m.term(reason.slice(0, 200));
         };
         try {
@@ -233,7 +235,8 @@ export function createBus(nc: NatsConnection, service: ServiceName, busOpts: Bus
           const message = err instanceof Error ? err.message : String(err);
           try {
             if (err instanceof Rejection || err instanceof ContractError) await reject(message);
-            else if (m.info.deliveryCount >= def.maxDeliver) await reject(`gave up after ${m.info.deliveryCount} deliveries: ${message}`);
+            else if (m.info.deliveryCount >= def.maxDeliver)
+              await reject(`gave up after ${m.info.deliveryCount} deliveries: ${message}`, `gave up after ${m.info.deliveryCount} attempts: the service kept failing`);
             else m.nak(retryDelay(m.info.deliveryCount));
           } catch {
             // The dead-letter publish failed (NATS going away): leave the message to be

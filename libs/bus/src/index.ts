@@ -1,4 +1,4 @@
-export { backoffDelay } from './backoff.js';
+export { backoffDelay, REDELIVERY, redeliverySchedule } from './backoff.js';
 export { isBusUnavailable } from './errors.js';
 export { openWatchedMap } from './kv.js';
 export type { WatchedMap, WatchedMapOptions } from './kv.js';

@@ -108,6 +108,8 @@ export const ActivityKind = Type.Union([
   Type.Literal('died'),
   Type.Literal('removed'),
   Type.Literal('draining'),
+  // An order the gateway ended because nobody finished it in time (its reason in details).
+  Type.Literal('order_failed'),
 ]);
 export type ActivityKind = Static<typeof ActivityKind>;
 

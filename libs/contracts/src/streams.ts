@@ -81,7 +81,10 @@ export interface ConsumerDef {
    * long the work waits. Handlers that run longer keep it alive with progress heartbeats.
    */
   readonly ackWaitMs: number;
-  /** After this many deliveries a message goes to the dead-letter subject. */
+  /**
+   * After this many deliveries a message goes to the dead-letter subject. With the bus's
+   * redelivery backoff, 12 deliveries span about 6 minutes: an outage is waited out.
+   */
   readonly maxDeliver: number;
   readonly maxAckPending: number;
 }
@@ -94,7 +97,7 @@ export const CONSUMERS = {
     service: 'exit-node-manager',
     subjects: ['node.cmd.add', 'pool.cmd.create', 'pool.cmd.scale', 'pool.cmd.delete', 'node.cmd.start', 'node.cmd.stop', 'node.cmd.restart', 'node.cmd.sleep', 'node.cmd.wake'],
     ackWaitMs: 10_000,
-    maxDeliver: 5,
+    maxDeliver: 12,
     maxAckPending: 64,
   },
   apiGatewayOrders: {
@@ -104,7 +107,7 @@ export const CONSUMERS = {
     subjects: ['order.evt.progress', 'order.evt.fulfilled', 'order.evt.failed'],
     filter: 'order.evt.>',
     ackWaitMs: 10_000,
-    maxDeliver: 10,
+    maxDeliver: 12,
     maxAckPending: 256,
   },
   sleepControllerCommands: {
@@ -114,7 +117,7 @@ export const CONSUMERS = {
     subjects: ['sleep.cmd.policy', 'sleep.cmd.node'],
     // A manual sleep waits for the activator's arm reply before it stops the node.
     ackWaitMs: 15_000,
-    maxDeliver: 5,
+    maxDeliver: 12,
     maxAckPending: 64,
   },
   // The activity timeline: one consumer per domain, as NATS 2.9 allows one filter each.
@@ -125,7 +128,7 @@ export const CONSUMERS = {
     subjects: ['sleep.evt.slept', 'sleep.evt.policy'],
     filter: 'sleep.evt.>',
     ackWaitMs: 10_000,
-    maxDeliver: 10,
+    maxDeliver: 12,
     maxAckPending: 256,
   },
   apiGatewayActivityActivator: {
@@ -135,7 +138,7 @@ export const CONSUMERS = {
     subjects: ['activator.evt.woke', 'activator.evt.failed'],
     filter: 'activator.evt.>',
     ackWaitMs: 10_000,
-    maxDeliver: 10,
+    maxDeliver: 12,
     maxAckPending: 256,
   },
   apiGatewayActivityNodes: {
@@ -145,7 +148,7 @@ export const CONSUMERS = {
     subjects: ['node.evt.created', 'node.evt.started', 'node.evt.stopped', 'node.evt.died', 'node.evt.removed', 'node.evt.draining', 'node.evt.health'],
     filter: 'node.evt.>',
     ackWaitMs: 10_000,
-    maxDeliver: 10,
+    maxDeliver: 12,
     maxAckPending: 256,
   },
   apiGatewaySpeedTests: {
@@ -155,7 +158,7 @@ export const CONSUMERS = {
     subjects: ['health.evt.speedtest'],
     filter: 'health.evt.speedtest',
     ackWaitMs: 10_000,
-    maxDeliver: 10,
+    maxDeliver: 12,
     maxAckPending: 256,
   },
 } as const satisfies Record<string, ConsumerDef>;

@@ -31,7 +31,12 @@ export interface OrderReporter {
    * - anything else (Postgres, Docker or NATS away) is rethrown, and the bus redelivers.
    */
   run(ref: OrderRef, what: string, work: () => Promise<void>): Promise<void>;
-  progress(ref: OrderRef, message: string): Promise<void>;
+  /**
+   * Says the order is under way. Without a `step` only the first report of an order gets through
+   * the stream's de-duplication; work that runs long reports each `step` (e.g. each minute of a
+   * drain), which also keeps its order from being swept as stale by the gateway.
+   */
+  progress(ref: OrderRef, message: string, opts?: { step?: string }): Promise<void>;
   fulfil(ref: OrderRef, result: OrderResult): Promise<void>;
 }
 
@@ -59,9 +64,10 @@ export function createOrderReporter(deps: OrderReporterDeps): OrderReporter {
         await publish('order.evt.failed', { orderId: ref.orderId, tenantId: ref.tenantId, reason: err.message }, { msgId: `order.evt.failed:${ref.orderId}` });
       }
     },
-    async progress(ref, message) {
+    async progress(ref, message, opts = {}) {
       if (!ref.orderId) return;
-      await publish('order.evt.progress', { orderId: ref.orderId, tenantId: ref.tenantId, message }, { msgId: `order.evt.progress:${ref.orderId}` });
+      const msgId = opts.step ? `order.evt.progress:${ref.orderId}:${opts.step}` : `order.evt.progress:${ref.orderId}`;
+      await publish('order.evt.progress', { orderId: ref.orderId, tenantId: ref.tenantId, message }, { msgId });
     },
     async fulfil(ref, result) {
       if (!ref.orderId) return;

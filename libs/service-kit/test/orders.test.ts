@@ -66,3 +66,12 @@ describe('order reporting', () => {
     ]);
   });
 });
+
+describe('progress of long work', () => {
+  it('gives each step a de-duplication id of its own, so every step reaches the order', async () => {
+    const { orders, published } = reporter();
+    await orders.progress({ orderId: 'o5', tenantId: 't1' }, 'draining: minute 1', { step: 'drain:1' });
+    await orders.progress({ orderId: 'o5', tenantId: 't1' }, 'draining: minute 2', { step: 'drain:2' });
+    expect(published.map((p) => p.msgId)).toEqual(['order.evt.progress:o5:drain:1', 'order.evt.progress:o5:drain:2']);
+  });
+});

@@ -42,4 +42,9 @@ export const ApiGatewayEnv = Type.Object({
   HTTP_CONNECTION_TIMEOUT_MS: env.int({ minimum: 1000, maximum: 3_600_000, default: 120_000 }),
   /** base64 of 32 bytes (openssl rand -base64 32) sealing pools' secretEnv; the same on exit-node-manager. Unset, orders with secrets are refused. */
   SECRETS_KEY: Type.Optional(env.string({ minLength: 1 })),
+  /**
+   * An order accepted or in progress with no change for this long is failed (orders/sweeper.ts).
+   * Keep it well above a minute in production: long work (a drain) reports progress once a minute.
+   */
+  ORDER_STALE_AFTER_MS: env.int({ minimum: 1000, maximum: 7 * 24 * 3_600_000, default: 10 * 60_000 }),
 });

@@ -11,6 +11,7 @@ import { migrations } from './migrations.js';
 import { createPoolGuard, nodeAddLimiter } from './orders/pool-guard.js';
 import { limitsOf } from './orders/pool-policy.js';
 import { orderSecrets } from './secrets.js';
+import { startOrderSweeper } from './orders/sweeper.js';
 import { startOutboxRelay } from './outbox.js';
 import { loadServerCatalog } from './server-catalog.js';
 import type { Database } from './tables.js';
@@ -60,6 +61,7 @@ await runService({
     const relay = startOutboxRelay({ db, bus, log, pollMs: config.OUTBOX_POLL_MS });
     onShutdown(() => relay.stop());
     consume(gatewayConsumers(db));
+    startOrderSweeper({ db, log, staleAfterMs: config.ORDER_STALE_AFTER_MS, onShutdown });
 
     const fleet = createFleet({ bus, natsConnected, timeoutMs: config.SERVICE_REQUEST_TIMEOUT_MS, speedTestTimeoutMs: config.SPEEDTEST_TIMEOUT_MS });
     const basic =

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { backoffDelay, contextFromTraceparent, type Backoff, type Bus } from '@switchyard/bus';
 import { ContractError, isSubject, type CommandSubject, type EventSubject, type Payload } from '@switchyard/contracts';
 import { sql, type Kysely } from '@switchyard/db';
+import { recordOrderEvent } from './orders/repository.js';
 import type { Database } from './tables.js';
 
 const BATCH = 100;
@@ -47,6 +48,9 @@ export function startOutboxRelay(deps: { db: Kysely<Database>; bus: Bus; log: Lo
           // A row no consumer could accept would block the outbox forever: park it.
           log.error({ err: err.message, id: row.id }, 'outbox row violates the contracts; dead-lettered');
           await bus.deadLetter(row.subject, new TextEncoder().encode(JSON.stringify(row.payload)), err.message, undefined, row.id);
+          // Nobody will carry out the order it belongs to: it ends here, with the reason.
+          const orderId = (row.payload as { orderId?: unknown } | null)?.orderId;
+          if (typeof orderId === 'string') await recordOrderEvent(tx, row.tenant_id, orderId, { status: 'failed', reason: `not carried out: ${err.message}` });
         }
         await tx.updateTable('outbox').set({ published_at: new Date() }).where('tenant_id', '=', row.tenant_id).where('id', '=', row.id).execute();
       }

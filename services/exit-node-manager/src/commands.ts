@@ -1,17 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { ConsumerHandlers } from '@switchyard/bus';
 import { formatIssues, MAX_POOL_NODES, poolSpecIssues, type NetworkMode, type Payload, type PoolSpec } from '@switchyard/contracts';
-import { Labels } from '@switchyard/docker';
-import { OrderFailure, type OrderReporter } from '@switchyard/service-kit';
+import { OrderFailure, type OrderRef, type OrderReporter } from '@switchyard/service-kit';
 import { imageOf } from './container-spec.js';
 import { DockerOpError } from './docker-ops.js';
-import type { Drain } from './drain.js';
 import type { Serial } from './keyed-serial.js';
 import type { NodeLifecycle } from './node-lifecycle.js';
+import type { PoolDrains } from './pool-drains.js';
 import type { ManagerDeps } from './ports.js';
 import type { Reconciler } from './reconciler.js';
 import type { Pool } from './tables.js';
-import type { TenantNetworks } from './tenant-networks.js';
 
 /** One handler per subject of CONSUMERS.exitNodeManagerCommands. */
 export type CommandHandlers = ConsumerHandlers<'exitNodeManagerCommands'>;
@@ -21,9 +19,8 @@ export type CommandDeps = Pick<ManagerDeps, 'repo' | 'docker' | 'bus' | 'config'
   readonly serial: Serial;
   readonly orders: OrderReporter;
   readonly lifecycle: NodeLifecycle;
-  readonly reconciler: Pick<Reconciler, 'reconcile' | 'removeStrays'>;
-  readonly drain: Drain;
-  readonly networks: Pick<TenantNetworks, 'release'>;
+  readonly reconciler: Pick<Reconciler, 'reconcile'>;
+  readonly drains: Pick<PoolDrains, 'begin' | 'deleting'>;
 };
 
 /** The exit pool node.cmd.add puts a country's nodes in. */
@@ -43,7 +40,7 @@ export function addedPoolSpec(country: string, network: NetworkMode): PoolSpec {
  * pool and its nodes takes the pool's turn.
  */
 export function createCommandHandlers(deps: CommandDeps): CommandHandlers {
-  const { repo, docker, bus, config, serial, orders, lifecycle, reconciler } = deps;
+  const { repo, docker, bus, config, serial, orders, lifecycle, reconciler, drains } = deps;
 
   async function announcePool(pool: Pool) {
     await bus.publish(
@@ -56,20 +53,21 @@ export function createCommandHandlers(deps: CommandDeps): CommandHandlers {
   async function livePool(tenantId: string, poolId: string): Promise<Pool> {
     const pool = await repo.findPool(tenantId, poolId);
     if (!pool || pool.status === 'deleted') throw new OrderFailure(`unknown pool ${poolId}`);
+    if (await drains.deleting(pool)) throw new OrderFailure(`pool ${pool.name} is being deleted`);
     return pool;
   }
 
   /** The pool exists even when a node failed, so its subscribers hear of it either way. */
-  async function reconcileAndAnnounce(pool: Pool): Promise<string[]> {
-    let nodeIds: string[];
+  async function reconcileAndAnnounce(pool: Pool, order?: OrderRef): Promise<{ nodeIds: string[]; draining: boolean }> {
+    let outcome: { nodeIds: string[]; draining: boolean };
     try {
-      nodeIds = await reconciler.reconcile(pool);
+      outcome = await reconciler.reconcile(pool, order);
     } catch (err) {
       if (err instanceof OrderFailure) await announcePool(pool);
       throw err;
     }
     await announcePool(pool);
-    return nodeIds;
+    return outcome;
   }
 
   async function createPool(p: Payload<'pool.cmd.create'>): Promise<void> {
@@ -82,7 +80,7 @@ export function createCommandHandlers(deps: CommandDeps): CommandHandlers {
     const pool = await repo.findPool(p.tenantId, p.poolId);
     if (!pool) throw new Error(`pool ${p.poolId} vanished right after it was stored`);
     if (pool.status === 'deleted') throw new OrderFailure(`pool ${p.spec.name} was deleted before it was created`);
-    const nodeIds = await reconcileAndAnnounce(pool);
+    const { nodeIds } = await reconcileAndAnnounce(pool);
     await orders.fulfil(p, { poolId: pool.id, nodeIds });
   }
 
@@ -92,8 +90,9 @@ export function createCommandHandlers(deps: CommandDeps): CommandHandlers {
     await orders.progress(p, `scaling pool ${pool.name} to ${p.nodes.min} node(s)`);
     const sameSize = pool.desired_nodes === p.nodes.min && pool.spec.nodes.min === p.nodes.min && pool.spec.nodes.max === p.nodes.max;
     if (!sameSize) pool = await repo.updatePoolSize(pool, { ...pool.spec, nodes: p.nodes }, p.nodes.min);
-    const nodeIds = await reconcileAndAnnounce(pool);
-    await orders.fulfil(p, { poolId: pool.id, nodeIds });
+    // A scale-down's drain fulfils the order when its nodes are gone.
+    const { nodeIds, draining } = await reconcileAndAnnounce(pool, p);
+    if (!draining) await orders.fulfil(p, { poolId: pool.id, nodeIds });
   }
 
   async function deletePool(p: Payload<'pool.cmd.delete'>): Promise<void> {
@@ -101,20 +100,9 @@ export function createCommandHandlers(deps: CommandDeps): CommandHandlers {
     const pool = await repo.findPool(p.tenantId, p.poolId);
     if (!pool) throw new OrderFailure(`unknown pool ${p.poolId}`);
     await orders.progress(p, `deleting pool ${pool.name}`);
-    const live = (await repo.poolNodes(pool.tenant_id, pool.id)).filter((n) => n.status !== 'removed');
-    await deps.drain(pool, live, 'pool deleted');
-    for (const node of live) await lifecycle.removeNode(node, 'pool deleted');
-    await reconciler.removeStrays(pool, new Set());
-    if (!p.keepVolumes) await removeVolumes(pool);
-    await repo.markPoolDeleted(pool.tenant_id, pool.id);
-    await deps.networks.release(pool.tenant_id);
-    await bus.publish('pool.evt.deleted', { tenantId: pool.tenant_id, poolId: pool.id, at: new Date().toISOString() }, { msgId: `pool.evt.deleted:${pool.id}` });
-    await orders.fulfil(p, { poolId: pool.id });
-  }
-
-  /** Every node's named volumes, old names included: they carry the pool's label. */
-  async function removeVolumes(pool: Pool): Promise<void> {
-    for (const name of await docker.findVolumes({ [Labels.tenant]: pool.tenant_id, [Labels.pool]: pool.id })) await docker.removeVolume(name);
+    // The drain removes the nodes, the volumes (unless kept) and the pool, and fulfils the
+    // order, in the background.
+    await drains.begin(pool, 'delete', 'pool deleted', p, { keepVolumes: p.keepVolumes === true });
   }
 
   async function nodeCommand(verb: NodeVerb, p: Payload<'node.cmd.start'>): Promise<void> {

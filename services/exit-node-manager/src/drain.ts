@@ -15,11 +15,21 @@ export interface DrainDeps {
   readonly pollMs?: number | undefined;
 }
 
+export interface DrainOptions {
+  /** When to stop waiting (epoch ms); the pool's drainSec from now unless said. */
+  readonly deadline?: number;
+  /** Stops the wait early (shutdown): the drain then rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
+}
+
+/** The pool's drainSec, in ms. */
+export const drainMsOf = (pool: Pool) => (pool.spec.drainSec ?? DEFAULT_DRAIN_SEC) * 1000;
+
 /**
  * Announces that the nodes take no new connections (node.evt.draining), then waits until the
- * load balancer reports none open on them, or the pool's drainSec passes.
+ * load balancer reports none open on them, or the deadline passes.
  */
-export type Drain = (pool: Pool, nodes: readonly Node[], reason: string) => Promise<void>;
+export type Drain = (pool: Pool, nodes: readonly Node[], reason: string, opts?: DrainOptions) => Promise<void>;
 
 export function createDrain(deps: DrainDeps): Drain {
   const { bus } = deps;
@@ -36,24 +46,24 @@ export function createDrain(deps: DrainDeps): Drain {
   }
 
   /** Asks until the node has no connection left, at most until `deadline` (and so at most `polls` times). */
-  async function drained(node: Node, deadline: number, polls: number): Promise<void> {
+  async function drained(node: Node, deadline: number, polls: number, signal?: AbortSignal): Promise<void> {
     for (let poll = 0; poll < polls; poll++) {
+      signal?.throwIfAborted();
       if ((await activeConnections(node)) === 0) return;
       const left = deadline - Date.now();
       if (left <= 0) return;
-      await sleep(Math.min(pollMs, left));
+      await sleep(Math.min(pollMs, left), undefined, signal ? { signal } : {});
     }
   }
 
-  return async (pool, nodes, reason) => {
+  return async (pool, nodes, reason, opts = {}) => {
     const running = nodes.filter((n) => n.status === 'running');
     if (running.length === 0) return;
     for (const node of running) {
       await bus.publish('node.evt.draining', { tenantId: node.tenant_id, poolId: node.pool_id, nodeId: node.id, at: now(), reason }, { msgId: `node.evt.draining:${node.id}` });
     }
-    const drainMs = (pool.spec.drainSec ?? DEFAULT_DRAIN_SEC) * 1000;
-    const polls = Math.ceil(drainMs / pollMs) + 1;
-    const deadline = Date.now() + drainMs;
-    await Promise.all(running.map((node) => drained(node, deadline, polls)));
+    const deadline = opts.deadline ?? Date.now() + drainMsOf(pool);
+    const polls = Math.ceil(Math.max(0, deadline - Date.now()) / pollMs) + 1;
+    await Promise.all(running.map((node) => drained(node, deadline, polls, opts.signal)));
   };
 }

@@ -6,6 +6,7 @@ import { Resync, runService, SnapshotPages } from '@switchyard/service-kit';
 import { ExitNodeManagerEnv, resourcePolicy } from './config.js';
 import { watchDockerEvents } from './docker-events.js';
 import { createDockerOps, DockerOpError } from './docker-ops.js';
+import { sqlDrainStore } from './drain-store.js';
 import { createHandlers, type ServedSubject } from './handlers.js';
 import { createHealer } from './healer.js';
 import { DEFAULT_HEAL_POLICY } from './heal-policy.js';
@@ -67,7 +68,9 @@ await runService({
       },
       pickPort: pickFreePort,
       isExpected: intents.isExpected,
+      drainStore: sqlDrainStore(db),
     });
+    onShutdown(() => manager.drains.stop());
 
     const healer = createHealer(
       manager,

@@ -6,6 +6,7 @@ import { createDrain } from './drain.js';
 import { createHostPortAllocator } from './host-port-allocator.js';
 import { keyedSerial } from './keyed-serial.js';
 import { createNodeLifecycle } from './node-lifecycle.js';
+import { createPoolDrains, type PoolDrains } from './pool-drains.js';
 import type { ManagerDeps } from './ports.js';
 import { createReconciler, type Reconciler } from './reconciler.js';
 import { createTenantNetworks } from './tenant-networks.js';
@@ -13,6 +14,8 @@ import { createTenantNetworks } from './tenant-networks.js';
 /** The manager's core: what its commands, Docker's events and the healer ask of it. */
 export interface Manager extends Deaths, Pick<Reconciler, 'reconcileAll'> {
   readonly commands: CommandHandlers;
+  /** Scale-downs and deletes carried out in the background; stop them on shutdown. */
+  readonly drains: Pick<PoolDrains, 'idle' | 'stop'>;
 }
 
 /**
@@ -32,9 +35,22 @@ export function createManager(deps: ManagerDeps): Manager {
   const lifecycle = createNodeLifecycle({ ...deps, withHostPorts, networks });
   const drain = createDrain({ bus: deps.bus, pollMs: deps.drainPollMs });
   const deaths = createDeaths({ ...deps, serial, lifecycle });
-  const reconciler = createReconciler({ ...deps, serial, lifecycle, drain, nodeDied: deaths.nodeDied });
+  const drains = createPoolDrains({
+    ...deps,
+    store: deps.drainStore,
+    serial,
+    orders,
+    lifecycle,
+    drain,
+    removeStrays: (pool, live) => reconciler.removeStrays(pool, live),
+    reconcile: (pool) => reconciler.reconcile(pool),
+    heartbeatMs: deps.drainHeartbeatMs,
+    networks,
+  });
+  const reconciler = createReconciler({ ...deps, serial, lifecycle, drains, nodeDied: deaths.nodeDied });
   return {
-    commands: createCommandHandlers({ ...deps, serial, orders, lifecycle, reconciler, drain, networks }),
+    commands: createCommandHandlers({ ...deps, serial, orders, lifecycle, reconciler, drains }),
+    drains,
     ownerOf: deaths.ownerOf,
     nodeDied: deaths.nodeDied,
     heal: deaths.heal,

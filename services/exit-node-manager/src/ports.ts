@@ -107,6 +107,31 @@ export interface Repository {
   hostPortsInUse(): Promise<Set<number>>;
 }
 
+/** scale: the pool's nodes above its desired size go; delete: every node, then the pool. */
+export type DrainKind = 'scale' | 'delete';
+
+export interface DrainRecord {
+  readonly tenantId: string;
+  /** The order's id when there is one. */
+  readonly id: string;
+  readonly poolId: string;
+  readonly kind: DrainKind;
+  readonly orderId: string | null;
+  readonly reason: string;
+  /** When the drain stops waiting for connections, fixed when it is recorded. */
+  readonly deadline: Date;
+  /** A delete leaves the nodes' named volumes in place (pool.cmd.delete's keepVolumes). */
+  readonly keepVolumes: boolean;
+}
+
+/** Where drains in progress are recorded, so a restarted manager finishes them (the pool_drains table; see pool-drains.ts). */
+export interface DrainStore {
+  /** Records a drain once per id; returns the record as stored (the first one, for a repeat). */
+  add(d: DrainRecord): Promise<DrainRecord | undefined>;
+  list(filter?: { tenantId?: string; poolId?: string }): Promise<DrainRecord[]>;
+  remove(tenantId: string, id: string): Promise<void>;
+}
+
 export interface ManagerDeps {
   readonly repo: Repository;
   /** Stops and removals must go through intent tracking, so their `die` is not taken for a crash. */
@@ -122,6 +147,10 @@ export interface ManagerDeps {
   readonly isExpected: (containerId: string) => boolean;
   /** How often a drain asks the load balancer whether the node still has connections. */
   readonly drainPollMs?: number;
+  /** Where drains in progress are recorded (pool-drains.ts). */
+  readonly drainStore: DrainStore;
+  /** How often a drain in progress reports on its order; a minute unless said. */
+  readonly drainHeartbeatMs?: number;
 }
 
 /** A death Docker reported for a node's container. */

@@ -1,21 +1,22 @@
 import { Labels } from '@switchyard/docker';
-import { OrderFailure } from '@switchyard/service-kit';
+import { OrderFailure, type OrderRef } from '@switchyard/service-kit';
 import { imageOf, nodeName } from './container-spec.js';
 import { DockerOpError } from './docker-ops.js';
-import type { Drain } from './drain.js';
 import type { Serial } from './keyed-serial.js';
 import type { EnsureImage, NodeLifecycle } from './node-lifecycle.js';
+import type { PoolDrains } from './pool-drains.js';
 import type { Death, ManagerDeps, RunningNode } from './ports.js';
 import type { Pool } from './tables.js';
 
 export interface Reconciler {
   /**
    * Brings the pool to its desired size: ordinals 1..desired run, higher ones are drained and
-   * removed, containers of the pool that belong to no live node are removed. Nodes stopped or
+   * removed in the background (see pool-drains.ts; the order, if given, is fulfilled when that
+   * ends), containers of the pool that belong to no live node are removed. Nodes stopped or
    * put to sleep on purpose stay as they are: only node.cmd.start/wake runs them again.
-   * Returns the ids of the nodes 1..desired.
+   * Returns the ids of the nodes 1..desired, and whether a drain was begun for the rest.
    */
-  reconcile(pool: Pool): Promise<string[]>;
+  reconcile(pool: Pool, order?: OrderRef): Promise<{ nodeIds: string[]; draining: boolean }>;
   /** Removes the pool's containers whose node is not among these. */
   removeStrays(pool: Pool, liveNodeIds: ReadonlySet<string>): Promise<void>;
   /**
@@ -28,15 +29,15 @@ export interface Reconciler {
 export type ReconcilerDeps = Pick<ManagerDeps, 'repo' | 'docker' | 'log' | 'config' | 'isExpected'> & {
   readonly serial: Serial;
   readonly lifecycle: Pick<NodeLifecycle, 'ensureRunning' | 'removeNode'>;
-  readonly drain: Drain;
+  readonly drains: Pick<PoolDrains, 'begin' | 'resume' | 'deleting'>;
   /** Records a death nobody saw (see deaths.ts). */
   readonly nodeDied: (death: Death) => Promise<boolean>;
 };
 
 export function createReconciler(deps: ReconcilerDeps): Reconciler {
-  const { repo, docker, log, config, serial, lifecycle, drain } = deps;
+  const { repo, docker, log, config, serial, lifecycle, drains } = deps;
 
-  async function reconcile(pool: Pool): Promise<string[]> {
+  async function reconcile(pool: Pool, order?: OrderRef): Promise<{ nodeIds: string[]; draining: boolean }> {
     const image = imageOf(pool.spec, config);
     let imageChecked: Promise<void> | undefined;
     const ensureImage: EnsureImage = () => (imageChecked ??= docker.ensureImage(image));
@@ -50,10 +51,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     }
 
     const surplus = (await repo.poolNodes(pool.tenant_id, pool.id)).filter((n) => n.ordinal > pool.desired_nodes && n.status !== 'removed');
-    await drain(pool, surplus, 'scaled down');
-    for (const node of surplus) await lifecycle.removeNode(node, 'scaled down');
-    await removeStrays(pool, new Set(nodeIds));
-    return nodeIds;
+    if (surplus.length) await drains.begin(pool, 'scale', 'scaled down', order);
+    await removeStrays(pool, new Set([...nodeIds, ...surplus.map((n) => n.id)]));
+    return { nodeIds, draining: surplus.length > 0 };
   }
 
   async function removeStrays(pool: Pool, liveNodeIds: ReadonlySet<string>): Promise<void> {
@@ -87,11 +87,13 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   }
 
   async function reconcileAll(): Promise<RunningNode[]> {
+    // Drains a crash interrupted go on first, so the pools below find them recorded.
+    await drains.resume();
     for (const { tenant_id: tenantId, id: poolId } of await repo.listPools()) {
       try {
         await serial(poolId, async () => {
           const pool = await repo.findPool(tenantId, poolId);
-          if (!pool || pool.status === 'deleted') return;
+          if (!pool || pool.status === 'deleted' || (await drains.deleting(pool))) return;
           await noticeMissedDeaths(pool);
           await reconcile(pool);
         });

@@ -1,4 +1,4 @@
-import type { ColumnType, CreatedAt, Json, Selectable, UpdatedAt } from '@switchyard/db';
+import type { ColumnType, CreatedAt, Generated, Json, Selectable, UpdatedAt } from '@switchyard/db';
 import type { NodeStatus, PoolKind, PoolSpec, PublishedPort } from '@switchyard/contracts';
 
 type PoolStatus = 'active' | 'deleted';
@@ -36,10 +36,25 @@ interface NodeTable {
   updated_at: UpdatedAt;
 }
 
+/** A drain running in the background (pool-drains.ts): what is left to do after a crash. */
+interface PoolDrainTable {
+  tenant_id: string;
+  id: string;
+  pool_id: string;
+  kind: 'scale' | 'delete';
+  order_id: string | null;
+  reason: string;
+  deadline: Date;
+  keep_volumes: Generated<boolean>;
+  created_at: CreatedAt;
+}
+
 export interface Database {
   pools: PoolTable;
   nodes: NodeTable;
+  pool_drains: PoolDrainTable;
 }
 
 export type Pool = Selectable<PoolTable>;
 export type Node = Selectable<NodeTable>;
+export type PoolDrainRow = Selectable<PoolDrainTable>;

@@ -5,7 +5,7 @@ import type { Payload, PoolSpec, ReplyOf, Subject } from '@switchyard/contracts'
 import { Labels } from '@switchyard/docker';
 import { DockerOpError, type ContainerRef, type ContainerState, type DockerOps } from '../src/docker-ops.js';
 import { createManager, type Manager } from '../src/manager.js';
-import type { CoreBus, HotStateEntry, Log, Repository } from '../src/ports.js';
+import type { CoreBus, DrainRecord, DrainStore, HotStateEntry, Log, Repository } from '../src/ports.js';
 import type { Node, Pool } from '../src/tables.js';
 
 // Fakes of the manager core's edges (ports.ts): Docker, the pools/nodes tables, NATS and
@@ -310,6 +310,33 @@ export interface CoreOptions {
   activeConnections?: (nodeId: string) => number | undefined;
   /** Receives the core's warnings. */
   warn?: (obj: object, msg: string) => void;
+  /**
+   * Drains run in the background; by default each command also waits for them, so a test reads
+   * what the command's order ends with. `false` returns as the consumer does, once it is recorded.
+   */
+  awaitDrains?: boolean;
+  drainHeartbeatMs?: number;
+  /** Shared by two cores to play a manager restarted over the same tables. */
+  drainStore?: ReturnType<typeof memoryDrainStore>;
+}
+
+/** The pool_drains table in memory. */
+export function memoryDrainStore(): DrainStore & { records: Map<string, DrainRecord> } {
+  const records = new Map<string, DrainRecord>();
+  return {
+    records,
+    async add(d) {
+      const key = `${d.tenantId}/${d.id}`;
+      if (!records.has(key)) records.set(key, d);
+      return records.get(key);
+    },
+    async list(filter = {}) {
+      return [...records.values()].filter((r) => (!filter.tenantId || r.tenantId === filter.tenantId) && (!filter.poolId || r.poolId === filter.poolId));
+    },
+    async remove(tenantId, id) {
+      records.delete(`${tenantId}/${id}`);
+    },
+  };
 }
 
 /** The manager's core over fakes of all its edges. */
@@ -321,7 +348,8 @@ export function core(opts: CoreOptions = {}) {
   const hot: HotStateEntry[] = [];
   const forgotten: string[] = [];
   let port = 40_000;
-  const manager: Manager = createManager({
+  const drainStore = opts.drainStore ?? memoryDrainStore();
+  const created: Manager = createManager({
     repo,
     docker: docker.ops,
     bus: nats.bus,
@@ -332,9 +360,21 @@ export function core(opts: CoreOptions = {}) {
     pickPort: async () => ++port,
     isExpected: () => false,
     drainPollMs: 20,
+    drainStore,
+    ...(opts.drainHeartbeatMs ? { drainHeartbeatMs: opts.drainHeartbeatMs } : {}),
   });
+  const awaited = Object.fromEntries(
+    Object.entries(created.commands).map(([subject, handle]) => [
+      subject,
+      async (p: never, d: Delivery) => {
+        await (handle as (p: never, d: Delivery) => Promise<void>)(p, d);
+        await created.drains.idle();
+      },
+    ]),
+  ) as Manager['commands'];
+  const manager: Manager = opts.awaitDrains === false ? created : { ...created, commands: awaited };
   const nodesOf = async (poolId: string) => (await repo.poolNodes(TENANT, poolId)).filter((n) => n.status !== 'removed');
-  return { manager, repo, docker, nats, hot, forgotten, timeline, nodesOf };
+  return { manager, repo, docker, nats, hot, forgotten, timeline, nodesOf, drainStore };
 }
 
 export function exitPool(name: string, nodes: number, extra: Partial<PoolSpec> = {}): PoolSpec {

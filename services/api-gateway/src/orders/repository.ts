@@ -104,14 +104,17 @@ export async function listOrders(db: Db, tenantId: string, opts: { limit: number
   return q.orderBy('created_at', 'desc').orderBy('id').limit(opts.limit).execute();
 }
 
-/** Applies an order event; terminal states never move back, so redeliveries are harmless. */
+/**
+ * Applies an order event; terminal states never move back, so redeliveries are harmless. Each
+ * progress report moves `updated_at`, which is what keeps long work from being swept as stale.
+ */
 export async function recordOrderEvent(
   db: Db,
   tenantId: string,
   orderId: string,
   change: { status: 'in_progress' } | { status: 'fulfilled'; result: Record<string, unknown> } | { status: 'failed'; reason: string },
 ): Promise<void> {
-  const allowedFrom = change.status === 'in_progress' ? ['accepted'] : ['accepted', 'in_progress'];
+  const allowedFrom = ['accepted', 'in_progress'];
   await db
     .updateTable('orders')
     .set({
