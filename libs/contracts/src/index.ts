@@ -36,5 +36,6 @@ export {
 } from './schemas.js';
 export type { NodeView, PoolView, NodeHealth, NodeTraffic } from './messages.js';
 export { CatchView, ActivityEntry } from './messages.js';
+export { PROXY_USER_NAME, ProxyUserName, ProxyUserHash, ProxyUserView } from './messages.js';
 export { ContractError, formatIssues, schemaIssues, payloadIssues, assertPayload, assertReply, poolSpecIssues, sleepPolicyIssues } from './validate.js';
 export type { Issue } from './validate.js';

@@ -26,6 +26,8 @@ export interface AppDeps {
   servers: ServerCatalog;
   /** HTTP Basic account of the /api surface; absent, only API keys open it. */
   basic?: BasicAccount | undefined;
+  /** Live proxy users a tenant may have; 20 when unset. */
+  proxyUsersPerTenant?: number | undefined;
 }
 
 /**
@@ -59,6 +61,6 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const reachability = reachabilityOf(db, deps.natsConnected);
   app.register(healthRoutes(reachability));
   app.register(compatRoutes({ db, fleet, servers: deps.servers, basic: deps.basic, onOrderPlaced, health: reachability }), { prefix: '/api' });
-  app.register(v1Routes({ db, fleet, onOrderPlaced }), { prefix: '/v1' });
+  app.register(v1Routes({ db, fleet, onOrderPlaced, proxyUsersPerTenant: deps.proxyUsersPerTenant ?? 20 }), { prefix: '/v1' });
   return app;
 }

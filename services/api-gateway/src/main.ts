@@ -8,6 +8,7 @@ import { gatewayConsumers } from './handlers.js';
 import { ensureAdmin } from './keys.js';
 import { migrations } from './migrations.js';
 import { startOutboxRelay } from './outbox.js';
+import { proxyUserSnapshot } from './proxy-users.js';
 import { loadServerCatalog } from './server-catalog.js';
 import type { Database } from './tables.js';
 
@@ -22,7 +23,7 @@ await runService({
   name: 'api-gateway',
   description: 'HTTP API: tenants, API keys, orders and the activity timeline; publishes commands through an outbox',
   env: ApiGatewayEnv,
-  async start({ config, log, bus, natsConnected, onShutdown, consume }) {
+  async start({ config, log, bus, service, natsConnected, onShutdown, consume }) {
     if ((config.COMPAT_API_USERNAME === undefined) !== (config.COMPAT_API_PASSWORD === undefined)) {
       exitConfig(log, config.COMPAT_API_USERNAME ? 'COMPAT_API_PASSWORD' : 'COMPAT_API_USERNAME', 'set both COMPAT_API_USERNAME and COMPAT_API_PASSWORD, or neither');
     }
@@ -41,13 +42,14 @@ await runService({
     const relay = startOutboxRelay({ db, bus, log, pollMs: config.OUTBOX_POLL_MS });
     onShutdown(() => relay.stop());
     consume(gatewayConsumers(db));
+    bus.serve(service, 'proxyuser.req.snapshot', () => proxyUserSnapshot(db));
 
     const fleet = createFleet({ bus, natsConnected, timeoutMs: config.SERVICE_REQUEST_TIMEOUT_MS, speedTestTimeoutMs: config.SPEEDTEST_TIMEOUT_MS });
     const basic =
       config.COMPAT_API_USERNAME && config.COMPAT_API_PASSWORD
         ? { username: config.COMPAT_API_USERNAME, password: config.COMPAT_API_PASSWORD, tenantId: compatTenantId }
         : undefined;
-    const app = buildApp({ db, log, onOrderPlaced: () => relay.kick(), natsConnected, fleet, servers, basic });
+    const app = buildApp({ db, log, onOrderPlaced: () => relay.kick(), natsConnected, fleet, servers, basic, proxyUsersPerTenant: config.PROXY_USERS_PER_TENANT });
     // Registered last so it runs first: stop taking requests before the relay and db close.
     onShutdown(() => app.close());
     const address = await app.listen({ host: config.API_HOST, port: config.API_PORT });

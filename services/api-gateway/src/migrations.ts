@@ -3,6 +3,7 @@ import * as tenantsKeysOrdersOutbox from './migrations/2026_11_23_0001_tenants_k
 import * as orderIdempotencyKeys from './migrations/2026_11_23_0002_order_idempotency_keys.js';
 import * as speedTests from './migrations/2026_11_23_0003_speed_tests.js';
 import * as activity from './migrations/2026_11_24_0004_activity.js';
+import * as proxyUsers from './migrations/2026_12_02_0005_proxy_users.js';
 
 // Frozen: a shipped migration is never edited; change the schema with a new file in migrations/.
 // Names are the ids recorded in each database: never rename one.
@@ -12,4 +13,5 @@ export const migrations: Record<string, Migration> = {
   '2026_11_23_0002_order_idempotency_keys': orderIdempotencyKeys,
   '2026_11_23_0003_speed_tests': speedTests,
   '2026_11_24_0004_activity': activity,
+  '2026_12_02_0005_proxy_users': proxyUsers,
 };
