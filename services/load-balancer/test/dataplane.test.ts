@@ -5,6 +5,7 @@ import type { NodeView, PoolView } from '@switchyard/contracts';
 import { aNodeView, aPublishedPort } from '@switchyard/testkit/fixtures';
 import { TrafficCounters } from '../src/counters.js';
 import { acceptAppClient, acceptProxyClient, type DataPlane, type DataPlaneConfig } from '../src/dataplane.js';
+import { ProxyCredentials, ProxyUserBook } from '../src/proxy-users.js';
 import { Router } from '../src/router.js';
 import { RoutingTable } from '../src/table.js';
 
@@ -52,7 +53,8 @@ async function balancer(ports: number[], config: Partial<DataPlaneConfig>, front
   const dp: DataPlane = {
     router: new Router(table, { get: () => undefined }, 'round_robin', []),
     counters,
-    config: { connectTimeoutMs: 1000, handshakeTimeoutMs: 5000, retries: 2, firstByteTimeoutMs: 5000, halfCloseTimeoutMs: 5000, users: new Map(), ...config },
+    config: { connectTimeoutMs: 1000, handshakeTimeoutMs: 5000, retries: 2, firstByteTimeoutMs: 5000, halfCloseTimeoutMs: 5000, ...config },
+    credentials: new ProxyCredentials(new Map(), new ProxyUserBook()),
     connectFailed: (_node, error) => connfails.push(error),
   };
   const server = createServer({ allowHalfOpen: true }, (sock) => (front === 'proxy' ? acceptProxyClient(dp, sock, undefined) : acceptAppClient(dp, sock, pool.poolId)));

@@ -1,6 +1,5 @@
 import type { TrafficCounters } from '../counters.js';
 import type { Router } from '../router.js';
-import type { ProxyUser } from '../settings.js';
 import type { RouteNode } from '../table.js';
 
 export interface DataPlaneConfig {
@@ -11,8 +10,14 @@ export interface DataPlaneConfig {
   readonly firstByteTimeoutMs: number;
   /** After one side of a spliced connection ended, bound on the other direction. */
   readonly halfCloseTimeoutMs: number;
-  /** Empty: no authentication, every tenant's pools are candidates. */
-  readonly users: ReadonlyMap<string, ProxyUser>;
+}
+
+/** The credentials of the proxy ports (LB_PROXY_USERS and the tenants' proxy users). */
+export interface CredentialCheck {
+  /** Whether any credential exists now; none: no authentication, every tenant's pools are candidates. */
+  configured(): boolean;
+  /** The tenant of a user name and password, or undefined when they match no credential. */
+  verify(user: string, password: string): Promise<string | undefined>;
 }
 
 /** What the front ends need of their worker: routing, counters, bounds, and where to report a failed node. */
@@ -20,6 +25,7 @@ export interface DataPlane {
   readonly router: Router;
   readonly counters: TrafficCounters;
   readonly config: DataPlaneConfig;
+  readonly credentials: CredentialCheck;
   /** A connection to a node failed (passive health signal). */
   connectFailed(node: RouteNode, error: string): void;
 }
