@@ -61,20 +61,26 @@ async function enqueueEvent<S extends EventSubject>(tx: Transaction<Database>, t
 
 export type Created = { user: ProxyUser; password: string } | 'name_taken' | { limit: number };
 
+async function liveCount(db: Db, tenantId: string): Promise<number> {
+  const { live } = await db
+    .selectFrom('proxy_users')
+    .select((eb) => eb.fn.countAll<string>().as('live'))
+    .where('tenant_id', '=', tenantId)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirstOrThrow();
+  return Number(live);
+}
+
 export async function createProxyUser(db: Db, tenantId: string, name: string, limit: number): Promise<Created> {
+  // A tenant at its limit costs no scrypt; the count under the lock below is the one that holds.
+  if ((await liveCount(db, tenantId)) >= limit) return { limit };
   const password = generateProxyPassword();
   // Hashed before the transaction, so no lock is held while scrypt runs.
   const hash = await hashProxyPassword(password);
   return db.transaction().execute(async (tx) => {
     // One creation per tenant at a time: two at once could otherwise both pass the limit.
     await tx.selectFrom('tenants').select('id').where('id', '=', tenantId).forUpdate().executeTakeFirst();
-    const { live } = await tx
-      .selectFrom('proxy_users')
-      .select((eb) => eb.fn.countAll<string>().as('live'))
-      .where('tenant_id', '=', tenantId)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirstOrThrow();
-    if (Number(live) >= limit) return { limit };
+    if ((await liveCount(tx, tenantId)) >= limit) return { limit };
     const user = await tx
       .insertInto('proxy_users')
       .values({

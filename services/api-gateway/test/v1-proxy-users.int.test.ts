@@ -98,4 +98,11 @@ describe('/v1/proxy-users against the database', () => {
     expect(made.filter((r) => r.statusCode === 201)).toHaveLength(20);
     expect(made.filter((r) => r.statusCode === 403)).toHaveLength(4);
   });
+
+  it('are in the OpenAPI document, with a response schema per status', async () => {
+    const { paths } = (await sys.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    expect(Object.keys(paths['/v1/proxy-users'].post.responses).sort()).toEqual(['201', '400', '403', '409']);
+    expect(paths['/v1/proxy-users'].get.responses['200']).toBeDefined();
+    expect(Object.keys(paths['/v1/proxy-users/{id}'].delete.responses).sort()).toEqual(['204', '404']);
+  });
 });
