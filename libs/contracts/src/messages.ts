@@ -354,5 +354,9 @@ export type ProxyUserHash = Static<typeof ProxyUserHash>;
 export const ProxyUserView = obj({ tenantId: TenantId, userId: Id, name: ProxyUserName, hash: ProxyUserHash, createdAt: Timestamp });
 export type ProxyUserView = Static<typeof ProxyUserView>;
 export const ProxyUserRevoked = obj({ tenantId: TenantId, userId: Id, name: ProxyUserName, at: Timestamp });
-export const ProxyUserSnapshotRequest = obj({});
-export const ProxyUserSnapshotReply = obj({ users: Type.Array(ProxyUserView) });
+/** Paged by user id, so the reply stays within a NATS message however many tenants there are. */
+export const ProxyUserSnapshotRequest = obj({ after: Type.Optional(Id) });
+export const ProxyUserSnapshotReply = obj({
+  users: Type.Array(ProxyUserView),
+  more: Type.Boolean({ description: 'true: ask again with `after` set to the last user id of this page' }),
+});

@@ -42,7 +42,7 @@ await runService({
     const relay = startOutboxRelay({ db, bus, log, pollMs: config.OUTBOX_POLL_MS });
     onShutdown(() => relay.stop());
     consume(gatewayConsumers(db));
-    bus.serve(service, 'proxyuser.req.snapshot', () => proxyUserSnapshot(db));
+    bus.serve(service, 'proxyuser.req.snapshot', (p) => proxyUserSnapshot(db, p));
 
     const fleet = createFleet({ bus, natsConnected, timeoutMs: config.SERVICE_REQUEST_TIMEOUT_MS, speedTestTimeoutMs: config.SPEEDTEST_TIMEOUT_MS });
     const basic =

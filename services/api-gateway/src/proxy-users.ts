@@ -5,7 +5,7 @@
  */
 import { randomBytes, randomUUID, scrypt } from 'node:crypto';
 import { currentTraceparent } from '@switchyard/bus';
-import { PROXY_USER_NAME, type EventSubject, type Payload, type ProxyUserHash, type ProxyUserView } from '@switchyard/contracts';
+import { PROXY_USER_NAME, type EventSubject, type Payload, type ProxyUserHash, type ProxyUserView, type ReplyOf } from '@switchyard/contracts';
 import type { Kysely, Transaction } from '@switchyard/db';
 import type { Database, ProxyUser } from './tables.js';
 
@@ -125,8 +125,16 @@ export async function listProxyUsers(db: Db, tenantId: string): Promise<ProxyUse
   return db.selectFrom('proxy_users').selectAll().where('tenant_id', '=', tenantId).where('revoked_at', 'is', null).orderBy('name').execute();
 }
 
-/** proxyuser.req.snapshot: every tenant's live users. */
-export async function proxyUserSnapshot(db: Db): Promise<{ users: ProxyUserView[] }> {
-  const rows = await db.selectFrom('proxy_users').selectAll().where('revoked_at', 'is', null).execute();
-  return { users: rows.map(viewOf) };
+/** ~300 bytes each: a page stays well within NATS's 1 MiB default message size. */
+export const SNAPSHOT_PAGE = 1000;
+
+/** proxyuser.req.snapshot: every tenant's live users, a page at a time in id order. */
+export async function proxyUserSnapshot(db: Db, p: Payload<'proxyuser.req.snapshot'>, page = SNAPSHOT_PAGE): Promise<ReplyOf<'proxyuser.req.snapshot'>> {
+  let q = db.selectFrom('proxy_users').selectAll().where('revoked_at', 'is', null);
+  if (p.after) q = q.where('id', '>', p.after);
+  const rows = await q
+    .orderBy('id')
+    .limit(page + 1)
+    .execute();
+  return { users: rows.slice(0, page).map(viewOf), more: rows.length > page };
 }

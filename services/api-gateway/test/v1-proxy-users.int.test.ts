@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { proxyUserSnapshot } from '../src/proxy-users.js';
 import { startDatabaseApp, type DatabaseApp } from './database-app.js';
 
 // Integration: a real Postgres database (TEST_DATABASE_URL), no NATS. The load balancer's side
@@ -104,5 +105,25 @@ describe('/v1/proxy-users against the database', () => {
     expect(Object.keys(paths['/v1/proxy-users'].post.responses).sort()).toEqual(['201', '400', '403', '409']);
     expect(paths['/v1/proxy-users'].get.responses['200']).toBeDefined();
     expect(Object.keys(paths['/v1/proxy-users/{id}'].delete.responses).sort()).toEqual(['204', '404']);
+  });
+
+  it('serves the snapshot a page at a time, live users only, with their hashes', async () => {
+    const t = await sys.newTenant();
+    const made = await Promise.all(['s1', 's2', 's3'].map(async (name) => (await create(t.key, { name })).json()));
+    expect((await revoke(t.key, made[0]!.id)).statusCode).toBe(204);
+    const seen: Array<{ userId: string; tenantId: string; hash: { algorithm: string } }> = [];
+    let after: string | undefined;
+    for (let page = 0; page < 100; page++) {
+      const reply = await proxyUserSnapshot(sys.db, after ? { after } : {}, 2);
+      expect(reply.users.length).toBeLessThanOrEqual(2);
+      seen.push(...reply.users);
+      if (!reply.more) break;
+      after = reply.users.at(-1)!.userId;
+    }
+    const mine = seen.filter((u) => u.tenantId === t.id);
+    expect(mine.map((u) => u.userId).sort()).toEqual([made[1]!.id, made[2]!.id].sort());
+    expect(mine.every((u) => u.hash.algorithm === 'scrypt')).toBe(true);
+    expect(new Set(seen.map((u) => u.userId)).size).toBe(seen.length);
+    expect(JSON.stringify(seen)).not.toContain(made[1]!.password);
   });
 });

@@ -217,11 +217,25 @@ export function proxyUserEvents(book: ProxyUserBook) {
   } satisfies EventHandlers;
 }
 
-/** Replaces the book from the gateway's snapshot; throws (and the book stays) when it does not answer. */
-export function rebuildProxyUsers(book: ProxyUserBook, snapshot: () => Promise<ReplyOf<'proxyuser.req.snapshot'>>): () => Promise<void> {
+/** Bound on the pages of one rebuild (a million users at the gateway's page size). */
+const MAX_PAGES = 1000;
+
+/**
+ * Replaces the book from the gateway's snapshot, read page by page; throws (and the book
+ * stays as it was) when a page does not come.
+ */
+export function rebuildProxyUsers(book: ProxyUserBook, snapshot: (p: Payload<'proxyuser.req.snapshot'>) => Promise<ReplyOf<'proxyuser.req.snapshot'>>): () => Promise<void> {
   return async () => {
     const requestedAt = Date.now();
-    const reply = await snapshot();
-    book.replace(reply.users, requestedAt);
+    const users: ProxyUserView[] = [];
+    let after: string | undefined;
+    for (let pages = 0; ; pages++) {
+      if (pages === MAX_PAGES) throw new Error(`proxy user snapshot longer than ${MAX_PAGES} pages`);
+      const reply = await snapshot(after === undefined ? {} : { after });
+      users.push(...reply.users);
+      if (!reply.more || reply.users.length === 0) break;
+      after = reply.users.at(-1)!.userId;
+    }
+    book.replace(users, requestedAt);
   };
 }

@@ -32,7 +32,7 @@ export async function runWorker(): Promise<void> {
       const usersResync = follow({
         what: 'proxy users',
         events: proxyUserEvents(proxyUsers),
-        rebuild: rebuildProxyUsers(proxyUsers, () => bus.request('proxyuser.req.snapshot', {}, { timeoutMs: 5000 })),
+        rebuild: rebuildProxyUsers(proxyUsers, (p) => bus.request('proxyuser.req.snapshot', p, { timeoutMs: 5000 })),
         periodMs: config.LB_REBUILD_INTERVAL_MS,
       });
       const router = new Router(table, store, config.LB_DEFAULT_STRATEGY, parseClientRegions(config.LB_CLIENT_REGIONS));

@@ -1,7 +1,7 @@
 import { randomBytes, scryptSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { ProxyUserView } from '@switchyard/contracts';
-import { deriveScrypt, ProxyCredentials, ProxyUserBook, sameSecret, VerifiedCache, type Derive } from '../src/proxy-users.js';
+import { deriveScrypt, ProxyCredentials, ProxyUserBook, rebuildProxyUsers, sameSecret, VerifiedCache, type Derive } from '../src/proxy-users.js';
 
 const tenantA = '0b3c2f0e-5d4a-4f1e-9f7a-1c2d3e4f5a6b';
 const tenantB = '7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f';
@@ -165,5 +165,37 @@ describe('ProxyCredentials', () => {
     expect(await fixed.verify('ops', 'secret2')).toBeUndefined();
     book.created(userView('bob', 'pu_bob'));
     expect(await fixed.verify('bob', 'pu_bob')).toBe(tenantA);
+  });
+});
+
+describe('rebuildProxyUsers', () => {
+  it('reads every page of the snapshot, then replaces the book at once', async () => {
+    const users = [userView('u1', 'p1'), userView('u2', 'p2'), userView('u3', 'p3')];
+    const asked: Array<string | undefined> = [];
+    const book = new ProxyUserBook();
+    const stale = userView('gone', 'p0');
+    book.replace([stale]);
+    await rebuildProxyUsers(book, async (p) => {
+      asked.push(p.after);
+      const from = p.after ? users.findIndex((u) => u.userId === p.after) + 1 : 0;
+      return { users: users.slice(from, from + 2), more: from + 2 < users.length };
+    })();
+    expect(asked).toEqual([undefined, users[1]!.userId]);
+    expect(book.size).toBe(3);
+    expect(await book.verify('u3', 'p3')).toBe(tenantA);
+    expect(await book.verify('gone', 'p0')).toBeUndefined();
+  });
+
+  it('keeps the book as it was when a page does not come', async () => {
+    const book = new ProxyUserBook();
+    book.replace([userView('kept', 'pk')]);
+    let calls = 0;
+    const rebuild = rebuildProxyUsers(book, async () => {
+      if (++calls > 1) throw new Error('no responders');
+      return { users: [userView('first', 'pf')], more: true };
+    });
+    await expect(rebuild()).rejects.toThrow('no responders');
+    expect(await book.verify('kept', 'pk')).toBe(tenantA);
+    expect(await book.verify('first', 'pf')).toBeUndefined();
   });
 });
