@@ -185,12 +185,13 @@ describe('load balancer in front of a pool of three exit nodes', () => {
 
   it('weighted_latency and health_score follow the measured latency and score of a slowed node', async () => {
     // Slow one node's proxy down (the exit-node image's fault switch): its proxy checks now
-    // take 60 ms more, which lowers its score and raises its latency.
+    // take 200 ms more, which lowers its score and raises its latency. 60 ms cost it only ~6
+    // points of score, which two checks of another node failing on a loaded host outweigh.
     const slow = nodeIds[0]!;
     const nodes = (await sys.http('GET', `/v1/nodes?poolId=${poolId}`)).body.nodes as Array<{ id: string; ports: Array<{ name: string; hostPort: number }> }>;
     const control = nodes.find((n) => n.id === slow)!.ports.find((p) => p.name === 'control')!.hostPort;
     const setDelay = (ms: number) => fetch(`http://127.0.0.1:${control}/v1/faults/delay`, { method: 'PUT', body: JSON.stringify({ ms }) });
-    expect((await setDelay(60)).status).toBe(200);
+    expect((await setDelay(200)).status).toBe(200);
     try {
       type Health = { nodeId: string; status: string; score: number; latencyMs: number | null };
       const measured = (health: Health[]) => {
@@ -210,7 +211,7 @@ describe('load balancer in front of a pool of three exit nodes', () => {
       expect(byScore[slow] ?? 0, JSON.stringify(byScore)).toBe(0);
       expect(Object.values(byScore).reduce((a, b) => a + b)).toBe(30);
 
-      // Weights 1/latency: about 60 ms against a few, so the slow node's share is small.
+      // Weights 1/latency: about 200 ms against a few, so the slow node's share is small.
       await natsRequest(nc, 'lb.req.strategy', { tenantId, strategy: 'weighted_latency' });
       const byLatency = await servedBy(60);
       const weights = new Map(health.map((h) => [h.nodeId, 1 / Math.max(0.1, h.latencyMs!)]));

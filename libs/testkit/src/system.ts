@@ -140,12 +140,25 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
   return system;
 }
 
+/** Removes the tenant's containers, then the volumes and network they used. */
 export async function removeTenantContainers(tenantId: string): Promise<void> {
-  const containers = await docker.listContainers({ all: true, filters: { label: [`io.switchyard.tenant=${tenantId}`] } });
+  const label = { label: [`io.switchyard.tenant=${tenantId}`] };
+  const containers = await docker.listContainers({ all: true, filters: label });
   for (const c of containers)
     await docker
       .getContainer(c.Id)
       .remove({ force: true })
+      .catch(() => undefined);
+  const { Volumes: volumes } = await docker.listVolumes({ filters: label });
+  for (const v of volumes ?? [])
+    await docker
+      .getVolume(v.Name)
+      .remove()
+      .catch(() => undefined);
+  for (const n of await docker.listNetworks({ filters: label }))
+    await docker
+      .getNetwork(n.Id)
+      .remove()
       .catch(() => undefined);
 }
 

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Kysely } from '@switchyard/db';
 import type { Fleet } from './fleet.js';
 import type { BasicAccount } from './http/auth.js';
+import type { PoolGuard } from './orders/pool-guard.js';
 import { installErrorHandler, validatorCompiler } from './http/errors.js';
 import { installTracing } from './http/tracing.js';
 import { compatRoutes } from './routes/api-compat.js';
@@ -28,6 +29,8 @@ export interface AppDeps {
   basic?: BasicAccount | undefined;
   /** Live proxy users a tenant may have; 20 when unset. */
   proxyUsersPerTenant?: number | undefined;
+  /** The pool policy every order that may add pools or nodes passes first. */
+  guard: PoolGuard;
 }
 
 /**
@@ -35,7 +38,7 @@ export interface AppDeps {
  * wires; every route lives in `routes/`.
  */
 export function buildApp(deps: AppDeps): FastifyInstance {
-  const { db, fleet, onOrderPlaced } = deps;
+  const { db, fleet, onOrderPlaced, guard } = deps;
   const app: FastifyInstance = Fastify({ loggerInstance: deps.log as FastifyBaseLogger, bodyLimit: 256 * 1024, return503OnClosing: true });
   app.setValidatorCompiler(validatorCompiler);
   installErrorHandler(app);
@@ -60,7 +63,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   const reachability = reachabilityOf(db, deps.natsConnected);
   app.register(healthRoutes(reachability));
-  app.register(compatRoutes({ db, fleet, servers: deps.servers, basic: deps.basic, onOrderPlaced, health: reachability }), { prefix: '/api' });
-  app.register(v1Routes({ db, fleet, onOrderPlaced, proxyUsersPerTenant: deps.proxyUsersPerTenant ?? 20 }), { prefix: '/v1' });
+  app.register(compatRoutes({ db, fleet, servers: deps.servers, basic: deps.basic, onOrderPlaced, guard, health: reachability }), { prefix: '/api' });
+  app.register(v1Routes({ db, fleet, onOrderPlaced, guard, proxyUsersPerTenant: deps.proxyUsersPerTenant ?? 20 }), { prefix: '/v1' });
   return app;
 }

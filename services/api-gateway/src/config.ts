@@ -22,4 +22,20 @@ export const ApiGatewayEnv = Type.Object({
   /** Live proxy users (credentials of the load balancer's proxy ports) one tenant may have. */
   PROXY_USERS_PER_TENANT: env.int({ minimum: 0, maximum: 10_000, default: 20 }),
   SPEEDTEST_TIMEOUT_MS: env.int({ minimum: 1000, maximum: 600_000, default: 60_000 }),
+  // The pool policy of member keys (orders/pool-policy.ts); admin keys are exempt except from the POOL_MAX_* maxima.
+  /** The image exit pools run when their spec names none (exit-node-manager's variable of the same name). */
+  EXIT_NODE_IMAGE: env.string({ minLength: 1, default: 'switchyard/exit-node:dev' }),
+  /** Comma-separated image refs a member's pool may run, compared as written; EXIT_NODE_IMAGE alone when unset. */
+  POOL_IMAGES: Type.Optional(env.string({ minLength: 1 })),
+  /** Comma-separated tenant ids or names that may ask for network "host", besides the admin tenant. */
+  HOST_NETWORK_TENANTS: Type.Optional(env.string({ minLength: 1 })),
+  /** Maxima of pool.resources; exit-node-manager applies the same variables to containers. */
+  POOL_MAX_MEMORY_MB: env.int({ minimum: 16, maximum: 1_048_576, default: 2048 }),
+  POOL_MAX_CPUS: Type.Number({ minimum: 0.01, maximum: 1024, default: 2, description: 'a number of CPUs between 0.01 and 1024' }),
+  POOL_MAX_PIDS: env.int({ minimum: 16, maximum: 1_000_000, default: 512 }),
+  TENANT_MAX_POOLS: env.int({ minimum: 1, maximum: 100_000, default: 20 }),
+  /** Bound on the sum of nodes.max over a tenant's pools. */
+  TENANT_MAX_NODES: env.int({ minimum: 1, maximum: 1_000_000, default: 50 }),
+  /** Nodes a tenant may add per minute: node.add, and the nodes.min of a new pool or a scale-up. */
+  TENANT_NODE_ADDS_PER_MINUTE: env.int({ minimum: 1, maximum: 100_000, default: 30 }),
 });

@@ -7,6 +7,8 @@ import { createFleet } from './fleet.js';
 import { gatewayConsumers } from './handlers.js';
 import { ensureAdmin } from './keys.js';
 import { migrations } from './migrations.js';
+import { createPoolGuard, nodeAddLimiter } from './orders/pool-guard.js';
+import { limitsOf } from './orders/pool-policy.js';
 import { startOutboxRelay } from './outbox.js';
 import { proxyUserSnapshot } from './proxy-users.js';
 import { loadServerCatalog } from './server-catalog.js';
@@ -23,7 +25,9 @@ await runService({
   name: 'api-gateway',
   description: 'HTTP API: tenants, API keys, orders and the activity timeline; publishes commands through an outbox',
   env: ApiGatewayEnv,
-  async start({ config, log, bus, service, natsConnected, onShutdown, consume }) {
+  // Only for the node-addition rate, which every gateway process shares.
+  redis: true,
+  async start({ config, log, bus, service, natsConnected, onShutdown, consume, redis }) {
     if ((config.COMPAT_API_USERNAME === undefined) !== (config.COMPAT_API_PASSWORD === undefined)) {
       exitConfig(log, config.COMPAT_API_USERNAME ? 'COMPAT_API_PASSWORD' : 'COMPAT_API_USERNAME', 'set both COMPAT_API_USERNAME and COMPAT_API_PASSWORD, or neither');
     }
@@ -49,7 +53,8 @@ await runService({
       config.COMPAT_API_USERNAME && config.COMPAT_API_PASSWORD
         ? { username: config.COMPAT_API_USERNAME, password: config.COMPAT_API_PASSWORD, tenantId: compatTenantId }
         : undefined;
-    const app = buildApp({ db, log, onOrderPlaced: () => relay.kick(), natsConnected, fleet, servers, basic, proxyUsersPerTenant: config.PROXY_USERS_PER_TENANT });
+    const guard = createPoolGuard({ db, fleet, limits: limitsOf(config), limiter: nodeAddLimiter(config.TENANT_NODE_ADDS_PER_MINUTE, redis) });
+    const app = buildApp({ db, log, onOrderPlaced: () => relay.kick(), natsConnected, fleet, servers, basic, guard, proxyUsersPerTenant: config.PROXY_USERS_PER_TENANT });
     // Registered last so it runs first: stop taking requests before the relay and db close.
     onShutdown(() => app.close());
     const address = await app.listen({ host: config.API_HOST, port: config.API_PORT });

@@ -10,7 +10,7 @@ export const ADMIN_KEY = `admin-key-${'x'.repeat(24)}`;
 
 /**
  * The app over a fresh Postgres database of its own, migrated as the gateway does at start,
- * with the admin key of its config; NATS queries go to the fake bus (none answers).
+ * with the admin key of its config; NATS queries go to the fake bus (only the pool snapshot answers).
  */
 export async function startDatabaseApp() {
   const database: TestDatabase = await createTestDatabase();
@@ -19,7 +19,8 @@ export async function startDatabaseApp() {
   await ensureAdmin(db, 'admin', ADMIN_KEY);
   let placed = 0;
   const { app } = testApp(
-    {},
+    // Members' pool orders ask exit-node-manager what the tenant holds (the quotas): nothing yet.
+    { 'pool.req.snapshot': () => ({ pools: [], nodes: [] }) },
     {
       db,
       onOrderPlaced: () => {

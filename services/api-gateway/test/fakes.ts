@@ -5,6 +5,8 @@ import { assertPayload, assertReply, type NodeView, type Payload, type ReplyOf, 
 import { aNodeView } from '@switchyard/testkit/fixtures';
 import { buildApp } from '../src/app.js';
 import { createFleet } from '../src/fleet.js';
+import { createPoolGuard, nodeAddLimiter } from '../src/orders/pool-guard.js';
+import { limitsOf } from '../src/orders/pool-policy.js';
 import { parseServerCatalog } from '../src/server-catalog.js';
 import type { Database } from '../src/tables.js';
 
@@ -50,6 +52,18 @@ export interface TestAppOptions {
   onOrderPlaced?: () => void;
 }
 
+/** The gateway's defaults (config.ts). */
+export const limits = limitsOf({
+  EXIT_NODE_IMAGE: 'switchyard/exit-node:dev',
+  ADMIN_TENANT_NAME: 'admin',
+  POOL_MAX_MEMORY_MB: 2048,
+  POOL_MAX_CPUS: 2,
+  POOL_MAX_PIDS: 512,
+  TENANT_MAX_POOLS: 20,
+  TENANT_MAX_NODES: 50,
+  TENANT_NODE_ADDS_PER_MINUTE: 30,
+});
+
 export function testApp(answers: Answers, opts: TestAppOptions = {}) {
   const bus = fakeBus(answers);
   const natsConnected = () => opts.natsConnected ?? true;
@@ -62,6 +76,7 @@ export function testApp(answers: Answers, opts: TestAppOptions = {}) {
     fleet,
     servers: parseServerCatalog({ jp: ['jp1.vpn.example'], us: ['us1.vpn.example', 'us2.vpn.example'] }),
     basic,
+    guard: createPoolGuard({ db: opts.db ?? dummyDb, fleet, limits, limiter: nodeAddLimiter(limits.nodeAddsPerMinute) }),
   });
   return { app, bus };
 }

@@ -24,6 +24,15 @@ describe('orderIssues', () => {
     expect(orderIssues({ type: 'node.stop', nodeId: orderId, server: 'a.example' })).toEqual([{ path: 'server', message: 'not allowed in a node.stop order' }]);
   });
 
+  it('takes keepVolumes on pool.delete only, and passes it to the manager', () => {
+    expect(orderIssues({ type: 'pool.delete', poolId: orderId, keepVolumes: true })).toEqual([]);
+    expect(orderIssues({ type: 'pool.create', pool, keepVolumes: true })).toEqual([{ path: 'keepVolumes', message: 'not allowed in a pool.create order' }]);
+    const kept = commandFor(orderId, tenantId, { type: 'pool.delete', poolId: orderId, keepVolumes: true }).command;
+    expect(kept).toEqual({ subject: 'pool.cmd.delete', payload: { orderId, tenantId, poolId: orderId, keepVolumes: true } });
+    expect(payloadIssues(kept.subject, kept.payload)).toEqual([]);
+    expect(commandFor(orderId, tenantId, { type: 'pool.delete', poolId: orderId }).command.payload).toEqual({ orderId, tenantId, poolId: orderId });
+  });
+
   it('prefixes pool rule violations with the pool field', () => {
     expect(orderIssues({ type: 'pool.create', pool: { ...pool, country: 'XX' } })[0]?.path).toBe('pool.country');
   });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ConsumerHandlers } from '@switchyard/bus';
 import { formatIssues, MAX_POOL_NODES, poolSpecIssues, type NetworkMode, type Payload, type PoolSpec } from '@switchyard/contracts';
+import { Labels } from '@switchyard/docker';
 import { OrderFailure, type OrderReporter } from '@switchyard/service-kit';
 import { imageOf } from './container-spec.js';
 import { DockerOpError } from './docker-ops.js';
@@ -10,6 +11,7 @@ import type { NodeLifecycle } from './node-lifecycle.js';
 import type { ManagerDeps } from './ports.js';
 import type { Reconciler } from './reconciler.js';
 import type { Pool } from './tables.js';
+import type { TenantNetworks } from './tenant-networks.js';
 
 /** One handler per subject of CONSUMERS.exitNodeManagerCommands. */
 export type CommandHandlers = ConsumerHandlers<'exitNodeManagerCommands'>;
@@ -21,6 +23,7 @@ export type CommandDeps = Pick<ManagerDeps, 'repo' | 'docker' | 'bus' | 'config'
   readonly lifecycle: NodeLifecycle;
   readonly reconciler: Pick<Reconciler, 'reconcile' | 'removeStrays'>;
   readonly drain: Drain;
+  readonly networks: Pick<TenantNetworks, 'release'>;
 };
 
 /** The exit pool node.cmd.add puts a country's nodes in. */
@@ -102,9 +105,16 @@ export function createCommandHandlers(deps: CommandDeps): CommandHandlers {
     await deps.drain(pool, live, 'pool deleted');
     for (const node of live) await lifecycle.removeNode(node, 'pool deleted');
     await reconciler.removeStrays(pool, new Set());
+    if (!p.keepVolumes) await removeVolumes(pool);
     await repo.markPoolDeleted(pool.tenant_id, pool.id);
+    await deps.networks.release(pool.tenant_id);
     await bus.publish('pool.evt.deleted', { tenantId: pool.tenant_id, poolId: pool.id, at: new Date().toISOString() }, { msgId: `pool.evt.deleted:${pool.id}` });
     await orders.fulfil(p, { poolId: pool.id });
+  }
+
+  /** Every node's named volumes, old names included: they carry the pool's label. */
+  async function removeVolumes(pool: Pool): Promise<void> {
+    for (const name of await docker.findVolumes({ [Labels.tenant]: pool.tenant_id, [Labels.pool]: pool.id })) await docker.removeVolume(name);
   }
 
   async function nodeCommand(verb: NodeVerb, p: Payload<'node.cmd.start'>): Promise<void> {

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
-import Type from 'typebox';
+import Type, { type Static } from 'typebox';
 import { CommonEnv, DatabaseEnv, env } from '@switchyard/config';
+import { DEFAULT_RESOURCE_POLICY, type ResourcePolicy } from './container-spec.js';
 
 // An IP literal, not a host name: Docker binds published ports to HostIp as given, and a
 // name would fail only at the first container start, far from the variable that caused it.
@@ -10,6 +11,9 @@ const ipAddress = (defaultValue: string) =>
     (value: string) => isIP(value) !== 0,
     () => 'expected an IP address such as 127.0.0.1',
   );
+
+// Docker's NanoCpus is a billionth of a CPU; a hundredth is as fine as a limit is useful.
+const cpus = (defaultValue: number) => Type.Number({ minimum: 0.01, maximum: 1024, default: defaultValue, description: 'a number of CPUs such as 0.5 or 2' });
 
 export const ExitNodeManagerEnv = Type.Object({
   ...CommonEnv,
@@ -30,4 +34,28 @@ export const ExitNodeManagerEnv = Type.Object({
   HEAL_WINDOW_MS: env.int({ minimum: 1000, maximum: 86_400_000, default: 60_000 }),
   /** Delay before the first attempt to bring back a dead node; it doubles with each failure. */
   HEAL_BASE_DELAY_MS: env.int({ minimum: 0, maximum: 60_000, default: 500 }),
+  // What a node may use (see nodeResources): the defaults of a pool that asks for nothing, and
+  // the most any pool gets whatever it asks. The gateway refuses requests above the same
+  // POOL_MAX_* values; this manager clamps to them as well.
+  POOL_DEFAULT_MEMORY_MB: env.int({ minimum: 16, maximum: 1_048_576, default: DEFAULT_RESOURCE_POLICY.defaults.memoryMb }),
+  POOL_DEFAULT_CPUS: cpus(DEFAULT_RESOURCE_POLICY.defaults.cpus),
+  POOL_DEFAULT_PIDS: env.int({ minimum: 16, maximum: 1_000_000, default: DEFAULT_RESOURCE_POLICY.defaults.pids }),
+  POOL_MAX_MEMORY_MB: env.int({ minimum: 16, maximum: 1_048_576, default: DEFAULT_RESOURCE_POLICY.maxima.memoryMb }),
+  POOL_MAX_CPUS: cpus(DEFAULT_RESOURCE_POLICY.maxima.cpus),
+  POOL_MAX_PIDS: env.int({ minimum: 16, maximum: 1_000_000, default: DEFAULT_RESOURCE_POLICY.maxima.pids }),
 });
+
+export type ExitNodeManagerConfig = Static<typeof ExitNodeManagerEnv>;
+
+/** The resource policy of the config; a default above its maximum is held to the maximum. */
+export function resourcePolicy(config: ExitNodeManagerConfig): ResourcePolicy {
+  const maxima = { memoryMb: config.POOL_MAX_MEMORY_MB, cpus: config.POOL_MAX_CPUS, pids: config.POOL_MAX_PIDS };
+  return {
+    maxima,
+    defaults: {
+      memoryMb: Math.min(config.POOL_DEFAULT_MEMORY_MB, maxima.memoryMb),
+      cpus: Math.min(config.POOL_DEFAULT_CPUS, maxima.cpus),
+      pids: Math.min(config.POOL_DEFAULT_PIDS, maxima.pids),
+    },
+  };
+}

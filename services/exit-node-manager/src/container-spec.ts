@@ -1,4 +1,5 @@
-import type { ContainerCreateOptions } from 'dockerode';
+import { createHash } from 'node:crypto';
+import type { ContainerCreateOptions, NetworkCreateOptions } from 'dockerode';
 import { Labels } from '@switchyard/docker';
 import type { PoolSpec, PublishedPort } from '@switchyard/contracts';
 
@@ -15,13 +16,38 @@ export interface SpecNode {
   readonly server?: string | null;
   /** The host port chosen for each port name, once for the node's life (see `portsToAllocate`). */
   readonly hostPorts?: Readonly<Record<string, number>>;
+  /**
+   * Names of the volumes the pool has (found by its label). A node whose volume has the old name
+   * (see `legacyVolumeName`) keeps mounting it when its container is made again.
+   */
+  readonly legacyVolumes?: ReadonlySet<string>;
 }
+
+/** What one node may use; see `nodeResources`. */
+export interface ResourceLimits {
+  readonly memoryMb: number;
+  readonly cpus: number;
+  readonly pids: number;
+}
+
+/** The operator's defaults and maxima (POOL_DEFAULT_* and POOL_MAX_* of the manager's config). */
+export interface ResourcePolicy {
+  readonly defaults: ResourceLimits;
+  readonly maxima: ResourceLimits;
+}
+
+export const DEFAULT_RESOURCE_POLICY: ResourcePolicy = Object.freeze({
+  defaults: Object.freeze({ memoryMb: 512, cpus: 1, pids: 256 }),
+  maxima: Object.freeze({ memoryMb: 2048, cpus: 2, pids: 512 }),
+});
 
 export interface SpecConfig {
   /** Image of exit pools whose spec names none. */
   readonly exitNodeImage: string;
   /** The one host address ports are published on. */
   readonly publishHost: string;
+  /** DEFAULT_RESOURCE_POLICY when absent. */
+  readonly resources?: ResourcePolicy;
 }
 
 export interface NodePort {
@@ -106,10 +132,88 @@ function environment(spec: PoolSpec, node: SpecNode, config: SpecConfig): string
   return Object.entries(vars).map(([k, v]) => `${k}=${v}`);
 }
 
-/** Named volumes are per node: two nodes of a pool writing one volume would corrupt it. */
-export function volumeName(tenantId: string, poolName: string, volume: string, ordinal: number): string {
+/**
+ * Named volumes are per node: two nodes of a pool writing one volume would corrupt it. The full
+ * pool id makes the name unique on the host: Docker mounts an existing volume of that name
+ * as it is, so a name another tenant could also reach would hand it that tenant's data.
+ */
+export function volumeName(poolId: string, volume: string, ordinal: number): string {
+  return `sy-${poolId}-${ordinal}-${volume}`;
+}
+
+/**
+ * The name volumes had before they carried the pool id. Two tenants whose ids share 8 characters
+ * could meet on it, so it is used only for a volume the pool already owns (found by its pool label).
+ */
+export function legacyVolumeName(tenantId: string, poolName: string, volume: string, ordinal: number): string {
   return `sy-${tenantId.slice(0, 8)}-${poolName}-${ordinal}-${volume}`;
 }
+
+/**
+ * The tenant's own bridge network: Docker drops traffic between two bridge networks, so
+ * tenants cannot reach each other's containers.
+ */
+export function tenantNetworkName(tenantId: string): string {
+  return `sy-net-${tenantId}`;
+}
+
+/**
+ * The host-side interface of a tenant's network: "syt" and 12 hex digits of its id's hash
+ * (Linux allows 15 characters), so an operator's host firewall can match every tenant's
+ * bridge with `iifname "syt*"`.
+ */
+export function tenantBridgeName(tenantId: string): string {
+  return `syt${createHash('sha256').update(tenantId).digest('hex').slice(0, 12)}`;
+}
+
+export function tenantNetworkSpec(tenantId: string): NetworkCreateOptions {
+  return {
+    Name: tenantNetworkName(tenantId),
+    Driver: 'bridge',
+    CheckDuplicate: true,
+    Labels: { [Labels.managed]: 'true', [Labels.tenant]: tenantId },
+    Options: {
+      'com.docker.network.bridge.name': tenantBridgeName(tenantId),
+      // No traffic between containers even of one tenant: its nodes reach each other through
+      // published ports and the load balancer, where the tenant's ACL policy is enforced.
+      'com.docker.network.bridge.enable_icc': 'false',
+    },
+  };
+}
+
+/** The request clamped to the operator's maxima; what is not asked for takes the defaults. */
+export function nodeResources(spec: PoolSpec, config: Pick<SpecConfig, 'resources'>): ResourceLimits {
+  const { defaults, maxima } = config.resources ?? DEFAULT_RESOURCE_POLICY;
+  const asked = spec.resources ?? {};
+  return {
+    memoryMb: Math.min(asked.memoryMb ?? defaults.memoryMb, maxima.memoryMb),
+    cpus: Math.min(asked.cpus ?? defaults.cpus, maxima.cpus),
+    pids: Math.min(asked.pids ?? defaults.pids, maxima.pids),
+  };
+}
+
+/**
+ * Capabilities added back after dropping all of them.
+ *
+ * An exit node is gluetun in production. It sets up routes and its firewall and opens the TUN
+ * device (NET_ADMIN, /dev/net/tun); it chowns its OpenVPN files and writes /tmp/gluetun as root
+ * over their modes (CHOWN, DAC_OVERRIDE): with NET_ADMIN alone gluetun v3.41 fails at the chown.
+ * It binds 53 without NET_BIND_SERVICE: Docker opens every port to every user of a bridge
+ * container (ip_unprivileged_port_start=0). On the host's network NET_ADMIN would be the host's
+ * firewall and routes, so such a node gets none of it.
+ *
+ * An app's entrypoint commonly starts as root, prepares its data directory and steps down to its
+ * own user (the official postgres, redis and mysql images, through gosu or su-exec): CHOWN,
+ * FOWNER and DAC_OVERRIDE for the first, SETUID and SETGID for the second. They act on the
+ * container's own files and processes only; NET_RAW (forged packets on the bridge), MKNOD,
+ * SYS_CHROOT, SETFCAP, SETPCAP, KILL and the rest of Docker's default set stay dropped.
+ */
+export function capabilitiesOf(spec: PoolSpec): string[] {
+  if (spec.kind === 'exit') return isHostNetwork(spec) ? [] : ['NET_ADMIN', 'CHOWN', 'DAC_OVERRIDE'];
+  return ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETGID', 'SETUID'];
+}
+
+const TUN_DEVICE = '/dev/net/tun';
 
 /** The create options of one node's container. Pure: the same input gives the same spec. */
 export function containerSpec(pool: SpecPool, node: SpecNode, config: SpecConfig): ContainerCreateOptions {
@@ -134,12 +238,18 @@ export function containerSpec(pool: SpecPool, node: SpecNode, config: SpecConfig
     [Labels.node]: node.id,
     [Labels.kind]: spec.kind,
   };
-  const mounts = (spec.volumes ?? []).map((v) => ({
-    Type: 'volume' as const,
-    Source: volumeName(pool.tenantId, spec.name, v.name, node.ordinal),
-    Target: v.mountPath,
-    VolumeOptions: { NoCopy: false, Labels: labels, DriverConfig: { Name: 'local', Options: {} } },
-  }));
+  const mounts = (spec.volumes ?? []).map((v) => {
+    const legacy = legacyVolumeName(pool.tenantId, spec.name, v.name, node.ordinal);
+    return {
+      Type: 'volume' as const,
+      Source: node.legacyVolumes?.has(legacy) ? legacy : volumeName(pool.id, v.name, node.ordinal),
+      Target: v.mountPath,
+      VolumeOptions: { NoCopy: false, Labels: labels, DriverConfig: { Name: 'local', Options: {} } },
+    };
+  });
+  const limits = nodeResources(spec, config);
+  const memory = limits.memoryMb * 1024 * 1024;
+  const tun = spec.kind === 'exit' && !host;
   return {
     name: containerName(pool.tenantId, spec.name, node.ordinal),
     // Docker refuses a hostname of its own on the host's network.
@@ -149,13 +259,26 @@ export function containerSpec(pool: SpecPool, node: SpecNode, config: SpecConfig
     Labels: labels,
     ...(host ? {} : { ExposedPorts: exposed }),
     HostConfig: {
-      ...(host ? { NetworkMode: 'host' } : { PortBindings: bindings }),
+      // Never Docker's default bridge, which every tenant's containers would share.
+      NetworkMode: host ? 'host' : tenantNetworkName(pool.tenantId),
+      ...(host ? {} : { PortBindings: bindings }),
       ...(mounts.length ? { Mounts: mounts } : {}),
       // A PID 1 that ignores SIGTERM would make every stop wait the whole grace period.
       Init: true,
       // This manager decides when a node runs; Docker restarting it behind our back would not
       // be reflected in the node's status or ports.
       RestartPolicy: { Name: 'no' },
+      // A node shares the host with other tenants' nodes: it gets a bounded share of it.
+      Memory: memory,
+      // Swap equal to the memory: no swap on top, or the limit would not bound the host's memory.
+      MemorySwap: memory,
+      NanoCpus: Math.round(limits.cpus * 1e9),
+      PidsLimit: limits.pids,
+      CapDrop: ['ALL'],
+      CapAdd: capabilitiesOf(spec),
+      // A setuid binary in a tenant's image cannot give its process more than it started with.
+      SecurityOpt: ['no-new-privileges'],
+      ...(tun ? { Devices: [{ PathOnHost: TUN_DEVICE, PathInContainer: TUN_DEVICE, CgroupPermissions: 'rwm' }] } : {}),
     },
   };
 }

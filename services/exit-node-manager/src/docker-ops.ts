@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SpanKind, type Attributes } from '@opentelemetry/api';
-import type { ContainerCreateOptions } from 'dockerode';
+import type { ContainerCreateOptions, NetworkCreateOptions } from 'dockerode';
 import { ensureImagePresent, isAlreadyDone, isConflict, isNotFound, labelFilters, Labels, type Docker } from '@switchyard/docker';
 import { withSpan } from '@switchyard/telemetry';
 import type { PortBindings } from './container-spec.js';
@@ -28,6 +28,8 @@ export interface ContainerRef {
   readonly id: string;
   readonly running: boolean;
   readonly labels: Readonly<Record<string, string>>;
+  /** HostConfig.NetworkMode: "host", a network's name, or "default" (Docker's bridge). */
+  readonly networkMode?: string;
 }
 
 export interface ContainerState {
@@ -65,6 +67,17 @@ export interface DockerOps {
   inspect(id: string, attrs?: Attributes): Promise<ContainerState>;
   /** The last `tail` lines of both streams, still in Docker's multiplexed frames. */
   logs(id: string, tail: number, attrs?: Attributes): Promise<Buffer>;
+  /**
+   * Creates the network unless it exists. One of that name that lacks the spec's labels is
+   * refused, not used: containers would join a network someone else made.
+   */
+  ensureNetwork(options: NetworkCreateOptions): Promise<void>;
+  /** No-op when already gone. */
+  removeNetwork(name: string): Promise<void>;
+  /** Names of the volumes carrying every given label. */
+  findVolumes(labels: Record<string, string>): Promise<string[]>;
+  /** No-op when already gone. */
+  removeVolume(name: string): Promise<void>;
 }
 
 export interface DockerOpsOptions {
@@ -154,7 +167,7 @@ export function createDockerOps(docker: Docker, opts: DockerOpsOptions = {}): Do
       const filters = labelFilters({ [Labels.managed]: 'true', ...labels });
       return call('container.list', { 'docker.filters': filters.label.join(',') }, async () => {
         const list = await docker.listContainers({ all: true, filters });
-        return list.map((c) => ({ id: c.Id, running: c.State === 'running', labels: c.Labels ?? {} }));
+        return list.map((c) => ({ id: c.Id, running: c.State === 'running', labels: c.Labels ?? {}, networkMode: c.HostConfig?.NetworkMode }));
       });
     },
 
@@ -208,6 +221,60 @@ export function createDockerOps(docker: Docker, opts: DockerOpsOptions = {}): Do
     },
 
     inspect: (id, attrs = {}) => inspectRaw(id, attrs),
+
+    async ensureNetwork(options) {
+      const name = options.Name;
+      await call('network.create', { 'docker.network.name': name }, async () => {
+        const owned = (labels: Record<string, string> | undefined) => Object.entries(options.Labels ?? {}).every(([k, v]) => labels?.[k] === v);
+        const inspect = async () => (await docker.getNetwork(name).inspect()) as { Labels?: Record<string, string> };
+        let existing: { Labels?: Record<string, string> } | undefined;
+        try {
+          existing = await inspect();
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+        if (!existing) {
+          try {
+            await docker.createNetwork(options);
+            return;
+          } catch (err) {
+            // Made by a concurrent call in between: check it as any existing one.
+            if (!isConflict(err)) throw err;
+            existing = await inspect();
+          }
+        }
+        if (!owned(existing.Labels))
+          throw new DockerOpError('network.create', `the network "${name}" exists but was not made by Switchyard for this tenant; remove it (docker network rm) and retry`);
+      });
+    },
+
+    async removeNetwork(name) {
+      await call('network.remove', { 'docker.network.name': name }, async () => {
+        try {
+          await docker.getNetwork(name).remove();
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+      });
+    },
+
+    async findVolumes(labels) {
+      const filters = labelFilters({ [Labels.managed]: 'true', ...labels });
+      return call('volume.list', { 'docker.filters': filters.label.join(',') }, async () => {
+        const list = await docker.listVolumes({ filters });
+        return (list.Volumes ?? []).map((v) => v.Name);
+      });
+    },
+
+    async removeVolume(name) {
+      await call('volume.remove', { 'docker.volume.name': name }, async () => {
+        try {
+          await docker.getVolume(name).remove();
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+      });
+    },
 
     async logs(id, tail, attrs = {}) {
       return call('container.logs', { 'container.id': id, ...attrs }, async () => {

@@ -2,7 +2,7 @@
 import { createDb, migrateToLatest } from '@switchyard/db';
 import { createDockerClient } from '@switchyard/docker';
 import { Resync, runService } from '@switchyard/service-kit';
-import { ExitNodeManagerEnv } from './config.js';
+import { ExitNodeManagerEnv, resourcePolicy } from './config.js';
 import { watchDockerEvents } from './docker-events.js';
 import { createDockerOps, DockerOpError } from './docker-ops.js';
 import { createHandlers, type ServedSubject } from './handlers.js';
@@ -48,7 +48,12 @@ await runService({
       hotState: redisHotState(redis, log),
       stats,
       log,
-      config: { exitNodeImage: config.EXIT_NODE_IMAGE, publishHost: config.NODE_PUBLISH_HOST, addedPoolNetwork: config.EXIT_NODE_NETWORK },
+      config: {
+        exitNodeImage: config.EXIT_NODE_IMAGE,
+        publishHost: config.NODE_PUBLISH_HOST,
+        addedPoolNetwork: config.EXIT_NODE_NETWORK,
+        resources: resourcePolicy(config),
+      },
       pickPort: pickFreePort,
       isExpected: intents.isExpected,
     });

@@ -8,6 +8,7 @@ import { keyedSerial } from './keyed-serial.js';
 import { createNodeLifecycle } from './node-lifecycle.js';
 import type { ManagerDeps } from './ports.js';
 import { createReconciler, type Reconciler } from './reconciler.js';
+import { createTenantNetworks } from './tenant-networks.js';
 
 /** The manager's core: what its commands, Docker's events and the healer ask of it. */
 export interface Manager extends Deaths, Pick<Reconciler, 'reconcileAll'> {
@@ -27,12 +28,13 @@ export function createManager(deps: ManagerDeps): Manager {
     isFailure: (err): err is DockerOpError => err instanceof DockerOpError,
   });
   const withHostPorts = createHostPortAllocator({ repo: deps.repo, serial, pickPort: deps.pickPort, publishHost: deps.config.publishHost });
-  const lifecycle = createNodeLifecycle({ ...deps, withHostPorts });
+  const networks = createTenantNetworks(deps);
+  const lifecycle = createNodeLifecycle({ ...deps, withHostPorts, networks });
   const drain = createDrain({ bus: deps.bus, pollMs: deps.drainPollMs });
   const deaths = createDeaths({ ...deps, serial, lifecycle });
   const reconciler = createReconciler({ ...deps, serial, lifecycle, drain, nodeDied: deaths.nodeDied });
   return {
-    commands: createCommandHandlers({ ...deps, serial, orders, lifecycle, reconciler, drain }),
+    commands: createCommandHandlers({ ...deps, serial, orders, lifecycle, reconciler, drain, networks }),
     ownerOf: deaths.ownerOf,
     nodeDied: deaths.nodeDied,
     heal: deaths.heal,

@@ -2,11 +2,12 @@ import type { Attributes } from '@opentelemetry/api';
 import type { NodeStatus, PublishedPort } from '@switchyard/contracts';
 import { Labels } from '@switchyard/docker';
 import { OrderFailure } from '@switchyard/service-kit';
-import { containerSpec, publishedPorts } from './container-spec.js';
+import { containerSpec, publishedPorts, tenantNetworkName } from './container-spec.js';
 import { DockerOpError, type ContainerRef } from './docker-ops.js';
 import type { HostPortAllocator } from './host-port-allocator.js';
 import type { ManagerDeps } from './ports.js';
 import type { Node, Pool } from './tables.js';
+import type { TenantNetworks } from './tenant-networks.js';
 
 /** Checks the pool's image once per operation, however many containers it creates. */
 export type EnsureImage = () => Promise<void>;
@@ -27,6 +28,7 @@ export interface NodeLifecycle {
 
 export type LifecycleDeps = Pick<ManagerDeps, 'repo' | 'docker' | 'bus' | 'hotState' | 'stats' | 'log' | 'config'> & {
   readonly withHostPorts: HostPortAllocator;
+  readonly networks: Pick<TenantNetworks, 'using'>;
 };
 
 export function nodeAttributes(node: Node): Attributes {
@@ -44,7 +46,7 @@ const samePorts = (a: readonly PublishedPort[], b: readonly PublishedPort[]) =>
   });
 
 export function createNodeLifecycle(deps: LifecycleDeps): NodeLifecycle {
-  const { repo, docker, bus, log, config, withHostPorts } = deps;
+  const { repo, docker, bus, log, config, withHostPorts, networks } = deps;
 
   async function setHot(node: Node, status: NodeStatus) {
     await deps.hotState({ tenantId: node.tenant_id, poolId: node.pool_id, nodeId: node.id, status });
@@ -73,13 +75,15 @@ export function createNodeLifecycle(deps: LifecycleDeps): NodeLifecycle {
 
   async function createContainer(pool: Pool, node: Node, ensureImage: EnsureImage): Promise<ContainerRef> {
     await ensureImage();
+    const legacyVolumes = pool.spec.volumes?.length ? new Set(await docker.findVolumes({ [Labels.tenant]: pool.tenant_id, [Labels.pool]: pool.id })) : undefined;
     const options = containerSpec(
       { tenantId: pool.tenant_id, id: pool.id, spec: pool.spec },
-      { id: node.id, ordinal: node.ordinal, server: node.server, hostPorts: node.host_ports },
+      { id: node.id, ordinal: node.ordinal, server: node.server, hostPorts: node.host_ports, ...(legacyVolumes ? { legacyVolumes } : {}) },
       config,
     );
+    const create = () => docker.create(options, nodeAttributes(node));
     try {
-      const id = await docker.create(options, nodeAttributes(node));
+      const id = pool.spec.network === 'host' ? await create() : await networks.using(pool.tenant_id, create);
       return { id, running: false, labels: options.Labels ?? {} };
     } catch (err) {
       if (!(err instanceof DockerOpError && err.conflict)) throw err;
@@ -93,11 +97,27 @@ export function createNodeLifecycle(deps: LifecycleDeps): NodeLifecycle {
     }
   }
 
+  /**
+   * A container made before tenant networks shares Docker's default bridge with every tenant
+   * and has no limits. It is kept, not made anew behind the tenant's back: that would lose what
+   * it wrote outside its volumes.
+   */
+  function warnIfOutdated(pool: Pool, node: Node, container: ContainerRef) {
+    const expected = pool.spec.network === 'host' ? 'host' : tenantNetworkName(pool.tenant_id);
+    if (!container.networkMode || container.networkMode === expected) return;
+    log.warn(
+      { nodeId: node.id, containerId: container.id, networkMode: container.networkMode },
+      `the container of node ${node.name} predates tenant networks and limits (it is on "${container.networkMode}"); scale its pool down and up to make it anew`,
+    );
+  }
+
   async function ensureRunning(pool: Pool, given: Node, ensureImage: EnsureImage): Promise<void> {
     await guardNode(given, async () => {
       const node = await withHostPorts(pool, given);
       const attrs = nodeAttributes(node);
-      const container = (await nodeContainer(node)) ?? (await createContainer(pool, node, ensureImage));
+      const found = await nodeContainer(node);
+      if (found) warnIfOutdated(pool, node, found);
+      const container = found ?? (await createContainer(pool, node, ensureImage));
       if (node.container_id !== container.id) {
         // Published before the row is written: a crash in between repeats the event (deduplicated),
         // where the other order would lose it.

@@ -1,7 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import type { PoolSpec } from '@switchyard/contracts';
 import { Labels } from '@switchyard/docker';
-import { containerName, containerSpec, EXIT_NODE_PORTS, imageOf, nodePorts, portsToAllocate, publishedPorts, volumeName, type SpecConfig } from '../src/container-spec.js';
+import {
+  containerName,
+  containerSpec,
+  EXIT_NODE_PORTS,
+  imageOf,
+  legacyVolumeName,
+  nodePorts,
+  nodeResources,
+  portsToAllocate,
+  publishedPorts,
+  tenantBridgeName,
+  tenantNetworkName,
+  tenantNetworkSpec,
+  volumeName,
+  type SpecConfig,
+} from '../src/container-spec.js';
 
 const tenantId = '0c0ffee0-1234-4abc-8def-0123456789ab';
 const poolId = '11111111-2222-4333-8444-555555555555';
@@ -198,7 +213,104 @@ describe('containerSpec placement and volumes', () => {
 
   it('mounts a named volume per node at each mount path', () => {
     const spec = build({ ...appSpec, volumes: [{ name: 'data', mountPath: '/var/lib/data' }] }, 2);
-    expect(spec.HostConfig?.Mounts).toEqual([expect.objectContaining({ Type: 'volume', Source: volumeName(tenantId, 'blog', 'data', 2), Target: '/var/lib/data' })]);
-    expect(volumeName(tenantId, 'blog', 'data', 2)).toBe('sy-0c0ffee0-blog-2-data');
+    expect(spec.HostConfig?.Mounts).toEqual([expect.objectContaining({ Type: 'volume', Source: volumeName(poolId, 'data', 2), Target: '/var/lib/data' })]);
+    expect(volumeName(poolId, 'data', 2)).toBe(`sy-${poolId}-2-data`);
+  });
+
+  it("names volumes by the full pool id: another tenant's pool of the same name, whose tenant id starts alike, gets its own", () => {
+    const otherTenant = `${tenantId.slice(0, 8)}-ffff-4fff-8fff-ffffffffffff`;
+    const otherPool = '22222222-2222-4333-8444-555555555555';
+    const withVolume = { ...appSpec, volumes: [{ name: 'data', mountPath: '/data' }] };
+    const mine = containerSpec({ tenantId, id: poolId, spec: withVolume }, { id: nodeId, ordinal: 1, hostPorts: hostPortsOf(appSpec) }, config);
+    const theirs = containerSpec({ tenantId: otherTenant, id: otherPool, spec: withVolume }, { id: nodeId, ordinal: 1, hostPorts: hostPortsOf(appSpec) }, config);
+    // The old names met: tenant B's node would have mounted tenant A's data.
+    expect(legacyVolumeName(tenantId, 'blog', 'data', 1)).toBe(legacyVolumeName(otherTenant, 'blog', 'data', 1));
+    expect(mine.HostConfig?.Mounts?.[0]?.Source).not.toBe(theirs.HostConfig?.Mounts?.[0]?.Source);
+  });
+
+  it('keeps the old name for a volume the pool already has under it, and the new one for every other', () => {
+    const withVolumes = {
+      ...appSpec,
+      volumes: [
+        { name: 'data', mountPath: '/data' },
+        { name: 'logs', mountPath: '/logs' },
+      ],
+    };
+    const legacyVolumes = new Set([legacyVolumeName(tenantId, 'blog', 'data', 1)]);
+    const spec = containerSpec({ tenantId, id: poolId, spec: withVolumes }, { id: nodeId, ordinal: 1, hostPorts: hostPortsOf(appSpec), legacyVolumes }, config);
+    expect(spec.HostConfig?.Mounts?.map((m) => m.Source)).toEqual(['sy-0c0ffee0-blog-1-data', volumeName(poolId, 'logs', 1)]);
+  });
+});
+
+describe('containerSpec network', () => {
+  it("puts a bridge node on its tenant's network, never Docker's default bridge", () => {
+    for (const spec of [exitSpec, appSpec, { ...appSpec, network: 'bridge' as const }]) {
+      expect(build(spec).HostConfig?.NetworkMode).toBe(`sy-net-${tenantId}`);
+    }
+    expect(tenantNetworkName(tenantId)).toBe(`sy-net-${tenantId}`);
+  });
+
+  it('makes the tenant network a labelled bridge without inter-container traffic, on a host interface of a known prefix', () => {
+    const net = tenantNetworkSpec(tenantId);
+    expect(net).toMatchObject({ Name: `sy-net-${tenantId}`, Driver: 'bridge', Labels: { [Labels.managed]: 'true', [Labels.tenant]: tenantId } });
+    expect(net.Options?.['com.docker.network.bridge.enable_icc']).toBe('false');
+    expect(net.Options?.['com.docker.network.bridge.name']).toBe(tenantBridgeName(tenantId));
+    expect(tenantBridgeName(tenantId)).toMatch(/^syt[0-9a-f]{12}$/);
+    expect(tenantBridgeName(tenantId)).not.toBe(tenantBridgeName(`${tenantId.slice(0, 8)}-ffff-4fff-8fff-ffffffffffff`));
+  });
+});
+
+describe('containerSpec limits and privileges', () => {
+  const policy = { defaults: { memoryMb: 256, cpus: 0.5, pids: 128 }, maxima: { memoryMb: 2048, cpus: 2, pids: 512 } };
+  const limited: SpecConfig = { ...config, resources: policy };
+  const hostConfigOf = (spec: PoolSpec, c: SpecConfig = limited) =>
+    containerSpec({ tenantId, id: poolId, spec }, { id: nodeId, ordinal: 1, hostPorts: hostPortsOf(spec) }, c).HostConfig ?? {};
+
+  it("gives a pool that asks for nothing the operator's defaults, swap included in the memory", () => {
+    const hc = hostConfigOf(appSpec);
+    expect(hc).toMatchObject({ Memory: 256 * 1024 * 1024, MemorySwap: 256 * 1024 * 1024, NanoCpus: 500_000_000, PidsLimit: 128 });
+  });
+
+  it('gives what the pool asks for within the maxima', () => {
+    const hc = hostConfigOf({ ...appSpec, resources: { memoryMb: 1024, cpus: 1.5, pids: 300 } });
+    expect(hc).toMatchObject({ Memory: 1024 * 1024 * 1024, NanoCpus: 1_500_000_000, PidsLimit: 300 });
+  });
+
+  it('holds a request above the maxima to the maxima', () => {
+    const hc = hostConfigOf({ ...appSpec, resources: { memoryMb: 1_048_576, cpus: 1024, pids: 1_000_000 } });
+    expect(hc).toMatchObject({ Memory: 2048 * 1024 * 1024, MemorySwap: 2048 * 1024 * 1024, NanoCpus: 2_000_000_000, PidsLimit: 512 });
+    expect(nodeResources({ ...exitSpec, resources: { memoryMb: 4096 } }, limited)).toEqual({ memoryMb: 2048, cpus: 0.5, pids: 128 });
+  });
+
+  it('bounds every node even without a configured policy', () => {
+    const hc = hostConfigOf({ ...appSpec, resources: { memoryMb: 1_048_576 } }, config);
+    expect(hc.Memory).toBe(2048 * 1024 * 1024);
+    expect(hc.PidsLimit).toBeGreaterThan(0);
+    expect(hc.NanoCpus).toBeGreaterThan(0);
+  });
+
+  it('drops every capability of an app node and adds back only what an entrypoint needs to step down to its user', () => {
+    const hc = hostConfigOf(appSpec);
+    expect(hc.CapDrop).toEqual(['ALL']);
+    expect(hc.CapAdd).toEqual(['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETGID', 'SETUID']);
+    expect(hc.SecurityOpt).toEqual(['no-new-privileges']);
+    expect(hc.Devices).toBeUndefined();
+    expect(hc.Privileged).toBeUndefined();
+  });
+
+  it('gives an exit node what gluetun needs: NET_ADMIN, CHOWN, DAC_OVERRIDE and the TUN device', () => {
+    const hc = hostConfigOf(exitSpec);
+    expect(hc.CapDrop).toEqual(['ALL']);
+    expect(hc.CapAdd).toEqual(['NET_ADMIN', 'CHOWN', 'DAC_OVERRIDE']);
+    expect(hc.SecurityOpt).toEqual(['no-new-privileges']);
+    expect(hc.Devices).toEqual([{ PathOnHost: '/dev/net/tun', PathInContainer: '/dev/net/tun', CgroupPermissions: 'rwm' }]);
+  });
+
+  it("gives an exit node on the host's network neither NET_ADMIN nor the TUN device: they would act on the host", () => {
+    const hc = hostConfigOf({ ...exitSpec, network: 'host' });
+    expect(hc.CapDrop).toEqual(['ALL']);
+    expect(hc.CapAdd).toEqual([]);
+    expect(hc.Devices).toBeUndefined();
+    expect(hc).toMatchObject({ NetworkMode: 'host', Memory: 256 * 1024 * 1024, PidsLimit: 128 });
   });
 });

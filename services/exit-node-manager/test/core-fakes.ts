@@ -157,6 +157,9 @@ interface FakeContainer {
 export function fakeDocker(timeline: string[]) {
   const containers = new Map<string, FakeContainer>();
   const missingImages = new Set<string>();
+  // Name to labels, as Docker keeps them.
+  const networks = new Map<string, Record<string, string>>();
+  const volumes = new Map<string, Record<string, string>>();
   let created = 0;
   let clock = Date.parse('2026-01-01T00:00:00Z');
 
@@ -177,7 +180,12 @@ export function fakeDocker(timeline: string[]) {
     if (!c) throw new DockerOpError(operation, `docker ${operation} failed: no such container: ${id}`, { cause: { statusCode: 404 } });
     return c;
   };
-  const ref = (c: FakeContainer): ContainerRef => ({ id: c.id, running: c.running, labels: c.options.Labels ?? {} });
+  const ref = (c: FakeContainer): ContainerRef => ({
+    id: c.id,
+    running: c.running,
+    labels: c.options.Labels ?? {},
+    ...(c.options.HostConfig?.NetworkMode ? { networkMode: c.options.HostConfig.NetworkMode } : {}),
+  });
 
   const ops: DockerOps = {
     async ping() {},
@@ -192,8 +200,13 @@ export function fakeDocker(timeline: string[]) {
       if ([...containers.values()].some((c) => c.options.name === options.name)) {
         throw new DockerOpError('container.create', `docker container.create failed: the name ${options.name} is in use`, { cause: { statusCode: 409 } });
       }
+      const network = options.HostConfig?.NetworkMode;
+      if (network && network !== 'host' && !networks.has(network))
+        throw new DockerOpError('container.create', `docker container.create failed: network ${network} not found`, { cause: { statusCode: 404 } });
       const id = `c${++created}`;
       containers.set(id, { id, options: structuredClone(options), running: false, exitCode: 0, startedAt: null, finishedAt: null });
+      // A mount of a missing named volume creates it with the mount's labels.
+      for (const m of options.HostConfig?.Mounts ?? []) if (m.Source && !volumes.has(m.Source)) volumes.set(m.Source, { ...(m.VolumeOptions?.Labels ?? {}) });
       timeline.push(`docker.create:${id}`);
       return id;
     },
@@ -218,11 +231,27 @@ export function fakeDocker(timeline: string[]) {
     async logs() {
       return Buffer.alloc(0);
     },
+    async ensureNetwork(options) {
+      if (!networks.has(options.Name)) timeline.push(`docker.network.create:${options.Name}`);
+      networks.set(options.Name, { ...(options.Labels ?? {}) });
+    },
+    async removeNetwork(name) {
+      if (networks.delete(name)) timeline.push(`docker.network.remove:${name}`);
+    },
+    async findVolumes(labels) {
+      const wanted = Object.entries({ [Labels.managed]: 'true', ...labels });
+      return [...volumes.entries()].filter(([, l]) => wanted.every(([k, v]) => l[k] === v)).map(([name]) => name);
+    },
+    async removeVolume(name) {
+      if (volumes.delete(name)) timeline.push(`docker.volume.remove:${name}`);
+    },
   };
   return {
     ops,
     containers,
     missingImages,
+    networks,
+    volumes,
     /** The container's process ends on its own (a crash), as Docker would record it. */
     crash(id: string, exitCode = 137) {
       Object.assign(get(id, 'crash'), { running: false, exitCode, finishedAt: new Date((clock += 1000)) });
@@ -273,6 +302,8 @@ export function fakeBus(timeline: string[], activeConnections: (nodeId: string) 
 export interface CoreOptions {
   /** lb.req.traffic's answer per node; 0 unless said. */
   activeConnections?: (nodeId: string) => number | undefined;
+  /** Receives the core's warnings. */
+  warn?: (obj: object, msg: string) => void;
 }
 
 /** The manager's core over fakes of all its edges. */
@@ -290,7 +321,7 @@ export function core(opts: CoreOptions = {}) {
     bus: nats.bus,
     hotState: async (e) => void hot.push(e),
     stats: { forget: async (nodeId) => void forgotten.push(nodeId) },
-    log: silent,
+    log: opts.warn ? { ...silent, warn: opts.warn } : silent,
     config: { exitNodeImage: IMAGE, publishHost: '127.0.0.1', addedPoolNetwork: 'bridge' },
     pickPort: async () => ++port,
     isExpected: () => false,

@@ -130,6 +130,71 @@ describe('pool.cmd.delete', () => {
   });
 });
 
+describe("a tenant's network and volumes", () => {
+  const withVolume = (name: string) => exitPool(name, 1, { volumes: [{ name: 'data', mountPath: '/data' }] });
+  const network = `sy-net-${TENANT}`;
+  const del = (c: Core, poolId: string, keepVolumes?: boolean) =>
+    c.manager.commands['pool.cmd.delete']({ orderId: randomUUID(), tenantId: TENANT, poolId, ...(keepVolumes === undefined ? {} : { keepVolumes }) }, delivery('pool.cmd.delete'));
+
+  it('makes the network before the first container and removes it with the last pool', async () => {
+    const c = core();
+    const first = await createPool(c.manager, exitPool('jp', 1));
+    const second = await createPool(c.manager, exitPool('us', 1, { country: 'US' }));
+    expect(c.timeline.filter((e) => e.startsWith('docker.network.create'))).toEqual([`docker.network.create:${network}`]);
+    expect(c.timeline.indexOf(`docker.network.create:${network}`)).toBeLessThan(c.timeline.findIndex((e) => e.startsWith('docker.create')));
+    await del(c, first);
+    expect(c.docker.networks.has(network)).toBe(true);
+    await del(c, second);
+    expect(c.docker.networks.has(network)).toBe(false);
+  });
+
+  it('keeps the network of a tenant whose pool is scaled to zero, and a host-network pool never makes one', async () => {
+    const c = core();
+    const poolId = await createPool(c.manager, exitPool('jp', 1));
+    await c.manager.commands['pool.cmd.scale']({ orderId: randomUUID(), tenantId: TENANT, poolId, nodes: { min: 0, max: 1 } }, delivery('pool.cmd.scale'));
+    expect(c.docker.networks.has(network)).toBe(true);
+    const other = core();
+    await createPool(other.manager, exitPool('jp', 1, { network: 'host' }));
+    expect(other.docker.networks.size).toBe(0);
+  });
+
+  it("removes the nodes' volumes with the pool, and keeps them when the order says keepVolumes", async () => {
+    const c = core();
+    const gone = await createPool(c.manager, withVolume('a'));
+    const kept = await createPool(c.manager, withVolume('b'));
+    expect(c.docker.volumes.size).toBe(2);
+    await del(c, gone);
+    expect([...c.docker.volumes.keys()]).toEqual([`sy-${kept}-1-data`]);
+    await del(c, kept, true);
+    expect([...c.docker.volumes.keys()]).toEqual([`sy-${kept}-1-data`]);
+  });
+
+  it('keeps a container made before tenant networks, and warns that it shares the default bridge', async () => {
+    const warnings: string[] = [];
+    const c = core({ warn: (_obj, msg) => void warnings.push(msg) });
+    const poolId = await createPool(c.manager, exitPool('jp', 1));
+    const [container] = [...c.docker.containers.values()];
+    container!.options.HostConfig = { ...container!.options.HostConfig, NetworkMode: 'default' };
+    const nodeId = (await c.nodesOf(poolId))[0]!.id;
+    await c.manager.commands['node.cmd.start']({ orderId: randomUUID(), tenantId: TENANT, nodeId }, delivery('node.cmd.start'));
+    expect([...c.docker.containers.keys()]).toEqual([container!.id]);
+    expect(warnings).toEqual([expect.stringMatching(/predates tenant networks and limits \(it is on "default"\)/)]);
+  });
+
+  it('mounts the volume a node had under its old name again when its container is made anew', async () => {
+    const c = core();
+    const poolId = await createPool(c.manager, withVolume('jp'));
+    const [container] = [...c.docker.containers.values()];
+    const old = `sy-${TENANT.slice(0, 8)}-jp-1-data`;
+    // As a manager before this version made it: the old name, the pool's labels.
+    c.docker.volumes.clear();
+    c.docker.volumes.set(old, { ...(container!.options.Labels ?? {}) });
+    c.docker.containers.clear();
+    await c.manager.commands['node.cmd.start']({ orderId: randomUUID(), tenantId: TENANT, nodeId: (await c.nodesOf(poolId))[0]!.id }, delivery('node.cmd.start'));
+    expect([...c.docker.containers.values()].map((x) => x.options.HostConfig?.Mounts?.[0]?.Source)).toEqual([old]);
+  });
+});
+
 describe('an order that cannot be carried out', () => {
   it('ends as order.evt.failed with the reason, and the command is acked', async () => {
     const c = core();

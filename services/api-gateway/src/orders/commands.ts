@@ -16,7 +16,10 @@ export function commandFor(orderId: string, tenantId: string, order: AnyOrderReq
     case 'pool.scale':
       return { command: { subject: 'pool.cmd.scale', payload: { ...ids, poolId: order.poolId!, nodes: order.nodes! } }, result: { poolId: order.poolId } };
     case 'pool.delete':
-      return { command: { subject: 'pool.cmd.delete', payload: { ...ids, poolId: order.poolId! } }, result: { poolId: order.poolId } };
+      return {
+        command: { subject: 'pool.cmd.delete', payload: { ...ids, poolId: order.poolId!, ...(order.keepVolumes ? { keepVolumes: true } : {}) } },
+        result: { poolId: order.poolId },
+      };
     case 'node.start':
     case 'node.stop':
     case 'node.restart': {

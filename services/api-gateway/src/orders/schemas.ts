@@ -23,6 +23,7 @@ export const OrderRequest = Type.Object(
     nodeId: Type.Optional(Id),
     country: Type.Optional(CountryCode),
     server: Type.Optional(Type.String({ pattern: HOSTNAME.source, maxLength: 253, description: 'the VPN server hostname the node should use' })),
+    keepVolumes: Type.Optional(Type.Boolean({ description: "pool.delete: keep the nodes' named volumes (removed with the pool by default)" })),
   },
   { additionalProperties: false },
 );
@@ -50,11 +51,11 @@ export const OrderView = Type.Object({
 export type OrderView = Static<typeof OrderView>;
 
 type Field = Exclude<keyof OrderRequest, 'type'>;
-const FIELDS: readonly Field[] = ['pool', 'poolId', 'nodes', 'nodeId', 'country', 'server'];
+const FIELDS: readonly Field[] = ['pool', 'poolId', 'nodes', 'nodeId', 'country', 'server', 'keepVolumes'];
 const FIELDS_BY_TYPE: Record<OrderType, { required: readonly Field[]; optional?: readonly Field[] }> = {
   'pool.create': { required: ['pool'] },
   'pool.scale': { required: ['poolId', 'nodes'] },
-  'pool.delete': { required: ['poolId'] },
+  'pool.delete': { required: ['poolId'], optional: ['keepVolumes'] },
   'node.start': { required: ['nodeId'] },
   'node.stop': { required: ['nodeId'] },
   'node.restart': { required: ['nodeId'] },

@@ -6,6 +6,7 @@ import type { Kysely } from '@switchyard/db';
 import { figuresOf, type Fleet } from '../fleet.js';
 import { authenticateBasicOrKey, callerOf, type BasicAccount } from '../http/auth.js';
 import { installErrorHandler, notFound, RequestError } from '../http/errors.js';
+import type { PoolGuard } from '../orders/pool-guard.js';
 import { placeOwnOrder } from '../orders/repository.js';
 import { HOSTNAME, type ServerCatalog } from '../server-catalog.js';
 import { listSpeedTests, recordSpeedTest } from '../speed-tests.js';
@@ -19,6 +20,7 @@ export interface CompatDeps {
   /** Absent: HTTP Basic is refused and only API keys open the surface. */
   basic: BasicAccount | undefined;
   onOrderPlaced: () => void;
+  guard: PoolGuard;
   health: () => Promise<{ database: boolean; nats: boolean }>;
 }
 
@@ -122,10 +124,12 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
                 server: Type.Union([Type.String(), Type.Null()]),
               }),
               ...Errors,
+              403: Detail,
+              429: Detail,
             },
           },
         },
-        async (request) => {
+        async (request, reply) => {
           const { tenantId } = callerOf(request);
           const country = countryOf(request.params.country_code, 'params.country_code');
           const fromBody = request.body?.server ?? undefined;
@@ -134,7 +138,8 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
             throw new RequestError(400, 'bad_request', 'server: given twice with different values (query and body)', [{ path: 'server', message: 'query and body disagree' }]);
           }
           const server = fromBody ?? fromQuery;
-          const order = await placeOwnOrder(db, tenantId, { type: 'node.add', country, ...(server ? { server } : {}) });
+          const add = { type: 'node.add' as const, country, ...(server ? { server } : {}) };
+          const order = await deps.guard.place(callerOf(request), add, undefined, reply, () => placeOwnOrder(db, tenantId, add));
           deps.onOrderPlaced();
           return { status: 'starting' as const, node_id: (order.result as { nodeId: string }).nodeId, country, server: server ?? null };
         },

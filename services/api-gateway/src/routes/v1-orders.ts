@@ -5,6 +5,7 @@ import { Id, Timestamp } from '@switchyard/contracts';
 import type { Kysely } from '@switchyard/db';
 import { callerOf } from '../http/auth.js';
 import { badRequest, notFound, RequestError } from '../http/errors.js';
+import type { PoolGuard } from '../orders/pool-guard.js';
 import { getOrder, listOrders, placeOrder } from '../orders/repository.js';
 import { OrderRequest, OrderView, orderIssues, toView } from '../orders/schemas.js';
 import type { Database } from '../tables.js';
@@ -13,6 +14,7 @@ import { ErrorBody } from './schemas.js';
 export interface OrderRouteDeps {
   db: Kysely<Database>;
   onOrderPlaced: () => void;
+  guard: PoolGuard;
 }
 
 /** Orders placed by clients, and every order of the tenant (mounted under /v1, behind its key check). */
@@ -32,14 +34,15 @@ export function orderRoutes(deps: OrderRouteDeps): FastifyPluginAsync {
             ),
           }),
           body: OrderRequest,
-          response: { 202: OrderView, 400: ErrorBody, 422: ErrorBody },
+          response: { 202: OrderView, 400: ErrorBody, 403: ErrorBody, 422: ErrorBody, 429: ErrorBody, 503: ErrorBody },
         },
       },
       async (request, reply) => {
         const issues = orderIssues(request.body);
         if (issues.length) throw badRequest(issues);
         const key = request.headers['idempotency-key'];
-        const placed = await placeOrder(db, callerOf(request).tenantId, request.body, key);
+        const caller = callerOf(request);
+        const placed = await deps.guard.place(caller, request.body, key, reply, () => placeOrder(db, caller.tenantId, request.body, key));
         if (placed === 'key_reused') {
           throw new RequestError(422, 'idempotency_key_reused', `Idempotency-Key "${key}" was already used for a different order request`, [
             { path: 'headers.idempotency-key', message: 'already used for a different request' },

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Kysely } from '@switchyard/db';
 import type { Fleet } from '../fleet.js';
+import type { PoolGuard } from '../orders/pool-guard.js';
 import { authenticateKey } from '../http/auth.js';
 import type { Database } from '../tables.js';
 import { activityRoutes } from './v1-activity.js';
@@ -16,6 +17,7 @@ export interface V1Deps {
   onOrderPlaced: () => void;
   /** PROXY_USERS_PER_TENANT */
   proxyUsersPerTenant: number;
+  guard: PoolGuard;
 }
 
 /** The native API: every route behind a tenant's API key. */
