@@ -14,6 +14,9 @@ export API_PORT=${API_PORT:-8080}
 export EXIT_NODE_IMAGE=${EXIT_NODE_IMAGE:-switchyard/exit-node:dev}
 export LB_LISTEN_HOST=${LB_LISTEN_HOST:-127.0.0.1}
 export LB_PROXY_PORT=${LB_PROXY_PORT:-1080}
+# A development run on this machine: the proxy ports serve without proxy users (the load
+# balancer warns). Set LB_PROXY_USERS, or LB_OPEN_PROXY=false, to close them.
+export LB_OPEN_PROXY=${LB_OPEN_PROXY:-true}
 if [ -z "${ADMIN_API_KEY:-}" ]; then
   # Generated once and kept, so the key stays the same across restarts.
   if [ ! -s .run/admin-api-key ]; then

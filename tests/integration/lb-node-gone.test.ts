@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
-import { proxiedGet, startRoutingPeer, startNatsServer, freePort, startReady, type RoutingPeer, type NatsServer, type ServiceProcess } from '@switchyard/testkit';
+import { proxiedGet, startRoutingPeer, startNatsServer, freePort, startReady, LOOPBACK_LB_ENV, type RoutingPeer, type NatsServer, type ServiceProcess } from '@switchyard/testkit';
 import { aNodeHealth, aNodeServing, aPoolView } from '@switchyard/testkit/fixtures';
 
 async function listen(server: Server): Promise<number> {
@@ -55,6 +55,7 @@ describe('a node that goes away after reading a request', () => {
       LB_PROXY_PORT: String(proxyPort),
       LB_WORKERS: '1',
       SHUTDOWN_TIMEOUT_MS: '5000',
+      ...LOOPBACK_LB_ENV,
     });
   });
 

@@ -324,6 +324,8 @@ describe('load balancer in front of a pool of three exit nodes', () => {
       network: 'host',
       nodes: { min: 2, max: 2 },
       publicPort: appPort,
+      // An app pool keeps its own env: the exit-node image as an app reaches 127.0.0.1 through it.
+      env: { FIREWALL_OUTBOUND_SUBNETS: '127.0.0.1/32' },
       ports: [
         { name: 'web', containerPort: 8888, env: 'HTTPPROXY_PORT' },
         { name: 'control', containerPort: 8000, env: 'CONTROL_PORT' },

@@ -1,5 +1,6 @@
 // A stand-in for a gluetun VPN client container, for tests: the same HTTP proxy and control
 // server surface, but traffic leaves directly from this host. No dependencies; Node 20, ESM.
+import { lookup } from 'node:dns/promises';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -25,6 +26,56 @@ function rawReply(socket, status, text) {
 
 function authorized(req) {
   return !PROXY_AUTH || req.headers['proxy-authorization'] === PROXY_AUTH;
+}
+
+// Where no client may go through this node, checked on the address a name resolves to: the
+// load balancer's default list (services/load-balancer/src/destinations.ts), which judges IP
+// literals only. FIREWALL_OUTBOUND_SUBNETS (gluetun's variable: subnets the node may reach
+// outside the VPN) exempts networks from it; the node's own ports stay out of reach anyway.
+const DENIED_NETWORKS = [
+  '0.0.0.0/8',
+  '10.0.0.0/8',
+  '100.64.0.0/10',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+  '224.0.0.0/4',
+  '240.0.0.0/4',
+  '::/128',
+  '::1/128',
+  'fc00::/7',
+  'fe80::/10',
+  'ff00::/8',
+];
+
+function blockList(cidrs) {
+  const list = new net.BlockList();
+  for (const cidr of cidrs) {
+    const [address, bits] = cidr.trim().split('/');
+    const family = net.isIP(address);
+    if (family === 0) throw new Error(`not an IP network: ${cidr}`);
+    const max = family === 4 ? 32 : 128;
+    list.addSubnet(address, bits === undefined ? max : Number(bits), family === 4 ? 'ipv4' : 'ipv6');
+  }
+  return list;
+}
+
+const denied = blockList(DENIED_NETWORKS);
+const allowed = blockList((env.FIREWALL_OUTBOUND_SUBNETS ?? '').split(',').filter((c) => c.trim()));
+const local = blockList(['0.0.0.0/8', '127.0.0.0/8', '::/128', '::1/128', ...(BIND === '0.0.0.0' ? [] : [BIND])]);
+
+class Denied extends Error {}
+
+// Resolves once and returns the address to dial, so the check and the connection see the same
+// address (a second lookup could answer differently).
+async function resolveAllowed(host, port) {
+  const { address, family } = net.isIP(host) ? { address: host, family: net.isIP(host) } : await lookup(host);
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  if ((denied.check(address, type) && !allowed.check(address, type)) || (local.check(address, type) && (port === PROXY_PORT || port === CONTROL_PORT))) {
+    throw new Denied(`${host} (${address}) is not an allowed destination`);
+  }
+  return address;
 }
 
 // host:port of a CONNECT target, or null when malformed.
@@ -64,29 +115,36 @@ const proxy = http.createServer((req, res) =>
       if (!HOP_BY_HOP.has(name)) headers[name] = value;
     }
     headers.via = headers.via ? `${headers.via}, ${VIA}` : VIA;
-    const upstream = http.request({
-      host: target.hostname.replace(/^\[|\]$/g, ''),
-      port: target.port || 80,
-      method: req.method,
-      path: target.pathname + target.search,
-      headers,
-    });
-    upstream.on('response', (up) => {
-      const out = {};
-      for (const [name, value] of Object.entries(up.headers)) {
-        if (!HOP_BY_HOP.has(name)) out[name] = value;
-      }
-      res.writeHead(up.statusCode, up.statusMessage, out);
-      up.pipe(res);
-    });
-    upstream.on('error', () => {
-      if (!res.headersSent) res.writeHead(502, { 'Content-Type': 'text/plain' }).end('bad gateway\n');
-      else res.destroy();
-    });
-    res.on('close', () => upstream.destroy());
-    req.pipe(upstream);
+    const port = Number(target.port || 80);
+    resolveAllowed(target.hostname.replace(/^\[|\]$/g, ''), port).then(
+      (address) => forward(req, res, { host: address, port, method: req.method, path: target.pathname + target.search, headers }),
+      (err) => {
+        if (err instanceof Denied) res.writeHead(403, { 'Content-Type': 'text/plain' }).end(`${err.message}\n`);
+        else res.writeHead(502, { 'Content-Type': 'text/plain' }).end('bad gateway\n');
+      },
+    );
   }),
 );
+
+function forward(req, res, options) {
+  // The client may have left while the name was resolved.
+  if (req.socket.destroyed) return;
+  const upstream = http.request(options);
+  upstream.on('response', (up) => {
+    const out = {};
+    for (const [name, value] of Object.entries(up.headers)) {
+      if (!HOP_BY_HOP.has(name)) out[name] = value;
+    }
+    res.writeHead(up.statusCode, up.statusMessage, out);
+    up.pipe(res);
+  });
+  upstream.on('error', () => {
+    if (!res.headersSent) res.writeHead(502, { 'Content-Type': 'text/plain' }).end('bad gateway\n');
+    else res.destroy();
+  });
+  res.on('close', () => upstream.destroy());
+  req.pipe(upstream);
+}
 
 proxy.on('connect', (req, client, head) =>
   delayed(() => {
@@ -98,29 +156,37 @@ proxy.on('connect', (req, client, head) =>
     }
     const target = parseAuthority(req.url);
     if (!target) return rawReply(client, 400, 'Bad Request');
-    const upstream = net.connect(target.port, target.host);
-    track(upstream);
-    let connected = false;
-    upstream.once('connect', () => {
-      connected = true;
-      upstream.setNoDelay(true);
-      client.setNoDelay(true);
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      if (head.length) upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
-    });
-    upstream.on('error', () => {
-      if (!connected) rawReply(client, 502, 'Bad Gateway');
-      else client.destroy();
-    });
-    // A clean close ends the other side (flushing what it still holds); an error drops it.
-    client.on('close', (hadError) => (hadError || !connected ? upstream.destroy() : upstream.end()));
-    upstream.on('close', (hadError) => {
-      if (connected) hadError ? client.destroy() : client.end();
-    });
+    resolveAllowed(target.host, target.port).then(
+      (address) => tunnel(client, head, address, target.port),
+      (err) => rawReply(client, err instanceof Denied ? 403 : 502, err instanceof Denied ? 'Forbidden' : 'Bad Gateway'),
+    );
   }),
 );
+
+function tunnel(client, head, address, port) {
+  if (client.destroyed) return;
+  const upstream = net.connect(port, address);
+  track(upstream);
+  let connected = false;
+  upstream.once('connect', () => {
+    connected = true;
+    upstream.setNoDelay(true);
+    client.setNoDelay(true);
+    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length) upstream.write(head);
+    upstream.pipe(client);
+    client.pipe(upstream);
+  });
+  upstream.on('error', () => {
+    if (!connected) rawReply(client, 502, 'Bad Gateway');
+    else client.destroy();
+  });
+  // A clean close ends the other side (flushing what it still holds); an error drops it.
+  client.on('close', (hadError) => (hadError || !connected ? upstream.destroy() : upstream.end()));
+  upstream.on('close', (hadError) => {
+    if (connected) hadError ? client.destroy() : client.end();
+  });
+}
 
 function json(res, status, body) {
   res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));

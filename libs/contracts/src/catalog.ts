@@ -382,7 +382,7 @@ export const catalog = {
     reply: M.PoolSnapshotReply,
     responder: 'exit-node-manager',
     requesters: ['api-gateway', 'load-balancer', 'health-monitor', 'sleep-controller', 'socket-activator'],
-    summary: 'all pools and nodes (of one tenant or all), to rebuild state from',
+    summary: 'all pools and nodes (of one tenant or all), to rebuild state from: pages cut from one read; a row that fails its schema is left out and dead-lettered',
   }),
   'health.req.status': request({
     schema: M.HealthStatusRequest,

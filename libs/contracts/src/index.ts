@@ -34,7 +34,8 @@ export {
   TunnelSpec,
   SyncJobSpec,
 } from './schemas.js';
-export type { NodeView, PoolView, NodeHealth, NodeTraffic } from './messages.js';
+export type { NodeHealth, NodeTraffic } from './messages.js';
+export { NodeView, PoolView } from './messages.js';
 export { CatchView, ActivityEntry } from './messages.js';
 export { PROXY_USER_NAME, ProxyUserName, ProxyUserHash, ProxyUserView } from './messages.js';
 export { ContractError, formatIssues, schemaIssues, payloadIssues, assertPayload, assertReply, poolSpecIssues, sleepPolicyIssues } from './validate.js';

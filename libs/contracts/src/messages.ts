@@ -214,9 +214,28 @@ export const NodeLogsReply = obj({ logs: nullable(Type.Array(Type.String())), li
 
 export const PoolView = obj({ tenantId: TenantId, poolId: Id, name: Name, spec: PoolSpec });
 export type PoolView = Static<typeof PoolView>;
+/**
+ * Names a page of one snapshot cut: the cut's id, a dot, the page's index. A snapshot is read
+ * once, cut into pages that each fit a NATS message, and its pages are then served from that
+ * one read (libs/service-kit/src/snapshot-pages.ts).
+ */
+export const SnapshotCursor = Type.String({ pattern: '^[0-9a-f]{32}\\.[0-9]{1,6}$' });
 /** Every tenant's pools and nodes: what a routing or checking service rebuilds itself from. */
-export const PoolSnapshotRequest = obj({ tenantId: Type.Optional(TenantId) });
-export const PoolSnapshotReply = obj({ pools: Type.Array(PoolView), nodes: Type.Array(NodeView) });
+export const PoolSnapshotRequest = obj({
+  tenantId: Type.Optional(TenantId),
+  /** The page to serve: the `next` of the page before; the first page when absent. */
+  cursor: Type.Optional(SnapshotCursor),
+});
+export const PoolSnapshotReply = obj({
+  pools: Type.Array(PoolView),
+  nodes: Type.Array(NodeView),
+  /** The cursor of the next page of the same cut; absent on the last page. */
+  next: Type.Optional(SnapshotCursor),
+  /** The cursor's cut is no longer held (expired or evicted): start over without a cursor. */
+  expired: Type.Optional(Type.Literal(true)),
+  /** On the first page: rows of the cut left out because they fail their schema (each dead-lettered). */
+  skipped: Type.Optional(Type.Integer({ minimum: 0 })),
+});
 
 export const NodeHealth = obj({
   tenantId: TenantId,

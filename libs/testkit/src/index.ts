@@ -19,7 +19,7 @@ export { startSpeedTestTarget, type SpeedTestTarget } from './speedtest-target.j
 // The API gateway, native and compat.
 export { COMPAT_USER, COMPAT_PASSWORD, basicAuth, TEST_SERVERS, startApiSystem, expectCompatNode, expectSpeedTest, type ApiSystem } from './api.js';
 // The load balancer: a routing peer, tagged backends, raw TCP exchanges.
-export { startRoutingPeer, startTaggedBackends, askTcp, rawExchange, type RoutingPeer, type TaggedBackends } from './lb.js';
+export { LOOPBACK_LB_ENV, startRoutingPeer, startTaggedBackends, askTcp, rawExchange, type RoutingPeer, type TaggedBackends } from './lb.js';
 // The socket activator: nftables, its state and metrics, app nodes.
 export {
   nftTableName,

@@ -4,6 +4,13 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { NodeHealth, NodeView, PoolView } from '@switchyard/contracts';
 
 /**
+ * What a test's load balancer needs to serve its clients the way the tests expect: without
+ * proxy users, and to targets on 127.0.0.1 (both refused by default). The exit nodes of a test
+ * system reach 127.0.0.1 through EXIT_NODE_OUTBOUND_SUBNETS (system.ts).
+ */
+export const LOOPBACK_LB_ENV: Readonly<Record<string, string>> = Object.freeze({ LB_OPEN_PROXY: 'true', LB_ALLOWED_NETWORKS: '127.0.0.1/32' });
+
+/**
  * Stands in for exit-node-manager and health-monitor on the request subjects the load
  * balancer rebuilds its table from (`pool.req.snapshot`, `health.req.status`), as a NATS
  * peer. Tests and benches change `state` and the next rebuild sees it.

@@ -3,6 +3,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { ServiceName } from '@switchyard/contracts';
 import { createDockerClient } from '@switchyard/docker';
 import { eventually } from './async.js';
+import { LOOPBACK_LB_ENV } from './lb.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { startNatsServer, type NatsServer } from './nats-server.js';
 import { freePort } from './net.js';
@@ -68,6 +69,8 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
     SHUTDOWN_TIMEOUT_MS: '10000',
     ACTIVATOR_MODE: 'proxy',
     ACTIVATOR_LISTEN_PORT: String(activatorPort),
+    ...LOOPBACK_LB_ENV,
+    EXIT_NODE_OUTBOUND_SUBNETS: '127.0.0.1/32',
     ...overrides,
   });
 

@@ -1,5 +1,6 @@
 import { isBusUnavailable, type Bus } from '@switchyard/bus';
 import { catalog, type NodeHealth, type NodeTraffic, type NodeView, type PoolView, type Payload, type ReplyOf, type RequestSubject } from '@switchyard/contracts';
+import { requestPoolSnapshot } from '@switchyard/service-kit';
 import { ServiceUnavailable } from './http/errors.js';
 
 type Asked = RequestSubject;
@@ -47,11 +48,11 @@ export function createFleet(deps: FleetDeps) {
 
   return {
     async snapshot(tenantId: string): Promise<{ pools: PoolView[]; nodes: NodeView[] }> {
-      return ask('pool.req.snapshot', { tenantId });
+      return requestPoolSnapshot((q) => ask('pool.req.snapshot', q), { tenantId });
     },
     /** Another tenant's pool is indistinguishable from a missing one. */
     async pool(tenantId: string, poolId: string): Promise<PoolView | undefined> {
-      const { pools } = await ask('pool.req.snapshot', { tenantId });
+      const { pools } = await requestPoolSnapshot((q) => ask('pool.req.snapshot', q), { tenantId });
       return pools.find((p) => p.poolId === poolId && p.tenantId === tenantId);
     },
     /** The pool's policy as the sleep controller holds it; undefined when it has none. */

@@ -22,6 +22,12 @@ export const ExitNodeManagerEnv = Type.Object({
   EXIT_NODE_IMAGE: env.string({ minLength: 1, default: 'switchyard/exit-node:dev' }),
   /** Network of the exit pools that node.cmd.add creates ("start a node in JP"). */
   EXIT_NODE_NETWORK: env.enumOf(['bridge', 'host'], 'bridge'),
+  /**
+   * FIREWALL_OUTBOUND_SUBNETS of every exit node (gluetun's variable, which the exit-node
+   * image reads too): networks its proxy may reach outside the VPN. Set by the operator for
+   * all exit pools; a pool's own env cannot open more. Empty: none (production).
+   */
+  EXIT_NODE_OUTBOUND_SUBNETS: env.string({ default: '' }),
   /** The only host address node ports are published on; every client reaches nodes through it. */
   NODE_PUBLISH_HOST: ipAddress('127.0.0.1'),
   /** unix:///path or tcp://host:port; the local socket when unset. */

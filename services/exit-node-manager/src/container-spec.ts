@@ -48,6 +48,8 @@ export interface SpecConfig {
   readonly publishHost: string;
   /** DEFAULT_RESOURCE_POLICY when absent. */
   readonly resources?: ResourcePolicy;
+  /** FIREWALL_OUTBOUND_SUBNETS of every exit node; absent or empty: none. */
+  readonly outboundSubnets?: string;
 }
 
 export interface NodePort {
@@ -122,6 +124,9 @@ function environment(spec: PoolSpec, node: SpecNode, config: SpecConfig): string
     if (node.server) vars['SERVER_HOSTNAMES'] = node.server;
     // Lets the node name itself (the exit-node image's Via header) without knowing its pool.
     vars['NODE_ID'] = node.id;
+    // The operator's, not the tenant's: it opens the host's networks to the node's clients.
+    delete vars['FIREWALL_OUTBOUND_SUBNETS'];
+    if (config.outboundSubnets) vars['FIREWALL_OUTBOUND_SUBNETS'] = config.outboundSubnets;
   }
   if (isHostNetwork(spec)) {
     for (const p of nodePorts(spec)) if (p.env) vars[p.env] = String(hostPortOf(p, node.hostPorts));

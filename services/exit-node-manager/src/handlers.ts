@@ -5,7 +5,8 @@ import type { ContainerEvent } from './docker-events.js';
 import type { DockerOps } from './docker-ops.js';
 import type { Manager } from './manager.js';
 import type { Repository, StatsStore } from './ports.js';
-import { listNodeViews, nodeLogs, poolSnapshot } from './views.js';
+import type { SnapshotPages, SkippedRow } from '@switchyard/service-kit';
+import { listNodeViews, nodeLogs, snapshotViews } from './views.js';
 
 /** The request/reply subjects this service answers. */
 export type ServedSubject = 'node.req.list' | 'pool.req.snapshot' | 'node.req.logs';
@@ -26,6 +27,8 @@ export interface HandlersDeps extends ContainerEventDeps {
   readonly repo: Repository;
   readonly stats: StatsStore;
   readonly docker: DockerOps;
+  /** Serves pool.req.snapshot in pages; `skipped` hears of the rows left out. */
+  readonly snapshots: { readonly pages: SnapshotPages; readonly skipped: (row: SkippedRow) => void };
 }
 
 export function createHandlers(deps: HandlersDeps): Handlers {
@@ -34,7 +37,7 @@ export function createHandlers(deps: HandlersDeps): Handlers {
     commands: deps.manager.commands,
     requests: {
       'node.req.list': (p) => listNodeViews(repo, stats, p),
-      'pool.req.snapshot': (p) => poolSnapshot(repo, stats, p),
+      'pool.req.snapshot': (p) => deps.snapshots.pages.serve(p, () => snapshotViews(repo, stats, p.tenantId, deps.snapshots.skipped)),
       'node.req.logs': (p) => nodeLogs(repo, docker, p),
     },
     containerEvent: createContainerEventHandler(deps),

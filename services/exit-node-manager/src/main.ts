@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { createDb, migrateToLatest } from '@switchyard/db';
 import { createDockerClient } from '@switchyard/docker';
-import { Resync, runService } from '@switchyard/service-kit';
+import { Resync, runService, SnapshotPages } from '@switchyard/service-kit';
 import { ExitNodeManagerEnv, resourcePolicy } from './config.js';
 import { watchDockerEvents } from './docker-events.js';
 import { createDockerOps, DockerOpError } from './docker-ops.js';
@@ -15,6 +15,7 @@ import { createManager } from './manager.js';
 import { migrations } from './migrations.js';
 import { sqlRepository } from './repository.js';
 import { createStatsSampler } from './stats-sampler.js';
+import { reportSkippedRows } from './views.js';
 import type { Database } from './tables.js';
 
 await runService({
@@ -53,6 +54,7 @@ await runService({
         publishHost: config.NODE_PUBLISH_HOST,
         addedPoolNetwork: config.EXIT_NODE_NETWORK,
         resources: resourcePolicy(config),
+        outboundSubnets: config.EXIT_NODE_OUTBOUND_SUBNETS,
       },
       pickPort: pickFreePort,
       isExpected: intents.isExpected,
@@ -76,7 +78,10 @@ await runService({
     });
     onShutdown(async () => sampler.stop());
 
-    const handlers = createHandlers({ manager, healer, sampler, repo, stats, docker, publish: bus.publish.bind(bus), isExpected: intents.isExpected, log });
+    const skipped = reportSkippedRows(bus.deadLetter.bind(bus), log);
+    // A page is as large as the NATS server lets one message be, less room for its headers.
+    const snapshots = { pages: new SnapshotPages({ pageBytes: () => (bus.nc.info?.max_payload ?? 1024 * 1024) - 8192, onSkip: skipped }), skipped };
+    const handlers = createHandlers({ manager, healer, sampler, repo, stats, docker, snapshots, publish: bus.publish.bind(bus), isExpected: intents.isExpected, log });
     const serve = <S extends ServedSubject>(subject: S) => bus.serve(service, subject, handlers.requests[subject]);
     for (const subject of Object.keys(handlers.requests) as ServedSubject[]) serve(subject);
 

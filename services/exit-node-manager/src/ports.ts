@@ -99,6 +99,8 @@ export interface Repository {
   findNode(tenantId: string, nodeId: string): Promise<Node | undefined>;
   /** Live nodes (removed ones left out), narrowed by the filter. */
   listNodes(filter: NodeFilter): Promise<Node[]>;
+  /** Live pools and nodes (and the deleted pools of nodes mid-delete) of one moment, for pool.req.snapshot. */
+  snapshotRows(tenantId?: string): Promise<{ pools: Pool[]; nodes: Node[] }>;
   updateNode(tenantId: string, nodeId: string, patch: NodePatch): Promise<void>;
   setHostPorts(tenantId: string, nodeId: string, ports: HostPorts): Promise<void>;
   /** Every host port a live node holds, running or not. */

@@ -203,6 +203,40 @@ export async function appendNode(db: Db, pool: Pool, n: AddedNode): Promise<Node
   });
 }
 
+/**
+ * Everything `pool.req.snapshot` serves, of one tenant or of all, in one read-only REPEATABLE
+ * READ transaction, so the pools and nodes are of one moment: live nodes, live pools, and the
+ * deleted pools of nodes still live (mid-delete), whose views need their spec.
+ */
+export async function snapshotRows(db: Db, tenantId?: string): Promise<{ pools: Pool[]; nodes: Node[] }> {
+  return db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .setAccessMode('read only')
+    .execute(async (tx) => {
+      let nodes = tx.selectFrom('nodes').selectAll().where('status', '<>', 'removed');
+      let pools = tx
+        .selectFrom('pools')
+        .selectAll()
+        .where((eb) =>
+          eb.or([
+            eb('status', '=', 'active'),
+            eb.exists(
+              eb.selectFrom('nodes as n').select('n.id').whereRef('n.tenant_id', '=', 'pools.tenant_id').whereRef('n.pool_id', '=', 'pools.id').where('n.status', '<>', 'removed'),
+            ),
+          ]),
+        );
+      if (tenantId !== undefined) {
+        nodes = nodes.where('tenant_id', '=', tenantId);
+        pools = pools.where('tenant_id', '=', tenantId);
+      }
+      return {
+        pools: await pools.orderBy('tenant_id').orderBy('name').orderBy('id').execute(),
+        nodes: await nodes.orderBy('tenant_id').orderBy('pool_id').orderBy('ordinal').execute(),
+      };
+    });
+}
+
 /** The core's Repository over this database. */
 export function sqlRepository(db: Db): Repository {
   return {
@@ -217,6 +251,7 @@ export function sqlRepository(db: Db): Repository {
     appendNode: (pool, n) => appendNode(db, pool, n),
     findNode: (tenantId, nodeId) => findNode(db, tenantId, nodeId),
     listNodes: (filter) => listNodes(db, filter),
+    snapshotRows: (tenantId) => snapshotRows(db, tenantId),
     updateNode: (tenantId, nodeId, patch) => updateNode(db, tenantId, nodeId, patch),
     setHostPorts: (tenantId, nodeId, ports) => setHostPorts(db, tenantId, nodeId, ports),
     hostPortsInUse: () => hostPortsInUse(db),

@@ -1,8 +1,11 @@
+import { createHash } from 'node:crypto';
+import type { Bus } from '@switchyard/bus';
 import type { NodeMetrics, NodeView, Payload, PoolView, ReplyOf } from '@switchyard/contracts';
 import { isNotFound } from '@switchyard/docker';
+import type { PoolSnapshot, SkippedRow } from '@switchyard/service-kit';
 import { DockerOpError, type DockerOps } from './docker-ops.js';
 import { demuxLogLines } from './log-frames.js';
-import type { Repository, StatsStore } from './ports.js';
+import type { Log, Repository, StatsStore } from './ports.js';
 import type { Node, Pool } from './tables.js';
 
 type ViewRepository = Pick<Repository, 'findPool' | 'findNode' | 'listNodes' | 'listPools'>;
@@ -50,10 +53,55 @@ export async function listNodeViews(repo: ViewRepository, stats: StatsStore, p: 
   return { nodes: await viewsOf(repo, stats, nodes, pools) };
 }
 
-/** `pool.req.snapshot`: every live pool and node, of one tenant or of all. */
-export async function poolSnapshot(repo: ViewRepository, stats: StatsStore, p: Payload<'pool.req.snapshot'>): Promise<ReplyOf<'pool.req.snapshot'>> {
-  const [pools, nodes] = await Promise.all([repo.listPools(p.tenantId), repo.listNodes({ tenantId: p.tenantId })]);
-  return { pools: pools.map(toPoolView), nodes: await viewsOf(repo, stats, nodes, pools) };
+/**
+ * `pool.req.snapshot`: every live pool and node, of one tenant or of all, as views of one read;
+ * SnapshotPages checks each row and cuts them into pages. A node whose view cannot even be
+ * made (a spec that is not one) is left out here and told to `onSkip`.
+ */
+export async function snapshotViews(
+  repo: Pick<Repository, 'snapshotRows'>,
+  stats: StatsStore,
+  tenantId: string | undefined,
+  onSkip: (row: SkippedRow) => void,
+): Promise<PoolSnapshot> {
+  const { pools, nodes } = await repo.snapshotRows(tenantId);
+  const poolsByKey = new Map(pools.map((p) => [`${p.tenant_id}/${p.id}`, p]));
+  const samples = await stats.read(nodes.map((n) => n.id));
+  const views: NodeView[] = [];
+  for (const node of nodes) {
+    const pool = poolsByKey.get(`${node.tenant_id}/${node.pool_id}`);
+    if (!pool) continue;
+    try {
+      views.push(toNodeView(node, pool, samples.get(node.id) ?? null));
+    } catch (err) {
+      onSkip({ kind: 'node', tenantId: node.tenant_id, poolId: node.pool_id, nodeId: node.id, reason: `has no view: ${(err as Error).message}` });
+    }
+  }
+  return { pools: pools.filter((p) => p.status === 'active').map(toPoolView), nodes: views };
+}
+
+/**
+ * Reports each row left out of a snapshot once per process (again when its reason changes): a
+ * warning, and a dead letter on `dlq.pool.req.snapshot` whose body names the row and whose
+ * reason header says why. The body never holds the spec: its secretEnv stays out of the DLQ.
+ */
+export function reportSkippedRows(deadLetter: Bus['deadLetter'], log: Log, remember = 10_000): (row: SkippedRow) => void {
+  const told = new Set<string>();
+  return (row) => {
+    const what = row.kind === 'pool' ? `pool ${row.poolId}${row.nodes ? ` (with its ${row.nodes} nodes)` : ''}` : `node ${row.nodeId} of pool ${row.poolId}`;
+    const reason = `${what} of tenant ${row.tenantId} left out of pool.req.snapshot: ${row.reason}`;
+    const key = createHash('sha256').update(reason).digest('hex');
+    if (told.has(key)) return;
+    if (told.size >= remember) told.clear();
+    told.add(key);
+    log.warn({ kind: row.kind, tenantId: row.tenantId, poolId: row.poolId, nodeId: row.nodeId, reason: row.reason }, 'a row is left out of pool.req.snapshot');
+    const body = JSON.stringify({ kind: row.kind, tenantId: row.tenantId, poolId: row.poolId, ...(row.nodeId ? { nodeId: row.nodeId } : {}) });
+    // The message id lets several managers, or a restarted one, report a row once per window.
+    deadLetter('pool.req.snapshot', Buffer.from(body), reason, undefined, `snapshot-skip-${key}`).catch((err: Error) => {
+      told.delete(key);
+      log.warn({ err: err.message, poolId: row.poolId }, 'a row left out of pool.req.snapshot could not be dead-lettered');
+    });
+  };
 }
 
 /** `node.req.logs`: the last lines of the node's container, both streams; null for a node the tenant does not have. */

@@ -314,3 +314,16 @@ describe('containerSpec limits and privileges', () => {
     expect(hc).toMatchObject({ NetworkMode: 'host', Memory: 256 * 1024 * 1024, PidsLimit: 128 });
   });
 });
+
+describe("containerSpec: an exit node's firewall is the operator's", () => {
+  const pool = { tenantId: '0b3c2f0e-5d4a-4f1e-9f7a-1c2d3e4f5a6b', id: '11111111-1111-4111-8111-111111111111' };
+  const spec = { name: 'jp', kind: 'exit', country: 'JP', nodes: { min: 1, max: 1 }, env: { FIREWALL_OUTBOUND_SUBNETS: '10.0.0.0/8' } } as const;
+  const node = { id: '22222222-2222-4222-8222-222222222222', ordinal: 0, hostPorts: { proxy: 41000, control: 41001 } };
+
+  it("drops a pool's own FIREWALL_OUTBOUND_SUBNETS and sets EXIT_NODE_OUTBOUND_SUBNETS", () => {
+    const closed = containerSpec({ ...pool, spec }, node, { exitNodeImage: 'x', publishHost: '127.0.0.1' });
+    expect(closed.Env!.filter((e) => e.startsWith('FIREWALL_OUTBOUND_SUBNETS='))).toEqual([]);
+    const opened = containerSpec({ ...pool, spec }, node, { exitNodeImage: 'x', publishHost: '127.0.0.1', outboundSubnets: '127.0.0.1/32' });
+    expect(opened.Env!.filter((e) => e.startsWith('FIREWALL_OUTBOUND_SUBNETS='))).toEqual(['FIREWALL_OUTBOUND_SUBNETS=127.0.0.1/32']);
+  });
+});

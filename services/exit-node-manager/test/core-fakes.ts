@@ -124,6 +124,12 @@ export function memoryRepository(): Repository & { pools: Map<string, Pool>; nod
         .sort((a, b) => a.pool_id.localeCompare(b.pool_id) || a.ordinal - b.ordinal)
         .map(copy);
     },
+    async snapshotRows(tenantId) {
+      const mine = <T extends { tenant_id: string }>(r: T) => tenantId === undefined || r.tenant_id === tenantId;
+      const liveNodes = [...nodes.values()].filter((n) => n.status !== 'removed' && mine(n));
+      const held = new Set(liveNodes.map((n) => key(n.tenant_id, n.pool_id)));
+      return { pools: [...pools.values()].filter((p) => mine(p) && (live(p) || held.has(key(p.tenant_id, p.id)))).map(copy), nodes: liveNodes.map(copy) };
+    },
     async updateNode(tenantId, nodeId, patch) {
       const n = nodes.get(key(tenantId, nodeId));
       if (!n) return;

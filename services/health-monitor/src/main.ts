@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { runService } from '@switchyard/service-kit';
+import { requestPoolSnapshot, runService } from '@switchyard/service-kit';
 import { HealthMonitorEnv } from './config.js';
 import { monitorEvents, rebuildNodeSet } from './handlers.js';
 import { HealthStore } from './health-store.js';
@@ -46,7 +46,7 @@ await runService({
       events: monitorEvents(monitor),
       rebuild: rebuildNodeSet({
         monitor,
-        snapshot: () => bus.request('pool.req.snapshot', {}, { timeoutMs: 5000 }),
+        snapshot: () => requestPoolSnapshot((q) => bus.request('pool.req.snapshot', q, { timeoutMs: 5000 })),
         sleepPolicies: (p) => bus.request('sleep.req.policy', p, { timeoutMs: SLEEP_POLICY_TIMEOUT_MS }),
         log,
       }),

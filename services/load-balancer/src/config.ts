@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import Type from 'typebox';
 import { CommonEnv, env } from '@switchyard/config';
+import { parseNetworks } from './destinations.js';
 import { parseClientRegions, parseCountryPorts, parseProxyUsers, STRATEGIES } from './settings.js';
 
 // A list variable is checked by the parser that later reads it, so the start-up error and
@@ -28,6 +29,18 @@ export const LoadBalancerEnv = Type.Object({
   LB_COUNTRY_PORTS: listOf('COUNTRY=port pairs separated by commas, e.g. JP=18001,US=18002', parseCountryPorts),
   /** "alice:secret@<tenantId>,…"; empty means no authentication (development). */
   LB_PROXY_USERS: listOf('user:password@tenantId entries separated by commas', parseProxyUsers),
+  /** With no proxy user configured, serve exit pools to anyone anyway (development only). */
+  LB_OPEN_PROXY: env.bool(false),
+  /** Networks no client may reach through an exit pool, on top of the built-in list (destinations.ts). */
+  LB_DENIED_NETWORKS: listOf('IP networks (address/prefix) separated by commas, e.g. 10.20.0.0/16,fd00::/8', parseNetworks),
+  /** Networks exempted from the built-in list (not from LB_DENIED_NETWORKS): development and tests. */
+  LB_ALLOWED_NETWORKS: listOf('IP networks (address/prefix) separated by commas, e.g. 127.0.0.1/32', parseNetworks),
+  /** Open proxy-port connections from one client address, per worker process. */
+  LB_MAX_CONNECTIONS_PER_CLIENT: env.int({ minimum: 1, maximum: 1_000_000, default: 256 }),
+  /** A proxied connection with no byte either way for this long is closed. */
+  LB_IDLE_TIMEOUT_MS: env.int({ minimum: 1000, maximum: 86_400_000, default: 300_000 }),
+  /** Bytes read from a client before its node answers; beyond them the client is paused. */
+  LB_MAX_BUFFERED_BYTES: env.int({ minimum: 17 * 1024, maximum: 64 * 1024 * 1024, default: 64 * 1024 }),
   /** "10.0.0.0/8=eu-west,…": the client's region by source address, for geographic affinity. */
   LB_CLIENT_REGIONS: listOf('CIDR=region entries separated by commas, e.g. 10.0.0.0/8=eu-west', parseClientRegions),
   LB_CONNECT_RETRIES: env.int({ minimum: 0, maximum: 10, default: 2 }),

@@ -26,7 +26,11 @@ export class NodeTraffic {
   }
 }
 
-export type RejectReason = 'malformed' | 'auth' | 'unavailable' | 'failed';
+/**
+ * denied: a destination the policy forbids (the load balancer's, or the node's after it
+ * resolved a name); limit: over the per-client connection cap.
+ */
+export type RejectReason = 'malformed' | 'auth' | 'denied' | 'limit' | 'unavailable' | 'failed';
 
 export const trafficKey = (nodeId: string) => `lb:traffic:${nodeId}`;
 /** Counts of client requests refused before reaching a node, by reason. */

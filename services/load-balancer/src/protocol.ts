@@ -4,6 +4,8 @@
  * Each takes the bytes received so far and answers "need more", a result, or an error.
  */
 
+import { isValidHost } from './destinations.js';
+
 const NEED_MORE = null;
 
 export class ProtocolError extends Error {
@@ -98,6 +100,8 @@ export function parseSocksRequest(buf: Buffer): Parsed<Target> | null {
       if (len === 0) throw new ProtocolError('SOCKS5 request has an empty host name', SOCKS.REP_GENERAL_FAILURE);
       if (buf.length < 5 + len + 2) return NEED_MORE;
       host = buf.toString('latin1', 5, 5 + len);
+      // The name goes into the CONNECT line sent to the node: CR/LF here would add lines to it.
+      if (!isValidHost(host)) throw new ProtocolError('SOCKS5 request names an invalid host name', SOCKS.REP_GENERAL_FAILURE);
       at = 5 + len;
       break;
     }
@@ -145,12 +149,12 @@ const AUTHORITY = /^(\[[0-9A-Fa-f:.]+\]|[^\s:/[\]@]+):(\d{1,5})$/;
 
 function parseAuthority(authority: string, defaultPort?: number): Target | undefined {
   const m = AUTHORITY.exec(authority);
+  let target: Target | undefined;
   if (m) {
     const port = Number(m[2]);
-    return port >= 1 && port <= 65535 ? { host: m[1]!.replace(/^\[|\]$/g, ''), port } : undefined;
-  }
-  if (defaultPort !== undefined && /^[^\s:/[\]@]+$/.test(authority)) return { host: authority, port: defaultPort };
-  return undefined;
+    if (port >= 1 && port <= 65535) target = { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+  } else if (defaultPort !== undefined && /^[^\s:/[\]@]+$/.test(authority)) target = { host: authority, port: defaultPort };
+  return target && isValidHost(target.host) ? target : undefined;
 }
 
 export function decodeBasic(value: string): Credentials | undefined {
@@ -217,6 +221,7 @@ export function parseResponseHead(buf: Buffer): Parsed<number> | null {
 
 const REASONS: Record<number, string> = {
   400: 'Bad Request',
+  403: 'Forbidden',
   407: 'Proxy Authentication Required',
   431: 'Request Header Fields Too Large',
   502: 'Bad Gateway',

@@ -1,9 +1,10 @@
 import cluster from 'node:cluster';
 import type { Server } from 'node:net';
-import { runService } from '@switchyard/service-kit';
+import { requestPoolSnapshot, runService } from '@switchyard/service-kit';
 import { LoadBalancerEnv } from './config.js';
 import { TrafficCounters } from './counters.js';
 import { acceptAppClient, acceptProxyClient, type DataPlane } from './dataplane.js';
+import { destinationPolicy } from './destinations.js';
 import { bestNode, strategy, traffic } from './endpoints.js';
 import { rebuildTable, tableEvents } from './handlers.js';
 import { AppListeners, listen } from './listeners.js';
@@ -46,6 +47,11 @@ export async function runWorker(): Promise<void> {
           retries: config.LB_CONNECT_RETRIES,
           firstByteTimeoutMs: config.LB_FIRST_BYTE_TIMEOUT_MS,
           halfCloseTimeoutMs: config.LB_HALF_CLOSE_TIMEOUT_MS,
+          openProxy: config.LB_OPEN_PROXY,
+          destinations: destinationPolicy({ denied: config.LB_DENIED_NETWORKS, allowed: config.LB_ALLOWED_NETWORKS }),
+          maxConnectionsPerClient: config.LB_MAX_CONNECTIONS_PER_CLIENT,
+          idleTimeoutMs: config.LB_IDLE_TIMEOUT_MS,
+          maxBufferedBytes: config.LB_MAX_BUFFERED_BYTES,
         },
         credentials,
         connectFailed(node, error) {
@@ -71,7 +77,7 @@ export async function runWorker(): Promise<void> {
         events: tableEvents({ table, counters, redis: redis!, log }),
         rebuild: rebuildTable({
           table,
-          snapshot: () => bus.request('pool.req.snapshot', {}, { timeoutMs: 5000 }),
+          snapshot: () => requestPoolSnapshot((q) => bus.request('pool.req.snapshot', q, { timeoutMs: 5000 })),
           health: (p) => bus.request('health.req.status', p, { timeoutMs: 2000 }),
           log,
         }),
@@ -105,6 +111,11 @@ export async function runWorker(): Promise<void> {
         apps.close();
       });
       log.info({ proxyPort: config.LB_PROXY_PORT, countryPorts: config.LB_COUNTRY_PORTS || undefined, auth: credentials.configured() }, 'listening');
+      if (!credentials.configured()) {
+        if (config.LB_OPEN_PROXY) log.warn('LB_OPEN_PROXY=true and no proxy users: anyone who reaches the proxy ports uses every exit pool');
+        else log.info('no proxy users configured: exit pools are refused to every client (LB_OPEN_PROXY=true serves them unauthenticated)');
+      }
+      if (config.LB_ALLOWED_NETWORKS) log.warn({ allowed: config.LB_ALLOWED_NETWORKS }, 'LB_ALLOWED_NETWORKS exempts these networks from the destination deny list');
     },
   });
   process.send?.({ type: 'ready' });

@@ -6,6 +6,9 @@ import { aNodeView, aPublishedPort } from '@switchyard/testkit/fixtures';
 import { TrafficCounters } from '../src/counters.js';
 import { acceptAppClient, acceptProxyClient, type DataPlane, type DataPlaneConfig } from '../src/dataplane.js';
 import { ProxyCredentials, ProxyUserBook } from '../src/proxy-users.js';
+import { Inbox } from '../src/dataplane/inbox.js';
+import { destinationPolicy } from '../src/destinations.js';
+import { SOCKS } from '../src/protocol.js';
 import { Router } from '../src/router.js';
 import { RoutingTable } from '../src/table.js';
 
@@ -45,7 +48,11 @@ function nodeView(nodeId: string, port: number): NodeView {
 }
 
 /** A load balancer port in front of the given nodes; returns its port and the connfail count. */
-async function balancer(ports: number[], config: Partial<DataPlaneConfig>, front: 'proxy' | 'app' = 'proxy'): Promise<{ port: number; connfails: string[] }> {
+async function balancer(
+  ports: number[],
+  config: Partial<DataPlaneConfig>,
+  front: 'proxy' | 'app' = 'proxy',
+): Promise<{ port: number; connfails: string[]; counters: TrafficCounters }> {
   const counters = new TrafficCounters();
   const table = new RoutingTable(counters);
   table.replace({ pools: [pool], nodes: ports.map((p, i) => nodeView(`n${i}`, p)) }, undefined);
@@ -53,7 +60,21 @@ async function balancer(ports: number[], config: Partial<DataPlaneConfig>, front
   const dp: DataPlane = {
     router: new Router(table, { get: () => undefined }, 'round_robin', []),
     counters,
-    config: { connectTimeoutMs: 1000, handshakeTimeoutMs: 5000, retries: 2, firstByteTimeoutMs: 5000, halfCloseTimeoutMs: 5000, ...config },
+    config: {
+      connectTimeoutMs: 1000,
+      handshakeTimeoutMs: 5000,
+      retries: 2,
+      firstByteTimeoutMs: 5000,
+      halfCloseTimeoutMs: 5000,
+      // The targets below are on loopback, open to any client: what the tests before the
+      // front door's limits assumed.
+      openProxy: true,
+      destinations: destinationPolicy({ allowed: '127.0.0.0/8' }),
+      maxConnectionsPerClient: 1000,
+      idleTimeoutMs: 60_000,
+      maxBufferedBytes: 64 * 1024,
+      ...config,
+    },
     credentials: new ProxyCredentials(new Map(), new ProxyUserBook()),
     connectFailed: (_node, error) => connfails.push(error),
   };
@@ -61,7 +82,7 @@ async function balancer(ports: number[], config: Partial<DataPlaneConfig>, front
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   closers.push(() => server.close());
-  return { port: (server.address() as AddressInfo).port, connfails };
+  return { port: (server.address() as AddressInfo).port, connfails, counters };
 }
 
 /** Sends `request` and collects everything until the load balancer closes or ends the connection. */
@@ -163,6 +184,8 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+const b = (...bytes: number[]) => Buffer.from(bytes);
+
 const CONNECT = 'CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n';
 
 describe('data plane: a client no node can take is told so', () => {
@@ -214,5 +237,132 @@ describe('data plane: a client no node can take is told so', () => {
     const lb = await balancer([node.port], {}, 'app');
     const { text } = await exchange(lb.port, 'ping');
     expect(text).toBe('echo ping');
+  });
+});
+
+describe('data plane: the front door', () => {
+  const nodeAnswering = (head: string) => fakeNode((s) => s.once('data', () => s.write(head)));
+
+  it('without proxy users and LB_OPEN_PROXY, refuses every client with its protocol auth failure', async () => {
+    const node = await nodeAnswering('HTTP/1.1 200 OK\r\n\r\n');
+    const lb = await balancer([node.port], { openProxy: false });
+    const rejects = vi.spyOn(lb.counters, 'reject');
+    expect((await exchange(lb.port, CONNECT)).text).toMatch(/^HTTP\/1\.1 407 /);
+    expect((await exchange(lb.port, GET.replace('\r\n\r\n', '\r\nProxy-Authorization: Basic YTpi\r\n\r\n'))).text).toMatch(/^HTTP\/1\.1 407 /);
+    expect([...Buffer.from((await exchange(lb.port, b(5, 1, 0))).text, 'latin1')]).toEqual([5, 0xff]);
+    const userPass = Buffer.concat([b(5, 1, 2, 1, 1), Buffer.from('a'), b(1), Buffer.from('b')]);
+    expect([...Buffer.from((await exchange(lb.port, userPass)).text, 'latin1')]).toEqual([5, 2, 1, 1]);
+    expect(node.conns).toHaveLength(0);
+    expect(rejects.mock.calls).toEqual([['auth'], ['auth'], ['auth'], ['auth']]);
+  });
+
+  it('refuses denied IP literals with 403 and SOCKS5 0x02 before any node is dialled, and counts them', async () => {
+    const node = await nodeAnswering('HTTP/1.1 200 OK\r\n\r\n');
+    const lb = await balancer([node.port], { destinations: destinationPolicy() });
+    const rejects = vi.spyOn(lb.counters, 'reject');
+    for (const target of ['127.0.0.1:9', '10.0.0.1:80', '169.254.169.254:80', '[::1]:80', '[::ffff:127.0.0.1]:80', '[fe80::1]:80']) {
+      const { text } = await exchange(lb.port, `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+      expect(text, target).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+    }
+    expect((await exchange(lb.port, 'GET http://192.168.1.1/ HTTP/1.1\r\nHost: 192.168.1.1\r\n\r\n')).text).toMatch(/^HTTP\/1\.1 403 /);
+    const socks = await exchange(lb.port, b(5, 1, 0, 5, 1, 0, 1, 169, 254, 169, 254, 0, 80));
+    expect([...Buffer.from(socks.text, 'latin1')]).toEqual([5, 0, 5, SOCKS.REP_NOT_ALLOWED, 0, 1, 0, 0, 0, 0, 0, 0]);
+    const socks6 = await exchange(lb.port, Buffer.concat([b(5, 1, 0, 5, 1, 0, 4), Buffer.alloc(15), b(1, 0, 80)]));
+    expect([...Buffer.from(socks6.text, 'latin1')].slice(2, 4)).toEqual([5, SOCKS.REP_NOT_ALLOWED]);
+    expect(node.conns).toHaveLength(0);
+    expect(rejects.mock.calls.flat()).toEqual(Array(9).fill('denied'));
+  });
+
+  it('passes a target-side error on without counting the node as failed or trying another node', async () => {
+    const a = await nodeAnswering('HTTP/1.1 502 Bad Gateway\r\n\r\n');
+    const b2 = await nodeAnswering('HTTP/1.1 502 Bad Gateway\r\n\r\n');
+    const lb = await balancer([a.port, b2.port], { retries: 2 });
+    const rejects = vi.spyOn(lb.counters, 'reject');
+    const { text } = await exchange(lb.port, CONNECT);
+    expect(text).toMatch(/^HTTP\/1\.1 502 /);
+    expect(text).toContain('node answered CONNECT with 502');
+    const socks = await exchange(lb.port, b(5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, 0, 9));
+    expect([...Buffer.from(socks.text, 'latin1')].slice(2, 4)).toEqual([5, SOCKS.REP_HOST_UNREACHABLE]);
+    expect(lb.connfails).toEqual([]);
+    expect(a.conns.length + b2.conns.length).toBe(2);
+    expect(rejects.mock.calls.flat()).toEqual(['failed', 'failed']);
+  });
+
+  it("counts a node's 403 (its own destination policy) as denied and answers SOCKS5 with 0x02", async () => {
+    const node = await nodeAnswering('HTTP/1.1 403 Forbidden\r\n\r\n');
+    const lb = await balancer([node.port], {});
+    const rejects = vi.spyOn(lb.counters, 'reject');
+    const socksName = Buffer.concat([b(5, 1, 0, 5, 1, 0, 3, 9), Buffer.from('localhost'), b(0, 80)]);
+    expect([...Buffer.from((await exchange(lb.port, socksName)).text, 'latin1')].slice(2, 4)).toEqual([5, SOCKS.REP_NOT_ALLOWED]);
+    expect(lb.connfails).toEqual([]);
+    expect(rejects.mock.calls.flat()).toEqual(['denied']);
+  });
+
+  it('drops connections from one address beyond LB_MAX_CONNECTIONS_PER_CLIENT and admits again once one closes', async () => {
+    const lb = await balancer([], { maxConnectionsPerClient: 2 });
+    const rejects = vi.spyOn(lb.counters, 'reject');
+    const open = async () => {
+      const c = connect({ port: lb.port, host: '127.0.0.1' });
+      closers.push(() => c.destroy());
+      c.on('error', () => undefined);
+      await once(c, 'connect');
+      return c;
+    };
+    const [c1, c2] = [await open(), await open()];
+    const c3 = await open();
+    await closed(c3);
+    expect([c1.destroyed, c2.destroyed]).toEqual([false, false]);
+    expect(rejects.mock.calls.flat()).toEqual(['limit']);
+    c1.destroy();
+    // The server may see c1's close after the next connect: a bounded few tries.
+    let answer = '';
+    for (let i = 0; i < 20 && !answer; i++) answer = (await exchange(lb.port, CONNECT)).text;
+    // Admitted: the protocol's answer (no node serves the route), not a bare close.
+    expect(answer).toMatch(/^HTTP\/1\.1 503 /);
+  });
+
+  it('closes a tunnel that carries no byte either way for LB_IDLE_TIMEOUT_MS, on both sides', async () => {
+    const node = await nodeAnswering('HTTP/1.1 200 OK\r\n\r\n');
+    const lb = await balancer([node.port], { idleTimeoutMs: 300 });
+    const c = connect({ port: lb.port, host: '127.0.0.1' });
+    closers.push(() => c.destroy());
+    c.on('error', () => undefined);
+    c.write(CONNECT);
+    const [answer] = (await once(c, 'data')) as [Buffer];
+    expect(answer.toString()).toMatch(/^HTTP\/1\.1 200 /);
+    await closed(c);
+    await closed(node.conns[0]!);
+  });
+
+  it('closes a client that never finishes its request head after the handshake timeout', async () => {
+    const lb = await balancer([], { handshakeTimeoutMs: 200 });
+    const { text, ms } = await exchange(lb.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: exa');
+    expect(text).toBe('');
+    expect(ms).toBeGreaterThanOrEqual(150);
+  });
+});
+
+describe('Inbox', () => {
+  it('holds at most about maxBytes of a client that streams early, and loses nothing', async () => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    closers.push(() => server.close());
+    const c = connect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1' });
+    closers.push(() => c.destroy());
+    const [s] = (await once(server, 'connection')) as [Socket];
+    closers.push(() => s.destroy());
+    const inbox = new Inbox(s, 20_000);
+    const sent = Buffer.alloc(4 * 1024 * 1024, 7);
+    c.end(Buffer.concat([Buffer.from('HEAD'), sent]));
+    expect(await inbox.next((buf) => (buf.length >= 4 ? { value: buf.toString('latin1', 0, 4), consumed: 4 } : null))).toBe('HEAD');
+    await new Promise((r) => setTimeout(r, 200));
+    // One read of the kernel's buffer may land on top of a full inbox.
+    expect(inbox.buffered).toBeLessThan(20_000 + 256 * 1024);
+    const rest = [inbox.release()];
+    s.on('data', (d: Buffer) => rest.push(d));
+    s.resume();
+    await once(s, 'end');
+    expect(Buffer.concat(rest).equals(sent)).toBe(true);
   });
 });

@@ -111,3 +111,28 @@ describe('routing username', () => {
     expect(() => parseUsername('country-japan')).toThrow(/not a country code/);
   });
 });
+
+describe('targets that would inject into the line sent to the node', () => {
+  const socksDomain = (name: string) => Buffer.concat([b(5, 1, 0, 3, Buffer.byteLength(name, 'latin1')), Buffer.from(name, 'latin1'), b(0, 80)]);
+
+  it('SOCKS5: a domain with CR/LF or other bytes outside a host name is a general failure', () => {
+    expect(parseSocksRequest(socksDomain('example.com'))?.value).toEqual({ host: 'example.com', port: 80 });
+    for (const name of ['evil.com:80 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nX: y', 'a\nb', 'a b', 'a/b', '127.1']) {
+      let error: unknown;
+      try {
+        parseSocksRequest(socksDomain(name));
+      } catch (err) {
+        error = err;
+      }
+      expect(error, JSON.stringify(name)).toBeInstanceOf(ProtocolError);
+      expect((error as ProtocolError).code).toBe(SOCKS.REP_GENERAL_FAILURE);
+    }
+  });
+
+  it('HTTP: a CONNECT or absolute-form host that is not a host name is a 400', () => {
+    for (const head of ['CONNECT ex%0d%0aample.com:443 HTTP/1.1', 'CONNECT 0x7f.1:80 HTTP/1.1', 'GET http://2130706433/ HTTP/1.1', 'GET http://a_b$c.com/ HTTP/1.1']) {
+      expect(() => parseProxyRequest(Buffer.from(`${head}\r\nHost: x\r\n\r\n`)), head).toThrow(ProtocolError);
+    }
+    expect(parseProxyRequest(Buffer.from('CONNECT [::1]:443 HTTP/1.1\r\n\r\n'))?.target).toEqual({ host: '::1', port: 443 });
+  });
+});

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import type { Payload } from '@switchyard/contracts';
 import { createDb, migrateToLatest } from '@switchyard/db';
-import { runService } from '@switchyard/service-kit';
+import { requestPoolSnapshot, runService } from '@switchyard/service-kit';
 import { SleepControllerEnv } from './config.js';
 import { createHandlers } from './handlers.js';
 import { IdleDetector } from './idle-detector.js';
@@ -35,7 +35,7 @@ await runService({
     };
 
     const snapshots = createSnapshots({
-      request: (p) => bus.request('pool.req.snapshot', p, { timeoutMs: SNAPSHOT_TIMEOUT_MS }),
+      request: (p) => requestPoolSnapshot((q) => bus.request('pool.req.snapshot', q, { timeoutMs: SNAPSHOT_TIMEOUT_MS }), p),
       detector,
       policies,
       log,

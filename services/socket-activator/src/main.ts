@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { createServer, type Socket } from 'node:net';
 import { createDb, migrateToLatest } from '@switchyard/db';
-import { runService } from '@switchyard/service-kit';
+import { requestPoolSnapshot, runService } from '@switchyard/service-kit';
 import { Activator } from './activator.js';
 import { createCatchStore } from './catch-store.js';
 import { noRedirects, type Redirects } from './catches.js';
@@ -116,7 +116,7 @@ await runService({
     follow({
       what: 'catches',
       events: activatorEvents(activator),
-      rebuild: async () => activator.reconcile(await bus.request('pool.req.snapshot', {}, { timeoutMs: 5000 })),
+      rebuild: async () => activator.reconcile(await requestPoolSnapshot((q) => bus.request('pool.req.snapshot', q, { timeoutMs: 5000 }))),
       periodMs: RESYNC_MS,
     });
 

@@ -24,7 +24,7 @@ export async function forwardRequest(dp: DataPlane, sock: Socket, route: Route, 
     if (Buffer.isBuffer(first)) {
       if (sock.destroyed) return abandon(d);
       // Spliced with the close handling of an established connection.
-      spliceToNode(sock, { ...d, rest: first }, EMPTY, dp.config.halfCloseTimeoutMs);
+      spliceToNode(sock, { ...d, rest: first }, EMPTY, dp.config.halfCloseTimeoutMs, dp.config.idleTimeoutMs);
       return;
     }
     abandon(d);

@@ -6,13 +6,20 @@ const EMPTY: Buffer = Buffer.alloc(0);
 /** The peer closed or the connection broke: nothing to answer. */
 class Gone extends Error {}
 
-/** Buffers what a client sends during its handshake; parsers take whole messages from it. */
+/**
+ * Buffers what a client sends during its handshake and until its node answers; parsers take
+ * whole messages from it. Past `maxBytes` the socket is paused, so a client that streams
+ * before its tunnel exists is held back by TCP instead of growing this process's memory.
+ */
 export class Inbox {
   private buf: Buffer = EMPTY;
   private wake: (() => void) | undefined;
   private over = false;
 
-  constructor(private readonly sock: Socket) {
+  constructor(
+    private readonly sock: Socket,
+    private readonly maxBytes: number,
+  ) {
     sock.on('data', this.onData);
     sock.once('end', this.onEnd);
     sock.once('close', this.onEnd);
@@ -20,6 +27,7 @@ export class Inbox {
 
   private readonly onData = (chunk: Buffer) => {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    if (this.buf.length >= this.maxBytes) this.sock.pause();
     this.wake?.();
   };
 
@@ -37,9 +45,17 @@ export class Inbox {
         return r.value;
       }
       if (this.over) throw new Gone();
+      // A parser's messages are smaller than maxBytes: if one is still incomplete, some bytes
+      // were consumed since the pause and there is room again.
+      if (this.sock.isPaused() && this.buf.length < this.maxBytes) this.sock.resume();
       await new Promise<void>((resolve) => (this.wake = resolve));
       this.wake = undefined;
     }
+  }
+
+  /** Bytes held now (at most one chunk past `maxBytes`). */
+  get buffered(): number {
+    return this.buf.length;
   }
 
   /** Stops buffering and hands back what arrived beyond the handshake. */

@@ -1,4 +1,5 @@
 import type { TrafficCounters } from '../counters.js';
+import type { DestinationPolicy } from '../destinations.js';
 import type { Router } from '../router.js';
 import type { RouteNode } from '../table.js';
 
@@ -10,11 +11,21 @@ export interface DataPlaneConfig {
   readonly firstByteTimeoutMs: number;
   /** After one side of a spliced connection ended, bound on the other direction. */
   readonly halfCloseTimeoutMs: number;
+  /** No credential configured: serve every client unscoped instead of refusing them (development). */
+  readonly openProxy: boolean;
+  /** Which IP-literal targets a client may name. */
+  readonly destinations: DestinationPolicy;
+  /** Open proxy-port connections one client address may hold in this worker. */
+  readonly maxConnectionsPerClient: number;
+  /** A proxied connection with no byte either way for this long is closed. */
+  readonly idleTimeoutMs: number;
+  /** Bytes held from a client before its node answers; beyond them it is paused. */
+  readonly maxBufferedBytes: number;
 }
 
 /** The credentials of the proxy ports (LB_PROXY_USERS and the tenants' proxy users). */
 export interface CredentialCheck {
-  /** Whether any credential exists now; none: no authentication, every tenant's pools are candidates. */
+  /** Whether any credential exists now; none: every client is refused, or served unscoped when `openProxy`. */
   configured(): boolean;
   /** The tenant of a user name and password, or undefined when they match no credential. */
   verify(user: string, password: string): Promise<string | undefined>;

@@ -26,9 +26,9 @@ interface Scope {
   readonly tenantId: string | undefined;
 }
 
-/** Checks credentials when any are configured; without any every request is unscoped. */
+/** Checks credentials when any are configured; without any every request is refused, or unscoped when the proxy is open. */
 async function authenticate(dp: DataPlane, creds: Credentials | undefined, routing: Routing | undefined): Promise<Scope | undefined> {
-  if (!dp.credentials.configured()) return { tenantId: undefined };
+  if (!dp.credentials.configured()) return dp.config.openProxy ? { tenantId: undefined } : undefined;
   if (!creds || !routing) return undefined;
   const tenantId = await dp.credentials.verify(routing.user, creds.password);
   return tenantId === undefined ? undefined : { tenantId };
@@ -41,13 +41,37 @@ function routeFor(dp: DataPlane, listenerCountry: string | undefined, routing: R
 
 const clientOf = (sock: Socket, routing: Routing | undefined): Client => ({ address: sock.remoteAddress, region: routing?.region, session: routing?.session });
 
+/** Open connections per client address, per data plane (one per worker process). */
+const openByClient = new WeakMap<DataPlane, Map<string, number>>();
+
+/** Counts the connection against its address's cap; false (and dropped) when over it. */
+function admit(dp: DataPlane, sock: Socket): boolean {
+  let open = openByClient.get(dp);
+  if (!open) openByClient.set(dp, (open = new Map()));
+  const address = sock.remoteAddress ?? '';
+  const n = open.get(address) ?? 0;
+  if (n >= dp.config.maxConnectionsPerClient) {
+    dp.counters.reject('limit');
+    sock.destroy();
+    return false;
+  }
+  open.set(address, n + 1);
+  sock.once('close', () => {
+    const left = open.get(address)! - 1;
+    if (left === 0) open.delete(address);
+    else open.set(address, left);
+  });
+  return true;
+}
+
 /** One client of a proxy port: SOCKS5 if the first byte is 5, an HTTP proxy request otherwise. */
 export function acceptProxyClient(dp: DataPlane, sock: Socket, listenerCountry: string | undefined): void {
   sock.on('error', () => undefined);
+  if (!admit(dp, sock)) return;
   const timer = setTimeout(() => sock.destroy(), dp.config.handshakeTimeoutMs);
   // Once the request is read, the client waits on us: dialling has its own bounds.
   const disarm = () => clearTimeout(timer);
-  const inbox = new Inbox(sock);
+  const inbox = new Inbox(sock, dp.config.maxBufferedBytes);
   const run = async () => {
     const first = await inbox.next((b) => (b.length > 0 ? { value: b[0]!, consumed: 0 } : null));
     if (first === SOCKS.VERSION) await socks5(dp, sock, inbox, listenerCountry, disarm);
@@ -71,7 +95,11 @@ async function socks5(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCountry
     throw err;
   }
   // Username/password whenever offered: without users configured it still carries the routing.
-  const method = methods.has(SOCKS.USER_PASS) ? SOCKS.USER_PASS : !dp.credentials.configured() && methods.has(SOCKS.NO_AUTH) ? SOCKS.NO_AUTH : SOCKS.NO_METHOD;
+  const method = methods.has(SOCKS.USER_PASS)
+    ? SOCKS.USER_PASS
+    : !dp.credentials.configured() && dp.config.openProxy && methods.has(SOCKS.NO_AUTH)
+      ? SOCKS.NO_AUTH
+      : SOCKS.NO_METHOD;
   if (method === SOCKS.NO_METHOD) {
     dp.counters.reject('auth');
     sock.end(Buffer.from([SOCKS.VERSION, SOCKS.NO_METHOD]));
@@ -108,13 +136,18 @@ async function socks5(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCountry
     }
     throw err;
   }
+  if (!dp.config.destinations.allows(target.host)) {
+    dp.counters.reject('denied');
+    sock.end(socksReply(SOCKS.REP_NOT_ALLOWED));
+    return;
+  }
   disarm();
   const route = routeFor(dp, listenerCountry, routing, scope);
   const dialed = await dialForClient(dp, sock, route, clientOf(sock, routing), target, (err) => socksReply(err.socks));
   if (!dialed) return;
   const early = inbox.release();
   sock.write(socksReply(SOCKS.REP_SUCCESS));
-  spliceToNode(sock, dialed, early, dp.config.halfCloseTimeoutMs);
+  spliceToNode(sock, dialed, early, dp.config.halfCloseTimeoutMs, dp.config.idleTimeoutMs);
 }
 
 async function httpProxy(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCountry: string | undefined, disarm: () => void): Promise<void> {
@@ -141,6 +174,11 @@ async function httpProxy(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCoun
     sock.end(httpError(407, 'proxy authentication required'));
     return;
   }
+  if (!dp.config.destinations.allows(req.target.host)) {
+    dp.counters.reject('denied');
+    sock.end(httpError(403, `${req.target.host} is not an allowed destination`));
+    return;
+  }
   disarm();
   const route = routeFor(dp, listenerCountry, routing, scope);
   const client = clientOf(sock, routing);
@@ -149,7 +187,7 @@ async function httpProxy(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCoun
   const early = inbox.release();
   if (req.connect) {
     sock.write(CONNECT_OK);
-    spliceToNode(sock, dialed, early, dp.config.halfCloseTimeoutMs);
+    spliceToNode(sock, dialed, early, dp.config.halfCloseTimeoutMs, dp.config.idleTimeoutMs);
   } else {
     await forwardRequest(dp, sock, route, client, req.head, early, dialed);
   }

@@ -20,7 +20,12 @@ export class Unroutable extends Error {
   }
 }
 
-class NodeRefused extends Error {}
+/** The node answered CONNECT, but not with a tunnel: the target's fault, not the node's. */
+class TargetRefused extends Error {
+  constructor(readonly status: number) {
+    super(`node answered CONNECT with ${status}`);
+  }
+}
 
 /** Asks a node's HTTP proxy for a tunnel; resolves with the bytes it sent after its head. */
 function nodeConnect(s: Socket, target: Target, timeoutMs: number): Promise<Buffer> {
@@ -43,7 +48,7 @@ function nodeConnect(s: Socket, target: Target, timeoutMs: number): Promise<Buff
       try {
         const head = parseResponseHead(buf);
         if (!head) return;
-        if (head.value < 200 || head.value > 299) done(new NodeRefused(`node answered CONNECT with ${head.value}`));
+        if (head.value < 200 || head.value > 299) done(new TargetRefused(head.value));
         else done(undefined, buf.subarray(head.consumed));
       } catch (err) {
         done(err as Error);
@@ -74,7 +79,6 @@ export interface Dialed {
 async function dialRoute(dp: DataPlane, route: Route, client: Client, tunnel: Target | undefined, tried?: Set<string>): Promise<Dialed> {
   let exclude = tried;
   let lastError = '';
-  let refusedByNode = false;
   let picked = false;
   for (let attempt = 0; attempt <= dp.config.retries; attempt++) {
     const node = dp.router.pick(route, client, exclude);
@@ -91,15 +95,21 @@ async function dialRoute(dp: DataPlane, route: Route, client: Client, tunnel: Ta
     } catch (err) {
       upstream?.destroy();
       node.traffic.closed();
+      // The node is up and answered for its target (down, or refused by the node's own
+      // policy): another node would reach the same target, and passive health must not
+      // mark the node down for it.
+      if (err instanceof TargetRefused) {
+        const msg = `the target could not be reached: ${err.message}`;
+        if (err.status === 403) throw new Unroutable(msg, 502, SOCKS.REP_NOT_ALLOWED, 'denied');
+        throw new Unroutable(msg, 502, SOCKS.REP_HOST_UNREACHABLE, 'failed');
+      }
       node.traffic.dFailed++;
       lastError = (err as Error).message;
-      refusedByNode ||= err instanceof NodeRefused;
       dp.connectFailed(node, lastError);
       (exclude ??= new Set()).add(node.id);
     }
   }
   if (!picked) throw new Unroutable('no healthy node for this route', 503, SOCKS.REP_GENERAL_FAILURE, 'unavailable');
-  if (refusedByNode) throw new Unroutable(`the target could not be reached: ${lastError}`, 502, SOCKS.REP_HOST_UNREACHABLE, 'failed');
   throw new Unroutable(`no node could be reached: ${lastError}`, 502, SOCKS.REP_GENERAL_FAILURE, 'failed');
 }
 
@@ -142,10 +152,17 @@ export function abandon(d: Dialed): void {
 
 /**
  * Pipes the client and its node both ways (a bounded half-close: see splice); the node's
- * connection count drops and bytes are counted once both close.
+ * connection count drops and bytes are counted once both close. With `idleMs`, a connection
+ * that carries no byte either way for that long is cut (every byte passes the client socket).
  */
-export function spliceToNode(client: Socket, d: Dialed, early: Buffer, halfCloseMs: number): void {
+export function spliceToNode(client: Socket, d: Dialed, early: Buffer, halfCloseMs: number, idleMs?: number): void {
   const { node } = d;
+  if (idleMs) {
+    client.setTimeout(idleMs, () => {
+      client.destroy();
+      d.upstream.destroy();
+    });
+  }
   splice(client, d.upstream, {
     halfCloseMs,
     toA: d.rest,
