@@ -24,6 +24,7 @@ describe('proxy users through the gateway, the load balancer and an exit pool', 
   const a = { id: '', key: '' };
   const b = { id: '', key: '' };
   let shopA: { id: string; password: string };
+  let shopB: { id: string; password: string };
 
   /** The HTTP status of one absolute-form GET through the proxy, on a fresh connection. */
   async function statusOf(user: string | undefined, password = ''): Promise<number> {
@@ -79,6 +80,8 @@ describe('proxy users through the gateway, the load balancer and an exit pool', 
       LB_ACCEPT: 'primary',
       // Long, so what the running load balancer learns below comes from the events.
       LB_REBUILD_INTERVAL_MS: '600000',
+      // As in production: with no credential left the ports close rather than open.
+      LB_OPEN_PROXY: 'false',
     });
   }, 150_000);
 
@@ -118,7 +121,7 @@ describe('proxy users through the gateway, the load balancer and an exit pool', 
   });
 
   it("another tenant's user, even of the same name, reaches only its own tenant's pools", async () => {
-    const shopB = await createUser(b.key, 'shop');
+    shopB = await createUser(b.key, 'shop');
     // Learned from proxyuser.evt.created: authenticated (no 407) but tenant B has no pool.
     await eventually(
       () => everyWorker('shop-country-jp', shopB.password),
@@ -164,5 +167,20 @@ describe('proxy users through the gateway, the load balancer and an exit pool', 
     // The tenant's other user is untouched.
     expect(await everyWorker('shop-country-jp', shopA.password)).toEqual(all(200));
     expect((await sys.http('GET', '/v1/proxy-users', { key: a.key })).body.users.map((u: { name: string }) => u.name)).toEqual(['shop']);
+  });
+
+  it('revoking the last user closes the ports: nothing opens them unauthenticated', async () => {
+    expect((await sys.http('DELETE', `/v1/proxy-users/${shopA.id}`, { key: a.key })).status).toBe(204);
+    expect((await sys.http('DELETE', `/v1/proxy-users/${shopB.id}`, { key: b.key })).status).toBe(204);
+    await eventually(
+      () => everyWorker('shop-country-jp', shopA.password),
+      (s) => s.every((x) => x === 407),
+      5_000,
+      'shop refused',
+    );
+    expect(await everyWorker(undefined)).toEqual(all(407));
+    expect(await everyWorker('country-jp', 'x')).toEqual(all(407));
+    const socksNone = await rawExchange(proxyPort, Buffer.from([5, 1, 0]), 3000);
+    expect([...socksNone.bytes]).toEqual([5, 0xff]);
   });
 });
