@@ -319,6 +319,29 @@ export const catalog = {
     summary: 'a sync run ended, ok or not',
   }),
 
+  // proxy users: api-gateway owns them, every load-balancer worker keeps a copy
+  'proxyuser.evt.created': event({
+    schema: M.ProxyUserView,
+    durable: true,
+    producers: ['api-gateway'],
+    consumers: ['load-balancer'],
+    summary: 'a tenant created a proxy user: its name and password hash (never the password)',
+  }),
+  'proxyuser.evt.revoked': event({
+    schema: M.ProxyUserRevoked,
+    durable: true,
+    producers: ['api-gateway'],
+    consumers: ['load-balancer'],
+    summary: 'a proxy user was revoked: refuse it from now on',
+  }),
+  'proxyuser.req.snapshot': request({
+    schema: M.ProxyUserSnapshotRequest,
+    reply: M.ProxyUserSnapshotReply,
+    responder: 'api-gateway',
+    requesters: ['load-balancer'],
+    summary: "every tenant's live proxy users with their password hashes, to rebuild from",
+  }),
+
   'activator.req.arm': request({
     schema: M.ArmRequest,
     reply: M.ArmReply,

@@ -38,5 +38,6 @@ export {
 export type { NodeHealth, NodeTraffic } from './messages.js';
 export { NodeView, PoolView } from './messages.js';
 export { CatchView, ActivityEntry } from './messages.js';
+export { PROXY_USER_NAME, ProxyUserName, ProxyUserHash, ProxyUserView } from './messages.js';
 export { ContractError, formatIssues, schemaIssues, payloadIssues, assertPayload, assertReply, poolSpecIssues, sleepPolicyIssues } from './validate.js';
 export type { Issue } from './validate.js';

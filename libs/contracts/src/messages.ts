@@ -346,3 +346,36 @@ export const ActivityEntry = obj({
   at: Timestamp,
 });
 export type ActivityEntry = Static<typeof ActivityEntry>;
+
+// ---- proxy users: api-gateway owns them; the load balancer checks credentials with these ----
+
+/**
+ * One token of the proxy username grammar `[<user>-]country-<cc>[-region-<r>][-session-<id>]`:
+ * no dash (a dash would split the name into tokens the load balancer may read as keywords),
+ * and not a keyword itself.
+ */
+export const PROXY_USER_NAME = /^(?!(?:country|region|session)$)[a-z0-9][a-z0-9_]{0,31}$/;
+export const ProxyUserName = Type.String({
+  pattern: PROXY_USER_NAME.source,
+  description: 'lower-case letters, digits and underscores, 1-32 characters, starting with a letter or digit; not "country", "region" or "session"',
+});
+/** How the password was hashed: enough to recompute it, never the password itself. */
+export const ProxyUserHash = obj({
+  algorithm: Type.Literal('scrypt'),
+  // Bounded so a verifier never runs an scrypt above Node's default 32 MiB memory limit.
+  n: Type.Integer({ minimum: 1024, maximum: 32_768, description: 'scrypt cost (a power of two)' }),
+  r: Type.Integer({ minimum: 1, maximum: 8 }),
+  p: Type.Integer({ minimum: 1, maximum: 4 }),
+  salt: Type.String({ minLength: 16, maxLength: 88, description: 'base64' }),
+  hash: Type.String({ minLength: 16, maxLength: 88, description: 'base64 of the derived key' }),
+});
+export type ProxyUserHash = Static<typeof ProxyUserHash>;
+export const ProxyUserView = obj({ tenantId: TenantId, userId: Id, name: ProxyUserName, hash: ProxyUserHash, createdAt: Timestamp });
+export type ProxyUserView = Static<typeof ProxyUserView>;
+export const ProxyUserRevoked = obj({ tenantId: TenantId, userId: Id, name: ProxyUserName, at: Timestamp });
+/** Paged by user id, so the reply stays within a NATS message however many tenants there are. */
+export const ProxyUserSnapshotRequest = obj({ after: Type.Optional(Id) });
+export const ProxyUserSnapshotReply = obj({
+  users: Type.Array(ProxyUserView),
+  more: Type.Boolean({ description: 'true: ask again with `after` set to the last user id of this page' }),
+});

@@ -28,6 +28,8 @@ export interface AppDeps {
   servers: ServerCatalog;
   /** HTTP Basic account of the /api surface; absent, only API keys open it. */
   basic?: BasicAccount | undefined;
+  /** Live proxy users a tenant may have; 20 when unset. */
+  proxyUsersPerTenant?: number | undefined;
   /** The pool policy every order that may add pools or nodes passes first. */
   guard: PoolGuard;
   /** Seals a pool's secretEnv (SECRETS_KEY); without it, orders with secrets are refused. */
@@ -72,6 +74,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const reachability = reachabilityOf(db, deps.natsConnected);
   app.register(healthRoutes(reachability));
   app.register(compatRoutes({ db, fleet, servers: deps.servers, basic: deps.basic, onOrderPlaced, guard, health: reachability }), { prefix: '/api' });
-  app.register(v1Routes({ db, fleet, onOrderPlaced, guard, secrets: deps.secrets ?? orderSecrets(undefined) }), { prefix: '/v1' });
+  app.register(v1Routes({ db, fleet, onOrderPlaced, guard, secrets: deps.secrets ?? orderSecrets(undefined), proxyUsersPerTenant: deps.proxyUsersPerTenant ?? 20 }), {
+    prefix: '/v1',
+  });
   return app;
 }

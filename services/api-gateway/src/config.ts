@@ -19,6 +19,8 @@ export const ApiGatewayEnv = Type.Object({
   VPN_SERVERS_FILE: Type.Optional(env.string({ minLength: 1 })),
   /** Bound on a query to another service (node lists, health, counters, logs). */
   SERVICE_REQUEST_TIMEOUT_MS: env.int({ minimum: 50, maximum: 60_000, default: 3000 }),
+  /** Live proxy users (credentials of the load balancer's proxy ports) one tenant may have. */
+  PROXY_USERS_PER_TENANT: env.int({ minimum: 0, maximum: 10_000, default: 20 }),
   SPEEDTEST_TIMEOUT_MS: env.int({ minimum: 1000, maximum: 600_000, default: 60_000 }),
   // The pool policy of member keys (orders/pool-policy.ts); admin keys are exempt except from the POOL_MAX_* maxima.
   /** The image exit pools run when their spec names none (exit-node-manager's variable of the same name). */

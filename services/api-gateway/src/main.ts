@@ -13,6 +13,7 @@ import { limitsOf } from './orders/pool-policy.js';
 import { orderSecrets } from './secrets.js';
 import { startOrderSweeper } from './orders/sweeper.js';
 import { startOutboxRelay } from './outbox.js';
+import { proxyUserSnapshot } from './proxy-users.js';
 import { loadServerCatalog } from './server-catalog.js';
 import type { Database } from './tables.js';
 
@@ -37,7 +38,7 @@ await runService({
   env: ApiGatewayEnv,
   // Only for the node-addition rate, which every gateway process shares.
   redis: true,
-  async start({ config, log, bus, natsConnected, onShutdown, consume, redis }) {
+  async start({ config, log, bus, service, natsConnected, onShutdown, consume, redis }) {
     if ((config.COMPAT_API_USERNAME === undefined) !== (config.COMPAT_API_PASSWORD === undefined)) {
       exitConfig(log, config.COMPAT_API_USERNAME ? 'COMPAT_API_PASSWORD' : 'COMPAT_API_USERNAME', 'set both COMPAT_API_USERNAME and COMPAT_API_PASSWORD, or neither');
     }
@@ -62,6 +63,7 @@ await runService({
     onShutdown(() => relay.stop());
     consume(gatewayConsumers(db));
     startOrderSweeper({ db, log, staleAfterMs: config.ORDER_STALE_AFTER_MS, onShutdown });
+    bus.serve(service, 'proxyuser.req.snapshot', (p) => proxyUserSnapshot(db, p));
 
     const fleet = createFleet({ bus, natsConnected, timeoutMs: config.SERVICE_REQUEST_TIMEOUT_MS, speedTestTimeoutMs: config.SPEEDTEST_TIMEOUT_MS });
     const basic =
@@ -80,6 +82,7 @@ await runService({
       guard,
       secrets,
       timeouts: { requestMs: config.HTTP_REQUEST_TIMEOUT_MS, connectionMs: config.HTTP_CONNECTION_TIMEOUT_MS },
+      proxyUsersPerTenant: config.PROXY_USERS_PER_TENANT,
     });
     // Registered last so it runs first: stop taking requests before the relay and db close.
     onShutdown(() => app.close());

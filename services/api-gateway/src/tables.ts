@@ -70,6 +70,22 @@ interface ActivityTable {
   recorded_at: CreatedAt;
 }
 
+interface ProxyUserTable {
+  tenant_id: string;
+  id: string;
+  name: string;
+  algorithm: 'scrypt';
+  cost_n: number;
+  cost_r: number;
+  cost_p: number;
+  /** base64 */
+  salt: string;
+  /** base64 of the scrypt key of the generated password; the password itself is never stored. */
+  hash: string;
+  created_at: CreatedAt;
+  revoked_at: Date | null;
+}
+
 export interface Database {
   tenants: TenantTable;
   api_keys: ApiKeyTable;
@@ -77,8 +93,10 @@ export interface Database {
   outbox: OutboxTable;
   speed_tests: SpeedTestTable;
   activity: ActivityTable;
+  proxy_users: ProxyUserTable;
 }
 
 export type Order = Selectable<OrderTable>;
 export type SpeedTest = Selectable<SpeedTestTable>;
 export type Activity = Selectable<ActivityTable>;
+export type ProxyUser = Selectable<ProxyUserTable>;

@@ -3,5 +3,5 @@
 // (upstream), the proxy ports' SOCKS5 / HTTP front end (proxy-front, absolute-form) and the
 // app pools' plain TCP one (app-front).
 export { acceptAppClient } from './dataplane/app-front.js';
-export type { DataPlane, DataPlaneConfig } from './dataplane/plane.js';
+export type { CredentialCheck, DataPlane, DataPlaneConfig } from './dataplane/plane.js';
 export { acceptProxyClient } from './dataplane/proxy-front.js';

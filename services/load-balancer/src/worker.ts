@@ -10,6 +10,7 @@ import { rebuildTable, tableEvents } from './handlers.js';
 import { AppListeners, listen } from './listeners.js';
 import { Router } from './router.js';
 import { parseClientRegions, parseCountryPorts, parseProxyUsers } from './settings.js';
+import { ProxyCredentials, ProxyUserBook, proxyUserEvents, rebuildProxyUsers } from './proxy-users.js';
 import { openStrategyStore } from './strategies.js';
 import { RoutingTable } from './table.js';
 
@@ -26,6 +27,15 @@ export async function runWorker(): Promise<void> {
       const table = new RoutingTable(counters, cluster.isWorker ? config.LB_WORKERS : 1);
       const store = await openStrategyStore(nc, log);
       onShutdown(() => store.stop());
+      // Every worker follows the tenants' proxy users itself, as it follows the routing table.
+      const proxyUsers = new ProxyUserBook();
+      const credentials = new ProxyCredentials(parseProxyUsers(config.LB_PROXY_USERS), proxyUsers);
+      const usersResync = follow({
+        what: 'proxy users',
+        events: proxyUserEvents(proxyUsers),
+        rebuild: rebuildProxyUsers(proxyUsers, (p) => bus.request('proxyuser.req.snapshot', p, { timeoutMs: 5000 })),
+        periodMs: config.LB_REBUILD_INTERVAL_MS,
+      });
       const router = new Router(table, store, config.LB_DEFAULT_STRATEGY, parseClientRegions(config.LB_CLIENT_REGIONS));
 
       const dp: DataPlane = {
@@ -37,13 +47,13 @@ export async function runWorker(): Promise<void> {
           retries: config.LB_CONNECT_RETRIES,
           firstByteTimeoutMs: config.LB_FIRST_BYTE_TIMEOUT_MS,
           halfCloseTimeoutMs: config.LB_HALF_CLOSE_TIMEOUT_MS,
-          users: parseProxyUsers(config.LB_PROXY_USERS),
           openProxy: config.LB_OPEN_PROXY,
           destinations: destinationPolicy({ denied: config.LB_DENIED_NETWORKS, allowed: config.LB_ALLOWED_NETWORKS }),
           maxConnectionsPerClient: config.LB_MAX_CONNECTIONS_PER_CLIENT,
           idleTimeoutMs: config.LB_IDLE_TIMEOUT_MS,
           maxBufferedBytes: config.LB_MAX_BUFFERED_BYTES,
         },
+        credentials,
         connectFailed(node, error) {
           bus
             .publish('lb.evt.connfail', { tenantId: node.tenantId, poolId: node.poolId, nodeId: node.id, at: new Date().toISOString(), error: error.slice(0, 500) })
@@ -74,7 +84,7 @@ export async function runWorker(): Promise<void> {
         periodMs: config.LB_REBUILD_INTERVAL_MS,
       });
       // Ready once the first rebuild was tried; a failed one is retried soon, not a period later.
-      await resync.settled();
+      await Promise.all([resync.settled(), usersResync.settled()]);
       const scoreTimer = setInterval(() => {
         bus.request('health.req.status', {}, { timeoutMs: 1000 }).then(
           (reply) => table.refreshScores(reply.nodes),
@@ -100,8 +110,8 @@ export async function runWorker(): Promise<void> {
         for (const s of servers) s.close();
         apps.close();
       });
-      log.info({ proxyPort: config.LB_PROXY_PORT, countryPorts: config.LB_COUNTRY_PORTS || undefined, auth: dp.config.users.size > 0 }, 'listening');
-      if (dp.config.users.size === 0) {
+      log.info({ proxyPort: config.LB_PROXY_PORT, countryPorts: config.LB_COUNTRY_PORTS || undefined, auth: credentials.configured() }, 'listening');
+      if (!credentials.configured()) {
         if (config.LB_OPEN_PROXY) log.warn('LB_OPEN_PROXY=true and no proxy users: anyone who reaches the proxy ports uses every exit pool');
         else log.info('no proxy users configured: exit pools are refused to every client (LB_OPEN_PROXY=true serves them unauthenticated)');
       }

@@ -5,6 +5,7 @@ import type { NodeView, PoolView } from '@switchyard/contracts';
 import { aNodeView, aPublishedPort } from '@switchyard/testkit/fixtures';
 import { TrafficCounters } from '../src/counters.js';
 import { acceptAppClient, acceptProxyClient, type DataPlane, type DataPlaneConfig } from '../src/dataplane.js';
+import { ProxyCredentials, ProxyUserBook } from '../src/proxy-users.js';
 import { Inbox } from '../src/dataplane/inbox.js';
 import { destinationPolicy } from '../src/destinations.js';
 import { SOCKS } from '../src/protocol.js';
@@ -65,7 +66,6 @@ async function balancer(
       retries: 2,
       firstByteTimeoutMs: 5000,
       halfCloseTimeoutMs: 5000,
-      users: new Map(),
       // The targets below are on loopback, open to any client: what the tests before the
       // front door's limits assumed.
       openProxy: true,
@@ -75,6 +75,7 @@ async function balancer(
       maxBufferedBytes: 64 * 1024,
       ...config,
     },
+    credentials: new ProxyCredentials(new Map(), new ProxyUserBook()),
     connectFailed: (_node, error) => connfails.push(error),
   };
   const server = createServer({ allowHalfOpen: true }, (sock) => (front === 'proxy' ? acceptProxyClient(dp, sock, undefined) : acceptAppClient(dp, sock, pool.poolId)));

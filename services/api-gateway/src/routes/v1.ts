@@ -8,6 +8,7 @@ import type { Database } from '../tables.js';
 import { activityRoutes } from './v1-activity.js';
 import { fleetRoutes } from './v1-fleet.js';
 import { orderRoutes } from './v1-orders.js';
+import { proxyUserRoutes } from './v1-proxy-users.js';
 import { sleepRoutes } from './v1-sleep.js';
 import { tenantRoutes } from './v1-tenants.js';
 
@@ -15,6 +16,8 @@ export interface V1Deps {
   db: Kysely<Database>;
   fleet: Fleet;
   onOrderPlaced: () => void;
+  /** PROXY_USERS_PER_TENANT */
+  proxyUsersPerTenant: number;
   guard: PoolGuard;
   secrets: OrderSecrets;
 }
@@ -30,5 +33,6 @@ export function v1Routes(deps: V1Deps): FastifyPluginAsync {
     await v1.register(fleetRoutes(deps));
     await v1.register(sleepRoutes(deps));
     await v1.register(activityRoutes({ db }));
+    await v1.register(proxyUserRoutes({ db, perTenant: deps.proxyUsersPerTenant, onOrderPlaced: deps.onOrderPlaced }));
   };
 }

@@ -1,7 +1,6 @@
 import type { TrafficCounters } from '../counters.js';
 import type { DestinationPolicy } from '../destinations.js';
 import type { Router } from '../router.js';
-import type { ProxyUser } from '../settings.js';
 import type { RouteNode } from '../table.js';
 
 export interface DataPlaneConfig {
@@ -12,9 +11,7 @@ export interface DataPlaneConfig {
   readonly firstByteTimeoutMs: number;
   /** After one side of a spliced connection ended, bound on the other direction. */
   readonly halfCloseTimeoutMs: number;
-  /** Empty: every client is refused, unless `openProxy`. */
-  readonly users: ReadonlyMap<string, ProxyUser>;
-  /** No users configured: serve every client unscoped instead of refusing them (development). */
+  /** No credential configured: serve every client unscoped instead of refusing them (development). */
   readonly openProxy: boolean;
   /** Which IP-literal targets a client may name. */
   readonly destinations: DestinationPolicy;
@@ -26,11 +23,20 @@ export interface DataPlaneConfig {
   readonly maxBufferedBytes: number;
 }
 
+/** The credentials of the proxy ports (LB_PROXY_USERS and the tenants' proxy users). */
+export interface CredentialCheck {
+  /** Whether any credential exists now; none: every client is refused, or served unscoped when `openProxy`. */
+  configured(): boolean;
+  /** The tenant of a user name and password, or undefined when they match no credential. */
+  verify(user: string, password: string): Promise<string | undefined>;
+}
+
 /** What the front ends need of their worker: routing, counters, bounds, and where to report a failed node. */
 export interface DataPlane {
   readonly router: Router;
   readonly counters: TrafficCounters;
   readonly config: DataPlaneConfig;
+  readonly credentials: CredentialCheck;
   /** A connection to a node failed (passive health signal). */
   connectFailed(node: RouteNode, error: string): void;
 }

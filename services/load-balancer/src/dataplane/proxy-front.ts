@@ -15,7 +15,6 @@ import {
   type Target,
 } from '../protocol.js';
 import type { Client, Route } from '../router.js';
-import type { ProxyUser } from '../settings.js';
 import { forwardRequest } from './absolute-form.js';
 import { Inbox } from './inbox.js';
 import type { DataPlane } from './plane.js';
@@ -27,13 +26,12 @@ interface Scope {
   readonly tenantId: string | undefined;
 }
 
-/** Checks credentials when users are configured; without users every request is refused, or unscoped when the proxy is open. */
-function authenticate(users: ReadonlyMap<string, ProxyUser>, creds: Credentials | undefined, routing: Routing | undefined, openProxy: boolean): Scope | undefined {
-  if (users.size === 0) return openProxy ? { tenantId: undefined } : undefined;
+/** Checks credentials when any are configured; without any every request is refused, or unscoped when the proxy is open. */
+async function authenticate(dp: DataPlane, creds: Credentials | undefined, routing: Routing | undefined): Promise<Scope | undefined> {
+  if (!dp.credentials.configured()) return dp.config.openProxy ? { tenantId: undefined } : undefined;
   if (!creds || !routing) return undefined;
-  const user = users.get(routing.user);
-  if (!user || user.password !== creds.password) return undefined;
-  return { tenantId: user.tenantId };
+  const tenantId = await dp.credentials.verify(routing.user, creds.password);
+  return tenantId === undefined ? undefined : { tenantId };
 }
 
 /** A request that names no country (main port, no `country-` in the username) may leave anywhere. */
@@ -85,7 +83,6 @@ export function acceptProxyClient(dp: DataPlane, sock: Socket, listenerCountry: 
 }
 
 async function socks5(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCountry: string | undefined, disarm: () => void): Promise<void> {
-  const users = dp.config.users;
   let methods: Set<number>;
   try {
     methods = await inbox.next(parseGreeting);
@@ -98,7 +95,11 @@ async function socks5(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCountry
     throw err;
   }
   // Username/password whenever offered: without users configured it still carries the routing.
-  const method = methods.has(SOCKS.USER_PASS) ? SOCKS.USER_PASS : users.size === 0 && dp.config.openProxy && methods.has(SOCKS.NO_AUTH) ? SOCKS.NO_AUTH : SOCKS.NO_METHOD;
+  const method = methods.has(SOCKS.USER_PASS)
+    ? SOCKS.USER_PASS
+    : !dp.credentials.configured() && dp.config.openProxy && methods.has(SOCKS.NO_AUTH)
+      ? SOCKS.NO_AUTH
+      : SOCKS.NO_METHOD;
   if (method === SOCKS.NO_METHOD) {
     dp.counters.reject('auth');
     sock.end(Buffer.from([SOCKS.VERSION, SOCKS.NO_METHOD]));
@@ -112,7 +113,7 @@ async function socks5(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCountry
     try {
       creds = await inbox.next(parseUserPass);
       routing = parseUsername(creds.username);
-      scope = authenticate(users, creds, routing, dp.config.openProxy);
+      scope = await authenticate(dp, creds, routing);
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
       scope = undefined;
@@ -159,7 +160,7 @@ async function httpProxy(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCoun
       return r && { value: r, consumed: r.consumed };
     });
     routing = req.credentials ? parseUsername(req.credentials.username) : undefined;
-    scope = authenticate(dp.config.users, req.credentials, routing, dp.config.openProxy);
+    scope = await authenticate(dp, req.credentials, routing);
   } catch (err) {
     if (err instanceof ProtocolError) {
       dp.counters.reject('malformed');

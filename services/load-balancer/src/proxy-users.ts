@@ -1,0 +1,241 @@
+import { createHash, scrypt, timingSafeEqual } from 'node:crypto';
+import type { Payload, ProxyUserView, ReplyOf } from '@switchyard/contracts';
+import type { EventHandlers } from '@switchyard/service-kit';
+import type { ProxyUser } from './settings.js';
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest();
+
+/** Constant-time whatever the lengths: both sides are hashed to 32 bytes first. */
+export function sameSecret(a: string, b: string): boolean {
+  return timingSafeEqual(sha256(a), sha256(b));
+}
+
+export interface ScryptCost {
+  readonly n: number;
+  readonly r: number;
+  readonly p: number;
+}
+
+export type Derive = (password: string, salt: Buffer, cost: ScryptCost, length: number) => Promise<Buffer>;
+
+/** scrypt runs on libuv's thread pool: the worker's event loop keeps moving bytes meanwhile. */
+export const deriveScrypt: Derive = (password, salt, cost, length) =>
+  new Promise((resolve, reject) => scrypt(password, salt, length, { N: cost.n, r: cost.r, p: cost.p }, (err, key) => (err ? reject(err) : resolve(key))));
+
+/**
+ * Successful verifications, so scrypt runs once per user and password rather than per
+ * connection. Bounded in size (the oldest entry goes first) and in age. A key names the user's
+ * id and the password's sha256, never the password.
+ */
+export class VerifiedCache {
+  private readonly entries = new Map<string, number>();
+
+  constructor(
+    private readonly maxEntries: number,
+    private readonly ttlMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  has(key: string): boolean {
+    const expires = this.entries.get(key);
+    if (expires === undefined) return false;
+    if (expires > this.now()) return true;
+    this.entries.delete(key);
+    return false;
+  }
+
+  add(key: string): void {
+    this.entries.delete(key);
+    this.entries.set(key, this.now() + this.ttlMs);
+    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+  }
+}
+
+interface Entry {
+  readonly id: string;
+  readonly tenantId: string;
+  readonly name: string;
+  readonly cost: ScryptCost;
+  readonly salt: Buffer;
+  readonly hash: Buffer;
+  /** When an event (not a snapshot) put it here; 0 for snapshot entries. */
+  readonly eventAt: number;
+}
+
+export interface ProxyUserBookOptions {
+  readonly cacheEntries?: number;
+  readonly cacheTtlMs?: number;
+  /**
+   * Distinct verifications running or queued at once; beyond it a credential is refused
+   * unchecked, so a flood of wrong passwords costs a bounded amount of scrypt.
+   */
+  readonly maxPending?: number;
+  readonly derive?: Derive;
+  readonly now?: () => number;
+}
+
+/** As the routing table: what an event set this shortly before a snapshot was asked for beats the snapshot. */
+const EVENT_TRUST_MS = 5000;
+/** Revoked ids remembered so a snapshot taken before the revocation cannot bring one back; ids are never reused. */
+const REVOKED_MEMORY = 100_000;
+
+/**
+ * The tenants' proxy users as the gateway announced them: name → hash parameters. Kept
+ * current by `proxyuser.evt.*` and rebuilt from `proxyuser.req.snapshot`, in every worker.
+ */
+export class ProxyUserBook {
+  private readonly byId = new Map<string, Entry>();
+  /** Names are unique per tenant only: one name may have an entry of several tenants. */
+  private readonly byName = new Map<string, Map<string, Entry>>();
+  private readonly revokedIds = new Set<string>();
+  private readonly pending = new Map<string, Promise<boolean>>();
+  private readonly cache: VerifiedCache;
+  private readonly maxPending: number;
+  private readonly derive: Derive;
+  private readonly now: () => number;
+
+  constructor(opts: ProxyUserBookOptions = {}) {
+    this.now = opts.now ?? Date.now;
+    this.cache = new VerifiedCache(opts.cacheEntries ?? 10_000, opts.cacheTtlMs ?? 300_000, this.now);
+    this.maxPending = opts.maxPending ?? 64;
+    this.derive = opts.derive ?? deriveScrypt;
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  created(view: ProxyUserView): void {
+    if (this.revokedIds.has(view.userId)) return;
+    this.put(view, this.now());
+  }
+
+  revoked(p: Pick<Payload<'proxyuser.evt.revoked'>, 'userId'>): void {
+    this.remove(p.userId);
+    this.revokedIds.delete(p.userId);
+    this.revokedIds.add(p.userId);
+    if (this.revokedIds.size > REVOKED_MEMORY) this.revokedIds.delete(this.revokedIds.values().next().value!);
+  }
+
+  /** `requestedAt` (this book's clock): when the snapshot was asked for. */
+  replace(users: readonly ProxyUserView[], requestedAt = this.now()): void {
+    const trusted = requestedAt - EVENT_TRUST_MS;
+    const listed = new Set(users.map((u) => u.userId));
+    for (const e of [...this.byId.values()]) if (!listed.has(e.id) && e.eventAt <= trusted) this.remove(e.id);
+    for (const u of users) if (!this.revokedIds.has(u.userId) && !this.byId.has(u.userId)) this.put(u, 0);
+  }
+
+  /** The tenant whose user `name` has this password, or undefined. */
+  async verify(name: string, password: string): Promise<string | undefined> {
+    const candidates = this.byName.get(name);
+    if (!candidates) return undefined;
+    const digest = sha256(password).toString('hex');
+    for (const e of candidates.values()) if (this.cache.has(`${e.id}:${digest}`)) return e.tenantId;
+    for (const e of [...candidates.values()]) {
+      // Checked again after the await: a revocation while scrypt ran wins.
+      if ((await this.check(e, password, digest)) && this.byId.get(e.id) === e) return e.tenantId;
+    }
+    return undefined;
+  }
+
+  private check(e: Entry, password: string, digest: string): Promise<boolean> {
+    const key = `${e.id}:${digest}`;
+    // Many connections opened at once with the same credentials share one computation.
+    let running = this.pending.get(key);
+    if (running) return running;
+    if (this.pending.size >= this.maxPending) return Promise.resolve(false);
+    running = this.derive(password, e.salt, e.cost, e.hash.length)
+      .then(
+        (key) => key.length === e.hash.length && timingSafeEqual(key, e.hash),
+        () => false,
+      )
+      .then((ok) => {
+        if (ok && this.byId.get(e.id) === e) this.cache.add(key);
+        return ok;
+      })
+      .finally(() => this.pending.delete(key));
+    this.pending.set(key, running);
+    return running;
+  }
+
+  private put(view: ProxyUserView, eventAt: number): void {
+    this.remove(view.userId);
+    const e: Entry = {
+      id: view.userId,
+      tenantId: view.tenantId.toLowerCase(),
+      name: view.name,
+      cost: { n: view.hash.n, r: view.hash.r, p: view.hash.p },
+      salt: Buffer.from(view.hash.salt, 'base64'),
+      hash: Buffer.from(view.hash.hash, 'base64'),
+      eventAt,
+    };
+    this.byId.set(e.id, e);
+    let named = this.byName.get(e.name);
+    if (!named) this.byName.set(e.name, (named = new Map()));
+    named.set(e.id, e);
+  }
+
+  private remove(id: string): void {
+    const e = this.byId.get(id);
+    if (!e) return;
+    this.byId.delete(id);
+    const named = this.byName.get(e.name);
+    named?.delete(id);
+    if (named?.size === 0) this.byName.delete(e.name);
+  }
+}
+
+/** Every credential the proxy ports accept: LB_PROXY_USERS and the tenants' proxy users. */
+export class ProxyCredentials {
+  constructor(
+    private readonly fixed: ReadonlyMap<string, ProxyUser>,
+    readonly book: ProxyUserBook,
+  ) {}
+
+  /** Whether any credential exists now; the front door asks this before deciding to authenticate. */
+  configured(): boolean {
+    return this.fixed.size > 0 || this.book.size > 0;
+  }
+
+  /** The tenant the user name and password belong to, or undefined when they match no credential. */
+  async verify(user: string, password: string): Promise<string | undefined> {
+    const fixed = this.fixed.get(user);
+    if (fixed && sameSecret(fixed.password, password)) return fixed.tenantId;
+    return this.book.verify(user, password);
+  }
+}
+
+/** Events keep every worker's book live between rebuilds. */
+export function proxyUserEvents(book: ProxyUserBook) {
+  return {
+    'proxyuser.evt.created': async (p) => book.created(p),
+    'proxyuser.evt.revoked': async (p) => book.revoked(p),
+  } satisfies EventHandlers;
+}
+
+/** Bound on the pages of one rebuild (a million users at the gateway's page size). */
+const MAX_PAGES = 1000;
+
+/**
+ * Replaces the book from the gateway's snapshot, read page by page; throws (and the book
+ * stays as it was) when a page does not come.
+ */
+export function rebuildProxyUsers(book: ProxyUserBook, snapshot: (p: Payload<'proxyuser.req.snapshot'>) => Promise<ReplyOf<'proxyuser.req.snapshot'>>): () => Promise<void> {
+  return async () => {
+    const requestedAt = Date.now();
+    const users: ProxyUserView[] = [];
+    let after: string | undefined;
+    for (let pages = 0; ; pages++) {
+      if (pages === MAX_PAGES) throw new Error(`proxy user snapshot longer than ${MAX_PAGES} pages`);
+      const reply = await snapshot(after === undefined ? {} : { after });
+      users.push(...reply.users);
+      if (!reply.more || reply.users.length === 0) break;
+      after = reply.users.at(-1)!.userId;
+    }
+    book.replace(users, requestedAt);
+  };
+}
