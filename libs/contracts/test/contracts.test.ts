@@ -105,3 +105,24 @@ describe('pool spec rules', () => {
     expect(isKnownCountry('GB')).toBe(true);
   });
 });
+
+describe('pool spec bounds a tenant cannot pass', () => {
+  const create = (spec: object) => payloadIssues('pool.cmd.create', { orderId: uuid, tenantId: uuid, poolId: uuid, spec: { ...exitSpec, ...spec } });
+  const paths = (spec: object) => create(spec).map((i) => i.path);
+
+  it('takes a health-check path without whitespace, and refuses one with a space, a tab or a line break', () => {
+    const check = (path: string) => ({ healthCheck: { type: 'http', path, intervalMs: 2000, timeoutMs: 1000, rise: 2, fall: 3, graceMs: 0 } });
+    expect(create(check('/healthz?full=1'))).toEqual([]);
+    for (const path of ['/a b', '/a\tb', '/a\r\nHost: evil']) expect(paths(check(path)), JSON.stringify(path)).toEqual(['spec.healthCheck.path']);
+  });
+
+  it('bounds env and secretEnv in count and value size', () => {
+    const vars = (n: number, size = 1) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`V${i}`, 'x'.repeat(size)]));
+    expect(create({ env: vars(64, 4096) })).toEqual([]);
+    expect(paths({ env: vars(65) })).toEqual(['spec.env']);
+    expect(paths({ env: vars(1, 4097) })).toEqual(['spec.env.V0']);
+    // Sealed values are longer than their plaintext; the gateway bounds the plaintext itself.
+    expect(create({ secretEnv: vars(64, 8192) })).toEqual([]);
+    expect(paths({ secretEnv: vars(1, 8193) })).toEqual(['spec.secretEnv.V0']);
+  });
+});
