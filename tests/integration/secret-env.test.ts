@@ -24,7 +24,7 @@ describe('secret environment variables', () => {
     });
     await nc.flush();
     // Debug level: the most the services ever log.
-    await sys.start('api-gateway', { LOG_LEVEL: 'debug' });
+    await sys.start('api-gateway', { LOG_LEVEL: 'debug', POOL_IMAGES: HTTP_APP_IMAGE });
     await sys.start('exit-node-manager', { LOG_LEVEL: 'debug' });
     const tenant = await sys.http('POST', '/v1/tenants', { body: { name: `secrets-${randomBytes(3).toString('hex')}` } });
     expect(tenant.status).toBe(201);
@@ -136,7 +136,7 @@ describe('secret environment variables', () => {
 
   it('a gateway without SECRETS_KEY refuses secrets with a 503 and keeps taking other orders', async () => {
     const port = await freePort();
-    const keyless = await sys.start('api-gateway', { API_PORT: String(port), SECRETS_KEY: '' });
+    const keyless = await sys.start('api-gateway', { API_PORT: String(port), SECRETS_KEY: '', POOL_IMAGES: HTTP_APP_IMAGE });
     try {
       const post = (body: unknown) =>
         fetch(`http://127.0.0.1:${port}/v1/orders`, {

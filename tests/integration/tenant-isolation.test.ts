@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBus } from '@switchyard/bus';
 import { MAX_POOL_NODES } from '@switchyard/contracts';
-import { docker, HTTP_APP_IMAGE, HTTP_APP_PORT, startTestSystem, type TestSystem } from '@switchyard/testkit';
+import { docker, EXIT_NODE_IMAGE, HTTP_APP_IMAGE, HTTP_APP_PORT, startTestSystem, type TestSystem } from '@switchyard/testkit';
 
 // Two customers on one Docker host, each with a member key and assumed hostile: what one
 // tenant's container can reach of the other's, what a node may use, and what is left of a
@@ -66,7 +66,11 @@ describe('tenant isolation on the Docker engine', () => {
   const networkOf = async (t: Tenant) => docker.listNetworks({ filters: { name: [`sy-net-${t.id}`] } });
 
   beforeAll(async () => {
-    sys = await startTestSystem({ services: ['api-gateway', 'exit-node-manager'] });
+    sys = await startTestSystem();
+    // Members here run the test app image, and one pool holds 100 nodes (the pool maximum,
+    // above the default tenant quota).
+    await sys.start('api-gateway', { POOL_IMAGES: `${HTTP_APP_IMAGE},${EXIT_NODE_IMAGE}`, TENANT_MAX_NODES: '1000' });
+    await sys.start('exit-node-manager');
     a = await newTenant('alpha');
     b = await newTenant('beta');
   }, 60_000);

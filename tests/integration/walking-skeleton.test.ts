@@ -61,11 +61,13 @@ describe('an order for an exit pool, end to end', () => {
       "the node's status",
     );
     expect(status).toEqual({ status: 'running' });
-    // Its HTTP proxy forwards (here to the node's own control server: the bridge network
-    // keeps the host's loopback out of reach, as it should).
+    // Its HTTP proxy answers, and refuses the node's own control server: a client of the proxy
+    // must never reach a node's control port (tenant safety). Forwarding to a target is shown
+    // through the load balancer, with nodes that may reach the tests' loopback targets
+    // (lb-routing, exit-pool-failover).
     const proxy = info.NetworkSettings.Ports['8888/tcp']?.[0];
     expect(proxy?.HostIp).toBe('127.0.0.1');
-    expect(await viaProxy(Number(proxy!.HostPort), 'http://127.0.0.1:8000/healthz')).toEqual({ status: 200, body: 'ok' });
+    expect(await viaProxy(Number(proxy!.HostPort), 'http://127.0.0.1:8000/healthz')).toEqual({ status: 403, body: '127.0.0.1 (127.0.0.1) is not an allowed destination' });
 
     // Hot state for the data plane, in the real Redis.
     const redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379');
