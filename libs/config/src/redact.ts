@@ -11,10 +11,12 @@ export function isSecretVariable(name: string): boolean {
 export function redactUrl(value: string): string {
   // On the text rather than through URL.toString(), which would normalise the rest, and so
   // that a value URL cannot parse loses its credentials too.
-  const masked = value.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/, '$1***@');
+  // Up to the last '@': a password may hold '/', '?', '#' or '@' itself, and redacting a path
+  // with an '@' in it too is the cheaper mistake.
+  const masked = value.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/).*@/, '$1***@');
   if (masked !== value) return masked;
   // A mistyped scheme ("nats//user:pw@host") still carries its credentials before the '@'.
-  if (!value.includes('://')) return value.replace(/^[^?#]*@/, '***@');
+  if (!value.includes('://')) return value.replace(/^.*@/, '***@');
   try {
     const parsed = new URL(value);
     if (parsed.username || parsed.password) {

@@ -229,7 +229,12 @@ describe('redactUrl', () => {
     ['redis://:p%40ss@cache:6379/0', 'redis://***@cache:6379/0'],
     ['redis://u:p@ss@cache:6379', 'redis://***@cache:6379'],
     ['nats://127.0.0.1:4222', 'nats://127.0.0.1:4222'],
-    ['http://host/path?next=a@b', 'http://host/path?next=a@b'],
+    // Unencoded '/', '?', '#' in a password: the credentials end at the last '@'. An '@' in a
+    // path or query is then redacted too, the cheaper mistake.
+    ['postgres://u:pa/ss@host/db', 'postgres://***@host/db'],
+    ['postgres://u:pa?ss@host/db', 'postgres://***@host/db'],
+    ['postgres://u:pa#ss@host/db', 'postgres://***@host/db'],
+    ['http://host/path?next=a@b', 'http://***@b'],
     ['nats//user:pw@broker', '***@broker'],
   ])('%s → %s', (value, expected) => {
     expect(redactUrl(value)).toBe(expected);

@@ -30,7 +30,12 @@ export function redactRequest(request: unknown): unknown {
 }
 
 export interface OrderSecrets {
-  /** The request with its secrets sealed; refuses one too large, or any when no key is set. */
+  /**
+   * Refuses a secret too large, or any when no key is set: what `seal` would refuse, asked
+   * first so a refused order spends none of the tenant's node-addition budget.
+   */
+  check(request: WithPool): void;
+  /** The request with its secrets sealed; refuses what `check` refuses. */
   seal<T extends WithPool>(request: T): T;
   /** Whether an order stored earlier (sealed) was placed with the same secrets as this request. */
   same(stored: unknown, request: WithPool): boolean;
@@ -41,22 +46,27 @@ export interface OrderSecrets {
  * and refuses, with a 503 naming the setting, the ones that do.
  */
 export function orderSecrets(key: Buffer | undefined): OrderSecrets {
+  const check = (request: WithPool): Buffer | undefined => {
+    const secretEnv = request.pool?.secretEnv;
+    if (!secretEnv || Object.keys(secretEnv).length === 0) return undefined;
+    const issues: Issue[] = [];
+    for (const [name, value] of Object.entries(secretEnv)) {
+      const bytes = Buffer.byteLength(value, 'utf8');
+      if (bytes > MAX_ENV_VALUE_BYTES) issues.push({ path: `pool.secretEnv.${name}`, message: `at most ${MAX_ENV_VALUE_BYTES} bytes (UTF-8), got ${bytes}` });
+    }
+    if (issues.length) throw badRequest(issues);
+    if (!key) {
+      throw new RequestError(503, 'secrets_unavailable', 'pool.secretEnv: this Switchyard has no SECRETS_KEY, so it cannot store secrets; the operator must set it', [
+        { path: 'pool.secretEnv', message: 'secrets are not configured (SECRETS_KEY)' },
+      ]);
+    }
+    return key;
+  };
   return {
+    check: (request) => void check(request),
     seal(request) {
-      const secretEnv = request.pool?.secretEnv;
-      if (!secretEnv || Object.keys(secretEnv).length === 0) return request;
-      const issues: Issue[] = [];
-      for (const [name, value] of Object.entries(secretEnv)) {
-        const bytes = Buffer.byteLength(value, 'utf8');
-        if (bytes > MAX_ENV_VALUE_BYTES) issues.push({ path: `pool.secretEnv.${name}`, message: `at most ${MAX_ENV_VALUE_BYTES} bytes (UTF-8), got ${bytes}` });
-      }
-      if (issues.length) throw badRequest(issues);
-      if (!key) {
-        throw new RequestError(503, 'secrets_unavailable', 'pool.secretEnv: this Switchyard has no SECRETS_KEY, so it cannot store secrets; the operator must set it', [
-          { path: 'pool.secretEnv', message: 'secrets are not configured (SECRETS_KEY)' },
-        ]);
-      }
-      return mapSecrets(request, (v) => seal(v, key));
+      const sealWith = check(request);
+      return sealWith ? mapSecrets(request, (v) => seal(v, sealWith)) : request;
     },
     same(stored, request) {
       const given = request.pool?.secretEnv ?? {};

@@ -115,6 +115,18 @@ describe('/v1/orders against the database', () => {
     expect(await outboxOf(t.id)).toEqual([]);
   });
 
+  it("spends none of a member's node-addition budget on an order its secrets get refused", async () => {
+    // This app has no SECRETS_KEY: every order with secretEnv is a 503. Thirty-one of them
+    // ask for one node each, more than the thirty a minute the budget holds.
+    const t = await sys.newTenant();
+    for (let i = 0; i < 31; i++) {
+      const res = await post(t.key, { type: 'pool.create', pool: { name: `s${i}`, kind: 'exit', country: 'jp', nodes: { min: 1, max: 1 }, secretEnv: { TOKEN: 'x' } } });
+      expect(res.statusCode).toBe(503);
+      expect(res.body).not.toContain('"x"');
+    }
+    expect((await post(t.key, pool('plain'))).statusCode).toBe(202);
+  });
+
   it('asks for a key: none or an unknown one is a 401', async () => {
     for (const key of [undefined, 'sy_not-a-key']) {
       const placing = await post(key, pool('nara'));

@@ -63,15 +63,22 @@ export async function placeOrder(
  * aside: sealed afresh each time, they are compared by the caller once opened.
  */
 async function orderByKey(db: Db, tenantId: string, key: string, request: AnyOrderRequest): Promise<{ order: Order; sameRequest: boolean }> {
-  // jsonb equality ignores key order and whitespace: the same request, however sent.
+  // jsonb equality ignores key order and whitespace: the same request, however sent. The
+  // secrets are taken out here, not in SQL: a bound parameter can end up in Postgres's logs.
   const { same_request, ...order } = await db
     .selectFrom('orders')
     .selectAll()
-    .select(sql<boolean>`request #- '{pool,secretEnv}' = ${JSON.stringify(request)}::jsonb #- '{pool,secretEnv}'`.as('same_request'))
+    .select(sql<boolean>`request #- '{pool,secretEnv}' = ${JSON.stringify(withoutSecrets(request))}::jsonb`.as('same_request'))
     .where('tenant_id', '=', tenantId)
     .where('idempotency_key', '=', key)
     .executeTakeFirstOrThrow();
   return { order, sameRequest: same_request };
+}
+
+function withoutSecrets(request: AnyOrderRequest): AnyOrderRequest {
+  if (!('pool' in request) || !request.pool?.secretEnv) return request;
+  const { secretEnv: _, ...pool } = request.pool;
+  return { ...request, pool };
 }
 
 /** Queues a command for the outbox relay, under the trace of the current request. */

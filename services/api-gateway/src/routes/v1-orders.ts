@@ -45,6 +45,7 @@ export function orderRoutes(deps: OrderRouteDeps): FastifyPluginAsync {
         if (issues.length) throw badRequest(issues);
         const key = request.headers['idempotency-key'];
         const caller = callerOf(request);
+        deps.secrets.check(request.body);
         const placed = await deps.guard.place(caller, request.body, key, reply, () => placeOrder(db, caller.tenantId, request.body, key, deps.secrets));
         if (placed === 'key_reused') {
           throw new RequestError(422, 'idempotency_key_reused', `Idempotency-Key "${key}" was already used for a different order request`, [
