@@ -142,6 +142,41 @@ describe('proxy users through the gateway, the load balancer and an exit pool', 
     expect(await everyWorker('shop-country-jp', shopA.password)).toEqual(all(200));
   });
 
+  it("a member flooding wrong passwords for another tenant's user name does not lock out the other users", async () => {
+    // Known to every worker but never verified, so its first check in each worker needs scrypt.
+    const fresh = await createUser(a.key, 'fresh');
+    // Created after it: once every worker accepts the marker, the earlier event arrived too.
+    const marker = await createUser(a.key, 'marker');
+    await eventually(
+      () => everyWorker('marker-country-jp', marker.password),
+      (s) => s.every((x) => x === 200),
+      5_000,
+      'marker accepted by every worker',
+    );
+    // Tenant B's member knows the name "shop" (its own user has it too, so each guess is
+    // checked against both tenants' users) and opens 200 connections at once with guesses.
+    const host = new URL(target.url).host;
+    let answered = 0;
+    const flood = Array.from({ length: 200 }, (_, i) => {
+      const auth = Buffer.from(`shop-country-jp:guess-${i}`).toString('base64');
+      return rawExchange(proxyPort, `GET ${target.url}/hello HTTP/1.1\r\nHost: ${host}\r\nProxy-Authorization: Basic ${auth}\r\n\r\n`, 30_000).then((r) => {
+        answered++;
+        return Number(/^HTTP\/1\.[01] (\d{3})/.exec(r.bytes.toString('latin1'))?.[1] ?? 0);
+      });
+    });
+    // The first answers are the guesses refused at once: the others are still being checked.
+    await eventually(
+      () => answered,
+      (n) => n >= 20,
+      10_000,
+      'first flood answers',
+      { intervalMs: 5 },
+    );
+    expect(await everyWorker('fresh-country-jp', fresh.password)).toEqual(all(200));
+    expect(await Promise.all(flood)).toEqual(Array(200).fill(407));
+    for (const u of [fresh, marker]) expect((await sys.http('DELETE', `/v1/proxy-users/${u.id}`, { key: a.key })).status).toBe(204);
+  });
+
   it('a revoked user is refused by every worker within a second of its revocation', async () => {
     const extra = await createUser(a.key, 'spare');
     await eventually(

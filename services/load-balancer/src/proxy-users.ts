@@ -23,9 +23,10 @@ export const deriveScrypt: Derive = (password, salt, cost, length) =>
   new Promise((resolve, reject) => scrypt(password, salt, length, { N: cost.n, r: cost.r, p: cost.p }, (err, key) => (err ? reject(err) : resolve(key))));
 
 /**
+ * Keys remembered for a while, bounded in size (the oldest entry goes first) and in age.
  * Successful verifications, so scrypt runs once per user and password rather than per
- * connection. Bounded in size (the oldest entry goes first) and in age. A key names the user's
- * id and the password's sha256, never the password.
+ * connection (a key names the user's id and the password's sha256, never the password), and
+ * recent failures per name and client address.
  */
 export class VerifiedCache {
   private readonly entries = new Map<string, number>();
@@ -74,6 +75,18 @@ export interface ProxyUserBookOptions {
    * unchecked, so a flood of wrong passwords costs a bounded amount of scrypt.
    */
   readonly maxPending?: number;
+  /**
+   * Verifications of one user name running at once (within `maxPending`): a flood of wrong
+   * passwords for one guessable name cannot take the budget the other users need.
+   */
+  readonly maxPendingPerName?: number;
+  /**
+   * After a password failed for a name, that client address is refused for the name unchecked
+   * for this long, so repeated guesses from one address do not each cost a scrypt.
+   */
+  readonly failureBackoffMs?: number;
+  /** (name, client address) pairs remembered for the backoff; beyond it the oldest goes first. */
+  readonly failureEntries?: number;
   readonly derive?: Derive;
   readonly now?: () => number;
 }
@@ -92,16 +105,23 @@ export class ProxyUserBook {
   /** Names are unique per tenant only: one name may have an entry of several tenants. */
   private readonly byName = new Map<string, Map<string, Entry>>();
   private readonly revokedIds = new Set<string>();
-  private readonly pending = new Map<string, Promise<boolean>>();
+  /** Keyed by password digest and name: connections with the same credentials share one check. */
+  private readonly pending = new Map<string, Promise<Entry | undefined>>();
+  private readonly pendingByName = new Map<string, number>();
   private readonly cache: VerifiedCache;
+  /** (name, client address) pairs whose last check failed a moment ago. */
+  private readonly failures: VerifiedCache;
   private readonly maxPending: number;
+  private readonly maxPendingPerName: number;
   private readonly derive: Derive;
   private readonly now: () => number;
 
   constructor(opts: ProxyUserBookOptions = {}) {
     this.now = opts.now ?? Date.now;
     this.cache = new VerifiedCache(opts.cacheEntries ?? 10_000, opts.cacheTtlMs ?? 300_000, this.now);
+    this.failures = new VerifiedCache(opts.failureEntries ?? 10_000, opts.failureBackoffMs ?? 1000, this.now);
     this.maxPending = opts.maxPending ?? 64;
+    this.maxPendingPerName = opts.maxPendingPerName ?? 4;
     this.derive = opts.derive ?? deriveScrypt;
   }
 
@@ -129,37 +149,52 @@ export class ProxyUserBook {
     for (const u of users) if (!this.revokedIds.has(u.userId) && !this.byId.has(u.userId)) this.put(u, 0);
   }
 
-  /** The tenant whose user `name` has this password, or undefined. */
-  async verify(name: string, password: string): Promise<string | undefined> {
+  /**
+   * The tenant whose user `name` has this password, or undefined. `client` (the peer's
+   * address) is what a failure backs off; without it every attempt is checked.
+   */
+  async verify(name: string, password: string, client?: string): Promise<string | undefined> {
     const candidates = this.byName.get(name);
     if (!candidates) return undefined;
     const digest = sha256(password).toString('hex');
+    // A verified password passes even from an address in backoff: it costs no scrypt.
     for (const e of candidates.values()) if (this.cache.has(`${e.id}:${digest}`)) return e.tenantId;
-    for (const e of [...candidates.values()]) {
-      // Checked again after the await: a revocation while scrypt ran wins.
-      if ((await this.check(e, password, digest)) && this.byId.get(e.id) === e) return e.tenantId;
+    const failed = client === undefined ? undefined : `${name}\0${client}`;
+    if (failed !== undefined && this.failures.has(failed)) return undefined;
+    const key = `${digest}:${name}`;
+    let running = this.pending.get(key);
+    if (!running) {
+      const ofName = this.pendingByName.get(name) ?? 0;
+      if (this.pending.size >= this.maxPending || ofName >= this.maxPendingPerName) return undefined;
+      this.pendingByName.set(name, ofName + 1);
+      running = this.attempt([...candidates.values()], password, digest).finally(() => {
+        this.pending.delete(key);
+        const left = this.pendingByName.get(name)! - 1;
+        if (left === 0) this.pendingByName.delete(name);
+        else this.pendingByName.set(name, left);
+      });
+      this.pending.set(key, running);
     }
+    const matched = await running;
+    // Checked again after the await: a revocation while scrypt ran wins.
+    if (matched && this.byId.get(matched.id) === matched) return matched.tenantId;
+    if (failed !== undefined) this.failures.add(failed);
     return undefined;
   }
 
-  private check(e: Entry, password: string, digest: string): Promise<boolean> {
-    const key = `${e.id}:${digest}`;
-    // Many connections opened at once with the same credentials share one computation.
-    let running = this.pending.get(key);
-    if (running) return running;
-    if (this.pending.size >= this.maxPending) return Promise.resolve(false);
-    running = this.derive(password, e.salt, e.cost, e.hash.length)
-      .then(
+  /** Same-named users of several tenants are tried one after another: one scrypt at a time per attempt. */
+  private async attempt(entries: readonly Entry[], password: string, digest: string): Promise<Entry | undefined> {
+    for (const e of entries) {
+      const ok = await this.derive(password, e.salt, e.cost, e.hash.length).then(
         (key) => key.length === e.hash.length && timingSafeEqual(key, e.hash),
         () => false,
-      )
-      .then((ok) => {
-        if (ok && this.byId.get(e.id) === e) this.cache.add(key);
-        return ok;
-      })
-      .finally(() => this.pending.delete(key));
-    this.pending.set(key, running);
-    return running;
+      );
+      if (ok && this.byId.get(e.id) === e) {
+        this.cache.add(`${e.id}:${digest}`);
+        return e;
+      }
+    }
+    return undefined;
   }
 
   private put(view: ProxyUserView, eventAt: number): void {
@@ -202,10 +237,10 @@ export class ProxyCredentials {
   }
 
   /** The tenant the user name and password belong to, or undefined when they match no credential. */
-  async verify(user: string, password: string): Promise<string | undefined> {
+  async verify(user: string, password: string, client?: string): Promise<string | undefined> {
     const fixed = this.fixed.get(user);
     if (fixed && sameSecret(fixed.password, password)) return fixed.tenantId;
-    return this.book.verify(user, password);
+    return this.book.verify(user, password, client);
   }
 }
 

@@ -196,11 +196,13 @@ describe('data plane: a client no node can take is told so', () => {
     expect([...Buffer.from(text, 'latin1')]).toEqual([5, 0, 5, 1, 0, 1, 0, 0, 0, 0, 0, 0]);
   });
 
-  it("HTTP CONNECT: 502 naming the node's refusal when every node refuses the target", async () => {
+  it("HTTP CONNECT: 403 naming the node's refusal when the node does not allow the target", async () => {
     const node = await fakeNode((s) => s.once('data', () => s.write('HTTP/1.1 403 Forbidden\r\n\r\n')));
     const lb = await balancer([node.port], { retries: 0 });
+    const rejects = vi.spyOn(lb.counters, 'reject');
     const { text } = await exchange(lb.port, CONNECT);
-    expect(text).toMatch(/^HTTP\/1\.1 502 /);
+    expect(text).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+    expect(rejects.mock.calls.flat()).toEqual(['denied']);
     expect(text).toContain('the target could not be reached: node answered CONNECT with 403');
   });
 

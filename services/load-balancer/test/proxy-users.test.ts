@@ -148,6 +148,88 @@ describe('ProxyUserBook', () => {
   });
 });
 
+describe('ProxyUserBook under a flood of wrong passwords', () => {
+  function gated(): { derive: Derive; runs: () => number; release: () => void } {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const { derive, runs } = countingDerive();
+    return { derive: async (...args) => (await gate, derive(...args)), runs, release };
+  }
+
+  it("a flood of wrong passwords for one user does not stop another user's valid credentials", async () => {
+    const { derive, runs, release } = gated();
+    const book = new ProxyUserBook({ derive });
+    book.created(userView('alice', 'pu_alice'));
+    book.created(userView('bob', 'pu_bob', tenantB));
+    // More concurrent guesses than the worker's whole budget of 64, from many addresses.
+    const flood = Array.from({ length: 200 }, (_, i) => book.verify('alice', `guess-${i}`, `198.51.100.${i % 250}`));
+    const bob = book.verify('bob', 'pu_bob', '203.0.113.7');
+    release();
+    expect(await bob).toBe(tenantB);
+    expect(await Promise.all(flood)).toEqual(Array(200).fill(undefined));
+    // Four guesses were checked, the rest refused unchecked; one scrypt for bob.
+    expect(runs()).toBe(4 + 1);
+    // Once the flood drained alice's own password passes.
+    expect(await book.verify('alice', 'pu_alice', '203.0.113.8')).toBe(tenantA);
+  });
+
+  it('a name shared by two tenants costs one scrypt at a time per check, within the same per-name bound', async () => {
+    const { derive, runs, release } = gated();
+    const book = new ProxyUserBook({ derive });
+    book.created(userView('shop', 'pu_a'));
+    book.created(userView('shop', 'pu_b', tenantB));
+    book.created(userView('carol', 'pu_carol'));
+    const flood = Array.from({ length: 100 }, (_, i) => book.verify('shop', `guess-${i}`, `198.51.100.${i}`));
+    const carol = book.verify('carol', 'pu_carol', '203.0.113.7');
+    release();
+    expect(await carol).toBe(tenantA);
+    expect(await Promise.all(flood)).toEqual(Array(100).fill(undefined));
+    // Four checks of "shop", each against both users, one after the other; one for carol.
+    expect(runs()).toBe(4 * 2 + 1);
+    expect(await book.verify('shop', 'pu_b', '203.0.113.8')).toBe(tenantB);
+  });
+
+  it('after a wrong password an address is refused for that name unchecked for a moment; other addresses and verified passwords are not', async () => {
+    let now = 1_000_000;
+    const { derive, runs } = countingDerive();
+    const book = new ProxyUserBook({ derive, now: () => now, failureBackoffMs: 1000 });
+    book.created(userView('alice', 'pu_alice'));
+    book.created(userView('bob', 'pu_bob'));
+    const guesser = '192.0.2.1';
+    expect(await book.verify('alice', 'pu_alice', '10.1.1.1')).toBe(tenantA);
+    expect(runs()).toBe(1);
+    expect(await book.verify('alice', 'guess-0', guesser)).toBeUndefined();
+    expect(runs()).toBe(2);
+    for (let i = 1; i <= 10; i++) expect(await book.verify('alice', `guess-${i}`, guesser)).toBeUndefined();
+    expect(runs()).toBe(2);
+    // A verified password costs no scrypt and passes even from there.
+    expect(await book.verify('alice', 'pu_alice', guesser)).toBe(tenantA);
+    // Another name from the same address, and the same name from another address, are checked.
+    expect(await book.verify('bob', 'guess', guesser)).toBeUndefined();
+    expect(await book.verify('alice', 'guess', '192.0.2.2')).toBeUndefined();
+    expect(runs()).toBe(4);
+    // bob's right password, not yet verified, waits out the backoff of the address that just failed.
+    expect(await book.verify('bob', 'pu_bob', guesser)).toBeUndefined();
+    expect(runs()).toBe(4);
+    now += 1000;
+    expect(await book.verify('bob', 'pu_bob', guesser)).toBe(tenantA);
+    expect(await book.verify('alice', 'guess-11', guesser)).toBeUndefined();
+    expect(runs()).toBe(6);
+  });
+
+  it('remembers a bounded number of backed-off addresses', async () => {
+    const { derive, runs } = countingDerive();
+    const book = new ProxyUserBook({ derive, failureEntries: 2 });
+    book.created(userView('alice', 'pu_alice'));
+    for (const client of ['192.0.2.1', '192.0.2.2', '192.0.2.3']) await book.verify('alice', 'guess', client);
+    expect(runs()).toBe(3);
+    // The oldest pair was dropped: checked again; the two newest are still backed off.
+    await book.verify('alice', 'guess', '192.0.2.1');
+    await book.verify('alice', 'guess', '192.0.2.3');
+    expect(runs()).toBe(4);
+  });
+});
+
 describe('ProxyCredentials', () => {
   it('accepts LB_PROXY_USERS and the tenants\' users; "configured" says whether any exists', async () => {
     const book = new ProxyUserBook();

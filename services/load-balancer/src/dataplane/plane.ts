@@ -27,8 +27,8 @@ export interface DataPlaneConfig {
 export interface CredentialCheck {
   /** Whether any credential exists now; none: every client is refused, or served unscoped when `openProxy`. */
   configured(): boolean;
-  /** The tenant of a user name and password, or undefined when they match no credential. */
-  verify(user: string, password: string): Promise<string | undefined>;
+  /** The tenant of a user name and password, or undefined when they match no credential; `client` is the peer's address. */
+  verify(user: string, password: string, client: string): Promise<string | undefined>;
 }
 
 /** What the front ends need of their worker: routing, counters, bounds, and where to report a failed node. */

@@ -27,10 +27,10 @@ interface Scope {
 }
 
 /** Checks credentials when any are configured; without any every request is refused, or unscoped when the proxy is open. */
-async function authenticate(dp: DataPlane, creds: Credentials | undefined, routing: Routing | undefined): Promise<Scope | undefined> {
+async function authenticate(dp: DataPlane, sock: Socket, creds: Credentials | undefined, routing: Routing | undefined): Promise<Scope | undefined> {
   if (!dp.credentials.configured()) return dp.config.openProxy ? { tenantId: undefined } : undefined;
   if (!creds || !routing) return undefined;
-  const tenantId = await dp.credentials.verify(routing.user, creds.password);
+  const tenantId = await dp.credentials.verify(routing.user, creds.password, sock.remoteAddress ?? '');
   return tenantId === undefined ? undefined : { tenantId };
 }
 
@@ -113,7 +113,7 @@ async function socks5(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCountry
     try {
       creds = await inbox.next(parseUserPass);
       routing = parseUsername(creds.username);
-      scope = await authenticate(dp, creds, routing);
+      scope = await authenticate(dp, sock, creds, routing);
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
       scope = undefined;
@@ -160,7 +160,7 @@ async function httpProxy(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCoun
       return r && { value: r, consumed: r.consumed };
     });
     routing = req.credentials ? parseUsername(req.credentials.username) : undefined;
-    scope = await authenticate(dp, req.credentials, routing);
+    scope = await authenticate(dp, sock, req.credentials, routing);
   } catch (err) {
     if (err instanceof ProtocolError) {
       dp.counters.reject('malformed');

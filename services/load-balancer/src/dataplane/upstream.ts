@@ -100,7 +100,7 @@ async function dialRoute(dp: DataPlane, route: Route, client: Client, tunnel: Ta
       // mark the node down for it.
       if (err instanceof TargetRefused) {
         const msg = `the target could not be reached: ${err.message}`;
-        if (err.status === 403) throw new Unroutable(msg, 502, SOCKS.REP_NOT_ALLOWED, 'denied');
+        if (err.status === 403) throw new Unroutable(msg, 403, SOCKS.REP_NOT_ALLOWED, 'denied');
         throw new Unroutable(msg, 502, SOCKS.REP_HOST_UNREACHABLE, 'failed');
       }
       node.traffic.dFailed++;
