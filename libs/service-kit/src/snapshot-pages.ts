@@ -179,8 +179,14 @@ export interface SnapshotPagesOptions {
   readonly onSkip: (row: SkippedRow) => void;
   /** How long a cut waits for its next page to be asked; 30 s unless said. */
   readonly ttlMs?: number;
-  /** Cuts held at once are bounded by their bytes, the oldest let go first; 256 MiB unless said. */
+  /** All-tenant cuts held at once are bounded by their bytes, the oldest let go first; 256 MiB unless said. */
   readonly maxHeldBytes?: number;
+  /** Per-tenant cuts have a budget of their own, so they never let an all-tenant cut go; 64 MiB unless said. */
+  readonly maxTenantHeldBytes?: number;
+  /** Cuts being read and cut at once; 4 unless said. */
+  readonly maxBuilding?: number;
+  /** Per-tenant reads waiting for their turn; past this, a first page is answered `expired`; 64 unless said. */
+  readonly maxWaiting?: number;
   readonly now?: () => number;
 }
 
@@ -188,56 +194,159 @@ interface HeldCut {
   readonly tenantId: string | undefined;
   readonly pages: PoolSnapshot[];
   readonly bytes: number;
+  /** Requesters of the cut that have not yet been served its last page. */
+  readers: number;
   expiresAt: number;
 }
+
+/** A read not started yet, shared by every request for the same tenant (or all) until it starts. */
+interface Build {
+  readonly key: string;
+  readonly tenantId: string | undefined;
+  readonly read: () => Promise<PoolSnapshot>;
+  readers: number;
+  readonly done: Promise<SnapshotPage>;
+  resolve(first: SnapshotPage): void;
+  reject(err: unknown): void;
+}
+
+const ALL = '*';
+const expired = (): SnapshotPage => ({ pools: [], nodes: [], expired: true });
 
 /**
  * The owner's half: serves `pool.req.snapshot` from cuts it holds. A request without a cursor
  * reads afresh and answers the first page; the cut's other pages are held until asked for (or
  * for `ttlMs` after the last ask), then let go. A cursor whose cut is gone, or that names
  * another tenant's cut, is answered `expired`: the requester starts over.
+ *
+ * A read costs the whole state of its tenant (or of all), so reads are rationed: at most
+ * `maxBuilding` are built at once, and requests for the same tenant share one read that has
+ * not started yet. Only one not started: a request never gets a read begun before it arrived,
+ * which would hand a follower a state older than the moment it noted. Per-tenant cuts are held
+ * on a budget of their own, so a tenant's flood cannot let go the all-tenant cuts that
+ * routing and checking services page through to rebuild.
  */
 export class SnapshotPages {
   private readonly cuts = new Map<string, HeldCut>();
-  private held = 0;
+  private heldAll = 0;
+  private heldTenant = 0;
   private readonly ttlMs: number;
   private readonly maxHeldBytes: number;
+  private readonly maxTenantHeldBytes: number;
+  private readonly maxBuilding: number;
+  private readonly maxWaiting: number;
   private readonly now: () => number;
+  /** Reads not started, in the order they start; the all-tenant read goes first. */
+  private readonly queue: Build[] = [];
+  private readonly waiting = new Map<string, Build>();
+  /** Keys with a read in progress: a key's reads run one after another. */
+  private readonly reading = new Set<string>();
+  private pumpScheduled = false;
 
   constructor(private readonly opts: SnapshotPagesOptions) {
     this.ttlMs = opts.ttlMs ?? 30_000;
     this.maxHeldBytes = opts.maxHeldBytes ?? 256 * 1024 * 1024;
+    this.maxTenantHeldBytes = opts.maxTenantHeldBytes ?? 64 * 1024 * 1024;
+    this.maxBuilding = Math.max(1, opts.maxBuilding ?? 4);
+    this.maxWaiting = Math.max(1, opts.maxWaiting ?? 64);
     this.now = opts.now ?? Date.now;
   }
 
   /** Bytes of the cuts held now. */
   heldBytes(): number {
-    return this.held;
+    return this.heldAll + this.heldTenant;
   }
 
+  /** Reads being built now. */
+  building(): number {
+    return this.reading.size;
+  }
+
+  /**
+   * Answers one request. `read` must depend on nothing but `p.tenantId`: requests for the same
+   * tenant that arrive before a read starts are all answered from the first one's `read`.
+   */
   async serve(p: SnapshotRequest, read: () => Promise<PoolSnapshot>): Promise<SnapshotPage> {
     this.expire();
     if (p.cursor !== undefined) return this.page(p.cursor, p.tenantId);
-    const { pages, skipped, bytes } = cutSnapshot(await read(), this.opts.pageBytes(), this.opts.onSkip);
+    const key = p.tenantId === undefined ? ALL : `t:${p.tenantId}`;
+    let build = this.waiting.get(key);
+    if (!build) {
+      // Waiting per-tenant reads are one per tenant; a flood of tenants is told to come back.
+      if (key !== ALL && this.waiting.size - (this.waiting.has(ALL) ? 1 : 0) >= this.maxWaiting) return expired();
+      let resolve!: (first: SnapshotPage) => void;
+      let reject!: (err: unknown) => void;
+      const done = new Promise<SnapshotPage>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      build = { key, tenantId: p.tenantId, read, readers: 0, done, resolve, reject };
+      this.waiting.set(key, build);
+      if (key === ALL) this.queue.unshift(build);
+      else this.queue.push(build);
+      this.schedulePump();
+    }
+    build.readers++;
+    return build.done;
+  }
+
+  // Deferred to the next turn of the event loop, so that requests arriving together share one read.
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    for (let i = 0; i < this.queue.length && this.reading.size < this.maxBuilding; ) {
+      const build = this.queue[i]!;
+      if (this.reading.has(build.key)) {
+        i++;
+        continue;
+      }
+      this.queue.splice(i, 1);
+      this.waiting.delete(build.key);
+      this.reading.add(build.key);
+      void this.build(build)
+        .then(build.resolve, build.reject)
+        .finally(() => {
+          this.reading.delete(build.key);
+          this.pump();
+        });
+    }
+  }
+
+  private async build(b: Build): Promise<SnapshotPage> {
+    const { pages, skipped, bytes } = cutSnapshot(await b.read(), this.opts.pageBytes(), this.opts.onSkip);
     const first = { ...pages[0]!, ...(skipped ? { skipped } : {}) };
     if (pages.length === 1) return first;
     const id = randomBytes(16).toString('hex');
-    this.cuts.set(id, { tenantId: p.tenantId, pages, bytes, expiresAt: this.now() + this.ttlMs });
-    this.held += bytes;
-    for (const [other, cut] of this.cuts) {
-      if (this.held <= this.maxHeldBytes || other === id) break;
-      this.drop(other, cut);
-    }
+    this.hold(id, { tenantId: b.tenantId, pages, bytes, readers: b.readers, expiresAt: this.now() + this.ttlMs });
     return { ...first, next: `${id}.1` };
+  }
+
+  private hold(id: string, cut: HeldCut): void {
+    const all = cut.tenantId === undefined;
+    this.cuts.set(id, cut);
+    if (all) this.heldAll += cut.bytes;
+    else this.heldTenant += cut.bytes;
+    const budget = all ? this.maxHeldBytes : this.maxTenantHeldBytes;
+    for (const [other, held] of this.cuts) {
+      if ((all ? this.heldAll : this.heldTenant) <= budget || other === id) break;
+      if ((held.tenantId === undefined) === all) this.drop(other, held);
+    }
   }
 
   private page(cursor: string, tenantId: string | undefined): SnapshotPage {
     const { cut: id, index } = parseCursor(cursor);
     const cut = this.cuts.get(id);
-    if (!cut || cut.tenantId !== tenantId || index < 1 || index >= cut.pages.length) return { pools: [], nodes: [], expired: true };
+    if (!cut || cut.tenantId !== tenantId || index < 1 || index >= cut.pages.length) return expired();
     const page = cut.pages[index]!;
     if (index === cut.pages.length - 1) {
-      this.drop(id, cut);
+      if (--cut.readers <= 0) this.drop(id, cut);
       return page;
     }
     cut.expiresAt = this.now() + this.ttlMs;
@@ -250,6 +359,8 @@ export class SnapshotPages {
   }
 
   private drop(id: string, cut: HeldCut): void {
-    if (this.cuts.delete(id)) this.held -= cut.bytes;
+    if (!this.cuts.delete(id)) return;
+    if (cut.tenantId === undefined) this.heldAll -= cut.bytes;
+    else this.heldTenant -= cut.bytes;
   }
 }

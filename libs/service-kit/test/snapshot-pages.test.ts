@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { assertReply, type NodeView, type Payload, type PoolView, type ReplyOf } from '@switchyard/contracts';
 import { cutSnapshot, requestPoolSnapshot, SnapshotPages, type PoolSnapshot, type SkippedRow } from '../src/snapshot-pages.js';
 
@@ -212,5 +212,105 @@ describe('requestPoolSnapshot with SnapshotPages', () => {
     );
     expect(seen.length).toBeGreaterThan(1);
     for (const p of seen) expect(p.tenantId).toBe(tenantId);
+  });
+
+  it('a flood of per-tenant reads does not expire an all-tenant cut being paged', async () => {
+    const all = fleet(60, 1000);
+    const server = new SnapshotPages({ pageBytes: () => PAGE, onSkip: () => undefined, maxHeldBytes: 100_000, maxTenantHeldBytes: 100_000 });
+    const first = await server.serve({}, async () => all);
+    expect(first.next).toBeDefined();
+    // A member's parallel GETs: far more per-tenant bytes than either budget, none paged to the end.
+    const tenant = fleet(40, 1000);
+    const tenantId = tenant.pools[0]!.tenantId;
+    for (let round = 0; round < 10; round++) {
+      const flood = await Promise.all(Array.from({ length: 5 }, () => server.serve({ tenantId }, async () => tenant)));
+      for (const reply of flood) expect(reply.next).toBeDefined();
+    }
+    expect(server.heldBytes()).toBeLessThanOrEqual(200_000);
+    // The all-tenant requester carries on from its first page and gets the whole cut.
+    const pools = first.pools.slice();
+    let next = first.next;
+    while (next !== undefined) {
+      const page = await server.serve({ cursor: next }, async () => all);
+      expect(page.expired).toBeUndefined();
+      pools.push(...page.pools);
+      next = page.next;
+    }
+    expect(pools).toEqual(all.pools);
+  });
+
+  it('concurrent identical per-tenant reads build one cut', async () => {
+    const input = fleet(40, 1000);
+    const tenantId = input.pools[0]!.tenantId;
+    const server = new SnapshotPages({ pageBytes: () => PAGE, onSkip: () => undefined });
+    let reads = 0;
+    const read = async () => {
+      reads++;
+      return input;
+    };
+    const got = await Promise.all(Array.from({ length: 10 }, () => requestPoolSnapshot(wire(server, read), { tenantId })));
+    expect(reads).toBe(1);
+    for (const snapshot of got) expect(ids(snapshot)).toEqual(ids(input));
+    // Every reader was served the last page, so the shared cut is let go.
+    expect(server.heldBytes()).toBe(0);
+
+    // Requests arriving while a read is in progress share the next read, never the one begun before them.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    reads = 0;
+    const slow = async () => {
+      reads++;
+      await gate;
+      return input;
+    };
+    const early = server.serve({ tenantId }, slow);
+    await vi.waitFor(() => expect(reads).toBe(1));
+    const late = Array.from({ length: 5 }, () => server.serve({ tenantId }, slow));
+    release();
+    const replies = await Promise.all([early, ...late]);
+    expect(reads).toBe(2);
+    const cuts = new Set(replies.map((r) => r.next!.split('.')[0]));
+    expect(cuts.size).toBe(2);
+  });
+
+  it('at most N cuts are built at once', async () => {
+    const server = new SnapshotPages({ pageBytes: () => PAGE, onSkip: () => undefined, maxBuilding: 2, maxWaiting: 3 });
+    const gates: Array<() => void> = [];
+    let inFlight = 0;
+    let most = 0;
+    const started: PoolSnapshot[] = [];
+    const read = (input: PoolSnapshot) => async () => {
+      started.push(input);
+      inFlight++;
+      most = Math.max(most, inFlight);
+      await new Promise<void>((resolve) => gates.push(resolve));
+      inFlight--;
+      return input;
+    };
+    const tenants = Array.from({ length: 5 }, () => fleet(2, 10));
+    const ask = (t: PoolSnapshot) => server.serve({ tenantId: t.pools[0]!.tenantId }, read(t));
+    const replies = tenants.slice(0, 2).map(ask);
+    await vi.waitFor(() => expect(gates).toHaveLength(2));
+    replies.push(...tenants.slice(2).map(ask));
+    expect(server.building()).toBe(2);
+    // Three tenants wait; a sixth is told to come back, which requestPoolSnapshot does.
+    expect(await server.serve({ tenantId: randomUUID() }, read(fleet(1, 10)))).toEqual({ pools: [], nodes: [], expired: true });
+    // An all-tenant read is never turned away and starts before the waiting tenants.
+    const all = fleet(3, 10);
+    const everyone = server.serve({}, read(all));
+    for (let opened = 0; opened < 6; opened++) {
+      await vi.waitFor(() => expect(gates.length).toBeGreaterThanOrEqual(Math.min(opened + 2, 6)));
+      // Both slots stay busy while reads wait, and the all-tenant read took the first free one.
+      if (opened < 5) expect(inFlight).toBe(2);
+      if (opened === 1) expect(started[2]).toBe(all);
+      gates[opened]!();
+    }
+    const served = await Promise.all(replies);
+    served.forEach((reply, i) => expect(reply.pools).toEqual(tenants[i]!.pools));
+    expect((await everyone).pools).toHaveLength(3);
+    expect(most).toBe(2);
+    expect(server.building()).toBe(0);
   });
 });
