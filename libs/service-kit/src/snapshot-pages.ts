@@ -35,6 +35,13 @@ function parseCursor(cursor: string): { cut: string; index: number } {
   return { cut: cursor.slice(0, dot), index: Number(cursor.slice(dot + 1)) };
 }
 
+/** The owner kept answering `expired` (cuts released, or too busy to start one): worth asking again later. */
+export class SnapshotExpired extends Error {
+  constructor(attempts: number) {
+    super(`pool.req.snapshot: the snapshot expired while its pages were fetched, ${attempts} times`);
+  }
+}
+
 /**
  * Fetches a whole snapshot, page after page, through `ask` (one `pool.req.snapshot` request,
  * with the caller's timeout). Throws when a page does not come, when a page belongs to another
@@ -75,7 +82,7 @@ export async function requestPoolSnapshot(
     }
     if (!expired) return { pools, nodes, pages, skipped: first.skipped ?? 0 };
   }
-  throw new Error(`pool.req.snapshot: the snapshot expired while its pages were fetched, ${attempts} times`);
+  throw new SnapshotExpired(attempts);
 }
 
 /** A row the owner left out of a snapshot, and why. */

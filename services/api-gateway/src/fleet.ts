@@ -1,6 +1,6 @@
 import { isBusUnavailable, type Bus } from '@switchyard/bus';
 import { catalog, type NodeHealth, type NodeTraffic, type NodeView, type PoolView, type Payload, type ReplyOf, type RequestSubject } from '@switchyard/contracts';
-import { requestPoolSnapshot } from '@switchyard/service-kit';
+import { requestPoolSnapshot, SnapshotExpired } from '@switchyard/service-kit';
 import { ServiceUnavailable } from './http/errors.js';
 
 type Asked = RequestSubject;
@@ -46,13 +46,21 @@ export function createFleet(deps: FleetDeps) {
     }
   }
 
+  /** The tenant's pools and nodes; an owner too busy to cut them (it answers `expired`) is a 503 like a silent one. */
+  async function tenantSnapshot(tenantId: string): Promise<{ pools: PoolView[]; nodes: NodeView[] }> {
+    try {
+      return await requestPoolSnapshot((q) => ask('pool.req.snapshot', q), { tenantId });
+    } catch (err) {
+      if (err instanceof SnapshotExpired) throw new ServiceUnavailable(catalog['pool.req.snapshot'].responder);
+      throw err;
+    }
+  }
+
   return {
-    async snapshot(tenantId: string): Promise<{ pools: PoolView[]; nodes: NodeView[] }> {
-      return requestPoolSnapshot((q) => ask('pool.req.snapshot', q), { tenantId });
-    },
+    snapshot: tenantSnapshot,
     /** Another tenant's pool is indistinguishable from a missing one. */
     async pool(tenantId: string, poolId: string): Promise<PoolView | undefined> {
-      const { pools } = await requestPoolSnapshot((q) => ask('pool.req.snapshot', q), { tenantId });
+      const { pools } = await tenantSnapshot(tenantId);
       return pools.find((p) => p.poolId === poolId && p.tenantId === tenantId);
     },
     /** The pool's policy as the sleep controller holds it; undefined when it has none. */

@@ -31,6 +31,21 @@ describe('a query to another service', () => {
     expect(res.json().detail).toBe('the message bus is unavailable; retry shortly');
   });
 
+  it('is a 503 naming exit-node-manager when it is too busy to cut the pool snapshot', async () => {
+    let asked = 0;
+    const { app } = testApp({
+      'pool.req.snapshot': () => {
+        asked++;
+        return { pools: [], nodes: [], expired: true };
+      },
+    });
+    const res = await app.inject({ method: 'GET', url: '/api/countries', headers: { authorization: basicHeader() } });
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toBe('2');
+    expect(res.json().detail).toBe('exit-node-manager is unavailable; retry shortly');
+    expect(asked).toBe(3);
+  });
+
   it('is a 500 when the service answered with an error, whatever its message says', async () => {
     for (const err of [new ServiceError(500, 'internal error'), new ServiceError(500, 'upstream timeout'), new Error('no responders, says the bug')]) {
       const res = await strategyThrowing(err);
