@@ -87,6 +87,9 @@ export function createPoolDrains(deps: PoolDrainsDeps): PoolDrains {
         // Every node's named volumes, old names included: they carry the pool's label.
         if (!rec.keepVolumes) for (const name of await deps.docker.findVolumes({ [Labels.tenant]: pool.tenant_id, [Labels.pool]: pool.id })) await deps.docker.removeVolume(name);
         await repo.markPoolDeleted(pool.tenant_id, pool.id);
+        // The pool is gone whatever happens here: a network left behind (the engine away) is
+        // reused by the tenant's next pool and given back by its delete.
+        await deps.networks.release(pool.tenant_id).catch((err: Error) => log.warn({ err: err.message, tenantId: pool.tenant_id }, 'tenant network not released'));
         await bus.publish('pool.evt.deleted', { tenantId: pool.tenant_id, poolId: pool.id, at: new Date().toISOString() }, { msgId: `pool.evt.deleted:${pool.id}` });
         await orders.fulfil(ref, { poolId: pool.id });
         return;
@@ -106,12 +109,6 @@ export function createPoolDrains(deps: PoolDrainsDeps): PoolDrains {
       await deps.removeStrays(current, new Set(kept.map((n) => n.id)));
       await orders.fulfil(ref, { poolId: pool.id, nodeIds: kept.filter((n) => n.ordinal <= current.desired_nodes).map((n) => n.id) });
     });
-
-    // The pool is gone whatever happens here: a network left behind (the engine away) is
-    // reused by the tenant's next pool and given back by its delete.
-    if (rec.kind === 'delete') {
-      await deps.networks.release(pool.tenant_id).catch((err: Error) => log.warn({ err: err.message, tenantId: pool.tenant_id }, 'tenant network not released'));
-    }
   }
 
   /**
