@@ -23,9 +23,9 @@ export const ExitNodeManagerEnv = Type.Object({
   /** Network of the exit pools that node.cmd.add creates ("start a node in JP"). */
   EXIT_NODE_NETWORK: env.enumOf(['bridge', 'host'], 'bridge'),
   /**
-   * FIREWALL_OUTBOUND_SUBNETS of every exit node (gluetun's variable, which the exit-node
+   * FIREWALL_OUTBOUND_SUBNETS of every node (gluetun's variable, which the exit-node
    * image reads too): networks its proxy may reach outside the VPN. Set by the operator for
-   * all exit pools; a pool's own env cannot open more. Empty: none (production).
+   * all pools, app pools too; a pool's own env cannot open more. Empty: none (production).
    */
   EXIT_NODE_OUTBOUND_SUBNETS: env.string({ default: '' }),
   /** The only host address node ports are published on; every client reaches nodes through it. */

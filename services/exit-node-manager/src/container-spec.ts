@@ -50,7 +50,7 @@ export interface SpecConfig {
   readonly publishHost: string;
   /** DEFAULT_RESOURCE_POLICY when absent. */
   readonly resources?: ResourcePolicy;
-  /** FIREWALL_OUTBOUND_SUBNETS of every exit node; absent or empty: none. */
+  /** FIREWALL_OUTBOUND_SUBNETS of every node, whatever its pool's kind; absent or empty: none. */
   readonly outboundSubnets?: string;
   /** SECRETS_KEY: opens a pool's sealed secretEnv; unset, a pool with secrets gets no node. */
   readonly secretsKey?: Buffer | undefined;
@@ -146,10 +146,11 @@ function environment(spec: PoolSpec, node: SpecNode, config: SpecConfig): string
     if (node.server) vars['SERVER_HOSTNAMES'] = node.server;
     // Lets the node name itself (the exit-node image's Via header) without knowing its pool.
     vars['NODE_ID'] = node.id;
-    // The operator's, not the tenant's: it opens the host's networks to the node's clients.
-    delete vars['FIREWALL_OUTBOUND_SUBNETS'];
-    if (config.outboundSubnets) vars['FIREWALL_OUTBOUND_SUBNETS'] = config.outboundSubnets;
   }
+  // The operator's, not the tenant's: it opens the host's networks to the node's clients. Every
+  // kind, as an app pool may run the exit-node image (or gluetun) too.
+  delete vars['FIREWALL_OUTBOUND_SUBNETS'];
+  if (config.outboundSubnets) vars['FIREWALL_OUTBOUND_SUBNETS'] = config.outboundSubnets;
   if (isHostNetwork(spec)) {
     for (const p of nodePorts(spec)) if (p.env) vars[p.env] = String(hostPortOf(p, node.hostPorts));
     // Sharing the host's network, a node listening on every address would be reachable from

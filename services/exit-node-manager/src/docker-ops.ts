@@ -22,7 +22,18 @@ export class DockerOpError extends Error {
   get conflict(): boolean {
     return isConflict(this.cause);
   }
+  /**
+   * The engine was not reached, or failed on its side (5xx): unlike a refusal, the same call
+   * may well succeed later.
+   */
+  get transient(): boolean {
+    const cause = this.cause as { code?: unknown; statusCode?: unknown } | null | undefined;
+    if (typeof cause?.code === 'string' && UNREACHABLE.has(cause.code)) return true;
+    return typeof cause?.statusCode === 'number' && cause.statusCode >= 500;
+  }
 }
+
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOENT', 'EACCES', 'EPIPE', 'ETIMEDOUT']);
 
 export interface ContainerRef {
   readonly id: string;

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { backoffDelay, Rejection, REDELIVERY } from '@switchyard/bus';
 import { Labels } from '@switchyard/docker';
 import { OrderFailure, type OrderRef, type OrderReporter } from '@switchyard/service-kit';
+import { DockerOpError } from './docker-ops.js';
 import { drainMsOf, type Drain } from './drain.js';
 import type { Serial } from './keyed-serial.js';
 import type { NodeLifecycle } from './node-lifecycle.js';
@@ -12,7 +13,8 @@ import type { TenantNetworks } from './tenant-networks.js';
 
 export interface PoolDrains {
   /**
-   * Records the drain and carries it out in the background: announce the nodes draining, wait
+   * Called in the pool's turn. Records the drain and carries it out in the background (a
+   * delete first sets the pool's size to 0): announce the nodes draining, wait
    * for their connections to end (up to the pool's drainSec), remove them (and, for a delete,
    * the pool), then fulfil the order. Returns once it is recorded, so a drain of up to an hour
    * never holds a command slot. Without an order, nothing is recorded when the pool already
@@ -85,7 +87,9 @@ export function createPoolDrains(deps: PoolDrainsDeps): PoolDrains {
         // Every node's named volumes, old names included: they carry the pool's label.
         if (!rec.keepVolumes) for (const name of await deps.docker.findVolumes({ [Labels.tenant]: pool.tenant_id, [Labels.pool]: pool.id })) await deps.docker.removeVolume(name);
         await repo.markPoolDeleted(pool.tenant_id, pool.id);
-        await deps.networks.release(pool.tenant_id);
+        // The pool is gone whatever happens here: a network left behind (the engine away) is
+        // reused by the tenant's next pool and given back by its delete.
+        await deps.networks.release(pool.tenant_id).catch((err: Error) => log.warn({ err: err.message, tenantId: pool.tenant_id }, 'tenant network not released'));
         await bus.publish('pool.evt.deleted', { tenantId: pool.tenant_id, poolId: pool.id, at: new Date().toISOString() }, { msgId: `pool.evt.deleted:${pool.id}` });
         await orders.fulfil(ref, { poolId: pool.id });
         return;
@@ -107,12 +111,28 @@ export function createPoolDrains(deps: PoolDrainsDeps): PoolDrains {
     });
   }
 
+  /**
+   * An engine away or failing on its side (5xx) is waited out like Postgres away: the drain
+   * tries again. Only the engine's refusals end the order.
+   */
+  async function carryOutRetryingEngine(rec: DrainRecord, ref: OrderRef): Promise<void> {
+    try {
+      await carryOut(rec, ref);
+    } catch (err) {
+      // A node's Docker error arrives as an OrderFailure that names the node (see guardNode).
+      for (let e: unknown = err; e instanceof Error; e = e.cause) {
+        if (e instanceof DockerOpError && e.transient) throw new Error((err as Error).message, { cause: err });
+      }
+      throw err;
+    }
+  }
+
   async function run(rec: DrainRecord): Promise<void> {
     const ref: OrderRef = { orderId: rec.orderId ?? undefined, tenantId: rec.tenantId };
     for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
       try {
         // An order that cannot be met ends failed; the drain is over either way.
-        await orders.run(ref, `pool drain (${rec.kind})`, () => carryOut(rec, ref));
+        await orders.run(ref, `pool drain (${rec.kind})`, () => carryOutRetryingEngine(rec, ref));
         await store.remove(rec.tenantId, rec.id);
         return;
       } catch (err) {
@@ -142,6 +162,9 @@ export function createPoolDrains(deps: PoolDrainsDeps): PoolDrains {
   return {
     async begin(pool, kind, reason, order, opts = {}) {
       if (!order?.orderId && (await store.list({ tenantId: pool.tenant_id, poolId: pool.id })).length > 0) return;
+      // Before any Docker step: a delete that fails or stops halfway must leave a pool the
+      // reconciler and the healer shrink, never one they bring back to its former size.
+      if (kind === 'delete' && pool.status !== 'deleted' && pool.desired_nodes > 0) await repo.updatePoolSize(pool, pool.spec, 0);
       const rec = await store.add({
         tenantId: pool.tenant_id,
         id: order?.orderId ?? randomUUID(),

@@ -326,4 +326,13 @@ describe("containerSpec: an exit node's firewall is the operator's", () => {
     const opened = containerSpec({ ...pool, spec }, node, { exitNodeImage: 'x', publishHost: '127.0.0.1', outboundSubnets: '127.0.0.1/32' });
     expect(opened.Env!.filter((e) => e.startsWith('FIREWALL_OUTBOUND_SUBNETS='))).toEqual(['FIREWALL_OUTBOUND_SUBNETS=127.0.0.1/32']);
   });
+
+  it('does the same for an app pool running the exit-node image: its env cannot open private addresses', () => {
+    const app = { name: 'px', kind: 'app', image: 'switchyard/exit-node:dev', nodes: { min: 1, max: 1 }, env: { FIREWALL_OUTBOUND_SUBNETS: '0.0.0.0/0', KEEP: 'me' } } as const;
+    const closed = containerSpec({ ...pool, spec: app }, node, { exitNodeImage: 'x', publishHost: '127.0.0.1' });
+    expect(closed.Env!.filter((e) => e.startsWith('FIREWALL_OUTBOUND_SUBNETS='))).toEqual([]);
+    expect(closed.Env).toContain('KEEP=me');
+    const opened = containerSpec({ ...pool, spec: app }, node, { exitNodeImage: 'x', publishHost: '127.0.0.1', outboundSubnets: '127.0.0.1/32' });
+    expect(opened.Env!.filter((e) => e.startsWith('FIREWALL_OUTBOUND_SUBNETS='))).toEqual(['FIREWALL_OUTBOUND_SUBNETS=127.0.0.1/32']);
+  });
 });

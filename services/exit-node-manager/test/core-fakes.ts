@@ -252,8 +252,23 @@ export function fakeDocker(timeline: string[]) {
       if (volumes.delete(name)) timeline.push(`docker.volume.remove:${name}`);
     },
   };
+  // A fault set for an operation makes each of its calls fail with the returned error, until it
+  // returns undefined or the fault is deleted.
+  const faults: Partial<Record<keyof DockerOps, () => Error | undefined>> = {};
+  for (const name of Object.keys(ops) as (keyof DockerOps)[]) {
+    const real = ops[name] as (...args: unknown[]) => Promise<unknown>;
+    (ops as unknown as Record<string, unknown>)[name] = async (...args: unknown[]) => {
+      const err = faults[name]?.();
+      if (err) {
+        timeline.push(`docker.${name}:failed`);
+        throw err;
+      }
+      return real(...args);
+    };
+  }
   return {
     ops,
+    faults,
     containers,
     missingImages,
     networks,
@@ -264,6 +279,16 @@ export function fakeDocker(timeline: string[]) {
     },
   };
 }
+
+/** What dockerode reports when it cannot reach the engine's socket. */
+export const engineUnreachable = (operation: string) =>
+  new DockerOpError(operation, 'the Docker engine is not reachable (connect ECONNREFUSED /var/run/docker.sock)', {
+    cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }),
+  });
+
+/** The engine's answer with an HTTP status: a refusal (4xx) or its own failure (5xx). */
+export const engineAnswer = (operation: string, statusCode: number, message: string) =>
+  new DockerOpError(operation, `docker ${operation} failed: ${message}`, { cause: { statusCode } });
 
 interface Published {
   readonly subject: string;

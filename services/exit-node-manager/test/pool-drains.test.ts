@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { eventually } from '@switchyard/testkit/async';
-import { core, createPool, delivery, exitPool, TENANT } from './core-fakes.js';
+import { core, createPool, delivery, engineAnswer, engineUnreachable, exitPool, TENANT } from './core-fakes.js';
 
 // Drains run in the background: the command that asks for one returns once it is recorded.
 
@@ -116,5 +116,109 @@ describe('a pool scaled back up while it drains', () => {
     const fulfilled = c.nats.on('order.evt.fulfilled');
     expect(fulfilled.map((e) => e['orderId'])).toEqual(expect.arrayContaining([down, up]));
     expect(fulfilled.find((e) => e['orderId'] === down)).toEqual({ orderId: down, tenantId: TENANT, result: { poolId, nodeIds: [first!.id, now[1]!.id] } });
+  });
+});
+
+describe('a delete the Docker engine fails', () => {
+  const withVolume = (name: string, nodes: number) => exitPool(name, nodes, { volumes: [{ name: 'data', mountPath: '/data' }] });
+  const del = (c: ReturnType<typeof core>, poolId: string, orderId: string) =>
+    c.manager.commands['pool.cmd.delete']({ orderId, tenantId: TENANT, poolId }, delivery('pool.cmd.delete'));
+
+  it('release throws: the pool is still deleted, pool.evt.deleted published and the order fulfilled', async () => {
+    const c = core();
+    const poolId = await createPool(c.manager, exitPool('jp', 2));
+    c.docker.faults.removeNetwork = () => engineAnswer('network.remove', 409, 'error while removing network: network has active endpoints');
+    const orderId = randomUUID();
+    await del(c, poolId, orderId);
+
+    expect(c.repo.pools.get(`${TENANT}/${poolId}`)?.status).toBe('deleted');
+    expect(c.nats.on('pool.evt.deleted')).toMatchObject([{ tenantId: TENANT, poolId }]);
+    expect(c.nats.on('order.evt.failed')).toEqual([]);
+    expect(c.nats.on('order.evt.fulfilled').at(-1)).toEqual({ orderId, tenantId: TENANT, result: { poolId } });
+    expect(c.timeline.slice(-3)).toEqual(['docker.removeNetwork:failed', 'pool.evt.deleted', 'order.evt.fulfilled']);
+    expect(c.drainStore.records.size).toBe(0);
+  });
+
+  it('removeVolume throws (the engine refuses): the order fails, and no reconciliation brings the nodes back', async () => {
+    const c = core();
+    const poolId = await createPool(c.manager, withVolume('jp', 2));
+    c.docker.faults.removeVolume = () => engineAnswer('volume.remove', 409, 'remove sy-x-1-data: volume is in use');
+    const orderId = randomUUID();
+    await del(c, poolId, orderId);
+
+    expect(c.nats.on('order.evt.failed')).toMatchObject([{ orderId, tenantId: TENANT, reason: expect.stringContaining('volume is in use') }]);
+    expect(c.nats.on('pool.evt.deleted')).toEqual([]);
+    expect(c.docker.containers.size).toBe(0);
+    expect(c.drainStore.records.size).toBe(0);
+    expect(c.repo.pools.get(`${TENANT}/${poolId}`)?.desired_nodes).toBe(0);
+
+    await c.manager.reconcileAll();
+    await c.manager.drains.idle();
+    expect(c.docker.containers.size).toBe(0);
+    expect(await c.nodesOf(poolId)).toEqual([]);
+    expect(c.timeline.filter((t) => t.startsWith('docker.create:'))).toHaveLength(2);
+
+    // Asked again once the engine lets the volumes go, the delete completes.
+    delete c.docker.faults.removeVolume;
+    const again = randomUUID();
+    await del(c, poolId, again);
+    expect(c.repo.pools.get(`${TENANT}/${poolId}`)?.status).toBe('deleted');
+    expect(c.docker.volumes.size).toBe(0);
+    expect(c.nats.on('order.evt.fulfilled').at(-1)).toEqual({ orderId: again, tenantId: TENANT, result: { poolId } });
+  });
+
+  it('Docker unreachable mid-delete then back: the delete completes and the order is fulfilled', async () => {
+    const c = core({ awaitDrains: false });
+    const poolId = await createPool(c.manager, withVolume('jp', 2));
+    const [first] = await c.nodesOf(poolId);
+    // The engine goes away once the first node's container is removed.
+    let away = false;
+    c.docker.faults.remove = () => {
+      if (away) return engineUnreachable('container.remove');
+      away = true;
+      return undefined;
+    };
+    c.docker.faults.findContainers = () => (away ? engineUnreachable('container.list') : undefined);
+    const orderId = randomUUID();
+    await del(c, poolId, orderId);
+
+    await eventually(
+      () => c.timeline.filter((t) => t.endsWith(':failed')),
+      (f) => f.length > 0,
+      5000,
+      'the engine refusing a call',
+      { intervalMs: 10 },
+    );
+    // Still recorded and being retried: the pool takes no orders and reconciliation leaves it alone.
+    expect(c.drainStore.records.size).toBe(1);
+    expect(c.nats.on('order.evt.failed')).toEqual([]);
+    await c.manager.reconcileAll();
+    expect(c.repo.pools.get(`${TENANT}/${poolId}`)).toMatchObject({ status: 'active', desired_nodes: 0 });
+    expect((await c.nodesOf(poolId)).map((n) => n.id)).not.toContain(first!.id);
+
+    delete c.docker.faults.remove;
+    delete c.docker.faults.findContainers;
+    await c.manager.drains.idle();
+    expect(c.docker.containers.size).toBe(0);
+    expect(c.docker.volumes.size).toBe(0);
+    expect(c.repo.pools.get(`${TENANT}/${poolId}`)?.status).toBe('deleted');
+    expect(c.nats.on('pool.evt.deleted')).toMatchObject([{ poolId }]);
+    expect(c.nats.on('order.evt.failed')).toEqual([]);
+    expect(c.nats.on('order.evt.fulfilled').at(-1)).toEqual({ orderId, tenantId: TENANT, result: { poolId } });
+    expect(c.drainStore.records.size).toBe(0);
+  });
+
+  it('an engine failing on its side (5xx) is retried too, not reported as the order failing', async () => {
+    const c = core();
+    const poolId = await createPool(c.manager, withVolume('jp', 1));
+    let failures = 1;
+    c.docker.faults.removeVolume = () => (failures-- > 0 ? engineAnswer('volume.remove', 500, 'Internal Server Error') : undefined);
+    const orderId = randomUUID();
+    await del(c, poolId, orderId);
+
+    expect(c.timeline).toContain('docker.removeVolume:failed');
+    expect(c.nats.on('order.evt.failed')).toEqual([]);
+    expect(c.repo.pools.get(`${TENANT}/${poolId}`)?.status).toBe('deleted');
+    expect(c.nats.on('order.evt.fulfilled').at(-1)).toEqual({ orderId, tenantId: TENANT, result: { poolId } });
   });
 });
