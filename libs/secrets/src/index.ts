@@ -4,3 +4,5 @@ export { isSealed, open, parseSecretsKey, seal, SecretsError } from './seal.js';
 
 /** What an API answer shows in place of a secret's value. */
 export const REDACTED = '(secret)';
+export { deriveScrypt, hashPassword, sameSecret, SCRYPT_COST, SCRYPT_KEY_LENGTH } from './passwords.js';
+export type { ScryptCost } from './passwords.js';

@@ -3,34 +3,22 @@
  * front door. The gateway generates each password, answers it once, and stores only its
  * scrypt hash; the load balancers learn the hashes from `proxyuser.evt.*` and the snapshot.
  */
-import { randomBytes, randomUUID, scrypt } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { currentTraceparent } from '@switchyard/bus';
 import { PROXY_USER_NAME, type EventSubject, type Payload, type ProxyUserHash, type ProxyUserView, type ReplyOf } from '@switchyard/contracts';
 import type { Kysely, Transaction } from '@switchyard/db';
+import { hashPassword } from '@switchyard/secrets';
 import type { Database, ProxyUser } from './tables.js';
 
 type Db = Kysely<Database>;
-
-/**
- * Node's defaults (16 MiB, ~50 ms here). The password is 192 random bits, so the cost guards
- * only a leaked table; each load balancer runs it once per user and password, then caches.
- */
-export const SCRYPT_COST = { n: 16_384, r: 8, p: 1 } as const;
-const KEY_LENGTH = 32;
-const SALT_BYTES = 16;
 
 export function generateProxyPassword(): string {
   return `pu_${randomBytes(24).toString('base64url')}`;
 }
 
-export function scryptKey(password: string, salt: Buffer, cost: { n: number; r: number; p: number }, length = KEY_LENGTH): Promise<Buffer> {
-  return new Promise((resolve, reject) => scrypt(password, salt, length, { N: cost.n, r: cost.r, p: cost.p }, (err, key) => (err ? reject(err) : resolve(key))));
-}
-
+/** The password is 192 random bits: the hash's cost guards only a leaked table; each load balancer runs it once per user and password, then caches. */
 export async function hashProxyPassword(password: string): Promise<ProxyUserHash> {
-  const salt = randomBytes(SALT_BYTES);
-  const key = await scryptKey(password, salt, SCRYPT_COST);
-  return { algorithm: 'scrypt', ...SCRYPT_COST, salt: salt.toString('base64'), hash: key.toString('base64') };
+  return { algorithm: 'scrypt', ...(await hashPassword(password)) };
 }
 
 /** Why a name cannot be a proxy user's, or undefined when it can. */

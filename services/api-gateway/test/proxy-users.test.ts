@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PROXY_USER_NAME } from '@switchyard/contracts';
-import { generateProxyPassword, hashProxyPassword, proxyUserNameIssue, SCRYPT_COST, scryptKey } from '../src/proxy-users.js';
+import { deriveScrypt, SCRYPT_COST } from '@switchyard/secrets';
+import { generateProxyPassword, hashProxyPassword, proxyUserNameIssue } from '../src/proxy-users.js';
 
 describe('proxy user passwords', () => {
   it('are 192 random bits, different every time', () => {
@@ -16,8 +17,8 @@ describe('proxy user passwords', () => {
     expect(JSON.stringify(h)).not.toContain(password);
     const salt = Buffer.from(h.salt, 'base64');
     expect(salt).toHaveLength(16);
-    expect((await scryptKey(password, salt, h)).toString('base64')).toBe(h.hash);
-    expect((await scryptKey(`${password}x`, salt, h)).toString('base64')).not.toBe(h.hash);
+    expect((await deriveScrypt(password, salt, h)).toString('base64')).toBe(h.hash);
+    expect((await deriveScrypt(`${password}x`, salt, h)).toString('base64')).not.toBe(h.hash);
     // A per-user salt: the same password hashes differently.
     expect((await hashProxyPassword(password)).hash).not.toBe(h.hash);
   });

@@ -1,26 +1,14 @@
-import { createHash, scrypt, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Payload, ProxyUserView, ReplyOf } from '@switchyard/contracts';
+import { deriveScrypt as scryptKey, type ScryptCost, sameSecret } from '@switchyard/secrets';
 import type { EventHandlers } from '@switchyard/service-kit';
 import type { ProxyUser } from './settings.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
-/** Constant-time whatever the lengths: both sides are hashed to 32 bytes first. */
-export function sameSecret(a: string, b: string): boolean {
-  return timingSafeEqual(sha256(a), sha256(b));
-}
-
-export interface ScryptCost {
-  readonly n: number;
-  readonly r: number;
-  readonly p: number;
-}
-
 export type Derive = (password: string, salt: Buffer, cost: ScryptCost, length: number) => Promise<Buffer>;
 
-/** scrypt runs on libuv's thread pool: the worker's event loop keeps moving bytes meanwhile. */
-export const deriveScrypt: Derive = (password, salt, cost, length) =>
-  new Promise((resolve, reject) => scrypt(password, salt, length, { N: cost.n, r: cost.r, p: cost.p }, (err, key) => (err ? reject(err) : resolve(key))));
+export const deriveScrypt: Derive = scryptKey;
 
 /**
  * Keys remembered for a while, bounded in size (the oldest entry goes first) and in age.

@@ -1,6 +1,6 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from '@switchyard/db';
+import { sameSecret } from '@switchyard/secrets';
 import { findCaller, type Caller } from '../keys.js';
 import type { Database } from '../tables.js';
 import { RequestError } from './errors.js';
@@ -36,10 +36,6 @@ function basicOf(request: FastifyRequest): { username: string; password: string 
   return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
-// Hashing first makes the comparison constant-time whatever the lengths.
-const digest = (s: string) => createHash('sha256').update(s).digest();
-const same = (a: string, b: string) => timingSafeEqual(digest(a), digest(b));
-
 /** Native API: a tenant's key as a Bearer token or X-API-Key. */
 export async function authenticateKey(db: Kysely<Database>, request: FastifyRequest): Promise<void> {
   const key = apiKeyOf(request);
@@ -60,7 +56,7 @@ export async function authenticateBasicOrKey(db: Kysely<Database>, account: Basi
   };
   const basic = basicOf(request);
   if (basic) {
-    const ok = account !== undefined && same(basic.username, account.username) && same(basic.password, account.password);
+    const ok = account !== undefined && sameSecret(basic.username, account.username) && sameSecret(basic.password, account.password);
     if (!ok) throw refuse(account ? 'wrong username or password' : 'HTTP Basic is not configured here (COMPAT_API_USERNAME); use an API key');
     callers.set(request, { tenantId: account!.tenantId, tenantName: account!.username, role: 'member' });
     return;
