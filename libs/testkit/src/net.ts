@@ -1,12 +1,42 @@
+import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { eventually } from './async.js';
 
-export async function freePort(): Promise<number> {
+/**
+ * The first port of the kernel's ephemeral range: outbound connections take their local ports
+ * from there, so a port chosen above it may be taken by one between the choice and the listen
+ * of the process it was chosen for (a CI run failed so: EADDRINUSE).
+ */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(low) && low > 11_000) return low;
+  } catch {}
+  return 32_768;
+}
+const PORTS_FROM = 10_000;
+const PORTS_TO = ephemeralLow() - 1;
+
+function tryListen(port: number): Promise<number | undefined> {
   const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(undefined));
+    server.listen(port, '127.0.0.1', () => {
+      const bound = (server.address() as { port: number }).port;
+      server.close(() => resolve(bound));
+    });
+  });
+}
+
+/** A port free on 127.0.0.1 now, below the ephemeral range (see ephemeralLow). */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await tryListen(PORTS_FROM + Math.floor(Math.random() * (PORTS_TO - PORTS_FROM)));
+    if (port !== undefined) return port;
+  }
+  const any = await tryListen(0);
+  if (any === undefined) throw new Error('no free port on 127.0.0.1');
+  return any;
 }
 
 export async function waitForPort(port: number, timeoutMs: number): Promise<void> {
