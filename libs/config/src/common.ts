@@ -16,3 +16,19 @@ export const DatabaseEnv = {
     description: 'a postgres:// URL',
   }),
 };
+
+/** What the maxima default to; exit-node-manager's container spec holds nodes to them too. */
+export const POOL_MAXIMA_DEFAULTS = Object.freeze({ memoryMb: 2048, cpus: 2, pids: 512 });
+
+/** Docker's NanoCpus is a billionth of a CPU; a hundredth is as fine as a limit is useful. */
+export const cpus = (defaultValue: number) => Type.Number({ minimum: 0.01, maximum: 1024, default: defaultValue, description: 'a number of CPUs such as 0.5 or 2' });
+
+/**
+ * The most any pool's node may use (pool.resources): the gateway refuses a request above
+ * them and exit-node-manager clamps containers to them, so both read these variables.
+ */
+export const PoolMaximaEnv = {
+  POOL_MAX_MEMORY_MB: int({ minimum: 16, maximum: 1_048_576, default: POOL_MAXIMA_DEFAULTS.memoryMb }),
+  POOL_MAX_CPUS: cpus(POOL_MAXIMA_DEFAULTS.cpus),
+  POOL_MAX_PIDS: int({ minimum: 16, maximum: 1_000_000, default: POOL_MAXIMA_DEFAULTS.pids }),
+};

@@ -2,7 +2,7 @@ import { bool, enumOf, int, port, string, url } from './fields.js';
 
 export { loadConfig, loadConfigOrExit, ConfigError } from './load.js';
 export type { ConfigIssue } from './load.js';
-export { CommonEnv, DatabaseEnv } from './common.js';
+export { CommonEnv, cpus, DatabaseEnv, POOL_MAXIMA_DEFAULTS, PoolMaximaEnv } from './common.js';
 export { isSecretVariable, redactUrl } from './redact.js';
 export type { UrlOptions, IntOptions, StringOptions } from './fields.js';
 

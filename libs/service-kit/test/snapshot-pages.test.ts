@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import { assertReply, type NodeView, type Payload, type PoolView, type ReplyOf } from '@switchyard/contracts';
-import { cutSnapshot, requestPoolSnapshot, SnapshotPages, type PoolSnapshot, type SkippedRow } from '../src/snapshot-pages.js';
+import { cutSnapshot, SnapshotPages, type SkippedRow } from '../src/snapshot-pages.js';
+import { requestPoolSnapshot, type PoolSnapshot } from '../src/snapshot-request.js';
 
 const PAGE = 16 * 1024;
 

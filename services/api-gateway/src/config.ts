@@ -1,5 +1,5 @@
 import Type from 'typebox';
-import { CommonEnv, DatabaseEnv, env } from '@switchyard/config';
+import { CommonEnv, DatabaseEnv, env, PoolMaximaEnv } from '@switchyard/config';
 import { Id } from '@switchyard/contracts';
 
 export const ApiGatewayEnv = Type.Object({
@@ -29,10 +29,7 @@ export const ApiGatewayEnv = Type.Object({
   POOL_IMAGES: Type.Optional(env.string({ minLength: 1 })),
   /** Comma-separated tenant ids or names that may ask for network "host", besides the admin tenant. */
   HOST_NETWORK_TENANTS: Type.Optional(env.string({ minLength: 1 })),
-  /** Maxima of pool.resources; exit-node-manager applies the same variables to containers. */
-  POOL_MAX_MEMORY_MB: env.int({ minimum: 16, maximum: 1_048_576, default: 2048 }),
-  POOL_MAX_CPUS: Type.Number({ minimum: 0.01, maximum: 1024, default: 2, description: 'a number of CPUs between 0.01 and 1024' }),
-  POOL_MAX_PIDS: env.int({ minimum: 16, maximum: 1_000_000, default: 512 }),
+  ...PoolMaximaEnv,
   TENANT_MAX_POOLS: env.int({ minimum: 1, maximum: 100_000, default: 20 }),
   /** Bound on the sum of nodes.max over a tenant's pools. */
   TENANT_MAX_NODES: env.int({ minimum: 1, maximum: 1_000_000, default: 50 }),

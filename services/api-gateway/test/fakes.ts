@@ -53,8 +53,8 @@ export interface TestAppOptions {
   timeouts?: { requestMs: number; connectionMs: number };
 }
 
-/** The gateway's defaults (config.ts). */
-export const limits = limitsOf({
+/** The gateway's defaults (config.ts), as limitsOf reads them. */
+export const defaultPolicyConfig = () => ({
   EXIT_NODE_IMAGE: 'switchyard/exit-node:dev',
   ADMIN_TENANT_NAME: 'admin',
   POOL_MAX_MEMORY_MB: 2048,
@@ -64,6 +64,7 @@ export const limits = limitsOf({
   TENANT_MAX_NODES: 50,
   TENANT_NODE_ADDS_PER_MINUTE: 30,
 });
+export const limits = limitsOf(defaultPolicyConfig());
 
 export function testApp(answers: Answers, opts: TestAppOptions = {}) {
   const bus = fakeBus(answers);

@@ -5,7 +5,7 @@ import type { Caller } from '../src/keys.js';
 import { createPoolGuard, nodeAddLimiter, type NodeAddLimiter } from '../src/orders/pool-guard.js';
 import { afterOrder, capacityOf, limitsOf, nodeAdditions, quotaRefusals, specRefusals, withPending, type PoolUsage } from '../src/orders/pool-policy.js';
 import type { OrderRequest } from '../src/orders/schemas.js';
-import { limits } from './fakes.js';
+import { defaultPolicyConfig, limits } from './fakes.js';
 
 const member: Caller = { tenantId: '0b9f4f2e-6a2d-4c1e-9a51-3f5e8f0c2d11', tenantName: 'acme', role: 'member' };
 const admin: Caller = { tenantId: '11111111-2222-4333-8444-555555555555', tenantName: 'admin', role: 'admin' };
@@ -18,7 +18,7 @@ describe('limitsOf', () => {
   it('allows only the exit-node image when POOL_IMAGES is unset, and reads comma lists with spaces', () => {
     expect(limits.images).toEqual(['switchyard/exit-node:dev']);
     expect(limits.hostNetworkTenants).toEqual([]);
-    const listed = limitsOf({ ...configOf(), POOL_IMAGES: ' a:1, b@sha256:00 ,,', HOST_NETWORK_TENANTS: 'acme, 0b9f4f2e-6a2d-4c1e-9a51-3f5e8f0c2d11' });
+    const listed = limitsOf({ ...defaultPolicyConfig(), POOL_IMAGES: ' a:1, b@sha256:00 ,,', HOST_NETWORK_TENANTS: 'acme, 0b9f4f2e-6a2d-4c1e-9a51-3f5e8f0c2d11' });
     expect(listed.images).toEqual(['a:1', 'b@sha256:00']);
     expect(listed.hostNetworkTenants).toEqual(['acme', '0b9f4f2e-6a2d-4c1e-9a51-3f5e8f0c2d11']);
   });
@@ -211,16 +211,3 @@ describe('the guard', () => {
     expect(spent).toEqual([]);
   });
 });
-
-function configOf() {
-  return {
-    EXIT_NODE_IMAGE: 'switchyard/exit-node:dev',
-    ADMIN_TENANT_NAME: 'admin',
-    POOL_MAX_MEMORY_MB: 2048,
-    POOL_MAX_CPUS: 2,
-    POOL_MAX_PIDS: 512,
-    TENANT_MAX_POOLS: 20,
-    TENANT_MAX_NODES: 50,
-    TENANT_NODE_ADDS_PER_MINUTE: 30,
-  };
-}

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import Type, { type Static } from 'typebox';
-import { CommonEnv, DatabaseEnv, env } from '@switchyard/config';
+import { CommonEnv, cpus, DatabaseEnv, env, PoolMaximaEnv } from '@switchyard/config';
 import { DEFAULT_RESOURCE_POLICY, type ResourcePolicy } from './container-spec.js';
 
 // An IP literal, not a host name: Docker binds published ports to HostIp as given, and a
@@ -11,9 +11,6 @@ const ipAddress = (defaultValue: string) =>
     (value: string) => isIP(value) !== 0,
     () => 'expected an IP address such as 127.0.0.1',
   );
-
-// Docker's NanoCpus is a billionth of a CPU; a hundredth is as fine as a limit is useful.
-const cpus = (defaultValue: number) => Type.Number({ minimum: 0.01, maximum: 1024, default: defaultValue, description: 'a number of CPUs such as 0.5 or 2' });
 
 export const ExitNodeManagerEnv = Type.Object({
   ...CommonEnv,
@@ -46,9 +43,7 @@ export const ExitNodeManagerEnv = Type.Object({
   POOL_DEFAULT_MEMORY_MB: env.int({ minimum: 16, maximum: 1_048_576, default: DEFAULT_RESOURCE_POLICY.defaults.memoryMb }),
   POOL_DEFAULT_CPUS: cpus(DEFAULT_RESOURCE_POLICY.defaults.cpus),
   POOL_DEFAULT_PIDS: env.int({ minimum: 16, maximum: 1_000_000, default: DEFAULT_RESOURCE_POLICY.defaults.pids }),
-  POOL_MAX_MEMORY_MB: env.int({ minimum: 16, maximum: 1_048_576, default: DEFAULT_RESOURCE_POLICY.maxima.memoryMb }),
-  POOL_MAX_CPUS: cpus(DEFAULT_RESOURCE_POLICY.maxima.cpus),
-  POOL_MAX_PIDS: env.int({ minimum: 16, maximum: 1_000_000, default: DEFAULT_RESOURCE_POLICY.maxima.pids }),
+  ...PoolMaximaEnv,
   /** base64 of 32 bytes, the api-gateway's own: opens pools' secretEnv into their containers' environment. */
   SECRETS_KEY: Type.Optional(env.string({ minLength: 1 })),
 });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ContainerCreateOptions, NetworkCreateOptions } from 'dockerode';
+import { POOL_MAXIMA_DEFAULTS } from '@switchyard/config';
 import { Labels } from '@switchyard/docker';
 import type { PoolSpec, PublishedPort } from '@switchyard/contracts';
 import { open, SecretsError } from '@switchyard/secrets';
@@ -40,7 +41,7 @@ export interface ResourcePolicy {
 
 export const DEFAULT_RESOURCE_POLICY: ResourcePolicy = Object.freeze({
   defaults: Object.freeze({ memoryMb: 512, cpus: 1, pids: 256 }),
-  maxima: Object.freeze({ memoryMb: 2048, cpus: 2, pids: 512 }),
+  maxima: POOL_MAXIMA_DEFAULTS,
 });
 
 export interface SpecConfig {

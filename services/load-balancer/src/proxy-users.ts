@@ -1,14 +1,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Payload, ProxyUserView, ReplyOf } from '@switchyard/contracts';
-import { deriveScrypt as scryptKey, type ScryptCost, sameSecret } from '@switchyard/secrets';
+import { deriveScrypt, type ScryptCost, sameSecret } from '@switchyard/secrets';
 import type { EventHandlers } from '@switchyard/service-kit';
 import type { ProxyUser } from './settings.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
 export type Derive = (password: string, salt: Buffer, cost: ScryptCost, length: number) => Promise<Buffer>;
-
-export const deriveScrypt: Derive = scryptKey;
 
 /**
  * Keys remembered for a while, bounded in size (the oldest entry goes first) and in age.

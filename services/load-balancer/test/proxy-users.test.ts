@@ -1,8 +1,8 @@
 import { randomBytes, scryptSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { ProxyUserView } from '@switchyard/contracts';
-import { sameSecret } from '@switchyard/secrets';
-import { deriveScrypt, ProxyCredentials, ProxyUserBook, rebuildProxyUsers, VerifiedCache, type Derive } from '../src/proxy-users.js';
+import { deriveScrypt, sameSecret } from '@switchyard/secrets';
+import { ProxyCredentials, ProxyUserBook, rebuildProxyUsers, VerifiedCache, type Derive } from '../src/proxy-users.js';
 
 const tenantA = '0b3c2f0e-5d4a-4f1e-9f7a-1c2d3e4f5a6b';
 const tenantB = '7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f';
