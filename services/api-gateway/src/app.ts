@@ -34,6 +34,8 @@ export interface AppDeps {
   guard: PoolGuard;
   /** Seals a pool's secretEnv (SECRETS_KEY); without it, orders with secrets are refused. */
   secrets?: OrderSecrets | undefined;
+  /** SECRETS_KEY keys Idempotency-Key fingerprints and seals answers that hold a secret; in-flight claims older than inFlightMs (60 s unless said) are taken over. */
+  idempotency?: { secretsKey?: Buffer | undefined; inFlightMs?: number | undefined } | undefined;
   /** Node's server bounds (fastify requestTimeout, connectionTimeout); both off when absent, as in tests. */
   timeouts?: { requestMs: number; connectionMs: number } | undefined;
 }
@@ -74,8 +76,19 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const reachability = reachabilityOf(db, deps.natsConnected);
   app.register(healthRoutes(reachability));
   app.register(compatRoutes({ db, fleet, servers: deps.servers, basic: deps.basic, onOrderPlaced, guard, health: reachability }), { prefix: '/api' });
-  app.register(v1Routes({ db, fleet, onOrderPlaced, guard, secrets: deps.secrets ?? orderSecrets(undefined), proxyUsersPerTenant: deps.proxyUsersPerTenant ?? 20 }), {
-    prefix: '/v1',
-  });
+  app.register(
+    v1Routes({
+      db,
+      fleet,
+      onOrderPlaced,
+      guard,
+      secrets: deps.secrets ?? orderSecrets(undefined),
+      proxyUsersPerTenant: deps.proxyUsersPerTenant ?? 20,
+      idempotency: { secretsKey: deps.idempotency?.secretsKey, inFlightMs: deps.idempotency?.inFlightMs ?? 60_000 },
+    }),
+    {
+      prefix: '/v1',
+    },
+  );
   return app;
 }

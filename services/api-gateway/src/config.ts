@@ -46,4 +46,9 @@ export const ApiGatewayEnv = Type.Object({
    * Keep it well above a minute in production: long work (a drain) reports progress once a minute.
    */
   ORDER_STALE_AFTER_MS: env.int({ minimum: 1000, maximum: 7 * 24 * 3_600_000, default: 10 * 60_000 }),
+  /**
+   * A request holding an Idempotency-Key for longer than this is taken to have crashed or hung:
+   * a retry with the same key and request takes the key over. Keep it above the slowest request.
+   */
+  IDEMPOTENCY_IN_FLIGHT_MS: env.int({ minimum: 1000, maximum: 3_600_000, default: 60_000 }),
 });

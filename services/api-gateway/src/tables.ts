@@ -86,6 +86,24 @@ interface ProxyUserTable {
   revoked_at: Date | null;
 }
 
+interface IdempotencyKeyTable {
+  tenant_id: string;
+  key: string;
+  /** Hash of method, path, tenant and canonical body (idempotency/fingerprint.ts); never the body. */
+  fingerprint: string;
+  state: 'in_flight' | 'done';
+  /** The holder's claim: only it (or whoever took a stale claim over) may finish the row. */
+  token: string;
+  response_status: number | null;
+  response_headers: Json<Record<string, string>> | null;
+  /** The body as sent, or sealed with SECRETS_KEY when `response_sealed`. */
+  response_body: string | null;
+  response_sealed: Generated<boolean>;
+  created_at: CreatedAt;
+  locked_at: Generated<Date>;
+  completed_at: Date | null;
+}
+
 export interface Database {
   tenants: TenantTable;
   api_keys: ApiKeyTable;
@@ -94,9 +112,11 @@ export interface Database {
   speed_tests: SpeedTestTable;
   activity: ActivityTable;
   proxy_users: ProxyUserTable;
+  idempotency_keys: IdempotencyKeyTable;
 }
 
 export type Order = Selectable<OrderTable>;
 export type SpeedTest = Selectable<SpeedTestTable>;
 export type Activity = Selectable<ActivityTable>;
 export type ProxyUser = Selectable<ProxyUserTable>;
+export type IdempotencyRecord = Selectable<IdempotencyKeyTable>;

@@ -102,7 +102,9 @@ describe('/v1/proxy-users against the database', () => {
 
   it('are in the OpenAPI document, with a response schema per status', async () => {
     const { paths } = (await sys.app.inject({ method: 'GET', url: '/openapi.json' })).json();
-    expect(Object.keys(paths['/v1/proxy-users'].post.responses).sort()).toEqual(['201', '400', '403', '409']);
+    // 409 and 422 are also the Idempotency-Key's answers (in flight, used for another request).
+    expect(Object.keys(paths['/v1/proxy-users'].post.responses).sort()).toEqual(['201', '400', '403', '409', '422']);
+    expect(paths['/v1/proxy-users'].post.parameters).toContainEqual(expect.objectContaining({ in: 'header', name: 'idempotency-key', required: false }));
     expect(paths['/v1/proxy-users'].get.responses['200']).toBeDefined();
     expect(Object.keys(paths['/v1/proxy-users/{id}'].delete.responses).sort()).toEqual(['204', '404']);
   });

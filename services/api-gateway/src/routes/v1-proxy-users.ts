@@ -29,6 +29,8 @@ export function proxyUserRoutes(deps: ProxyUserRouteDeps): FastifyPluginAsync {
     v1.post(
       '/proxy-users',
       {
+        // The answer holds the password, shown once: a retry gets it again, kept sealed meanwhile.
+        config: { idempotency: { secretResponse: true } },
         schema: {
           description:
             'creates a proxy user for the load balancer\'s exit-pool front door. The generated password is in this answer only; the proxy username is "<name>-country-<cc>…".',

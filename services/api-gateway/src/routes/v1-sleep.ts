@@ -108,6 +108,7 @@ export function sleepRoutes(deps: SleepRouteDeps): FastifyPluginAsync {
     v1.post(
       '/nodes/:id/sleep',
       {
+        config: { idempotency: {} },
         schema: {
           description: "places a node.sleep order: the sleep controller arms the catch of the node's ports, then stops it (sleep.cmd.node)",
           params: Params,
@@ -144,6 +145,7 @@ export function sleepRoutes(deps: SleepRouteDeps): FastifyPluginAsync {
     v1.post(
       '/nodes/:id/wake',
       {
+        config: { idempotency: {} },
         schema: {
           description: 'places a node.wake order: exit-node-manager starts the sleeping node (node.cmd.wake)',
           params: Params,

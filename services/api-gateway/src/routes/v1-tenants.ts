@@ -17,6 +17,8 @@ export function tenantRoutes(deps: { db: Kysely<Database> }): FastifyPluginAsync
     v1.post(
       '/tenants',
       {
+        // The answer holds the tenant's first API key: kept sealed for a retry.
+        config: { idempotency: { secretResponse: true } },
         schema: {
           body: Type.Object({ name: Name }, { additionalProperties: false }),
           response: { 201: Type.Object({ id: Id, name: Type.String(), apiKey: Type.String() }), 403: ErrorBody, 409: ErrorBody },

@@ -3,6 +3,7 @@ import type { Kysely } from '@switchyard/db';
 import type { Fleet } from '../fleet.js';
 import type { PoolGuard } from '../orders/pool-guard.js';
 import { authenticateKey } from '../http/auth.js';
+import { installIdempotency } from '../idempotency/plugin.js';
 import type { OrderSecrets } from '../secrets.js';
 import type { Database } from '../tables.js';
 import { activityRoutes } from './v1-activity.js';
@@ -20,6 +21,8 @@ export interface V1Deps {
   proxyUsersPerTenant: number;
   guard: PoolGuard;
   secrets: OrderSecrets;
+  /** SECRETS_KEY (fingerprints, sealed answers) and IDEMPOTENCY_IN_FLIGHT_MS. */
+  idempotency: { secretsKey?: Buffer | undefined; inFlightMs: number };
 }
 
 /** The native API: every route behind a tenant's API key. */
@@ -27,6 +30,8 @@ export function v1Routes(deps: V1Deps): FastifyPluginAsync {
   const { db } = deps;
   return async (v1) => {
     v1.addHook('onRequest', async (request) => authenticateKey(db, request));
+    // Before the routes: it adds the header to the schema of each route that opts in.
+    installIdempotency(v1, { db, ...deps.idempotency });
     // In this order the OpenAPI document lists the paths as it always has.
     await v1.register(tenantRoutes({ db }));
     await v1.register(orderRoutes(deps));
