@@ -20,7 +20,8 @@ describe('Idempotency-Key', () => {
     return { arrival, release };
   }
 
-  const gatewayEnv = { SERVICE_REQUEST_TIMEOUT_MS: '30000' };
+  // Three pools a tenant: enough for every test here, and a quota the attack below runs into.
+  const gatewayEnv = { SERVICE_REQUEST_TIMEOUT_MS: '30000', TENANT_MAX_POOLS: '3' };
 
   beforeAll(async () => {
     sys = await startTestSystem();
@@ -197,6 +198,21 @@ describe('Idempotency-Key', () => {
     const third = await order(t.key, idem, poolOrder('sendai'));
     expect(third.status).toBe(202);
     expect(third.headers.get('idempotent-replayed')).toBeNull();
+    expect(await ordersOf(t.id)).toHaveLength(3);
+  });
+
+  it("does not let an expired key skip the pool quota (a member's retry is exempt only while the key lives)", async () => {
+    const t = await newTenant();
+    const idem = uniqueKey();
+    for (const [i, k] of [uniqueKey(), uniqueKey(), idem].entries()) expect((await order(t.key, k, poolOrder(`p${i}`))).status).toBe(202);
+    const refused = await order(t.key, uniqueKey(), poolOrder('p3'));
+    expect(refused.status).toBe(403);
+    // A day later the key is free: a new order under it is counted like any other.
+    await sys.db.query(`update idempotency_keys set created_at = now() - interval '25 hours' where tenant_id = $1`, [t.id]);
+    await sys.db.query(`update orders set created_at = now() - interval '25 hours' where tenant_id = $1`, [t.id]);
+    const attack = await order(t.key, idem, poolOrder('p4'));
+    expect(attack.status).toBe(403);
+    expect(attack.body.issues).toEqual([expect.objectContaining({ field: 'pool' })]);
     expect(await ordersOf(t.id)).toHaveLength(3);
   });
 
