@@ -74,6 +74,8 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
     ...LOOPBACK_LB_ENV,
     EXIT_NODE_OUTBOUND_SUBNETS: '127.0.0.1/32',
     SECRETS_KEY: secretsKey,
+    // Every test gateway calls from 127.0.0.1 into the one shared Redis: budgets of its own.
+    API_RATE_LIMIT_PREFIX: `switchyard:rl:test:${randomBytes(6).toString('hex')}`,
     ...overrides,
   });
 
