@@ -243,6 +243,26 @@ describe('API keys', () => {
       expect(await sys.db.query('select id from api_keys where tenant_id = $1 and name = $2', [other.id, 'plant'])).toEqual([]);
     });
 
+    it('no key issues a key that outlives it, except its own successor', async () => {
+      const week = new Date(Date.now() + 7 * 86_400_000);
+      const parent = await issue(member.key, { name: 'parent', scopes: ['read', 'keys'], expiresAt: week.toISOString() });
+      const child = await issue(parent.apiKey, { name: 'child', scopes: ['read'] });
+      expect(child.expiresAt).toBe(week.toISOString());
+      const later = await sys.http('POST', '/v1/keys', {
+        key: parent.apiKey,
+        body: { name: 'later', scopes: ['read'], expiresAt: new Date(week.getTime() + 86_400_000).toISOString() },
+      });
+      expect(later.status).toBe(400);
+      expect(later.body.issues).toEqual([{ field: 'expiresAt', message: `not after the calling key's own expiry (${week.toISOString()})` }]);
+      // Rotating a sibling cannot renew it past the caller either.
+      const sibling = await sys.http('POST', `/v1/keys/${child.id}/rotate`, { key: parent.apiKey });
+      expect(sibling.body.key.expiresAt).toBe(week.toISOString());
+      // Its own successor is a renewal: the default lifetime from now.
+      const self = await sys.http('POST', `/v1/keys/${parent.id}/rotate`, { key: parent.apiKey });
+      expect(self.status).toBe(201);
+      expect(Date.parse(self.body.key.expiresAt)).toBeGreaterThan(week.getTime());
+    });
+
     it('a read-only key cannot manage keys at all (403 naming "keys")', async () => {
       const reader = await issue(member.key, { name: 'reader', scopes: ['read'] });
       const res = await sys.http('POST', '/v1/keys', { key: reader.apiKey, body: { name: 'x', scopes: ['read'] } });

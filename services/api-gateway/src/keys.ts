@@ -22,6 +22,8 @@ export interface Caller {
   scopes: Scope[];
   /** The key the call came with; absent for the compat surface's Basic account. */
   keyId?: string;
+  /** When that key expires; null: never. */
+  expiresAt?: Date | null;
 }
 
 export type KeyCheck = { caller: Caller } | { refused: string };
@@ -52,7 +54,7 @@ export async function checkKey(db: Kysely<Database>, key: string, now = new Date
     const rotated = row.replacedBy ? `; it was rotated into key ${row.replacedBy}, use that one` : '';
     return { refused: `API key expired at ${row.expiresAt.toISOString()}${rotated}` };
   }
-  return { caller: { tenantId: row.tenantId, tenantName: row.tenantName, role: row.role, scopes: row.scopes, keyId: row.keyId } };
+  return { caller: { tenantId: row.tenantId, tenantName: row.tenantName, role: row.role, scopes: row.scopes, keyId: row.keyId, expiresAt: row.expiresAt } };
 }
 
 /**

@@ -79,6 +79,18 @@ function within(value: string, now: Date, maxMs: number, field: string, what: st
   return at;
 }
 
+/**
+ * No key issues a key that outlives it, except its own successor: a leaked key cannot plant
+ * longer-lived children, only rotate itself, which ends it for its owner (who then sees why).
+ * An unasked expiry is cut to the caller's; an asked one past it is a 400.
+ */
+function notOutliving(caller: Caller, at: Date, asked: boolean, field: string): Date {
+  const bound = caller.expiresAt;
+  if (!bound || at <= bound) return at;
+  if (asked) throw badRequest([{ path: field, message: `not after the calling key's own expiry (${bound.toISOString()})` }]);
+  return bound;
+}
+
 /** No key acts on a key wider than itself: that would be a way to a wider key. */
 function notWiderThanCaller(caller: Caller, target: ApiKey): void {
   const extra = wider(target.scopes, caller.scopes);
@@ -123,7 +135,7 @@ export function keyRoutes(deps: { db: Kysely<Database>; policy: KeyPolicy }): Fa
       {
         schema: {
           ...requires('keys'),
-          description: `issues an API key. \`scopes\` may not be wider than the calling key's. Expires after ${policy.defaultTtlDays} days unless \`expiresAt\` says sooner or later (at most ${policy.maxTtlDays} days). The key is in this answer only.`,
+          description: `issues an API key. \`scopes\` may not be wider than the calling key's, nor outlive it. Expires after ${policy.defaultTtlDays} days unless \`expiresAt\` says sooner or later (at most ${policy.maxTtlDays} days). The key is in this answer only.`,
           body: Type.Object(
             {
               name: Type.String({ minLength: 1, maxLength: 64 }),
@@ -139,10 +151,10 @@ export function keyRoutes(deps: { db: Kysely<Database>; policy: KeyPolicy }): Fa
       async (request, reply) => {
         const caller = callerOf(request);
         const now = new Date();
-        const { name, scopes: asked, expiresAt } = request.body;
-        const unknown = asked.map((s, i) => [s, i] as const).filter(([s]) => !isScope(s));
+        const { name, scopes: askedScopes, expiresAt } = request.body;
+        const unknown = askedScopes.map((s, i) => [s, i] as const).filter(([s]) => !isScope(s));
         if (unknown.length) throw badRequest(unknown.map(([s, i]) => ({ path: `scopes.${i}`, message: `unknown scope "${s}" (one of ${SCOPES.join(', ')})` })));
-        const scopes = asked as Scope[];
+        const scopes = askedScopes as Scope[];
         const tenantId = tenantFor(caller, request.body.tenantId, 'tenantId');
         const extra = wider(scopes, caller.scopes);
         if (extra.length) {
@@ -153,9 +165,8 @@ export function keyRoutes(deps: { db: Kysely<Database>; policy: KeyPolicy }): Fa
         if (scopes.includes('admin') && tenantId !== caller.tenantId) {
           throw new RequestError(403, 'forbidden', 'scopes: "admin" keys belong to the admin tenant only', [{ path: 'scopes', message: '"admin" only in the admin tenant' }]);
         }
-        const until = expiresAt
-          ? within(expiresAt, now, maxTtl, 'expiresAt', `${policy.maxTtlDays} days (API_KEY_MAX_TTL_DAYS)`)
-          : new Date(now.getTime() + policy.defaultTtlDays * DAY);
+        const asked = expiresAt ? within(expiresAt, now, maxTtl, 'expiresAt', `${policy.maxTtlDays} days (API_KEY_MAX_TTL_DAYS)`) : undefined;
+        const until = notOutliving(caller, asked ?? new Date(now.getTime() + policy.defaultTtlDays * DAY), asked !== undefined, 'expiresAt');
         if (tenantId !== caller.tenantId && !(await db.selectFrom('tenants').select('id').where('id', '=', tenantId).executeTakeFirst())) {
           throw notFound(`no tenant ${tenantId}`);
         }
@@ -217,9 +228,10 @@ export function keyRoutes(deps: { db: Kysely<Database>; policy: KeyPolicy }): Fa
         const overlapUntil = body.overlapUntil
           ? within(body.overlapUntil, now, maxOverlap, 'overlapUntil', `${policy.maxOverlapHours} h (API_KEY_MAX_OVERLAP_HOURS)`, true)
           : new Date(now.getTime() + policy.defaultOverlapHours * HOUR);
-        const expiresAt = body.expiresAt
-          ? within(body.expiresAt, now, maxTtl, 'expiresAt', `${policy.maxTtlDays} days (API_KEY_MAX_TTL_DAYS)`)
-          : new Date(now.getTime() + policy.defaultTtlDays * DAY);
+        const asked = body.expiresAt ? within(body.expiresAt, now, maxTtl, 'expiresAt', `${policy.maxTtlDays} days (API_KEY_MAX_TTL_DAYS)`) : undefined;
+        const fresh = asked ?? new Date(now.getTime() + policy.defaultTtlDays * DAY);
+        // A key's own successor is its renewal; any other key's may not outlive the caller.
+        const expiresAt = old.id === caller.keyId ? fresh : notOutliving(caller, fresh, asked !== undefined, 'expiresAt');
         const rotated = await rotateKey(db, old, { overlapUntil, expiresAt, createdBy: caller.keyId ?? null, now });
         if (typeof rotated === 'string') throw refusal(rotated, old.id);
         return reply
