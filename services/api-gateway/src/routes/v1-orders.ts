@@ -11,6 +11,7 @@ import { getOrder, listOrders, placeOrder } from '../orders/repository.js';
 import { OrderRequest, OrderView, orderIssues, toView } from '../orders/schemas.js';
 import type { OrderSecrets } from '../secrets.js';
 import type { Database } from '../tables.js';
+import { requires } from '../scopes.js';
 import { ErrorBody } from './schemas.js';
 
 export interface OrderRouteDeps {
@@ -35,6 +36,7 @@ export function orderRoutes(deps: OrderRouteDeps): FastifyPluginAsync {
         // meets the key on the order row: placeOrder returns the same order.
         config: { idempotency: {} },
         schema: {
+          ...requires('pools:write'),
           body: OrderRequest,
           response: { 202: OrderView, 400: ErrorBody, 403: ErrorBody, 422: ErrorBody, 429: ErrorBody, 503: ErrorBody },
         },
@@ -61,6 +63,7 @@ export function orderRoutes(deps: OrderRouteDeps): FastifyPluginAsync {
       '/orders',
       {
         schema: {
+          ...requires('read'),
           querystring: Type.Object(
             {
               limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
@@ -81,7 +84,7 @@ export function orderRoutes(deps: OrderRouteDeps): FastifyPluginAsync {
     v1.get(
       '/orders/:id',
       {
-        schema: { params: Type.Object({ id: Id }), response: { 200: OrderView, 404: ErrorBody } },
+        schema: { ...requires('read'), params: Type.Object({ id: Id }), response: { 200: OrderView, 404: ErrorBody } },
       },
       async (request) => {
         // Another tenant's order is indistinguishable from a missing one.
