@@ -1,5 +1,6 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -18,7 +19,7 @@ import {
   type ServiceName,
   type Subject,
 } from '@switchyard/contracts';
-import { repoRoot, startNatsServer, startService, type NatsServer } from '@switchyard/testkit';
+import { freePort, repoRoot, startNatsServer, startService, waitForPort, type NatsServer } from '@switchyard/testkit';
 
 // A real nats-server running the generated configuration (the testkit's servers all do), each
 // service's identity tried against what the catalog says it may and may not do.
@@ -231,5 +232,41 @@ describe('a service process and its NATS identity', () => {
     expect(code).toBe(78);
     expect(p.output()).toMatch(/NATS_NKEY_SEED: expected a valid NATS user nkey seed/);
     expect(p.output()).not.toContain(bad);
+  });
+});
+
+describe('the NATS of `npm start`: the committed configuration and the seeds infra/nats/identities.mjs keeps', () => {
+  let dir: string;
+  let server: ReturnType<typeof spawn> | undefined;
+  afterAll(async () => {
+    if (server && server.exitCode === null) {
+      process.kill(server.pid!, 'SIGTERM');
+      await once(server, 'exit');
+    }
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('lets each service in as itself with its seed file, keeps the seeds across runs, and refuses anyone else', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sy-start-nats-'));
+    const seeds = join(dir, 'nats');
+    const script = () => execFileSync(process.execPath, ['infra/nats/identities.mjs', 'seeds', seeds], { cwd: repoRoot, encoding: 'utf8' });
+    const exports = script();
+    expect(script()).toBe(exports);
+    const keys = Object.fromEntries([...exports.matchAll(/^export (SY_NKEY_\w+)=(U[A-Z2-7]{55})$/gm)].map((m) => [m[1]!, m[2]!]));
+    expect(Object.keys(keys)).toEqual(SERVICE_NAMES.map((s) => nkeyVariable(s)));
+    for (const s of SERVICE_NAMES) expect(statSync(join(seeds, `${s}.nk`)).mode & 0o777).toBe(0o600);
+
+    const port = await freePort();
+    server = spawn('nats-server', ['-c', join(repoRoot, NATS_CONFIG_PATH), '-a', '127.0.0.1', '-p', String(port), '-js', '-sd', join(dir, 'store')], {
+      stdio: 'ignore',
+      env: { PATH: process.env['PATH'] ?? '', ...keys },
+    });
+    await waitForPort(port, 10_000);
+    const url = `nats://127.0.0.1:${port}`;
+    const p = startService('storage-sync', { NATS_URL: url, NATS_NKEY_SEED_FILE: join(seeds, 'storage-sync.nk') });
+    await p.waitForLog(/"msg":"ready"/);
+    expect(p.output()).toContain(keys[nkeyVariable('storage-sync')]);
+    await p.stop();
+    await expect(connect({ servers: url, maxReconnectAttempts: 0 })).rejects.toBeInstanceOf(AuthorizationError);
   });
 });
