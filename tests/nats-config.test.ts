@@ -12,6 +12,7 @@ import {
   nkeyVariable,
   SERVICE_NAMES,
   STREAMS,
+  streamsOf,
   subjectMatches,
   subjectsReceivedBy,
   subjectsSentBy,
@@ -95,6 +96,25 @@ describe('commands a tenant starts', () => {
     );
     // A change here is a change of who may order the system around: review it as one.
     expect(others).toEqual({ 'sleep-controller': ['node.cmd.sleep'], 'socket-activator': ['node.cmd.wake'] });
+  });
+});
+
+/** The table of identities docs/security.md must contain, rendered from the contracts. */
+function identityTable(): string {
+  const code = (xs: readonly string[]) => (xs.length ? xs.map((x) => `\`${x}\``).join(' ') : '—');
+  const rows = SERVICE_NAMES.map((service) => {
+    const consumers = Object.values(CONSUMERS).filter((c) => c.service === service);
+    const buckets = Object.entries(KV_BUCKETS).filter(([, b]) => b.service === service);
+    const js = [...streamsOf(service), ...consumers.map((c) => `${c.stream}/${c.durable}`), ...buckets.map(([name]) => `KV_${name}`)];
+    return `| ${service} | ${code(subjectsSentBy(service))} | ${code(subjectsReceivedBy(service))} | ${code(js)} |`;
+  });
+  return ['| identity | publishes | subscribes to | JetStream: streams, consumers, buckets it manages |', '|---|---|---|---|', ...rows].join('\n');
+}
+
+describe('docs/security.md', () => {
+  it('shows what each identity may do, as the contracts define it', () => {
+    const doc = readFileSync(new URL('../docs/security.md', import.meta.url), 'utf8');
+    expect(doc, `update the identity table in docs/security.md to:\n\n${identityTable()}\n`).toContain(identityTable());
   });
 });
 
