@@ -100,7 +100,11 @@ describe('NATS identities generated from the catalog', () => {
 
   it('load-balancer cannot create a pool, nor sleep-controller delete one: violations, and the commands go nowhere', async () => {
     const seen: string[] = [];
-    const sub = harness.subscribe('>', { callback: (_err, m) => seen.push(m.subject) });
+    const sub = harness.subscribe('>', {
+      callback: (_err, m) => {
+        seen.push(m.subject);
+      },
+    });
     await harness.flush();
     const attempts: Array<[ServiceName, Subject, Subject]> = [
       // [who, the forbidden subject, a subject of its own sent after it as a marker]
@@ -161,7 +165,11 @@ describe('NATS identities generated from the catalog', () => {
     for (const s of subjectsReceivedBy(service)) {
       const def = catalog[s];
       if (def.type === 'request') {
-        const sub = nc.subscribe(s, { callback: (_err, m) => m.respond(`reply to ${s}`) });
+        const sub = nc.subscribe(s, {
+          callback: (_err, m) => {
+            m.respond(`reply to ${s}`);
+          },
+        });
         await nc.flush();
         // Each requester of the catalog gets the answer, through its own inbox.
         for (const requester of def.requesters) {
