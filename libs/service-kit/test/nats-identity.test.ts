@@ -56,8 +56,9 @@ describe('natsIdentity', () => {
     const empty = join(dir, 'empty.nk');
     writeFileSync(empty, 'not a seed\n');
     expect(messageOf(() => natsIdentity('api-gateway', { NATS_NKEY_SEED_FILE: empty }))).toMatch(/NATS_NKEY_SEED_FILE: .*no seed in it/);
-    // Right shape, wrong checksum: the last character changed.
-    const broken = u.seed.slice(0, -1) + (u.seed.endsWith('A') ? 'B' : 'A');
+    // Right shape, wrong checksum: a character of the key changed (not the last, whose low
+    // bits are base32 padding).
+    const broken = `${u.seed.slice(0, 20)}${u.seed[20] === 'Q' ? 'R' : 'Q'}${u.seed.slice(21)}`;
     const bad = messageOf(() => natsIdentity('api-gateway', { NATS_NKEY_SEED: broken }));
     expect(bad).toMatch(/NATS_NKEY_SEED: expected a valid NATS user nkey seed/);
     for (const m of [both, bad]) {
