@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { NodeView, PoolView } from '@switchyard/contracts';
 import {
   eventually,
@@ -42,6 +42,7 @@ describe('load balancer workers and the routing table', () => {
 
   const env = async (extra: Record<string, string> = {}) => ({
     NATS_URL: nats.url,
+    ...nats.identityEnv('load-balancer'),
     REDIS_URL: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
     LB_PROXY_PORT: String(await freePort()),
     LB_REBUILD_INTERVAL_MS: '60000',
@@ -68,7 +69,7 @@ describe('load balancer workers and the routing table', () => {
 
   beforeAll(async () => {
     nats = await startNatsServer();
-    nc = await natsConnect({ servers: nats.url });
+    nc = await nats.connect();
     peer = startRoutingPeer(nc);
     backends = await startTaggedBackends(names);
     publicPort = await freePort();

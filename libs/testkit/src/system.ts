@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { ServiceName } from '@switchyard/contracts';
 import { createDockerClient } from '@switchyard/docker';
 import { eventually } from './async.js';
@@ -29,12 +29,18 @@ export interface TestSystem {
   readonly adminKey: string;
   readonly apiPort: number;
   readonly apiUrl: string;
-  /** Environment every service of this system gets; pass overrides per service. */
+  /**
+   * Environment every service of this system gets; pass overrides per service. Without its
+   * NATS identity (see `identityEnv`): `start` and `spawn` add the one of the service started.
+   */
   env(overrides?: Record<string, string>): Record<string, string>;
+  /** What makes a service connect to this system's NATS as itself (its nkey seed file). */
+  identityEnv(name: ServiceName): Record<string, string>;
   start(name: ServiceName, overrides?: Record<string, string>): Promise<ServiceProcess>;
   spawn(name: ServiceName, overrides?: Record<string, string>): ServiceProcess;
   /** The processes of a service this system started that have not exited, oldest first. */
   processes(name: ServiceName): ServiceProcess[];
+  /** A NATS client of the test, with every permission (the test servers' harness user). */
   natsClient(): Promise<NatsConnection>;
   http<T = any>(method: string, path: string, opts?: { body?: unknown; rawBody?: string; key?: string | null; headers?: Record<string, string> }): Promise<HttpResult<T>>;
   waitForOrder(orderId: string, statuses: string[], opts?: { key?: string; timeoutMs?: number }): Promise<any>;
@@ -105,13 +111,14 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
     apiPort,
     apiUrl,
     env,
+    identityEnv: (name) => nats.identityEnv(name),
     async start(name, overrides) {
-      const p = await startReady(name, env(overrides));
+      const p = await startReady(name, env({ ...nats.identityEnv(name), ...overrides }));
       processes.push(p);
       return p;
     },
     spawn(name, overrides) {
-      const p = startService(name, env(overrides));
+      const p = startService(name, env({ ...nats.identityEnv(name), ...overrides }));
       processes.push(p);
       return p;
     },
@@ -119,7 +126,7 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
       return processes.filter((p) => p.name === name && p.child.exitCode === null && p.child.signalCode === null);
     },
     async natsClient() {
-      const nc = await connect({ servers: nats.url });
+      const nc = await nats.connect();
       clients.push(nc);
       return nc;
     },
@@ -137,7 +144,14 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
       const tenants = await db.query<{ id: string }>('select id from tenants').catch(() => []);
       for (const t of tenants) await removeTenantContainers(t.id);
       await db.drop().catch(() => undefined);
+      // Every service of a test system runs as its own NATS identity: a subject its
+      // permissions lack shows up here, and fails the file, whatever the test looked at.
+      const violations = nats
+        .log()
+        .split('\n')
+        .filter((line) => / (Publish|Subscription) Violation - /.test(line));
       await nats.stop();
+      if (violations.length > 0) throw new Error(`NATS refused a service of this test system (see infra/nats/nats-server.conf):\n${violations.join('\n')}`);
     },
   };
   try {
