@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { ServiceName } from '@switchyard/contracts';
+import { ACCESS } from '@switchyard/roles';
 import { createDockerClient } from '@switchyard/docker';
 import { eventually } from './async.js';
 import { LOOPBACK_LB_ENV } from './lb.js';
@@ -8,6 +9,7 @@ import { createTestDatabase, type TestDatabase } from './database.js';
 import { startNatsServer, type NatsServer } from './nats-server.js';
 import { freePort } from './net.js';
 import { startReady, startService, type ServiceProcess } from './processes.js';
+import { createTestRedisUsers, REDIS_URL, type TestRedisUsers } from './redis-users.js';
 
 export const EXIT_NODE_IMAGE = process.env['EXIT_NODE_IMAGE'] ?? 'switchyard/exit-node:dev';
 export const docker = createDockerClient();
@@ -26,10 +28,12 @@ export interface HttpResult<T = any> {
 export interface TestSystem {
   readonly nats: NatsServer;
   readonly db: TestDatabase;
+  /** Each service's Redis user of this system (start and spawn connect services as them). */
+  readonly redisUsers: TestRedisUsers;
   readonly adminKey: string;
   readonly apiPort: number;
   readonly apiUrl: string;
-  /** Environment every service of this system gets; pass overrides per service. */
+  /** Environment every service of this system gets; pass overrides per service. Its DATABASE_URL and REDIS_URL are the admin's: start and spawn add the service's own. */
   env(overrides?: Record<string, string>): Record<string, string>;
   start(name: ServiceName, overrides?: Record<string, string>): Promise<ServiceProcess>;
   spawn(name: ServiceName, overrides?: Record<string, string>): ServiceProcess;
@@ -48,6 +52,11 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
     await nats.stop();
     throw err;
   });
+  const redisUsers = await createTestRedisUsers(db.name).catch(async (err: unknown) => {
+    await db.drop().catch(() => undefined);
+    await nats.stop();
+    throw err;
+  });
   const adminKey = `test_admin_${randomBytes(16).toString('hex')}`;
   // One per system, shared by its gateway and exit-node-manager as in a deployment.
   const secretsKey = randomBytes(32).toString('base64');
@@ -62,7 +71,7 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
   const env = (overrides: Record<string, string> = {}) => ({
     NATS_URL: nats.url,
     DATABASE_URL: db.url,
-    REDIS_URL: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
+    REDIS_URL,
     ADMIN_API_KEY: adminKey,
     API_HOST: '127.0.0.1',
     API_PORT: String(apiPort),
@@ -75,6 +84,11 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
     EXIT_NODE_OUTBOUND_SUBNETS: '127.0.0.1/32',
     SECRETS_KEY: secretsKey,
     ...overrides,
+  });
+  // Each service connects as its own Postgres role (if it keeps state there) and Redis user.
+  const accessEnv = (name: ServiceName): Record<string, string> => ({
+    REDIS_URL: redisUsers.urlFor(name),
+    ...(ACCESS[name].postgres ? { DATABASE_URL: db.urlFor(name) } : {}),
   });
 
   const http: TestSystem['http'] = async (method, path, opts = {}) => {
@@ -98,17 +112,18 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
   const system: TestSystem = {
     nats,
     db,
+    redisUsers,
     adminKey,
     apiPort,
     apiUrl,
     env,
     async start(name, overrides) {
-      const p = await startReady(name, env(overrides));
+      const p = await startReady(name, env({ ...accessEnv(name), ...overrides }));
       processes.push(p);
       return p;
     },
     spawn(name, overrides) {
-      const p = startService(name, env(overrides));
+      const p = startService(name, env({ ...accessEnv(name), ...overrides }));
       processes.push(p);
       return p;
     },
@@ -133,6 +148,7 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
       await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
       const tenants = await db.query<{ id: string }>('select id from tenants').catch(() => []);
       for (const t of tenants) await removeTenantContainers(t.id);
+      await redisUsers.delete().catch(() => undefined);
       await db.drop().catch(() => undefined);
       await nats.stop();
     },
