@@ -7,8 +7,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source infra/prepare.sh
 
 export NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
-export DATABASE_URL=${DATABASE_URL:-postgres://switchyard:switchyard@127.0.0.1:5432/switchyard}
-export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 export API_HOST=${API_HOST:-127.0.0.1}
 export API_PORT=${API_PORT:-8080}
 export EXIT_NODE_IMAGE=${EXIT_NODE_IMAGE:-switchyard/exit-node:dev}
@@ -37,10 +35,24 @@ if [ -z "${SECRETS_KEY:-}" ]; then
 fi
 export SECRETS_KEY
 
+# Each service connects as its own Postgres role and Redis user (libs/roles, docs/security.md).
+# Applied as the admin at every start (this Redis keeps no ACL file); the passwords are
+# generated once into .run/service-passwords.json, and each service's DATABASE_URL and
+# REDIS_URL written to .run/env/<service>.env. DATABASE_URL and REDIS_URL, if set, are the
+# admin's: the database's owner (with CREATEROLE) and a Redis user that may ACL SETUSER.
+service_access() {
+  ADMIN_DATABASE_URL=${DATABASE_URL:-postgres://switchyard:switchyard@127.0.0.1:5432/switchyard} \
+    ADMIN_REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379} RUN_DIR=.run \
+    node libs/roles/dist/cli.js local
+  # Node gives the environment precedence over --env-file: the services' own must win.
+  unset DATABASE_URL REDIS_URL
+}
+service_access
+
 services=(api-gateway health-monitor load-balancer exit-node-manager sleep-controller
   socket-activator tunnel-manager storage-sync)
 commands=()
-for s in "${services[@]}"; do commands+=("node services/$s/dist/main.js"); done
+for s in "${services[@]}"; do commands+=("node --env-file=.run/env/$s.env services/$s/dist/main.js"); done
 
 echo "Switchyard API: http://$API_HOST:$API_PORT  (admin key: $ADMIN_API_KEY)"
 echo "Proxy (HTTP and SOCKS5): $LB_LISTEN_HOST:$LB_PROXY_PORT  (username country-<cc> picks the country)"

@@ -5,11 +5,12 @@ import { ACCESS } from './access.js';
 /**
  * What every service's user may run on its own keys: connect (AUTH, HELLO, PING, SELECT), INFO
  * (ioredis's ready check), reads and writes, but nothing dangerous (FLUSHALL, KEYS, CONFIG,
- * DEBUG ...), no scripting and no pub/sub unless its row adds them. A service without keys
+ * DEBUG, FUNCTION ...), no scripting and no pub/sub unless its row adds them. A service without keys
  * may only connect (and ask INFO).
  */
-// Order matters: INFO is in @dangerous, so it is added back after.
-export const REDIS_COMMON_COMMANDS = ['-@all', '+@connection', '+@read', '+@write', '-@dangerous', '+info', '+select'] as const;
+// Order matters: INFO is in @dangerous, so it is added back after; @write holds FUNCTION
+// LOAD/FLUSH (server-wide), hence -@scripting, and a row adds back the scripting it needs.
+export const REDIS_COMMON_COMMANDS = ['-@all', '+@connection', '+@read', '+@write', '-@dangerous', '-@scripting', '+info', '+select'] as const;
 
 /** `password` as SETUSER takes it (`>clear`) or as an ACL file should keep it (`#sha256`). */
 export type RedisSecret = { password: string } | { sha256: string };
