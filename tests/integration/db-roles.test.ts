@@ -1,8 +1,14 @@
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import type { ServiceName } from '@switchyard/contracts';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { SERVICE_NAMES, type ServiceName } from '@switchyard/contracts';
 import { createDb, migrateToLatest, type Migration } from '@switchyard/db';
-import { ACCESS, accessName, ownedTables, POSTGRES_SERVICES } from '@switchyard/roles';
-import { eventually, poolOrder, rejectionOf, startTestSystem, type TestDatabase, type TestSystem } from '@switchyard/testkit';
+import { ACCESS, accessName, ownedTables, passwordVariable, POSTGRES_SERVICES, roleUrl } from '@switchyard/roles';
+import { createTestDatabase, eventually, freePort, poolOrder, rejectionOf, repoRoot, startTestSystem, waitForPort, type TestDatabase, type TestSystem } from '@switchyard/testkit';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -208,5 +214,82 @@ describe('a database from before the roles', () => {
     const placed = await sys!.http('POST', '/v1/orders', { body: poolOrder('lisbon', 'PT') });
     expect(placed.status).toBe(202);
     expect((await sys!.waitForOrder(placed.body.id, ['fulfilled', 'failed'])).status).toBe('fulfilled');
+  });
+});
+
+describe("compose's one-shot roles (cli.js compose)", () => {
+  let db: TestDatabase;
+  let dir: string;
+  let redis: { child: ReturnType<typeof spawn>; exited: Promise<unknown>; port: number } | undefined;
+  const passwords = Object.fromEntries(
+    SERVICE_NAMES.flatMap((s) => (['postgres', 'redis'] as const).map((store) => [passwordVariable(store, s), randomBytes(12).toString('hex')])),
+  );
+  const adminPassword = randomBytes(12).toString('hex');
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    dir = mkdtempSync(join(tmpdir(), 'sy-roles-'));
+    await promisify(execFile)('node', ['libs/roles/dist/cli.js', 'compose'], {
+      cwd: repoRoot,
+      env: {
+        PATH: process.env['PATH'] ?? '',
+        ADMIN_DATABASE_URL: db.url,
+        ROLES_PREFIX: db.name,
+        REDIS_ACL_FILE: join(dir, 'users.acl'),
+        REDIS_ADMIN_PASSWORD: adminPassword,
+        ...passwords,
+      },
+    });
+    // A Redis of the test's own loads the file, as compose's does.
+    const port = await freePort();
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--aclfile', join(dir, 'users.acl')], {
+      stdio: 'ignore',
+    });
+    redis = { child, exited: once(child, 'exit'), port };
+    await waitForPort(port, 10_000);
+  });
+  afterAll(async () => {
+    if (redis && redis.child.exitCode === null) {
+      process.kill(redis.child.pid!, 'SIGTERM');
+      await redis.exited;
+    }
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    await db?.drop();
+  });
+
+  // This machine's Postgres trusts 127.0.0.1 (pg_hba), so a password is not checked here; the
+  // compose image's Postgres asks for it (scram-sha-256).
+  it('makes a login role of each owning service, each with CREATE in schema public and nothing else', async () => {
+    for (const s of POSTGRES_SERVICES) {
+      const url = roleUrl(db.url, accessName(db.name, s), passwords[passwordVariable('postgres', s)]!);
+      await asRole(url, async (c) => {
+        expect((await c.query('select current_user as u')).rows[0].u).toBe(accessName(db.name, s));
+        await c.query('begin');
+        await c.query('create table roles_probe (id integer)');
+        await c.query('rollback');
+        const member = await c.query('select count(*)::int as n from pg_auth_members where member = (select oid from pg_roles where rolname = current_user)');
+        expect(member.rows[0].n).toBe(0);
+      });
+    }
+  });
+
+  it('writes an ACL file with only hashes: the default user is off, each service has its keys', async () => {
+    const file = readFileSync(join(dir, 'users.acl'), 'utf8');
+    for (const password of Object.values(passwords)) expect(file).not.toContain(password);
+    const url = `redis://127.0.0.1:${redis!.port}`;
+    const anonymous = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: false });
+    const lb = new Redis(roleUrl(url, accessName(db.name, 'load-balancer'), passwords[passwordVariable('redis', 'load-balancer')]!), { lazyConnect: true });
+    const admin = new Redis(roleUrl(url, `${db.name}_admin`, adminPassword), { lazyConnect: true });
+    try {
+      await anonymous.connect();
+      expect(((await rejectionOf(anonymous.get('lb:x'))) as Error).message).toMatch(/^NOAUTH/);
+      await lb.set('lb:x', '1');
+      expect(((await rejectionOf(lb.set('health:x', '1'))) as Error).message).toMatch(/^NOPERM/);
+      expect(await admin.get('lb:x')).toBe('1');
+    } finally {
+      anonymous.disconnect();
+      lb.disconnect();
+      admin.disconnect();
+    }
   });
 });
