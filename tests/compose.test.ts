@@ -9,9 +9,16 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 const dir = mkdtempSync(join(tmpdir(), 'sy-compose-'));
 const envFile = join(dir, 'env');
-const readEnv = () => Object.fromEntries(readFileSync(envFile, 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+const readEnv = () =>
+  Object.fromEntries(
+    readFileSync(envFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
 // Only PATH: a variable of the test's own environment would win over the env file.
-const compose = (...args: string[]) => execFileSync('docker-compose', ['--env-file', envFile, ...args], { cwd: repoRoot, env: { PATH: process.env['PATH'] ?? '' }, encoding: 'utf8' });
+const compose = (...args: string[]) =>
+  execFileSync('docker-compose', ['--env-file', envFile, ...args], { cwd: repoRoot, env: { PATH: process.env['PATH'] ?? '' }, encoding: 'utf8' });
 
 describe('docker-compose.yml', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -42,7 +49,9 @@ describe('docker-compose.yml', () => {
   it("connects each service as its own role and Redis user (libs/roles' names and variables)", () => {
     const env = readEnv();
     // docker-compose 1.x prints YAML only; it is Python with PyYAML, so python3 can read it.
-    const config = JSON.parse(execFileSync('python3', ['-c', 'import sys, yaml, json; print(json.dumps(yaml.safe_load(sys.stdin)))'], { input: compose('config'), encoding: 'utf8' }));
+    const config = JSON.parse(
+      execFileSync('python3', ['-c', 'import sys, yaml, json; print(json.dumps(yaml.safe_load(sys.stdin)))'], { input: compose('config'), encoding: 'utf8' }),
+    );
     for (const s of SERVICE_NAMES) {
       const e = config.services[s].environment as Record<string, string>;
       const user = accessName('switchyard', s);
