@@ -29,7 +29,7 @@ export async function applyPostgresRoles(admin: PgAdmin, opts: ApplyPostgresOpti
   const handed: string[] = [];
   await admin.query('begin');
   try {
-    const [{ db }] = (await admin.query<{ db: string }>('select current_database() as db')).rows as [{ db: string }];
+    const db = (await admin.query<{ db: string }>('select current_database() as db')).rows[0]!.db;
     // Before PG15 every role could create in public; only the owning roles may now.
     await admin.query('revoke create on schema public from public');
     for (const service of POSTGRES_SERVICES) {
