@@ -249,12 +249,16 @@ describe("compose's one-shot roles (cli.js compose)", () => {
     await waitForPort(port, 10_000);
   });
   afterAll(async () => {
-    if (redis && redis.child.exitCode === null) {
-      process.kill(redis.child.pid!, 'SIGTERM');
-      await redis.exited;
+    // Each step on its own: a failed start must still leave no database, role or process behind.
+    try {
+      if (redis && redis.child.exitCode === null) {
+        process.kill(redis.child.pid!, 'SIGTERM');
+        await redis.exited;
+      }
+    } finally {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+      await db?.drop();
     }
-    if (dir) rmSync(dir, { recursive: true, force: true });
-    await db?.drop();
   });
 
   // This machine's Postgres trusts 127.0.0.1 (pg_hba), so a password is not checked here; the
