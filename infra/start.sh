@@ -9,8 +9,6 @@ source infra/prepare.sh
 # Switchyard's own NATS (the machine's on 4222 has no auth): see start_nats below.
 SWITCHYARD_NATS_PORT=${SWITCHYARD_NATS_PORT:-4223}
 export NATS_URL=${NATS_URL:-nats://127.0.0.1:$SWITCHYARD_NATS_PORT}
-export DATABASE_URL=${DATABASE_URL:-postgres://switchyard:switchyard@127.0.0.1:5432/switchyard}
-export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 export API_HOST=${API_HOST:-127.0.0.1}
 export API_PORT=${API_PORT:-8080}
 export EXIT_NODE_IMAGE=${EXIT_NODE_IMAGE:-switchyard/exit-node:dev}
@@ -56,11 +54,27 @@ start_nats() {
 }
 start_nats
 
+# Each service connects as its own Postgres role and Redis user (libs/roles, docs/security.md).
+# Applied as the admin at every start (this Redis keeps no ACL file); the passwords are
+# generated once into .run/service-passwords.json, and each service's DATABASE_URL and
+# REDIS_URL written to .run/env/<service>.env. DATABASE_URL and REDIS_URL, if set, are the
+# admin's: the database's owner (with CREATEROLE) and a Redis user that may ACL SETUSER.
+service_access() {
+  ADMIN_DATABASE_URL=${DATABASE_URL:-postgres://switchyard:switchyard@127.0.0.1:5432/switchyard} \
+    ADMIN_REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379} RUN_DIR=.run \
+    node libs/roles/dist/cli.js local
+  # Node gives the environment precedence over --env-file: the services' own must win.
+  unset DATABASE_URL REDIS_URL
+}
+service_access
+
 services=(api-gateway health-monitor load-balancer exit-node-manager sleep-controller
   socket-activator tunnel-manager storage-sync)
 names=("${nats_names[@]}" "${services[@]}")
 commands=("${nats_commands[@]}")
-for s in "${services[@]}"; do commands+=("NATS_NKEY_SEED_FILE=.run/nats/$s.nk node services/$s/dist/main.js"); done
+for s in "${services[@]}"; do
+  commands+=("NATS_NKEY_SEED_FILE=.run/nats/$s.nk node --env-file=.run/env/$s.env services/$s/dist/main.js")
+done
 
 echo "Switchyard API: http://$API_HOST:$API_PORT  (admin key: $ADMIN_API_KEY)"
 echo "NATS: $NATS_URL  (one nkey per service, seeds in .run/nats/)"

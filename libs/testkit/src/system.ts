@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ServiceName } from '@switchyard/contracts';
+import { ACCESS } from '@switchyard/roles';
 import { createDockerClient } from '@switchyard/docker';
 import { eventually } from './async.js';
 import { LOOPBACK_LB_ENV } from './lb.js';
@@ -8,6 +9,7 @@ import { createTestDatabase, type TestDatabase } from './database.js';
 import { startNatsServer, type NatsServer } from './nats-server.js';
 import { freePort } from './net.js';
 import { startReady, startService, type ServiceProcess } from './processes.js';
+import { createTestRedisUsers, REDIS_URL, type TestRedisUsers } from './redis-users.js';
 
 export const EXIT_NODE_IMAGE = process.env['EXIT_NODE_IMAGE'] ?? 'switchyard/exit-node:dev';
 export const docker = createDockerClient();
@@ -26,12 +28,15 @@ export interface HttpResult<T = any> {
 export interface TestSystem {
   readonly nats: NatsServer;
   readonly db: TestDatabase;
+  /** Each service's Redis user of this system (start and spawn connect services as them). */
+  readonly redisUsers: TestRedisUsers;
   readonly adminKey: string;
   readonly apiPort: number;
   readonly apiUrl: string;
   /**
-   * Environment every service of this system gets; pass overrides per service. Without its
-   * NATS identity (see `identityEnv`): `start` and `spawn` add the one of the service started.
+   * Environment every service of this system gets; pass overrides per service. Its DATABASE_URL
+   * and REDIS_URL are the admin's, and it holds no NATS identity (see `identityEnv`): `start` and
+   * `spawn` add the service's own role, Redis user and nkey seed.
    */
   env(overrides?: Record<string, string>): Record<string, string>;
   /** What makes a service connect to this system's NATS as itself (its nkey seed file). */
@@ -54,6 +59,11 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
     await nats.stop();
     throw err;
   });
+  const redisUsers = await createTestRedisUsers(db.name).catch(async (err: unknown) => {
+    await db.drop().catch(() => undefined);
+    await nats.stop();
+    throw err;
+  });
   const adminKey = `test_admin_${randomBytes(16).toString('hex')}`;
   // One per system, shared by its gateway and exit-node-manager as in a deployment.
   const secretsKey = randomBytes(32).toString('base64');
@@ -70,7 +80,7 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
   const env = (overrides: Record<string, string> = {}) => ({
     NATS_URL: nats.url,
     DATABASE_URL: db.url,
-    REDIS_URL: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
+    REDIS_URL,
     ADMIN_API_KEY: adminKey,
     API_HOST: '127.0.0.1',
     API_PORT: String(apiPort),
@@ -84,6 +94,11 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
     SECRETS_KEY: secretsKey,
     API_RATE_LIMIT_PREFIX: rateLimitPrefix,
     ...overrides,
+  });
+  // Each service connects as its own Postgres role (if it keeps state there) and Redis user.
+  const accessEnv = (name: ServiceName): Record<string, string> => ({
+    REDIS_URL: redisUsers.urlFor(name),
+    ...(ACCESS[name].postgres ? { DATABASE_URL: db.urlFor(name) } : {}),
   });
 
   const http: TestSystem['http'] = async (method, path, opts = {}) => {
@@ -107,18 +122,19 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
   const system: TestSystem = {
     nats,
     db,
+    redisUsers,
     adminKey,
     apiPort,
     apiUrl,
     env,
     identityEnv: (name) => nats.identityEnv(name),
     async start(name, overrides) {
-      const p = await startReady(name, env({ ...nats.identityEnv(name), ...overrides }));
+      const p = await startReady(name, env({ ...nats.identityEnv(name), ...accessEnv(name), ...overrides }));
       processes.push(p);
       return p;
     },
     spawn(name, overrides) {
-      const p = startService(name, env({ ...nats.identityEnv(name), ...overrides }));
+      const p = startService(name, env({ ...nats.identityEnv(name), ...accessEnv(name), ...overrides }));
       processes.push(p);
       return p;
     },
@@ -143,6 +159,7 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
       await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
       const tenants = await db.query<{ id: string }>('select id from tenants').catch(() => []);
       for (const t of tenants) await removeTenantContainers(t.id);
+      await redisUsers.delete().catch(() => undefined);
       await db.drop().catch(() => undefined);
       // Every service of a test system runs as its own NATS identity: a subject its
       // permissions lack shows up here, and fails the file, whatever the test looked at.
