@@ -40,8 +40,9 @@ export const ACCESS: Readonly<Record<ServiceName, ServiceAccess>> = {
       lastShared: '2026_12_02_0006_proxy_users',
     },
     redis: {
-      // rate-limiter-flexible's node-add budget (keyPrefix switchyard:node-adds, then ':<tenant>').
-      keys: ['switchyard:node-adds:*'],
+      // rate-limiter-flexible's budgets: node additions (keyPrefix switchyard:node-adds, then
+      // ':<tenant>') and the API's per key and per address (API_RATE_LIMIT_PREFIX, switchyard:rl).
+      keys: ['switchyard:node-adds:*', 'switchyard:rl:*'],
       // Denied connections counted by the load balancer and the activator, shown by the API.
       readKeys: ['acl:*'],
       // rate-limiter-flexible increments and sets the expiry in one Lua script.
