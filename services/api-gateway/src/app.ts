@@ -72,7 +72,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       info: { title: 'Switchyard API', version: '0.1.0', description: 'Orders for exit nodes and sleepy services' },
       components: {
         securitySchemes: {
-          apiKey: { type: 'http', scheme: 'bearer', description: 'an API key of one tenant' },
+          apiKey: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'an API key of one tenant (or X-API-Key). Each operation names the one scope it requires (also as x-required-scope): read, pools:write, proxy, keys; write implies those four, admin implies every scope in every tenant',
+          },
           basic: { type: 'http', scheme: 'basic', description: '/api only: COMPAT_API_USERNAME and COMPAT_API_PASSWORD' },
         },
       },
