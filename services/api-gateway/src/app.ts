@@ -13,6 +13,7 @@ import { installTracing } from './http/tracing.js';
 import { compatRoutes } from './routes/api-compat.js';
 import { healthRoutes, reachabilityOf } from './routes/health.js';
 import { openapiRoutes } from './routes/openapi.js';
+import type { DenialReader } from './routes/v1-acl.js';
 import { v1Routes } from './routes/v1.js';
 import type { KeyPolicy } from './routes/v1-keys.js';
 import { orderSecrets, type OrderSecrets } from './secrets.js';
@@ -45,6 +46,8 @@ export interface AppDeps {
   rateLimits?: RateLimits | undefined;
   /** Key lifetimes and the per-tenant bound; the config defaults when absent. */
   keys?: KeyPolicy | undefined;
+  /** The enforcers' denial counts of a tenant (Redis `acl:denied:<tenantId>`); none when absent, as in tests. */
+  aclDenials?: DenialReader | undefined;
 }
 
 export const DEFAULT_KEY_POLICY: KeyPolicy = { defaultTtlDays: 90, maxTtlDays: 365, defaultOverlapHours: 24, maxOverlapHours: 720, perTenant: 50 };
@@ -110,6 +113,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       auth,
       keys,
       idempotency: { secretsKey: deps.idempotency?.secretsKey, inFlightMs: deps.idempotency?.inFlightMs ?? 60_000 },
+      aclDenials: deps.aclDenials ?? (async () => ({})),
     }),
     {
       prefix: '/v1',

@@ -1,5 +1,5 @@
-import type { CreatedAt, Generated, Json, Selectable, UpdatedAt } from '@switchyard/db';
-import type { ActivityKind, OrderStatus } from '@switchyard/contracts';
+import type { ColumnType, CreatedAt, Generated, Json, Selectable, UpdatedAt } from '@switchyard/db';
+import type { AclPolicy, ActivityKind, OrderStatus } from '@switchyard/contracts';
 import type { Scope } from './scopes.js';
 
 interface TenantTable {
@@ -120,6 +120,17 @@ interface IdempotencyKeyTable {
   completed_at: Date | null;
 }
 
+interface AclPolicyTable {
+  tenant_id: string;
+  /** Raised by every put and delete: enforcers order the changes by it. */
+  version: number;
+  /** The HuJSON text as put; null once deleted. */
+  source: string | null;
+  /** The document parsed and checked from `source` (what acl.evt.changed carries); null once deleted. */
+  document: ColumnType<AclPolicy | null, string | null, string | null>;
+  updated_at: UpdatedAt;
+}
+
 export interface Database {
   tenants: TenantTable;
   api_keys: ApiKeyTable;
@@ -129,6 +140,7 @@ export interface Database {
   activity: ActivityTable;
   proxy_users: ProxyUserTable;
   idempotency_keys: IdempotencyKeyTable;
+  acl_policies: AclPolicyTable;
 }
 
 export type Order = Selectable<OrderTable>;
@@ -137,3 +149,4 @@ export type SpeedTest = Selectable<SpeedTestTable>;
 export type Activity = Selectable<ActivityTable>;
 export type ProxyUser = Selectable<ProxyUserTable>;
 export type IdempotencyRecord = Selectable<IdempotencyKeyTable>;
+export type AclPolicyRow = Selectable<AclPolicyTable>;
