@@ -7,7 +7,7 @@ const order = {
   type: 'pool.create',
   pool: { name: 'osaka', kind: 'exit', country: 'jp', nodes: { min: 1, max: 2 }, secretEnv: { DB_PASSWORD: 'hunter2-correct-horse' } },
 };
-const base: FingerprintInput = { method: 'POST', path: '/v1/orders', tenantId, body: order };
+const base: FingerprintInput = { method: 'POST', path: '/v1/orders', tenantId, caller: '0b1c2d3e-2222-4a2b-8c3d-0e9f8a7b6c5d', body: order };
 const key = fingerprintKey(randomBytes(32));
 
 describe('canonicalJson', () => {
@@ -39,6 +39,9 @@ describe('fingerprint', () => {
     ['path', { path: '/v1/proxy-users' }],
     ['query', { path: '/v1/orders?dry=1' }],
     ['tenant', { tenantId: '7d3c2a10-1111-4a2b-8c3d-0e9f8a7b6c5e' }],
+    // A record is the calling key's: another key of the tenant never gets its answer.
+    ['calling key', { caller: '0b1c2d3e-2222-4a2b-8c3d-0e9f8a7b6c5e' }],
+    ['Basic account', { caller: 'basic:controller' }],
     ['body', { body: { ...order, pool: { ...order.pool, name: 'kyoto' } } }],
     ['secret in the body', { body: { ...order, pool: { ...order.pool, secretEnv: { DB_PASSWORD: 'hunter3-correct-horse' } } } }],
     ['no body', { body: undefined }],
@@ -49,9 +52,12 @@ describe('fingerprint', () => {
   });
 
   it('keeps the parts apart: moving a boundary between them is another request', () => {
-    const a = fingerprint({ method: 'POST', path: '/v1/a', tenantId: 'bc', body: undefined });
-    const b = fingerprint({ method: 'POST', path: '/v1/ab', tenantId: 'c', body: undefined });
+    const a = fingerprint({ method: 'POST', path: '/v1/a', tenantId: 'bc', caller: 'k', body: undefined });
+    const b = fingerprint({ method: 'POST', path: '/v1/ab', tenantId: 'c', caller: 'k', body: undefined });
     expect(a).not.toBe(b);
+    const c = fingerprint({ method: 'POST', path: '/v1/a', tenantId: 't', caller: 'kb', body: undefined });
+    const d = fingerprint({ method: 'POST', path: '/v1/a', tenantId: 'tk', caller: 'b', body: undefined });
+    expect(c).not.toBe(d);
   });
 
   it('is a digest that holds nothing of the body, keyed by SECRETS_KEY when there is one', () => {

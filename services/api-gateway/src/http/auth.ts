@@ -22,6 +22,14 @@ export function callerOf(request: FastifyRequest): Caller {
   return caller;
 }
 
+/**
+ * The principal behind a call: its API key's id, or `basic:<user>` for the compat Basic account
+ * (the name its request budget is counted under too).
+ */
+export function callerIdOf(caller: Caller): string {
+  return caller.keyId ?? `basic:${caller.tenantName}`;
+}
+
 function apiKeyOf(request: FastifyRequest): string | undefined {
   const auth = request.headers.authorization;
   if (auth?.startsWith('Bearer ')) return auth.slice('Bearer '.length).trim();
@@ -124,7 +132,7 @@ export function createAuth(deps: AuthDeps) {
         }
         const caller: Caller = { tenantId: account!.tenantId, tenantName: account!.username, role: 'member', scopes: LEGACY_SCOPES.member };
         callers.set(request, caller);
-        await limits.key(`basic:${account!.username}`, reply);
+        await limits.key(callerIdOf(caller), reply);
         checkScope(request, caller);
         return;
       }

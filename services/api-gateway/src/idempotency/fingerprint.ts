@@ -19,6 +19,12 @@ export interface FingerprintInput {
   /** The path as requested, query included: another path is another request. */
   path: string;
   tenantId: string;
+  /**
+   * Who asked: the API key's id, or `basic:<user>` for the compat Basic account (callerIdOf).
+   * A record belongs to one key: replaying it to another key would hand that key an answer
+   * (a sealed secret) the handler's checks never weighed for it.
+   */
+  caller: string;
   /** The parsed body; absent for a request without one. */
   body: unknown;
 }
@@ -33,12 +39,12 @@ export function fingerprintKey(secretsKey: Buffer): Buffer {
 }
 
 /**
- * What makes two requests "the same" for an Idempotency-Key: method, path, tenant and the
- * canonical body. Only this hash is stored, never the body: bodies may carry secrets. Each
+ * What makes two requests "the same" for an Idempotency-Key: method, path, tenant, calling
+ * key and the canonical body. Only this hash is stored, never the body: bodies may carry secrets. Each
  * part is length-prefixed, so no two different inputs share a preimage.
  */
 export function fingerprint(input: FingerprintInput, key?: Buffer): string {
-  const parts = [input.method.toUpperCase(), input.path, input.tenantId, input.body === undefined ? '' : canonicalJson(input.body)];
+  const parts = [input.method.toUpperCase(), input.path, input.tenantId, input.caller, input.body === undefined ? '' : canonicalJson(input.body)];
   const hash = key ? createHmac('sha256', key) : createHash('sha256');
   for (const part of parts) {
     const bytes = Buffer.from(part, 'utf8');

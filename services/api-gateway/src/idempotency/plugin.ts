@@ -2,13 +2,15 @@
  * Idempotency-Key for the routes that opt in (`config: { idempotency: {} }`): the first request
  * with a key holds it while it runs; a retry while it runs gets 409, a retry after it succeeded
  * gets its response again (`Idempotent-Replayed: true`), the key with another request gets
- * 422. Keys are per tenant and remembered for IDEMPOTENCY_TTL_MS.
+ * 422. A record belongs to the API key that made it (its id is in the fingerprint): the same
+ * Idempotency-Key from another API key is another request (422), never a replay, so no key
+ * gets an answer the handler's checks never weighed for it. Remembered for IDEMPOTENCY_TTL_MS.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import Type, { type TSchema } from 'typebox';
 import type { Kysely } from '@switchyard/db';
 import { open, seal } from '@switchyard/secrets';
-import { callerOf } from '../http/auth.js';
+import { callerIdOf, callerOf } from '../http/auth.js';
 import { RequestError } from '../http/errors.js';
 import { ErrorBody } from '../routes/schemas.js';
 import type { Database } from '../tables.js';
@@ -45,7 +47,7 @@ export const IdempotencyKeyHeader = Type.String({
   minLength: 1,
   maxLength: 200,
   pattern: '^[\\x21-\\x7e]+$',
-  description: 'a retry with the same key and request gets the first response again (Idempotent-Replayed: true); remembered 24 h per tenant',
+  description: 'a retry with the same key and request gets the first response again (Idempotent-Replayed: true); remembered 24 h per API key',
 });
 
 /** Response headers a replay repeats; the rest are the server's of the moment. */
@@ -93,8 +95,9 @@ export function installIdempotency(scope: FastifyInstance, opts: IdempotencyOpti
     const route = request.routeOptions.config.idempotency;
     const key = idempotencyKeyOf(request);
     if (!route || key === undefined) return;
-    const { tenantId } = callerOf(request);
-    const fp = fingerprint({ method: request.method, path: request.url, tenantId, body: request.body }, fpKey);
+    const caller = callerOf(request);
+    const { tenantId } = caller;
+    const fp = fingerprint({ method: request.method, path: request.url, tenantId, caller: callerIdOf(caller), body: request.body }, fpKey);
     const claim = await claimKey(db, { tenantId, key, fingerprint: fp, ttlMs, inFlightMs });
     switch (claim.kind) {
       case 'claimed':
@@ -143,9 +146,17 @@ export function installIdempotency(scope: FastifyInstance, opts: IdempotencyOpti
     // Awaited before the answer leaves: a client that retries after it sees the answer finds
     // the key done, never still in flight.
     try {
-      const text = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : payload == null ? '' : undefined;
-      if (reply.statusCode < 200 || reply.statusCode >= 300 || text === undefined) {
+      if (reply.statusCode < 200 || reply.statusCode >= 300) {
         await releaseKey(db, tenantId, key, token);
+        return payload;
+      }
+      const text = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : payload == null ? '' : undefined;
+      if (text === undefined) {
+        // A stream or other object cannot be kept, but the action did succeed: freeing the key
+        // would let a retry run it twice. The retry learns that it succeeded (409 withheld).
+        request.log.warn({ tenantId, idempotencyKey: key, route: request.routeOptions.url }, 'a 2xx answer that is not a string or Buffer cannot be replayed; kept as withheld');
+        const finished = await finishKey(db, tenantId, key, token, reply.statusCode, 'withheld');
+        if (!finished) request.log.warn({ tenantId, idempotencyKey: key }, 'an Idempotency-Key was taken over before its request finished; the later request answers retries');
         return payload;
       }
       const headers: Record<string, string> = {};
