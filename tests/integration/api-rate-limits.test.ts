@@ -185,6 +185,26 @@ describe('rate limits', () => {
   });
 });
 
+describe('a rate-limit prefix outside the keys the gateway may write', () => {
+  let sys: TestSystem;
+  beforeAll(async () => {
+    sys = await startTestSystem();
+  });
+  afterAll(async () => {
+    await sys?.close();
+  });
+
+  // Redis would refuse such keys (NOPERM) and every process would count budgets of its own.
+  it('stops the gateway with 78 naming API_RATE_LIMIT_PREFIX', async () => {
+    for (const prefix of ['myapp:rl', 'switchyard:rlx', 'switchyard:node-adds:rl']) {
+      const p = sys.spawn('api-gateway', { API_PORT: String(await freePort()), API_RATE_LIMIT_PREFIX: prefix });
+      const { code } = await p.exited;
+      expect(code, p.output()).toBe(78);
+      expect(p.output()).toMatch(/API_RATE_LIMIT_PREFIX: .*switchyard:rl/);
+    }
+  });
+});
+
 describe('rate limits across gateway processes', () => {
   let sys: TestSystem;
   let secondPort: number;

@@ -65,8 +65,16 @@ export const ApiGatewayEnv = Type.Object({
   /** Failed authentications (unknown, revoked or expired key, wrong Basic password) per address; then it is refused until the window ends. */
   API_AUTH_FAILURES_PER_ADDRESS: env.int({ minimum: 1, maximum: 1_000_000, default: 30 }),
   API_AUTH_FAILURE_WINDOW_SEC: env.int({ minimum: 1, maximum: 86_400, default: 300 }),
-  /** Redis key prefix of the budgets: gateways sharing a prefix share budgets (one deployment, one prefix). */
-  API_RATE_LIMIT_PREFIX: env.string({ minLength: 1, default: 'switchyard:rl' }),
+  /**
+   * Redis key prefix of the budgets: gateways sharing a prefix share budgets (one deployment, one
+   * prefix). Bound to the gateway's Redis user's keys (`switchyard:rl:*`, libs/roles access.ts):
+   * any other prefix would be refused by Redis and leave every process a budget of its own.
+   */
+  API_RATE_LIMIT_PREFIX: Type.String({
+    pattern: '^switchyard:rl(:.*)?$',
+    default: 'switchyard:rl',
+    description: "switchyard:rl, or a prefix starting with switchyard:rl: (the keys the gateway's Redis user may write)",
+  }),
   ORDER_STALE_AFTER_MS: env.int({ minimum: 1000, maximum: 7 * 24 * 3_600_000, default: 10 * 60_000 }),
   /**
    * A request holding an Idempotency-Key for longer than this is taken to have crashed or hung:

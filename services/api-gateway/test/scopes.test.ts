@@ -150,6 +150,38 @@ describe('request budgets (in memory)', () => {
   });
 });
 
+describe('request budgets while Redis refuses', () => {
+  const reply = () => ({ header: () => undefined, getHeader: () => undefined }) as any;
+  // A Redis client whose every command fails, as one without permission on the keys (NOPERM) or a
+  // Redis that is down: the in-memory insurance answers instead.
+  const refusing = () => {
+    const noperm = () => Promise.reject(new Error('NOPERM this user has no permissions to access one of the keys used as arguments'));
+    const chain: any = { get: () => chain, pttl: () => chain, exec: noperm };
+    const client: any = { defineCommand: (name: string) => (client[name] = noperm), multi: () => chain };
+    return client;
+  };
+
+  it('keeps a budget in memory and says so in the log, at most once a minute', async () => {
+    const warnings: Array<[object, string]> = [];
+    let t = 1_000_000;
+    const limits = createRateLimits({ ...DEFAULT_RATE_LIMITS, perKey: 2, windowSec: 30 }, refusing(), { warn: (o, m) => warnings.push([o, m]) }, () => t);
+    await limits.key('k', reply());
+    await limits.key('k', reply());
+    // Not lifted: the process's own budget still ends.
+    await expect(limits.key('k', reply())).rejects.toMatchObject({ statusCode: 429 });
+    await limits.authAllowed('10.0.0.1', reply());
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]![1]).toMatch(/in memory/);
+    expect(warnings[0]![0]).toMatchObject({ prefix: 'switchyard:rl' });
+    t += 59_000;
+    await limits.key('k2', reply());
+    expect(warnings).toHaveLength(1);
+    t += 2_000;
+    await limits.key('k2', reply());
+    expect(warnings).toHaveLength(2);
+  });
+});
+
 describe('the scope check', () => {
   it('answers 403 naming the scope the key lacks, before the handler runs', async () => {
     let ran = 0;

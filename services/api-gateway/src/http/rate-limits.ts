@@ -37,16 +37,55 @@ export interface RateLimits {
   authFailed(ip: string): Promise<void>;
 }
 
+export interface RateLimitLog {
+  warn(o: object, m: string): void;
+}
+
+/** At most one warning per this long and process while the in-memory budgets answer. */
+const FALLBACK_WARN_EVERY_MS = 60_000;
+
+/**
+ * The in-memory budgets rate-limiter-flexible turns to when Redis fails a call (down, NOPERM),
+ * telling the log so: while they answer, each gateway process holds a full budget of its own.
+ */
+class InsuranceLimiter extends RateLimiterMemory {
+  constructor(
+    opts: ConstructorParameters<typeof RateLimiterMemory>[0],
+    private readonly fellBack: () => void,
+  ) {
+    super(opts);
+  }
+  override consume(...args: Parameters<RateLimiterMemory['consume']>) {
+    this.fellBack();
+    return super.consume(...args);
+  }
+  override get(...args: Parameters<RateLimiterMemory['get']>) {
+    this.fellBack();
+    return super.get(...args);
+  }
+}
+
 /**
  * The gateway's one place for request budgets, fixed windows in Redis shared by every gateway
  * process (rate-limiter-flexible). Should Redis fail, each process falls back to budgets of its
- * own in memory rather than letting requests through unlimited.
+ * own in memory rather than letting requests through unlimited: with N processes that is up to
+ * N times the limit until Redis answers again, and the log says so (once a minute at most).
  */
-export function createRateLimits(settings: RateLimitSettings, redis?: unknown): RateLimits {
+export function createRateLimits(settings: RateLimitSettings, redis?: unknown, log?: RateLimitLog, now: () => number = Date.now): RateLimits {
+  let warnedAt = Number.NEGATIVE_INFINITY;
+  const fellBack = (name: string) => () => {
+    const t = now();
+    if (t - warnedAt < FALLBACK_WARN_EVERY_MS) return;
+    warnedAt = t;
+    log?.warn(
+      { limiter: name, prefix: settings.prefix },
+      'Redis did not answer a rate-limit call: this process counts request budgets in memory, so each gateway process allows a full budget of its own until Redis answers',
+    );
+  };
   const limiter = (name: string, points: number, duration: number): RateLimiterAbstract => {
     const opts = { keyPrefix: `${settings.prefix}:${name}`, points, duration };
-    const memory = new RateLimiterMemory(opts);
-    return redis ? new RateLimiterRedis({ ...opts, storeClient: redis, insuranceLimiter: memory }) : memory;
+    if (!redis) return new RateLimiterMemory(opts);
+    return new RateLimiterRedis({ ...opts, storeClient: redis, insuranceLimiter: new InsuranceLimiter(opts, fellBack(name)) });
   };
   const perAddress = limiter('addr', settings.perAddress, settings.windowSec);
   const perKey = limiter('key', settings.perKey, settings.windowSec);
