@@ -257,10 +257,61 @@ describe('API keys', () => {
       // Rotating a sibling cannot renew it past the caller either.
       const sibling = await sys.http('POST', `/v1/keys/${child.id}/rotate`, { key: parent.apiKey });
       expect(sibling.body.key.expiresAt).toBe(week.toISOString());
-      // Its own successor is a renewal: the default lifetime from now.
+      // Its own successor is a renewal: its own lifetime (a week) from now, not the default 90 days.
       const self = await sys.http('POST', `/v1/keys/${parent.id}/rotate`, { key: parent.apiKey });
       expect(self.status).toBe(201);
-      expect(Date.parse(self.body.key.expiresAt)).toBeGreaterThan(week.getTime());
+      expect(Date.parse(self.body.key.expiresAt)).toBeGreaterThanOrEqual(week.getTime() - 60_000);
+      expect(Date.parse(self.body.key.expiresAt)).toBeLessThanOrEqual(Date.now() + 7 * 86_400_000);
+    });
+
+    it('a short key cannot renew itself into a longer one: its successors live as long as it did', async () => {
+      const hour = 3_600_000;
+      const short = await issue(member.key, { name: 'ci-hour', scopes: ['read', 'keys'], expiresAt: new Date(Date.now() + hour).toISOString() });
+      const later = await sys.http('POST', `/v1/keys/${short.id}/rotate`, { key: short.apiKey, body: { expiresAt: new Date(Date.now() + 2 * hour).toISOString() } });
+      expect(later.status).toBe(400);
+      expect(later.body.issues).toEqual([{ field: 'expiresAt', message: expect.stringContaining("the rotated key's own lifetime") }]);
+      expect((await row(short.id)).replaced_by).toBeNull();
+
+      // Unasked, the successor gets an hour from now, and its successor an hour again.
+      let current = short;
+      for (let i = 0; i < 2; i++) {
+        const res = await sys.http('POST', `/v1/keys/${current.id}/rotate`, { key: current.apiKey });
+        expect(res.status, JSON.stringify(res.body)).toBe(201);
+        expect(Date.parse(res.body.key.expiresAt)).toBeLessThanOrEqual(Date.now() + hour);
+        expect(Date.parse(res.body.key.expiresAt)).toBeGreaterThan(Date.now() + hour - 5 * 60_000);
+        current = res.body.key;
+      }
+      // Another key rotating it cannot lengthen it either.
+      const byOther = await sys.http('POST', `/v1/keys/${current.id}/rotate`, { key: member.key, body: { expiresAt: new Date(Date.now() + 2 * hour).toISOString() } });
+      expect(byOther.status).toBe(400);
+      expect(byOther.body.issues[0].field).toBe('expiresAt');
+    });
+
+    it("a narrower key replaying a wider key's Idempotency-Key gets 422, never the wider key's secret", async () => {
+      const keysOnly = await issue(member.key, { name: 'keys-only', scopes: ['keys'] });
+      const idem = `idem-${randomBytes(6).toString('hex')}`;
+      const body = { name: 'ci', scopes: ['write'] };
+      const first = await sys.http('POST', '/v1/keys', { key: member.key, body, headers: { 'idempotency-key': idem } });
+      expect(first.status).toBe(201);
+      // The record is there and replays to the key that made it.
+      const again = await sys.http('POST', '/v1/keys', { key: member.key, body, headers: { 'idempotency-key': idem } });
+      expect(again.headers.get('idempotent-replayed')).toBe('true');
+      expect(again.body.apiKey).toBe(first.body.apiKey);
+
+      const stolen = await sys.http('POST', '/v1/keys', { key: keysOnly.apiKey, body, headers: { 'idempotency-key': idem } });
+      expect(stolen.status).toBe(422);
+      expect(stolen.body).toMatchObject({ error: 'idempotency_key_reused', issues: [{ field: 'headers.idempotency-key' }] });
+      expect(JSON.stringify(stolen.body)).not.toContain(first.body.apiKey);
+      expect(stolen.body.apiKey).toBeUndefined();
+
+      // Rotation: the wider key rotates a `write` key under a key; the narrow one's replay is refused too.
+      const target = await issue(member.key, { name: 'deploy-w', scopes: ['write'] });
+      const rotIdem = `idem-${randomBytes(6).toString('hex')}`;
+      const rotated = await sys.http('POST', `/v1/keys/${target.id}/rotate`, { key: member.key, headers: { 'idempotency-key': rotIdem } });
+      expect(rotated.status).toBe(201);
+      const replay = await sys.http('POST', `/v1/keys/${target.id}/rotate`, { key: keysOnly.apiKey, headers: { 'idempotency-key': rotIdem } });
+      expect(replay.status).toBe(422);
+      expect(JSON.stringify(replay.body)).not.toContain(rotated.body.key.apiKey);
     });
 
     it('a read-only key cannot manage keys at all (403 naming "keys")', async () => {
@@ -285,13 +336,22 @@ describe('API keys', () => {
     expect(nobody.status).toBe(404);
   });
 
-  it('replaces the config key when ADMIN_API_KEY changes: the old one is revoked at the next start', async () => {
+  it('replaces the config key when ADMIN_API_KEY changes: the old one and the keys it issued are revoked at the next start', async () => {
     const configKey = (await sys.http('GET', '/v1/keys', { key: adminKey })).body.keys.find((k: any) => k.fromConfig);
     expect(configKey).toMatchObject({ scopes: ['admin'], expiresAt: null, fromConfig: true, prefix: adminKey.slice(0, 11) });
     expect((await sys.http('POST', `/v1/keys/${configKey.id}/rotate`, { key: adminKey })).status).toBe(409);
     const revoke = await sys.http('DELETE', `/v1/keys/${configKey.id}`, { key: adminKey });
     expect(revoke.status).toBe(409);
     expect(revoke.body.message).toContain('ADMIN_API_KEY');
+
+    // What the config key issued, and what those keys issued: a leaked config key's plantings.
+    const a = await issue(adminKey, { name: 'ops-admin', scopes: ['admin'] });
+    const b = await issue(a.apiKey, { name: 'ops-admin-2', scopes: ['admin'] });
+    const c = await issue(b.apiKey, { name: 'planted', scopes: ['read'], tenantId: other.id });
+    const aNext = (await sys.http('POST', `/v1/keys/${a.id}/rotate`, { key: a.apiKey })).body.key;
+    expect(aNext.apiKey).toMatch(/^sy_/);
+    // A member's own key, made by its own first key, is none of the config key's.
+    const memberMade = await issue(member.key, { name: 'members-own', scopes: ['read'] });
 
     const newKey = `test_admin_${randomBytes(16).toString('hex')}`;
     for (const p of sys.processes('api-gateway')) await p.stop('SIGTERM');
@@ -300,7 +360,23 @@ describe('API keys', () => {
     const old = await orders(adminKey);
     expect(old.status).toBe(401);
     expect(old.body.message).toMatch(/^API key revoked at /);
+    for (const k of [a, b, c, aNext]) {
+      const res = await orders(k.apiKey);
+      expect(res.status, k.name as string).toBe(401);
+      expect(res.body.message).toMatch(/^API key revoked at /);
+    }
+    // The gateway says which (ids, never the keys).
+    const out = sys.processes('api-gateway')[0]!.output();
+    for (const k of [a, b, c, aNext]) expect(out).toContain(k.id);
+    expect(out).not.toContain(a.apiKey);
+    expect((await orders(memberMade.apiKey)).status).toBe(200);
     expect((await orders(newKey)).status).toBe(200);
+
+    // A key the new config key issues survives the next start with the same ADMIN_API_KEY.
+    const d = await issue(newKey, { name: 'ops-new', scopes: ['admin'] });
+    for (const p of sys.processes('api-gateway')) await p.stop('SIGTERM');
+    await sys.start('api-gateway', { ADMIN_API_KEY: newKey });
+    expect((await orders(d.apiKey)).status).toBe(200);
     const configKeys = (await sys.http('GET', '/v1/keys?all=true', { key: newKey })).body.keys.filter((k: any) => k.fromConfig);
     expect(configKeys.map((k: any) => [k.id === configKey.id, k.status])).toEqual(
       expect.arrayContaining([

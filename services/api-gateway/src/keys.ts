@@ -84,10 +84,12 @@ const CONFIG_KEY_NAME = 'admin (from config)';
 
 /**
  * Makes sure the configured admin key opens the admin tenant, and that it is the only config
- * key: a changed ADMIN_API_KEY revokes the one before it. Idempotent, so every start (and every
- * replica) can run it.
+ * key: a changed ADMIN_API_KEY revokes the one before it, and with it every live key issued
+ * from it (created_by, followed through keys those keys issued and their successors). Changing
+ * the variable is the operator's answer to a leak, and a leaked config key can mint admin keys.
+ * Idempotent, so every start (and every replica) can run it.
  */
-export async function ensureAdmin(db: Kysely<Database>, tenantName: string, adminKey: string): Promise<string> {
+export async function ensureAdmin(db: Kysely<Database>, tenantName: string, adminKey: string, log?: { warn(o: object, m: string): void }): Promise<string> {
   return db.transaction().execute(async (tx) => {
     await tx
       .insertInto('tenants')
@@ -97,6 +99,27 @@ export async function ensureAdmin(db: Kysely<Database>, tenantName: string, admi
     const tenant = await tx.selectFrom('tenants').select('id').where('name', '=', tenantName).executeTakeFirstOrThrow();
     const hash = hashApiKey(adminKey);
     await tx.updateTable('api_keys').set({ revoked_at: sql`now()` }).where('from_config', '=', true).where('key_hash', '<>', hash).where('revoked_at', 'is', null).execute();
+    // Every earlier config key is revoked by now; what they issued goes with them. `union`
+    // (not `union all`) ends the walk on a cycle, should rows ever form one.
+    const issued = await sql<{ id: string; tenant_id: string }>`
+      with recursive descendants(id) as (
+        select id from api_keys where from_config and key_hash <> ${hash}
+        union
+        select k.id from api_keys k join descendants d on k.created_by = d.id
+      )
+      update api_keys set revoked_at = now()
+      where id in (select id from descendants)
+        and not from_config
+        and revoked_at is null
+        and (expires_at is null or expires_at > now())
+      returning id, tenant_id`.execute(tx);
+    if (issued.rows.length) {
+      // Ids only: the keys themselves are never kept, their hashes never logged.
+      log?.warn(
+        { keys: issued.rows.map((r) => ({ id: r.id, tenantId: r.tenant_id })) },
+        `revoked ${issued.rows.length} API key(s) issued from a replaced ADMIN_API_KEY (directly or through keys it issued)`,
+      );
+    }
     await tx
       .insertInto('api_keys')
       .values({

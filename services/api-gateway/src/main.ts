@@ -79,7 +79,7 @@ await runService({
     const db = createDb<Database>(config.DATABASE_URL, { applicationName: 'api-gateway' });
     onShutdown(() => db.destroy());
     await migrateToLatest(db, { migrations, table: 'api_gateway_migrations' });
-    const adminTenantId = await ensureAdmin(db, config.ADMIN_TENANT_NAME, config.ADMIN_API_KEY);
+    const adminTenantId = await ensureAdmin(db, config.ADMIN_TENANT_NAME, config.ADMIN_API_KEY, log);
     const compatTenantId = config.COMPAT_API_TENANT_ID ?? adminTenantId;
     if (config.COMPAT_API_TENANT_ID) {
       const tenant = await db.selectFrom('tenants').select('id').where('id', '=', config.COMPAT_API_TENANT_ID).executeTakeFirst();
@@ -136,6 +136,7 @@ await runService({
           prefix: config.API_RATE_LIMIT_PREFIX,
         },
         redis,
+        log,
       ),
     });
     // Registered last so it runs first: stop taking requests before the relay and db close.

@@ -70,6 +70,13 @@ function tenantFor(caller: Caller, asked: string | undefined, field: string): st
   return asked;
 }
 
+/** A duration as people read it, for messages. */
+function span(ms: number): string {
+  if (ms >= 2 * DAY) return `${Math.round(ms / DAY)} days`;
+  if (ms >= 2 * HOUR) return `${Math.round(ms / HOUR)} h`;
+  return `${Math.max(1, Math.round(ms / 60_000))} min`;
+}
+
 /** A date in (now, now + max]; `inclusiveNow` also takes now itself. */
 function within(value: string, now: Date, maxMs: number, field: string, what: string, inclusiveNow = false): Date {
   const at = new Date(value);
@@ -219,7 +226,7 @@ export function keyRoutes(deps: { db: Kysely<Database>; policy: KeyPolicy }): Fa
         config: { idempotency: { secretResponse: true } },
         schema: {
           ...requires('keys'),
-          description: `issues a successor with the same name and scopes; the old key keeps working until \`overlapUntil\` (default ${policy.defaultOverlapHours} h, at most ${policy.maxOverlapHours} h, never past its own expiry; now ends it at once)`,
+          description: `issues a successor with the same name and scopes, living at most as long as the old key did (its expiresAt − createdAt) from now; the old key keeps working until \`overlapUntil\` (default ${policy.defaultOverlapHours} h, at most ${policy.maxOverlapHours} h, never past its own expiry; now ends it at once)`,
           params: Type.Object({ id: Id }),
           body: Type.Optional(Type.Object({ overlapUntil: Type.Optional(Timestamp), expiresAt: Type.Optional(Timestamp) }, { additionalProperties: false })),
           response: { 201: Type.Object({ key: Issued, previous: KeyView }), 400: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody },
@@ -234,9 +241,16 @@ export function keyRoutes(deps: { db: Kysely<Database>; policy: KeyPolicy }): Fa
         const overlapUntil = body.overlapUntil
           ? within(body.overlapUntil, now, maxOverlap, 'overlapUntil', `${policy.maxOverlapHours} h (API_KEY_MAX_OVERLAP_HOURS)`, true)
           : new Date(now.getTime() + policy.defaultOverlapHours * HOUR);
-        const asked = body.expiresAt ? within(body.expiresAt, now, maxTtl, 'expiresAt', `${policy.maxTtlDays} days (API_KEY_MAX_TTL_DAYS)`) : undefined;
-        const fresh = asked ?? new Date(now.getTime() + policy.defaultTtlDays * DAY);
-        // A key's own successor is its renewal; any other key's may not outlive the caller.
+        // A successor lives at most as long as the key it replaces did, counted from now: a 1-hour
+        // key rotates into 1-hour keys, so a leaked short key cannot renew itself into a long one.
+        // Keys without an expiry (made before 0007) keep API_KEY_MAX_TTL_DAYS.
+        const lifetime = old.expires_at ? old.expires_at.getTime() - old.created_at.getTime() : undefined;
+        const capped = lifetime !== undefined && lifetime < maxTtl;
+        const maxMs = capped ? lifetime : maxTtl;
+        const what = capped ? `the rotated key's own lifetime (${span(lifetime)})` : `${policy.maxTtlDays} days (API_KEY_MAX_TTL_DAYS)`;
+        const asked = body.expiresAt ? within(body.expiresAt, now, maxMs, 'expiresAt', what) : undefined;
+        const fresh = asked ?? new Date(now.getTime() + Math.min(policy.defaultTtlDays * DAY, maxMs));
+        // A key's own successor is its renewal (bounded above); any other key's may not outlive the caller.
         const expiresAt = old.id === caller.keyId ? fresh : notOutliving(caller, fresh, asked !== undefined, 'expiresAt');
         const rotated = await rotateKey(db, old, { overlapUntil, expiresAt, createdBy: caller.keyId ?? null, perTenant: policy.perTenant, now });
         if (typeof rotated === 'string') throw refusal(rotated, old.id);
