@@ -1,6 +1,5 @@
 import type { Bus } from '@switchyard/bus';
 import type { Redis } from 'ioredis';
-import { type PagedReply, requestPages } from './snapshot-request.js';
 
 // The tenants' ACL policies as every enforcing process holds them (the load balancer's
 // workers, the socket activator): compiled once when they arrive, read per connection. The
@@ -169,22 +168,17 @@ export function reportInvalidPolicies(bus: Pick<Bus, 'deadLetter' | 'service'>, 
   };
 }
 
-export interface AclSnapshotPage extends PagedReply {
-  readonly policies: readonly AclPolicyItem[];
-}
-
 /**
- * Replaces the book from the gateway's `acl.req.snapshot`, read with the cursor protocol of
- * every paged snapshot; throws, and the book stays as it was, when a page does not come.
+ * Replaces the book from the gateway's snapshot (`snapshot`: requestAclSnapshot over
+ * `acl.req.snapshot`, every page of one cut); throws, and the book stays as it was, when it
+ * could not be read.
  */
-export function rebuildAclPolicies(book: AclPolicyBook, ask: (p: { cursor?: string }) => Promise<AclSnapshotPage>): () => Promise<void> {
+export function rebuildAclPolicies(book: AclPolicyBook, snapshot: () => Promise<{ readonly policies: readonly AclPolicyItem[] }>): () => Promise<void> {
   return async () => {
+    // Noted before asking: events newer than this (less the trust margin) beat the reply.
     const requestedAt = Date.now();
-    const pages = await requestPages('acl.req.snapshot', (cursor) => ask(cursor === undefined ? {} : { cursor }));
-    book.replace(
-      pages.flatMap((p) => p.policies),
-      requestedAt,
-    );
+    const { policies } = await snapshot();
+    book.replace(policies, requestedAt);
   };
 }
 

@@ -9,7 +9,5 @@ export { cutSnapshot, SnapshotPages } from './snapshot-pages.js';
 export type { Cut, SkippedRow, SnapshotPagesOptions } from './snapshot-pages.js';
 export { requestPoolSnapshot, SnapshotExpired } from './snapshot-request.js';
 export type { FetchedSnapshot, FetchSnapshotOptions, PoolSnapshot } from './snapshot-request.js';
-export { requestPages } from './snapshot-request.js';
-export type { PagedReply } from './snapshot-request.js';
 export { AclDenials, AclGate, AclPolicyBook, aclDeniedKey, rebuildAclPolicies, reportInvalidPolicies } from './acl-policies.js';
-export type { AclDecision, AclDestination, AclEvaluator, AclPolicyBookOptions, AclPolicyItem, AclSnapshotPage, AclSource } from './acl-policies.js';
+export type { AclDecision, AclDestination, AclEvaluator, AclPolicyBookOptions, AclPolicyItem, AclSource } from './acl-policies.js';

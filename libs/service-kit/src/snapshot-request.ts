@@ -36,50 +36,9 @@ export function parseCursor(cursor: string): { cut: string; index: number } {
 
 /** The owner kept answering `expired` (cuts released, or too busy to start one): worth asking again later. */
 export class SnapshotExpired extends Error {
-  constructor(attempts: number, subject = 'pool.req.snapshot') {
-    super(`${subject}: the snapshot expired while its pages were fetched, ${attempts} times`);
+  constructor(attempts: number) {
+    super(`pool.req.snapshot: the snapshot expired while its pages were fetched, ${attempts} times`);
   }
-}
-
-/** What every paged snapshot reply has: the next page's cursor, or word that the cut is gone. */
-export interface PagedReply {
-  readonly next?: string | undefined;
-  readonly expired?: true | undefined;
-  readonly skipped?: number | undefined;
-}
-
-/**
- * The cursor protocol, for any snapshot subject served by SnapshotPages: fetches the pages of
- * one cut in order through `ask` and resolves with them. Throws when a page does not come,
- * when a page belongs to another cut, or when the cut expired `attempts` times in a row.
- */
-export async function requestPages<R extends PagedReply>(subject: string, ask: (cursor: string | undefined) => Promise<R>, opts: FetchSnapshotOptions = {}): Promise<R[]> {
-  const attempts = opts.attempts ?? 3;
-  const maxPages = opts.maxPages ?? 10_000;
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    const first = await ask(undefined);
-    if (first.expired) continue;
-    const pages = [first];
-    const cut = first.next === undefined ? undefined : parseCursor(first.next).cut;
-    let next = first.next;
-    let expired = false;
-    while (next !== undefined) {
-      if (pages.length >= maxPages) throw new Error(`${subject}: more than ${maxPages} pages`);
-      const page = await ask(next);
-      if (page.expired) {
-        expired = true;
-        break;
-      }
-      if (page.next !== undefined) {
-        const at = parseCursor(page.next);
-        if (at.cut !== cut || at.index !== pages.length + 1) throw new Error(`${subject}: page ${pages.length} named ${page.next}, not page ${pages.length + 1} of cut ${cut}`);
-      }
-      pages.push(page);
-      next = page.next;
-    }
-    if (!expired) return pages;
-  }
-  throw new SnapshotExpired(attempts, subject);
 }
 
 /**
@@ -92,13 +51,35 @@ export async function requestPoolSnapshot(
   p: { tenantId?: string | undefined } = {},
   opts: FetchSnapshotOptions = {},
 ): Promise<FetchedSnapshot> {
+  const attempts = opts.attempts ?? 3;
+  const maxPages = opts.maxPages ?? 10_000;
   const base: SnapshotRequest = p.tenantId !== undefined ? { tenantId: p.tenantId } : {};
-  const pages = await requestPages('pool.req.snapshot', (cursor) => ask(cursor === undefined ? base : { ...base, cursor }), opts);
-  const pools: PoolView[] = [];
-  const nodes: NodeView[] = [];
-  for (const page of pages) {
-    for (const pool of page.pools) pools.push(pool);
-    for (const node of page.nodes) nodes.push(node);
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    const first = await ask(base);
+    if (first.expired) continue;
+    const pools = first.pools.slice();
+    const nodes = first.nodes.slice();
+    const cut = first.next === undefined ? undefined : parseCursor(first.next).cut;
+    let next = first.next;
+    let pages = 1;
+    let expired = false;
+    while (next !== undefined) {
+      if (pages >= maxPages) throw new Error(`pool.req.snapshot: more than ${maxPages} pages`);
+      const page = await ask({ ...base, cursor: next });
+      if (page.expired) {
+        expired = true;
+        break;
+      }
+      if (page.next !== undefined) {
+        const at = parseCursor(page.next);
+        if (at.cut !== cut || at.index !== pages + 1) throw new Error(`pool.req.snapshot: page ${pages} named ${page.next}, not page ${pages + 1} of cut ${cut}`);
+      }
+      for (const pool of page.pools) pools.push(pool);
+      for (const node of page.nodes) nodes.push(node);
+      next = page.next;
+      pages++;
+    }
+    if (!expired) return { pools, nodes, pages, skipped: first.skipped ?? 0 };
   }
-  return { pools, nodes, pages: pages.length, skipped: pages[0]!.skipped ?? 0 };
+  throw new SnapshotExpired(attempts);
 }
