@@ -136,36 +136,28 @@ export class AclPolicyBook {
     const tenantId = item.tenantId.toLowerCase();
     const k = this.known.get(tenantId);
     if (k && item.version <= k.version) return false;
-    this.known.set(tenantId, { version: item.version, eventAt });
     if (item.policy === null || item.policy === undefined) {
+      this.known.set(tenantId, { version: item.version, eventAt });
       this.policies.delete(tenantId);
       return true;
     }
+    let compiled: AclEvaluator;
     try {
-      this.policies.set(tenantId, this.compile(item.policy));
+      compiled = this.compile(item.policy);
     } catch (err) {
-      if (!this.policies.has(tenantId)) this.policies.set(tenantId, DENY_ALL);
+      // The version is not taken: whatever comes next from the owner, even older than this
+      // message claims to be, may still repair the tenant.
+      if (!this.policies.has(tenantId)) {
+        this.policies.set(tenantId, DENY_ALL);
+        this.known.set(tenantId, { version: 0, eventAt });
+      }
       this.onInvalid(item, err instanceof Error ? err.message : String(err), from);
       return false;
     }
+    this.known.set(tenantId, { version: item.version, eventAt });
+    this.policies.set(tenantId, compiled);
     return true;
   }
-}
-
-/**
- * The `onInvalid` of a service's book: a warning, and for an event a dead letter on
- * `dlq.acl.evt.changed` naming the reason. Every process of a service hears the event; the
- * message id makes it one dead letter per service and version.
- */
-export function reportInvalidPolicies(bus: Pick<Bus, 'deadLetter' | 'service'>, log: { warn(obj: object, msg: string): void }): NonNullable<AclPolicyBookOptions['onInvalid']> {
-  return (item, reason, from) => {
-    log.warn({ tenantId: item.tenantId, version: item.version, reason, from }, 'an ACL policy that does not compile: the tenant keeps its previous one, or none passes');
-    if (from !== 'event') return;
-    const msgId = `acl-invalid:${bus.service}:${item.tenantId}:${item.version}`;
-    bus
-      .deadLetter('acl.evt.changed', Buffer.from(JSON.stringify(item)), `the policy does not compile: ${reason}`, undefined, msgId)
-      .catch((err: Error) => log.warn({ err: err.message }, 'an invalid ACL policy could not be dead-lettered'));
-  };
 }
 
 /**

@@ -53,12 +53,15 @@ describe('AclPolicyBook', () => {
     expect(b.versionOf(A)).toBe(2);
   });
 
-  it('reports a policy that does not compile and keeps the previous one', () => {
+  it('reports a policy that does not compile and keeps the previous one; its version blocks nothing', () => {
     const { b, invalid } = book();
     b.changed(item(A, 1, { allow: 80 }));
-    expect(b.changed(item(A, 2, { acls: 'nonsense' }))).toBe(false);
+    expect(b.changed(item(A, 99, { acls: 'nonsense' }))).toBe(false);
     expect(invalid).toEqual([{ tenantId: A, reason: 'acls: expected { allow: <port> }', from: 'event' }]);
     expect(allows(b, A, 80)).toBe(true);
+    expect(b.versionOf(A)).toBe(1);
+    expect(b.changed(item(A, 2, { allow: 443 }))).toBe(true);
+    expect(allows(b, A, 443)).toBe(true);
   });
 
   it('refuses everything for a tenant whose only policy does not compile (default deny, never open)', () => {
@@ -67,6 +70,12 @@ describe('AclPolicyBook', () => {
     expect(invalid.map((i) => i.from)).toEqual(['snapshot']);
     expect(allows(b, A, 80)).toBe(false);
     expect(allows(b, A, 443)).toBe(false);
+    // Repaired by the owner's next word, and dropped like any other once no snapshot lists it.
+    b.changed(item(A, 1, { allow: 80 }));
+    expect(allows(b, A, 80)).toBe(true);
+    b.changed(item(B, 3, 'not a policy'));
+    b.replace([], Date.now() + 60_000);
+    expect(b.policyOf(B)).toBeUndefined();
   });
 
   it('is not loaded until a snapshot was read', () => {

@@ -106,12 +106,15 @@ export function askTcp(port: number, timeoutMs = 5000, keep = false): Promise<{ 
   });
 }
 
-/** Sends raw bytes and collects everything until the peer closes or `timeoutMs` passes. */
-export function rawExchange(port: number, data: Buffer | string, timeoutMs = 5000): Promise<{ bytes: Buffer; closed: boolean; ms: number }> {
+/**
+ * Sends raw bytes and collects everything until the peer closes or `timeoutMs` passes.
+ * `localAddress`: the loopback address the client connects from (an ACL policy's source).
+ */
+export function rawExchange(port: number, data: Buffer | string, timeoutMs = 5000, localAddress?: string): Promise<{ bytes: Buffer; closed: boolean; ms: number }> {
   return new Promise((resolve) => {
     const t0 = performance.now();
     const chunks: Buffer[] = [];
-    const s = tcpConnect(port, '127.0.0.1');
+    const s = tcpConnect({ port, host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) });
     const timer = setTimeout(() => {
       s.destroy();
       resolve({ bytes: Buffer.concat(chunks), closed: false, ms: performance.now() - t0 });
