@@ -342,6 +342,22 @@ export const catalog = {
     summary: "every tenant's live proxy users with their password hashes, to rebuild from",
   }),
 
+  // ACL policy: api-gateway owns it; the load balancer and the activator enforce it per connection
+  'acl.evt.changed': event({
+    schema: M.AclPolicyView,
+    durable: true,
+    producers: ['api-gateway'],
+    consumers: ['load-balancer', 'socket-activator'],
+    summary: "a tenant's ACL policy changed, with its version (policy null: removed, back to no policy)",
+  }),
+  'acl.req.snapshot': request({
+    schema: M.AclSnapshotRequest,
+    reply: M.AclSnapshotReply,
+    responder: 'api-gateway',
+    requesters: ['load-balancer', 'socket-activator'],
+    summary: "every tenant's ACL policy with its version (of one tenant or all), to rebuild from: pages cut from one read",
+  }),
+
   'activator.req.arm': request({
     schema: M.ArmRequest,
     reply: M.ArmReply,

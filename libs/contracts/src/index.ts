@@ -14,6 +14,9 @@ export {
   Name,
   PoolKind,
   PoolSpec,
+  PoolTag,
+  ACL_TAG,
+  MAX_POOL_TAGS,
   MAX_POOL_NODES,
   MAX_ENV_VALUE_BYTES,
   PortSpec,
@@ -38,6 +41,7 @@ export {
 export type { NodeHealth, NodeTraffic } from './messages.js';
 export { NodeView, PoolView } from './messages.js';
 export { CatchView, ActivityEntry } from './messages.js';
+export { ACL_LIMITS, AclPolicy, AclPolicyView } from './messages.js';
 export { PROXY_USER_NAME, ProxyUserName, ProxyUserHash, ProxyUserView } from './messages.js';
 export { ContractError, formatIssues, schemaIssues, payloadIssues, assertPayload, assertReply, poolSpecIssues, sleepPolicyIssues } from './validate.js';
 export type { Issue } from './validate.js';

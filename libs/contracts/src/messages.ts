@@ -379,3 +379,91 @@ export const ProxyUserSnapshotReply = obj({
   users: Type.Array(ProxyUserView),
   more: Type.Boolean({ description: 'true: ask again with `after` set to the last user id of this page' }),
 });
+
+// ---- ACL policy: api-gateway owns it; the load balancer and the socket activator enforce it ----
+
+/**
+ * Bounds on one tenant's policy, so that a hostile tenant cannot make the evaluators (every
+ * load-balancer worker and the activator compile it) or the tests gate work without end.
+ * libs/acl enforces them with a path and reason; the schema below repeats the ones it can say.
+ */
+export const ACL_LIMITS = {
+  /** The policy as the tenant sends it (HuJSON, comments included). */
+  maxTextBytes: 64 * 1024,
+  /** Arrays and objects nested in the document. */
+  maxDepth: 8,
+  maxRules: 1000,
+  /** Entries of one rule's `src` or `dst`. */
+  maxRuleEntries: 256,
+  maxGroups: 256,
+  maxGroupMembers: 1024,
+  maxHosts: 1024,
+  maxTags: 1024,
+  maxTagOwners: 64,
+  maxTests: 256,
+  /** Entries of one test's `accept` plus `deny`. */
+  maxTestCases: 64,
+  /** Any one string: an alias, a member, a name. */
+  maxStringLength: 256,
+} as const;
+
+const AclString = Type.String({ minLength: 1, maxLength: ACL_LIMITS.maxStringLength });
+const AclList = (maxItems: number) => Type.Array(AclString, { maxItems });
+
+/**
+ * A tenant's policy document as parsed from its HuJSON: the shape only. What the names mean
+ * (aliases, ports, CIDRs, tags declared in tagOwners) is libs/acl's compilePolicy to check;
+ * the gateway sends only documents that compiled and passed their own tests.
+ */
+export const AclPolicy = obj({
+  groups: Type.Optional(Type.Record(AclString, AclList(ACL_LIMITS.maxGroupMembers), { maxProperties: ACL_LIMITS.maxGroups })),
+  tagOwners: Type.Optional(Type.Record(AclString, AclList(ACL_LIMITS.maxTagOwners), { maxProperties: ACL_LIMITS.maxTags })),
+  hosts: Type.Optional(Type.Record(AclString, AclString, { maxProperties: ACL_LIMITS.maxHosts })),
+  acls: Type.Optional(
+    Type.Array(
+      obj({
+        action: Type.Literal('accept'),
+        src: AclList(ACL_LIMITS.maxRuleEntries),
+        dst: AclList(ACL_LIMITS.maxRuleEntries),
+      }),
+      { maxItems: ACL_LIMITS.maxRules },
+    ),
+  ),
+  tests: Type.Optional(
+    Type.Array(
+      obj({
+        src: AclString,
+        accept: Type.Optional(AclList(ACL_LIMITS.maxTestCases)),
+        deny: Type.Optional(AclList(ACL_LIMITS.maxTestCases)),
+      }),
+      { maxItems: ACL_LIMITS.maxTests },
+    ),
+  ),
+});
+export type AclPolicy = Static<typeof AclPolicy>;
+
+/**
+ * A tenant's policy at a version. `policy` null: the tenant has no policy (deleted), and its
+ * pools are governed by the rules without one. Versions only grow, across deletes too, so a
+ * follower keeps the highest version it has seen and ignores anything older.
+ */
+export const AclPolicyView = obj({
+  tenantId: TenantId,
+  version: Type.Integer({ minimum: 1 }),
+  policy: nullable(AclPolicy),
+});
+export type AclPolicyView = Static<typeof AclPolicyView>;
+
+/** Paged as pool.req.snapshot: pages cut from one read (libs/service-kit snapshot-pages.ts). */
+export const AclSnapshotRequest = obj({
+  tenantId: Type.Optional(TenantId),
+  /** The page to serve: the `next` of the page before; the first page when absent. */
+  cursor: Type.Optional(SnapshotCursor),
+});
+export const AclSnapshotReply = obj({
+  /** Every tenant that has or had a policy, with its version; null policies are deletes. */
+  policies: Type.Array(AclPolicyView),
+  next: Type.Optional(SnapshotCursor),
+  expired: Type.Optional(Type.Literal(true)),
+  skipped: Type.Optional(Type.Integer({ minimum: 0 })),
+});

@@ -194,6 +194,17 @@ export const ResourceSpec = Type.Object(
 );
 export type ResourceSpec = Static<typeof ResourceSpec>;
 
+/**
+ * A pool's tag, as an ACL policy names it (`tag:web`): lower-case letters, digits and dashes
+ * after the `tag:` prefix, as Tailscale's tags.
+ */
+export const ACL_TAG = /^tag:[a-z0-9][a-z0-9-]{0,62}$/;
+export const MAX_POOL_TAGS = 16;
+export const PoolTag = Type.String({
+  pattern: ACL_TAG.source,
+  description: 'tag:<name>: lower-case letters, digits and dashes, 1-63 characters after "tag:", starting with a letter or digit',
+});
+
 export const PoolSpec = Type.Object(
   {
     name: Name,
@@ -236,6 +247,12 @@ export const PoolSpec = Type.Object(
       ),
     ),
     sleep: Type.Optional(SleepPolicy),
+    tags: Type.Optional(
+      Type.Array(PoolTag, {
+        maxItems: MAX_POOL_TAGS,
+        description: "the pool's tags: an ACL policy's destinations (`tag:web:443`) name pools by them",
+      }),
+    ),
   },
   closed,
 );

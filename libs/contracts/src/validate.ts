@@ -106,6 +106,7 @@ export function poolSpecIssues(spec: PoolSpec): Issue[] {
   if (spec.publicPort !== undefined && spec.kind !== 'app') {
     issues.push({ path: 'publicPort', message: 'only app pools have a public port; exit pools are reached through the proxy listeners' });
   }
+  if (spec.tags && new Set(spec.tags).size !== spec.tags.length) issues.push({ path: 'tags', message: 'tags must be unique' });
   const limits = spec.limits;
   if (limits && limits.softConnections > limits.hardConnections) {
     issues.push({ path: 'limits.softConnections', message: 'must not exceed limits.hardConnections' });

@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { formatIssues, NodeView, PoolView, schemaIssues } from '@switchyard/contracts';
-import { parseCursor, type PoolSnapshot, type SnapshotPage, type SnapshotRequest } from './snapshot-request.js';
+import type { TSchema } from 'typebox';
+import { AclPolicyView, formatIssues, NodeView, PoolView, schemaIssues } from '@switchyard/contracts';
+import { parseCursor, type AclSnapshot, type Paged, type PagedRequest, type PoolSnapshot } from './snapshot-request.js';
 
-// `pool.req.snapshot` in pages, the owner's end: it reads its state once, cuts it into pages
-// that each fit a NATS message, and serves every page from that one read (see
-// snapshot-request.ts for the requester's end).
+// A snapshot in pages, the owner's end (`pool.req.snapshot`, `acl.req.snapshot`): it reads its
+// state once, cuts it into pages that each fit a NATS message, and serves every page from that
+// one read (see snapshot-request.ts for the requester's end). The paging is written once here;
+// each snapshot only says how its state is cut.
 /** A row the owner left out of a snapshot, and why. */
 export interface SkippedRow {
   readonly kind: 'pool' | 'node';
@@ -25,8 +27,8 @@ function jsonBytes(value: unknown): number {
   return Buffer.byteLength(JSON.stringify(value));
 }
 
-export interface Cut {
-  readonly pages: PoolSnapshot[];
+export interface Cut<P = PoolSnapshot> {
+  readonly pages: P[];
   readonly skipped: number;
   readonly bytes: number;
 }
@@ -99,11 +101,55 @@ export function cutSnapshot(snapshot: PoolSnapshot, pageBytes: number, onSkip: (
   return { pages, skipped, bytes };
 }
 
-export interface SnapshotPagesOptions {
+/** A row of a flat snapshot (one list of rows) the owner left out, and why. */
+export interface SkippedItem {
+  readonly tenantId: string;
+  readonly reason: string;
+}
+
+/**
+ * Cuts a flat list of rows into pages of at most `pageBytes` of JSON, each page `{ [key]: rows }`.
+ * A row that fails `schema`, or that could not fit a page alone, is left out and told to `onSkip`.
+ */
+export function cutRows<K extends string, R>(key: K, schema: TSchema, rows: readonly R[], pageBytes: number, onSkip: (row: SkippedItem) => void): Cut<Record<K, R[]>> {
+  const limit = pageBytes - PAGE_ENVELOPE_BYTES;
+  const fresh = () => ({ [key]: [] as R[] }) as Record<K, R[]>;
+  const pages: Record<K, R[]>[] = [];
+  let page = fresh();
+  let used = 0;
+  let bytes = 0;
+  let skipped = 0;
+  for (const row of rows) {
+    const issues = schemaIssues(schema, row);
+    const size = issues.length ? 0 : jsonBytes(row);
+    const reason = issues.length ? `fails its schema: ${formatIssues(issues)}` : size > limit ? `is ${size} bytes of JSON, more than a page holds (${limit})` : undefined;
+    if (reason) {
+      skipped++;
+      onSkip({ tenantId: stringOr((row as { tenantId?: unknown } | null)?.tenantId), reason });
+      continue;
+    }
+    if (used + size + 1 > limit && used > 0) {
+      pages.push(page);
+      page = fresh();
+      used = 0;
+    }
+    page[key].push(row);
+    used += size + 1;
+    bytes += size + 1;
+  }
+  pages.push(page);
+  return { pages, skipped, bytes };
+}
+
+/** How one kind of snapshot is cut into pages, and what its empty page looks like. */
+export interface SnapshotCodec<S, P extends object> {
+  cut(snapshot: S, pageBytes: number): Cut<P>;
+  empty(): P;
+}
+
+export interface SnapshotServerOptions {
   /** Largest page, in bytes of JSON: the NATS server's max_payload, less room for headers. */
   readonly pageBytes: () => number;
-  /** Told each row left out of a cut; called again on every cut the row is still bad in. */
-  readonly onSkip: (row: SkippedRow) => void;
   /** How long a cut waits for its next page to be asked; 30 s unless said. */
   readonly ttlMs?: number;
   /** All-tenant cuts held at once are bounded by their bytes, the oldest let go first; 256 MiB unless said. */
@@ -117,9 +163,14 @@ export interface SnapshotPagesOptions {
   readonly now?: () => number;
 }
 
-interface HeldCut {
+export interface SnapshotPagesOptions extends SnapshotServerOptions {
+  /** Told each row left out of a cut; called again on every cut the row is still bad in. */
+  readonly onSkip: (row: SkippedRow) => void;
+}
+
+interface HeldCut<P> {
   readonly tenantId: string | undefined;
-  readonly pages: PoolSnapshot[];
+  readonly pages: P[];
   readonly bytes: number;
   /** Requesters of the cut that have not yet been served its last page. */
   readers: number;
@@ -127,21 +178,20 @@ interface HeldCut {
 }
 
 /** A read not started yet, shared by every request for the same tenant (or all) until it starts. */
-interface Build {
+interface Build<S, P> {
   readonly key: string;
   readonly tenantId: string | undefined;
-  readonly read: () => Promise<PoolSnapshot>;
+  readonly read: () => Promise<S>;
   readers: number;
-  readonly done: Promise<SnapshotPage>;
-  resolve(first: SnapshotPage): void;
+  readonly done: Promise<Paged<P>>;
+  resolve(first: Paged<P>): void;
   reject(err: unknown): void;
 }
 
 const ALL = '*';
-const expired = (): SnapshotPage => ({ pools: [], nodes: [], expired: true });
 
 /**
- * The owner's half: serves `pool.req.snapshot` from cuts it holds. A request without a cursor
+ * The owner's half: serves a paged snapshot request from cuts it holds. A request without a cursor
  * reads afresh and answers the first page; the cut's other pages are held until asked for (or
  * for `ttlMs` after the last ask), then let go. A cursor whose cut is gone, or that names
  * another tenant's cut, is answered `expired`: the requester starts over.
@@ -153,8 +203,8 @@ const expired = (): SnapshotPage => ({ pools: [], nodes: [], expired: true });
  * on a budget of their own, so a tenant's flood cannot let go the all-tenant cuts that
  * routing and checking services page through to rebuild.
  */
-export class SnapshotPages {
-  private readonly cuts = new Map<string, HeldCut>();
+export class SnapshotServer<S, P extends object> {
+  private readonly cuts = new Map<string, HeldCut<P>>();
   private heldAll = 0;
   private heldTenant = 0;
   private readonly ttlMs: number;
@@ -164,13 +214,16 @@ export class SnapshotPages {
   private readonly maxWaiting: number;
   private readonly now: () => number;
   /** Reads not started, in the order they start; the all-tenant read goes first. */
-  private readonly queue: Build[] = [];
-  private readonly waiting = new Map<string, Build>();
+  private readonly queue: Build<S, P>[] = [];
+  private readonly waiting = new Map<string, Build<S, P>>();
   /** Keys with a read in progress: a key's reads run one after another. */
   private readonly reading = new Set<string>();
   private pumpScheduled = false;
 
-  constructor(private readonly opts: SnapshotPagesOptions) {
+  constructor(
+    private readonly opts: SnapshotServerOptions,
+    private readonly codec: SnapshotCodec<S, P>,
+  ) {
     this.ttlMs = opts.ttlMs ?? 30_000;
     this.maxHeldBytes = opts.maxHeldBytes ?? 256 * 1024 * 1024;
     this.maxTenantHeldBytes = opts.maxTenantHeldBytes ?? 64 * 1024 * 1024;
@@ -193,17 +246,17 @@ export class SnapshotPages {
    * Answers one request. `read` must depend on nothing but `p.tenantId`: requests for the same
    * tenant that arrive before a read starts are all answered from the first one's `read`.
    */
-  async serve(p: SnapshotRequest, read: () => Promise<PoolSnapshot>): Promise<SnapshotPage> {
+  async serve(p: PagedRequest, read: () => Promise<S>): Promise<Paged<P>> {
     this.expire();
     if (p.cursor !== undefined) return this.page(p.cursor, p.tenantId);
     const key = p.tenantId === undefined ? ALL : `t:${p.tenantId}`;
     let build = this.waiting.get(key);
     if (!build) {
       // Waiting per-tenant reads are one per tenant; a flood of tenants is told to come back.
-      if (key !== ALL && this.waiting.size - (this.waiting.has(ALL) ? 1 : 0) >= this.maxWaiting) return expired();
-      let resolve!: (first: SnapshotPage) => void;
+      if (key !== ALL && this.waiting.size - (this.waiting.has(ALL) ? 1 : 0) >= this.maxWaiting) return this.expired();
+      let resolve!: (first: Paged<P>) => void;
       let reject!: (err: unknown) => void;
-      const done = new Promise<SnapshotPage>((res, rej) => {
+      const done = new Promise<Paged<P>>((res, rej) => {
         resolve = res;
         reject = rej;
       });
@@ -246,16 +299,20 @@ export class SnapshotPages {
     }
   }
 
-  private async build(b: Build): Promise<SnapshotPage> {
-    const { pages, skipped, bytes } = cutSnapshot(await b.read(), this.opts.pageBytes(), this.opts.onSkip);
-    const first = { ...pages[0]!, ...(skipped ? { skipped } : {}) };
+  private expired(): Paged<P> {
+    return { ...this.codec.empty(), expired: true };
+  }
+
+  private async build(b: Build<S, P>): Promise<Paged<P>> {
+    const { pages, skipped, bytes } = this.codec.cut(await b.read(), this.opts.pageBytes());
+    const first: Paged<P> = { ...pages[0]!, ...(skipped ? { skipped } : {}) };
     if (pages.length === 1) return first;
     const id = randomBytes(16).toString('hex');
     this.hold(id, { tenantId: b.tenantId, pages, bytes, readers: b.readers, expiresAt: this.now() + this.ttlMs });
     return { ...first, next: `${id}.1` };
   }
 
-  private hold(id: string, cut: HeldCut): void {
+  private hold(id: string, cut: HeldCut<P>): void {
     const all = cut.tenantId === undefined;
     this.cuts.set(id, cut);
     if (all) this.heldAll += cut.bytes;
@@ -267,10 +324,10 @@ export class SnapshotPages {
     }
   }
 
-  private page(cursor: string, tenantId: string | undefined): SnapshotPage {
+  private page(cursor: string, tenantId: string | undefined): Paged<P> {
     const { cut: id, index } = parseCursor(cursor);
     const cut = this.cuts.get(id);
-    if (!cut || cut.tenantId !== tenantId || index < 1 || index >= cut.pages.length) return expired();
+    if (!cut || cut.tenantId !== tenantId || index < 1 || index >= cut.pages.length) return this.expired();
     const page = cut.pages[index]!;
     if (index === cut.pages.length - 1) {
       if (--cut.readers <= 0) this.drop(id, cut);
@@ -285,9 +342,28 @@ export class SnapshotPages {
     for (const [id, cut] of this.cuts) if (cut.expiresAt <= now) this.drop(id, cut);
   }
 
-  private drop(id: string, cut: HeldCut): void {
+  private drop(id: string, cut: HeldCut<P>): void {
     if (!this.cuts.delete(id)) return;
     if (cut.tenantId === undefined) this.heldAll -= cut.bytes;
     else this.heldTenant -= cut.bytes;
+  }
+}
+
+/** `pool.req.snapshot`, the owner's end (exit-node-manager). */
+export class SnapshotPages extends SnapshotServer<PoolSnapshot, PoolSnapshot> {
+  constructor(opts: SnapshotPagesOptions) {
+    super(opts, { cut: (snapshot, pageBytes) => cutSnapshot(snapshot, pageBytes, opts.onSkip), empty: () => ({ pools: [], nodes: [] }) });
+  }
+}
+
+export interface AclSnapshotPagesOptions extends SnapshotServerOptions {
+  /** Told each policy left out of a cut (it fails its schema); called again on every cut it is still bad in. */
+  readonly onSkip: (row: SkippedItem) => void;
+}
+
+/** `acl.req.snapshot`, the owner's end (api-gateway): every tenant's policy at its version. */
+export class AclSnapshotPages extends SnapshotServer<readonly AclPolicyView[], AclSnapshot> {
+  constructor(opts: AclSnapshotPagesOptions) {
+    super(opts, { cut: (policies, pageBytes) => cutRows('policies', AclPolicyView, policies, pageBytes, opts.onSkip), empty: () => ({ policies: [] }) });
   }
 }
