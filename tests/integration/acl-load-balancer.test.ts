@@ -123,9 +123,9 @@ describe('ACL policies at the load balancer', () => {
   /** A's policy: alice (group:shoppers) may use the exit pool for the target's port; the office may reach the app pool. */
   const policyOfA = (extra: Array<{ action: 'accept'; src: string[]; dst: string[] }> = []) => ({
     groups: { 'group:shoppers': ['alice'] },
-    hosts: { office: `${OFFICE}/32` },
+    hosts: { 'office-net': `${OFFICE}/32` },
     tagOwners: { 'tag:exit': ['group:shoppers'], 'tag:web': ['group:shoppers'] },
-    acls: [{ action: 'accept', src: ['group:shoppers'], dst: [`tag:exit:${target.port}`] }, { action: 'accept', src: ['office'], dst: [`tag:web:${appA}`] }, ...extra],
+    acls: [{ action: 'accept', src: ['group:shoppers'], dst: [`tag:exit:${target.port}`] }, { action: 'accept', src: ['office-net'], dst: [`tag:web:${appA}`] }, ...extra],
     tests: [{ src: 'alice', accept: [`tag:exit:${target.port}`], deny: ['tag:exit:22'] }],
   });
 
@@ -170,9 +170,24 @@ describe('ACL policies at the load balancer', () => {
       LB_OPEN_PROXY: 'false',
     });
     // Without a policy everything works as before (the nodes may still be starting).
-    await eventually(() => everyWorker(() => getAs('bob')), (s) => s.every((x) => x === 200), 30_000, 'the exit pool through every worker');
-    await eventually(() => everyWorker(() => appFrom(appA, STRANGER)), (s) => s.every((x) => x === 200), 30_000, "A's app pool through every worker");
-    await eventually(() => appFrom(appB), (s) => s === 200, 30_000, "B's app pool");
+    await eventually(
+      () => everyWorker(() => getAs('bob')),
+      (s) => s.every((x) => x === 200),
+      30_000,
+      'the exit pool through every worker',
+    );
+    await eventually(
+      () => everyWorker(() => appFrom(appA, STRANGER)),
+      (s) => s.every((x) => x === 200),
+      30_000,
+      "A's app pool through every worker",
+    );
+    await eventually(
+      () => appFrom(appB),
+      (s) => s === 200,
+      30_000,
+      "B's app pool",
+    );
   }, 240_000);
 
   afterAll(async () => {
@@ -184,7 +199,12 @@ describe('ACL policies at the load balancer', () => {
   it("applies a tenant's new policy live in every worker: allowed at each front door, denied before any node is dialled", async () => {
     await putPolicy(a, policyOfA());
     // Live: the event reaches both workers without a restart or a rebuild.
-    await eventually(() => everyWorker(() => getAs('bob')), (s) => s.every((x) => x === 403), 10_000, 'bob refused by every worker');
+    await eventually(
+      () => everyWorker(() => getAs('bob')),
+      (s) => s.every((x) => x === 403),
+      10_000,
+      'bob refused by every worker',
+    );
 
     // HTTP CONNECT: alice to the target's port; bob, and alice to another port, refused with a reason.
     expect((await everyWorker(() => connectAs('alice'))).map((r) => [r.status, r.text.includes('\r\n\r\nHTTP/1.1 200 OK') || r.text.endsWith('hello')])).toEqual(all([200, true]));
@@ -223,18 +243,28 @@ describe('ACL policies at the load balancer', () => {
 
   it('keeps serving under a policy change that does not compile: dead-lettered, the previous policy stays in force', async () => {
     const dead: Array<{ reason: string }> = [];
-    const sub = nc.subscribe('dlq.acl.evt.changed', { callback: (_e, m) => dead.push({ reason: m.headers?.get(HEADERS.deadLetterReason) ?? '' }) });
+    const sub = nc.subscribe('dlq.acl.evt.changed', { callback: (_e, m) => void dead.push({ reason: m.headers?.get(HEADERS.deadLetterReason) ?? '' }) });
     try {
       // Valid by the contract's schema, but group:ghost is defined nowhere.
       const bad = { tenantId: a.id, version: 1_000_000, policy: { acls: [{ action: 'accept', src: ['group:ghost'], dst: ['*:*'] }] } };
       nc.publish('acl.evt.changed', JSON.stringify(bad));
-      await eventually(() => dead.length, (n) => n >= 1, 10_000, 'the dead letter');
+      await eventually(
+        () => dead.length,
+        (n) => n >= 1,
+        10_000,
+        'the dead letter',
+      );
       expect(dead[0]!.reason).toMatch(/compile/);
       expect(await everyWorker(() => getAs('alice'))).toEqual(all(200));
       expect(await everyWorker(() => getAs('bob'))).toEqual(all(403));
       // Its version blocks nothing: the owner's next change applies.
       await putPolicy(a, policyOfA([{ action: 'accept', src: ['bob'], dst: ['tag:exit:*'] }]));
-      await eventually(() => everyWorker(() => getAs('bob')), (s) => s.every((x) => x === 200), 10_000, 'bob let in by the new version');
+      await eventually(
+        () => everyWorker(() => getAs('bob')),
+        (s) => s.every((x) => x === 200),
+        10_000,
+        'bob let in by the new version',
+      );
     } finally {
       sub.unsubscribe();
     }
@@ -243,6 +273,11 @@ describe('ACL policies at the load balancer', () => {
   it('goes back to no policy when the tenant deletes it', async () => {
     const res = await sys.http('DELETE', '/v1/acl', { key: a.key });
     expect(res.status, JSON.stringify(res.body)).toBeLessThan(300);
-    await eventually(() => everyWorker(() => appFrom(appA, STRANGER)), (s) => s.every((x) => x === 200), 10_000, 'the app pool open again');
+    await eventually(
+      () => everyWorker(() => appFrom(appA, STRANGER)),
+      (s) => s.every((x) => x === 200),
+      10_000,
+      'the app pool open again',
+    );
   });
 });

@@ -161,6 +161,22 @@ export class AclPolicyBook {
 }
 
 /**
+ * The `onInvalid` of a service's book: a warning, and for an event a dead letter on
+ * `dlq.acl.evt.changed` naming the reason. Every process of a service hears the event; the
+ * message id makes it one dead letter per service and version.
+ */
+export function reportInvalidPolicies(bus: Pick<Bus, 'deadLetter' | 'service'>, log: { warn(obj: object, msg: string): void }): NonNullable<AclPolicyBookOptions['onInvalid']> {
+  return (item, reason, from) => {
+    log.warn({ tenantId: item.tenantId, version: item.version, reason, from }, 'an ACL policy that does not compile: the tenant keeps its previous one, or none passes');
+    if (from !== 'event') return;
+    const msgId = `acl-invalid:${bus.service}:${item.tenantId}:${item.version}`;
+    bus
+      .deadLetter('acl.evt.changed', Buffer.from(JSON.stringify(item)), `the policy does not compile: ${reason}`, undefined, msgId)
+      .catch((err: Error) => log.warn({ err: err.message }, 'an invalid ACL policy could not be dead-lettered'));
+  };
+}
+
+/**
  * Replaces the book from the gateway's snapshot (`snapshot`: requestAclSnapshot over
  * `acl.req.snapshot`, every page of one cut); throws, and the book stays as it was, when it
  * could not be read.

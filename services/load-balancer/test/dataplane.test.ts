@@ -337,7 +337,8 @@ describe('data plane: the front door', () => {
   });
 
   it('serves a tenant whose policy allows the connection, and one without a policy, as before policies', async () => {
-    const node = await nodeAnswering('HTTP/1.1 200 OK\r\n\r\n');
+    // The tunnel's one answer, then a FIN, so the exchange ends.
+    const node = await fakeNode((s) => s.once('data', () => s.end('HTTP/1.1 200 OK\r\n\r\n')));
     const allowAll: AclEvaluator = { decide: () => ({ allowed: true, rule: 3 }) };
     for (const gate of [aclGate({ [tenantId]: allowAll }), aclGate({ '7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f': { decide: () => ({ allowed: false, rule: null }) } })]) {
       const lb = await balancer([node.port], {}, 'proxy', gate);

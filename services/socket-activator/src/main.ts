@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-import { BlockList, createServer, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { compilePolicy } from '@switchyard/acl';
 import { createDb, migrateToLatest } from '@switchyard/db';
 import { AclDenials, AclGate, AclPolicyBook, rebuildAclPolicies, reportInvalidPolicies, requestAclSnapshot, requestPoolSnapshot, runService } from '@switchyard/service-kit';
+import { aclAdmission, trustedSources } from './acl-admission.js';
 import { Activator } from './activator.js';
 import { createCatchStore } from './catch-store.js';
 import { noRedirects, type Redirects } from './catches.js';
@@ -25,17 +26,6 @@ const PROBE_CONNECT_TIMEOUT_MS = 1000;
 const RESYNC_MS = 30_000;
 // Denials reach Redis in batches: a flood of denied connections is not a flood of commands.
 const DENIALS_FLUSH_MS = 1000;
-
-/** ACTIVATOR_ACL_TRUSTED_SOURCES as a BlockList (it was checked against its schema). */
-function trustedSources(list: string): BlockList {
-  const b = new BlockList();
-  for (const cidr of list.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const [net, bits] = cidr.split('/');
-    const type = net!.includes(':') ? 'ipv6' : 'ipv4';
-    b.addSubnet(net!, bits === undefined ? (type === 'ipv4' ? 32 : 128) : Number(bits), type);
-  }
-  return b;
-}
 
 await runService({
   name: 'socket-activator',
@@ -64,7 +54,9 @@ await runService({
     }
 
     // Connections that arrive before the stored catches are loaded wait for them: a port not
-    // known yet must not be taken for an unknown one (that would drop it from the set).
+    // known yet must not be taken for an unknown one (that would drop it from the set). They
+    // wait for the first read of the ACL policies too (bounded by its request's timeout), so a
+    // connection at start is judged rather than let go as unknown.
     let loaded = false;
     const early: Array<() => void> = [];
     const whenLoaded = (fn: () => void) => (loaded ? fn() : early.push(fn));
@@ -77,15 +69,7 @@ await runService({
       onInvalid: reportInvalidPolicies(bus, log),
     });
     const acl = new AclGate(policies, new AclDenials(), log);
-    const trusted = trustedSources(config.ACTIVATOR_ACL_TRUSTED_SOURCES);
-    const admit = (c: { tenantId: string; poolId: string }, client: string | undefined, port: number) => {
-      if (acl.idle) return 'allowed' as const;
-      const address = client?.startsWith('::ffff:') && client.includes('.') ? client.slice(7) : (client ?? '');
-      // The load balancer forwards what it already judged, with the user the activator cannot see.
-      if (address && trusted.check(address, address.includes(':') ? 'ipv6' : 'ipv4')) return 'allowed' as const;
-      if (!acl.ready || (!poolTags.loaded && policies.policyOf(c.tenantId))) return 'unknown' as const;
-      return acl.allows(c.tenantId, { address }, { tags: poolTags.of(c.poolId), port }, 'activator') ? ('allowed' as const) : ('denied' as const);
-    };
+    const admit = aclAdmission(acl, poolTags, trustedSources(config.ACTIVATOR_ACL_TRUSTED_SOURCES));
 
     const proxies = new ProxyListeners(config.ACTIVATOR_PUBLIC_HOST, (socket, nodeId, portName) => whenLoaded(() => activator.accept(socket, { nodeId, portName })));
     const activator: Activator = new Activator({
@@ -143,7 +127,13 @@ await runService({
     // ended cleanly instead of keeping the close waiting.
     onShutdown(async () => activator.stop());
 
-    await activator.load();
+    const aclResync = follow({
+      what: 'ACL policies',
+      events: { 'acl.evt.changed': async (p) => void policies.changed(p) },
+      rebuild: rebuildAclPolicies(policies, () => requestAclSnapshot((q) => bus.request('acl.req.snapshot', q, { timeoutMs: 5000 }))),
+      periodMs: RESYNC_MS,
+    });
+    await Promise.all([activator.load(), aclResync.settled()]);
     loaded = true;
     for (const fn of early.splice(0)) fn();
 
@@ -156,12 +146,6 @@ await runService({
         poolTags.replace(snapshot.pools);
         await activator.reconcile(snapshot);
       },
-      periodMs: RESYNC_MS,
-    });
-    follow({
-      what: 'ACL policies',
-      events: { 'acl.evt.changed': async (p) => void policies.changed(p) },
-      rebuild: rebuildAclPolicies(policies, () => requestAclSnapshot((q) => bus.request('acl.req.snapshot', q, { timeoutMs: 5000 }))),
       periodMs: RESYNC_MS,
     });
     const flushDenials = () => acl.denials.flush(redis!).catch((err: Error) => log.warn({ err: err.message }, 'ACL denial counts not flushed'));
