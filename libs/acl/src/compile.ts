@@ -1,9 +1,289 @@
-import { PolicyError } from './errors.js';
-import type { CompiledPolicy, CompileOptions } from './types.js';
+import { checkDocument } from './document.js';
+import { inRange, parseCidr, parseIp, singleAddress, type Ip, type IpRange } from './ip.js';
+import { GROUP, HOST, TAG, USER } from './names.js';
+import { fail, type Segments } from './path.js';
+import type { CompiledPolicy, CompileOptions, ConnectionDestination, ConnectionSource, Decision, PolicyDocument, PolicyTest } from './types.js';
 
-/** Checks a policy document and compiles it into lookups; throws PolicyError naming the path and reason. */
+// A policy compiled into lookups. A decision looks up the rules that name the destination's
+// tags (and those for any pool), in rule order, and stops at the first that accepts: the source
+// check is a set lookup (user, the user's groups) or a few range comparisons (addresses), the
+// port check a few comparisons. Nothing is parsed per connection but the client's address,
+// once, and only when a candidate rule names addresses.
+
+/** Who a rule accepts. Groups stay groups (not expanded to users): compiling stays linear in the text. */
+interface Sources {
+  readonly any: boolean;
+  readonly users: ReadonlySet<string>;
+  readonly groups: ReadonlySet<string>;
+  readonly ranges: readonly IpRange[];
+}
+
+/** One destination of one rule: the rule's index and its ports as sorted, merged [lo, hi] pairs (null: any port). */
+interface Entry {
+  readonly rule: number;
+  readonly ports: readonly number[] | null;
+}
+
+const NONE = Number.POSITIVE_INFINITY;
+const DENY: Decision = Object.freeze({ allowed: false, rule: null });
+
+/** A source alias resolved: `*`, a user, a group, or addresses. */
+type Source = { kind: 'any' } | { kind: 'user'; name: string } | { kind: 'group'; name: string } | { kind: 'range'; range: IpRange };
+
+export class Compiled implements CompiledPolicy {
+  /** Decisions per rule index, frozen and shared: a decision allocates nothing. */
+  private readonly accepts: readonly Decision[];
+
+  constructor(
+    readonly version: number,
+    private readonly sources: readonly Sources[],
+    private readonly byTag: ReadonlyMap<string, readonly Entry[]>,
+    private readonly anyTag: readonly Entry[],
+    private readonly groupsOf: ReadonlyMap<string, readonly string[]>,
+    readonly tests: readonly PolicyTest[],
+    readonly warnings: readonly string[],
+    /** What runPolicyTests needs to read a test's cases. */
+    readonly names: { readonly hosts: ReadonlyMap<string, IpRange>; readonly groups: ReadonlySet<string>; readonly tags: ReadonlySet<string> },
+  ) {
+    this.accepts = sources.map((_, rule) => Object.freeze({ allowed: true, rule }));
+  }
+
+  get rules(): number {
+    return this.sources.length;
+  }
+
+  decide(src: ConnectionSource, dst: ConnectionDestination): Decision {
+    const probe: Probe = { user: src.user || undefined, groups: undefined, address: src.address, ip: undefined, best: NONE };
+    if (probe.user !== undefined) probe.groups = this.groupsOf.get(probe.user);
+    this.scan(this.anyTag, probe, dst.port);
+    for (const tag of dst.tags) {
+      const entries = this.byTag.get(tag);
+      if (entries) this.scan(entries, probe, dst.port);
+    }
+    return probe.best === NONE ? DENY : this.accepts[probe.best]!;
+  }
+
+  /** Lowers `probe.best` to the first rule of `entries` (sorted by rule) that accepts. */
+  private scan(entries: readonly Entry[], probe: Probe, port: number): void {
+    for (const e of entries) {
+      if (e.rule >= probe.best) return;
+      if (e.ports !== null && !portIn(e.ports, port)) continue;
+      if (this.accepted(this.sources[e.rule]!, probe)) {
+        probe.best = e.rule;
+        return;
+      }
+    }
+  }
+
+  private accepted(s: Sources, p: Probe): boolean {
+    if (s.any) return true;
+    if (p.user !== undefined) {
+      if (s.users.has(p.user)) return true;
+      if (p.groups) for (const g of p.groups) if (s.groups.has(g)) return true;
+    }
+    if (s.ranges.length === 0) return false;
+    if (p.ip === undefined) p.ip = parseIp(p.address);
+    if (p.ip === null) return false;
+    for (const r of s.ranges) if (inRange(p.ip, r)) return true;
+    return false;
+  }
+}
+
+interface Probe {
+  readonly user: string | undefined;
+  groups: readonly string[] | undefined;
+  readonly address: string;
+  /** The client's address, parsed when a rule first needs it; null when it is not an IP. */
+  ip: Ip | null | undefined;
+  best: number;
+}
+
+function portIn(ranges: readonly number[], port: number): boolean {
+  for (let i = 0; i < ranges.length; i += 2) {
+    if (port < ranges[i]!) return false;
+    if (port <= ranges[i + 1]!) return true;
+  }
+  return false;
+}
+
+/** `*`, `N`, `N-M` and comma lists of them: sorted, merged [lo, hi] pairs, or null for any port. */
+export function parsePorts(text: string, at: Segments): number[] | null {
+  if (text === '*') return null;
+  const pairs: [number, number][] = [];
+  for (const part of text.split(',')) {
+    const m = /^([0-9]{1,5})(?:-([0-9]{1,5}))?$/.exec(part);
+    if (!m) fail(at, `"${part}" is not a port: ports are *, N, N-M or a comma list of them (80,443,8000-8080)`);
+    const lo = Number(m[1]);
+    const hi = m[2] === undefined ? lo : Number(m[2]);
+    if (lo < 1 || hi > 65535) fail(at, `port ${lo < 1 ? lo : hi} is out of range 1-65535`);
+    if (lo > hi) fail(at, `the range ${part} runs backwards`);
+    pairs.push([lo, hi]);
+  }
+  pairs.sort((a, b) => a[0] - b[0]);
+  const out: number[] = [];
+  for (const [lo, hi] of pairs) {
+    const last = out.length - 1;
+    if (last > 0 && lo <= out[last]! + 1) out[last] = Math.max(out[last]!, hi);
+    else out.push(lo, hi);
+  }
+  return out;
+}
+
+/** Splits `alias:ports` at the last colon; a bare `tag:web` is a tag without ports. */
+export function splitDestination(text: string, at: Segments): { alias: string; ports: string } {
+  const colon = text.lastIndexOf(':');
+  const alias = colon < 0 ? text : text.slice(0, colon);
+  if (colon < 0 || alias === 'tag' || alias === 'group' || alias === 'autogroup') {
+    fail(at, `"${text}" needs its ports: <tag or *>:<ports>, as tag:web:443, tag:db:5432-5440 or *:*`);
+  }
+  return { alias, ports: text.slice(colon + 1) };
+}
+
+const looksLikeAddress = (s: string) => s.includes(':') || s.includes('/') || /^[0-9.]+$/.test(s);
+
+function resolveSource(alias: string, at: Segments, hosts: ReadonlyMap<string, IpRange>, groups: ReadonlySet<string>): Source {
+  if (alias === '*') return { kind: 'any' };
+  if (alias.startsWith('group:')) {
+    if (!groups.has(alias)) fail(at, `${alias} is not defined in groups`);
+    return { kind: 'group', name: alias };
+  }
+  if (alias.startsWith('tag:')) fail(at, `${alias}: tags name pools, which are destinations; a source is *, a proxy user, a group, a host or an address`);
+  if (alias.startsWith('autogroup:')) fail(at, `${alias}: autogroups are not supported; a source is *, a proxy user, a group, a host or an address`);
+  if (looksLikeAddress(alias)) {
+    const range = parseCidr(alias);
+    if (typeof range === 'string') fail(at, range);
+    return { kind: 'range', range };
+  }
+  const host = hosts.get(alias);
+  if (host) return { kind: 'range', range: host };
+  if (USER.test(alias)) return { kind: 'user', name: alias };
+  if (HOST.test(alias)) fail(at, `"${alias}" is not defined in hosts (and, with a dash or dot, cannot be a proxy user name)`);
+  fail(at, `"${alias}" is not a source: use *, a proxy user name, group:<name>, a name from hosts, an IP or a CIDR`);
+}
+
+/**
+ * Checks a policy document (the shape, then what each name means) and compiles it into
+ * lookups. Throws PolicyError with the path and reason of the first problem.
+ */
 export function compilePolicy(doc: unknown, opts: CompileOptions = {}): CompiledPolicy {
-  void doc;
-  void opts;
-  throw new PolicyError('', 'not implemented');
+  const policy: PolicyDocument = checkDocument(doc);
+
+  const groups = new Set<string>();
+  const groupsOf = new Map<string, string[]>();
+  for (const [name, members] of Object.entries(policy.groups ?? {})) {
+    if (!GROUP.test(name)) fail(['groups', name], 'a group is named group:<name>: lower-case letters, digits, _, . and -');
+    groups.add(name);
+    const seen = new Set<string>();
+    members.forEach((member, i) => {
+      const at = ['groups', name, i];
+      if (member.startsWith('group:')) fail(at, `${member}: groups do not nest; list the proxy users`);
+      if (!USER.test(member)) fail(at, `"${member}" is not a proxy user name (lower-case letters, digits and _, no dash)`);
+      if (seen.has(member)) return;
+      seen.add(member);
+      const of = groupsOf.get(member);
+      if (of) of.push(name);
+      else groupsOf.set(member, [name]);
+    });
+  }
+
+  const hosts = new Map<string, IpRange>();
+  for (const [name, address] of Object.entries(policy.hosts ?? {})) {
+    if (!HOST.test(name)) fail(['hosts', name], 'a host name is lower-case letters, digits, _, . and -');
+    if (looksLikeAddress(name)) fail(['hosts', name], 'a host name must not be (or look like) an address');
+    if (USER.test(name)) fail(['hosts', name], `"${name}" could be a proxy user's name; give hosts a dash or a dot (${name}-net) so a source is never ambiguous`);
+    const range = parseCidr(address);
+    if (typeof range === 'string') fail(['hosts', name], range);
+    hosts.set(name, range);
+  }
+
+  const tags = new Set<string>();
+  for (const [tag, owners] of Object.entries(policy.tagOwners ?? {})) {
+    if (!TAG.test(tag)) fail(['tagOwners', tag], 'a tag is tag:<name>: lower-case letters, digits and -, starting with a letter or digit');
+    tags.add(tag);
+    owners.forEach((owner, i) => {
+      const at = ['tagOwners', tag, i];
+      if (owner.startsWith('group:')) {
+        if (!groups.has(owner)) fail(at, `${owner} is not defined in groups`);
+      } else if (!USER.test(owner)) fail(at, `"${owner}" is not an owner: a proxy user name or group:<name>`);
+    });
+  }
+
+  const sources: Sources[] = [];
+  const byTag = new Map<string, Entry[]>();
+  const anyTag: Entry[] = [];
+  (policy.acls ?? []).forEach((rule, r) => {
+    const users = new Set<string>();
+    const ruleGroups = new Set<string>();
+    const ranges: IpRange[] = [];
+    let any = false;
+    rule.src.forEach((alias, i) => {
+      const s = resolveSource(alias, ['acls', r, 'src', i], hosts, groups);
+      if (s.kind === 'any') any = true;
+      else if (s.kind === 'user') users.add(s.name);
+      else if (s.kind === 'group') ruleGroups.add(s.name);
+      else ranges.push(s.range);
+    });
+    sources.push({ any, users, groups: ruleGroups, ranges });
+    rule.dst.forEach((text, i) => {
+      const at = ['acls', r, 'dst', i];
+      const { alias, ports } = splitDestination(text, at);
+      const entry: Entry = { rule: r, ports: parsePorts(ports, at) };
+      if (alias === '*') return void anyTag.push(entry);
+      if (!alias.startsWith('tag:')) {
+        fail(at, `"${alias}" is not a destination: pools are reached by their tags, so a destination is tag:<name>:<ports> or *:<ports>`);
+      }
+      if (!TAG.test(alias)) fail(at, `"${alias}" is not a tag: tag:<name>, lower-case letters, digits and -`);
+      if (!tags.has(alias)) fail(at, `${alias} is not in tagOwners (a tag must be declared there before a rule names it)`);
+      const list = byTag.get(alias);
+      if (list) list.push(entry);
+      else byTag.set(alias, [entry]);
+    });
+  });
+
+  const warnings: string[] = [];
+  if (opts.knownTags) {
+    const known = new Set(opts.knownTags);
+    for (const tag of tags) if (!known.has(tag)) warnings.push(`${tag} is in tagOwners, but no pool carries it yet`);
+  }
+
+  const compiled = new Compiled(opts.version ?? 0, sources, byTag, anyTag, groupsOf, policy.tests ?? [], warnings, { hosts, groups, tags });
+  // The tests block must at least read: a case that names nothing is an error now, not a failure later.
+  compiled.tests.forEach((test, t) => {
+    readTestSource(compiled, test.src, ['tests', t, 'src']);
+    test.accept?.forEach((d, i) => readTestDestination(compiled, d, ['tests', t, 'accept', i]));
+    test.deny?.forEach((d, i) => readTestDestination(compiled, d, ['tests', t, 'deny', i]));
+  });
+  return compiled;
+}
+
+/**
+ * A test's `src` as one connection's source: a proxy user (with no address, so it matches no
+ * host, IP or CIDR rule), an IP, or a host of one address.
+ */
+export function readTestSource(c: Compiled, src: string, at: Segments): ConnectionSource {
+  if (src === '*' || src.startsWith('group:') || src.startsWith('tag:') || src.startsWith('autogroup:')) {
+    fail(at, `"${src}": a test's source is one connection's: a proxy user, an IP, or a host of one address${src.startsWith('group:') ? ' (name one member of the group)' : ''}`);
+  }
+  if (looksLikeAddress(src)) {
+    if (src.includes('/')) fail(at, `"${src}": a test's source is one address, not a CIDR`);
+    const ip = parseIp(src);
+    if (!ip) fail(at, `"${src}" is not an IPv4 or IPv6 address`);
+    return { address: src };
+  }
+  const host = c.names.hosts.get(src);
+  if (host) {
+    if (host.lo !== host.hi) fail(at, `host "${src}" is a range; a test's source is one address`);
+    return { address: singleAddress(host)! };
+  }
+  if (USER.test(src)) return { user: src, address: '' };
+  fail(at, `"${src}" is not a proxy user name, an IP, or a name from hosts`);
+}
+
+/** A test's destination: one tag declared in tagOwners and one port, `tag:db:5432`. */
+export function readTestDestination(c: Compiled, text: string, at: Segments): ConnectionDestination {
+  const { alias, ports } = splitDestination(text, at);
+  if (!alias.startsWith('tag:')) fail(at, `"${text}": a test's destination is one pool tag and one port, tag:<name>:<port>`);
+  if (!c.names.tags.has(alias)) fail(at, `${alias} is not in tagOwners`);
+  if (!/^[0-9]{1,5}$/.test(ports) || Number(ports) < 1 || Number(ports) > 65535) fail(at, `"${ports}": a test's destination has one port, 1-65535`);
+  return { tags: [alias], port: Number(ports) };
 }

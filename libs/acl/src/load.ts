@@ -1,4 +1,7 @@
+import { compilePolicy } from './compile.js';
 import { PolicyError } from './errors.js';
+import { parseText, place } from './parse.js';
+import { runPolicyTests } from './tests.js';
 import type { CompiledPolicy, CompileOptions, PolicyDocument, TestFailure } from './types.js';
 
 export interface LoadedPolicy {
@@ -9,11 +12,16 @@ export interface LoadedPolicy {
 }
 
 /**
- * Parses, compiles and tests a policy text in one step, as the gateway does on PUT: a
- * PolicyError from compiling is placed at the line and column of its path in the text.
+ * Parses, compiles and tests a policy text in one step, as the gateway does on PUT. Throws
+ * PolicyError, placed at the line and column of its path in the text; returns the failures
+ * of the policy's own tests (the caller refuses the policy when there are any).
  */
 export function loadPolicy(text: string, opts: CompileOptions = {}): LoadedPolicy {
-  void text;
-  void opts;
-  throw new PolicyError('', 'not implemented');
+  const { tree, document } = parseText(text);
+  try {
+    const compiled = compilePolicy(document, opts);
+    return { document, compiled, failures: runPolicyTests(compiled) };
+  } catch (err) {
+    throw err instanceof PolicyError ? place(err, text, tree) : err;
+  }
 }

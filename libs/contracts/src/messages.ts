@@ -403,6 +403,8 @@ export const ACL_LIMITS = {
   maxTests: 256,
   /** Entries of one test's `accept` plus `deny`. */
   maxTestCases: 64,
+  /** Cases of all tests together: the gate runs each. */
+  maxTestCasesTotal: 2048,
   /** Any one string: an alias, a member, a name. */
   maxStringLength: 256,
 } as const;

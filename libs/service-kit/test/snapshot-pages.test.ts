@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
-import { assertReply, type NodeView, type Payload, type PoolView, type ReplyOf } from '@switchyard/contracts';
-import { cutSnapshot, SnapshotPages, type SkippedRow } from '../src/snapshot-pages.js';
-import { requestPoolSnapshot, type PoolSnapshot } from '../src/snapshot-request.js';
+import { assertPayload, assertReply, type AclPolicyView, type NodeView, type Payload, type PoolView, type ReplyOf } from '@switchyard/contracts';
+import { AclSnapshotPages, cutSnapshot, SnapshotPages, type SkippedItem, type SkippedRow } from '../src/snapshot-pages.js';
+import { requestAclSnapshot, requestPoolSnapshot, type PoolSnapshot } from '../src/snapshot-request.js';
 
 const PAGE = 16 * 1024;
 
@@ -313,5 +313,50 @@ describe('requestPoolSnapshot with SnapshotPages', () => {
     expect((await everyone).pools).toHaveLength(3);
     expect(most).toBe(2);
     expect(server.building()).toBe(0);
+  });
+});
+
+describe('acl.req.snapshot: the same protocol over a flat list (AclSnapshotPages, requestAclSnapshot)', () => {
+  /** A tenant's policy of `rules` rules: big enough that a few fill a page. */
+  const view = (rules: number, version = 1): AclPolicyView => ({
+    tenantId: randomUUID(),
+    version,
+    policy: { tagOwners: { 'tag:web': [] }, acls: Array.from({ length: rules }, (_, i) => ({ action: 'accept' as const, src: [`user${i}`], dst: ['tag:web:443'] })) },
+  });
+  const aclWire = (server: AclSnapshotPages, read: () => Promise<AclPolicyView[]>) => async (p: Payload<'acl.req.snapshot'>) => {
+    assertPayload('acl.req.snapshot', p);
+    const reply = await server.serve(p, read);
+    assertReply('acl.req.snapshot', reply);
+    return JSON.parse(JSON.stringify(reply)) as ReplyOf<'acl.req.snapshot'>;
+  };
+
+  it('assembles every page, removed policies (null) included, and lets the cut go', async () => {
+    const input = [...Array.from({ length: 30 }, () => view(40)), { tenantId: randomUUID(), version: 4, policy: null }];
+    const server = new AclSnapshotPages({ pageBytes: () => PAGE, onSkip: () => expect.unreachable() });
+    const got = await requestAclSnapshot(aclWire(server, async () => input));
+    expect(got.pages).toBeGreaterThan(3);
+    expect(got.policies).toEqual(input);
+    expect(got.skipped).toBe(0);
+    expect(server.heldBytes()).toBe(0);
+  });
+
+  it('leaves out a row that fails its schema, tells why, and serves the rest', async () => {
+    const good = [view(2), view(3)];
+    const bad = { ...view(1), version: 0 };
+    const skipped: SkippedItem[] = [];
+    const server = new AclSnapshotPages({ pageBytes: () => PAGE, onSkip: (row) => skipped.push(row) });
+    const got = await requestAclSnapshot(aclWire(server, async () => [good[0]!, bad, good[1]!]));
+    expect(got.policies).toEqual(good);
+    expect(got.skipped).toBe(1);
+    expect(skipped).toEqual([{ tenantId: bad.tenantId, reason: expect.stringContaining('version') }]);
+  });
+
+  it('answers a cursor of another tenant, or of a cut let go, expired', async () => {
+    const server = new AclSnapshotPages({ pageBytes: () => PAGE, onSkip: () => undefined });
+    const tenantId = randomUUID();
+    const first = await server.serve({ tenantId }, async () => Array.from({ length: 20 }, () => ({ ...view(40), tenantId })));
+    expect(first.next).toBeDefined();
+    expect(await server.serve({ tenantId: randomUUID(), cursor: first.next }, async () => [])).toEqual({ policies: [], expired: true });
+    expect(await server.serve({ cursor: `${'0'.repeat(32)}.1` }, async () => [])).toEqual({ policies: [], expired: true });
   });
 });

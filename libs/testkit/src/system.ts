@@ -52,6 +52,8 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
   // One per system, shared by its gateway and exit-node-manager as in a deployment.
   const secretsKey = randomBytes(32).toString('base64');
   const apiPort = await freePort();
+  // Every test gateway calls from 127.0.0.1 into the one shared Redis: budgets of the system's own.
+  const rateLimitPrefix = `switchyard:rl:test:${randomBytes(6).toString('hex')}`;
   // Tests that want the nftables mode name a table of their own; by default the activator
   // of a test system touches no nftables and listens on a port of its own.
   const activatorPort = await freePort();
@@ -74,6 +76,7 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
     ...LOOPBACK_LB_ENV,
     EXIT_NODE_OUTBOUND_SUBNETS: '127.0.0.1/32',
     SECRETS_KEY: secretsKey,
+    API_RATE_LIMIT_PREFIX: rateLimitPrefix,
     ...overrides,
   });
 

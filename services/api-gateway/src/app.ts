@@ -4,7 +4,9 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from 'pino';
 import type { Kysely } from '@switchyard/db';
 import type { Fleet } from './fleet.js';
-import type { BasicAccount } from './http/auth.js';
+import { createAuth, type BasicAccount } from './http/auth.js';
+import { createRateLimits, DEFAULT_RATE_LIMITS, type RateLimits } from './http/rate-limits.js';
+import { lastUsedRecorder } from './keys.js';
 import type { PoolGuard } from './orders/pool-guard.js';
 import { installErrorHandler, validatorCompiler } from './http/errors.js';
 import { installTracing } from './http/tracing.js';
@@ -12,6 +14,7 @@ import { compatRoutes } from './routes/api-compat.js';
 import { healthRoutes, reachabilityOf } from './routes/health.js';
 import { openapiRoutes } from './routes/openapi.js';
 import { v1Routes } from './routes/v1.js';
+import type { KeyPolicy } from './routes/v1-keys.js';
 import { orderSecrets, type OrderSecrets } from './secrets.js';
 import type { ServerCatalog } from './server-catalog.js';
 import type { Database } from './tables.js';
@@ -36,7 +39,13 @@ export interface AppDeps {
   secrets?: OrderSecrets | undefined;
   /** Node's server bounds (fastify requestTimeout, connectionTimeout); both off when absent, as in tests. */
   timeouts?: { requestMs: number; connectionMs: number } | undefined;
+  /** Request budgets per key and address; in-memory ones with the defaults when absent, as in tests. */
+  rateLimits?: RateLimits | undefined;
+  /** Key lifetimes and the per-tenant bound; the config defaults when absent. */
+  keys?: KeyPolicy | undefined;
 }
+
+export const DEFAULT_KEY_POLICY: KeyPolicy = { defaultTtlDays: 90, maxTtlDays: 365, defaultOverlapHours: 24, maxOverlapHours: 720, perTenant: 50 };
 
 /**
  * The HTTP API as a plugin-style factory that never listens: tests use `app.inject`. It only
@@ -71,10 +80,19 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // The UI fetches its own copy of the document (/docs/json), built from the same routes.
   app.register(swaggerUi, { routePrefix: '/docs' });
 
+  const limits = deps.rateLimits ?? createRateLimits(DEFAULT_RATE_LIMITS);
+  const auth = createAuth({ db, limits, used: lastUsedRecorder(db, deps.log) });
+  const keys = deps.keys ?? DEFAULT_KEY_POLICY;
+  // Every request but the liveness probe spends its source address's budget, keyed or not.
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.routeOptions.url === '/healthz') return;
+    await limits.address(request.ip, reply);
+  });
+
   const reachability = reachabilityOf(db, deps.natsConnected);
   app.register(healthRoutes(reachability));
-  app.register(compatRoutes({ db, fleet, servers: deps.servers, basic: deps.basic, onOrderPlaced, guard, health: reachability }), { prefix: '/api' });
-  app.register(v1Routes({ db, fleet, onOrderPlaced, guard, secrets: deps.secrets ?? orderSecrets(undefined), proxyUsersPerTenant: deps.proxyUsersPerTenant ?? 20 }), {
+  app.register(compatRoutes({ db, fleet, servers: deps.servers, basic: deps.basic, onOrderPlaced, guard, health: reachability, auth }), { prefix: '/api' });
+  app.register(v1Routes({ db, fleet, onOrderPlaced, guard, secrets: deps.secrets ?? orderSecrets(undefined), proxyUsersPerTenant: deps.proxyUsersPerTenant ?? 20, auth, keys }), {
     prefix: '/v1',
   });
   return app;

@@ -45,5 +45,27 @@ export const ApiGatewayEnv = Type.Object({
    * An order accepted or in progress with no change for this long is failed (orders/sweeper.ts).
    * Keep it well above a minute in production: long work (a drain) reports progress once a minute.
    */
+  // API keys (keys.ts, routes/v1-keys.ts).
+  /** Lifetime of a new key when the caller names none. */
+  API_KEY_DEFAULT_TTL_DAYS: env.int({ minimum: 1, maximum: 3650, default: 90 }),
+  /** The longest lifetime a caller may ask for (expiresAt). */
+  API_KEY_MAX_TTL_DAYS: env.int({ minimum: 1, maximum: 3650, default: 365 }),
+  /** How long a rotated key keeps working when the caller names no overlapUntil. */
+  API_KEY_ROTATION_OVERLAP_HOURS: env.int({ minimum: 0, maximum: 8760, default: 24 }),
+  /** The longest overlap a caller may ask for. */
+  API_KEY_MAX_OVERLAP_HOURS: env.int({ minimum: 0, maximum: 8760, default: 720 }),
+  /** Live (not revoked, not expired) keys one tenant may have. */
+  API_KEYS_PER_TENANT: env.int({ minimum: 1, maximum: 100_000, default: 50 }),
+  // Request budgets (http/rate-limits.ts), fixed windows in Redis shared by every gateway process.
+  /** Requests one API key (or the compat Basic account) may make per window. */
+  API_RATE_LIMIT_PER_KEY: env.int({ minimum: 1, maximum: 100_000_000, default: 12_000 }),
+  /** Requests one source address may make per window, with or without a key. */
+  API_RATE_LIMIT_PER_ADDRESS: env.int({ minimum: 1, maximum: 100_000_000, default: 30_000 }),
+  API_RATE_LIMIT_WINDOW_SEC: env.int({ minimum: 1, maximum: 86_400, default: 60 }),
+  /** Failed authentications (unknown, revoked or expired key, wrong Basic password) per address; then it is refused until the window ends. */
+  API_AUTH_FAILURES_PER_ADDRESS: env.int({ minimum: 1, maximum: 1_000_000, default: 30 }),
+  API_AUTH_FAILURE_WINDOW_SEC: env.int({ minimum: 1, maximum: 86_400, default: 300 }),
+  /** Redis key prefix of the budgets: gateways sharing a prefix share budgets (one deployment, one prefix). */
+  API_RATE_LIMIT_PREFIX: env.string({ minLength: 1, default: 'switchyard:rl' }),
   ORDER_STALE_AFTER_MS: env.int({ minimum: 1000, maximum: 7 * 24 * 3_600_000, default: 10 * 60_000 }),
 });

@@ -5,6 +5,7 @@ import { runService } from '@switchyard/service-kit';
 import { buildApp } from './app.js';
 import { ApiGatewayEnv } from './config.js';
 import { createFleet } from './fleet.js';
+import { createRateLimits } from './http/rate-limits.js';
 import { gatewayConsumers } from './handlers.js';
 import { ensureAdmin } from './keys.js';
 import { migrations } from './migrations.js';
@@ -36,7 +37,7 @@ await runService({
   name: 'api-gateway',
   description: 'HTTP API: tenants, API keys, orders and the activity timeline; publishes commands through an outbox',
   env: ApiGatewayEnv,
-  // Only for the node-addition rate, which every gateway process shares.
+  // For the request budgets and the node-addition rate, which every gateway process shares.
   redis: true,
   async start({ config, log, bus, service, natsConnected, onShutdown, consume, redis }) {
     if ((config.COMPAT_API_USERNAME === undefined) !== (config.COMPAT_API_PASSWORD === undefined)) {
@@ -46,6 +47,11 @@ await runService({
     if (!config.SECRETS_KEY) log.warn('SECRETS_KEY is not set: orders of pools with secretEnv will be refused');
     if (config.HTTP_CONNECTION_TIMEOUT_MS <= config.SPEEDTEST_TIMEOUT_MS) {
       exitConfig(log, 'HTTP_CONNECTION_TIMEOUT_MS', `must exceed SPEEDTEST_TIMEOUT_MS (${config.SPEEDTEST_TIMEOUT_MS}): a speed test's connection is quiet until it is answered`);
+    }
+    if (config.API_KEY_DEFAULT_TTL_DAYS > config.API_KEY_MAX_TTL_DAYS)
+      exitConfig(log, 'API_KEY_DEFAULT_TTL_DAYS', `must not exceed API_KEY_MAX_TTL_DAYS (${config.API_KEY_MAX_TTL_DAYS})`);
+    if (config.API_KEY_ROTATION_OVERLAP_HOURS > config.API_KEY_MAX_OVERLAP_HOURS) {
+      exitConfig(log, 'API_KEY_ROTATION_OVERLAP_HOURS', `must not exceed API_KEY_MAX_OVERLAP_HOURS (${config.API_KEY_MAX_OVERLAP_HOURS})`);
     }
     const servers = await loadServerCatalog(config.VPN_SERVERS_FILE).catch((err: Error) => exitConfig(log, 'VPN_SERVERS_FILE', err.message));
 
@@ -83,6 +89,24 @@ await runService({
       secrets,
       timeouts: { requestMs: config.HTTP_REQUEST_TIMEOUT_MS, connectionMs: config.HTTP_CONNECTION_TIMEOUT_MS },
       proxyUsersPerTenant: config.PROXY_USERS_PER_TENANT,
+      keys: {
+        defaultTtlDays: config.API_KEY_DEFAULT_TTL_DAYS,
+        maxTtlDays: config.API_KEY_MAX_TTL_DAYS,
+        defaultOverlapHours: config.API_KEY_ROTATION_OVERLAP_HOURS,
+        maxOverlapHours: config.API_KEY_MAX_OVERLAP_HOURS,
+        perTenant: config.API_KEYS_PER_TENANT,
+      },
+      rateLimits: createRateLimits(
+        {
+          perKey: config.API_RATE_LIMIT_PER_KEY,
+          perAddress: config.API_RATE_LIMIT_PER_ADDRESS,
+          windowSec: config.API_RATE_LIMIT_WINDOW_SEC,
+          authFailuresPerAddress: config.API_AUTH_FAILURES_PER_ADDRESS,
+          authFailureWindowSec: config.API_AUTH_FAILURE_WINDOW_SEC,
+          prefix: config.API_RATE_LIMIT_PREFIX,
+        },
+        redis,
+      ),
     });
     // Registered last so it runs first: stop taking requests before the relay and db close.
     onShutdown(() => app.close());

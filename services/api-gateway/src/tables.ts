@@ -1,5 +1,6 @@
 import type { CreatedAt, Generated, Json, Selectable, UpdatedAt } from '@switchyard/db';
 import type { ActivityKind, OrderStatus } from '@switchyard/contracts';
+import type { Scope } from './scopes.js';
 
 interface TenantTable {
   id: string;
@@ -13,7 +14,22 @@ interface ApiKeyTable {
   name: string;
   /** sha256 of the key: keys are 192 random bits, so a fast hash is enough and lookups stay O(1). */
   key_hash: string;
+  /** `admin` when scopes hold `admin`, else `member`: what the pool policy exempts. */
   role: 'admin' | 'member';
+  /** Normalized (scopes.ts): no scope another one of the set implies. */
+  scopes: Scope[];
+  /** The key's first characters, shown in listings; null for keys made before 0007. */
+  prefix: string | null;
+  /** Null: never (the config key, and keys made before 0007). */
+  expires_at: Date | null;
+  /** Written at most about once a minute per key. */
+  last_used_at: Date | null;
+  /** The key of ADMIN_API_KEY: replaced, not rotated, when the config changes. */
+  from_config: Generated<boolean>;
+  /** The key whose caller made this one; null for config and first keys. */
+  created_by: string | null;
+  /** The key a rotation issued in this one's place. */
+  replaced_by: string | null;
   created_at: CreatedAt;
   revoked_at: Date | null;
 }
@@ -97,6 +113,7 @@ export interface Database {
 }
 
 export type Order = Selectable<OrderTable>;
+export type ApiKey = Selectable<ApiKeyTable>;
 export type SpeedTest = Selectable<SpeedTestTable>;
 export type Activity = Selectable<ActivityTable>;
 export type ProxyUser = Selectable<ProxyUserTable>;

@@ -37,7 +37,7 @@ describe('/v1/tenants against the database', () => {
     const name = uniqueName();
     const res = await create(member.key, { name });
     expect(res.statusCode).toBe(403);
-    expect(res.json()).toEqual({ error: 'forbidden', message: 'only an admin key can create tenants' });
+    expect(res.json()).toMatchObject({ error: 'forbidden', issues: [{ field: 'scope', message: expect.stringContaining('requires "admin"') }] });
     expect(await tenantsNamed(name)).toEqual([]);
   });
 

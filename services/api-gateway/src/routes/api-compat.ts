@@ -4,13 +4,14 @@ import Type from 'typebox';
 import { BalancingStrategy, type NodeView } from '@switchyard/contracts';
 import type { Kysely } from '@switchyard/db';
 import { figuresOf, type Fleet } from '../fleet.js';
-import { authenticateBasicOrKey, callerOf, type BasicAccount } from '../http/auth.js';
+import { assertScopeDeclared, callerOf, type Auth, type BasicAccount } from '../http/auth.js';
 import { installErrorHandler, notFound, RequestError } from '../http/errors.js';
 import type { PoolGuard } from '../orders/pool-guard.js';
 import { placeOwnOrder } from '../orders/repository.js';
 import { HOSTNAME, type ServerCatalog } from '../server-catalog.js';
 import { listSpeedTests, recordSpeedTest } from '../speed-tests.js';
 import type { Database } from '../tables.js';
+import { requires } from '../scopes.js';
 import { compatCountry, type CompatCountry } from '../compat/countries.js';
 import { CompatNode, CompatSpeedTest, CompatStats, compatStats, isListedExitNode, toCompatNode, toCompatSpeedTest } from '../compat/shapes.js';
 
@@ -23,6 +24,7 @@ export interface CompatDeps {
   onOrderPlaced: () => void;
   guard: PoolGuard;
   health: () => Promise<{ database: boolean; nats: boolean }>;
+  auth: Auth;
 }
 
 const STRATEGIES = BalancingStrategy.anyOf.map((s) => s.const);
@@ -101,9 +103,10 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
 
     compat.register(async (plugin) => {
       const api = plugin.withTypeProvider<TypeBoxTypeProvider>();
-      api.addHook('onRequest', async (request, reply) => authenticateBasicOrKey(db, deps.basic, request, reply));
+      api.addHook('onRoute', assertScopeDeclared);
+      api.addHook('onRequest', deps.auth.basicOrKey(deps.basic));
 
-      api.get('/nodes', { schema: { response: { 200: Type.Array(CompatNode), ...Errors } } }, async (request) => {
+      api.get('/nodes', { schema: { ...requires('read', { basic: true }), response: { 200: Type.Array(CompatNode), ...Errors } } }, async (request) => {
         const { tenantId } = callerOf(request);
         return compatNodes(tenantId, (await fleet.nodes(tenantId)).filter(isListedExitNode));
       });
@@ -112,6 +115,7 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
         '/nodes/:country_code/start',
         {
           schema: {
+            ...requires('pools:write', { basic: true }),
             description: 'adds a node to the exit pool of the country (made with defaults if there is none); the node starts asynchronously',
             params: CountryParams,
             querystring: Type.Object({ server: Type.Optional(Type.String({ pattern: HOSTNAME.source, maxLength: 253 })) }, { additionalProperties: false }),
@@ -147,23 +151,31 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
         },
       );
 
-      api.delete('/nodes/:node_id/stop', { schema: { params: NodeParams, response: { 200: Accepted('stopping'), ...Errors } } }, async (request) => {
-        const { tenantId } = callerOf(request);
-        const node = await nodeOr404(tenantId, request.params.node_id);
-        await placeOwnOrder(db, tenantId, { type: 'node.stop', nodeId: node.nodeId });
-        deps.onOrderPlaced();
-        return { status: 'stopping' as const, node_id: node.nodeId };
-      });
+      api.delete(
+        '/nodes/:node_id/stop',
+        { schema: { ...requires('pools:write', { basic: true }), params: NodeParams, response: { 200: Accepted('stopping'), ...Errors } } },
+        async (request) => {
+          const { tenantId } = callerOf(request);
+          const node = await nodeOr404(tenantId, request.params.node_id);
+          await placeOwnOrder(db, tenantId, { type: 'node.stop', nodeId: node.nodeId });
+          deps.onOrderPlaced();
+          return { status: 'stopping' as const, node_id: node.nodeId };
+        },
+      );
 
-      api.post('/nodes/:node_id/restart', { schema: { params: NodeParams, response: { 200: Accepted('restarting'), ...Errors } } }, async (request) => {
-        const { tenantId } = callerOf(request);
-        const node = await nodeOr404(tenantId, request.params.node_id);
-        await placeOwnOrder(db, tenantId, { type: 'node.restart', nodeId: node.nodeId });
-        deps.onOrderPlaced();
-        return { status: 'restarting' as const, node_id: node.nodeId };
-      });
+      api.post(
+        '/nodes/:node_id/restart',
+        { schema: { ...requires('pools:write', { basic: true }), params: NodeParams, response: { 200: Accepted('restarting'), ...Errors } } },
+        async (request) => {
+          const { tenantId } = callerOf(request);
+          const node = await nodeOr404(tenantId, request.params.node_id);
+          await placeOwnOrder(db, tenantId, { type: 'node.restart', nodeId: node.nodeId });
+          deps.onOrderPlaced();
+          return { status: 'restarting' as const, node_id: node.nodeId };
+        },
+      );
 
-      api.get('/nodes/:node_id', { schema: { params: NodeParams, response: { 200: CompatNode, ...Errors } } }, async (request) => {
+      api.get('/nodes/:node_id', { schema: { ...requires('read', { basic: true }), params: NodeParams, response: { 200: CompatNode, ...Errors } } }, async (request) => {
         const { tenantId } = callerOf(request);
         const [node] = await compatNodes(tenantId, [await nodeOr404(tenantId, request.params.node_id)]);
         return node!;
@@ -173,6 +185,7 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
         '/nodes/:node_id/logs',
         {
           schema: {
+            ...requires('read', { basic: true }),
             params: NodeParams,
             querystring: Type.Object({ lines: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }) }, { additionalProperties: false }),
             response: { 200: Type.Object({ logs: Type.String({ description: 'the last lines, newline-separated' }), lines: Type.Integer() }), ...Errors },
@@ -187,7 +200,7 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
         },
       );
 
-      api.get('/stats', { schema: { response: { 200: CompatStats, ...Errors } } }, async (request) => {
+      api.get('/stats', { schema: { ...requires('read', { basic: true }), response: { 200: CompatStats, ...Errors } } }, async (request) => {
         const { tenantId } = callerOf(request);
         const nodes = (await fleet.nodes(tenantId)).filter(isListedExitNode);
         const traffic = await fleet.traffic(
@@ -201,6 +214,7 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
         '/countries',
         {
           schema: {
+            ...requires('read', { basic: true }),
             description: "countries a node can be started in: those of the server catalog and of the caller's exit pools, lower-case, sorted",
             response: { 200: Type.Array(Type.String()), ...Errors },
           },
@@ -216,7 +230,7 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
       api.get(
         '/config/servers',
         {
-          schema: { response: { 200: Type.Record(Type.String(), Type.Array(Type.String())), ...Errors } },
+          schema: { ...requires('read', { basic: true }), response: { 200: Type.Record(Type.String(), Type.Array(Type.String())), ...Errors } },
         },
         async () => Object.fromEntries([...deps.servers].map(([country, list]) => [country, [...list]])),
       );
@@ -224,7 +238,7 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
       api.get(
         '/config/servers/:country_code',
         {
-          schema: { params: CountryParams, response: { 200: Type.Array(Type.String()), ...Errors } },
+          schema: { ...requires('read', { basic: true }), params: CountryParams, response: { 200: Type.Array(Type.String()), ...Errors } },
         },
         async (request) => {
           const country = countryOf(request.params.country_code, 'params.country_code');
@@ -237,7 +251,7 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
       api.get(
         '/load-balancer/best-node/:country_code',
         {
-          schema: { params: CountryParams, response: { 200: Type.Union([CompatNode, Type.Null()]), ...Errors } },
+          schema: { ...requires('read', { basic: true }), params: CountryParams, response: { 200: Type.Union([CompatNode, Type.Null()]), ...Errors } },
         },
         async (request) => {
           const { tenantId } = callerOf(request);
@@ -252,7 +266,7 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
       );
 
       const StrategyBody = Type.Object({ strategy: BalancingStrategy });
-      api.get('/load-balancer/strategy', { schema: { response: { 200: StrategyBody, ...Errors } } }, async (request) => ({
+      api.get('/load-balancer/strategy', { schema: { ...requires('read', { basic: true }), response: { 200: StrategyBody, ...Errors } } }, async (request) => ({
         strategy: await fleet.strategy(callerOf(request).tenantId),
       }));
 
@@ -260,6 +274,7 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
         '/load-balancer/strategy',
         {
           schema: {
+            ...requires('pools:write', { basic: true }),
             body: Type.Object({ strategy: Type.String({ description: `one of ${STRATEGIES.join(', ')}` }) }, { additionalProperties: false }),
             response: { 200: StrategyBody, ...Errors },
           },
@@ -278,7 +293,7 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
       api.post(
         '/speed-test/:node_id',
         {
-          schema: { params: NodeParams, response: { 200: CompatSpeedTest, 422: Detail, ...Errors } },
+          schema: { ...requires('pools:write', { basic: true }), params: NodeParams, response: { 200: CompatSpeedTest, 422: Detail, ...Errors } },
         },
         async (request) => {
           const { tenantId } = callerOf(request);
@@ -290,18 +305,22 @@ export function compatRoutes(deps: CompatDeps): FastifyPluginAsync {
         },
       );
 
-      api.get('/speed-test/results', { schema: { response: { 200: Type.Array(CompatSpeedTest), ...Errors } } }, async (request) =>
+      api.get('/speed-test/results', { schema: { ...requires('read', { basic: true }), response: { 200: Type.Array(CompatSpeedTest), ...Errors } } }, async (request) =>
         (await listSpeedTests(db, callerOf(request).tenantId, { limit: 100 })).map(toCompatSpeedTest),
       );
 
-      api.get('/speed-test/results/:node_id', { schema: { params: NodeParams, response: { 200: Type.Array(CompatSpeedTest), ...Errors } } }, async (request) => {
-        const { tenantId } = callerOf(request);
-        const nodeId = request.params.node_id;
-        const rows = UUID.test(nodeId) ? await listSpeedTests(db, tenantId, { nodeId, limit: 100 }) : [];
-        // A node with results is known even after it is gone; one with none must exist.
-        if (!rows.length) await nodeOr404(tenantId, nodeId);
-        return rows.map(toCompatSpeedTest);
-      });
+      api.get(
+        '/speed-test/results/:node_id',
+        { schema: { ...requires('read', { basic: true }), params: NodeParams, response: { 200: Type.Array(CompatSpeedTest), ...Errors } } },
+        async (request) => {
+          const { tenantId } = callerOf(request);
+          const nodeId = request.params.node_id;
+          const rows = UUID.test(nodeId) ? await listSpeedTests(db, tenantId, { nodeId, limit: 100 }) : [];
+          // A node with results is known even after it is gone; one with none must exist.
+          if (!rows.length) await nodeOr404(tenantId, nodeId);
+          return rows.map(toCompatSpeedTest);
+        },
+      );
     });
   };
 }

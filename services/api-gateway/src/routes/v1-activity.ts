@@ -7,6 +7,7 @@ import { listActivity, toActivityEntry } from '../activity.js';
 import { callerOf } from '../http/auth.js';
 import { badRequest } from '../http/errors.js';
 import type { Database } from '../tables.js';
+import { requires } from '../scopes.js';
 import { ErrorBody } from './schemas.js';
 
 const KINDS: readonly ActivityKind[] = ActivityKind.anyOf.map((k) => k.const);
@@ -32,6 +33,7 @@ export function activityRoutes(deps: { db: Kysely<Database> }): FastifyPluginAsy
       '/activity',
       {
         schema: {
+          ...requires('read'),
           description: 'what happened to pools and nodes (slept, woke, started, died, ...), newest first',
           querystring: ActivityQuery,
           response: { 200: Type.Object({ items: Type.Array(ActivityEntry), next: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorBody },

@@ -12,6 +12,7 @@ import { OrderView, toView } from '../orders/schemas.js';
 import { redactSpec } from '../secrets.js';
 import { listSpeedTests, recordSpeedTest } from '../speed-tests.js';
 import type { Database } from '../tables.js';
+import { requires } from '../scopes.js';
 import { ErrorBody, Health, NodeSummary, PoolDetail, SpeedTestView, toHealth, toNodeSummary, toTraffic, Traffic, Unavailable } from './schemas.js';
 
 export interface FleetRouteDeps {
@@ -39,6 +40,7 @@ export function fleetRoutes(deps: FleetRouteDeps): FastifyPluginAsync {
       '/nodes',
       {
         schema: {
+          ...requires('read'),
           querystring: Type.Object({ poolId: Type.Optional(Id) }, { additionalProperties: false }),
           response: {
             200: Type.Object({
@@ -66,7 +68,7 @@ export function fleetRoutes(deps: FleetRouteDeps): FastifyPluginAsync {
     v1.get(
       '/pools',
       {
-        schema: { response: { 200: Type.Object({ pools: Type.Array(PoolDetail) }), 503: ErrorBody } },
+        schema: { ...requires('read'), response: { 200: Type.Object({ pools: Type.Array(PoolDetail) }), 503: ErrorBody } },
       },
       async (request) => {
         const { pools, nodes } = await fleet.snapshot(callerOf(request).tenantId);
@@ -77,7 +79,7 @@ export function fleetRoutes(deps: FleetRouteDeps): FastifyPluginAsync {
     v1.get(
       '/pools/:id',
       {
-        schema: { params: NodeParams, response: { 200: PoolDetail, 404: ErrorBody, 503: ErrorBody } },
+        schema: { ...requires('read'), params: NodeParams, response: { 200: PoolDetail, 404: ErrorBody, 503: ErrorBody } },
       },
       async (request) => {
         const { pools, nodes } = await fleet.snapshot(callerOf(request).tenantId);
@@ -91,6 +93,7 @@ export function fleetRoutes(deps: FleetRouteDeps): FastifyPluginAsync {
       '/pools/:id/best-node',
       {
         schema: {
+          ...requires('read'),
           description: 'the node the next connection to this pool would go to, by its strategy; null when no node is healthy',
           params: NodeParams,
           response: { 200: Type.Object({ node: Type.Union([NodeSummary, Type.Null()]), strategy: Type.Union([Type.String(), Type.Null()]) }), 404: ErrorBody, 503: ErrorBody },
@@ -110,6 +113,7 @@ export function fleetRoutes(deps: FleetRouteDeps): FastifyPluginAsync {
       '/nodes/:id',
       {
         schema: {
+          ...requires('read'),
           params: NodeParams,
           response: { 200: Type.Object({ ...NodeSummary.properties, health: Health, traffic: Traffic, unavailable: Unavailable }), 404: ErrorBody, 503: ErrorBody },
         },
@@ -131,6 +135,7 @@ export function fleetRoutes(deps: FleetRouteDeps): FastifyPluginAsync {
       '/nodes/:id/logs',
       {
         schema: {
+          ...requires('read'),
           params: NodeParams,
           querystring: Type.Object({ lines: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }) }, { additionalProperties: false }),
           response: { 200: Type.Object({ logs: Type.Array(Type.String()), lines: Type.Integer() }), 404: ErrorBody, 503: ErrorBody },
@@ -146,7 +151,7 @@ export function fleetRoutes(deps: FleetRouteDeps): FastifyPluginAsync {
     v1.post(
       '/nodes/:id/restart',
       {
-        schema: { description: 'places a node.restart order', params: NodeParams, response: { 202: OrderView, 404: ErrorBody, 503: ErrorBody } },
+        schema: { ...requires('pools:write'), description: 'places a node.restart order', params: NodeParams, response: { 202: OrderView, 404: ErrorBody, 503: ErrorBody } },
       },
       async (request, reply) => {
         const { tenantId } = callerOf(request);
@@ -161,6 +166,7 @@ export function fleetRoutes(deps: FleetRouteDeps): FastifyPluginAsync {
       '/nodes/:id/speedtest',
       {
         schema: {
+          ...requires('pools:write'),
           description: 'measures download, upload and latency through the node now (may take a while)',
           params: NodeParams,
           response: { 200: SpeedTestView, 404: ErrorBody, 422: ErrorBody, 503: ErrorBody },
@@ -180,6 +186,7 @@ export function fleetRoutes(deps: FleetRouteDeps): FastifyPluginAsync {
       '/speedtests',
       {
         schema: {
+          ...requires('read'),
           querystring: Type.Object({ nodeId: Type.Optional(Id), limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }) }, { additionalProperties: false }),
           response: { 200: Type.Object({ results: Type.Array(SpeedTestView) }) },
         },

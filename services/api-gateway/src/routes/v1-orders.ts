@@ -10,6 +10,7 @@ import { getOrder, listOrders, placeOrder } from '../orders/repository.js';
 import { OrderRequest, OrderView, orderIssues, toView } from '../orders/schemas.js';
 import type { OrderSecrets } from '../secrets.js';
 import type { Database } from '../tables.js';
+import { requires } from '../scopes.js';
 import { ErrorBody } from './schemas.js';
 
 export interface OrderRouteDeps {
@@ -31,6 +32,7 @@ export function orderRoutes(deps: OrderRouteDeps): FastifyPluginAsync {
       '/orders',
       {
         schema: {
+          ...requires('pools:write'),
           headers: Type.Object({
             'idempotency-key': Type.Optional(
               Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$', description: 'retries with the same key return the first order' }),
@@ -62,6 +64,7 @@ export function orderRoutes(deps: OrderRouteDeps): FastifyPluginAsync {
       '/orders',
       {
         schema: {
+          ...requires('read'),
           querystring: Type.Object(
             {
               limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
@@ -82,7 +85,7 @@ export function orderRoutes(deps: OrderRouteDeps): FastifyPluginAsync {
     v1.get(
       '/orders/:id',
       {
-        schema: { params: Type.Object({ id: Id }), response: { 200: OrderView, 404: ErrorBody } },
+        schema: { ...requires('read'), params: Type.Object({ id: Id }), response: { 200: OrderView, 404: ErrorBody } },
       },
       async (request) => {
         // Another tenant's order is indistinguishable from a missing one.

@@ -7,6 +7,7 @@ import { callerOf } from '../http/auth.js';
 import { badRequest, notFound, RequestError } from '../http/errors.js';
 import { createProxyUser, listProxyUsers, proxyUserNameIssue, revokeProxyUser } from '../proxy-users.js';
 import type { Database, ProxyUser } from '../tables.js';
+import { requires } from '../scopes.js';
 import { ErrorBody } from './schemas.js';
 
 export interface ProxyUserRouteDeps {
@@ -30,6 +31,7 @@ export function proxyUserRoutes(deps: ProxyUserRouteDeps): FastifyPluginAsync {
       '/proxy-users',
       {
         schema: {
+          ...requires('proxy'),
           description:
             'creates a proxy user for the load balancer\'s exit-pool front door. The generated password is in this answer only; the proxy username is "<name>-country-<cc>…".',
           // Checked by proxyUserNameIssue, which says which rule a name breaks.
@@ -60,7 +62,13 @@ export function proxyUserRoutes(deps: ProxyUserRouteDeps): FastifyPluginAsync {
 
     v1.get(
       '/proxy-users',
-      { schema: { description: "the tenant's live proxy users, never their passwords", response: { 200: Type.Object({ users: Type.Array(ProxyUserSummary) }) } } },
+      {
+        schema: {
+          ...requires('proxy'),
+          description: "the tenant's live proxy users, never their passwords",
+          response: { 200: Type.Object({ users: Type.Array(ProxyUserSummary) }) },
+        },
+      },
       async (request) => ({ users: (await listProxyUsers(db, callerOf(request).tenantId)).map(toSummary) }),
     );
 
@@ -68,6 +76,7 @@ export function proxyUserRoutes(deps: ProxyUserRouteDeps): FastifyPluginAsync {
       '/proxy-users/:id',
       {
         schema: {
+          ...requires('proxy'),
           description: 'revokes a proxy user: load balancers refuse it for new connections within about a second',
           params: Type.Object({ id: Id }),
           response: { 204: Type.Null({ description: 'revoked' }), 404: ErrorBody },

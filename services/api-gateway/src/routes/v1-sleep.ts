@@ -9,6 +9,7 @@ import { badRequest, notFound } from '../http/errors.js';
 import { placeOwnOrder } from '../orders/repository.js';
 import { OrderView, toView, type OwnOrderRequest } from '../orders/schemas.js';
 import type { Database } from '../tables.js';
+import { requires } from '../scopes.js';
 import { ErrorBody } from './schemas.js';
 
 export interface SleepRouteDeps {
@@ -65,6 +66,7 @@ export function sleepRoutes(deps: SleepRouteDeps): FastifyPluginAsync {
       '/pools/:id/sleep',
       {
         schema: {
+          ...requires('pools:write'),
           description:
             'sets the sleep policy of a pool, live: places a pool.sleep_policy order that the sleep controller carries out (sleep.cmd.policy). Omitted fields get their defaults.',
           params: Params,
@@ -90,6 +92,7 @@ export function sleepRoutes(deps: SleepRouteDeps): FastifyPluginAsync {
       '/pools/:id/sleep',
       {
         schema: {
+          ...requires('read'),
           description: "the pool's sleep policy as the sleep controller holds it (sleep.req.policy)",
           params: Params,
           response: { 200: SleepPolicyView, 404: ErrorBody, 503: ErrorBody },
@@ -109,6 +112,7 @@ export function sleepRoutes(deps: SleepRouteDeps): FastifyPluginAsync {
       '/nodes/:id/sleep',
       {
         schema: {
+          ...requires('pools:write'),
           description: "places a node.sleep order: the sleep controller arms the catch of the node's ports, then stops it (sleep.cmd.node)",
           params: Params,
           response: { 202: OrderView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
@@ -126,6 +130,7 @@ export function sleepRoutes(deps: SleepRouteDeps): FastifyPluginAsync {
       '/nodes/:id/activation',
       {
         schema: {
+          ...requires('read'),
           description:
             "how the socket activator reaches the node (activator.req.state): whether its ports are caught, and in proxy mode the activator's public port for each, which clients use",
           params: Params,
@@ -145,6 +150,7 @@ export function sleepRoutes(deps: SleepRouteDeps): FastifyPluginAsync {
       '/nodes/:id/wake',
       {
         schema: {
+          ...requires('pools:write'),
           description: 'places a node.wake order: exit-node-manager starts the sleeping node (node.cmd.wake)',
           params: Params,
           response: { 202: OrderView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },

@@ -2,7 +2,9 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Kysely } from '@switchyard/db';
 import type { Fleet } from '../fleet.js';
 import type { PoolGuard } from '../orders/pool-guard.js';
-import { authenticateKey } from '../http/auth.js';
+import { assertScopeDeclared, type Auth } from '../http/auth.js';
+import type { KeyPolicy } from './v1-keys.js';
+import { keyRoutes } from './v1-keys.js';
 import type { OrderSecrets } from '../secrets.js';
 import type { Database } from '../tables.js';
 import { activityRoutes } from './v1-activity.js';
@@ -20,15 +22,19 @@ export interface V1Deps {
   proxyUsersPerTenant: number;
   guard: PoolGuard;
   secrets: OrderSecrets;
+  auth: Auth;
+  keys: KeyPolicy;
 }
 
-/** The native API: every route behind a tenant's API key. */
+/** The native API: every route behind a tenant's API key and the scope it declares. */
 export function v1Routes(deps: V1Deps): FastifyPluginAsync {
   const { db } = deps;
   return async (v1) => {
-    v1.addHook('onRequest', async (request) => authenticateKey(db, request));
+    v1.addHook('onRoute', assertScopeDeclared);
+    v1.addHook('onRequest', deps.auth.key);
     // In this order the OpenAPI document lists the paths as it always has.
-    await v1.register(tenantRoutes({ db }));
+    await v1.register(tenantRoutes({ db, keys: deps.keys }));
+    await v1.register(keyRoutes({ db, policy: deps.keys }));
     await v1.register(orderRoutes(deps));
     await v1.register(fleetRoutes(deps));
     await v1.register(sleepRoutes(deps));
