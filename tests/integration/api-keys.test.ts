@@ -314,3 +314,41 @@ describe('API keys', () => {
     adminKey = newKey;
   });
 });
+
+describe('API keys per tenant', () => {
+  let sys: TestSystem;
+  beforeAll(async () => {
+    sys = await startTestSystem();
+    await sys.start('api-gateway', { API_KEYS_PER_TENANT: '3' });
+  });
+  afterAll(async () => {
+    await sys?.close();
+  });
+
+  it("stops at API_KEYS_PER_TENANT live keys, counting a rotation's successor; a revocation makes room", async () => {
+    const t = await sys.http('POST', '/v1/tenants', { body: { name: `limit-${randomBytes(3).toString('hex')}` } });
+    const key = t.body.apiKey as string;
+    const made: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const res = await sys.http('POST', '/v1/keys', { key, body: { name: `k${i}`, scopes: ['read'] } });
+      expect(res.status).toBe(201);
+      made.push(res.body.id);
+    }
+    const over = await sys.http('POST', '/v1/keys', { key, body: { name: 'k2', scopes: ['read'] } });
+    expect(over.status).toBe(403);
+    expect(over.body).toMatchObject({ error: 'limit_reached', message: expect.stringContaining('API_KEYS_PER_TENANT') });
+    // Chains of rotations would otherwise keep any number of keys alive through their overlaps.
+    const rotate = await sys.http('POST', `/v1/keys/${made[0]}/rotate`, { key });
+    expect(rotate.status).toBe(403);
+    expect(rotate.body.error).toBe('limit_reached');
+
+    expect((await sys.http('DELETE', `/v1/keys/${made[1]}`, { key })).status).toBe(200);
+    expect((await sys.http('POST', `/v1/keys/${made[0]}/rotate`, { key })).status).toBe(201);
+    expect((await sys.http('POST', '/v1/keys', { key, body: { name: 'k3', scopes: ['read'] } })).status).toBe(403);
+    const live = await sys.db.query<{ n: number }>(
+      `select count(*)::int as n from api_keys where tenant_id = $1 and revoked_at is null and (expires_at is null or expires_at > now())`,
+      [t.body.id],
+    );
+    expect(live).toEqual([{ n: 3 }]);
+  });
+});

@@ -119,6 +119,13 @@ describe('scopes on every route', () => {
     expect(wrong).toEqual([]);
   });
 
+  it('answers an unknown path under a checked prefix with a 404, not a scope refusal', async () => {
+    for (const path of ['/v1/no-such-route', '/api/no-such-route']) {
+      const res = await sys.http('GET', path, { key: lacking.get('admin')! });
+      expect(res.status, path).toBe(404);
+    }
+  });
+
   it('asks every operation but the public ones for credentials (401)', async () => {
     const wrong: string[] = [];
     for (const { method, path } of operations) {

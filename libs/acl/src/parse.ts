@@ -47,9 +47,9 @@ export function positionAt(text: string, offset: number): { line: number; column
   return { line, column: offset - lineStart + 1 };
 }
 
-function errorAt(text: string, offset: number, path: Segments, reason: string): PolicyError {
+function errorAt(text: string, offset: number, path: Segments, reason: string, kind: PolicyError['kind'] = 'invalid'): PolicyError {
   const { line, column } = positionAt(text, offset);
-  return new PolicyError(formatPath(path), reason, line, column);
+  return new PolicyError(formatPath(path), reason, line, column, kind);
 }
 
 /** Where a path is in the text: the key of an object member, or the element of a list; its nearest ancestor when absent. */
@@ -76,7 +76,7 @@ function toValue(node: Node, path: (string | number)[], text: string): unknown {
         const [keyNode, valueNode] = prop.children ?? [];
         if (!keyNode || !valueNode) continue;
         const key = keyNode.value as string;
-        if (Object.hasOwn(out, key)) throw errorAt(text, keyNode.offset, [...path, key], `duplicate key "${key}"`);
+        if (Object.hasOwn(out, key)) throw errorAt(text, keyNode.offset, [...path, key], `duplicate key "${key}"`, 'syntax');
         // defineProperty: `__proto__` is a key like any other, never the prototype.
         Object.defineProperty(out, key, { value: toValue(valueNode, [...path, key], text), enumerable: true, writable: true, configurable: true });
       }
@@ -92,7 +92,7 @@ function toValue(node: Node, path: (string | number)[], text: string): unknown {
 /** The syntax tree and the checked document of a policy text; PolicyError with line and column. */
 export function parseText(text: string): { tree: Node; document: PolicyDocument } {
   const bytes = Buffer.byteLength(text);
-  if (bytes > ACL_LIMITS.maxTextBytes) throw new PolicyError('', `the policy is ${bytes} bytes, more than ${ACL_LIMITS.maxTextBytes}`);
+  if (bytes > ACL_LIMITS.maxTextBytes) throw new PolicyError('', `the policy is ${bytes} bytes, more than ${ACL_LIMITS.maxTextBytes}`, undefined, undefined, 'size');
 
   const scanner = createScanner(text, true);
   let depth = 0;
@@ -105,8 +105,8 @@ export function parseText(text: string): { tree: Node; document: PolicyDocument 
   const errors: ParseError[] = [];
   const tree = parseTree(text, errors, { allowTrailingComma: true, disallowComments: false, allowEmptyContent: false });
   const first = errors[0];
-  if (first) throw errorAt(text, first.offset, [], PARSE_ERRORS[first.error] ?? `syntax error ${first.error}`);
-  if (tree?.type !== 'object') throw errorAt(text, tree?.offset ?? 0, [], 'a policy is an object: { "acls": [ ... ] }');
+  if (first) throw errorAt(text, first.offset, [], PARSE_ERRORS[first.error] ?? `syntax error ${first.error}`, 'syntax');
+  if (tree?.type !== 'object') throw errorAt(text, tree?.offset ?? 0, [], 'a policy is an object: { "acls": [ ... ] }', tree ? 'invalid' : 'syntax');
   const value = toValue(tree, [], text);
   try {
     return { tree, document: checkDocument(value) };

@@ -52,7 +52,7 @@ describe('parsePolicy (HuJSON)', () => {
     ['{ "acls": "x }', 1, 11, 'a string is not closed'],
   ])('names a syntax error with its line and column: %j', (text, line, column, reason) => {
     const err = errorOf(() => parsePolicy(text));
-    expect({ line: err.line, column: err.column, reason: err.reason }).toEqual({ line, column, reason });
+    expect({ line: err.line, column: err.column, reason: err.reason, kind: err.kind }).toEqual({ line, column, reason, kind: 'syntax' });
   });
 
   it('refuses a duplicate key where it stands', () => {
@@ -77,7 +77,7 @@ describe('parsePolicy (HuJSON)', () => {
   it('bounds the text and its nesting before parsing', () => {
     const big = `{ "hosts": { ${Array.from({ length: 3000 }, (_, i) => `"h-${i}": "10.0.${i >> 8}.${i & 255}"`).join(', ')} } }`;
     expect(Buffer.byteLength(big)).toBeGreaterThan(ACL_LIMITS.maxTextBytes);
-    expect(errorOf(() => parsePolicy(big)).reason).toMatch(/bytes, more than 65536/);
+    expect(errorOf(() => parsePolicy(big))).toMatchObject({ kind: 'size', reason: expect.stringMatching(/bytes, more than 65536/) });
     const deep = `{ "acls": ${'['.repeat(30_000)}`;
     expect(errorOf(() => parsePolicy(deep))).toMatchObject({ line: 1, column: 11 + ACL_LIMITS.maxDepth - 1, reason: expect.stringMatching(/nested more than/) });
   });
@@ -119,7 +119,7 @@ describe('compilePolicy: what the names mean', () => {
     [{ acls: 'x' }, 'acls', /must be a list of rules/],
     [{ groups: { 'group:a': 'alice' } }, 'groups["group:a"]', /must be a list of strings/],
   ])('refuses %j at %s', (doc, path, reason) => {
-    expect(errorOf(() => compilePolicy(doc))).toMatchObject({ path, reason: expect.stringMatching(reason) });
+    expect(errorOf(() => compilePolicy(doc))).toMatchObject({ path, reason: expect.stringMatching(reason), kind: 'invalid' });
   });
 
   it('loadPolicy places a meaning error at its line and column in the text', () => {

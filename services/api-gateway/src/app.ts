@@ -13,6 +13,7 @@ import { installTracing } from './http/tracing.js';
 import { compatRoutes } from './routes/api-compat.js';
 import { healthRoutes, reachabilityOf } from './routes/health.js';
 import { openapiRoutes } from './routes/openapi.js';
+import type { DenialReader } from './routes/v1-acl.js';
 import { v1Routes } from './routes/v1.js';
 import type { KeyPolicy } from './routes/v1-keys.js';
 import { orderSecrets, type OrderSecrets } from './secrets.js';
@@ -43,6 +44,8 @@ export interface AppDeps {
   rateLimits?: RateLimits | undefined;
   /** Key lifetimes and the per-tenant bound; the config defaults when absent. */
   keys?: KeyPolicy | undefined;
+  /** The enforcers' denial counts of a tenant (Redis `acl:denied:<tenantId>`); none when absent, as in tests. */
+  aclDenials?: DenialReader | undefined;
 }
 
 export const DEFAULT_KEY_POLICY: KeyPolicy = { defaultTtlDays: 90, maxTtlDays: 365, defaultOverlapHours: 24, maxOverlapHours: 720, perTenant: 50 };
@@ -69,7 +72,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       info: { title: 'Switchyard API', version: '0.1.0', description: 'Orders for exit nodes and sleepy services' },
       components: {
         securitySchemes: {
-          apiKey: { type: 'http', scheme: 'bearer', description: 'an API key of one tenant' },
+          apiKey: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'an API key of one tenant (or X-API-Key). Each operation names the one scope it requires (also as x-required-scope): read, pools:write, proxy, keys; write implies those four, admin implies every scope in every tenant',
+          },
           basic: { type: 'http', scheme: 'basic', description: '/api only: COMPAT_API_USERNAME and COMPAT_API_PASSWORD' },
         },
       },
@@ -92,8 +100,21 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const reachability = reachabilityOf(db, deps.natsConnected);
   app.register(healthRoutes(reachability));
   app.register(compatRoutes({ db, fleet, servers: deps.servers, basic: deps.basic, onOrderPlaced, guard, health: reachability, auth }), { prefix: '/api' });
-  app.register(v1Routes({ db, fleet, onOrderPlaced, guard, secrets: deps.secrets ?? orderSecrets(undefined), proxyUsersPerTenant: deps.proxyUsersPerTenant ?? 20, auth, keys }), {
-    prefix: '/v1',
-  });
+  app.register(
+    v1Routes({
+      db,
+      fleet,
+      onOrderPlaced,
+      guard,
+      secrets: deps.secrets ?? orderSecrets(undefined),
+      proxyUsersPerTenant: deps.proxyUsersPerTenant ?? 20,
+      auth,
+      keys,
+      aclDenials: deps.aclDenials ?? (async () => ({})),
+    }),
+    {
+      prefix: '/v1',
+    },
+  );
   return app;
 }

@@ -162,16 +162,20 @@ async function lockTenantKeys(tx: Transaction<Database>, tenantId: string): Prom
   await sql`select pg_advisory_xact_lock(hashtext('api_keys:' || ${tenantId}))`.execute(tx);
 }
 
+async function liveCount(tx: Transaction<Database>, tenantId: string, now: Date): Promise<number> {
+  const { count } = await tx
+    .selectFrom('api_keys')
+    .select((eb) => eb.fn.countAll<string>().as('count'))
+    .where('tenant_id', '=', tenantId)
+    .where(live(now))
+    .executeTakeFirstOrThrow();
+  return Number(count);
+}
+
 export async function createKey(db: Kysely<Database>, k: NewKey, perTenant: number, now = new Date()): Promise<{ row: ApiKey; apiKey: string } | { limit: number }> {
   return db.transaction().execute(async (tx) => {
     await lockTenantKeys(tx, k.tenantId);
-    const { count } = await tx
-      .selectFrom('api_keys')
-      .select((eb) => eb.fn.countAll<string>().as('count'))
-      .where('tenant_id', '=', k.tenantId)
-      .where(live(now))
-      .executeTakeFirstOrThrow();
-    if (Number(count) >= perTenant) return { limit: perTenant };
+    if ((await liveCount(tx, k.tenantId, now)) >= perTenant) return { limit: perTenant };
     return insertKey(tx, k);
   });
 }
@@ -204,16 +208,18 @@ export async function listKeys(db: Kysely<Database>, tenantId: string, opts: { i
   return q.orderBy('created_at', 'desc').orderBy('id').limit(1000).execute();
 }
 
-export type KeyChangeRefusal = 'gone' | 'config_key' | 'already_rotated' | 'not_live';
+export type KeyChangeRefusal = 'gone' | 'config_key' | 'already_rotated' | 'not_live' | 'limit';
 
 /**
  * Issues a successor with the same name and scopes; the old key stays valid until `overlapUntil`
  * (never later than it would have anyway). Rotating a key twice is refused: one successor each.
+ * The successor counts against the tenant's live keys, or chains of rotations would hold any
+ * number of keys alive through their overlaps.
  */
 export async function rotateKey(
   db: Kysely<Database>,
   old: ApiKey,
-  opts: { overlapUntil: Date; expiresAt: Date; createdBy: string | null; now?: Date },
+  opts: { overlapUntil: Date; expiresAt: Date; createdBy: string | null; perTenant: number; now?: Date },
 ): Promise<{ row: ApiKey; apiKey: string; old: ApiKey } | KeyChangeRefusal> {
   const now = opts.now ?? new Date();
   return db.transaction().execute(async (tx) => {
@@ -223,6 +229,7 @@ export async function rotateKey(
     if (current.from_config) return 'config_key' as const;
     if (current.replaced_by) return 'already_rotated' as const;
     if (current.revoked_at || (current.expires_at && current.expires_at <= now)) return 'not_live' as const;
+    if ((await liveCount(tx, current.tenant_id, now)) >= opts.perTenant) return 'limit' as const;
     const next = await insertKey(tx, { tenantId: current.tenant_id, name: current.name, scopes: current.scopes, expiresAt: opts.expiresAt, createdBy: opts.createdBy });
     const until = current.expires_at && current.expires_at < opts.overlapUntil ? current.expires_at : opts.overlapUntil;
     const updated = await tx

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { createDb, migrateToLatest } from '@switchyard/db';
 import { parseSecretsKey } from '@switchyard/secrets';
-import { runService } from '@switchyard/service-kit';
+import { AclSnapshotPages, runService } from '@switchyard/service-kit';
+import { policyViews } from './acl-policies.js';
 import { buildApp } from './app.js';
 import { ApiGatewayEnv } from './config.js';
 import { createFleet } from './fleet.js';
@@ -31,6 +32,24 @@ function parseKeyOrExit(log: { error(o: object, m: string): void }, value: strin
   } catch (err) {
     return exitConfig(log, 'SECRETS_KEY', (err as Error).message);
   }
+}
+
+/** The enforcers count denials in `acl:denied:<tenantId>` (field: acls index or `default`); an unreadable Redis reads as null. */
+function aclDenialReader(redis: { hgetall(key: string): Promise<Record<string, string>> }, log: { warn(o: object, m: string): void }) {
+  return async (tenantId: string): Promise<Record<string, number> | null> => {
+    try {
+      const fields = await redis.hgetall(`acl:denied:${tenantId}`);
+      const out: Record<string, number> = {};
+      for (const [field, count] of Object.entries(fields)) {
+        const n = Number(count);
+        if (/^(?:[0-9]{1,4}|default)$/.test(field) && Number.isSafeInteger(n) && n >= 0) out[field] = n;
+      }
+      return out;
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'acl denials unreadable');
+      return null;
+    }
+  };
 }
 
 await runService({
@@ -70,6 +89,12 @@ await runService({
     consume(gatewayConsumers(db));
     startOrderSweeper({ db, log, staleAfterMs: config.ORDER_STALE_AFTER_MS, onShutdown });
     bus.serve(service, 'proxyuser.req.snapshot', (p) => proxyUserSnapshot(db, p));
+    const aclPages = new AclSnapshotPages({
+      pageBytes: () => (bus.nc.info?.max_payload ?? 1024 * 1024) - 8192,
+      // A stored document fails its schema only if the contract narrowed since it was put.
+      onSkip: (row) => log.error({ tenantId: row.tenantId, reason: row.reason }, 'acl.req.snapshot: a policy left out of the snapshot'),
+    });
+    bus.serve(service, 'acl.req.snapshot', (p) => aclPages.serve(p, () => policyViews(db, p.tenantId)));
 
     const fleet = createFleet({ bus, natsConnected, timeoutMs: config.SERVICE_REQUEST_TIMEOUT_MS, speedTestTimeoutMs: config.SPEEDTEST_TIMEOUT_MS });
     const basic =
@@ -89,6 +114,7 @@ await runService({
       secrets,
       timeouts: { requestMs: config.HTTP_REQUEST_TIMEOUT_MS, connectionMs: config.HTTP_CONNECTION_TIMEOUT_MS },
       proxyUsersPerTenant: config.PROXY_USERS_PER_TENANT,
+      aclDenials: redis ? aclDenialReader(redis, log) : undefined,
       keys: {
         defaultTtlDays: config.API_KEY_DEFAULT_TTL_DAYS,
         maxTtlDays: config.API_KEY_MAX_TTL_DAYS,

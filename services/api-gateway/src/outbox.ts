@@ -1,13 +1,25 @@
 import { context } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import { backoffDelay, contextFromTraceparent, type Backoff, type Bus } from '@switchyard/bus';
+import { randomUUID } from 'node:crypto';
+import { backoffDelay, contextFromTraceparent, currentTraceparent, type Backoff, type Bus } from '@switchyard/bus';
 import { ContractError, isSubject, type CommandSubject, type EventSubject, type Payload } from '@switchyard/contracts';
-import { sql, type Kysely } from '@switchyard/db';
+import { sql, type Kysely, type Transaction } from '@switchyard/db';
 import { recordOrderEvent } from './orders/repository.js';
 import type { Database } from './tables.js';
 
 const BATCH = 100;
 const KEEP_PUBLISHED = '1 day';
+
+/**
+ * Queues an event in the caller's transaction, under the trace of the current request: it goes
+ * out (once committed) whatever happens next, a crash included.
+ */
+export async function enqueueEvent<S extends EventSubject>(tx: Transaction<Database>, tenantId: string, subject: S, payload: Payload<S>): Promise<void> {
+  await tx
+    .insertInto('outbox')
+    .values({ tenant_id: tenantId, id: randomUUID(), subject, payload: JSON.stringify(payload), traceparent: currentTraceparent(), published_at: null })
+    .execute();
+}
 
 export interface OutboxRelay {
   /** Publish now rather than at the next poll. */

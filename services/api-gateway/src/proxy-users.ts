@@ -4,9 +4,9 @@
  * scrypt hash; the load balancers learn the hashes from `proxyuser.evt.*` and the snapshot.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { currentTraceparent } from '@switchyard/bus';
-import { PROXY_USER_NAME, type EventSubject, type Payload, type ProxyUserHash, type ProxyUserView, type ReplyOf } from '@switchyard/contracts';
-import type { Kysely, Transaction } from '@switchyard/db';
+import { PROXY_USER_NAME, type Payload, type ProxyUserHash, type ProxyUserView, type ReplyOf } from '@switchyard/contracts';
+import type { Kysely } from '@switchyard/db';
+import { enqueueEvent } from './outbox.js';
 import { hashPassword } from '@switchyard/secrets';
 import type { Database, ProxyUser } from './tables.js';
 
@@ -37,14 +37,6 @@ export function viewOf(row: ProxyUser): ProxyUserView {
     hash: { algorithm: row.algorithm, n: row.cost_n, r: row.cost_r, p: row.cost_p, salt: row.salt, hash: row.hash },
     createdAt: row.created_at.toISOString(),
   };
-}
-
-/** Queued in the caller's transaction: the event goes out (once committed) whatever happens next. */
-async function enqueueEvent<S extends EventSubject>(tx: Transaction<Database>, tenantId: string, subject: S, payload: Payload<S>): Promise<void> {
-  await tx
-    .insertInto('outbox')
-    .values({ tenant_id: tenantId, id: randomUUID(), subject, payload: JSON.stringify(payload), traceparent: currentTraceparent(), published_at: null })
-    .execute();
 }
 
 export type Created = { user: ProxyUser; password: string } | 'name_taken' | { limit: number };

@@ -1,5 +1,5 @@
-import type { CreatedAt, Generated, Json, Selectable, UpdatedAt } from '@switchyard/db';
-import type { ActivityKind, OrderStatus } from '@switchyard/contracts';
+import type { ColumnType, CreatedAt, Generated, Json, Selectable, UpdatedAt } from '@switchyard/db';
+import type { AclPolicy, ActivityKind, OrderStatus } from '@switchyard/contracts';
 import type { Scope } from './scopes.js';
 
 interface TenantTable {
@@ -102,6 +102,17 @@ interface ProxyUserTable {
   revoked_at: Date | null;
 }
 
+interface AclPolicyTable {
+  tenant_id: string;
+  /** Raised by every put and delete: enforcers order the changes by it. */
+  version: number;
+  /** The HuJSON text as put; null once deleted. */
+  source: string | null;
+  /** The document parsed and checked from `source` (what acl.evt.changed carries); null once deleted. */
+  document: ColumnType<AclPolicy | null, string | null, string | null>;
+  updated_at: UpdatedAt;
+}
+
 export interface Database {
   tenants: TenantTable;
   api_keys: ApiKeyTable;
@@ -110,6 +121,7 @@ export interface Database {
   speed_tests: SpeedTestTable;
   activity: ActivityTable;
   proxy_users: ProxyUserTable;
+  acl_policies: AclPolicyTable;
 }
 
 export type Order = Selectable<OrderTable>;
@@ -117,3 +129,4 @@ export type ApiKey = Selectable<ApiKeyTable>;
 export type SpeedTest = Selectable<SpeedTestTable>;
 export type Activity = Selectable<ActivityTable>;
 export type ProxyUser = Selectable<ProxyUserTable>;
+export type AclPolicyRow = Selectable<AclPolicyTable>;

@@ -7,8 +7,8 @@ import { afterOrder, capacityOf, limitsOf, nodeAdditions, quotaRefusals, specRef
 import type { OrderRequest } from '../src/orders/schemas.js';
 import { defaultPolicyConfig, limits } from './fakes.js';
 
-const member: Caller = { tenantId: '0b9f4f2e-6a2d-4c1e-9a51-3f5e8f0c2d11', tenantName: 'acme', role: 'member' };
-const admin: Caller = { tenantId: '11111111-2222-4333-8444-555555555555', tenantName: 'admin', role: 'admin' };
+const member: Caller = { tenantId: '0b9f4f2e-6a2d-4c1e-9a51-3f5e8f0c2d11', tenantName: 'acme', role: 'member', scopes: ['write'] };
+const admin: Caller = { tenantId: '11111111-2222-4333-8444-555555555555', tenantName: 'admin', role: 'admin', scopes: ['admin'] };
 const exitPool: PoolSpec = { name: 'tokyo', kind: 'exit', country: 'JP', nodes: { min: 1, max: 2 } };
 const appPool: PoolSpec = { name: 'web', kind: 'app', image: 'switchyard/exit-node:dev', ports: [{ name: 'web', containerPort: 80 }], nodes: { min: 1, max: 1 } };
 const pool = (poolId: string, name: string, min: number, max: number): PoolUsage => ({ poolId, name, kind: 'exit', country: 'JP', min, max });

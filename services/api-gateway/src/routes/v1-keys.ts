@@ -111,6 +111,8 @@ function refusal(r: KeyChangeRefusal, id: string): RequestError {
       return new RequestError(409, 'conflict', `id: key ${id} was already rotated; rotate its successor`, [{ path: 'id', message: 'already rotated' }]);
     case 'not_live':
       return new RequestError(409, 'conflict', `id: key ${id} is revoked or expired; create a new key instead`, [{ path: 'id', message: 'revoked or expired' }]);
+    case 'limit':
+      return new RequestError(403, 'limit_reached', `a successor would pass the tenant's live API keys (API_KEYS_PER_TENANT); revoke one first`);
   }
 }
 
@@ -232,7 +234,7 @@ export function keyRoutes(deps: { db: Kysely<Database>; policy: KeyPolicy }): Fa
         const fresh = asked ?? new Date(now.getTime() + policy.defaultTtlDays * DAY);
         // A key's own successor is its renewal; any other key's may not outlive the caller.
         const expiresAt = old.id === caller.keyId ? fresh : notOutliving(caller, fresh, asked !== undefined, 'expiresAt');
-        const rotated = await rotateKey(db, old, { overlapUntil, expiresAt, createdBy: caller.keyId ?? null, now });
+        const rotated = await rotateKey(db, old, { overlapUntil, expiresAt, createdBy: caller.keyId ?? null, perTenant: policy.perTenant, now });
         if (typeof rotated === 'string') throw refusal(rotated, old.id);
         return reply
           .code(201)

@@ -7,6 +7,7 @@ import type { KeyPolicy } from './v1-keys.js';
 import { keyRoutes } from './v1-keys.js';
 import type { OrderSecrets } from '../secrets.js';
 import type { Database } from '../tables.js';
+import { aclRoutes, type DenialReader } from './v1-acl.js';
 import { activityRoutes } from './v1-activity.js';
 import { fleetRoutes } from './v1-fleet.js';
 import { orderRoutes } from './v1-orders.js';
@@ -24,6 +25,7 @@ export interface V1Deps {
   secrets: OrderSecrets;
   auth: Auth;
   keys: KeyPolicy;
+  aclDenials: DenialReader;
 }
 
 /** The native API: every route behind a tenant's API key and the scope it declares. */
@@ -40,5 +42,6 @@ export function v1Routes(deps: V1Deps): FastifyPluginAsync {
     await v1.register(sleepRoutes(deps));
     await v1.register(activityRoutes({ db }));
     await v1.register(proxyUserRoutes({ db, perTenant: deps.proxyUsersPerTenant, onOrderPlaced: deps.onOrderPlaced }));
+    await v1.register(aclRoutes({ db, onOrderPlaced: deps.onOrderPlaced, denials: deps.aclDenials }));
   };
 }
