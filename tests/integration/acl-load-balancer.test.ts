@@ -243,7 +243,13 @@ describe('ACL policies at the load balancer', () => {
     for (let i = 0; i < 5; i++) expect(await appFrom(appA, STRANGER)).toBe(0);
     // Every refusal of this file so far, and only those; accept-only rules: all the default deny's.
     const expected = { default: String(refusedA) };
-    const got = await eventually(() => denials(a), (d) => d['default'] === expected.default, 10_000, 'the denials in Redis', { returnLast: true });
+    const got = await eventually(
+      () => denials(a),
+      (d) => d['default'] === expected.default,
+      10_000,
+      'the denials in Redis',
+      { returnLast: true },
+    );
     expect(got).toEqual(expected);
     expect(await denials(b)).toEqual({});
     // What the tenant reads back through the gateway.
