@@ -6,15 +6,14 @@ import type { CompiledPolicy, CompileOptions, ConnectionDestination, ConnectionS
 
 // A policy compiled into lookups. A decision looks up the rules that name the destination's
 // tags (and those for any pool), in rule order, and stops at the first that accepts: the source
-// check is a set lookup (user, the user's groups) or a few range comparisons (addresses), the
-// port check a few comparisons. Nothing is parsed per connection but the client's address,
+// check is one bit of the user's rule set (by name or through any group, expanded at compile
+// time, so a user in many groups costs nothing more) or a few range comparisons (addresses),
+// the port check a few comparisons. Nothing is parsed per connection but the client's address,
 // once, and only when a candidate rule names addresses.
 
-/** Who a rule accepts. Groups stay groups (not expanded to users): compiling stays linear in the text. */
+/** Who a rule accepts besides the users whose rule sets hold it. */
 interface Sources {
   readonly any: boolean;
-  readonly users: ReadonlySet<string>;
-  readonly groups: ReadonlySet<string>;
   readonly ranges: readonly IpRange[];
 }
 
@@ -39,7 +38,8 @@ export class Compiled implements CompiledPolicy {
     private readonly sources: readonly Sources[],
     private readonly byTag: ReadonlyMap<string, readonly Entry[]>,
     private readonly anyTag: readonly Entry[],
-    private readonly groupsOf: ReadonlyMap<string, readonly string[]>,
+    /** Per proxy user the policy names (directly or in a group): a bit per rule that accepts it. */
+    private readonly rulesOf: ReadonlyMap<string, Uint8Array>,
     readonly tests: readonly PolicyTest[],
     readonly warnings: readonly string[],
     /** What runPolicyTests needs to read a test's cases. */
@@ -53,8 +53,7 @@ export class Compiled implements CompiledPolicy {
   }
 
   decide(src: ConnectionSource, dst: ConnectionDestination): Decision {
-    const probe: Probe = { user: src.user || undefined, groups: undefined, address: src.address, ip: undefined, best: NONE };
-    if (probe.user !== undefined) probe.groups = this.groupsOf.get(probe.user);
+    const probe: Probe = { rules: src.user ? this.rulesOf.get(src.user) : undefined, address: src.address, ip: undefined, best: NONE };
     this.scan(this.anyTag, probe, dst.port);
     for (const tag of dst.tags) {
       const entries = this.byTag.get(tag);
@@ -68,19 +67,17 @@ export class Compiled implements CompiledPolicy {
     for (const e of entries) {
       if (e.rule >= probe.best) return;
       if (e.ports !== null && !portIn(e.ports, port)) continue;
-      if (this.accepted(this.sources[e.rule]!, probe)) {
+      if (this.accepted(e.rule, probe)) {
         probe.best = e.rule;
         return;
       }
     }
   }
 
-  private accepted(s: Sources, p: Probe): boolean {
+  private accepted(rule: number, p: Probe): boolean {
+    const s = this.sources[rule]!;
     if (s.any) return true;
-    if (p.user !== undefined) {
-      if (s.users.has(p.user)) return true;
-      if (p.groups) for (const g of p.groups) if (s.groups.has(g)) return true;
-    }
+    if (p.rules !== undefined && (p.rules[rule >> 3]! & (1 << (rule & 7))) !== 0) return true;
     if (s.ranges.length === 0) return false;
     if (p.ip === undefined) p.ip = parseIp(p.address);
     if (p.ip === null) return false;
@@ -90,8 +87,8 @@ export class Compiled implements CompiledPolicy {
 }
 
 interface Probe {
-  readonly user: string | undefined;
-  groups: readonly string[] | undefined;
+  /** The rule set of the connection's user, if the policy names it. */
+  readonly rules: Uint8Array | undefined;
   readonly address: string;
   /** The client's address, parsed when a rule first needs it; null when it is not an IP. */
   ip: Ip | null | undefined;
@@ -169,21 +166,18 @@ export function compilePolicy(doc: unknown, opts: CompileOptions = {}): Compiled
   const policy: PolicyDocument = checkDocument(doc);
 
   const groups = new Set<string>();
-  const groupsOf = new Map<string, string[]>();
+  const membersOf = new Map<string, Set<string>>();
   for (const [name, members] of Object.entries(policy.groups ?? {})) {
     if (!GROUP.test(name)) fail(['groups', name], 'a group is named group:<name>: lower-case letters, digits, _, . and -');
     groups.add(name);
-    const seen = new Set<string>();
+    const set = new Set<string>();
     members.forEach((member, i) => {
       const at = ['groups', name, i];
       if (member.startsWith('group:')) fail(at, `${member}: groups do not nest; list the proxy users`);
       if (!USER.test(member)) fail(at, `"${member}" is not a proxy user name (lower-case letters, digits and _, no dash)`);
-      if (seen.has(member)) return;
-      seen.add(member);
-      const of = groupsOf.get(member);
-      if (of) of.push(name);
-      else groupsOf.set(member, [name]);
+      set.add(member);
     });
+    membersOf.set(name, set);
   }
 
   const hosts = new Map<string, IpRange>();
@@ -211,19 +205,28 @@ export function compilePolicy(doc: unknown, opts: CompileOptions = {}): Compiled
   const sources: Sources[] = [];
   const byTag = new Map<string, Entry[]>();
   const anyTag: Entry[] = [];
-  (policy.acls ?? []).forEach((rule, r) => {
-    const users = new Set<string>();
-    const ruleGroups = new Set<string>();
+  const rules = policy.acls ?? [];
+  // Bounded by the text: at most maxRules bits per user the policy names, and the expansion is
+  // at most rules × group members, each set once (a rule naming a group twice sets it once).
+  const rulesOf = new Map<string, Uint8Array>();
+  const accepts = (user: string, r: number) => {
+    let bits = rulesOf.get(user);
+    if (!bits) rulesOf.set(user, (bits = new Uint8Array((rules.length + 7) >> 3)));
+    bits[r >> 3]! |= 1 << (r & 7);
+  };
+  rules.forEach((rule, r) => {
     const ranges: IpRange[] = [];
+    const ruleGroups = new Set<string>();
     let any = false;
     rule.src.forEach((alias, i) => {
       const s = resolveSource(alias, ['acls', r, 'src', i], hosts, groups);
       if (s.kind === 'any') any = true;
-      else if (s.kind === 'user') users.add(s.name);
+      else if (s.kind === 'user') accepts(s.name, r);
       else if (s.kind === 'group') ruleGroups.add(s.name);
       else ranges.push(s.range);
     });
-    sources.push({ any, users, groups: ruleGroups, ranges });
+    for (const g of ruleGroups) for (const member of membersOf.get(g)!) accepts(member, r);
+    sources.push({ any, ranges });
     rule.dst.forEach((text, i) => {
       const at = ['acls', r, 'dst', i];
       const { alias, ports } = splitDestination(text, at);
@@ -246,7 +249,7 @@ export function compilePolicy(doc: unknown, opts: CompileOptions = {}): Compiled
     for (const tag of tags) if (!known.has(tag)) warnings.push(`${tag} is in tagOwners, but no pool carries it yet`);
   }
 
-  const compiled = new Compiled(opts.version ?? 0, sources, byTag, anyTag, groupsOf, policy.tests ?? [], warnings, { hosts, groups, tags });
+  const compiled = new Compiled(opts.version ?? 0, sources, byTag, anyTag, rulesOf, policy.tests ?? [], warnings, { hosts, groups, tags });
   // The tests block must at least read: a case that names nothing is an error now, not a failure later.
   compiled.tests.forEach((test, t) => {
     readTestSource(compiled, test.src, ['tests', t, 'src']);

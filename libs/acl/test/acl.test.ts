@@ -209,6 +209,18 @@ describe('decide', () => {
     expect(q.decide({ user: 'alice', address: '' }, { tags: ['tag:web'], port: 80 })).toEqual({ allowed: true, rule: 0 });
   });
 
+  it('a user in many groups: each group rule decides for its members only', () => {
+    const groups = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`group:g${i}`, ['alice', `u${i}`]]));
+    const acls = Array.from({ length: 200 }, (_, i) => rule([`group:g${i}`, `group:g${i}`], [`tag:web:${1000 + i}`]));
+    const p = compilePolicy({ groups, tagOwners: { 'tag:web': [] }, acls });
+    for (let i = 0; i < 200; i++) {
+      const dst = { tags: ['tag:web'], port: 1000 + i };
+      expect(p.decide({ user: 'alice', address: '' }, dst)).toEqual({ allowed: true, rule: i });
+      expect(p.decide({ user: `u${i}`, address: '' }, dst)).toEqual({ allowed: true, rule: i });
+      expect(p.decide({ user: `u${(i + 1) % 200}`, address: '' }, dst).allowed).toBe(false);
+    }
+  });
+
   it('a 200-rule policy: each rule decides its own user and port, nothing else gets in', () => {
     const tags = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`tag:t${i}`, []]));
     const acls = Array.from({ length: 200 }, (_, i) => rule([`user${i}`, `10.${i}.0.0/16`], [`tag:t${i % 20}:${1000 + i}`]));

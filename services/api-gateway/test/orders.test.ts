@@ -36,6 +36,24 @@ describe('orderIssues', () => {
   it('prefixes pool rule violations with the pool field', () => {
     expect(orderIssues({ type: 'pool.create', pool: { ...pool, country: 'XX' } })[0]?.path).toBe('pool.country');
   });
+
+  it("takes a pool's ACL tags: tag:<name>, unique, at most 16, carried into the command", () => {
+    const tagged = { ...pool, tags: ['tag:web', 'tag:prod-1'] };
+    expect(schemaIssues(OrderRequest, { type: 'pool.create', pool: tagged })).toEqual([]);
+    expect(orderIssues({ type: 'pool.create', pool: tagged })).toEqual([]);
+    const { command } = commandFor(orderId, tenantId, { type: 'pool.create', pool: tagged });
+    expect((command.payload as { spec: { tags?: string[] } }).spec.tags).toEqual(['tag:web', 'tag:prod-1']);
+    expect(payloadIssues(command.subject, command.payload)).toEqual([]);
+    for (const tags of [['web'], ['tag:Web'], ['tag:'], ['tag:a b'], [`tag:${'a'.repeat(64)}`]]) {
+      expect(
+        schemaIssues(OrderRequest, { type: 'pool.create', pool: { ...pool, tags } }).map((i) => i.path),
+        JSON.stringify(tags),
+      ).toEqual(['pool.tags.0']);
+    }
+    const seventeen = Array.from({ length: 17 }, (_, i) => `tag:t${i}`);
+    expect(schemaIssues(OrderRequest, { type: 'pool.create', pool: { ...pool, tags: seventeen } }).map((i) => i.path)).toEqual(['pool.tags']);
+    expect(orderIssues({ type: 'pool.create', pool: { ...pool, tags: ['tag:web', 'tag:web'] } })).toEqual([{ path: 'pool.tags', message: 'tags must be unique' }]);
+  });
 });
 
 describe('commandFor', () => {
