@@ -124,3 +124,69 @@ describe('ACL policies where a sleeping node is caught', () => {
     expect(woke.data).toMatchObject({ trigger: 'connection' });
   }, 90_000);
 });
+
+// Proxy mode: clients use the activator's own public port for the node, and that is the port
+// a policy judges.
+describe('ACL policies at the activator in proxy mode', () => {
+  let s: ScaleToZero;
+  let redis: Redis;
+  let wakes: SubjectWatch;
+
+  beforeAll(async () => {
+    s = await startScaleToZero('proxy');
+    redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379');
+    wakes = watchSubjects(s.nc, ['node.cmd.wake']);
+  }, 120_000);
+
+  afterAll(async () => {
+    redis?.disconnect();
+    await s?.close();
+  });
+
+  it("judges the activator's public port: a stranger wakes nothing, the friend wakes the node", async () => {
+    const pool = await s.createAppPool({ name: 'api', image: HTTP_APP_IMAGE, containerPort: HTTP_APP_PORT, tags: ['tag:api'] });
+    const nodeId = pool.nodeIds[0]!;
+    const policy = await s.setSleepPolicy(pool.poolId, { enabled: true, idleWindowSec: 600 });
+    expect(policy.status, JSON.stringify(policy.body)).toBe(202);
+    const publicPort = await s.endpoint(nodeId);
+    const put = await s.sys.http('PUT', '/v1/acl', {
+      body: {
+        hosts: { 'friend-net': `${FRIEND}/32` },
+        tagOwners: { 'tag:api': [] },
+        acls: [{ action: 'accept', src: ['friend-net'], dst: [`tag:api:${publicPort}`] }],
+      },
+    });
+    expect(put.status, JSON.stringify(put.body)).toBe(200);
+    const getFrom = (from: string) =>
+      httpGet(publicPort, '/', 15_000, { localAddress: from }).then(
+        (r) => r.status,
+        () => 0,
+      );
+    // Awake: the activator forwards (and judges) every connection in proxy mode.
+    await eventually(
+      () => getFrom(STRANGER),
+      (st) => st === 0,
+      10_000,
+      'the stranger refused while awake',
+    );
+    await s.sleepNow(nodeId);
+    const since = Date.now();
+    const before = Number((await redis.hget(`acl:denied:${s.tenantId}`, 'default')) ?? 0);
+    expect(await getFrom(STRANGER)).toBe(0);
+    await eventually(
+      async () => Number((await redis.hget(`acl:denied:${s.tenantId}`, 'default')) ?? 0),
+      (n) => n >= before + 1,
+      10_000,
+      'the denial counted',
+    );
+    const woken = [...wakes.seen, ...s.watch.seen].filter(
+      (m) => m.at >= since && m.data.nodeId === nodeId && (m.subject === 'node.cmd.wake' || m.subject === 'activator.evt.woke'),
+    );
+    expect(woken).toEqual([]);
+    expect((await s.node(nodeId))?.status).toBe('sleeping');
+
+    expect(await getFrom(FRIEND)).toBe(200);
+    const woke = await s.watch.next((m) => m.subject === 'activator.evt.woke' && m.data.nodeId === nodeId && m.at >= since, 15_000);
+    expect(woke.data).toMatchObject({ trigger: 'connection', mode: 'proxy', heldConnections: 1 });
+  }, 120_000);
+});
