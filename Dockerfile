@@ -19,6 +19,11 @@ WORKDIR /app
 COPY --from=build /app /app
 RUN test -n "$SERVICE" && test -f "services/$SERVICE/dist/main.js" \
  || { echo "build with --build-arg SERVICE=<one of: $(cd services && echo *)>" >&2; exit 1; }
+# docker-compose's one-shot `roles` writes Redis's ACL file into a volume mounted here; a new
+# volume takes the directory's owner and contents, so user node may write it.
+RUN mkdir -p /var/lib/switchyard/redis-acl \
+ && touch /var/lib/switchyard/redis-acl/users.acl \
+ && chown -R node:node /var/lib/switchyard
 USER node
 ENTRYPOINT ["tini", "--"]
 CMD ["sh", "-c", "exec node \"services/$SERVICE/dist/main.js\""]

@@ -17,7 +17,6 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import { eventually, startNatsServer, startService } from '@switchyard/testkit';
 
@@ -61,7 +60,7 @@ async function main(): Promise<void> {
   };
 
   const nats = await startNatsServer();
-  const nc = await connect({ servers: nats.url });
+  const nc = await nats.connect();
   const tenantId = randomUUID();
   const at = new Date().toISOString();
   const pools = Array.from({ length: Math.ceil(targets / POOL_SIZE) }, (_, i) => ({
@@ -98,6 +97,7 @@ async function main(): Promise<void> {
 
   const monitor = startService('health-monitor', {
     NATS_URL: nats.url,
+    ...nats.identityEnv('health-monitor'),
     REDIS_URL: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
     LOG_LEVEL: 'warn',
     HEALTH_RESYNC_MS: '30000',

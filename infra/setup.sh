@@ -78,6 +78,9 @@ DO $$ BEGIN
     CREATE ROLE switchyard LOGIN CREATEDB PASSWORD 'switchyard';
   END IF;
 END $$;
+-- The admin role creates each service's role (infra/start.sh, and the tests for each database
+-- of their own) and hands the tables it made before the roles over to them.
+ALTER ROLE switchyard CREATEROLE;
 SELECT format('CREATE DATABASE %I OWNER switchyard', d)
   FROM unnest(ARRAY['switchyard', 'switchyard_test']) AS d
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = d)

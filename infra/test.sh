@@ -11,7 +11,9 @@ npm run lint
 npx tsc -p tests/tsconfig.json
 
 export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://switchyard:switchyard@127.0.0.1:5432/switchyard_test}
-export NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
+# No NATS_URL: every test system (and every test that starts a server) runs a nats-server of its
+# own on a free port with the generated configuration, infra/nats/nats-server.conf, and fresh
+# nkeys for each service (libs/testkit/src/nats-server.ts); the machine's NATS is not used.
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 export EXIT_NODE_IMAGE=${EXIT_NODE_IMAGE:-switchyard/exit-node:dev}
 mkdir -p .run && rm -f .run/vitest-report.json

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
-import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { startRoutingPeer, startNatsServer, freePort, startReady, type RoutingPeer, type NatsServer, type ServiceProcess } from '@switchyard/testkit';
 import { aPoolView, aNodeServing } from '@switchyard/testkit/fixtures';
 
@@ -47,7 +47,7 @@ export interface BenchLbOptions {
  */
 export async function startBenchLb(backendPorts: number[], env: Record<string, string> = {}, opts: BenchLbOptions = {}): Promise<BenchLb> {
   const nats = await startNatsServer();
-  const nc = await natsConnect({ servers: nats.url });
+  const nc = await nats.connect();
   const peer = startRoutingPeer(nc);
   const tenantId = randomUUID();
   const ports: number[] = [];
@@ -65,6 +65,7 @@ export async function startBenchLb(backendPorts: number[], env: Record<string, s
   opts.prepare?.(peer);
   const lb = await startReady('load-balancer', {
     NATS_URL: nats.url,
+    ...nats.identityEnv('load-balancer'),
     REDIS_URL: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
     LB_PROXY_PORT: String(await freePort()),
     ...env,

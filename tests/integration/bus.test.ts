@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Svcm } from '@nats-io/services';
 import { context, trace } from '@opentelemetry/api';
 import { createBus, Rejection, type Bus } from '@switchyard/bus';
@@ -25,7 +25,7 @@ describe('bus', () => {
   beforeAll(async () => {
     telemetry = startTelemetry({ serviceName: 'bus-test', exporter: spans });
     nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
+    nc = await nats.connect();
     gateway = createBus(nc, 'api-gateway');
     manager = createBus(nc, 'exit-node-manager');
     await gateway.ensureTopology();

@@ -124,6 +124,7 @@ describe('the exit pools front door', () => {
     // The variables a deployment would set, nothing else: the default is closed.
     closedLb = await startReady('load-balancer', {
       NATS_URL: sys.nats.url,
+      ...sys.identityEnv('load-balancer'),
       REDIS_URL: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
       LB_PROXY_PORT: String(closedPort),
       LB_WORKERS: '1',

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { proxiedGet, startRoutingPeer, startNatsServer, freePort, startReady, LOOPBACK_LB_ENV, type RoutingPeer, type NatsServer, type ServiceProcess } from '@switchyard/testkit';
 import { aNodeHealth, aNodeServing, aPoolView } from '@switchyard/testkit/fixtures';
 
@@ -27,7 +27,7 @@ describe('a node that goes away after reading a request', () => {
 
   beforeAll(async () => {
     nats = await startNatsServer();
-    nc = await natsConnect({ servers: nats.url });
+    nc = await nats.connect();
     peer = startRoutingPeer(nc);
     // Reads the request head, then ends its side without a byte of answer.
     const dying = createServer((s) => {
@@ -51,6 +51,7 @@ describe('a node that goes away after reading a request', () => {
     proxyPort = await freePort();
     lb = await startReady('load-balancer', {
       NATS_URL: nats.url,
+      ...nats.identityEnv('load-balancer'),
       REDIS_URL: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
       LB_PROXY_PORT: String(proxyPort),
       LB_WORKERS: '1',

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { createBus } from '@switchyard/bus';
 import { CONSUMERS, HEADERS } from '@switchyard/contracts';
 import { eventually, poolOrder, startNatsServer, startTestSystem, type NatsServer, type TestSystem } from '@switchyard/testkit';
@@ -98,7 +98,7 @@ describe('a command that keeps failing', () => {
   let nc: NatsConnection;
   beforeAll(async () => {
     nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
+    nc = await nats.connect();
   });
   afterAll(async () => {
     await nc?.close();

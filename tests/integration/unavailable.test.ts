@@ -13,7 +13,7 @@ describe('when a dependency is down', () => {
     natsLink = await startCuttableLink(sys.nats.port);
     await sys.start('exit-node-manager');
     await sys.start('api-gateway', {
-      DATABASE_URL: sys.db.urlVia(pgLink.port),
+      DATABASE_URL: sys.db.urlVia(pgLink.port, 'api-gateway'),
       NATS_URL: `nats://127.0.0.1:${natsLink.port}`,
     });
   });

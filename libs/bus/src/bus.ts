@@ -15,6 +15,7 @@ import {
   isDurable,
   payloadIssues,
   STREAMS,
+  streamsOf,
   type CommandSubject,
   type ConsumerName,
   type EventSubject,
@@ -84,7 +85,7 @@ export interface Bus {
   readonly nc: NatsConnection;
   readonly js: JetStreamClient;
   readonly service: ServiceName;
-  /** Creates or updates the streams and the durable consumers of this service. */
+  /** Creates or updates the streams this service writes or reads, and its durable consumers. */
   ensureTopology(): Promise<void>;
   publish<S extends CommandSubject | EventSubject>(subject: S, payload: Payload<S>, opts?: PublishOptions): Promise<void>;
   request<S extends RequestSubject>(subject: S, payload: Payload<S>, opts?: { timeoutMs?: number }): Promise<ReplyOf<S>>;
@@ -345,7 +346,8 @@ export function createBus(nc: NatsConnection, service: ServiceName, busOpts: Bus
 
   async function ensureTopology() {
     const jsm = await jetstreamManager(nc);
-    for (const stream of Object.values(STREAMS)) await ensureStream(jsm, stream);
+    // Only the streams it writes or reads: its NATS identity may manage no others.
+    for (const name of streamsOf(service)) await ensureStream(jsm, STREAMS[name]);
     for (const c of Object.values(CONSUMERS)) if (c.service === service) await ensureConsumer(jsm, c);
   }
 

@@ -1,5 +1,6 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { KvBucketName } from '@switchyard/contracts';
 
 /** A NATS KV bucket read into memory and kept current by a watch: reads never leave the process. */
 export interface WatchedMap<V extends string> {
@@ -20,9 +21,10 @@ export interface WatchedMapOptions<V extends string> {
 
 /**
  * Opens (creating if missing) a bucket that every process of a service watches, so a change
- * made through any one of them applies in all.
+ * made through any one of them applies in all. Buckets are declared in the contracts
+ * (KV_BUCKETS), which give their owner's NATS identity, and only it, access.
  */
-export async function openWatchedMap<V extends string>(nc: NatsConnection, bucket: string, opts: WatchedMapOptions<V>): Promise<WatchedMap<V>> {
+export async function openWatchedMap<V extends string>(nc: NatsConnection, bucket: KvBucketName, opts: WatchedMapOptions<V>): Promise<WatchedMap<V>> {
   const kv: KV = await new Kvm(nc).create(bucket, { history: 1 });
   const known = new Map<string, V>();
   const stored = (await kv.status()).values;

@@ -1,5 +1,8 @@
 import Type from 'typebox';
-import { enumOf, int, url } from './fields.js';
+import { enumOf, int, string, url } from './fields.js';
+
+/** A NATS user nkey seed: `SU` and 56 more base32 characters (what `nk -gen user` prints). */
+const nkeySeed = () => Type.String({ pattern: '^SU[A-Z2-7]{56}$', description: 'a NATS user nkey seed (SU followed by 56 base32 characters)' });
 
 export const CommonEnv = {
   NATS_URL: url(['nats'], { default: 'nats://127.0.0.1:4222' }),
@@ -7,6 +10,11 @@ export const CommonEnv = {
   LOG_LEVEL: enumOf(['debug', 'info', 'warn', 'error'], 'info'),
   OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(url(['http', 'https'])),
   SHUTDOWN_TIMEOUT_MS: int({ minimum: 0, default: 10_000 }),
+  // The service's NATS identity (docs/security.md, "Service identities on NATS"): the seed of
+  // its nkey, read from a file (mode 0600; what infra/start.sh and the tests give) or, where a
+  // file is awkward, from the variable. Neither: the service connects without credentials.
+  NATS_NKEY_SEED_FILE: Type.Optional(string({ minLength: 1 })),
+  NATS_NKEY_SEED: Type.Optional(nkeySeed()),
 };
 
 export const DatabaseEnv = {

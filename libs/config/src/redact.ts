@@ -4,7 +4,8 @@ const SECRET_NAME = /KEY|SECRET|PASSWORD|TOKEN|USERS/i;
 
 /** Whether a variable's name says it holds a secret; its value is then never printed. */
 export function isSecretVariable(name: string): boolean {
-  return SECRET_NAME.test(name);
+  // NATS_NKEY_SEED_FILE names where a secret is, not the secret: its path helps an operator.
+  return SECRET_NAME.test(name) && !name.endsWith('_FILE');
 }
 
 /** The URL with its user and password replaced by `***`, fit for a log line or an error. */

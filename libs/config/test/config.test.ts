@@ -240,3 +240,21 @@ describe('redactUrl', () => {
     expect(redactUrl(value)).toBe(expected);
   });
 });
+
+describe('NATS identity variables', () => {
+  const Env = Type.Object({ ...CommonEnv });
+
+  it('accept a user nkey seed and a seed file path', () => {
+    const seed = `SU${'A'.repeat(56)}`;
+    expect(loadConfig(Env, { NATS_NKEY_SEED: seed }).NATS_NKEY_SEED).toBe(seed);
+    expect(loadConfig(Env, { NATS_NKEY_SEED_FILE: '/run/secrets/nats.nk' }).NATS_NKEY_SEED_FILE).toBe('/run/secrets/nats.nk');
+  });
+
+  it('refuse what is not a user seed without showing it, and show the path of a bad file variable', () => {
+    const notASeed = `SO${'A'.repeat(56)}`; // an operator seed, not a user's
+    const err = issuesOf(() => loadConfig(Env, { NATS_NKEY_SEED: notASeed, NATS_NKEY_SEED_FILE: '' }));
+    expect(err.issues).toEqual([expect.objectContaining({ variable: 'NATS_NKEY_SEED', hidden: true })]);
+    expect(err.message).not.toContain(notASeed);
+    expect(err.message).toMatch(/NATS_NKEY_SEED: expected a NATS user nkey seed/);
+  });
+});

@@ -2,6 +2,20 @@ export { catalog, isSubject, isDurable } from './catalog.js';
 export type { Catalog, Subject, CommandSubject, EventSubject, RequestSubject, Payload, ReplyOf } from './catalog.js';
 export { STREAMS, CONSUMERS, DEAD_LETTER_PREFIX, deadLetterSubject } from './streams.js';
 export type { StreamDef, StreamName, ConsumerDef, ConsumerName } from './streams.js';
+export {
+  KV_BUCKETS,
+  inboxPrefix,
+  nkeyVariable,
+  subjectsSentBy,
+  subjectsReceivedBy,
+  streamsOf,
+  natsPermissions,
+  allNatsPermissions,
+  subjectMatches,
+} from './permissions.js';
+export type { KvBucketDef, KvBucketName, NatsPermissions } from './permissions.js';
+export { natsServerConfig, NATS_CONFIG_PATH } from './nats-config.js';
+export type { ExtraNatsUser } from './nats-config.js';
 export { HEADERS } from './headers.js';
 export { SERVICE_NAMES } from './services.js';
 export type { ServiceName } from './services.js';

@@ -1,5 +1,7 @@
 export { runService } from './kit.js';
 export type { ConsumerMap, EventHandlers, FollowOptions, RunningService, ServiceContext, ServiceDefinition } from './kit.js';
+export { natsIdentity } from './nats-identity.js';
+export type { NatsIdentity, NatsIdentityEnv } from './nats-identity.js';
 export { Resync } from './resync.js';
 export type { ResyncOptions } from './resync.js';
 export { createOrderReporter, OrderFailure } from './orders.js';

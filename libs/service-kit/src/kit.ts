@@ -1,13 +1,14 @@
 import closeWithGrace from 'close-with-grace';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { AuthorizationError, connect, type NatsConnection } from '@nats-io/transport-node';
 import { Svcm, type Service } from '@nats-io/services';
 import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import type { Static, TObject } from 'typebox';
 import { createBus, type Backoff, type Bus, type ConsumerHandlers, type Consumption } from '@switchyard/bus';
-import { loadConfigOrExit, redactUrl } from '@switchyard/config';
+import { ConfigError, loadConfigOrExit, redactUrl } from '@switchyard/config';
 import type { ConsumerName, EventSubject, Payload, ServiceName } from '@switchyard/contracts';
 import { startTelemetry, type Telemetry } from '@switchyard/telemetry';
+import { natsIdentity, type NatsIdentity } from './nats-identity.js';
 import { REBUILD_RETRY, Resync } from './resync.js';
 
 /** The variables every service reads; a service's own schema spreads CommonEnv into it. */
@@ -17,6 +18,21 @@ interface KitEnv {
   LOG_LEVEL: string;
   SHUTDOWN_TIMEOUT_MS: number;
   OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined;
+  NATS_NKEY_SEED_FILE?: string | undefined;
+  NATS_NKEY_SEED?: string | undefined;
+}
+
+// 78 is EX_CONFIG from sysexits.h, as loadConfigOrExit exits: "fix the config", not a crash.
+const EX_CONFIG = 78;
+
+function identityOrExit(name: ServiceName, config: KitEnv): NatsIdentity {
+  try {
+    return natsIdentity(name, config);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${name}: invalid configuration\n  ${err.message}\n`);
+    return process.exit(EX_CONFIG);
+  }
 }
 
 /** Core NATS event handlers by subject: what a service hears without a durable consumer. */
@@ -105,15 +121,27 @@ export async function runService<S extends TObject>(def: ServiceDefinition<S>): 
   const telemetry = startTelemetry({ serviceName: def.name, otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
   const steps: Array<() => Promise<unknown>> = [async () => telemetry.shutdown()];
 
-  log.info({ nats: redactUrl(config.NATS_URL) }, 'connecting to NATS');
-  // Wait for NATS rather than crash-looping when the service starts before the broker.
-  const nc = await connect({
-    servers: config.NATS_URL,
-    name: def.name,
-    waitOnFirstConnect: true,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 500,
-  });
+  const identity = identityOrExit(def.name, config);
+  // The public key only: it names the identity in the server's configuration and logs.
+  log.info({ nats: redactUrl(config.NATS_URL), identity: identity.publicKey ?? 'none' }, 'connecting to NATS');
+  if (!identity.publicKey) log.warn('no NATS identity (NATS_NKEY_SEED_FILE or NATS_NKEY_SEED): connecting without credentials');
+  // Wait for NATS rather than crash-looping when the service starts before the broker. A
+  // refused identity is not waited out: the client gives up on the second refusal.
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: config.NATS_URL,
+      name: def.name,
+      waitOnFirstConnect: true,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+      ...identity.options,
+    });
+  } catch (err) {
+    if (!(err instanceof AuthorizationError)) throw err;
+    log.error({ identity: identity.publicKey ?? 'none', err: err.message }, 'NATS refused this identity: is its public key in the server configuration?');
+    return process.exit(EX_CONFIG);
+  }
   steps.push(async () => nc.drain());
   let natsConnected = true;
   const reconnectListeners: Array<() => void> = [];

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { ServiceName } from '@switchyard/contracts';
+import { ACCESS } from '@switchyard/roles';
 import { createDockerClient } from '@switchyard/docker';
 import { eventually } from './async.js';
 import { LOOPBACK_LB_ENV } from './lb.js';
@@ -8,6 +9,7 @@ import { createTestDatabase, type TestDatabase } from './database.js';
 import { startNatsServer, type NatsServer } from './nats-server.js';
 import { freePort } from './net.js';
 import { startReady, startService, type ServiceProcess } from './processes.js';
+import { createTestRedisUsers, REDIS_URL, type TestRedisUsers } from './redis-users.js';
 
 export const EXIT_NODE_IMAGE = process.env['EXIT_NODE_IMAGE'] ?? 'switchyard/exit-node:dev';
 export const docker = createDockerClient();
@@ -26,15 +28,24 @@ export interface HttpResult<T = any> {
 export interface TestSystem {
   readonly nats: NatsServer;
   readonly db: TestDatabase;
+  /** Each service's Redis user of this system (start and spawn connect services as them). */
+  readonly redisUsers: TestRedisUsers;
   readonly adminKey: string;
   readonly apiPort: number;
   readonly apiUrl: string;
-  /** Environment every service of this system gets; pass overrides per service. */
+  /**
+   * Environment every service of this system gets; pass overrides per service. Its DATABASE_URL
+   * and REDIS_URL are the admin's, and it holds no NATS identity (see `identityEnv`): `start` and
+   * `spawn` add the service's own role, Redis user and nkey seed.
+   */
   env(overrides?: Record<string, string>): Record<string, string>;
+  /** What makes a service connect to this system's NATS as itself (its nkey seed file). */
+  identityEnv(name: ServiceName): Record<string, string>;
   start(name: ServiceName, overrides?: Record<string, string>): Promise<ServiceProcess>;
   spawn(name: ServiceName, overrides?: Record<string, string>): ServiceProcess;
   /** The processes of a service this system started that have not exited, oldest first. */
   processes(name: ServiceName): ServiceProcess[];
+  /** A NATS client of the test, with every permission (the test servers' harness user). */
   natsClient(): Promise<NatsConnection>;
   http<T = any>(method: string, path: string, opts?: { body?: unknown; rawBody?: string; key?: string | null; headers?: Record<string, string> }): Promise<HttpResult<T>>;
   waitForOrder(orderId: string, statuses: string[], opts?: { key?: string; timeoutMs?: number }): Promise<any>;
@@ -45,6 +56,11 @@ export interface TestSystem {
 export async function startTestSystem(opts: { services?: ServiceName[] } = {}): Promise<TestSystem> {
   const nats = await startNatsServer();
   const db = await createTestDatabase().catch(async (err: unknown) => {
+    await nats.stop();
+    throw err;
+  });
+  const redisUsers = await createTestRedisUsers(db.name).catch(async (err: unknown) => {
+    await db.drop().catch(() => undefined);
     await nats.stop();
     throw err;
   });
@@ -64,7 +80,7 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
   const env = (overrides: Record<string, string> = {}) => ({
     NATS_URL: nats.url,
     DATABASE_URL: db.url,
-    REDIS_URL: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
+    REDIS_URL,
     ADMIN_API_KEY: adminKey,
     API_HOST: '127.0.0.1',
     API_PORT: String(apiPort),
@@ -78,6 +94,11 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
     SECRETS_KEY: secretsKey,
     API_RATE_LIMIT_PREFIX: rateLimitPrefix,
     ...overrides,
+  });
+  // Each service connects as its own Postgres role (if it keeps state there) and Redis user.
+  const accessEnv = (name: ServiceName): Record<string, string> => ({
+    REDIS_URL: redisUsers.urlFor(name),
+    ...(ACCESS[name].postgres ? { DATABASE_URL: db.urlFor(name) } : {}),
   });
 
   const http: TestSystem['http'] = async (method, path, opts = {}) => {
@@ -101,17 +122,19 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
   const system: TestSystem = {
     nats,
     db,
+    redisUsers,
     adminKey,
     apiPort,
     apiUrl,
     env,
+    identityEnv: (name) => nats.identityEnv(name),
     async start(name, overrides) {
-      const p = await startReady(name, env(overrides));
+      const p = await startReady(name, env({ ...nats.identityEnv(name), ...accessEnv(name), ...overrides }));
       processes.push(p);
       return p;
     },
     spawn(name, overrides) {
-      const p = startService(name, env(overrides));
+      const p = startService(name, env({ ...nats.identityEnv(name), ...accessEnv(name), ...overrides }));
       processes.push(p);
       return p;
     },
@@ -119,7 +142,7 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
       return processes.filter((p) => p.name === name && p.child.exitCode === null && p.child.signalCode === null);
     },
     async natsClient() {
-      const nc = await connect({ servers: nats.url });
+      const nc = await nats.connect();
       clients.push(nc);
       return nc;
     },
@@ -136,8 +159,16 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
       await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
       const tenants = await db.query<{ id: string }>('select id from tenants').catch(() => []);
       for (const t of tenants) await removeTenantContainers(t.id);
+      await redisUsers.delete().catch(() => undefined);
       await db.drop().catch(() => undefined);
+      // Every service of a test system runs as its own NATS identity: a subject its
+      // permissions lack shows up here, and fails the file, whatever the test looked at.
+      const violations = nats
+        .log()
+        .split('\n')
+        .filter((line) => / (Publish|Subscription) Violation - /.test(line));
       await nats.stop();
+      if (violations.length > 0) throw new Error(`NATS refused a service of this test system (see infra/nats/nats-server.conf):\n${violations.join('\n')}`);
     },
   };
   try {

@@ -38,6 +38,8 @@ export interface AppDeps {
   guard: PoolGuard;
   /** Seals a pool's secretEnv (SECRETS_KEY); without it, orders with secrets are refused. */
   secrets?: OrderSecrets | undefined;
+  /** SECRETS_KEY keys Idempotency-Key fingerprints and seals answers that hold a secret; in-flight claims older than inFlightMs (60 s unless said) are taken over. */
+  idempotency?: { secretsKey?: Buffer | undefined; inFlightMs?: number | undefined } | undefined;
   /** Node's server bounds (fastify requestTimeout, connectionTimeout); both off when absent, as in tests. */
   timeouts?: { requestMs: number; connectionMs: number } | undefined;
   /** Request budgets per key and address; in-memory ones with the defaults when absent, as in tests. */
@@ -110,6 +112,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       proxyUsersPerTenant: deps.proxyUsersPerTenant ?? 20,
       auth,
       keys,
+      idempotency: { secretsKey: deps.idempotency?.secretsKey, inFlightMs: deps.idempotency?.inFlightMs ?? 60_000 },
       aclDenials: deps.aclDenials ?? (async () => ({})),
     }),
     {

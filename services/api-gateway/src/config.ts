@@ -68,4 +68,9 @@ export const ApiGatewayEnv = Type.Object({
   /** Redis key prefix of the budgets: gateways sharing a prefix share budgets (one deployment, one prefix). */
   API_RATE_LIMIT_PREFIX: env.string({ minLength: 1, default: 'switchyard:rl' }),
   ORDER_STALE_AFTER_MS: env.int({ minimum: 1000, maximum: 7 * 24 * 3_600_000, default: 10 * 60_000 }),
+  /**
+   * A request holding an Idempotency-Key for longer than this is taken to have crashed or hung:
+   * a retry with the same key and request takes the key over. Keep it above the slowest request.
+   */
+  IDEMPOTENCY_IN_FLIGHT_MS: env.int({ minimum: 1000, maximum: 3_600_000, default: 60_000 }),
 });

@@ -14,6 +14,7 @@ import { createPoolGuard, nodeAddLimiter } from './orders/pool-guard.js';
 import { limitsOf } from './orders/pool-policy.js';
 import { orderSecrets } from './secrets.js';
 import { startOrderSweeper } from './orders/sweeper.js';
+import { startIdempotencySweeper } from './idempotency/sweeper.js';
 import { startOutboxRelay } from './outbox.js';
 import { proxyUserSnapshot } from './proxy-users.js';
 import { loadServerCatalog } from './server-catalog.js';
@@ -62,7 +63,8 @@ await runService({
     if ((config.COMPAT_API_USERNAME === undefined) !== (config.COMPAT_API_PASSWORD === undefined)) {
       exitConfig(log, config.COMPAT_API_USERNAME ? 'COMPAT_API_PASSWORD' : 'COMPAT_API_USERNAME', 'set both COMPAT_API_USERNAME and COMPAT_API_PASSWORD, or neither');
     }
-    const secrets = orderSecrets(config.SECRETS_KEY === undefined ? undefined : parseKeyOrExit(log, config.SECRETS_KEY));
+    const secretsKey = config.SECRETS_KEY === undefined ? undefined : parseKeyOrExit(log, config.SECRETS_KEY);
+    const secrets = orderSecrets(secretsKey);
     if (!config.SECRETS_KEY) log.warn('SECRETS_KEY is not set: orders of pools with secretEnv will be refused');
     if (config.HTTP_CONNECTION_TIMEOUT_MS <= config.SPEEDTEST_TIMEOUT_MS) {
       exitConfig(log, 'HTTP_CONNECTION_TIMEOUT_MS', `must exceed SPEEDTEST_TIMEOUT_MS (${config.SPEEDTEST_TIMEOUT_MS}): a speed test's connection is quiet until it is answered`);
@@ -88,6 +90,7 @@ await runService({
     onShutdown(() => relay.stop());
     consume(gatewayConsumers(db));
     startOrderSweeper({ db, log, staleAfterMs: config.ORDER_STALE_AFTER_MS, onShutdown });
+    startIdempotencySweeper({ db, log, onShutdown });
     bus.serve(service, 'proxyuser.req.snapshot', (p) => proxyUserSnapshot(db, p));
     const aclPages = new AclSnapshotPages({
       pageBytes: () => (bus.nc.info?.max_payload ?? 1024 * 1024) - 8192,
@@ -112,6 +115,7 @@ await runService({
       basic,
       guard,
       secrets,
+      idempotency: { secretsKey, inFlightMs: config.IDEMPOTENCY_IN_FLIGHT_MS },
       timeouts: { requestMs: config.HTTP_REQUEST_TIMEOUT_MS, connectionMs: config.HTTP_CONNECTION_TIMEOUT_MS },
       proxyUsersPerTenant: config.PROXY_USERS_PER_TENANT,
       aclDenials: redis ? aclDenialReader(redis, log) : undefined,

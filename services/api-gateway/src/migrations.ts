@@ -6,6 +6,7 @@ import * as activity from './migrations/2026_11_24_0004_activity.js';
 import * as staleOrders from './migrations/2026_12_02_0005_stale_orders.js';
 import * as proxyUsers from './migrations/2026_12_02_0006_proxy_users.js';
 import * as apiKeyLifecycle from './migrations/2026_12_07_0007_api_key_lifecycle.js';
+import * as idempotencyKeys from './migrations/2026_12_07_0008_idempotency_keys.js';
 import * as aclPolicies from './migrations/2026_12_07_0009_acl_policies.js';
 
 // Frozen: a shipped migration is never edited; change the schema with a new file in migrations/.
@@ -19,5 +20,6 @@ export const migrations: Record<string, Migration> = {
   '2026_12_02_0005_stale_orders': staleOrders,
   '2026_12_02_0006_proxy_users': proxyUsers,
   '2026_12_07_0007_api_key_lifecycle': apiKeyLifecycle,
+  '2026_12_07_0008_idempotency_keys': idempotencyKeys,
   '2026_12_07_0009_acl_policies': aclPolicies,
 };

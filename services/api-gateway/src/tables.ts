@@ -102,6 +102,24 @@ interface ProxyUserTable {
   revoked_at: Date | null;
 }
 
+interface IdempotencyKeyTable {
+  tenant_id: string;
+  key: string;
+  /** Hash of method, path, tenant and canonical body (idempotency/fingerprint.ts); never the body. */
+  fingerprint: string;
+  state: 'in_flight' | 'done';
+  /** The holder's claim: only it (or whoever took a stale claim over) may finish the row. */
+  token: string;
+  response_status: number | null;
+  response_headers: Json<Record<string, string>> | null;
+  /** The body as sent, or sealed with SECRETS_KEY when `response_sealed`. */
+  response_body: string | null;
+  response_sealed: Generated<boolean>;
+  created_at: CreatedAt;
+  locked_at: Generated<Date>;
+  completed_at: Date | null;
+}
+
 interface AclPolicyTable {
   tenant_id: string;
   /** Raised by every put and delete: enforcers order the changes by it. */
@@ -121,6 +139,7 @@ export interface Database {
   speed_tests: SpeedTestTable;
   activity: ActivityTable;
   proxy_users: ProxyUserTable;
+  idempotency_keys: IdempotencyKeyTable;
   acl_policies: AclPolicyTable;
 }
 
@@ -129,4 +148,5 @@ export type ApiKey = Selectable<ApiKeyTable>;
 export type SpeedTest = Selectable<SpeedTestTable>;
 export type Activity = Selectable<ActivityTable>;
 export type ProxyUser = Selectable<ProxyUserTable>;
+export type IdempotencyRecord = Selectable<IdempotencyKeyTable>;
 export type AclPolicyRow = Selectable<AclPolicyTable>;

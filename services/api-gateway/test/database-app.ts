@@ -14,7 +14,7 @@ export const ADMIN_KEY = `admin-key-${'x'.repeat(24)}`;
  */
 export async function startDatabaseApp() {
   const database: TestDatabase = await createTestDatabase();
-  const db: Kysely<Database> = createDb<Database>(database.url, { max: 4, applicationName: 'api-gateway-test' });
+  const db: Kysely<Database> = createDb<Database>(database.urlFor('api-gateway'), { max: 4, applicationName: 'api-gateway-test' });
   await migrateToLatest(db, { migrations, table: 'api_gateway_migrations' });
   await ensureAdmin(db, 'admin', ADMIN_KEY);
   let placed = 0;

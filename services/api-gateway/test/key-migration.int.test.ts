@@ -38,7 +38,7 @@ describe('migration 0007 over keys made before it', () => {
 
   it('keeps member keys working with `write` and no expiry', async () => {
     const checked = await checkKey(db, 'sy_member-key');
-    expect(checked).toEqual({ caller: { tenantId, tenantName: 'acme', role: 'member', scopes: ['write'], keyId: expect.any(String) } });
+    expect(checked).toEqual({ caller: { tenantId, tenantName: 'acme', role: 'member', scopes: ['write'], keyId: expect.any(String), expiresAt: null } });
     const [row] = await database.query('select expires_at, prefix, from_config from api_keys where tenant_id = $1', [tenantId]);
     expect(row).toEqual({ expires_at: null, prefix: null, from_config: false });
   });

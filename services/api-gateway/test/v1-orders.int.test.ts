@@ -69,7 +69,7 @@ describe('/v1/orders against the database', () => {
     expect(other.statusCode).toBe(422);
     expect(other.json()).toEqual({
       error: 'idempotency_key_reused',
-      message: 'Idempotency-Key "retry-2" was already used for a different order request',
+      message: 'Idempotency-Key "retry-2" was already used for a different request',
       issues: [{ field: 'headers.idempotency-key', message: 'already used for a different request' }],
     });
     expect(await ordersOf(t.id)).toHaveLength(1);

@@ -37,6 +37,21 @@ describe('/v1/proxy-users against the database', () => {
     expect(sys.placed()).toBeGreaterThan(0);
   });
 
+  it('keeps no password for an Idempotency-Key retry without SECRETS_KEY: the retry learns it succeeded', async () => {
+    // This app has no SECRETS_KEY (tests/integration/idempotency.test.ts has the sealed replay).
+    const t = await sys.newTenant();
+    const post = () => sys.app.inject({ method: 'POST', url: '/v1/proxy-users', headers: { ...sys.bearer(t.key), 'idempotency-key': 'pu-1' }, payload: { name: 'erin' } });
+    const first = await post();
+    expect(first.statusCode).toBe(201);
+    const again = await post();
+    expect(again.statusCode).toBe(409);
+    expect(again.json()).toMatchObject({ error: 'idempotency_response_withheld', issues: [{ field: 'headers.idempotency-key', message: 'the first answer was not kept' }] });
+    expect((await list(t.key)).json().users).toHaveLength(1);
+    const records = await sys.database.query('select * from idempotency_keys where tenant_id = $1', [t.id]);
+    expect(records).toEqual([expect.objectContaining({ state: 'done', response_status: 201, response_body: null })]);
+    expect(JSON.stringify(records)).not.toContain(first.json().password);
+  });
+
   it('refuses a bad or taken name with a 4xx naming the field', async () => {
     const t = await sys.newTenant();
     for (const name of ['shop-1', 'country', 'Alice', '']) {
@@ -102,7 +117,9 @@ describe('/v1/proxy-users against the database', () => {
 
   it('are in the OpenAPI document, with a response schema per status', async () => {
     const { paths } = (await sys.app.inject({ method: 'GET', url: '/openapi.json' })).json();
-    expect(Object.keys(paths['/v1/proxy-users'].post.responses).sort()).toEqual(['201', '400', '403', '409']);
+    // 409 and 422 are also the Idempotency-Key's answers (in flight, used for another request).
+    expect(Object.keys(paths['/v1/proxy-users'].post.responses).sort()).toEqual(['201', '400', '403', '409', '422']);
+    expect(paths['/v1/proxy-users'].post.parameters).toContainEqual(expect.objectContaining({ in: 'header', name: 'idempotency-key', required: false }));
     expect(paths['/v1/proxy-users'].get.responses['200']).toBeDefined();
     expect(Object.keys(paths['/v1/proxy-users/{id}'].delete.responses).sort()).toEqual(['204', '404']);
   });

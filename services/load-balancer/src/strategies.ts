@@ -1,10 +1,10 @@
 import { openWatchedMap } from '@switchyard/bus';
-import type { BalancingStrategy } from '@switchyard/contracts';
+import type { BalancingStrategy, KvBucketName } from '@switchyard/contracts';
 import type { ServiceContext } from '@switchyard/service-kit';
 import type { StrategySource } from './router.js';
 import { STRATEGIES } from './settings.js';
 
-export const STRATEGY_BUCKET = 'lb-strategies';
+export const STRATEGY_BUCKET: KvBucketName = 'lb-strategies';
 
 export interface StrategyStore extends StrategySource {
   set(tenantId: string, strategy: BalancingStrategy): Promise<void>;

@@ -1,7 +1,8 @@
 import type { Issue, PoolView } from '@switchyard/contracts';
-import type { Kysely } from '@switchyard/db';
+import { sql, type Kysely } from '@switchyard/db';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { RequestError } from '../http/errors.js';
+import { IDEMPOTENCY_TTL_MS } from '../idempotency/store.js';
 import type { Caller } from '../keys.js';
 import type { Database } from '../tables.js';
 import { isExempt, nodeAdditions, quotaRefusals, RATE_FIELD, specRefusals, withPending, type PendingOrder, type PoolLimits, type TenantUsage } from './pool-policy.js';
@@ -82,7 +83,14 @@ export function createPoolGuard(deps: PoolGuardDeps) {
   /** A retry of an order already placed is answered by the repository, not counted again. */
   async function keyUsed(tenantId: string, key: string | undefined): Promise<boolean> {
     if (key === undefined) return false;
-    const row = await db.selectFrom('orders').select('id').where('tenant_id', '=', tenantId).where('idempotency_key', '=', key).executeTakeFirst();
+    // An expired key is free for a new order (placeOrder lets go of it), which is counted.
+    const row = await db
+      .selectFrom('orders')
+      .select('id')
+      .where('tenant_id', '=', tenantId)
+      .where('idempotency_key', '=', key)
+      .where('created_at', '>=', sql<Date>`now() - make_interval(secs => ${IDEMPOTENCY_TTL_MS / 1000})`)
+      .executeTakeFirst();
     return row !== undefined;
   }
 

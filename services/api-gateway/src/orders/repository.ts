@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { currentTraceparent } from '@switchyard/bus';
 import { sql, type Kysely, type Transaction } from '@switchyard/db';
+import { IDEMPOTENCY_TTL_MS } from '../idempotency/store.js';
 import { orderSecrets, type OrderSecrets } from '../secrets.js';
 import type { Database, Order } from '../tables.js';
 import { commandFor, type Command } from './commands.js';
@@ -20,7 +21,8 @@ function inTransaction<T>(db: Db, work: (tx: Transaction<Database>) => Promise<T
  * Stores the order and its command in one transaction: once this commits the command will
  * be published by the outbox relay, whatever happens to this process. With an idempotency
  * key, a retry of the same request returns the order placed first (`replayed`), and the same
- * key with another request is refused. Secrets are sealed before either is written; without
+ * key with another request is refused, for IDEMPOTENCY_TTL_MS. This is the transactional half
+ * of Idempotency-Key: it holds even when the route's record (idempotency/) was lost. Secrets are sealed before either is written; without
  * `secrets` (SECRETS_KEY) an order that has some is refused.
  */
 export async function placeOrder(
@@ -34,6 +36,8 @@ export async function placeOrder(
   const sealed = secrets.seal(request);
   const { command, result } = commandFor(id, tenantId, sealed);
   return inTransaction(db, async (tx) => {
+    // A key older than IDEMPOTENCY_TTL_MS is free for a new order: the old order lets go of it.
+    if (idempotencyKey !== undefined) await releaseExpiredOrderKey(tx, tenantId, idempotencyKey);
     const order = await tx
       .insertInto('orders')
       .values({
@@ -56,6 +60,16 @@ export async function placeOrder(
     await enqueueCommand(tx, tenantId, command);
     return { order, replayed: false };
   });
+}
+
+async function releaseExpiredOrderKey(db: Db, tenantId: string, key: string): Promise<void> {
+  await db
+    .updateTable('orders')
+    .set({ idempotency_key: null })
+    .where('tenant_id', '=', tenantId)
+    .where('idempotency_key', '=', key)
+    .where('created_at', '<', sql<Date>`now() - make_interval(secs => ${IDEMPOTENCY_TTL_MS / 1000})`)
+    .execute();
 }
 
 /**

@@ -151,6 +151,7 @@ export function fleetRoutes(deps: FleetRouteDeps): FastifyPluginAsync {
     v1.post(
       '/nodes/:id/restart',
       {
+        config: { idempotency: {} },
         schema: { ...requires('pools:write'), description: 'places a node.restart order', params: NodeParams, response: { 202: OrderView, 404: ErrorBody, 503: ErrorBody } },
       },
       async (request, reply) => {

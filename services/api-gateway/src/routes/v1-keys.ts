@@ -135,6 +135,8 @@ export function keyRoutes(deps: { db: Kysely<Database>; policy: KeyPolicy }): Fa
     v1.post(
       '/keys',
       {
+        // The answer holds the new key, shown once: a replay opens it sealed under SECRETS_KEY.
+        config: { idempotency: { secretResponse: true } },
         schema: {
           ...requires('keys'),
           description: `issues an API key. \`scopes\` may not be wider than the calling key's, nor outlive it. Expires after ${policy.defaultTtlDays} days unless \`expiresAt\` says sooner or later (at most ${policy.maxTtlDays} days). The key is in this answer only.`,
@@ -213,6 +215,8 @@ export function keyRoutes(deps: { db: Kysely<Database>; policy: KeyPolicy }): Fa
     v1.post(
       '/keys/:id/rotate',
       {
+        // The answer holds the new key, shown once: a replay opens it sealed under SECRETS_KEY.
+        config: { idempotency: { secretResponse: true } },
         schema: {
           ...requires('keys'),
           description: `issues a successor with the same name and scopes; the old key keeps working until \`overlapUntil\` (default ${policy.defaultOverlapHours} h, at most ${policy.maxOverlapHours} h, never past its own expiry; now ends it at once)`,

@@ -5,6 +5,7 @@ import { Id, Timestamp } from '@switchyard/contracts';
 import type { Kysely } from '@switchyard/db';
 import { callerOf } from '../http/auth.js';
 import { badRequest, notFound, RequestError } from '../http/errors.js';
+import { idempotencyKeyOf, REPLAYED_HEADER } from '../idempotency/plugin.js';
 import type { PoolGuard } from '../orders/pool-guard.js';
 import { getOrder, listOrders, placeOrder } from '../orders/repository.js';
 import { OrderRequest, OrderView, orderIssues, toView } from '../orders/schemas.js';
@@ -31,13 +32,11 @@ export function orderRoutes(deps: OrderRouteDeps): FastifyPluginAsync {
     v1.post(
       '/orders',
       {
+        // A retry after the order was stored but its record was not (the answer failed) still
+        // meets the key on the order row: placeOrder returns the same order.
+        config: { idempotency: {} },
         schema: {
           ...requires('pools:write'),
-          headers: Type.Object({
-            'idempotency-key': Type.Optional(
-              Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$', description: 'retries with the same key return the first order' }),
-            ),
-          }),
           body: OrderRequest,
           response: { 202: OrderView, 400: ErrorBody, 403: ErrorBody, 422: ErrorBody, 429: ErrorBody, 503: ErrorBody },
         },
@@ -45,17 +44,17 @@ export function orderRoutes(deps: OrderRouteDeps): FastifyPluginAsync {
       async (request, reply) => {
         const issues = orderIssues(request.body);
         if (issues.length) throw badRequest(issues);
-        const key = request.headers['idempotency-key'];
+        const key = idempotencyKeyOf(request);
         const caller = callerOf(request);
         deps.secrets.check(request.body);
         const placed = await deps.guard.place(caller, request.body, key, reply, () => placeOrder(db, caller.tenantId, request.body, key, deps.secrets));
         if (placed === 'key_reused') {
-          throw new RequestError(422, 'idempotency_key_reused', `Idempotency-Key "${key}" was already used for a different order request`, [
+          throw new RequestError(422, 'idempotency_key_reused', `Idempotency-Key "${key}" was already used for a different request`, [
             { path: 'headers.idempotency-key', message: 'already used for a different request' },
           ]);
         }
         if (!placed.replayed) deps.onOrderPlaced();
-        if (placed.replayed) reply.header('idempotent-replayed', 'true');
+        if (placed.replayed) reply.header(REPLAYED_HEADER, 'true');
         return reply.code(202).header('location', `/v1/orders/${placed.order.id}`).send(toView(placed.order));
       },
     );

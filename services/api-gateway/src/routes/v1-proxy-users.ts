@@ -30,6 +30,8 @@ export function proxyUserRoutes(deps: ProxyUserRouteDeps): FastifyPluginAsync {
     v1.post(
       '/proxy-users',
       {
+        // The answer holds the password, shown once: a retry gets it again, kept sealed meanwhile.
+        config: { idempotency: { secretResponse: true } },
         schema: {
           ...requires('proxy'),
           description:

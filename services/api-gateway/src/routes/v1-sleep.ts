@@ -111,6 +111,7 @@ export function sleepRoutes(deps: SleepRouteDeps): FastifyPluginAsync {
     v1.post(
       '/nodes/:id/sleep',
       {
+        config: { idempotency: {} },
         schema: {
           ...requires('pools:write'),
           description: "places a node.sleep order: the sleep controller arms the catch of the node's ports, then stops it (sleep.cmd.node)",
@@ -149,6 +150,7 @@ export function sleepRoutes(deps: SleepRouteDeps): FastifyPluginAsync {
     v1.post(
       '/nodes/:id/wake',
       {
+        config: { idempotency: {} },
         schema: {
           ...requires('pools:write'),
           description: 'places a node.wake order: exit-node-manager starts the sleeping node (node.cmd.wake)',

@@ -17,6 +17,8 @@ export function tenantRoutes(deps: { db: Kysely<Database>; keys: { defaultTtlDay
     v1.post(
       '/tenants',
       {
+        // The answer holds the tenant's first API key: kept sealed for a retry.
+        config: { idempotency: { secretResponse: true } },
         schema: {
           ...requires('admin'),
           body: Type.Object({ name: Name }, { additionalProperties: false }),

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Kysely } from '@switchyard/db';
 import type { Fleet } from '../fleet.js';
 import type { PoolGuard } from '../orders/pool-guard.js';
+import { installIdempotency } from '../idempotency/plugin.js';
 import { assertScopeDeclared, type Auth } from '../http/auth.js';
 import type { KeyPolicy } from './v1-keys.js';
 import { keyRoutes } from './v1-keys.js';
@@ -23,6 +24,8 @@ export interface V1Deps {
   proxyUsersPerTenant: number;
   guard: PoolGuard;
   secrets: OrderSecrets;
+  /** SECRETS_KEY (fingerprints, sealed answers) and IDEMPOTENCY_IN_FLIGHT_MS. */
+  idempotency: { secretsKey?: Buffer | undefined; inFlightMs: number };
   auth: Auth;
   keys: KeyPolicy;
   aclDenials: DenialReader;
@@ -34,6 +37,8 @@ export function v1Routes(deps: V1Deps): FastifyPluginAsync {
   return async (v1) => {
     v1.addHook('onRoute', assertScopeDeclared);
     v1.addHook('onRequest', deps.auth.key);
+    // Before the routes: it adds the header to the schema of each route that opts in.
+    installIdempotency(v1, { db, ...deps.idempotency });
     // In this order the OpenAPI document lists the paths as it always has.
     await v1.register(tenantRoutes({ db, keys: deps.keys }));
     await v1.register(keyRoutes({ db, policy: deps.keys }));
