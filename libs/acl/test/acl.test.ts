@@ -86,7 +86,7 @@ describe('parsePolicy (HuJSON)', () => {
     // 60 KB: within the size bound; without the check the parser recursed 30 000 levels and overflowed the stack.
     const sneaky = `{"acls":[],"x":${']'.repeat(30_000)},"y":${'['.repeat(30_000)}}`;
     expect(Buffer.byteLength(sneaky)).toBeLessThan(ACL_LIMITS.maxTextBytes);
-    expect(errorOf(() => parsePolicy(sneaky))).toMatchObject({ kind: 'syntax', line: 1, column: 16, reason: expect.stringMatching(/unbalanced \]/) });
+    expect(errorOf(() => parsePolicy(sneaky))).toMatchObject({ kind: 'syntax', line: 1, column: 17, reason: expect.stringMatching(/unbalanced \]/) });
   });
 });
 
