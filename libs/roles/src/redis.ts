@@ -16,7 +16,9 @@ import { ACCESS } from './access.js';
 export const REDIS_CONNECTION_COMMANDS = ['+auth', '+hello', '+ping', '+echo', '+select', '+reset', '+quit', '+client|setname', '+client|getname', '+client|id', '+info'] as const;
 // Order matters: INFO is in @dangerous, so it is added back after; @write holds FUNCTION
 // LOAD/FLUSH (server-wide), hence -@scripting, and a row adds back the scripting it needs.
-export const REDIS_COMMON_COMMANDS = ['-@all', ...REDIS_CONNECTION_COMMANDS, '+@read', '+@write', '-@dangerous', '-@scripting', '+info', '+select'] as const;
+// MULTI/EXEC (@transaction): rate-limiter-flexible reads a budget in one; each command inside is
+// still checked against the user's rules.
+export const REDIS_COMMON_COMMANDS = ['-@all', ...REDIS_CONNECTION_COMMANDS, '+@read', '+@write', '+@transaction', '-@dangerous', '-@scripting', '+info', '+select'] as const;
 
 /** `password` as SETUSER takes it (`>clear`) or as an ACL file should keep it (`#sha256`). */
 export type RedisSecret = { password: string } | { sha256: string };
