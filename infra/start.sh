@@ -76,7 +76,12 @@ for s in "${services[@]}"; do
   commands+=("NATS_NKEY_SEED_FILE=.run/nats/$s.nk node --env-file=.run/env/$s.env services/$s/dist/main.js")
 done
 
-echo "Switchyard API: http://$API_HOST:$API_PORT  (admin key: $ADMIN_API_KEY)"
+# The key itself stays out of the output (and so out of any log it is piped to).
+if [ -s .run/admin-api-key ] && [ "$(cat .run/admin-api-key)" = "$ADMIN_API_KEY" ]; then
+  echo "Switchyard API: http://$API_HOST:$API_PORT  (admin key in .run/admin-api-key)"
+else
+  echo "Switchyard API: http://$API_HOST:$API_PORT  (admin key: the ADMIN_API_KEY you set)"
+fi
 echo "NATS: $NATS_URL  (one nkey per service, seeds in .run/nats/)"
 echo "Proxy (HTTP and SOCKS5): $LB_LISTEN_HOST:$LB_PROXY_PORT  (username country-<cc> picks the country)"
 exec npx concurrently --kill-others-on-fail --prefix-colors auto \

@@ -31,11 +31,21 @@ export interface BenchLb {
   stop(): Promise<void>;
 }
 
+export interface BenchLbOptions {
+  /** The tenant of each backend's pool; one tenant for all unless given. */
+  readonly tenants?: readonly string[];
+  /** The tags of each backend's pool (what an ACL policy names); none unless given. */
+  readonly tags?: readonly (readonly string[])[];
+  /** Changes the peer's state (policies, say) before the load balancer first reads it. */
+  readonly prepare?: (peer: RoutingPeer) => void;
+}
+
 /**
  * The real load balancer (services/load-balancer/dist/main.js) on a private NATS server, with
- * the bench answering pool.req.snapshot and health.req.status: one app pool per backend port.
+ * the bench answering pool.req.snapshot, health.req.status and acl.req.snapshot: one app pool
+ * per backend port.
  */
-export async function startBenchLb(backendPorts: number[], env: Record<string, string> = {}): Promise<BenchLb> {
+export async function startBenchLb(backendPorts: number[], env: Record<string, string> = {}, opts: BenchLbOptions = {}): Promise<BenchLb> {
   const nats = await startNatsServer();
   const nc = await nats.connect();
   const peer = startRoutingPeer(nc);
@@ -43,11 +53,16 @@ export async function startBenchLb(backendPorts: number[], env: Record<string, s
   const ports: number[] = [];
   for (const [i, backend] of backendPorts.entries()) {
     const publicPort = await freePort();
-    const pool = aPoolView({ name: `bench-${i}`, kind: 'app', image: 'none', publicPort, ports: [{ name: 'tcp', containerPort: backend }] }, { tenantId });
+    const tags = opts.tags?.[i];
+    const pool = aPoolView(
+      { name: `bench-${i}`, kind: 'app', image: 'none', publicPort, ports: [{ name: 'tcp', containerPort: backend }], ...(tags ? { tags: [...tags] } : {}) },
+      { tenantId: opts.tenants?.[i] ?? tenantId },
+    );
     peer.state.pools.push(pool);
     peer.state.nodes.push(aNodeServing(pool, backend));
     ports.push(publicPort);
   }
+  opts.prepare?.(peer);
   const lb = await startReady('load-balancer', {
     NATS_URL: nats.url,
     ...nats.identityEnv('load-balancer'),

@@ -161,6 +161,15 @@ describe('services on their own Postgres roles and Redis users', () => {
       expect(((await rejectionOf(as(service).call('FUNCTION', 'DELETE', suffix))) as Error).message).toMatch(/^NOPERM/);
     });
 
+    it.each(SERVICE_NAMES)('refuses %s the CLIENT commands that would freeze or cut off the others', async (service) => {
+      // Harmless if allowed (a 1 ms pause, a client id that does not exist), NOPERM when refused.
+      for (const args of [['PAUSE', '1', 'WRITE'], ['KILL', 'ID', '999999999'], ['LIST'], ['NO-EVICT', 'ON']]) {
+        const err = (await rejectionOf(as(service).call('CLIENT', ...args))) as Error;
+        expect(err.message, `${service}: CLIENT ${args.join(' ')}`).toMatch(/^NOPERM/);
+      }
+      expect(await as(service).ping()).toBe('PONG');
+    });
+
     it('lets api-gateway only read the acl:* counters the load balancer writes', async () => {
       const key = keyIn('acl:*');
       await as('load-balancer').hincrby(key, 'rule-0', 1);

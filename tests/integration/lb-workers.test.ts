@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { NodeView, PoolView } from '@switchyard/contracts';
 import {
+  createTestRedisUsers,
+  type TestRedisUsers,
   eventually,
   natsRequest,
   watchSubjects,
@@ -37,13 +39,15 @@ describe('load balancer workers and the routing table', () => {
   let publicPort: number;
   let proxyPort: number;
   let redis: Redis;
+  let redisUsers: TestRedisUsers;
   const tenantId = randomUUID();
   const names = ['a', 'b', 'c'];
 
   const env = async (extra: Record<string, string> = {}) => ({
     NATS_URL: nats.url,
     ...nats.identityEnv('load-balancer'),
-    REDIS_URL: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
+    // Its own Redis user (lb:* only), as in a deployment.
+    REDIS_URL: redisUsers.urlFor('load-balancer'),
     LB_PROXY_PORT: String(await freePort()),
     LB_REBUILD_INTERVAL_MS: '60000',
     SHUTDOWN_TIMEOUT_MS: '5000',
@@ -68,6 +72,7 @@ describe('load balancer workers and the routing table', () => {
   }
 
   beforeAll(async () => {
+    redisUsers = await createTestRedisUsers(`sy_lbw_${randomUUID().slice(0, 8)}`);
     nats = await startNatsServer();
     nc = await nats.connect();
     peer = startRoutingPeer(nc);
@@ -92,6 +97,7 @@ describe('load balancer workers and the routing table', () => {
     await nc?.close();
     await backends?.close();
     redis?.disconnect();
+    await redisUsers?.delete();
     await nats?.stop();
   });
 

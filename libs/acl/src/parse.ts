@@ -99,7 +99,10 @@ export function parseText(text: string): { tree: Node; document: PolicyDocument 
   for (let token = scanner.scan() as number; token !== EOF; token = scanner.scan() as number) {
     if (token === OPEN_BRACE || token === OPEN_BRACKET) {
       if (++depth > ACL_LIMITS.maxDepth) throw errorAt(text, scanner.getTokenOffset(), [], `nested more than ${ACL_LIMITS.maxDepth} levels deep`);
-    } else if (token === CLOSE_BRACE || token === CLOSE_BRACKET) depth--;
+    } else if (token === CLOSE_BRACE || token === CLOSE_BRACKET) {
+      // A close before its open would let later opens nest past the bound unnoticed.
+      if (--depth < 0) throw errorAt(text, scanner.getTokenOffset(), [], `unbalanced ${text[scanner.getTokenOffset()]}: nothing open to close`, 'syntax');
+    }
   }
 
   const errors: ParseError[] = [];

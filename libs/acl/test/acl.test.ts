@@ -81,6 +81,13 @@ describe('parsePolicy (HuJSON)', () => {
     const deep = `{ "acls": ${'['.repeat(30_000)}`;
     expect(errorOf(() => parsePolicy(deep))).toMatchObject({ line: 1, column: 11 + ACL_LIMITS.maxDepth - 1, reason: expect.stringMatching(/nested more than/) });
   });
+
+  it('refuses closes before opens, which would hide deep nesting from the bound', () => {
+    // 60 KB: within the size bound; without the check the parser recursed 30 000 levels and overflowed the stack.
+    const sneaky = `{"acls":[],"x":${']'.repeat(30_000)},"y":${'['.repeat(30_000)}}`;
+    expect(Buffer.byteLength(sneaky)).toBeLessThan(ACL_LIMITS.maxTextBytes);
+    expect(errorOf(() => parsePolicy(sneaky))).toMatchObject({ kind: 'syntax', line: 1, column: 17, reason: expect.stringMatching(/unbalanced \]/) });
+  });
 });
 
 describe('compilePolicy: what the names mean', () => {

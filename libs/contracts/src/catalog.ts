@@ -168,7 +168,7 @@ export const catalog = {
     schema: M.PoolChanged,
     durable: true,
     producers: ['exit-node-manager'],
-    consumers: ['load-balancer', 'health-monitor', 'sleep-controller'],
+    consumers: ['load-balancer', 'health-monitor', 'sleep-controller', 'socket-activator'],
     summary: 'a pool was created or its spec changed',
   }),
   'pool.evt.deleted': event({

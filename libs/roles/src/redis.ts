@@ -8,9 +8,17 @@ import { ACCESS } from './access.js';
  * DEBUG, FUNCTION ...), no scripting and no pub/sub unless its row adds them. A service without keys
  * may only connect (and ask INFO).
  */
+/**
+ * What a client needs to connect (ioredis: AUTH/HELLO, CLIENT SETNAME, SELECT, the INFO ready
+ * check, QUIT). Named one by one: @connection also holds CLIENT PAUSE, KILL and LIST, with which
+ * one service could freeze or cut off every other.
+ */
+export const REDIS_CONNECTION_COMMANDS = ['+auth', '+hello', '+ping', '+echo', '+select', '+reset', '+quit', '+client|setname', '+client|getname', '+client|id', '+info'] as const;
 // Order matters: INFO is in @dangerous, so it is added back after; @write holds FUNCTION
 // LOAD/FLUSH (server-wide), hence -@scripting, and a row adds back the scripting it needs.
-export const REDIS_COMMON_COMMANDS = ['-@all', '+@connection', '+@read', '+@write', '-@dangerous', '-@scripting', '+info', '+select'] as const;
+// MULTI/EXEC (@transaction): rate-limiter-flexible reads a budget in one; each command inside is
+// still checked against the user's rules.
+export const REDIS_COMMON_COMMANDS = ['-@all', ...REDIS_CONNECTION_COMMANDS, '+@read', '+@write', '+@transaction', '-@dangerous', '-@scripting', '+info', '+select'] as const;
 
 /** `password` as SETUSER takes it (`>clear`) or as an ACL file should keep it (`#sha256`). */
 export type RedisSecret = { password: string } | { sha256: string };
@@ -23,7 +31,7 @@ export function redisAclRules(service: ServiceName, secret: RedisSecret): string
   const { keys, readKeys, commands } = ACCESS[service].redis;
   const pass = 'password' in secret ? `>${secret.password}` : `#${secret.sha256}`;
   const keyRules = [...keys.map((k) => `~${k}`), ...readKeys.map((k) => `%R~${k}`)];
-  const commandRules = keyRules.length === 0 ? ['-@all', '+@connection', '+info'] : [...REDIS_COMMON_COMMANDS, ...commands];
+  const commandRules = keyRules.length === 0 ? ['-@all', ...REDIS_CONNECTION_COMMANDS] : [...REDIS_COMMON_COMMANDS, ...commands];
   return ['reset', 'on', pass, ...keyRules, 'resetchannels', ...commandRules];
 }
 

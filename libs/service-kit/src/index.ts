@@ -11,3 +11,5 @@ export { AclSnapshotPages, cutRows, cutSnapshot, SnapshotPages, SnapshotServer }
 export type { AclSnapshotPagesOptions, Cut, SkippedItem, SkippedRow, SnapshotCodec, SnapshotPagesOptions, SnapshotServerOptions } from './snapshot-pages.js';
 export { requestAclSnapshot, requestPoolSnapshot, requestSnapshotPages, SnapshotExpired } from './snapshot-request.js';
 export type { AclSnapshot, FetchedAclSnapshot, FetchedSnapshot, FetchSnapshotOptions, Paged, PagedRequest, PoolSnapshot } from './snapshot-request.js';
+export { AclDenials, AclGate, AclPolicyBook, aclDeniedKey, rebuildAclPolicies, reportInvalidPolicies } from './acl-policies.js';
+export type { AclDecision, AclDestination, AclEvaluator, AclPolicyBookOptions, AclPolicyItem, AclSource } from './acl-policies.js';

@@ -8,6 +8,7 @@ export { EXIT_NODE_IMAGE, docker, startTestSystem, removeTenantContainers, poolO
 export { repoRoot, startService, startReady, type ServiceProcess } from './processes.js';
 export { startNatsServer, type NatsServer, type NatsIdentityUnderTest } from './nats-server.js';
 export { createTestDatabase, postgresPort, type TestDatabase } from './database.js';
+export { createTestRedisUsers, type TestRedisUsers } from './redis-users.js';
 // Loopback ports and links a test can cut.
 export { freePort, waitForPort, startCuttableLink, type CuttableLink } from './net.js';
 export { startDockerLink, type DockerLink } from './docker-link.js';

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import type { NodeHealth, NodeView, PoolView } from '@switchyard/contracts';
+import type { AclPolicyView, NodeHealth, NodeView, PoolView } from '@switchyard/contracts';
 
 /**
  * What a test's load balancer needs to serve its clients the way the tests expect: without
@@ -11,18 +11,22 @@ import type { NodeHealth, NodeView, PoolView } from '@switchyard/contracts';
 export const LOOPBACK_LB_ENV: Readonly<Record<string, string>> = Object.freeze({ LB_OPEN_PROXY: 'true', LB_ALLOWED_NETWORKS: '127.0.0.1/32' });
 
 /**
- * Stands in for exit-node-manager and health-monitor on the request subjects the load
- * balancer rebuilds its table from (`pool.req.snapshot`, `health.req.status`), as a NATS
- * peer. Tests and benches change `state` and the next rebuild sees it.
+ * Stands in for exit-node-manager, health-monitor and api-gateway on the request subjects the
+ * load balancer rebuilds itself from (`pool.req.snapshot`, `health.req.status`,
+ * `acl.req.snapshot`), as a NATS peer. Tests and benches change `state` and the next rebuild
+ * sees it. `policies`: the tenants' ACL policies (none unless a test sets some), one page.
  */
 export interface RoutingPeer {
-  readonly state: { pools: PoolView[]; nodes: NodeView[]; health: NodeHealth[] | null };
+  readonly state: { pools: PoolView[]; nodes: NodeView[]; health: NodeHealth[] | null; policies: AclPolicyView[] };
   stop(): void;
 }
 
-export function startRoutingPeer(nc: NatsConnection, opts: { snapshot?: boolean; health?: boolean } = {}): RoutingPeer {
-  const state: RoutingPeer['state'] = { pools: [], nodes: [], health: [] };
+export function startRoutingPeer(nc: NatsConnection, opts: { snapshot?: boolean; health?: boolean; acl?: boolean } = {}): RoutingPeer {
+  const state: RoutingPeer['state'] = { pools: [], nodes: [], health: [], policies: [] };
   const subs: Subscription[] = [];
+  if (opts.acl ?? true) {
+    subs.push(nc.subscribe('acl.req.snapshot', { callback: (_e, m) => void m.respond(JSON.stringify({ policies: state.policies })) }));
+  }
   if (opts.snapshot ?? true) {
     subs.push(nc.subscribe('pool.req.snapshot', { callback: (_e, m) => void m.respond(JSON.stringify({ pools: state.pools, nodes: state.nodes })) }));
   }
@@ -102,12 +106,15 @@ export function askTcp(port: number, timeoutMs = 5000, keep = false): Promise<{ 
   });
 }
 
-/** Sends raw bytes and collects everything until the peer closes or `timeoutMs` passes. */
-export function rawExchange(port: number, data: Buffer | string, timeoutMs = 5000): Promise<{ bytes: Buffer; closed: boolean; ms: number }> {
+/**
+ * Sends raw bytes and collects everything until the peer closes or `timeoutMs` passes.
+ * `localAddress`: the loopback address the client connects from (an ACL policy's source).
+ */
+export function rawExchange(port: number, data: Buffer | string, timeoutMs = 5000, localAddress?: string): Promise<{ bytes: Buffer; closed: boolean; ms: number }> {
   return new Promise((resolve) => {
     const t0 = performance.now();
     const chunks: Buffer[] = [];
-    const s = tcpConnect(port, '127.0.0.1');
+    const s = tcpConnect({ port, host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) });
     const timer = setTimeout(() => {
       s.destroy();
       resolve({ bytes: Buffer.concat(chunks), closed: false, ms: performance.now() - t0 });

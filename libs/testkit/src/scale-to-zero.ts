@@ -32,6 +32,8 @@ export interface AppPoolInput {
   env?: Record<string, string>;
   /** The load balancer's TCP port for the pool. */
   publicPort?: number;
+  /** The pool's tags, as ACL policies name them (`tag:web`). */
+  tags?: string[];
 }
 
 /**
@@ -154,6 +156,7 @@ function makeHandle(h: {
             ports: [{ name: input.portName ?? 'main', containerPort: input.containerPort }],
             ...(input.env ? { env: input.env } : {}),
             ...(input.publicPort ? { publicPort: input.publicPort } : {}),
+            ...(input.tags ? { tags: input.tags } : {}),
           },
         },
       });
@@ -221,11 +224,14 @@ export interface HttpAnswer {
   ms: number;
 }
 
-/** One GET on a connection of its own (no agent), bounded in time; rejects on any error. */
-export function httpGet(port: number, path: string, timeoutMs: number): Promise<HttpAnswer> {
+/**
+ * One GET on a connection of its own (no agent), bounded in time; rejects on any error.
+ * `localAddress`: the loopback address the client connects from (an ACL policy's source).
+ */
+export function httpGet(port: number, path: string, timeoutMs: number, opts: { localAddress?: string } = {}): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const req = request({ host: '127.0.0.1', port, path, method: 'GET', agent: false, timeout: timeoutMs }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, method: 'GET', agent: false, timeout: timeoutMs, ...opts }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), ms: performance.now() - t0 }));

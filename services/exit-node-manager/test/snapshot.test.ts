@@ -39,6 +39,16 @@ describe('the snapshot exit-node-manager serves', () => {
     expect(skipped).toEqual([{ kind: 'pool', tenantId: TENANT, poolId: bad.poolId, nodes: 1, reason: expect.stringContaining('spec.nodes.min') }]);
   });
 
+  it("carries a pool's tags to the load balancer and the activator, which judge ACL policies by them", async () => {
+    const { repo, add } = await seeded();
+    const tagged = await add(TENANT, 'tagged');
+    repo.pools.get(`${TENANT}/${tagged.poolId}`)!.spec.tags = ['tag:exit', 'tag:jp'];
+    const pages = new SnapshotPages({ pageBytes: () => 1024 * 1024, onSkip: () => undefined });
+    const got = await requestPoolSnapshot((p) => pages.serve(p, () => snapshotViews(repo, noStats, p.tenantId, () => undefined)));
+    expect(got.skipped).toBe(0);
+    expect(got.pools.map((p) => p.spec.tags)).toEqual([['tag:exit', 'tag:jp']]);
+  });
+
   it('leaves out a node whose pool spec cannot make a view, and serves the nodes of a pool mid-delete', async () => {
     const { repo, add } = await seeded();
     const odd = await add(TENANT, 'odd');

@@ -1,6 +1,7 @@
 import cluster from 'node:cluster';
 import type { Server } from 'node:net';
-import { requestPoolSnapshot, runService } from '@switchyard/service-kit';
+import { compilePolicy } from '@switchyard/acl';
+import { AclDenials, AclGate, AclPolicyBook, rebuildAclPolicies, reportInvalidPolicies, requestAclSnapshot, requestPoolSnapshot, runService } from '@switchyard/service-kit';
 import { LoadBalancerEnv } from './config.js';
 import { TrafficCounters } from './counters.js';
 import { acceptAppClient, acceptProxyClient, type DataPlane } from './dataplane.js';
@@ -36,6 +37,18 @@ export async function runWorker(): Promise<void> {
         rebuild: rebuildProxyUsers(proxyUsers, (p) => bus.request('proxyuser.req.snapshot', p, { timeoutMs: 5000 })),
         periodMs: config.LB_REBUILD_INTERVAL_MS,
       });
+      // The tenants' ACL policies, compiled once per change, judged per connection before a node is dialled.
+      const policies = new AclPolicyBook({
+        compile: compilePolicy,
+        onInvalid: reportInvalidPolicies(bus, log),
+      });
+      const acl = new AclGate(policies, new AclDenials(), log);
+      const aclResync = follow({
+        what: 'ACL policies',
+        events: { 'acl.evt.changed': async (p) => void policies.changed(p) },
+        rebuild: rebuildAclPolicies(policies, () => requestAclSnapshot((q) => bus.request('acl.req.snapshot', q, { timeoutMs: 5000 }))),
+        periodMs: config.LB_REBUILD_INTERVAL_MS,
+      });
       const router = new Router(table, store, config.LB_DEFAULT_STRATEGY, parseClientRegions(config.LB_CLIENT_REGIONS));
 
       const dp: DataPlane = {
@@ -54,6 +67,7 @@ export async function runWorker(): Promise<void> {
           maxBufferedBytes: config.LB_MAX_BUFFERED_BYTES,
         },
         credentials,
+        acl,
         connectFailed(node, error) {
           bus
             .publish('lb.evt.connfail', { tenantId: node.tenantId, poolId: node.poolId, nodeId: node.id, at: new Date().toISOString(), error: error.slice(0, 500) })
@@ -84,7 +98,7 @@ export async function runWorker(): Promise<void> {
         periodMs: config.LB_REBUILD_INTERVAL_MS,
       });
       // Ready once the first rebuild was tried; a failed one is retried soon, not a period later.
-      await Promise.all([resync.settled(), usersResync.settled()]);
+      await Promise.all([resync.settled(), usersResync.settled(), aclResync.settled()]);
       const scoreTimer = setInterval(() => {
         bus.request('health.req.status', {}, { timeoutMs: 1000 }).then(
           (reply) => table.refreshScores(reply.nodes),
@@ -93,7 +107,11 @@ export async function runWorker(): Promise<void> {
       }, config.LB_SCORE_REFRESH_MS);
       onShutdown(async () => clearInterval(scoreTimer));
 
-      const flush = () => counters.flush(redis!).catch((err: Error) => log.warn({ err: err.message }, 'traffic counters not flushed'));
+      const flush = () =>
+        Promise.all([
+          counters.flush(redis!).catch((err: Error) => log.warn({ err: err.message }, 'traffic counters not flushed')),
+          acl.denials.flush(redis!).catch((err: Error) => log.warn({ err: err.message }, 'ACL denial counts not flushed')),
+        ]);
       const flushTimer = setInterval(() => void flush(), config.LB_FLUSH_INTERVAL_MS);
       onShutdown(async () => {
         clearInterval(flushTimer);

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { NodeView, PoolView } from '@switchyard/contracts';
+import { AclDenials, AclGate, AclPolicyBook, type AclEvaluator } from '@switchyard/service-kit';
 import { aNodeView, aPublishedPort } from '@switchyard/testkit/fixtures';
 import { TrafficCounters } from '../src/counters.js';
 import { acceptAppClient, acceptProxyClient, type DataPlane, type DataPlaneConfig } from '../src/dataplane.js';
@@ -48,10 +49,18 @@ function nodeView(nodeId: string, port: number): NodeView {
 }
 
 /** A load balancer port in front of the given nodes; returns its port and the connfail count. */
+/** Policies known and none set: what a worker without any tenant policy enforces. */
+function aclGate(policies: Record<string, AclEvaluator> = {}, loaded = true): AclGate {
+  const book = new AclPolicyBook({ compile: (doc) => doc as AclEvaluator });
+  if (loaded) book.replace(Object.entries(policies).map(([tenantId, policy]) => ({ tenantId, version: 1, policy })));
+  return new AclGate(book, new AclDenials(), { debug: () => undefined });
+}
+
 async function balancer(
   ports: number[],
   config: Partial<DataPlaneConfig>,
   front: 'proxy' | 'app' = 'proxy',
+  acl: AclGate = aclGate(),
 ): Promise<{ port: number; connfails: string[]; counters: TrafficCounters }> {
   const counters = new TrafficCounters();
   const table = new RoutingTable(counters);
@@ -76,6 +85,7 @@ async function balancer(
       ...config,
     },
     credentials: new ProxyCredentials(new Map(), new ProxyUserBook()),
+    acl,
     connectFailed: (_node, error) => connfails.push(error),
   };
   const server = createServer({ allowHalfOpen: true }, (sock) => (front === 'proxy' ? acceptProxyClient(dp, sock, undefined) : acceptAppClient(dp, sock, pool.poolId)));
@@ -288,6 +298,63 @@ describe('data plane: the front door', () => {
     expect(lb.connfails).toEqual([]);
     expect(a.conns.length + b2.conns.length).toBe(2);
     expect(rejects.mock.calls.flat()).toEqual(['failed', 'failed']);
+  });
+
+  it("refuses what the pool tenant's ACL policy denies before any node is dialled: 403, SOCKS5 0x02, an app port closed", async () => {
+    const seen: Array<[string | undefined, string, readonly string[], number]> = [];
+    // Port 443 of the pool is open to user alice only; anything else falls to the default deny.
+    const policy: AclEvaluator = {
+      decide: (src, dst) => {
+        seen.push([src.user, src.address, dst.tags, dst.port]);
+        return src.user === 'alice' && dst.port === 443 ? { allowed: true, rule: 0 } : { allowed: false, rule: null };
+      },
+    };
+    const node = await nodeAnswering('HTTP/1.1 200 OK\r\n\r\n');
+    const gate = aclGate({ [tenantId]: policy });
+    const lb = await balancer([node.port], {}, 'proxy', gate);
+    const rejects = vi.spyOn(lb.counters, 'reject');
+    const denied = vi.spyOn(gate.denials, 'count');
+    const http = await exchange(lb.port, 'CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n');
+    expect(http.text).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+    expect(http.text).toContain('the ACL policy does not allow this connection');
+    const socks = await exchange(lb.port, b(5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, 1, 187));
+    expect([...Buffer.from(socks.text, 'latin1')]).toEqual([5, 0, 5, SOCKS.REP_NOT_ALLOWED, 0, 1, 0, 0, 0, 0, 0, 0]);
+    const app = await balancer([node.port], {}, 'app', gate);
+    expect((await exchange(app.port, 'hello')).text).toBe('');
+    expect(node.conns).toHaveLength(0);
+    // Open proxy: no user; the app pool has no public port in this table, so its listener's port is judged.
+    expect(seen).toEqual([
+      [undefined, '127.0.0.1', [], 9],
+      [undefined, '127.0.0.1', [], 443],
+      [undefined, '127.0.0.1', [], app.port],
+    ]);
+    expect(rejects.mock.calls.flat()).toEqual(['denied', 'denied']);
+    expect(denied.mock.calls).toEqual([
+      [tenantId, null],
+      [tenantId, null],
+      [tenantId, null],
+    ]);
+  });
+
+  it('serves a tenant whose policy allows the connection, and one without a policy, as before policies', async () => {
+    // The tunnel's one answer, then a FIN, so the exchange ends.
+    const node = await fakeNode((s) => s.once('data', () => s.end('HTTP/1.1 200 OK\r\n\r\n')));
+    const allowAll: AclEvaluator = { decide: () => ({ allowed: true, rule: 3 }) };
+    for (const gate of [aclGate({ [tenantId]: allowAll }), aclGate({ '7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f': { decide: () => ({ allowed: false, rule: null }) } })]) {
+      const lb = await balancer([node.port], {}, 'proxy', gate);
+      const { text } = await exchange(lb.port, 'CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n');
+      expect(text).toMatch(/^HTTP\/1\.1 200 /);
+    }
+  });
+
+  it('refuses as unavailable until the policies were read once: it cannot tell a guarded pool from an open one', async () => {
+    const node = await nodeAnswering('HTTP/1.1 200 OK\r\n\r\n');
+    const lb = await balancer([node.port], {}, 'proxy', aclGate({}, false));
+    const rejects = vi.spyOn(lb.counters, 'reject');
+    const { text } = await exchange(lb.port, 'CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n');
+    expect(text).toMatch(/^HTTP\/1\.1 503 /);
+    expect(node.conns).toHaveLength(0);
+    expect(rejects.mock.calls.flat()).toEqual(['unavailable']);
   });
 
   it("counts a node's 403 (its own destination policy) as denied and answers SOCKS5 with 0x02", async () => {

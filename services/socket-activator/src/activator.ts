@@ -104,6 +104,13 @@ export class Activator {
       return;
     }
     const { c, port } = found;
+    // Before anything is woken: a denied connection must not cost the tenant a wake.
+    const verdict = this.e.admit?.(c, socket.remoteAddress, 'hostPort' in target ? target.hostPort : (port.publicPort ?? port.hostPort)) ?? 'allowed';
+    if (verdict !== 'allowed') {
+      this.e.metrics.refused(verdict);
+      this.e.release(socket);
+      return;
+    }
     const wake = this.wakes.get(c.nodeId);
     if (wake) {
       this.e.metrics.caught(true);

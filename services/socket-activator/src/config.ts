@@ -41,6 +41,28 @@ export const SocketActivatorEnv = Type.Object({
   ACTIVATOR_CONNECT_TIMEOUT_MS: env.int({ minimum: 10, maximum: 60_000, default: 3000 }),
   /** Once one side of a forwarded connection ended, the other direction gets this long before both close. */
   ACTIVATOR_HALF_CLOSE_TIMEOUT_MS: env.int({ minimum: 10, maximum: 3_600_000, default: 60_000 }),
+  /**
+   * Addresses whose connections a front door that enforces the ACL policies already judged
+   * (the load balancer's, which dials a sleeping node's port for its clients): not judged again,
+   * since here they carry the load balancer's address and no user. Comma-separated CIDRs; empty:
+   * every connection is judged.
+   */
+  ACTIVATOR_ACL_TRUSTED_SOURCES: Type.Refine(
+    Type.String({ description: 'comma-separated CIDRs, e.g. 10.0.0.5/32', default: '' }),
+    (value: string) =>
+      value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .every((cidr) => {
+          const [net, bits, extra] = cidr.split('/');
+          const v = isIP(net ?? '');
+          if (v === 0 || extra !== undefined) return false;
+          if (bits === undefined) return true;
+          return /^\d{1,3}$/.test(bits) && Number(bits) <= (v === 4 ? 32 : 128);
+        }),
+    () => 'expected comma-separated CIDRs such as 10.0.0.5/32 or 127.0.0.1/32',
+  ),
   /** Prometheus /metrics on ACTIVATOR_LISTEN_HOST; 0 = off. */
   ACTIVATOR_METRICS_PORT: env.int({ minimum: 0, maximum: 65535, default: 0 }),
 });

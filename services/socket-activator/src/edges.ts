@@ -36,6 +36,12 @@ export interface ActivatorEdges {
   listen?(c: NodeCatch, port: CatchPort): Promise<number>;
   /** Proxy mode: closes the node's public ports. */
   unlisten?(nodeId: string): void;
+  /**
+   * The tenant's ACL policy on a connection for a node's port (`port`: the port the client
+   * dialled: the node's host port, caught, or the activator's public port): `allowed`, or why
+   * not. Asked before anything is held, woken or forwarded; without it every connection passes.
+   */
+  admit?(c: NodeCatch, client: string | undefined, port: number): 'allowed' | 'denied' | 'unknown';
   metrics: ActivatorMetrics;
   log: Log;
   now?: () => number;

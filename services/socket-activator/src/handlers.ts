@@ -1,8 +1,9 @@
 import type { EventHandlers } from '@switchyard/service-kit';
 import type { Activator } from './activator.js';
+import type { PoolTags } from './pool-tags.js';
 
-/** What the activator hears: the wakes' orders, node and pool changes, and sleep policies. */
-export function activatorEvents(activator: Activator) {
+/** What the activator hears: the wakes' orders, node and pool changes (the tags ACL policies name), and sleep policies. */
+export function activatorEvents(activator: Activator, tags: PoolTags) {
   return {
     'order.evt.failed': (p) => activator.orderFailed(p),
     'order.evt.fulfilled': (p) => activator.orderFulfilled(p),
@@ -10,7 +11,11 @@ export function activatorEvents(activator: Activator) {
     'node.evt.stopped': (p) => activator.nodeStopped(p),
     'node.evt.health': (p) => activator.nodeHealth(p),
     'node.evt.removed': (p) => activator.nodeRemoved(p),
-    'pool.evt.deleted': (p) => activator.poolDeleted(p),
+    'pool.evt.changed': async (p) => tags.set(p),
+    'pool.evt.deleted': (p) => {
+      tags.delete(p.poolId);
+      return activator.poolDeleted(p);
+    },
     'sleep.evt.policy': (p) => activator.policyChanged(p),
   } satisfies EventHandlers;
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { createServer, type Socket } from 'node:net';
+import { compilePolicy } from '@switchyard/acl';
 import { createDb, migrateToLatest } from '@switchyard/db';
-import { requestPoolSnapshot, runService } from '@switchyard/service-kit';
+import { AclDenials, AclGate, AclPolicyBook, rebuildAclPolicies, reportInvalidPolicies, requestAclSnapshot, requestPoolSnapshot, runService } from '@switchyard/service-kit';
+import { aclAdmission, trustedSources } from './acl-admission.js';
 import { Activator } from './activator.js';
 import { createCatchStore } from './catch-store.js';
 import { noRedirects, type Redirects } from './catches.js';
@@ -12,6 +14,7 @@ import { createMetrics, serveMetrics } from './metrics.js';
 import { migrations } from './migrations.js';
 import { NftRedirects } from './nft.js';
 import { originalDestination } from './original-dst.js';
+import { PoolTags } from './pool-tags.js';
 import { probeOnce } from './probe.js';
 import { ProxyListeners } from './proxy-listeners.js';
 import type { Database } from './tables.js';
@@ -21,12 +24,15 @@ const NODE_HOST = '127.0.0.1';
 const PROBE_CONNECT_TIMEOUT_MS = 1000;
 // Events arrive on core NATS and can be missed; a periodic rebuild repairs what they missed.
 const RESYNC_MS = 30_000;
+// Denials reach Redis in batches: a flood of denied connections is not a flood of commands.
+const DENIALS_FLUSH_MS = 1000;
 
 await runService({
   name: 'socket-activator',
   description: 'catches connections to sleeping nodes, wakes them and steps out of the path',
   env: SocketActivatorEnv,
-  async start({ config, log, bus, service, onShutdown, follow }) {
+  redis: true,
+  async start({ config, log, bus, service, redis, onShutdown, follow }) {
     const db = createDb<Database>(config.DATABASE_URL, { applicationName: 'socket-activator' });
     onShutdown(() => db.destroy());
     await migrateToLatest(db, { migrations, table: 'socket_activator_migrations' });
@@ -48,10 +54,22 @@ await runService({
     }
 
     // Connections that arrive before the stored catches are loaded wait for them: a port not
-    // known yet must not be taken for an unknown one (that would drop it from the set).
+    // known yet must not be taken for an unknown one (that would drop it from the set). They
+    // wait for the first read of the ACL policies too (bounded by its request's timeout), so a
+    // connection at start is judged rather than let go as unknown.
     let loaded = false;
     const early: Array<() => void> = [];
     const whenLoaded = (fn: () => void) => (loaded ? fn() : early.push(fn));
+
+    // The tenants' ACL policies, and the pools' tags they name: a caught connection is judged
+    // before anything is woken for it.
+    const poolTags = new PoolTags();
+    const policies = new AclPolicyBook({
+      compile: compilePolicy,
+      onInvalid: reportInvalidPolicies(bus, log),
+    });
+    const acl = new AclGate(policies, new AclDenials(), log);
+    const admit = aclAdmission(acl, poolTags, trustedSources(config.ACTIVATOR_ACL_TRUSTED_SOURCES));
 
     const proxies = new ProxyListeners(config.ACTIVATOR_PUBLIC_HOST, (socket, nodeId, portName) => whenLoaded(() => activator.accept(socket, { nodeId, portName })));
     const activator: Activator = new Activator({
@@ -82,6 +100,7 @@ await runService({
             listen: (c, port) => proxies.ensure(c.nodeId, port.name, port.publicPort),
             unlisten: (nodeId) => proxies.close(nodeId),
           }),
+      admit,
       metrics,
       log,
     });
@@ -108,16 +127,32 @@ await runService({
     // ended cleanly instead of keeping the close waiting.
     onShutdown(async () => activator.stop());
 
-    await activator.load();
+    const aclResync = follow({
+      what: 'ACL policies',
+      events: { 'acl.evt.changed': async (p) => void policies.changed(p) },
+      rebuild: rebuildAclPolicies(policies, () => requestAclSnapshot((q) => bus.request('acl.req.snapshot', q, { timeoutMs: 5000 }))),
+      periodMs: RESYNC_MS,
+    });
+    await Promise.all([activator.load(), aclResync.settled()]);
     loaded = true;
     for (const fn of early.splice(0)) fn();
 
     // Armed ports are caught from the rows alone; the snapshot only refines, so it runs behind.
     follow({
       what: 'catches',
-      events: activatorEvents(activator),
-      rebuild: async () => activator.reconcile(await requestPoolSnapshot((q) => bus.request('pool.req.snapshot', q, { timeoutMs: 5000 }))),
+      events: activatorEvents(activator, poolTags),
+      rebuild: async () => {
+        const snapshot = await requestPoolSnapshot((q) => bus.request('pool.req.snapshot', q, { timeoutMs: 5000 }));
+        poolTags.replace(snapshot.pools);
+        await activator.reconcile(snapshot);
+      },
       periodMs: RESYNC_MS,
+    });
+    const flushDenials = () => acl.denials.flush(redis!).catch((err: Error) => log.warn({ err: err.message }, 'ACL denial counts not flushed'));
+    const denialsTimer = setInterval(() => void flushDenials(), DENIALS_FLUSH_MS);
+    onShutdown(async () => {
+      clearInterval(denialsTimer);
+      await flushDenials();
     });
 
     bus.serve(service, 'activator.req.arm', (p) => activator.arm(p));

@@ -7,9 +7,11 @@ export interface ActivatorMetrics {
   caught(held: boolean): void;
   coldStart(stage: 'ready' | 'first_byte', ms: number): void;
   wake(outcome: 'woke' | 'failed', trigger: 'connection' | 'manual'): void;
+  /** A connection the tenant's ACL policy refused (or that came before the policies were known): let go, nothing woken. */
+  refused(reason: 'denied' | 'unknown'): void;
 }
 
-export const noMetrics: ActivatorMetrics = { caught: () => {}, coldStart: () => {}, wake: () => {} };
+export const noMetrics: ActivatorMetrics = { caught: () => {}, coldStart: () => {}, wake: () => {}, refused: () => {} };
 
 export function createMetrics(redirected: () => number): { registry: Registry; metrics: ActivatorMetrics } {
   const registry = new Registry();
@@ -33,6 +35,12 @@ export function createMetrics(redirected: () => number): { registry: Registry; m
     labelNames: ['outcome', 'trigger'] as const,
     registers: [registry],
   });
+  const refused = new Counter({
+    name: 'switchyard_activator_refused_total',
+    help: "connections let go before anything was woken: denied by the tenant's ACL policy, or unknown (the policies not read yet)",
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
   new Gauge({
     name: 'switchyard_activator_redirected_ports',
     help: 'ports now in the nftables redirect set',
@@ -47,6 +55,7 @@ export function createMetrics(redirected: () => number): { registry: Registry; m
       caught: (held) => connections.inc({ held: String(held) }),
       coldStart: (stage, ms) => coldStart.observe({ stage }, ms / 1000),
       wake: (outcome, trigger) => wakes.inc({ outcome, trigger }),
+      refused: (reason) => refused.inc({ reason }),
     },
   };
 }

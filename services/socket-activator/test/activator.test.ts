@@ -28,6 +28,8 @@ function harness(
     /** The "node" turns every forwarded connection away after this long instead (a probe fooled by the userland proxy). */
     turnAwayAfterMs?: number;
     disarmWaitMs?: number;
+    /** The tenant's ACL policy on each connection; absent: every connection passes. */
+    admit?: ActivatorEdges['admit'];
   } = {},
 ) {
   const calls: string[] = [];
@@ -118,6 +120,7 @@ function harness(
     log: silent,
     firstByteWaitMs: 200,
     ...(opts.disarmWaitMs !== undefined ? { disarmWaitMs: opts.disarmWaitMs } : {}),
+    ...(opts.admit ? { admit: opts.admit } : {}),
   };
   const activator = new Activator(edges);
   return {
@@ -192,6 +195,54 @@ async function until(cond: () => boolean, what: string, timeoutMs = 2000): Promi
 }
 
 const stateOf = (a: Activator, nodeId = NODE) => a.state({}).nodes.find((n) => n.nodeId === nodeId)?.state;
+
+describe('ACL policy', () => {
+  it('lets a denied connection go before anything is held or woken, and wakes for an allowed one', async () => {
+    const asked: Array<[string, string | undefined, number]> = [];
+    let allowed = false;
+    const h = harness({
+      admit: (c, client, port) => {
+        asked.push([c.nodeId, client, port]);
+        return client === '127.0.0.1' && allowed ? 'allowed' : 'denied';
+      },
+    });
+    await h.arm();
+    const port = await front(h.activator, { hostPort: PORT });
+    const denied = await client(port).result;
+    expect(denied).toEqual({ data: '', how: 'end' });
+    expect([h.wakes, stateOf(h.activator), h.set.has(PORT)]).toEqual([[], 'armed', true]);
+    expect(h.calls).not.toContain('forward:41001');
+
+    allowed = true;
+    h.nodeUp(true);
+    expect(await client(port).result).toEqual({ data: `answer from ${PORT}\n`, how: 'end' });
+    expect(h.wakes).toHaveLength(1);
+    // The port judged is the one the client dialled: the node's caught host port.
+    expect(asked).toEqual([
+      [NODE, '127.0.0.1', PORT],
+      [NODE, '127.0.0.1', PORT],
+    ]);
+  });
+
+  it('judges a connection that arrives during a wake, and one for an awake node, too', async () => {
+    let verdict: 'allowed' | 'denied' | 'unknown' = 'allowed';
+    const h = harness({ admit: () => verdict });
+    await h.arm();
+    const port = await front(h.activator, { hostPort: PORT });
+    const first = client(port);
+    await until(() => stateOf(h.activator) === 'waking', 'the wake');
+    verdict = 'unknown';
+    expect(await client(port).result).toEqual({ data: '', how: 'end' });
+    verdict = 'allowed';
+    h.nodeUp(true);
+    expect((await first.result).how).toBe('end');
+    await until(() => stateOf(h.activator) === 'awake', 'awake');
+    verdict = 'denied';
+    expect(await client(port).result).toEqual({ data: '', how: 'end' });
+    expect(h.calls.filter((c) => c.startsWith('forward')).length).toBe(1);
+    expect(h.woke[0]).toMatchObject({ heldConnections: 1 });
+  });
+});
 
 describe('hold and wake', () => {
   it('asks for the wake at once, collapses concurrent catches into one wake, and answers every held connection', async () => {

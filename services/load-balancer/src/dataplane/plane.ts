@@ -1,3 +1,4 @@
+import type { AclGate } from '@switchyard/service-kit';
 import type { TrafficCounters } from '../counters.js';
 import type { DestinationPolicy } from '../destinations.js';
 import type { Router } from '../router.js';
@@ -37,6 +38,8 @@ export interface DataPlane {
   readonly counters: TrafficCounters;
   readonly config: DataPlaneConfig;
   readonly credentials: CredentialCheck;
+  /** The tenants' ACL policies, checked before a node is dialled; denials are counted per rule. */
+  readonly acl: AclGate;
   /** A connection to a node failed (passive health signal). */
   connectFailed(node: RouteNode, error: string): void;
 }

@@ -16,6 +16,7 @@ import {
 } from '../protocol.js';
 import type { Client, Route } from '../router.js';
 import { forwardRequest } from './absolute-form.js';
+import { type AclRefusal, admitRoute, clientAddress } from './acl.js';
 import { Inbox } from './inbox.js';
 import type { DataPlane } from './plane.js';
 import { dialForClient, spliceToNode } from './upstream.js';
@@ -24,6 +25,8 @@ const CONNECT_OK = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n');
 
 interface Scope {
   readonly tenantId: string | undefined;
+  /** The authenticated proxy user (an ACL policy's identity); absent when the proxy is open. */
+  readonly user?: string;
 }
 
 /** Checks credentials when any are configured; without any every request is refused, or unscoped when the proxy is open. */
@@ -31,12 +34,16 @@ async function authenticate(dp: DataPlane, sock: Socket, creds: Credentials | un
   if (!dp.credentials.configured()) return dp.config.openProxy ? { tenantId: undefined } : undefined;
   if (!creds || !routing) return undefined;
   const tenantId = await dp.credentials.verify(routing.user, creds.password, sock.remoteAddress ?? '');
-  return tenantId === undefined ? undefined : { tenantId };
+  return tenantId === undefined ? undefined : { tenantId, user: routing.user };
 }
 
-/** A request that names no country (main port, no `country-` in the username) may leave anywhere. */
-function routeFor(dp: DataPlane, listenerCountry: string | undefined, routing: Routing | undefined, scope: Scope): Route {
-  return dp.router.exitRoute(routing?.country ?? listenerCountry, scope.tenantId);
+/**
+ * A request that names no country (main port, no `country-` in the username) may leave
+ * anywhere. Each candidate pool's tenant policy judges the client for the target's port.
+ */
+function routeFor(dp: DataPlane, sock: Socket, listenerCountry: string | undefined, routing: Routing | undefined, scope: Scope, target: Target, where: string): Route | AclRefusal {
+  const route = dp.router.exitRoute(routing?.country ?? listenerCountry, scope.tenantId);
+  return admitRoute(dp.acl, route, { user: scope.user, address: clientAddress(sock.remoteAddress) }, target.port, where);
 }
 
 const clientOf = (sock: Socket, routing: Routing | undefined): Client => ({ address: sock.remoteAddress, region: routing?.region, session: routing?.session });
@@ -141,8 +148,13 @@ async function socks5(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCountry
     sock.end(socksReply(SOCKS.REP_NOT_ALLOWED));
     return;
   }
+  const route = routeFor(dp, sock, listenerCountry, routing, scope, target, 'socks5');
+  if (typeof route === 'string') {
+    dp.counters.reject(route === 'denied' ? 'denied' : 'unavailable');
+    sock.end(socksReply(route === 'denied' ? SOCKS.REP_NOT_ALLOWED : SOCKS.REP_GENERAL_FAILURE));
+    return;
+  }
   disarm();
-  const route = routeFor(dp, listenerCountry, routing, scope);
   const dialed = await dialForClient(dp, sock, route, clientOf(sock, routing), target, (err) => socksReply(err.socks));
   if (!dialed) return;
   const early = inbox.release();
@@ -179,8 +191,13 @@ async function httpProxy(dp: DataPlane, sock: Socket, inbox: Inbox, listenerCoun
     sock.end(httpError(403, `${req.target.host} is not an allowed destination`));
     return;
   }
+  const route = routeFor(dp, sock, listenerCountry, routing, scope, req.target, req.connect ? 'http-connect' : 'http-forward');
+  if (typeof route === 'string') {
+    dp.counters.reject(route === 'denied' ? 'denied' : 'unavailable');
+    sock.end(route === 'denied' ? httpError(403, 'the ACL policy does not allow this connection') : httpError(503, 'the ACL policies are not loaded yet'));
+    return;
+  }
   disarm();
-  const route = routeFor(dp, listenerCountry, routing, scope);
   const client = clientOf(sock, routing);
   const dialed = await dialForClient(dp, sock, route, client, req.connect ? req.target : undefined, (err) => httpError(err.status, err.message));
   if (!dialed) return;
