@@ -10,12 +10,14 @@ import {
   natsPermissions,
   natsServerConfig,
   nkeyVariable,
+  replyRefusal,
   SERVICE_NAMES,
   STREAMS,
   streamsOf,
   subjectMatches,
   subjectsReceivedBy,
   subjectsSentBy,
+  type ConsumerDef,
   type ServiceName,
   type Subject,
 } from '@switchyard/contracts';
@@ -84,6 +86,44 @@ describe.each(SERVICE_NAMES)('the NATS permissions of %s', (service: ServiceName
     }
     expect(p.publish.filter((s) => s.endsWith('>') && !s.startsWith('$JS.') && !s.startsWith('$KV.'))).toEqual([]);
   });
+
+  it('allow updating the configuration of the streams it owns only, and creating a durable only with its own filter', () => {
+    const uses = new Set<string>(streamsOf(service));
+    for (const stream of Object.values(STREAMS)) {
+      expect(allows(p.publish, `$JS.API.STREAM.UPDATE.${stream.name}`)).toBe(stream.owner === service);
+      expect(allows(p.publish, `$JS.API.STREAM.CREATE.${stream.name}`)).toBe(uses.has(stream.name));
+    }
+    for (const c of Object.values(CONSUMERS) as ConsumerDef[]) {
+      const own = c.service === service;
+      const create = `$JS.API.CONSUMER.CREATE.${c.stream}.${c.durable}`;
+      expect(allows(p.publish, c.filter ? `${create}.${c.filter}` : create)).toBe(own);
+      // Another filter would read what the durable is not for (or, unfiltered, the whole stream).
+      expect(allows(p.publish, c.filter ? create : `${create}.pool.cmd.delete`)).toBe(false);
+      expect(allows(p.publish, `${create}.dlq.>`)).toBe(false);
+    }
+  });
+});
+
+describe('streams', () => {
+  it('each have one owner, which uses the stream', () => {
+    for (const stream of Object.values(STREAMS)) expect(streamsOf(stream.owner)).toContain(stream.name);
+  });
+});
+
+describe('replyRefusal: where a responder may answer', () => {
+  it("answers a requester's inbox and a plain inbox, and nothing else", () => {
+    expect(replyRefusal('health.req.status', `${inboxPrefix('load-balancer')}.Abc.1`)).toBeUndefined();
+    expect(replyRefusal('health.req.status', `${inboxPrefix('api-gateway')}.Abc.7`)).toBeUndefined();
+    // The test harness's inbox: no service identity may listen there.
+    expect(replyRefusal('health.req.status', '_INBOX.Abc123.4')).toBeUndefined();
+    expect(replyRefusal('health.req.status', 'pool.cmd.delete')).toMatch(/pool\.cmd\.delete is not an inbox/);
+    expect(replyRefusal('health.req.status', '_INBOX')).toMatch(/not an inbox/);
+    expect(replyRefusal('health.req.status', undefined)).toMatch(/without a reply subject/);
+    expect(replyRefusal('health.req.status', `${inboxPrefix('exit-node-manager')}.x.1`)).toMatch(/inbox of exit-node-manager, which does not request health\.req\.status/);
+    expect(replyRefusal('health.req.status', '_INBOX.>')).toMatch(/not a plain subject/);
+    expect(replyRefusal('health.req.status', '_INBOX.a..b')).toMatch(/not a plain subject/);
+    for (const s of subjects) if (catalog[s].type !== 'request') expect(replyRefusal('health.req.status', s)).toBeDefined();
+  });
 });
 
 describe('commands a tenant starts', () => {
@@ -105,10 +145,14 @@ function identityTable(): string {
   const rows = SERVICE_NAMES.map((service) => {
     const consumers = Object.values(CONSUMERS).filter((c) => c.service === service);
     const buckets = Object.entries(KV_BUCKETS).filter(([, b]) => b.service === service);
-    const js = [...streamsOf(service), ...consumers.map((c) => `${c.stream}/${c.durable}`), ...buckets.map(([name]) => `KV_${name}`)];
+    const js = [
+      ...streamsOf(service).map((s) => (STREAMS[s].owner === service ? `${s} (owner)` : s)),
+      ...consumers.map((c) => `${c.stream}/${c.durable}`),
+      ...buckets.map(([name]) => `KV_${name}`),
+    ];
     return `| ${service} | ${code(subjectsSentBy(service))} | ${code(subjectsReceivedBy(service))} | ${code(js)} |`;
   });
-  return ['| identity | publishes | subscribes to | JetStream: streams, consumers, buckets it manages |', '|---|---|---|---|', ...rows].join('\n');
+  return ['| identity | publishes | subscribes to | JetStream: streams it uses (its owner updates one), consumers, buckets |', '|---|---|---|---|', ...rows].join('\n');
 }
 
 describe('docs/security.md', () => {

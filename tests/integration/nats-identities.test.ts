@@ -3,17 +3,20 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { AckPolicy, jetstreamManager, JetStreamApiError } from '@nats-io/jetstream';
+import { Svcm } from '@nats-io/services';
 import { AuthorizationError, connect, nkeyAuthenticator, nkeys, PermissionViolationError, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBus } from '@switchyard/bus';
 import {
   catalog,
   deadLetterSubject,
+  HEADERS,
   inboxPrefix,
   NATS_CONFIG_PATH,
   nkeyVariable,
   SERVICE_NAMES,
+  STREAMS,
   subjectsReceivedBy,
   subjectsSentBy,
   type ServiceName,
@@ -199,6 +202,149 @@ describe('NATS identities generated from the catalog', () => {
     for (const s of foreign) nc.publish(s, '{}');
     await settled(nc);
     expect([...refused.publish].sort()).toEqual([...foreign].sort());
+  });
+
+  it('lets only its owner update a stream: a non-owner adding sources or changing limits is refused', async () => {
+    const jsm = await jetstreamManager(harness);
+    const before = (await jsm.streams.info('CMD_EXIT_NODE_MANAGER')).config;
+    const attempts: Array<[ServiceName, string, Record<string, unknown>]> = [
+      ['socket-activator', 'CMD_EXIT_NODE_MANAGER', { sources: [{ name: 'EVT' }] }],
+      ['sleep-controller', 'CMD_EXIT_NODE_MANAGER', { max_msgs: 1 }],
+      ['health-monitor', 'EVT', { max_age: 1_000_000_000 }],
+      ['exit-node-manager', 'DLQ', { max_msgs: 1 }],
+    ];
+    for (const [service, stream, change] of attempts) {
+      const { nc, refused } = fresh(service);
+      const theirs = await jetstreamManager(nc, { timeout: 2000 });
+      await expect(theirs.streams.update(stream, change)).rejects.toThrow();
+      await settled(nc);
+      expect(refused.publish).toContain(`$JS.API.STREAM.UPDATE.${stream}`);
+    }
+    const after = (await jsm.streams.info('CMD_EXIT_NODE_MANAGER')).config;
+    expect(after.sources).toBeUndefined();
+    expect(after.max_msgs).toBe(-1);
+    expect(after).toEqual(before);
+    expect((await jsm.streams.info('EVT')).config.max_age).toBe(STREAMS.EVT.maxAgeMs * 1_000_000);
+    expect((await jsm.streams.info('DLQ')).config.max_msgs).toBe(-1);
+
+    // The owner may, and its next start brings the stream back to the definition.
+    const { nc, refused } = fresh('exit-node-manager');
+    const owner = await jetstreamManager(nc);
+    expect((await owner.streams.update('CMD_EXIT_NODE_MANAGER', { max_msgs: 1000 })).config.max_msgs).toBe(1000);
+    await createBus(nc, 'exit-node-manager').ensureTopology();
+    await settled(nc);
+    expect(refused.publish.size).toBe(0);
+    expect((await jsm.streams.info('CMD_EXIT_NODE_MANAGER')).config).toEqual(before);
+  });
+
+  it('refuses (nats-server 2.9) a create of an existing stream with another configuration, so a non-owner cannot change it that way', async () => {
+    const jsm = await jetstreamManager(harness);
+    const before = (await jsm.streams.info('CMD_EXIT_NODE_MANAGER')).config;
+    const { nc, refused } = fresh('socket-activator');
+    const theirs = await jetstreamManager(nc);
+    for (const change of [{ sources: [{ name: 'EVT' }] }, { max_msgs: 1 }, { subjects: ['node.cmd.wake'] }]) {
+      const err = await theirs.streams.add({ ...before, ...change }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(JetStreamApiError);
+      expect((err as JetStreamApiError).code).toBe(10058);
+    }
+    await settled(nc);
+    expect(refused.publish.size).toBe(0);
+    expect((await jsm.streams.info('CMD_EXIT_NODE_MANAGER')).config).toEqual(before);
+  });
+
+  it("creates a durable consumer only with the definition's filter", async () => {
+    const attempts: Array<[ServiceName, string, string, string]> = [
+      // [who, stream, its own durable, a filter other than its definition's]
+      ['api-gateway', 'EVT', 'api-gateway-orders', 'pool.evt.>'],
+      ['exit-node-manager', 'CMD_EXIT_NODE_MANAGER', 'exit-node-manager-commands', 'pool.cmd.delete'],
+    ];
+    for (const [service, stream, durable, filter] of attempts) {
+      const { nc, refused } = fresh(service);
+      const theirs = await jetstreamManager(nc, { timeout: 2000 });
+      await expect(theirs.consumers.add(stream, { durable_name: durable, filter_subject: filter, ack_policy: AckPolicy.Explicit })).rejects.toThrow();
+      await settled(nc);
+      expect(refused.publish).toContain(`$JS.API.CONSUMER.CREATE.${stream}.${durable}.${filter}`);
+    }
+    const jsm = await jetstreamManager(harness);
+    expect((await jsm.consumers.info('EVT', 'api-gateway-orders')).config.filter_subject).toBe('order.evt.>');
+  });
+
+  it("answers a request only on an inbox: a reply subject aimed at a command (or a non-requester's inbox) gets no answer and a dead letter", async () => {
+    const responderNc = as('health-monitor').nc;
+    const responder = createBus(responderNc, 'health-monitor');
+    const group = await new Svcm(responderNc).add({ name: 'health-monitor', version: '0.0.0' });
+    responder.serve(group, 'health.req.status', async () => ({ nodes: [] }));
+    const jsm = await jetstreamManager(harness);
+    const commandsBefore = (await jsm.streams.info('CMD_EXIT_NODE_MANAGER')).state.messages;
+    const seen: string[] = [];
+    const sub = harness.subscribe('pool.cmd.delete', { callback: (_e, m) => void seen.push(m.subject) });
+    const inboxSub = harness.subscribe(`${inboxPrefix('exit-node-manager')}.>`, { callback: (_e, m) => void seen.push(m.subject) });
+    await harness.flush();
+
+    // A requester of the catalog is answered, through its own inbox.
+    await expect(createBus(as('load-balancer').nc, 'load-balancer').request('health.req.status', {})).resolves.toEqual({ nodes: [] });
+
+    const { nc, refused } = fresh('load-balancer');
+    const lastDeadLetter = async () =>
+      (await jsm.streams.getMessage('DLQ', { last_by_subj: deadLetterSubject('health.req.status') }).catch(() => null))?.header.get(HEADERS.deadLetterReason) ?? '';
+    const relays = ['pool.cmd.delete', `${inboxPrefix('exit-node-manager')}.stolen`];
+    for (const [i, reply] of relays.entries()) {
+      nc.publish('health.req.status', JSON.stringify({}), { reply });
+      await settled(nc);
+      // The dead letter is written once the responder decided not to answer: no answer follows it.
+      await expect.poll(lastDeadLetter, { timeout: 5000 }).toContain(`reply subject ${reply} `);
+      expect(responder.handlerErrors()['health.req.status']).toBe(i + 1);
+    }
+    expect(refused.publish.size).toBe(0);
+    await harness.flush();
+    expect(seen).toEqual([]);
+    expect((await jsm.streams.info('CMD_EXIT_NODE_MANAGER')).state.messages).toBe(commandsBefore);
+    sub.unsubscribe();
+    inboxSub.unsubscribe();
+    await group.stop();
+  });
+});
+
+describe('streams of a fresh server, whatever order the services start in', () => {
+  let nats: NatsServer;
+  beforeAll(async () => {
+    nats = await startNatsServer();
+  });
+  afterAll(async () => {
+    await nats?.stop();
+  });
+
+  it('a non-owner creates what is missing, and the owner that starts later brings a tampered stream back to its definition', async () => {
+    const clients: NatsConnection[] = [];
+    const connect = async (service: ServiceName) => {
+      const nc = await nats.connectAs(service);
+      clients.push(nc);
+      return { nc, refused: refusalsOf(nc) };
+    };
+    const monitor = await connect('health-monitor');
+    await createBus(monitor.nc, 'health-monitor').ensureTopology();
+    // socket-activator, taken over, creates the missing command stream of exit-node-manager its own way.
+    const activator = await connect('socket-activator');
+    await (await jetstreamManager(activator.nc)).streams.add({
+      ...STREAMS.CMD_EXIT_NODE_MANAGER,
+      subjects: [...STREAMS.CMD_EXIT_NODE_MANAGER.subjects],
+      max_msgs: 1,
+      sources: [{ name: 'EVT' }],
+    });
+    await createBus(activator.nc, 'socket-activator').ensureTopology();
+    for (const service of ['exit-node-manager', 'sleep-controller', 'api-gateway'] as const) {
+      const { nc } = await connect(service);
+      await createBus(nc, service).ensureTopology();
+    }
+    for (const c of clients) await settled(c);
+    const jsm = await jetstreamManager(clients.at(-1)!);
+    const cmd = (await jsm.streams.info('CMD_EXIT_NODE_MANAGER')).config;
+    expect(cmd.sources).toBeUndefined();
+    expect(cmd.max_msgs).toBe(-1);
+    expect(cmd.subjects).toEqual([...STREAMS.CMD_EXIT_NODE_MANAGER.subjects]);
+    expect(monitor.refused.publish.size + activator.refused.publish.size).toBe(0);
+    expect(nats.log()).not.toMatch(/Violation/);
+    for (const c of clients) await c.close();
   });
 });
 

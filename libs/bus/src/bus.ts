@@ -14,6 +14,7 @@ import {
   HEADERS,
   isDurable,
   payloadIssues,
+  replyRefusal,
   STREAMS,
   streamsOf,
   type CommandSubject,
@@ -85,7 +86,10 @@ export interface Bus {
   readonly nc: NatsConnection;
   readonly js: JetStreamClient;
   readonly service: ServiceName;
-  /** Creates or updates the streams this service writes or reads, and its durable consumers. */
+  /**
+   * Creates the streams this service writes or reads when missing, brings those it owns to their
+   * definition, and creates or updates its durable consumers.
+   */
   ensureTopology(): Promise<void>;
   publish<S extends CommandSubject | EventSubject>(subject: S, payload: Payload<S>, opts?: PublishOptions): Promise<void>;
   request<S extends RequestSubject>(subject: S, payload: Payload<S>, opts?: { timeoutMs?: number }): Promise<ReplyOf<S>>;
@@ -313,6 +317,15 @@ export function createBus(nc: NatsConnection, service: ServiceName, busOpts: Bus
     const respond = async (msg: Msg & { respondError(code: number, description: string): boolean }) => {
       const span = tracer.startSpan(`${subject} process`, { kind: SpanKind.SERVER, attributes: messagingAttributes(subject, 'process') }, contextFromHeaders(msg.headers));
       await context.with(trace.setSpan(context.active(), span), async () => {
+        // Checked before anything runs: an answer on a subject the requester picked would be
+        // published with this identity's reply rights, which the server does not limit.
+        const refused = replyRefusal(subject, msg.reply);
+        if (refused) {
+          const errors = countError(subject);
+          busOpts.log?.error({ err: new Error(refused), subject, errors }, 'request not answered: its reply subject is refused; dead-lettered');
+          await deadLetter(subject, msg.data, refused, msg.headers).catch(() => undefined);
+          return endSpan(span, new Error(refused));
+        }
         const decoded = decode(subject, msg);
         if (!decoded.ok) {
           msg.respondError(400, decoded.reason);
@@ -346,8 +359,9 @@ export function createBus(nc: NatsConnection, service: ServiceName, busOpts: Bus
 
   async function ensureTopology() {
     const jsm = await jetstreamManager(nc);
-    // Only the streams it writes or reads: its NATS identity may manage no others.
-    for (const name of streamsOf(service)) await ensureStream(jsm, STREAMS[name]);
+    // Only the streams it writes or reads: its NATS identity may create no others, and update
+    // only those it owns.
+    for (const name of streamsOf(service)) await ensureStream(jsm, STREAMS[name], { owner: STREAMS[name].owner === service });
     for (const c of Object.values(CONSUMERS)) if (c.service === service) await ensureConsumer(jsm, c);
   }
 

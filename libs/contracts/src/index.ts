@@ -9,6 +9,7 @@ export {
   subjectsSentBy,
   subjectsReceivedBy,
   streamsOf,
+  replyRefusal,
   natsPermissions,
   allNatsPermissions,
   subjectMatches,

@@ -1,5 +1,5 @@
-import { catalog, isDurable, type Subject } from './catalog.js';
-import { CONSUMERS, deadLetterSubject, STREAMS, type StreamName } from './streams.js';
+import { catalog, isDurable, type RequestSubject, type Subject } from './catalog.js';
+import { CONSUMERS, deadLetterSubject, STREAMS, type ConsumerDef, type StreamName } from './streams.js';
 import { SERVICE_NAMES, type ServiceName } from './services.js';
 
 // What each service may do on NATS, derived from the catalog, the streams and the consumers:
@@ -24,6 +24,26 @@ export type KvBucketName = keyof typeof KV_BUCKETS;
  */
 export function inboxPrefix(service: ServiceName): string {
   return `_INBOX.${service}`;
+}
+
+/**
+ * Why a responder must not answer a request of `subject` on `reply`, or undefined when it may.
+ * nats-server lets a responder publish its answer on whatever reply subject the request names
+ * (allow_responses overrides its publish permissions), so a requester could aim the answer at
+ * `pool.cmd.delete`, or at another service's inbox. An answer goes only under `_INBOX.`, which
+ * no catalog subject is, and, when the inbox is a service's, only to a requester of the
+ * subject. An inbox that is no service's (the test harness's plain `_INBOX.<id>`) is allowed:
+ * no service identity may subscribe to it, and the committed configuration has no other user.
+ */
+export function replyRefusal(subject: RequestSubject, reply: string | undefined): string | undefined {
+  if (!reply) return `a ${subject} request without a reply subject`;
+  const tokens = reply.split('.');
+  if (tokens[0] !== '_INBOX' || tokens.length < 2) return `reply subject ${reply} is not an inbox (_INBOX.…)`;
+  if (tokens.some((t) => t === '' || t === '*' || t === '>')) return `reply subject ${reply} is not a plain subject`;
+  const owner = SERVICE_NAMES.find((s) => inboxPrefix(s) === `_INBOX.${tokens[1]}`);
+  const requesters = catalog[subject].requesters as readonly ServiceName[];
+  if (owner && !requesters.includes(owner)) return `reply subject ${reply} is the inbox of ${owner}, which does not request ${subject}`;
+  return undefined;
 }
 
 /** The environment variable a nats-server reads a service's public nkey from. */
@@ -57,8 +77,9 @@ function streamOf(subject: Subject): StreamName | undefined {
 }
 
 /**
- * The streams a service creates or brings to their definition at start (bus.ensureTopology):
- * those it writes durably, those its consumers read, and the dead letters every service may write.
+ * The streams a service looks up at start, creating those missing (bus.ensureTopology): those
+ * it writes durably, those its consumers read, and the dead letters every service may write.
+ * Of these, it brings to their definition only the streams it owns (StreamDef.owner).
  */
 export function streamsOf(service: ServiceName): StreamName[] {
   const names = new Set<StreamName>(['DLQ']);
@@ -67,6 +88,8 @@ export function streamsOf(service: ServiceName): StreamName[] {
     if (stream) names.add(stream);
   }
   for (const c of Object.values(CONSUMERS)) if (c.service === service) names.add(c.stream);
+  // Its owner provisions a stream even before it reads it (a command stream with no consumer yet).
+  for (const [name, def] of Object.entries(STREAMS)) if (def.owner === service) names.add(name as StreamName);
   return (Object.keys(STREAMS) as StreamName[]).filter((n) => names.has(n));
 }
 
@@ -77,17 +100,27 @@ export interface NatsPermissions {
 
 const JS_API = '$JS.API';
 
-/** Stream management a service needs: look a stream up, create it, bring it to its definition. No delete, no purge. */
-function streamApi(stream: string): string[] {
-  return [`${JS_API}.STREAM.INFO.${stream}`, `${JS_API}.STREAM.CREATE.${stream}`, `${JS_API}.STREAM.UPDATE.${stream}`];
+/**
+ * Stream management a service needs: look a stream up and create it when missing; only the
+ * stream's owner may change its configuration (an update can add sources, shrink limits or
+ * seal it). A create never changes an existing stream: nats-server refuses one whose
+ * configuration differs. No delete, no purge.
+ */
+function streamApi(stream: string, owner: boolean): string[] {
+  return [`${JS_API}.STREAM.INFO.${stream}`, `${JS_API}.STREAM.CREATE.${stream}`, ...(owner ? [`${JS_API}.STREAM.UPDATE.${stream}`] : [])];
 }
 
-/** A durable pull consumer: create or update it (with or without a filter in the subject), read it, pull, ack. */
-function durableConsumerApi(stream: string, durable: string): string[] {
+/**
+ * A durable pull consumer: create or update it, read it, pull, ack. nats.js creates on a 2.9+
+ * server with `CONSUMER.CREATE.<stream>.<durable>[.<filter>]`, and the server refuses a filter
+ * in the config that differs from the one in the subject: so the filter is pinned to the
+ * definition's (a `>` in it stands for itself in the subject, and matches what it covers).
+ */
+function durableConsumerApi(c: ConsumerDef): string[] {
+  const { stream, durable } = c;
   return [
     `${JS_API}.CONSUMER.INFO.${stream}.${durable}`,
-    `${JS_API}.CONSUMER.CREATE.${stream}.${durable}`,
-    `${JS_API}.CONSUMER.CREATE.${stream}.${durable}.>`,
+    c.filter ? `${JS_API}.CONSUMER.CREATE.${stream}.${durable}.${c.filter}` : `${JS_API}.CONSUMER.CREATE.${stream}.${durable}`,
     `${JS_API}.CONSUMER.MSG.NEXT.${stream}.${durable}`,
     `$JS.ACK.${stream}.${durable}.>`,
   ];
@@ -100,7 +133,7 @@ function durableConsumerApi(stream: string, durable: string): string[] {
 function kvApi(bucket: string): string[] {
   const stream = `KV_${bucket}`;
   return [
-    ...streamApi(stream),
+    ...streamApi(stream, true),
     `$KV.${bucket}.>`,
     `${JS_API}.STREAM.MSG.GET.${stream}`,
     `${JS_API}.DIRECT.GET.${stream}`,
@@ -123,9 +156,9 @@ function kvApi(bucket: string): string[] {
  *   requests it answers go through `allow_responses`, not through this list;
  * - subscribe to the subjects it receives, its own inbox, and the Services API discovery
  *   subjects (`$SRV.PING|INFO|STATS`, all and by its name);
- * - JetStream: account info, its streams (info, create, update), its durable consumers (info,
- *   create, pull, ack), its KV buckets. Nothing deletes or purges a stream, and nobody reads
- *   another service's consumer.
+ * - JetStream: account info, its streams (info, create; update only for the stream's owner),
+ *   its durable consumers (info, create with the definition's filter, pull, ack), its KV
+ *   buckets. Nothing deletes or purges a stream, and nobody reads another service's consumer.
  */
 export function natsPermissions(service: ServiceName): NatsPermissions {
   const sent = subjectsSentBy(service);
@@ -138,8 +171,8 @@ export function natsPermissions(service: ServiceName): NatsPermissions {
     ...sent,
     ...deadLetters,
     `${JS_API}.INFO`,
-    ...streamsOf(service).flatMap((s) => streamApi(STREAMS[s].name)),
-    ...consumers.flatMap((c) => durableConsumerApi(c.stream, c.durable)),
+    ...streamsOf(service).flatMap((s) => streamApi(STREAMS[s].name, STREAMS[s].owner === service)),
+    ...consumers.flatMap(durableConsumerApi),
     ...buckets.flatMap(kvApi),
   ];
   const subscribe = [

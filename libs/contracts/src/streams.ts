@@ -10,6 +10,13 @@ export interface StreamDef {
   /** Window in which a repeated Nats-Msg-Id is dropped as a duplicate. */
   readonly duplicateWindowMs: number;
   readonly description: string;
+  /**
+   * The one service that may change the stream's configuration (STREAM.UPDATE): it brings the
+   * stream to this definition at start. Every other service that writes or reads the stream
+   * may only look it up, or create it when it is missing (with this definition: nats-server
+   * refuses a create that differs from an existing stream's configuration).
+   */
+  readonly owner: ServiceName;
 }
 
 const DAY = 24 * 3_600_000;
@@ -41,6 +48,7 @@ function commandStream(service: ServiceName, name: string): StreamDef {
     maxAgeMs: 7 * DAY,
     duplicateWindowMs: 10 * 60_000,
     description: `commands carried out by ${service}`,
+    owner: service,
   };
 }
 
@@ -56,6 +64,8 @@ export const STREAMS = {
     maxAgeMs: 7 * DAY,
     duplicateWindowMs: 10 * 60_000,
     description: 'durable events: any number of consumers',
+    // The gateway reads the most of it (orders, activity, speed tests).
+    owner: 'api-gateway',
   },
   DLQ: {
     name: 'DLQ',
@@ -64,6 +74,7 @@ export const STREAMS = {
     maxAgeMs: 30 * DAY,
     duplicateWindowMs: 60_000,
     description: 'messages rejected by a consumer, with the reason in headers',
+    owner: 'api-gateway',
   },
 } as const satisfies Record<string, StreamDef>;
 export type StreamName = keyof typeof STREAMS;
