@@ -2,9 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { HEADERS, type AclPolicyView } from '@switchyard/contracts';
 import {
+  createTestRedisUsers,
+  type TestRedisUsers,
   eventually,
   freePort,
   startNatsServer,
@@ -34,6 +36,7 @@ describe('the load balancer following ACL policies', () => {
   let backends: TaggedBackends;
   let lb: ServiceProcess;
   let redis: Redis;
+  let redisUsers: TestRedisUsers;
   let portA: number;
   let portB: number;
   const tenantA = randomUUID();
@@ -91,8 +94,9 @@ describe('the load balancer following ACL policies', () => {
   }
 
   beforeAll(async () => {
+    redisUsers = await createTestRedisUsers(`sy_acle_${randomUUID().slice(0, 8)}`);
     nats = await startNatsServer();
-    nc = await natsConnect({ servers: nats.url });
+    nc = await nats.connect();
     peer = startRoutingPeer(nc);
     backends = await startTaggedBackends(['a', 'b']);
     portA = await freePort();
@@ -106,7 +110,9 @@ describe('the load balancer following ACL policies', () => {
     redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379');
     lb = await startReady('load-balancer', {
       NATS_URL: nats.url,
-      REDIS_URL: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
+      ...nats.identityEnv('load-balancer'),
+      // Its own Redis user (lb:*, acl:*), as in a deployment.
+      REDIS_URL: redisUsers.urlFor('load-balancer'),
       LB_PROXY_PORT: String(await freePort()),
       LB_WORKERS: String(WORKERS),
       LB_ACCEPT: 'primary',
@@ -121,6 +127,7 @@ describe('the load balancer following ACL policies', () => {
     await nc?.close();
     await backends?.close();
     redis?.disconnect();
+    await redisUsers?.delete();
     await nats?.stop();
   });
 
