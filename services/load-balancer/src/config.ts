@@ -1,7 +1,6 @@
 import { availableParallelism } from 'node:os';
 import Type from 'typebox';
-import { CommonEnv, env } from '@switchyard/config';
-import { parseNetworks } from './destinations.js';
+import { CommonEnv, env, parseNetworks } from '@switchyard/config';
 import { parseClientRegions, parseCountryPorts, parseProxyUsers, STRATEGIES } from './settings.js';
 
 // A list variable is checked by the parser that later reads it, so the start-up error and

@@ -1,4 +1,5 @@
-import { BlockList, isIP } from 'node:net';
+import { isIP } from 'node:net';
+import { parseNetworks } from '@switchyard/config';
 
 /**
  * Where an exit pool's client may not go: addresses that lead back into the host, the
@@ -22,24 +23,6 @@ export const DEFAULT_DENIED_NETWORKS: readonly string[] = Object.freeze([
   'fe80::/10', // link-local
   'ff00::/8', // multicast
 ]);
-
-/** "10.1.0.0/16, fd00::/8" → a BlockList; a bare address counts as a single-address network. */
-export function parseNetworks(value: string): BlockList {
-  const list = new BlockList();
-  for (const entry of value
-    .split(',')
-    .map((e) => e.trim())
-    .filter(Boolean)) {
-    const [address, bits, extra] = entry.split('/');
-    const family = isIP(address ?? '');
-    if (family === 0 || extra !== undefined) throw new Error(`"${entry}" is not an IP network (address/prefix)`);
-    const max = family === 4 ? 32 : 128;
-    const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : Number.NaN;
-    if (!(prefix >= 0 && prefix <= max)) throw new Error(`"${entry}" has a prefix length outside 0-${max}`);
-    list.addSubnet(address!, prefix, family === 4 ? 'ipv4' : 'ipv6');
-  }
-  return list;
-}
 
 export interface DestinationPolicy {
   /** False for an IP literal in a denied network; host names are the node's to judge. */

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_DENIED_NETWORKS, destinationPolicy, isValidHost, parseNetworks } from '../src/destinations.js';
+import { parseNetworks } from '@switchyard/config';
+import { DEFAULT_DENIED_NETWORKS, destinationPolicy, isValidHost } from '../src/destinations.js';
 
 describe('destination policy', () => {
   const policy = destinationPolicy();

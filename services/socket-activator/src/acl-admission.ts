@@ -1,4 +1,5 @@
-import { BlockList } from 'node:net';
+import type { BlockList } from 'node:net';
+import { parseNetworks } from '@switchyard/config';
 import type { AclGate } from '@switchyard/service-kit';
 import type { NodeCatch } from './catches.js';
 import type { PoolTags } from './pool-tags.js';
@@ -6,18 +7,7 @@ import type { PoolTags } from './pool-tags.js';
 export type Verdict = 'allowed' | 'denied' | 'unknown';
 
 /** ACTIVATOR_ACL_TRUSTED_SOURCES (checked against its schema) as a BlockList. */
-export function trustedSources(list: string): BlockList {
-  const b = new BlockList();
-  for (const cidr of list
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean)) {
-    const [net, bits] = cidr.split('/');
-    const type = net!.includes(':') ? 'ipv6' : 'ipv4';
-    b.addSubnet(net!, bits === undefined ? (type === 'ipv4' ? 32 : 128) : Number(bits), type);
-  }
-  return b;
-}
+export const trustedSources = parseNetworks;
 
 /**
  * The activator's `admit` edge: the tenant's policy on a connection for one of its nodes, with

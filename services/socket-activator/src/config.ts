@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import Type from 'typebox';
-import { CommonEnv, DatabaseEnv, env } from '@switchyard/config';
+import { CommonEnv, DatabaseEnv, env, isNetworkList } from '@switchyard/config';
 
 // IP literals, not host names: the nft rule and the bound sockets need addresses.
 const ipv4 = (defaultValue: string, description: string) =>
@@ -49,18 +49,7 @@ export const SocketActivatorEnv = Type.Object({
    */
   ACTIVATOR_ACL_TRUSTED_SOURCES: Type.Refine(
     Type.String({ description: 'comma-separated CIDRs, e.g. 10.0.0.5/32', default: '' }),
-    (value: string) =>
-      value
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean)
-        .every((cidr) => {
-          const [net, bits, extra] = cidr.split('/');
-          const v = isIP(net ?? '');
-          if (v === 0 || extra !== undefined) return false;
-          if (bits === undefined) return true;
-          return /^\d{1,3}$/.test(bits) && Number(bits) <= (v === 4 ? 32 : 128);
-        }),
+    isNetworkList,
     () => 'expected comma-separated CIDRs such as 10.0.0.5/32 or 127.0.0.1/32',
   ),
   /** Prometheus /metrics on ACTIVATOR_LISTEN_HOST; 0 = off. */

@@ -22,6 +22,19 @@ export function callerOf(request: FastifyRequest): Caller {
   return caller;
 }
 
+export const isAdmin = (caller: Caller): boolean => grants(caller.scopes, 'admin');
+
+/**
+ * The tenant a call is about: the caller's own unless an admin key names another (`field`, the
+ * request's field that named it). A member naming another tenant gets 403: "<field>: only an
+ * admin key <acts>".
+ */
+export function tenantFor(caller: Caller, asked: string | undefined, field: string, acts: string): string {
+  if (asked === undefined || asked === caller.tenantId) return caller.tenantId;
+  if (!isAdmin(caller)) throw new RequestError(403, 'forbidden', `${field}: only an admin key ${acts}`, [{ path: field, message: 'not your tenant' }]);
+  return asked;
+}
+
 /**
  * The principal behind a call: its API key's id, or `basic:<user>` for the compat Basic account
  * (the name its request budget is counted under too).

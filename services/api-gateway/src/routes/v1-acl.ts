@@ -5,11 +5,11 @@ import Type from 'typebox';
 import { compilePolicy, loadPolicy, PolicyError, type CompiledPolicy } from '@switchyard/acl';
 import { ACL_LIMITS, AclPolicy, Id, MAX_POOL_TAGS, PoolTag, ProxyUserName, Timestamp } from '@switchyard/contracts';
 import type { Kysely } from '@switchyard/db';
-import { callerOf } from '../http/auth.js';
+import { callerOf, tenantFor } from '../http/auth.js';
 import { badRequest, notFound, RequestError } from '../http/errors.js';
 import { currentPolicy, writePolicy } from '../acl-policies.js';
 import type { Caller } from '../keys.js';
-import { grants, requires } from '../scopes.js';
+import { requires } from '../scopes.js';
 import type { Database } from '../tables.js';
 import { ErrorBody } from './schemas.js';
 
@@ -38,16 +38,11 @@ const PolicyAnswer = Type.Object({
 
 const Written = Type.Object({ tenantId: Id, version: Type.Integer({ minimum: 1 }), updatedAt: Timestamp });
 
-const isAdmin = (c: Caller) => grants(c.scopes, 'admin');
-
-/** The tenant a call is about: the caller's own unless an admin names another. */
-async function tenantFor(db: Kysely<Database>, caller: Caller, asked: string | undefined): Promise<string> {
-  if (asked === undefined || asked === caller.tenantId) return caller.tenantId;
-  if (!isAdmin(caller)) {
-    throw new RequestError(403, 'forbidden', "query.tenantId: only an admin key reads or sets another tenant's policy", [{ path: 'query.tenantId', message: 'not your tenant' }]);
-  }
-  if (!(await db.selectFrom('tenants').select('id').where('id', '=', asked).executeTakeFirst())) throw notFound(`no tenant ${asked}`);
-  return asked;
+/** The tenant a call is about (another only for an admin key), which must exist. */
+async function policyTenant(db: Kysely<Database>, caller: Caller, asked: string | undefined): Promise<string> {
+  const tenantId = tenantFor(caller, asked, 'query.tenantId', "reads or sets another tenant's policy");
+  if (tenantId !== caller.tenantId && !(await db.selectFrom('tenants').select('id').where('id', '=', tenantId).executeTakeFirst())) throw notFound(`no tenant ${tenantId}`);
+  return tenantId;
 }
 
 /** A PolicyError as an answer: 400 when the text is not HuJSON, 413 when too long, 422 when not a valid policy. */
@@ -107,7 +102,7 @@ export function aclRoutes(deps: AclRouteDeps): FastifyPluginAsync {
           },
         },
         async (request) => {
-          const tenantId = await tenantFor(db, callerOf(request), request.query.tenantId);
+          const tenantId = await policyTenant(db, callerOf(request), request.query.tenantId);
           const source = request.body;
           if (!source.trim()) throw badRequest([{ path: 'body', message: 'required: the policy text' }]);
           const { document } = accept(source, 'body');
@@ -131,7 +126,7 @@ export function aclRoutes(deps: AclRouteDeps): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const tenantId = await tenantFor(db, callerOf(request), request.query.tenantId);
+        const tenantId = await policyTenant(db, callerOf(request), request.query.tenantId);
         const [row, denials] = await Promise.all([currentPolicy(db, tenantId), deps.denials(tenantId)]);
         return {
           tenantId,
@@ -155,7 +150,7 @@ export function aclRoutes(deps: AclRouteDeps): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const tenantId = await tenantFor(db, callerOf(request), request.query.tenantId);
+        const tenantId = await policyTenant(db, callerOf(request), request.query.tenantId);
         const row = await writePolicy(db, tenantId, null);
         if (!row) throw notFound('the tenant has no ACL policy');
         deps.onOrderPlaced();
@@ -210,7 +205,7 @@ export function aclRoutes(deps: AclRouteDeps): FastifyPluginAsync {
         },
       },
       async (request) => {
-        const tenantId = await tenantFor(db, callerOf(request), request.query.tenantId);
+        const tenantId = await policyTenant(db, callerOf(request), request.query.tenantId);
         const { src, dst, policy } = request.body;
         if (!isIP(src.address)) throw badRequest([{ path: 'src.address', message: 'must be an IPv4 or IPv6 address' }]);
         let compiled: CompiledPolicy;

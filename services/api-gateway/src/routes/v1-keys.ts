@@ -3,10 +3,10 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { Id, Timestamp } from '@switchyard/contracts';
 import type { Kysely } from '@switchyard/db';
-import { callerOf } from '../http/auth.js';
+import { callerOf, isAdmin, tenantFor } from '../http/auth.js';
 import { badRequest, notFound, RequestError } from '../http/errors.js';
 import { createKey, getKey, listKeys, revokeKey, rotateKey, statusOf, type Caller, type KeyChangeRefusal } from '../keys.js';
-import { grants, isScope, SCOPES, wider, type Scope } from '../scopes.js';
+import { isScope, SCOPES, wider, type Scope } from '../scopes.js';
 import type { ApiKey, Database } from '../tables.js';
 import { requires } from '../scopes.js';
 import { ErrorBody } from './schemas.js';
@@ -61,14 +61,7 @@ function toView(k: ApiKey, now = new Date()) {
   };
 }
 
-const isAdmin = (c: Caller) => grants(c.scopes, 'admin');
-
-/** The tenant a call is about: the caller's own unless an admin names another. */
-function tenantFor(caller: Caller, asked: string | undefined, field: string): string {
-  if (asked === undefined || asked === caller.tenantId) return caller.tenantId;
-  if (!isAdmin(caller)) throw new RequestError(403, 'forbidden', `${field}: only an admin key manages another tenant's keys`, [{ path: field, message: 'not your tenant' }]);
-  return asked;
-}
+const KEYS_OF_ANOTHER = "manages another tenant's keys";
 
 /** A duration as people read it, for messages. */
 function span(ms: number): string {
@@ -166,7 +159,7 @@ export function keyRoutes(deps: { db: Kysely<Database>; policy: KeyPolicy }): Fa
         const unknown = askedScopes.map((s, i) => [s, i] as const).filter(([s]) => !isScope(s));
         if (unknown.length) throw badRequest(unknown.map(([s, i]) => ({ path: `scopes.${i}`, message: `unknown scope "${s}" (one of ${SCOPES.join(', ')})` })));
         const scopes = askedScopes as Scope[];
-        const tenantId = tenantFor(caller, request.body.tenantId, 'tenantId');
+        const tenantId = tenantFor(caller, request.body.tenantId, 'tenantId', KEYS_OF_ANOTHER);
         const extra = wider(scopes, caller.scopes);
         if (extra.length) {
           throw new RequestError(403, 'forbidden', `scopes: ${extra.map((s) => `"${s}"`).join(', ')} wider than the calling key's scopes (${caller.scopes.join(', ')})`, [
@@ -209,7 +202,7 @@ export function keyRoutes(deps: { db: Kysely<Database>; policy: KeyPolicy }): Fa
         },
       },
       async (request) => {
-        const tenantId = tenantFor(callerOf(request), request.query.tenantId, 'query.tenantId');
+        const tenantId = tenantFor(callerOf(request), request.query.tenantId, 'query.tenantId', KEYS_OF_ANOTHER);
         const now = new Date();
         return { keys: (await listKeys(db, tenantId, { includeDead: request.query.all, now })).map((k) => toView(k, now)) };
       },
