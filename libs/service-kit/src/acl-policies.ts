@@ -1,4 +1,5 @@
 import type { Bus } from '@switchyard/bus';
+import type { ConnectionDestination as AclDestination, ConnectionSource as AclSource, Decision as AclDecision } from '@switchyard/acl';
 import type { Redis } from 'ioredis';
 
 // The tenants' ACL policies as every enforcing process holds them (the load balancer's
@@ -6,23 +7,8 @@ import type { Redis } from 'ioredis';
 // gateway owns them; `acl.evt.changed` keeps a book live and `acl.req.snapshot` rebuilds it
 // (see followAclPolicies in each service).
 
-/** Who opens a connection: the authenticated proxy user's name (absent for plain TCP) and the peer's address. */
-export interface AclSource {
-  readonly user?: string | undefined;
-  readonly address: string;
-}
-
-/** Where it goes: the tags of the pool it would reach and the port the policy judges. */
-export interface AclDestination {
-  readonly tags: readonly string[];
-  readonly port: number;
-}
-
-/** `rule`: the index into the policy's `acls` that decided, null for the default deny. */
-export interface AclDecision {
-  readonly allowed: boolean;
-  readonly rule: number | null;
-}
+// What a connection is judged on, defined once by libs/acl (the evaluator itself is handed in).
+export type { ConnectionDestination as AclDestination, ConnectionSource as AclSource, Decision as AclDecision } from '@switchyard/acl';
 
 /** A compiled policy (libs/acl's CompiledPolicy has this shape). */
 export interface AclEvaluator {
