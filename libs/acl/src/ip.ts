@@ -32,9 +32,38 @@ function v6Value(s: string): bigint {
   return value;
 }
 
+/**
+ * A dotted-quad IPv4 address's value, or -1 when `text` is not exactly one (no leading zeros,
+ * as isIPv4 has it). By hand because it runs for each connection a policy judges by address:
+ * isIPv4's regular expression and a split cost a third of such a decision.
+ */
+function quickV4(text: string): number {
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return -1;
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return -1;
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return -1;
+    } else return -1;
+  }
+  if (dots !== 3 || digits === 0) return -1;
+  return value * 256 + octet;
+}
+
 /** The address of an IP literal (a zone, `%eth0`, is dropped), or null when it is not one. */
 export function parseIp(text: string): Ip | null {
-  if (isIPv4(text)) return { family: 4, value: v4Value(text) };
+  const v4 = quickV4(text);
+  if (v4 >= 0) return { family: 4, value: v4 };
   const s = text.includes('%') ? text.slice(0, text.indexOf('%')) : text;
   if (!isIPv6(s)) return null;
   const value = v6Value(s);

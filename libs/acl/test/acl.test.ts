@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { ACL_LIMITS, AclPolicy, schemaIssues } from '@switchyard/contracts';
 import { compilePolicy, loadPolicy, parsePolicy, PolicyError, runPolicyTests, type PolicyDocument } from '../src/index.js';
@@ -335,6 +336,36 @@ describe('addresses', () => {
     expect(parseIp('64:ff9b::192.0.2.33')).toEqual({ family: 6, value: 0x0064ff9b0000000000000000c0000221n });
     expect(parseIp('1:2:3:4:5:6:7:8')).toEqual({ family: 6, value: 0x00010002000300040005000600070008n });
     expect(parseIp('01.2.3.4')).toBeNull();
+  });
+
+  it('take exactly the IPv4 literals node:net takes (the hand-written fast path)', () => {
+    const texts = [
+      '0.0.0.0',
+      '255.255.255.255',
+      '1.2.3.4',
+      '127.0.0.1',
+      '1.2.3',
+      '1.2.3.4.5',
+      '1..2.3',
+      '.1.2.3',
+      '1.2.3.',
+      '256.1.1.1',
+      '1.2.3.1000',
+      '00.1.2.3',
+      '1.2.3.04',
+      '1.2.3.4 ',
+      ' 1.2.3.4',
+      '1.2.3.a',
+      '',
+      '.',
+      '1.2.3.4/8',
+      '١.٢.٣.٤',
+    ];
+    for (const text of texts) {
+      const ip = parseIp(text);
+      expect({ text, v4: ip?.family === 4 }).toEqual({ text, v4: isIPv4(text) });
+      if (isIPv4(text)) expect(ip!.value).toBe(text.split('.').reduce((v, o) => v * 256 + Number(o), 0));
+    }
   });
 
   it('read CIDRs as ranges, an IPv4-mapped prefix as IPv4', () => {
