@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { startBenchLb } from './support/lb.js';
+import { lbPids, startBenchLb } from './support/lb.js';
 
 const connections = Math.max(1000, Math.min(100_000, Number(process.argv[2] ?? 50_000)));
 const workers = Math.max(1, Math.min(32, Number(process.argv[3] ?? 6)));
@@ -41,21 +41,6 @@ function openFiles(pid: number): number {
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) : 0;
-}
-
-/** The load balancer's primary and its workers. */
-function lbPids(primary: number): number[] {
-  const pids = [primary];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === primary) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
 }
 
 async function main() {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { startRoutingPeer, startNatsServer, freePort, startReady, type RoutingPeer, type NatsServer, type ServiceProcess } from '@switchyard/testkit';
@@ -38,6 +39,8 @@ export interface BenchLbOptions {
   readonly tags?: readonly (readonly string[])[];
   /** Changes the peer's state (policies, say) before the load balancer first reads it. */
   readonly prepare?: (peer: RoutingPeer) => void;
+  /** Options for node itself, which the workers inherit (`--cpu-prof`). */
+  readonly nodeArgs?: readonly string[];
 }
 
 /**
@@ -63,13 +66,18 @@ export async function startBenchLb(backendPorts: number[], env: Record<string, s
     ports.push(publicPort);
   }
   opts.prepare?.(peer);
-  const lb = await startReady('load-balancer', {
-    NATS_URL: nats.url,
-    ...nats.identityEnv('load-balancer'),
-    REDIS_URL: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
-    LB_PROXY_PORT: String(await freePort()),
-    ...env,
-  }).catch(async (err: unknown) => {
+  const lb = await startReady(
+    'load-balancer',
+    {
+      NATS_URL: nats.url,
+      ...nats.identityEnv('load-balancer'),
+      REDIS_URL: process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379',
+      LB_PROXY_PORT: String(await freePort()),
+      ...env,
+    },
+    30_000,
+    opts.nodeArgs,
+  ).catch(async (err: unknown) => {
     await nc.close();
     await nats.stop();
     throw err;
@@ -89,3 +97,36 @@ export async function startBenchLb(backendPorts: number[], env: Record<string, s
 }
 
 export const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(sorted.length * p) - 1))]!;
+
+/** The load balancer's primary and its workers (the children of the primary). */
+export function lbPids(primary: number): number[] {
+  const pids = [primary];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === primary) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/**
+ * CPU time the processes have run, in ns, summed over their threads (the scheduler's own
+ * account in /proc/<pid>/task/<tid>/schedstat: nanoseconds, where utime counts 10 ms ticks).
+ */
+export function cpuNs(pids: readonly number[]): number {
+  let ns = 0;
+  for (const pid of pids) {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  }
+  return ns;
+}

@@ -18,9 +18,13 @@ export interface ServiceProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts a built service (`services/<name>/dist/main.js`) as a child process of the test. */
-export function startService(name: ServiceName, env: Record<string, string>): ServiceProcess {
-  const child = spawn(process.execPath, [`services/${name}/dist/main.js`], {
+/**
+ * Starts a built service (`services/<name>/dist/main.js`) as a child process of the test.
+ * `nodeArgs`: options for node itself (`--cpu-prof`, which NODE_OPTIONS refuses); a load
+ * balancer's workers inherit them.
+ */
+export function startService(name: ServiceName, env: Record<string, string>, nodeArgs: readonly string[] = []): ServiceProcess {
+  const child = spawn(process.execPath, [...nodeArgs, `services/${name}/dist/main.js`], {
     cwd: repoRoot,
     env: { PATH: process.env['PATH'] ?? '', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -78,8 +82,8 @@ export function startService(name: ServiceName, env: Record<string, string>): Se
 }
 
 /** Starts a service and waits for its "ready" log line. */
-export async function startReady(name: ServiceName, env: Record<string, string>, timeoutMs = 30_000): Promise<ServiceProcess> {
-  const p = startService(name, env);
+export async function startReady(name: ServiceName, env: Record<string, string>, timeoutMs = 30_000, nodeArgs: readonly string[] = []): Promise<ServiceProcess> {
+  const p = startService(name, env, nodeArgs);
   await p.waitForLog(/"msg":"ready"/, timeoutMs);
   return p;
 }
