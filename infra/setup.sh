@@ -123,3 +123,18 @@ ensure_command nft nftables
 ensure_command curl curl
 ensure_command redis-cli redis-tools
 ensure_command psql postgresql-client
+# Tunnels: WireGuard in userspace (the kernel module is used where present) and a stock sshd
+# that tunnel-manager runs with its own config on the edge. Debian's openssh-server would start
+# an sshd on port 22 as it installs; policy-rc.d keeps it from starting anything.
+if ! command -v wireguard-go >/dev/null || ! command -v wg >/dev/null || [ ! -x /usr/sbin/sshd ]; then
+  policy=/usr/sbin/policy-rc.d
+  had_policy=no; [ -e "$policy" ] && had_policy=yes
+  [ "$had_policy" = yes ] || { printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; }
+  apt_install wireguard-go wireguard-tools openssh-server
+  [ "$had_policy" = yes ] || rm -f "$policy"
+  echo "wireguard-go, wg, sshd: installed"
+else
+  echo "wireguard-go, wg, sshd: present (already)"
+fi
+# sshd refuses to start without its privilege-separation directory.
+mkdir -p /run/sshd
