@@ -82,7 +82,8 @@ function host(netns: string, address: string, started: TestHostProcess[]): TestH
     address,
     exec,
     spawn(command, args, env) {
-      const child = spawn('ip', ['netns', 'exec', netns, command, ...args], { env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+      // stdin is a pipe, so a test can talk to what it started (child.stdin).
+      const child = spawn('ip', ['netns', 'exec', netns, command, ...args], { env: env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
       let out = '';
       const keep = (chunk: Buffer) => {
         out += chunk.toString();
