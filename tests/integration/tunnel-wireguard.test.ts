@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { docker, eventually, HTTP_APP_IMAGE, HTTP_APP_PORT, makeTestHosts, rejectionOf, TEST_CONTAINER_LINK, TEST_LINK, type TestHost, type TestHosts } from '@switchyard/testkit';
-import { bringUpLink, createKeyFile, type HostRunner, linkAddress, rotateNodeKey, uniqueInterfaceName, type WireGuardLink, type WireGuardPeer } from '@switchyard/tunnels';
+import { docker, eventually, HTTP_APP_IMAGE, HTTP_APP_PORT, makeTestHosts, rejectionOf, TEST_CONTAINER_LINK, TEST_LINK, type TestHosts } from '@switchyard/testkit';
+import { bringUpLink, createKeyFile, linkAddress, rotateNodeKey, uniqueInterfaceName, type WireGuardLink, type WireGuardPeer } from '@switchyard/tunnels';
+import { clientLines, curl, HOLDING_CLIENT, runnerOf } from './support/tunnel-hosts.js';
 
 // A WireGuard path between an edge and a node's host, each a network namespace of the test's
 // own, with real wireguard-go, wg and ip, and the node a real container attached to the node's
@@ -17,64 +18,6 @@ const LISTEN_PORT = 51820;
 /** The network the container sits on behind the node's host (a /24 in the testkit). */
 const CONTAINER_NETWORK = `${TEST_CONTAINER_LINK.host.split('.').slice(0, 3).join('.')}.0/${TEST_CONTAINER_LINK.prefix}`;
 const APP_URL = `http://${TEST_CONTAINER_LINK.container}:${HTTP_APP_PORT}/`;
-
-/** The lib's runner for a test host: every command inside the host's namespace. */
-function runnerOf(host: TestHost): HostRunner {
-  return {
-    exec: (command, args, opts) => host.exec(command, args, opts?.input),
-    spawn: (command, args, env) => {
-      const p = host.spawn(command, args, env);
-      return { pid: p.pid, exited: () => p.child.exitCode !== null || p.child.signalCode !== null, output: p.output, stop: () => p.stop() };
-    },
-  };
-}
-
-/** One run of curl in a host; rejects (with curl's exit code in the message) when it fails. */
-function curl(host: TestHost, url: string, maxTimeSec = 5): Promise<string> {
-  return host.exec('curl', ['-sS', '--connect-timeout', String(Math.min(3, maxTimeSec)), '--max-time', String(maxTimeSec), url]);
-}
-
-// A client that holds one keep-alive connection to the app and asks it something every 50 ms,
-// printing one JSON line per answer (with the connection's local port) or its error, then ends.
-// Bounded: it stops by itself after two minutes.
-const HOLDING_CLIENT = `
-import http from 'node:http';
-const [host, port] = [process.argv[2], Number(process.argv[3])];
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-let n = 0;
-setTimeout(() => process.exit(0), 120_000);
-function ask() {
-  const req = http.get({ host, port, path: '/', agent, timeout: 20_000 }, (res) => {
-    const localPort = res.socket.localPort;
-    let body = '';
-    res.setEncoding('utf8');
-    res.on('data', (c) => (body += c));
-    res.on('end', () => {
-      console.log(JSON.stringify({ n: ++n, at: Date.now(), status: res.statusCode, localPort, body: body.trim() }));
-      setTimeout(ask, 50);
-    });
-  });
-  req.on('timeout', () => req.destroy(new Error('no answer within 20 s')));
-  req.on('error', (err) => { console.log(JSON.stringify({ error: err.message })); process.exit(1); });
-}
-ask();
-`;
-
-interface ClientLine {
-  n?: number;
-  at?: number;
-  status?: number;
-  localPort?: number;
-  body?: string;
-  error?: string;
-}
-
-function clientLines(output: string): ClientLine[] {
-  return output
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as ClientLine);
-}
 
 describe('a WireGuard path from the edge to a node’s container', () => {
   let hosts: TestHosts;
