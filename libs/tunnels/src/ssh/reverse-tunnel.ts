@@ -185,6 +185,8 @@ export class ReverseTunnel {
           if (reasons.length > REASON_LINES) reasons.shift();
         } else if (line.kind === 'forward-up' && line.remotePort === this.remotePort && !wasUp) {
           wasUp = true;
+          // What ssh said on the way up is not why the session will end.
+          reasons.length = 0;
           clearTimeout(upTimer);
           lifetime = setTimeout(() => {
             renew = true;
