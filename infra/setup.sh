@@ -138,3 +138,6 @@ else
 fi
 # sshd refuses to start without its privilege-separation directory.
 mkdir -p /run/sshd
+# The accounts the edge sshd's tunnels log in as and its key command runs as.
+bash "$(dirname "${BASH_SOURCE[0]}")/tunnel-users.sh"
+echo "tunnel accounts: switchyard-tunnel, switchyard-keys ready"
