@@ -6,7 +6,7 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { docker, eventually, HTTP_APP_IMAGE, HTTP_APP_PORT, makeTestHosts, rejectionOf, TEST_CONTAINER_LINK, TEST_LINK, type TestHosts } from '@switchyard/testkit';
 import { bringUpLink, createKeyFile, linkAddress, rotateNodeKey, uniqueInterfaceName, type WireGuardLink, type WireGuardPeer } from '@switchyard/tunnels';
-import { clientLines, curl, HOLDING_CLIENT, runnerOf } from './support/tunnel-hosts.js';
+import { clientLines, curl, HOLDING_CLIENT, runnerOf } from '@switchyard/testkit/tunnels';
 
 // A WireGuard path between an edge and a node's host, each a network namespace of the test's
 // own, with real wireguard-go, wg and ip, and the node a real container attached to the node's

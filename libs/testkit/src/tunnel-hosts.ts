@@ -1,4 +1,4 @@
-import type { TestHost } from '@switchyard/testkit';
+import type { TestHost } from './netns.js';
 import type { HostRunner } from '@switchyard/tunnels';
 
 // What the tunnel tests share: libs/tunnels' runner for a test's host, curl from a host, and a
