@@ -143,6 +143,7 @@ async function main() {
     const afterDrop = attempts.filter((a) => a.start >= droppedAt);
     const firstServed = afterDrop.find((a) => a.ok);
     const failed = afterDrop.filter((a) => !a.ok).length;
+    if (afterDrop.length === 0) throw new Error('no connection was opened after the drop');
     const slowest = Math.max(...afterDrop.map((a) => a.end - a.start));
     console.log(
       `  failover (interval 200 ms, probe timeout 300 ms, fall 2): drop → switch ${toSsh ? `${toSsh.readAt - droppedAt} ms` : 'none seen'}; drop → first connection answered ${firstServed ? `${firstServed.end - droppedAt} ms` : 'none'}; ${afterDrop.length} connections opened after the drop, ${failed} failed, slowest ${slowest} ms`,

@@ -129,9 +129,18 @@ ensure_command psql postgresql-client
 if ! command -v wireguard-go >/dev/null || ! command -v wg >/dev/null || [ ! -x /usr/sbin/sshd ]; then
   policy=/usr/sbin/policy-rc.d
   had_policy=no; [ -e "$policy" ] && had_policy=yes
-  [ "$had_policy" = yes ] || { printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; }
+  if [ "$had_policy" = no ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"
+    # Removed however the install ends: left behind, it would block every later service start.
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt_install wireguard-go wireguard-tools openssh-server
-  [ "$had_policy" = yes ] || rm -f "$policy"
+  [ "$had_policy" = yes ] || { rm -f "$policy"; trap - EXIT; }
+  # On a host with systemd the package enables a stock sshd on port 22 for the next boot;
+  # Switchyard runs its own sshd, so that one stays off.
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+  fi
   echo "wireguard-go, wg, sshd: installed"
 else
   echo "wireguard-go, wg, sshd: present (already)"

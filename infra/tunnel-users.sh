@@ -12,4 +12,7 @@ for user in switchyard-tunnel switchyard-keys; do
 done
 # useradd leaves the password field `!` (locked); sshd without PAM refuses a locked account even
 # for a key login ("account is locked"). `*` matches no password and is not a lock.
-usermod -p '*' switchyard-tunnel
+# Changed only when locked: tests start this script often, and usermod takes /etc/passwd's lock.
+if [[ "$(getent shadow switchyard-tunnel | cut -d: -f2)" == '!'* ]]; then
+  usermod -p '*' switchyard-tunnel
+fi

@@ -60,11 +60,14 @@ export class Compiled implements CompiledPolicy {
   }
 
   decide(src: ConnectionSource, dst: ConnectionDestination): Decision {
+    // A port that is not one (NaN, out of range) is judged as unknown, 0: only `*` ports take it.
+    // Without this, NaN would fall inside every range (each comparison in scan is false).
+    const port = Number.isInteger(dst.port) && dst.port >= 0 && dst.port <= 65535 ? dst.port : 0;
     const probe: Probe = { rules: src.user ? this.rulesOf.get(src.user) : undefined, address: src.address, ip: undefined, best: NONE };
-    this.scan(this.anyTag, probe, dst.port);
+    this.scan(this.anyTag, probe, port);
     for (const tag of dst.tags) {
       const entries = this.byTag.get(tag);
-      if (entries) this.scan(entries, probe, dst.port);
+      if (entries) this.scan(entries, probe, port);
     }
     return probe.best === NONE ? DENY : this.accepts[probe.best]!;
   }

@@ -168,6 +168,15 @@ describe('decide', () => {
     expect(c.decide({ address: '203.0.113.9' }, { tags: ['tag:web'], port: 443 })).toEqual({ allowed: false, rule: null });
   });
 
+  it('a port that is not one (NaN, fractional, out of range) is taken by `*` ports only, by no range', () => {
+    const ranged = policy([rule(['*'], ['tag:web:1-65535'])]);
+    const any = policy([rule(['*'], ['tag:web:*'])]);
+    for (const port of [Number.NaN, 80.5, -1, 65536]) {
+      expect({ port, ranged: ranged.decide({ address: '1.2.3.4' }, { tags: ['tag:web'], port }).allowed }).toEqual({ port, ranged: false });
+      expect({ port, any: any.decide({ address: '1.2.3.4' }, { tags: ['tag:web'], port }).allowed }).toEqual({ port, any: true });
+    }
+  });
+
   it('ports: lists and ranges, nothing outside', () => {
     const p = policy([rule(['*'], ['tag:web:80,443,8000-8010'])]);
     const at = (port: number) => p.decide({ address: '1.2.3.4' }, { tags: ['tag:web'], port }).allowed;

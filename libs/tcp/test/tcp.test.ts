@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { closedWithin } from '@switchyard/testkit/sockets';
+import { closedWithin, startBlackHole } from '@switchyard/testkit/sockets';
 import { dial, firstAnswer, release, splice } from '../src/index.js';
 
 // Real sockets on 127.0.0.1: each test scripts a server and looks at what its peer sees.
@@ -43,27 +42,6 @@ function collect(s: Socket): Promise<{ data: string; how: 'end' | 'close' }> {
     s.once('end', () => resolve({ data, how: 'end' }));
     s.once('close', () => resolve({ data, how: 'close' }));
   });
-}
-
-/**
- * A port that never completes a connect: a listener in another process (blocked, so it never
- * accepts) with a backlog of 1; once two connections fill its queue, the kernel drops SYNs.
- */
-async function blackHole(): Promise<number> {
-  const script = `const s = require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
-    console.log(s.address().port);
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20000);
-  });`;
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-  cleanup.push(() => child.kill());
-  const [line] = (await once(child.stdout, 'data')) as [Buffer];
-  const port = Number(line.toString().trim());
-  // Fill the accept queue (two connections complete, maybe three; later SYNs are dropped).
-  for (let i = 0; i < 3; i++) {
-    const filler = client(port);
-    await Promise.race([once(filler, 'connect'), new Promise((r) => setTimeout(r, 300))]);
-  }
-  return port;
 }
 
 describe('dial', () => {
@@ -241,4 +219,11 @@ describe('release', () => {
 /** Waits (bounded) for a condition that follows from socket events. */
 async function expectEventually(check: () => boolean, ms = 2000): Promise<void> {
   await vi.waitFor(() => expect(check()).toBe(true), { timeout: ms, interval: 10 });
+}
+
+/** A port that never completes a connect, closed after the test. */
+async function blackHole(): Promise<number> {
+  const hole = await startBlackHole();
+  cleanup.push(() => hole.close());
+  return hole.port;
 }

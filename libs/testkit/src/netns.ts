@@ -112,7 +112,19 @@ export async function makeTestHosts(): Promise<TestHosts> {
   const created: string[] = [];
   const remove = async () => {
     await Promise.all(started.map((p) => p.stop().catch(() => undefined)));
-    for (const ns of created) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+    // What those forked (sshd's per-connection children, say) is still in the namespace and
+    // would keep it alive after `netns del`: ended by the pids the namespace itself lists.
+    for (const ns of created) {
+      const left = (await run('ip', ['netns', 'pids', ns]).catch(() => ({ stdout: '' }))).stdout.split('\n').filter(Boolean).map(Number);
+      for (const pid of left) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+      }
+      await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+    }
   };
   try {
     for (const ns of [names.edge, names.node]) {

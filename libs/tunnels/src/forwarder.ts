@@ -121,6 +121,9 @@ export async function startForwarder(options: ForwarderOptions): Promise<Forward
     const result = await probe(p.target, o.probeTimeoutMs, probes.signal);
     if (stopped || generation !== p.generation) return;
     record(p, result);
+    // onEvent runs inside record and may have stopped the forwarder or retargeted the path
+    // (which starts a loop of its own): this loop then ends here, so a path has one loop.
+    if (stopped || generation !== p.generation) return;
     p.timer = setTimeout(() => void probeLoop(p), Math.max(0, o.intervalMs - (performance.now() - began)));
   };
 

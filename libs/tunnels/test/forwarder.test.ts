@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, rejectionOf } from '@switchyard/testkit/async';
-import { closedWithin } from '@switchyard/testkit/sockets';
+import { closedWithin, startBlackHole } from '@switchyard/testkit/sockets';
 import { type Forwarder, type ForwarderEvent, type ForwarderOptions, ForwarderOptionError, type PathKind, probe, startForwarder } from '../src/index.js';
 
 // Real sockets on 127.0.0.1. Each path's target is a server that answers every line with its
@@ -353,24 +352,9 @@ describe('probe', () => {
   });
 });
 
-/**
- * A port that never completes a connect: a listener in another process (blocked, so it never
- * accepts) with a backlog of 1; once its queue is full, the kernel drops SYNs. As libs/tcp's tests.
- */
+/** A port that never completes a connect, closed after the test. */
 async function blackHole(): Promise<number> {
-  const script = `const s = require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
-    console.log(s.address().port);
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20000);
-  });`;
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-  cleanup.push(() => child.kill());
-  const [line] = (await once(child.stdout, 'data')) as [Buffer];
-  const port = Number(line.toString().trim());
-  for (let i = 0; i < 3; i++) {
-    const filler = connect({ port, host: HOST });
-    filler.on('error', () => {});
-    cleanup.push(() => filler.destroy());
-    await Promise.race([once(filler, 'connect'), new Promise((r) => setTimeout(r, 300))]);
-  }
-  return port;
+  const hole = await startBlackHole();
+  cleanup.push(() => hole.close());
+  return hole.port;
 }
