@@ -6,7 +6,7 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { docker, eventually, HTTP_APP_IMAGE, HTTP_APP_PORT, makeTestHosts, rejectionOf, TEST_CONTAINER_LINK, TEST_LINK, type TestHosts } from '@switchyard/testkit';
 import { bringUpLink, createKeyFile, linkAddress, rotateNodeKey, uniqueInterfaceName, type WireGuardLink, type WireGuardPeer } from '@switchyard/tunnels';
-import { clientLines, curl, HOLDING_CLIENT, runnerOf } from '@switchyard/testkit/tunnels';
+import { clientLines, curl, HOLDING_CLIENT } from '@switchyard/testkit/tunnels';
 
 // A WireGuard path between an edge and a node's host, each a network namespace of the test's
 // own, with real wireguard-go, wg and ip, and the node a real container attached to the node's
@@ -59,16 +59,16 @@ describe('a WireGuard path from the edge to a node’s container', () => {
     expect(String(await rejectionOf(curl(hosts.edge, APP_URL)))).toContain('curl: (7)');
 
     const started = Date.now();
-    const edgeKey = await createKeyFile(join(dir, 'edge'), 'edge', runnerOf(hosts.edge).exec);
-    const nodeKey = await createKeyFile(join(dir, 'node'), 'node', runnerOf(hosts.node).exec);
+    const edgeKey = await createKeyFile(join(dir, 'edge'), 'edge', hosts.edge);
+    const nodeKey = await createKeyFile(join(dir, 'node'), 'node', hosts.node);
     const [edgeAddress, nodeAddress] = [linkAddress(RANGE, 1), linkAddress(RANGE, 2)];
     edge = await bringUpLink({
-      runner: runnerOf(hosts.edge),
+      host: hosts.edge,
       config: { interfaceName: uniqueInterfaceName(), range: RANGE, address: edgeAddress, listenPort: LISTEN_PORT, stateDir: join(dir, 'edge') },
       key: edgeKey,
     });
     node = await bringUpLink({
-      runner: runnerOf(hosts.node),
+      host: hosts.node,
       config: { interfaceName: uniqueInterfaceName(), range: RANGE, address: nodeAddress, listenPort: LISTEN_PORT, stateDir: join(dir, 'node') },
       key: nodeKey,
     });

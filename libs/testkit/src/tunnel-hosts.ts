@@ -1,19 +1,7 @@
 import type { TestHost } from './netns.js';
-import type { HostRunner } from '@switchyard/tunnels';
 
-// What the tunnel tests share: libs/tunnels' runner for a test's host, curl from a host, and a
-// client that holds one connection open and reports every answer.
-
-/** The lib's runner for a test host: every command inside the host's namespace. */
-export function runnerOf(host: TestHost): HostRunner {
-  return {
-    exec: (command, args, opts) => host.exec(command, args, opts?.input),
-    spawn: (command, args, env) => {
-      const p = host.spawn(command, args, env);
-      return { pid: p.pid, exited: () => p.child.exitCode !== null || p.child.signalCode !== null, output: p.output, stop: () => p.stop() };
-    },
-  };
-}
+// What the tunnel tests share (a TestHost is libs/tunnels' CommandHost as it is): curl from a
+// host, and a client that holds one connection open and reports every answer.
 
 /** One run of curl in a host; rejects (with curl's exit code in the message) when it fails. */
 export function curl(host: TestHost, url: string, maxTimeSec = 5): Promise<string> {

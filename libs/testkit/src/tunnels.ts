@@ -25,7 +25,6 @@ import { eventually } from './async.js';
 import { docker } from './system.js';
 import { HTTP_APP_IMAGE, HTTP_APP_PORT } from './images.js';
 import { makeTestHosts, TEST_CONTAINER_LINK, TEST_LINK, type TestHostProcess, type TestHosts } from './netns.js';
-import { runnerOf } from './tunnel-hosts.js';
 import { repoRoot } from './processes.js';
 
 // One tunnel's worth of real parts, for the tests and the bench that need every path at once:
@@ -100,17 +99,17 @@ export async function startTunnelRig(opts: { sshRemotePort?: number } = {}): Pro
     );
 
     // WireGuard: the edge's peer for the node carries the container's network (see libs/tunnels wireguard/link.ts).
-    const edgeKey = await createKeyFile(join(dir, 'wg-edge'), 'edge', runnerOf(hosts.edge).exec);
-    const nodeKey = await createKeyFile(join(dir, 'wg-node'), 'node', runnerOf(hosts.node).exec);
+    const edgeKey = await createKeyFile(join(dir, 'wg-edge'), 'edge', hosts.edge);
+    const nodeKey = await createKeyFile(join(dir, 'wg-node'), 'node', hosts.node);
     const [edgeWg, nodeWg] = [linkAddress(WG_RANGE, 1), linkAddress(WG_RANGE, 2)];
     const wgEdge = await bringUpLink({
-      runner: runnerOf(hosts.edge),
+      host: hosts.edge,
       config: { interfaceName: uniqueInterfaceName(), range: WG_RANGE, address: edgeWg, listenPort: WG_PORT, stateDir: join(dir, 'wg-edge') },
       key: edgeKey,
     });
     cleanups.push(() => wgEdge.down());
     const wgNode = await bringUpLink({
-      runner: runnerOf(hosts.node),
+      host: hosts.node,
       config: { interfaceName: uniqueInterfaceName(), range: WG_RANGE, address: nodeWg, listenPort: WG_PORT, stateDir: join(dir, 'wg-node') },
       key: nodeKey,
     });
@@ -210,4 +209,4 @@ async function forwarderProcess(p: TestHostProcess): Promise<ForwarderProcess> {
   };
 }
 
-export { clientLines, curl, HOLDING_CLIENT, runnerOf, type ClientLine } from './tunnel-hosts.js';
+export { clientLines, curl, HOLDING_CLIENT, type ClientLine } from './tunnel-hosts.js';

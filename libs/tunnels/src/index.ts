@@ -13,8 +13,10 @@ export type { Forwarder, ForwarderState, PathState } from './forwarder.js';
 export { FORWARDER_DEFAULTS, ForwarderOptionError } from './options.js';
 export type { ForwarderEvent, ForwarderOptions, PathSpec } from './options.js';
 
-// WireGuard paths: where commands run, keys, config checks, one link end per host, rotation.
-export { localRunner, type ExecOptions, type HostExec, type HostProcess, type HostRunner, type HostSpawn } from './wireguard/runner.js';
+// Where the tools of both paths run: this machine, or a host of a test's own (a network namespace).
+export { localHost, watch, type CommandHost, type SpawnedCommand, type WatchedProcess } from './host.js';
+
+// WireGuard paths: keys, config checks, one link end per host, rotation.
 export { generateKeyPair, createKeyFile, removeKeyFile, ensureStateDir, type KeyFile, type KeyPair } from './wireguard/keys.js';
 export {
   MAX_INTERFACE_NAME,
@@ -34,8 +36,6 @@ export { parseWgDump, type WireGuardInterfaceState, type WireGuardPeerState } fr
 export { bringUpLink, peerArgs, WireGuardLink, type BringUpOptions, type WireGuardMode } from './wireguard/link.js';
 export { rotateNodeKey, waitForHandshake, type NodeKeyRotation, type NodeKeyRotated } from './wireguard/rotation.js';
 
-// SSH paths: where the tools run (a host, or a network namespace of a test).
-export { localHost, type CommandHost, type SpawnedCommand } from './ssh/command-host.js';
 // SSH paths, the keys: records, the authorized_keys answer, rotation with overlap.
 export {
   parsePublicKey,

@@ -1,10 +1,12 @@
+import type { ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import { mkdtemp, readFile, rm, stat, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { bringUpLink, createKeyFile, rotateNodeKey, type ExecOptions, type HostProcess, type HostRunner, type KeyFile, type WireGuardLink } from '../src/index.js';
+import { bringUpLink, createKeyFile, rotateNodeKey, type CommandHost, type KeyFile, type WireGuardLink } from '../src/index.js';
 
-// The commands a link runs, against a fake runner: which tool is asked what, in which order,
+// The commands a link runs, against a fake host: which tool is asked what, in which order,
 // and that a private key never shows up in a command line or an environment. The real tools
 // run in tests/integration/tunnel-wireguard.test.ts.
 
@@ -17,77 +19,81 @@ const CONFIG = { interfaceName: 'sywg0a1b2c', range: '10.99.0.0/24', address: '1
 
 type Answer = string | Error;
 
-interface FakeRunner extends HostRunner {
+interface FakeHost extends CommandHost {
   calls: Array<{ line: string; input?: string }>;
-  spawned: Array<{ line: string; env: NodeJS.ProcessEnv; proc: FakeProcess }>;
+  spawned: Array<{ line: string; env: NodeJS.ProcessEnv | undefined; proc: FakeProcess }>;
   lines(): string[];
 }
 
-interface FakeProcess extends HostProcess {
-  exit(output: string): void;
-  stopped: boolean;
+/** A spawned command's child as far as the lib looks at it: output, exit, kill. */
+class FakeProcess extends EventEmitter {
+  readonly pid = 4242;
+  readonly stdout = new EventEmitter();
+  readonly stderr = new EventEmitter();
+  exitCode: number | null = null;
+  signalCode: NodeJS.Signals | null = null;
+  stopped = false;
+
+  /** Ends it on its own, having printed `output`. */
+  exit(output: string): void {
+    this.stderr.emit('data', Buffer.from(output));
+    this.exitCode = 1;
+    this.emit('exit', 1, null);
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGTERM'): boolean {
+    this.stopped = true;
+    this.signalCode = signal;
+    this.emit('exit', null, signal);
+    return true;
+  }
 }
 
-/** A runner that answers each command line with `answer` (an Error rejects). */
-function fakeRunner(answer: (line: string, runner: FakeRunner) => Answer): FakeRunner {
-  const runner: FakeRunner = {
+/** A host that answers each command line with `answer` (an Error rejects). */
+function fakeHost(answer: (line: string, host: FakeHost) => Answer): FakeHost {
+  const host: FakeHost = {
     calls: [],
     spawned: [],
-    lines: () => runner.calls.map((c) => c.line),
-    exec: async (command: string, args: readonly string[], opts?: ExecOptions) => {
+    lines: () => host.calls.map((c) => c.line),
+    exec: async (command, args, input) => {
       const line = [command, ...args].join(' ');
-      runner.calls.push({ line, ...(opts?.input === undefined ? {} : { input: opts.input }) });
-      const a = answer(line, runner);
+      host.calls.push({ line, ...(input === undefined ? {} : { input }) });
+      const a = answer(line, host);
       if (a instanceof Error) throw a;
       return a;
     },
     spawn: (command, args, env) => {
-      let exited = false;
-      let output = '';
-      const proc: FakeProcess = {
-        pid: 4242,
-        stopped: false,
-        exited: () => exited,
-        output: () => output,
-        stop: async () => {
-          proc.stopped = true;
-          exited = true;
-        },
-        exit: (out) => {
-          exited = true;
-          output = out;
-        },
-      };
-      runner.spawned.push({ line: [command, ...args].join(' '), env, proc });
-      return proc;
+      const proc = new FakeProcess();
+      host.spawned.push({ line: [command, ...args].join(' '), env, proc });
+      return { pid: proc.pid, child: proc as unknown as ChildProcess };
     },
   };
-  return runner;
+  return host;
 }
 
 const refused = (what = 'refused') => new Error(what);
 const dump = (...peers: string[]) => [[PRIVATE, PUBLIC, '51820', 'off'].join('\t'), ...peers].join('\n');
 const peerLine = (key: string, allowed: string, keepalive = 'off') => [key, '(none)', '10.77.0.2:51820', allowed, '0', '0', '0', keepalive].join('\t');
 
-let runners: FakeRunner[] = [];
+let hosts: FakeHost[] = [];
 afterEach(() => {
   // Whatever a test did, no private key went into a command line or an environment.
-  for (const r of runners) {
+  for (const r of hosts) {
     for (const c of r.calls) expect(c.line).not.toContain(PRIVATE);
     for (const s of r.spawned) expect(JSON.stringify(s.env)).not.toContain(PRIVATE);
   }
-  runners = [];
+  hosts = [];
 });
-function track(r: FakeRunner): FakeRunner {
-  runners.push(r);
+function track(r: FakeHost): FakeHost {
+  hosts.push(r);
   return r;
 }
 
 /** Nothing runs yet, the kernel has no WireGuard, and wireguard-go answers on its third probe. */
-function userspaceHost(extra: (line: string) => Answer | undefined = () => undefined): FakeRunner {
+function userspaceHost(extra: (line: string) => Answer | undefined = () => undefined): FakeHost {
   let probes = 0;
   return track(
-    fakeRunner((line, r) => {
+    fakeHost((line, r) => {
       const own = extra(line);
       if (own !== undefined) return own;
       if (line === 'wg show sywg0a1b2c listen-port') return r.spawned.length > 0 && ++probes >= 3 ? '51820\n' : refused('Unable to access interface: No such file or directory');
@@ -101,11 +107,11 @@ function userspaceHost(extra: (line: string) => Answer | undefined = () => undef
 describe('bringUpLink', () => {
   it('falls back to wireguard-go when the kernel has no WireGuard, waits for its control socket, then configures it', async () => {
     const host = userspaceHost();
-    const link = await bringUpLink({ runner: host, config: CONFIG, key: KEY });
+    const link = await bringUpLink({ host, config: CONFIG, key: KEY });
     expect({ mode: link.mode, pid: link.pid, address: link.address, name: link.name }).toEqual({ mode: 'userspace', pid: 4242, address: '10.99.0.1', name: 'sywg0a1b2c' });
     expect(host.spawned.map((s) => s.line)).toEqual(['wireguard-go -f sywg0a1b2c']);
-    expect(Object.keys(host.spawned[0]!.env).sort()).toEqual(['LOG_LEVEL', 'PATH', 'WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD']);
-    expect(host.spawned[0]!.env['WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD']).toBe('1');
+    expect(Object.keys(host.spawned[0]!.env!).sort()).toEqual(['LOG_LEVEL', 'PATH', 'WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD']);
+    expect(host.spawned[0]!.env!['WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD']).toBe('1');
     expect(host.lines()).toEqual([
       'wg show sywg0a1b2c listen-port',
       'ip link show dev sywg0a1b2c',
@@ -121,19 +127,19 @@ describe('bringUpLink', () => {
 
   it('uses the kernel interface when it can be made, with no wireguard-go', async () => {
     const host = userspaceHost((line) => (line.includes('type wireguard') ? '' : undefined));
-    const link = await bringUpLink({ runner: host, config: CONFIG, key: KEY });
+    const link = await bringUpLink({ host, config: CONFIG, key: KEY });
     expect({ mode: link.mode, pid: link.pid, spawned: host.spawned.length }).toEqual({ mode: 'kernel', pid: undefined, spawned: 0 });
   });
 
   it('refuses a name whose control socket already answers (another namespace’s wireguard-go)', async () => {
     const host = userspaceHost((line) => (line === 'wg show sywg0a1b2c listen-port' ? '51820\n' : undefined));
-    await expect(bringUpLink({ runner: host, config: CONFIG, key: KEY })).rejects.toThrow('a WireGuard interface sywg0a1b2c already runs on this machine');
+    await expect(bringUpLink({ host, config: CONFIG, key: KEY })).rejects.toThrow('a WireGuard interface sywg0a1b2c already runs on this machine');
     expect(host.spawned).toEqual([]);
   });
 
   it('reports wireguard-go exiting before its socket appears, with what it printed', async () => {
     const host = track(
-      fakeRunner((line, r) => {
+      fakeHost((line, r) => {
         if (line.includes('type wireguard') || line.startsWith('wg show') || line.startsWith('ip link show')) {
           r.spawned[0]?.proc.exit('ERROR: (sywg0a1b2c) 2026/12/07 Failed to create TUN device: no such file or directory');
           return refused();
@@ -141,20 +147,20 @@ describe('bringUpLink', () => {
         return '';
       }),
     );
-    await expect(bringUpLink({ runner: host, config: CONFIG, key: KEY })).rejects.toThrow(
+    await expect(bringUpLink({ host, config: CONFIG, key: KEY })).rejects.toThrow(
       'wireguard-go sywg0a1b2c exited: ERROR: (sywg0a1b2c) 2026/12/07 Failed to create TUN device: no such file or directory',
     );
   });
 
   it('ends wireguard-go again when configuring the interface fails', async () => {
     const host = userspaceHost((line) => (line.startsWith('ip address add') ? refused('RTNETLINK answers: Permission denied') : undefined));
-    await expect(bringUpLink({ runner: host, config: CONFIG, key: KEY })).rejects.toThrow('RTNETLINK answers: Permission denied');
+    await expect(bringUpLink({ host, config: CONFIG, key: KEY })).rejects.toThrow('RTNETLINK answers: Permission denied');
     expect(host.spawned[0]!.proc.stopped).toBe(true);
   });
 
   it('refuses a bad configuration before running anything', async () => {
     const host = userspaceHost();
-    await expect(bringUpLink({ runner: host, config: { ...CONFIG, address: '10.98.0.1' }, key: KEY })).rejects.toThrow(
+    await expect(bringUpLink({ host, config: { ...CONFIG, address: '10.98.0.1' }, key: KEY })).rejects.toThrow(
       'invalid WireGuard configuration: address: 10.98.0.1 is outside the range 10.99.0.0/24',
     );
     expect(host.calls).toEqual([]);
@@ -162,9 +168,9 @@ describe('bringUpLink', () => {
 });
 
 describe('a link’s peers', () => {
-  async function upWith(peers: () => string[]): Promise<{ host: FakeRunner; link: WireGuardLink; from: number }> {
+  async function upWith(peers: () => string[]): Promise<{ host: FakeHost; link: WireGuardLink; from: number }> {
     const host = userspaceHost((line) => (line === 'wg show sywg0a1b2c dump' ? dump(...peers()) : undefined));
-    const link = await bringUpLink({ runner: host, config: CONFIG, key: KEY });
+    const link = await bringUpLink({ host, config: CONFIG, key: KEY });
     return { host, link, from: host.calls.length };
   }
 
@@ -234,7 +240,7 @@ describe('createKeyFile', () => {
   });
   const wgKeys = () =>
     track(
-      fakeRunner((line) => {
+      fakeHost((line) => {
         if (line === 'wg genkey') return `${PRIVATE}\n`;
         if (line === 'wg pubkey') return `${PUBLIC}\n`;
         return refused();
@@ -246,7 +252,7 @@ describe('createKeyFile', () => {
     dirs.push(base);
     const wg = wgKeys();
     const stateDir = join(base, 'state');
-    const key = await createKeyFile(stateDir, 'sywg0a1b2c', wg.exec);
+    const key = await createKeyFile(stateDir, 'sywg0a1b2c', wg);
     expect(key.publicKey).toBe(PUBLIC);
     expect(key.privateKeyFile).toMatch(new RegExp(`^${stateDir}/sywg0a1b2c-[0-9a-f]{8}\\.key$`));
     expect(await readFile(key.privateKeyFile, 'utf8')).toBe(`${PRIVATE}\n`);
@@ -254,7 +260,7 @@ describe('createKeyFile', () => {
     expect((await stat(stateDir)).mode & 0o777).toBe(0o700);
     expect(wg.calls).toEqual([{ line: 'wg genkey' }, { line: 'wg pubkey', input: `${PRIVATE}\n` }]);
     // A second key for the same interface (a rotation) is a second file.
-    const next = await createKeyFile(stateDir, 'sywg0a1b2c', wg.exec);
+    const next = await createKeyFile(stateDir, 'sywg0a1b2c', wg);
     expect(next.privateKeyFile).not.toBe(key.privateKeyFile);
   });
 
@@ -263,15 +269,15 @@ describe('createKeyFile', () => {
     dirs.push(base);
     const open = join(base, 'open');
     await mkdir(open, { mode: 0o755 });
-    await expect(createKeyFile(open, 'sywg0a1b2c', wgKeys().exec)).rejects.toThrow(`state dir ${open} has mode 755`);
+    await expect(createKeyFile(open, 'sywg0a1b2c', wgKeys())).rejects.toThrow(`state dir ${open} has mode 755`);
   });
 });
 
 describe('rotateNodeKey', () => {
   it('refuses an edge peer entry that is not the node’s current key, before changing anything', async () => {
     const [edgeHost, nodeHost] = [userspaceHost(), userspaceHost()];
-    const edge = await bringUpLink({ runner: edgeHost, config: CONFIG, key: KEY });
-    const node = await bringUpLink({ runner: nodeHost, config: { ...CONFIG, address: '10.99.0.2' }, key: { ...KEY, publicKey: PEER_NEW } });
+    const edge = await bringUpLink({ host: edgeHost, config: CONFIG, key: KEY });
+    const node = await bringUpLink({ host: nodeHost, config: { ...CONFIG, address: '10.99.0.2' }, key: { ...KEY, publicKey: PEER_NEW } });
     const [edgeFrom, nodeFrom] = [edgeHost.calls.length, nodeHost.calls.length];
     await expect(rotateNodeKey({ node, edge, edgePeer: { publicKey: PEER_OLD, allowedIps: ['10.99.0.2/32'] } })).rejects.toThrow(
       `the edge's peer entry (${PEER_OLD}) is not the node's current key (${PEER_NEW})`,

@@ -1,6 +1,6 @@
 import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type CommandHost, localHost } from './command-host.js';
+import { type CommandHost, localHost } from '../host.js';
 
 // A node's key pair for one tunnel path, made by ssh-keygen on the node's host. Only the public
 // half is ever read into memory; the private file stays where ssh-keygen wrote it (0600).

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { access, chmod, copyFile, lstat, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type CommandHost, type SpawnedCommand, exited, localHost } from './command-host.js';
+import { type CommandHost, type SpawnedCommand, exited, localHost } from '../host.js';
 import { type AuthorizedKeysSource, type KeySourceServer, serveAuthorizedKeys } from './key-source.js';
 import { knownHostsLine } from './ssh-client.js';
 import { SSHD_DEFAULTS, pathChain, renderSshdConfig, unsafeCommandPath } from './sshd-config.js';

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BackoffPolicy, DEFAULT_BACKOFF, backoffDelay } from './backoff.js';
-import { type CommandHost, type SpawnedCommand, exited, localHost } from './command-host.js';
+import { type CommandHost, type SpawnedCommand, exited, localHost } from '../host.js';
 import { type SshClientInput, classifySshLine, sshClientArgs } from './ssh-client.js';
 
 // One SSH path session kept alive from the node's host: `ssh -N -R` to the edge's sshd, started

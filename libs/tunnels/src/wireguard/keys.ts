@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isWireGuardKey } from './config.js';
-import { type HostExec, localRunner } from './runner.js';
+import { type CommandHost, localHost } from '../host.js';
 
 // Keys are made by wg itself. A private key lives in memory only between `wg genkey` and the
 // write of its file (mode 0600, in a 0700 state dir on the host it belongs to); from then on it
@@ -21,11 +21,11 @@ export interface KeyFile {
 }
 
 /** A fresh Curve25519 pair from `wg genkey`, its public half from `wg pubkey` reading stdin. */
-export async function generateKeyPair(exec: HostExec = localRunner().exec): Promise<KeyPair> {
-  const privateKey = (await exec('wg', ['genkey'])).trim();
+export async function generateKeyPair(host: CommandHost = localHost): Promise<KeyPair> {
+  const privateKey = (await host.exec('wg', ['genkey'])).trim();
   // Checked without echoing: whatever wg printed may be a key.
   if (!isWireGuardKey(privateKey)) throw new Error('wg genkey printed something that is not a key');
-  const publicKey = (await exec('wg', ['pubkey'], { input: `${privateKey}\n` })).trim();
+  const publicKey = (await host.exec('wg', ['pubkey'], `${privateKey}\n`)).trim();
   if (!isWireGuardKey(publicKey)) throw new Error('wg pubkey printed something that is not a key');
   return { privateKey, publicKey };
 }
@@ -45,10 +45,10 @@ export async function ensureStateDir(stateDir: string): Promise<void> {
  * `label` (an interface name) and a random suffix, so a rotation never overwrites the key a
  * running interface still holds.
  */
-export async function createKeyFile(stateDir: string, label: string, exec?: HostExec): Promise<KeyFile> {
+export async function createKeyFile(stateDir: string, label: string, host?: CommandHost): Promise<KeyFile> {
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(label)) throw new Error(`key label "${label}": letters, digits, "_", "." and "-" only`);
   await ensureStateDir(stateDir);
-  const pair = await generateKeyPair(exec);
+  const pair = await generateKeyPair(host);
   const privateKeyFile = join(stateDir, `${label}-${randomBytes(4).toString('hex')}.key`);
   // `wx`: never through an existing file (or a link planted there); the mode applies at creation.
   await writeFile(privateKeyFile, `${pair.privateKey}\n`, { mode: 0o600, flag: 'wx' });

@@ -2,12 +2,12 @@ import { assertValid, checkLinkConfig, checkPeer, type WireGuardLinkConfig, type
 import { parseWgDump, type WireGuardInterfaceState, type WireGuardPeerState } from './dump.js';
 import type { KeyFile } from './keys.js';
 import { pollUntil } from './poll.js';
-import type { HostProcess, HostRunner } from './runner.js';
+import { type CommandHost, watch, type WatchedProcess } from '../host.js';
 
 // One end of a WireGuard link on one host: an interface (the kernel's where the module exists,
 // else wireguard-go on the TUN device), its private key, its address from the operator's range,
-// and its peers with a route for each peer's allowed IPs. Everything goes through the host's
-// runner with the field's tools (ip, wg, wireguard-go).
+// and its peers with a route for each peer's allowed IPs. Everything runs on the given host
+// (../host.ts) with the field's tools (ip, wg, wireguard-go).
 //
 // Reaching a node's container: the edge lists the node host's container network among the
 // node peer's allowed IPs, and the node host forwards (net.ipv4.ip_forward=1, as any Docker
@@ -20,7 +20,8 @@ import type { HostProcess, HostRunner } from './runner.js';
 export type WireGuardMode = 'kernel' | 'userspace';
 
 export interface BringUpOptions {
-  runner: HostRunner;
+  /** Where the link's commands run: localHost, or a test's host. */
+  host: CommandHost;
   config: WireGuardLinkConfig;
   /** The interface's private key (see createKeyFile). */
   key: KeyFile;
@@ -35,26 +36,26 @@ const START_POLL_MS = 25;
 
 /** Brings up this host's end of a link; on any failure, what it started is taken down again. */
 export async function bringUpLink(opts: BringUpOptions): Promise<WireGuardLink> {
-  const { runner, config, key } = opts;
+  const { host, config, key } = opts;
   assertValid(checkLinkConfig(config));
   const name = config.interfaceName;
   // Both checks first: a name in use elsewhere must fail here, not be configured over. The
   // control socket check matters most, since `wg` would talk to another namespace's wireguard-go.
-  if (await succeeds(runner, 'wg', ['show', name, 'listen-port'])) throw new Error(`a WireGuard interface ${name} already runs on this machine`);
-  if (await succeeds(runner, 'ip', ['link', 'show', 'dev', name])) throw new Error(`an interface ${name} already exists on this host`);
+  if (await succeeds(host, 'wg', ['show', name, 'listen-port'])) throw new Error(`a WireGuard interface ${name} already runs on this machine`);
+  if (await succeeds(host, 'ip', ['link', 'show', 'dev', name])) throw new Error(`an interface ${name} already exists on this host`);
 
   let mode: WireGuardMode = 'userspace';
-  let daemon: HostProcess | undefined;
+  let daemon: WatchedProcess | undefined;
   // The kernel refuses an unknown link type when its module is absent; any refusal means wireguard-go.
-  if (opts.preferKernel !== false && (await succeeds(runner, 'ip', ['link', 'add', 'dev', name, 'type', 'wireguard']))) mode = 'kernel';
-  else daemon = await startWireguardGo(runner, name, opts.startTimeoutMs ?? START_TIMEOUT_MS);
+  if (opts.preferKernel !== false && (await succeeds(host, 'ip', ['link', 'add', 'dev', name, 'type', 'wireguard']))) mode = 'kernel';
+  else daemon = await startWireguardGo(host, name, opts.startTimeoutMs ?? START_TIMEOUT_MS);
 
-  const link = new WireGuardLink(runner, config, mode, key, daemon);
+  const link = new WireGuardLink(host, config, mode, key, daemon);
   try {
-    await runner.exec('wg', ['set', name, 'private-key', key.privateKeyFile, 'listen-port', String(config.listenPort)]);
+    await host.exec('wg', ['set', name, 'private-key', key.privateKeyFile, 'listen-port', String(config.listenPort)]);
     // A /32: what is reachable through the link is decided per peer, by routes for its allowed IPs.
-    await runner.exec('ip', ['address', 'add', `${config.address}/32`, 'dev', name]);
-    await runner.exec('ip', ['link', 'set', 'dev', name, 'up']);
+    await host.exec('ip', ['address', 'add', `${config.address}/32`, 'dev', name]);
+    await host.exec('ip', ['link', 'set', 'dev', name, 'up']);
   } catch (err) {
     await link.down().catch(() => undefined);
     throw err;
@@ -62,9 +63,9 @@ export async function bringUpLink(opts: BringUpOptions): Promise<WireGuardLink> 
   return link;
 }
 
-async function succeeds(runner: HostRunner, command: string, args: readonly string[]): Promise<boolean> {
+async function succeeds(host: CommandHost, command: string, args: readonly string[]): Promise<boolean> {
   try {
-    await runner.exec(command, args);
+    await host.exec(command, args);
     return true;
   } catch {
     return false;
@@ -75,12 +76,12 @@ async function succeeds(runner: HostRunner, command: string, args: readonly stri
  * Runs `wireguard-go -f <name>` (foreground, so its pid is the daemon's and ours to end) and
  * waits until `wg` can talk to it over its control socket, /var/run/wireguard/<name>.sock.
  */
-async function startWireguardGo(runner: HostRunner, name: string, timeoutMs: number): Promise<HostProcess> {
+async function startWireguardGo(host: CommandHost, name: string, timeoutMs: number): Promise<WatchedProcess> {
   // Only what it needs: the manager's own environment may hold credentials wireguard-go has no use for.
   const env = { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1', LOG_LEVEL: 'error' };
-  const daemon = runner.spawn('wireguard-go', ['-f', name], env);
+  const daemon = watch(host.spawn('wireguard-go', ['-f', name], env));
   const ready = await pollUntil(
-    async () => daemon.exited() || (await succeeds(runner, 'wg', ['show', name, 'listen-port'])),
+    async () => daemon.exited() || (await succeeds(host, 'wg', ['show', name, 'listen-port'])),
     (stop) => stop,
     timeoutMs,
     START_POLL_MS,
@@ -97,11 +98,11 @@ export class WireGuardLink {
 
   /** Use bringUpLink. */
   constructor(
-    readonly runner: HostRunner,
+    readonly host: CommandHost,
     readonly config: WireGuardLinkConfig,
     readonly mode: WireGuardMode,
     key: KeyFile,
-    private readonly daemon: HostProcess | undefined,
+    private readonly daemon: WatchedProcess | undefined,
   ) {
     this.#key = key;
   }
@@ -188,7 +189,7 @@ export class WireGuardLink {
 
   /** The interface and its peers as `wg show <if> dump` reports them, secrets left out. */
   async show(): Promise<WireGuardInterfaceState> {
-    return parseWgDump(await this.runner.exec('wg', ['show', this.name, 'dump']));
+    return parseWgDump(await this.host.exec('wg', ['show', this.name, 'dump']));
   }
 
   async peer(publicKey: string): Promise<WireGuardPeerState | undefined> {
@@ -204,20 +205,20 @@ export class WireGuardLink {
     this.#down = true;
     if (this.daemon) await this.daemon.stop();
     // The kernel's interface needs deleting; after wireguard-go this only catches one left behind.
-    if (await succeeds(this.runner, 'ip', ['link', 'show', 'dev', this.name])) await this.runner.exec('ip', ['link', 'delete', 'dev', this.name]);
+    if (await succeeds(this.host, 'ip', ['link', 'show', 'dev', this.name])) await this.host.exec('ip', ['link', 'delete', 'dev', this.name]);
   }
 
   private async wgSet(args: readonly string[]): Promise<void> {
     if (this.#down) throw new Error(`WireGuard interface ${this.name} is down`);
-    await this.runner.exec('wg', ['set', this.name, ...args]);
+    await this.host.exec('wg', ['set', this.name, ...args]);
   }
 
   /** Routes what a peer now allows through the interface; drops routes it no longer does. */
   private async syncRoutes(before: readonly string[], after: readonly string[]): Promise<void> {
-    for (const cidr of after) await this.runner.exec('ip', ['route', 'replace', cidr, 'dev', this.name, 'src', this.address]);
+    for (const cidr of after) await this.host.exec('ip', ['route', 'replace', cidr, 'dev', this.name, 'src', this.address]);
     for (const cidr of before.filter((c) => !after.includes(c))) {
       // Gone already when the kernel dropped it with an address or another route replaced it.
-      await this.runner.exec('ip', ['route', 'delete', cidr, 'dev', this.name]).catch(() => undefined);
+      await this.host.exec('ip', ['route', 'delete', cidr, 'dev', this.name]).catch(() => undefined);
     }
   }
 }

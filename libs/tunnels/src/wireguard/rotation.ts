@@ -48,7 +48,7 @@ export async function rotateNodeKey(r: NodeKeyRotation): Promise<NodeKeyRotated>
   // A stale entry would leave the edge with the node's current key as a second peer and the
   // stale one replaced: refuse before anything changes.
   if (r.edgePeer.publicKey !== node.key.publicKey) throw new Error(`the edge's peer entry (${r.edgePeer.publicKey}) is not the node's current key (${node.key.publicKey})`);
-  const key = await createKeyFile(node.config.stateDir, node.name, node.runner.exec);
+  const key = await createKeyFile(node.config.stateDir, node.name, node.host);
   try {
     await edge.acceptPeerKey(key.publicKey, r.edgePeer.endpoint);
   } catch (err) {
