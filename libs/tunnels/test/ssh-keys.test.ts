@@ -66,6 +66,26 @@ describe('which keys are valid now', () => {
   });
 });
 
+describe('one port, one path', () => {
+  it('a key of another path cannot take a port a live key holds; an expired or revoked one frees it', () => {
+    const store = new SshKeyStore(USER);
+    const held = record({ validUntil: new Date(T0.getTime() + HOUR) });
+    store.put(held, T0);
+    const intruder = record({ publicKey: KEY_B, pathId: 'path-2' });
+    expect(() => store.put(intruder, T0)).toThrow(`port ${held.permitListenPort} is held by a key of path path-1`);
+    // The same path may add a key on its own port (the record of a rotation, say).
+    store.put(record({ publicKey: KEY_B }), T0);
+    store.remove(KEY_B);
+    // Expired: free.
+    store.put(intruder, new Date(T0.getTime() + HOUR));
+    store.remove(KEY_B);
+    // Revoked: free.
+    store.revoke(KEY_A, new Date(T0.getTime() + 1));
+    store.put(intruder, new Date(T0.getTime() + 2));
+    expect(store.list().map((r) => r.pathId)).toEqual(['path-1', 'path-2']);
+  });
+});
+
 describe('rotation with overlap', () => {
   it('the new key is valid now on another port; the old one only until the overlap ends', () => {
     const now = new Date(T0.getTime() + 7 * 24 * HOUR);

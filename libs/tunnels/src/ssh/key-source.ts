@@ -21,9 +21,20 @@ export class SshKeyStore implements AuthorizedKeysSource {
 
   constructor(private readonly tunnelUser: string) {}
 
-  /** Adds a key or replaces the record of the same key (a rotation shortening its validity). */
-  put(record: SshKeyRecord): void {
-    this.records.set(blob(record.publicKey), { ...record });
+  /**
+   * Adds a key or replaces the record of the same key (a rotation shortening its validity).
+   * `permitlisten` is what keeps one node off another's port, so a port held by a key of
+   * another path that is not over yet (neither expired nor revoked) is refused.
+   */
+  put(record: SshKeyRecord, now: Date = new Date()): void {
+    const id = blob(record.publicKey);
+    for (const [other, r] of this.records) {
+      if (other === id || r.pathId === record.pathId || r.permitListenPort !== record.permitListenPort) continue;
+      if (r.validUntil > now && !(r.revokedAt && r.revokedAt <= now)) {
+        throw new Error(`port ${record.permitListenPort} is held by a key of path ${r.pathId} until ${r.validUntil.toISOString()}`);
+      }
+    }
+    this.records.set(id, { ...record });
   }
 
   /** Refused from `at` on; the record stays for the audit trail. */

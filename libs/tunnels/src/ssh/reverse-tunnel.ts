@@ -129,9 +129,17 @@ export class ReverseTunnel {
   async retire(drained: Promise<unknown>, deadline: Date): Promise<void> {
     this.retiring = true;
     const overlap = new AbortController();
-    await Promise.race([drained, sleep(Math.max(0, deadline.getTime() - Date.now()), undefined, { signal: overlap.signal }).catch(() => undefined), this.loop]);
-    overlap.abort();
-    await this.stop();
+    try {
+      // A `drained` that rejects ends the overlap too: the old session must not outlive it.
+      await Promise.race([
+        drained,
+        sleep(Math.max(0, deadline.getTime() - Date.now()), undefined, { signal: overlap.signal }).catch(() => undefined),
+        ...(this.loop ? [this.loop] : []),
+      ]);
+    } finally {
+      overlap.abort();
+      await this.stop();
+    }
   }
 
   private set(next: Omit<ReverseTunnelState, 'since'>): void {

@@ -95,6 +95,7 @@ async function startWireguardGo(host: CommandHost, name: string, timeoutMs: numb
 export class WireGuardLink {
   #key: KeyFile;
   #down = false;
+  #gone = false;
 
   /** Use bringUpLink. */
   constructor(
@@ -200,12 +201,15 @@ export class WireGuardLink {
    * Deletes the interface and ends wireguard-go by its pid (on SIGTERM it removes its TUN
    * device and control socket). Safe to call again. Key files stay: removeKeyFile is separate.
    */
+  /** Ends the link; may be called again after it failed, to finish what it could not. */
   async down(): Promise<void> {
-    if (this.#down) return;
+    if (this.#gone) return;
+    // No peer change from here on, even if taking it down fails half way.
     this.#down = true;
     if (this.daemon) await this.daemon.stop();
     // The kernel's interface needs deleting; after wireguard-go this only catches one left behind.
     if (await succeeds(this.host, 'ip', ['link', 'show', 'dev', this.name])) await this.host.exec('ip', ['link', 'delete', 'dev', this.name]);
+    this.#gone = true;
   }
 
   private async wgSet(args: readonly string[]): Promise<void> {
