@@ -274,6 +274,10 @@ describe('createKeyFile', () => {
 });
 
 describe('rotateNodeKey', () => {
+  const dirs: string[] = [];
+  afterEach(async () => {
+    for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+  });
   it('refuses an edge peer entry that is not the node’s current key, before changing anything', async () => {
     const [edgeHost, nodeHost] = [userspaceHost(), userspaceHost()];
     const edge = await bringUpLink({ host: edgeHost, config: CONFIG, key: KEY });
@@ -283,5 +287,41 @@ describe('rotateNodeKey', () => {
       `the edge's peer entry (${PEER_OLD}) is not the node's current key (${PEER_NEW})`,
     );
     expect([edgeHost.calls.length, nodeHost.calls.length]).toEqual([edgeFrom, nodeFrom]);
+  });
+
+  it('puts the node back on its previous key when the edge cannot take the new one, and removes the new one', async () => {
+    const base = await mkdtemp(join(tmpdir(), 'sy-wgrot-'));
+    dirs.push(base);
+    const stateDir = join(base, 'state');
+    // The edge fails the step that moves its routes to the new key.
+    const edgeHost = userspaceHost((line) => {
+      if (line.includes(`peer ${PEER_OLD} remove`)) return refused('Operation not permitted');
+      if (line === 'wg show sywg0a1b2c dump') return dump(peerLine(PEER_OLD, '10.99.0.2/32'), peerLine(PEER_NEW, '(none)'));
+      return undefined;
+    });
+    const nodeHost = userspaceHost((line) => {
+      if (line === 'wg genkey') return `${PRIVATE}\n`;
+      if (line === 'wg pubkey') return `${PEER_NEW}\n`;
+      if (line === 'wg show sywg0a1b2c dump') return dump(peerLine(PUBLIC, '10.99.0.1/32', '25'));
+      return undefined;
+    });
+    const edge = await bringUpLink({ host: edgeHost, config: CONFIG, key: KEY });
+    const oldKey: KeyFile = { publicKey: PEER_OLD, privateKeyFile: join(base, 'old.key') };
+    const node = await bringUpLink({ host: nodeHost, config: { ...CONFIG, address: '10.99.0.2', stateDir }, key: oldKey });
+    await expect(rotateNodeKey({ node, edge, edgePeer: { publicKey: PEER_OLD, allowedIps: ['10.99.0.2/32'] }, handshakeTimeoutMs: 50 })).rejects.toThrow(
+      "the edge refused the node's new key, so the node is back on its previous one: ",
+    );
+    expect(node.key).toEqual(oldKey);
+    // Brought up on the old key, switched to the new one, switched back.
+    const keyFiles = nodeHost
+      .lines()
+      .filter((l) => l.startsWith('wg set sywg0a1b2c private-key '))
+      .map((l) => l.split(' ')[4]!);
+    expect(keyFiles).toHaveLength(3);
+    expect([keyFiles[0], keyFiles[2]]).toEqual([oldKey.privateKeyFile, oldKey.privateKeyFile]);
+    expect(keyFiles[1]).toMatch(new RegExp(`^${stateDir}/`));
+    // The extra peer the edge accepted for the new key is gone again, and so is the new key's file.
+    expect(edgeHost.lines()).toContain(`wg set sywg0a1b2c peer ${PEER_NEW} remove`);
+    await expect(stat(keyFiles[1]!)).rejects.toThrow('ENOENT');
   });
 });

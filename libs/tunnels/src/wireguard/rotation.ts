@@ -60,7 +60,22 @@ export async function rotateNodeKey(r: NodeKeyRotation): Promise<NodeKeyRotated>
   const previous = await node.usePrivateKey(key);
   const seen = await waitForHandshake(edge, key.publicKey, r.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
   const edgePeer = { ...r.edgePeer, publicKey: key.publicKey };
-  await edge.replacePeer(r.edgePeer.publicKey, edgePeer);
+  try {
+    await edge.replacePeer(r.edgePeer.publicKey, edgePeer);
+  } catch (err) {
+    // The edge still routes to the old key: the node goes back to it, and the link carries on
+    // as before the rotation, which the caller may try again.
+    try {
+      await node.usePrivateKey(previous);
+    } catch (back) {
+      throw new Error(
+        `the edge refused the node's new key (${messageOf(err)}) and the node could not go back to its previous key (${messageOf(back)}): the node is on ${key.publicKey}, the edge routes to ${r.edgePeer.publicKey}`,
+      );
+    }
+    await edge.removePeer(key.publicKey).catch(() => undefined);
+    await removeKeyFile(key).catch(() => undefined);
+    throw new Error(`the edge refused the node's new key, so the node is back on its previous one: ${messageOf(err)}`);
+  }
   await removeKeyFile(previous);
   return { key, edgePeer, handshakeSeen: seen };
 }
@@ -75,3 +90,5 @@ export async function waitForHandshake(link: WireGuardLink, publicKey: string, t
   );
   return met;
 }
+
+const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
