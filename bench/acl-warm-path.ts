@@ -31,7 +31,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compilePolicy } from '@switchyard/acl';
-import { waitForPort } from '@switchyard/testkit';
+import { eventually, waitForPort } from '@switchyard/testkit';
 import { cpuNs, lbPids, startBackend, startBenchLb } from './support/lb.js';
 
 const control = process.argv.includes('--control');
@@ -194,11 +194,13 @@ async function main() {
     version++;
     lb.nc.publish('acl.evt.changed', JSON.stringify({ tenantId: tenant, version, policy: on ? policy : null }));
     await lb.nc.flush();
-    const deadline = Date.now() + 10_000;
-    while ((await outsiderAnswered(port)) === on) {
-      if (Date.now() > deadline) throw new Error(`the worker did not ${on ? 'apply' : 'drop'} the policy within 10 s`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await eventually(
+      () => outsiderAnswered(port),
+      (answered) => answered !== on,
+      10_000,
+      `the worker ${on ? 'applying' : 'dropping'} the policy`,
+      { intervalMs: 20 },
+    );
   };
   const port = lb.ports[0]!;
   let worker: number[] = [];

@@ -8,9 +8,20 @@ import { promisify } from 'node:util';
 import { SERVICE_NAMES, type ServiceName } from '@switchyard/contracts';
 import { createDb, migrateToLatest, type Migration } from '@switchyard/db';
 import { ACCESS, accessName, ownedTables, passwordVariable, POSTGRES_SERVICES, roleUrl } from '@switchyard/roles';
-import { createTestDatabase, eventually, freePort, poolOrder, rejectionOf, repoRoot, startTestSystem, waitForPort, type TestDatabase, type TestSystem } from '@switchyard/testkit';
+import {
+  createTestDatabase,
+  eventually,
+  withPgClient,
+  freePort,
+  poolOrder,
+  rejectionOf,
+  repoRoot,
+  startTestSystem,
+  waitForPort,
+  type TestDatabase,
+  type TestSystem,
+} from '@switchyard/testkit';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrations as apiGatewayMigrations } from '../../services/api-gateway/src/migrations.js';
 import { migrations as exitNodeManagerMigrations } from '../../services/exit-node-manager/src/migrations.js';
@@ -29,16 +40,6 @@ const TARGETS: Record<string, { table: string; column: string }> = {
   'sleep-controller': { table: 'sleep_policies', column: 'tenant_id' },
   'socket-activator': { table: 'activator_catches', column: 'node_id' },
 };
-
-async function asRole<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
 
 const writes = (t: { table: string; column: string }) => ({
   INSERT: `insert into ${t.table} default values`,
@@ -91,7 +92,7 @@ describe('services on their own Postgres roles and Redis users', () => {
 
   const pairs = POSTGRES_SERVICES.flatMap((attacker) => POSTGRES_SERVICES.filter((owner) => owner !== attacker).map((owner) => [attacker, owner] as const));
   it.each(pairs)("refuses %s's role every write to a table of %s", async (attacker, owner) => {
-    await asRole(sys.db.urlFor(attacker), async (c) => {
+    await withPgClient(sys.db.urlFor(attacker), async (c) => {
       for (const [what, sql] of Object.entries(writes(TARGETS[owner]!))) {
         const err = (await rejectionOf(c.query(sql))) as { code?: string; message: string };
         // 42501 insufficient_privilege: "permission denied for table …" or "must be owner of table …".
@@ -102,7 +103,7 @@ describe('services on their own Postgres roles and Redis users', () => {
 
   it.each(POSTGRES_SERVICES)("lets %s's role write its own tables", async (service) => {
     const t = TARGETS[service]!;
-    await asRole(sys.db.urlFor(service), async (c) => {
+    await withPgClient(sys.db.urlFor(service), async (c) => {
       await c.query('begin');
       await c.query(`insert into ${t.table} select * from ${t.table} where false`);
       await c.query(`update ${t.table} set ${t.column} = ${t.column} where false`);
@@ -275,7 +276,7 @@ describe("compose's one-shot roles (cli.js compose)", () => {
   it('makes a login role of each owning service, each with CREATE in schema public and nothing else', async () => {
     for (const s of POSTGRES_SERVICES) {
       const url = roleUrl(db.url, accessName(db.name, s), passwords[passwordVariable('postgres', s)]!);
-      await asRole(url, async (c) => {
+      await withPgClient(url, async (c) => {
         expect((await c.query('select current_user as u')).rows[0].u).toBe(accessName(db.name, s));
         await c.query('begin');
         await c.query('create table roles_probe (id integer)');

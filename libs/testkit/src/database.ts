@@ -19,7 +19,8 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-async function asAdmin<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+/** One client connection to `url` for `fn`, ended whatever `fn` does. */
+export async function withPgClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
@@ -36,16 +37,16 @@ async function asAdmin<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promis
  */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const name = `sy_it_${randomBytes(5).toString('hex')}`;
-  await asAdmin(adminUrl, (c) => c.query(`create database ${name}`));
+  await withPgClient(adminUrl, (c) => c.query(`create database ${name}`));
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   const passwords = Object.fromEntries(POSTGRES_SERVICES.map((s) => [s, randomBytes(16).toString('hex')])) as Record<ServiceName, string>;
-  const applyRoles = () => asAdmin(url.toString(), (c) => applyPostgresRoles(c, { prefix: name, passwords }));
-  const dropRoles = () => asAdmin(adminUrl, (c) => dropPostgresRoles(c, name));
+  const applyRoles = () => withPgClient(url.toString(), (c) => applyPostgresRoles(c, { prefix: name, passwords }));
+  const dropRoles = () => withPgClient(adminUrl, (c) => dropPostgresRoles(c, name));
   try {
     await applyRoles();
   } catch (err) {
-    await asAdmin(adminUrl, (c) => c.query(`drop database if exists ${name} with (force)`)).catch(() => undefined);
+    await withPgClient(adminUrl, (c) => c.query(`drop database if exists ${name} with (force)`)).catch(() => undefined);
     await dropRoles().catch(() => undefined);
     throw err;
   }
@@ -71,7 +72,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     },
     async drop() {
       await pool.end();
-      await asAdmin(adminUrl, (c) => c.query(`drop database if exists ${name} with (force)`));
+      await withPgClient(adminUrl, (c) => c.query(`drop database if exists ${name} with (force)`));
       await dropRoles();
     },
   };

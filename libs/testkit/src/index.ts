@@ -7,7 +7,7 @@ export { EXIT_NODE_IMAGE, docker, startTestSystem, removeTenantContainers, poolO
 // Built services started as child processes.
 export { repoRoot, startService, startReady, type ServiceProcess } from './processes.js';
 export { startNatsServer, type NatsServer, type NatsIdentityUnderTest } from './nats-server.js';
-export { createTestDatabase, postgresPort, type TestDatabase } from './database.js';
+export { createTestDatabase, postgresPort, withPgClient, type TestDatabase } from './database.js';
 export { createTestRedisUsers, type TestRedisUsers } from './redis-users.js';
 // Loopback ports and links a test can cut.
 export { freePort, waitForPort, startCuttableLink, type CuttableLink } from './net.js';
