@@ -20,6 +20,10 @@ export class Activator {
   /** Wakes this activator asked exit-node-manager for, by order id. */
   private readonly orders = new Map<string, Wake>();
   private readonly now: () => number;
+  /** Counts what this activator changed itself (arms, wakes, stops), to tell a snapshot older than a change. */
+  private changes = 0;
+  /** The count at each node's latest change made here. */
+  private readonly changedAt = new Map<string, number>();
 
   constructor(private readonly e: ActivatorEdges) {
     this.now = e.now ?? (() => performance.now());
@@ -33,12 +37,18 @@ export class Activator {
     return this.catches.load();
   }
 
+  /** Taken before a snapshot is asked for, and given to reconcile with it. */
+  mark(): number {
+    return this.changes;
+  }
+
   /**
    * Brings the catches in line with exit-node-manager's view: removed nodes are forgotten; an
    * armed node that started after it was armed (woke while the activator was away) is disarmed.
-   * Proxy mode: every node with ports gets its public ports.
+   * Proxy mode: every node with ports gets its public ports. A node this activator armed, woke
+   * or saw stop after `askedAt` (a mark()) keeps its state: the snapshot is older than that.
    */
-  async reconcile(snapshot: ReplyOf<'pool.req.snapshot'>): Promise<void> {
+  async reconcile(snapshot: ReplyOf<'pool.req.snapshot'>, askedAt = this.mark()): Promise<void> {
     const views = new Map(snapshot.nodes.map((n) => [n.nodeId, n]));
     for (const c of this.catches.all()) {
       const v = views.get(c.nodeId);
@@ -47,6 +57,7 @@ export class Activator {
         continue;
       }
       if (v.ports.length > 0) await this.catches.updatePorts(c, v.ports);
+      if ((this.changedAt.get(c.nodeId) ?? 0) > askedAt) continue;
       const waking = this.wakes.has(c.nodeId);
       if (v.status === 'sleeping' && !c.armed && !waking && c.ports.length > 0) await this.catches.rearm(c);
       const wokeSinceArmed = v.status === 'running' && v.startedAt !== null && c.armedAt !== null && Date.parse(v.startedAt) > c.armedAt.getTime();
@@ -66,7 +77,9 @@ export class Activator {
 
   async arm(req: Payload<'activator.req.arm'>): Promise<ReplyOf<'activator.req.arm'>> {
     if (this.wakes.has(req.nodeId)) return { ok: false, error: `node ${req.nodeId} is waking; arm it once it is awake` };
-    return this.catches.arm(req);
+    const reply = await this.catches.arm(req);
+    this.changed(req.nodeId);
+    return reply;
   }
 
   state(req: Payload<'activator.req.state'>): ReplyOf<'activator.req.state'> {
@@ -162,6 +175,7 @@ export class Activator {
 
   async nodeStopped(p: Payload<'node.evt.stopped'>): Promise<void> {
     const c = this.catches.get(p.nodeId);
+    if (c) this.changed(c.nodeId);
     if (c && !this.wakes.has(c.nodeId)) {
       // Put to sleep while not armed (a wake carried out before the sleep disarmed it): armed
       // again, so a sleeping node is never uncatchable. Stopped by an operator: not woken by
@@ -208,18 +222,25 @@ export class Activator {
         if (this.catches.get(c.nodeId) === c && !c.armed && c.ports.length > 0) await this.catches.rearm(c);
       },
       settled: () => {
+        this.changed(c.nodeId);
         if (this.wakes.get(c.nodeId) === w) this.wakes.delete(c.nodeId);
         if (w.orderId) this.orders.delete(w.orderId);
       },
     });
     this.wakes.set(c.nodeId, w);
+    this.changed(c.nodeId);
     if (w.orderId) this.orders.set(w.orderId, w);
     w.start();
     return w;
   }
 
+  private changed(nodeId: string): void {
+    if (this.catches.get(nodeId)) this.changedAt.set(nodeId, ++this.changes);
+  }
+
   private async forget(c: LiveCatch, reason: string): Promise<void> {
     this.wakes.get(c.nodeId)?.fail(reason);
+    this.changedAt.delete(c.nodeId);
     await this.catches.forget(c, reason);
   }
 }

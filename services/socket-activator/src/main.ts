@@ -142,9 +142,10 @@ await runService({
       what: 'catches',
       events: activatorEvents(activator, poolTags),
       rebuild: async () => {
+        const askedAt = activator.mark();
         const snapshot = await requestPoolSnapshot((q) => bus.request('pool.req.snapshot', q, { timeoutMs: 5000 }));
         poolTags.replace(snapshot.pools);
-        await activator.reconcile(snapshot);
+        await activator.reconcile(snapshot, askedAt);
       },
       periodMs: RESYNC_MS,
     });

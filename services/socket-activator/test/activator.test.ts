@@ -639,6 +639,26 @@ describe('rows, set and events', () => {
     expect(h.set.has(41001)).toBe(true);
   });
 
+  it('a snapshot asked for before a wake does not arm the woken node again when it arrives after', async () => {
+    const h = harness();
+    await h.arm();
+    const askedAt = h.activator.mark();
+    const port = await front(h.activator, { hostPort: PORT });
+    const c = client(port);
+    await until(() => h.wakes.length === 1, 'the wake');
+    h.nodeUp(true);
+    expect((await c.result).how).toBe('end');
+    await until(() => stateOf(h.activator) === 'awake', 'the disarm');
+
+    // What exit-node-manager said while the node still slept.
+    const stale = { pools: [], nodes: [view(NODE, 'sleeping', new Date(Date.now() - 60_000))] };
+    await h.activator.reconcile(stale, askedAt);
+    expect([stateOf(h.activator), h.set.has(PORT)]).toEqual(['awake', false]);
+    // Asked for after the wake, the same view is news: the node is armed again.
+    await h.activator.reconcile(stale, h.activator.mark());
+    expect([stateOf(h.activator), h.set.has(PORT)]).toEqual(['armed', true]);
+  });
+
   it('a host port armed by another node moves to it', async () => {
     const h = harness();
     await h.arm(NODE, 41001);
