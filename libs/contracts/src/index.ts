@@ -51,10 +51,14 @@ export {
   PublishedPort,
   OrderStatus,
   TunnelSpec,
+  TunnelPathKind,
+  TunnelPathSpec,
+  TUNNEL_DEFAULTS,
   SyncJobSpec,
 } from './schemas.js';
 export type { NodeHealth, NodeTraffic } from './messages.js';
 export { NodeView, PoolView } from './messages.js';
+export { TunnelView, TunnelPathView } from './messages.js';
 export { CatchView, ActivityEntry } from './messages.js';
 export { ACL_LIMITS, AclPolicy, AclPolicyView } from './messages.js';
 export { PROXY_USER_NAME, ProxyUserName, ProxyUserHash, ProxyUserView } from './messages.js';

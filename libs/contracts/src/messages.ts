@@ -17,11 +17,13 @@ import {
   SyncJobSpec,
   TenantId,
   Timestamp,
+  TunnelPathKind,
   TunnelSpec,
 } from './schemas.js';
 
 const closed = { additionalProperties: false } as const;
 const obj = <P extends Record<string, import('typebox').TSchema>>(props: P) => Type.Object(props, closed);
+const nullable = <T extends import('typebox').TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
 // ---- commands: stored in the CMD stream, each subject consumed by exactly one service ----
 
@@ -161,13 +163,46 @@ export const NodeWoke = obj({
 });
 export const WakeFailed = obj({ ...nodeFacts, reason: Type.String(), heldConnections: Type.Integer({ minimum: 0 }) });
 
-export const TunnelChanged = obj({
+const tunnelFacts = { tenantId: TenantId, tunnelId: Id, nodeId: Id, name: Type.String(), at: Timestamp };
+export const TunnelLifecycle = obj({
+  ...tunnelFacts,
+  endpoint: nullable(obj({ host: Type.String(), port: Type.Integer() })),
+  reason: Type.Optional(Type.String()),
+});
+export const TunnelPathChanged = obj({ ...tunnelFacts, path: TunnelPathKind, reason: Type.String() });
+export const TunnelSwitched = obj({ ...tunnelFacts, from: nullable(TunnelPathKind), to: nullable(TunnelPathKind), reason: Type.String() });
+export const TunnelKeysChanged = obj({ ...tunnelFacts, paths: Type.Array(TunnelPathKind), reason: Type.String() });
+
+export const TunnelPathView = obj({
+  kind: TunnelPathKind,
+  address: Type.Optional(Type.String()),
+  state: Type.Union([Type.Literal('up'), Type.Literal('down'), Type.Literal('unknown')]),
+  active: Type.Boolean({ description: 'new connections go over this path now' }),
+  latencyMs: nullable(Type.Number({ description: 'the last good probe' })),
+  reason: nullable(Type.String({ description: 'why it is down' })),
+  changedAt: nullable(Timestamp),
+  key: nullable(
+    obj({
+      fingerprint: Type.String({ description: 'the public half only' }),
+      createdAt: Timestamp,
+      expiresAt: Timestamp,
+    }),
+  ),
+});
+export const TunnelView = obj({
   tenantId: TenantId,
   tunnelId: Id,
-  path: Type.String(),
-  reason: Type.Optional(Type.String()),
-  at: Timestamp,
+  spec: TunnelSpec,
+  status: Type.Union([Type.Literal('open'), Type.Literal('failed')]),
+  reason: nullable(Type.String()),
+  endpoint: nullable(obj({ host: Type.String(), port: Type.Integer() })),
+  paths: Type.Array(TunnelPathView),
+  createdAt: Timestamp,
+  rotatedAt: Timestamp,
+  nextRotationAt: Timestamp,
 });
+export const TunnelListRequest = obj({ tenantId: TenantId, tunnelId: Type.Optional(Id) });
+export const TunnelListReply = obj({ tunnels: Type.Array(TunnelView) });
 export const SyncProgress = obj({
   tenantId: TenantId,
   jobId: Id,
@@ -184,8 +219,6 @@ export const SyncFinished = obj({
 });
 
 // ---- request/reply (core NATS, answered by the owner) ----
-
-const nullable = <T extends import('typebox').TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
 export const NodeView = obj({
   tenantId: TenantId,

@@ -110,6 +110,13 @@ export const ActivityKind = Type.Union([
   Type.Literal('draining'),
   // An order the gateway ended because nobody finished it in time (its reason in details).
   Type.Literal('order_failed'),
+  Type.Literal('tunnel_opened'),
+  Type.Literal('tunnel_closed'),
+  Type.Literal('path_up'),
+  Type.Literal('path_down'),
+  Type.Literal('path_switched'),
+  Type.Literal('keys_rotated'),
+  Type.Literal('key_expired'),
 ]);
 export type ActivityKind = Static<typeof ActivityKind>;
 
@@ -284,20 +291,49 @@ export type PublishedPort = Static<typeof PublishedPort>;
 export const OrderStatus = Type.Union([Type.Literal('accepted'), Type.Literal('in_progress'), Type.Literal('fulfilled'), Type.Literal('failed')]);
 export type OrderStatus = Static<typeof OrderStatus>;
 
-export const TunnelPath = Type.Object(
+export const TunnelPathKind = Type.Union([Type.Literal('wireguard'), Type.Literal('ssh'), Type.Literal('direct')], {
+  description:
+    "wireguard: a WireGuard link tunnel-manager sets up; ssh: a reverse tunnel from the node's host to the edge's sshd; direct: an address of the node's host on a network the operator runs",
+});
+export type TunnelPathKind = Static<typeof TunnelPathKind>;
+
+export const TunnelPathSpec = Type.Object(
   {
-    kind: Type.Union([Type.Literal('tailscale'), Type.Literal('ssh'), Type.Literal('ngrok')]),
-    priority: Type.Integer({ minimum: 0 }),
+    kind: TunnelPathKind,
+    address: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 253,
+        description: "direct only, and required there: the node's host on the operator's network (an IPv4 address); the edge dials it at the node's published port",
+      }),
+    ),
   },
   closed,
 );
+export type TunnelPathSpec = Static<typeof TunnelPathSpec>;
 
+export const TUNNEL_DEFAULTS = { probeIntervalMs: 1000, fall: 3, holdDownMs: 30_000, rotateEveryHours: 168, keyLifetimeDays: 90 } as const;
+
+/** A tunnel: one node port, reached at an edge endpoint over paths in order of preference. */
 export const TunnelSpec = Type.Object(
   {
     name: Name,
     nodeId: Id,
-    port: Type.Integer({ minimum: 1, maximum: 65535 }),
-    paths: Type.Array(TunnelPath, { minItems: 1, maxItems: 4 }),
+    port: Type.Integer({ minimum: 1, maximum: 65535, description: 'the container port, one the node publishes' }),
+    paths: Type.Array(TunnelPathSpec, { minItems: 1, maxItems: 3, description: 'in order of preference, each kind at most once' }),
+    probeIntervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 60_000, description: `default ${TUNNEL_DEFAULTS.probeIntervalMs}` })),
+    fall: Type.Optional(Type.Integer({ minimum: 1, maximum: 20, description: `failed probes in a row that take a path down; default ${TUNNEL_DEFAULTS.fall}` })),
+    holdDownMs: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 3_600_000,
+        description: `how long a preferred path must be healthy before it takes new connections again; default ${TUNNEL_DEFAULTS.holdDownMs}`,
+      }),
+    ),
+    rotateEveryHours: Type.Optional(Type.Integer({ minimum: 1, maximum: 24 * 90, description: `key rotation period; default ${TUNNEL_DEFAULTS.rotateEveryHours} (weekly)` })),
+    keyLifetimeDays: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 365, description: `a key expires this long after it was made; default ${TUNNEL_DEFAULTS.keyLifetimeDays}` }),
+    ),
   },
   closed,
 );

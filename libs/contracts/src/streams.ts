@@ -131,6 +131,16 @@ export const CONSUMERS = {
     maxDeliver: 12,
     maxAckPending: 64,
   },
+  tunnelManagerCommands: {
+    durable: 'tunnel-manager-commands',
+    stream: 'CMD_TUNNEL_MANAGER',
+    service: 'tunnel-manager',
+    subjects: ['tunnel.cmd.open', 'tunnel.cmd.close', 'tunnel.cmd.rotate'],
+    // Opening starts the forwarder and waits for the first probe of each path.
+    ackWaitMs: 15_000,
+    maxDeliver: 12,
+    maxAckPending: 64,
+  },
   // The activity timeline: one consumer per domain, as NATS 2.9 allows one filter each.
   apiGatewayActivitySleep: {
     durable: 'api-gateway-activity-sleep',
@@ -158,6 +168,16 @@ export const CONSUMERS = {
     service: 'api-gateway',
     subjects: ['node.evt.created', 'node.evt.started', 'node.evt.stopped', 'node.evt.died', 'node.evt.removed', 'node.evt.draining', 'node.evt.health'],
     filter: 'node.evt.>',
+    ackWaitMs: 10_000,
+    maxDeliver: 12,
+    maxAckPending: 256,
+  },
+  apiGatewayActivityTunnels: {
+    durable: 'api-gateway-activity-tunnels',
+    stream: 'EVT',
+    service: 'api-gateway',
+    subjects: ['tunnel.evt.opened', 'tunnel.evt.closed', 'tunnel.evt.up', 'tunnel.evt.down', 'tunnel.evt.failover', 'tunnel.evt.rotated', 'tunnel.evt.expired'],
+    filter: 'tunnel.evt.>',
     ackWaitMs: 10_000,
     maxDeliver: 12,
     maxAckPending: 256,
