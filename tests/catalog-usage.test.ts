@@ -8,7 +8,7 @@ import { catalog, CONSUMERS, SERVICE_NAMES, type ServiceName, type Subject } fro
 // durable consumer of its own), which is how every service names them today.
 
 /** Services whose code is not written yet: the catalog describes what they will do. */
-const NOT_WRITTEN_YET: ReadonlySet<ServiceName> = new Set(['tunnel-manager', 'storage-sync']);
+const NOT_WRITTEN_YET: ReadonlySet<ServiceName> = new Set(['storage-sync']);
 
 /**
  * Subjects a service sends through a shared protocol of the libs instead of by name: when its

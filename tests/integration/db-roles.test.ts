@@ -201,9 +201,10 @@ describe('a database from before the roles', () => {
     const admin = createDb(db.url, { max: 1 });
     try {
       for (const service of POSTGRES_SERVICES) {
-        const pg = ACCESS[service].postgres!;
-        const migrations = Object.fromEntries(Object.entries(shared[service]!).filter(([name]) => name <= pg.lastShared));
-        await migrateToLatest(admin, { migrations, table: pg.migrationsTable });
+        const { lastShared, migrationsTable } = ACCESS[service].postgres!;
+        if (lastShared === undefined) continue;
+        const migrations = Object.fromEntries(Object.entries(shared[service]!).filter(([name]) => name <= lastShared));
+        await migrateToLatest(admin, { migrations, table: migrationsTable });
       }
     } finally {
       await admin.destroy();

@@ -196,7 +196,7 @@ export const catalog = {
     schema: M.NodeStopped,
     durable: true,
     producers: ['exit-node-manager'],
-    consumers: ['health-monitor', 'load-balancer', 'sleep-controller', 'socket-activator', 'api-gateway', 'tunnel-manager'],
+    consumers: ['health-monitor', 'load-balancer', 'sleep-controller', 'socket-activator', 'api-gateway'],
     summary: 'a node was stopped on purpose (reason "sleep" when put to sleep)',
   }),
   'node.evt.died': event({

@@ -12,8 +12,11 @@ export interface ServiceAccess {
      * made them: tables of later migrations are created by the role itself.
      */
     readonly handedOver: readonly string[];
-    /** The last migration that ran as the shared role; later ones run as the service's role. */
-    readonly lastShared: string;
+    /**
+     * The last migration that ran as the shared role; later ones run as the service's role.
+     * Absent for a service that kept state only after the roles came: nothing to hand over.
+     */
+    readonly lastShared?: string;
   };
   readonly redis: {
     /** Key patterns the service reads and writes (it is their only writer). */
@@ -63,7 +66,7 @@ export const ACCESS: Readonly<Record<ServiceName, ServiceAccess>> = {
     postgres: { migrationsTable: 'socket_activator_migrations', handedOver: ['activator_catches'], lastShared: '2026_12_01_0001_activator_catches' },
     redis: { keys: ['acl:*'], readKeys: [], commands: [] },
   },
-  'tunnel-manager': { redis: noRedis },
+  'tunnel-manager': { postgres: { migrationsTable: 'tunnel_manager_migrations', handedOver: [] }, redis: noRedis },
   'storage-sync': { redis: noRedis },
 };
 
@@ -75,10 +78,10 @@ export function accessName(prefix: string, service: ServiceName): string {
   return `${prefix}_${service.replaceAll('-', '_')}`;
 }
 
-/** Every table a service's role must own: its own and its migration history. */
+/** Every table the shared role may have made that a service's role must own: its own and its migration history. */
 export function ownedTables(service: ServiceName): string[] {
   const pg = ACCESS[service].postgres;
-  if (!pg) return [];
+  if (!pg?.lastShared) return [];
   return [...pg.handedOver, pg.migrationsTable, `${pg.migrationsTable}_lock`];
 }
 

@@ -1,4 +1,5 @@
 import { Rejection, type Bus } from '@switchyard/bus';
+import type { Payload } from '@switchyard/contracts';
 import type { Logger } from 'pino';
 
 /**
@@ -15,10 +16,7 @@ export interface OrderRef {
   readonly tenantId: string;
 }
 
-export interface OrderResult {
-  poolId?: string;
-  nodeIds?: string[];
-}
+export type OrderResult = Payload<'order.evt.fulfilled'>['result'];
 
 export interface OrderReporter {
   /**

@@ -1,0 +1,47 @@
+import type { Generated, Selectable } from '@switchyard/db';
+import type { TunnelSpec } from '@switchyard/contracts';
+
+interface TunnelTable {
+  tenant_id: string;
+  id: string;
+  name: string;
+  node_id: string;
+  spec: TunnelSpec;
+  public_port: number;
+  created_at: Generated<Date>;
+  rotated_at: Generated<Date>;
+}
+
+interface TunnelKeyTable {
+  tenant_id: string;
+  tunnel_id: string;
+  /** `<tunnel id>.ssh.<n>`: the private key's file name on the node's host. */
+  key_id: string;
+  path: 'ssh';
+  public_key: string;
+  fingerprint: string;
+  listen_port: number;
+  created_at: Date;
+  valid_until: Date;
+  revoked_at: Date | null;
+}
+
+interface TunnelPathTable {
+  tenant_id: string;
+  tunnel_id: string;
+  kind: 'wireguard' | 'ssh' | 'direct';
+  state: 'up' | 'down' | 'unknown';
+  latency_ms: number | null;
+  reason: string | null;
+  changed_at: Date | null;
+}
+
+export interface Database {
+  tunnels: TunnelTable;
+  tunnel_keys: TunnelKeyTable;
+  tunnel_paths: TunnelPathTable;
+}
+
+export type TunnelRow = Selectable<TunnelTable>;
+export type TunnelKeyRow = Selectable<TunnelKeyTable>;
+export type TunnelPathRow = Selectable<TunnelPathTable>;

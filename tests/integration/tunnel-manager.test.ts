@@ -1,0 +1,225 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAppPool, eventually, natsRequest, startTestSystem, watchSubjects, type AppNode, type ServiceProcess, type SubjectWatch, type TestSystem } from '@switchyard/testkit';
+
+// tunnel-manager in single-host mode against the real parts: its own sshd (the edge) and ssh
+// clients (the node's side) on this machine, a real node container, the real NATS and
+// Postgres. Commands go in as the gateway sends them.
+describe('tunnel-manager (single host)', () => {
+  const id = randomBytes(4).toString('hex');
+  const stateDir = `/run/switchyard-test-tm-${id}`;
+  // Below the ephemeral range that Docker's and the tests' free ports come from.
+  const base = 20_000 + Math.floor(Math.random() * 400) * 20;
+  const env = {
+    TUNNEL_STATE_DIR: stateDir,
+    TUNNEL_PORT_MIN: String(base),
+    TUNNEL_PORT_MAX: String(base + 4),
+    TUNNEL_SSH_PORT: String(base + 5),
+    TUNNEL_SSH_FORWARD_MIN: String(base + 10),
+    TUNNEL_SSH_FORWARD_MAX: String(base + 19),
+    TUNNEL_KEY_OVERLAP_MS: '20000',
+  };
+  let sys: TestSystem;
+  let nc: NatsConnection;
+  let events: SubjectWatch;
+  let manager: ServiceProcess;
+  let node: AppNode;
+
+  const command = async (subject: string, payload: object): Promise<{ status: 'fulfilled' | 'failed'; data: any }> => {
+    const orderId = randomUUID();
+    await jetstream(nc).publish(subject, JSON.stringify({ orderId, tenantId: node.tenantId, ...payload }));
+    const m = await events.next((e) => (e.subject === 'order.evt.fulfilled' || e.subject === 'order.evt.failed') && e.data.orderId === orderId, 40_000);
+    return { status: m.subject === 'order.evt.fulfilled' ? 'fulfilled' : 'failed', data: m.data };
+  };
+  const list = (tunnelId?: string) => natsRequest<{ tunnels: any[] }>(nc, 'tunnel.req.list', { tenantId: node.tenantId, ...(tunnelId ? { tunnelId } : {}) }, 5000);
+  const spec = (name: string, paths: object[]) => ({ name, nodeId: node.nodeId, port: 8000, paths, probeIntervalMs: 200, fall: 2, holdDownMs: 1000 });
+
+  beforeAll(async () => {
+    sys = await startTestSystem({ services: ['api-gateway', 'exit-node-manager'] });
+    nc = await sys.natsClient();
+    events = watchSubjects(nc, ['order.evt.*', 'tunnel.evt.*']);
+    manager = await sys.start('tunnel-manager', env);
+    node = await createAppPool(sys, nc, 'tunneled');
+  }, 120_000);
+  afterAll(async () => {
+    await sys?.close();
+    await rm(stateDir, { recursive: true, force: true });
+  });
+
+  it('opens a tunnel whose endpoint reaches the node over ssh, with direct as the fallback, and says so', async () => {
+    const tunnelId = randomUUID();
+    const opened = await command('tunnel.cmd.open', { tunnelId, spec: spec('web', [{ kind: 'ssh' }, { kind: 'direct', address: '127.0.0.1' }]) });
+    expect(opened, JSON.stringify(opened.data)).toMatchObject({ status: 'fulfilled', data: { result: { tunnelId } } });
+    const ev = await events.next((e) => e.subject === 'tunnel.evt.opened' && e.data.tunnelId === tunnelId, 5000);
+    expect(ev.data.endpoint).toEqual({ host: '127.0.0.1', port: base });
+
+    const view = await eventually(
+      () => list(tunnelId),
+      (r) => r.tunnels[0]?.paths.every((p: any) => p.state === 'up') && r.tunnels[0].paths[0].active,
+      20_000,
+      'both paths up, ssh taking new connections',
+    );
+    const t = view.tunnels[0];
+    expect(t).toMatchObject({ status: 'open', endpoint: { host: '127.0.0.1', port: base }, spec: { name: 'web' } });
+    expect(t.paths.map((p: any) => [p.kind, p.state, p.active])).toEqual([
+      ['ssh', 'up', true],
+      ['direct', 'up', false],
+    ]);
+    expect(t.paths[0].key.fingerprint).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
+    expect(t.paths[1].key).toBeNull();
+    expect(await get(base, '/v1/publicip/ip')).toMatchObject({ status: 200 });
+
+    // The private half stays in the state directory, 0600, and never appears in a view or event.
+    const keyFile = `${stateDir}/keys/${tunnelId}.ssh.1`;
+    expect((await readFile(keyFile, 'utf8')).startsWith('-----BEGIN OPENSSH PRIVATE KEY-----')).toBe(true);
+    expect(JSON.stringify(view) + JSON.stringify(events.seen)).not.toContain('PRIVATE KEY');
+  });
+
+  it('rotates the ssh key with a connection held open across it, which keeps working', async () => {
+    const [t] = (await list()).tunnels.filter((x: any) => x.spec.name === 'web');
+    const before = t.paths[0].key.fingerprint;
+    const held = holdConnection(base);
+    await held.answered(3);
+    const rotated = await command('tunnel.cmd.rotate', { tunnelId: t.tunnelId });
+    expect(rotated.status, JSON.stringify(rotated.data)).toBe('fulfilled');
+    const ev = await events.next((e) => e.subject === 'tunnel.evt.rotated' && e.data.tunnelId === t.tunnelId, 5000);
+    expect(ev.data).toMatchObject({ paths: ['ssh'], reason: 'asked for' });
+
+    const after = (await list(t.tunnelId)).tunnels[0];
+    expect(after.paths[0].key.fingerprint).not.toBe(before);
+    expect(Date.parse(after.rotatedAt)).toBeGreaterThan(Date.parse(t.rotatedAt));
+    // New connections go over the new session; the held one goes on over the old.
+    expect(await get(base, '/v1/publicip/ip')).toMatchObject({ status: 200 });
+    const n = held.count();
+    await held.answered(n + 5);
+    const result = await held.stop();
+    expect(result.errors).toEqual([]);
+    expect(new Set(result.localPorts).size).toBe(1);
+  });
+
+  it('moves new connections to direct when the ssh session dies, and back once ssh is healthy again', async () => {
+    const [t] = (await list()).tunnels.filter((x: any) => x.spec.name === 'web');
+    const pid = Number(await readFile(`${stateDir}/pids/${t.tunnelId}.ssh.2.pid`, 'utf8'));
+    const from = events.seen.length;
+    const failover = (to: string) => (e: (typeof events.seen)[number]) =>
+      events.seen.indexOf(e) >= from && e.subject === 'tunnel.evt.failover' && e.data.tunnelId === t.tunnelId && e.data.to === to;
+    // The ssh client tunnel-manager runs for this tunnel: ended as a failed link would be.
+    process.kill(pid, 'SIGKILL');
+    const down = await events.next(failover('direct'), 10_000);
+    expect(down.data).toMatchObject({ from: 'ssh', to: 'direct' });
+    expect(down.data.reason).toMatch(/^switched to direct: ssh /);
+    expect(await get(base, '/v1/publicip/ip')).toMatchObject({ status: 200 });
+    // The session is started again with backoff; after the hold-down new connections return.
+    const back = await events.next(failover('ssh'), 20_000);
+    expect(back.data.reason).toMatch(/^back to ssh: healthy for/);
+  });
+
+  it('after a SIGKILL and a restart, the tunnel is back on its port with its key, and nothing the old run started is left', async () => {
+    const [t] = (await list()).tunnels.filter((x: any) => x.spec.name === 'web');
+    const pids = await Promise.all((await readdir(`${stateDir}/pids`)).map(async (f) => Number(await readFile(`${stateDir}/pids/${f}`, 'utf8'))));
+    expect(pids.length).toBeGreaterThanOrEqual(2);
+    await manager.stop('SIGKILL');
+    // Orphaned, not ended: the sshd and the ssh client outlive a SIGKILL.
+    expect(pids.filter(alive)).toEqual(pids);
+    manager = await sys.start('tunnel-manager', env);
+    const view = await eventually(
+      () => list(t.tunnelId),
+      (r) => r.tunnels[0]?.status === 'open' && r.tunnels[0].paths[0].state === 'up' && r.tunnels[0].paths[0].active,
+      20_000,
+      'the tunnel open again, over ssh',
+    );
+    expect(view.tunnels[0].endpoint).toEqual(t.endpoint);
+    expect(view.tunnels[0].paths[0].key.fingerprint).toBe(t.paths[0].key.fingerprint);
+    expect(await get(base, '/v1/publicip/ip')).toMatchObject({ status: 200 });
+    expect(pids.filter(alive)).toEqual([]);
+  });
+
+  it('refuses a tunnel it cannot build, naming why: an unknown node, an unpublished port, a taken name, no path that runs here', async () => {
+    const failed = async (s: object) => {
+      const r = await command('tunnel.cmd.open', { tunnelId: randomUUID(), spec: s });
+      expect(r.status).toBe('failed');
+      return r.data.reason as string;
+    };
+    const ghost = randomUUID();
+    expect(await failed({ ...spec('ghost', [{ kind: 'ssh' }]), nodeId: ghost })).toBe(`unknown node ${ghost}`);
+    expect(await failed({ ...spec('closed-port', [{ kind: 'ssh' }]), port: 9999 })).toBe('port 9999: the node publishes 8000, not 9999');
+    expect(await failed(spec('web', [{ kind: 'direct', address: '127.0.0.1' }]))).toMatch(/^a tunnel named web exists already/);
+    expect(await failed(spec('mesh-only', [{ kind: 'wireguard' }]))).toMatch(/^no path of this tunnel can run here: wireguard: the node's host is this edge/);
+    expect((await list()).tunnels.map((x: any) => x.spec.name)).toEqual(['web']);
+  });
+
+  it('closes a tunnel: the endpoint refuses, the keys are gone from the edge and the disk', async () => {
+    const [t] = (await list()).tunnels.filter((x: any) => x.spec.name === 'web');
+    const closed = await command('tunnel.cmd.close', { tunnelId: t.tunnelId });
+    expect(closed.status).toBe('fulfilled');
+    await events.next((e) => e.subject === 'tunnel.evt.closed' && e.data.tunnelId === t.tunnelId, 5000);
+    expect((await list()).tunnels).toEqual([]);
+    await expect(get(base, '/')).rejects.toThrow(/ECONNREFUSED/);
+    await expect(readFile(`${stateDir}/keys/${t.tunnelId}.ssh.2`)).rejects.toThrow(/ENOENT/);
+  });
+});
+
+/** Running, and not a zombie waiting to be reaped. */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
+    req.on('error', reject);
+  });
+}
+
+/** One keep-alive connection asked something every 50 ms (at most two minutes), recording each answer's local port and every error. */
+function holdConnection(port: number) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const localPorts: number[] = [];
+  const errors: string[] = [];
+  let stopped = false;
+  const until = Date.now() + 120_000;
+  const ask = () => {
+    if (stopped || Date.now() > until) return;
+    const req = http.get({ host: '127.0.0.1', port, path: '/v1/publicip/ip', agent, timeout: 10_000 }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        localPorts.push(res.socket?.localPort ?? req.socket?.localPort ?? 0);
+        if (res.statusCode !== 200) errors.push(`status ${res.statusCode}`);
+        setTimeout(ask, 50);
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
+    req.on('error', (err) => errors.push(err.message));
+  };
+  ask();
+  return {
+    count: () => localPorts.length,
+    answered: (n: number) =>
+      eventually(
+        async () => localPorts.length,
+        (c) => c >= n || errors.length > 0,
+        30_000,
+        `${n} answers on the held connection`,
+      ),
+    async stop() {
+      stopped = true;
+      agent.destroy();
+      return { localPorts, errors };
+    },
+  };
+}
