@@ -5,7 +5,8 @@
 #   switchyard/http-app:dev   node + http-app/server.mjs (an HTTP app for scale to zero)
 #   switchyard/redis:dev      the host's redis-server, persisting to /data (AOF and RDB)
 #   switchyard/postgres:dev   the host's PostgreSQL 15, its data directory initialised here
-# `build.sh [exit-node|http-app|redis|postgres ...]` builds only those (default: all).
+#   switchyard/sshd:dev       the host's sshd (openssh-server), public-key login as one account
+# `build.sh [exit-node|http-app|redis|postgres|sshd ...]` builds only those (default: all).
 # An image is skipped when it already carries the hash of its inputs; each tag is printed.
 set -euo pipefail
 
@@ -165,14 +166,46 @@ DOCKERFILE
   build_image "$tag" "$hash" "$ctx"
 }
 
+build_sshd() {
+  local tag=${SSHD_IMAGE:-switchyard/sshd:dev} sh hash ctx bins
+  sh=$(readlink -f /bin/sh)
+  # sshd, ssh-keygen for the host key at start, a shell and cat for the commands a client runs.
+  bins=(/usr/sbin/sshd /usr/bin/ssh-keygen "$sh" /usr/bin/cat)
+  hash=$( { sha256sum "${bins[@]}"; cat "$here/sshd/sshd_config" "$here/sshd/entrypoint.sh" "$here/build.sh"; } \
+    | sha256sum | cut -d' ' -f1)
+  up_to_date "$tag" "$hash" && return 0
+  ctx=$(new_context)
+  copy_with_libs "$ctx/rootfs" "${bins[@]}"
+  [ "$sh" = /bin/sh ] || { mkdir -p "$ctx/rootfs/bin"; ln -s "$sh" "$ctx/rootfs/bin/sh"; }
+  mkdir -p "$ctx/rootfs/etc/ssh" "$ctx/rootfs/home/app"
+  # sshd's privilege separation needs its own account and an empty root-owned directory to chroot to.
+  mkdir -m 755 -p "$ctx/rootfs/run/sshd"
+  printf 'root:x:0:0:root:/root:/usr/sbin/nologin\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\napp:x:1000:1000:app:/home/app:/bin/sh\n' \
+    >"$ctx/rootfs/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\napp:x:1000:\n' >"$ctx/rootfs/etc/group"
+  cp "$here/sshd/sshd_config" "$ctx/rootfs/etc/ssh/sshd_config"
+  cp "$here/sshd/entrypoint.sh" "$ctx/rootfs/entrypoint.sh"
+  chmod 644 "$ctx/rootfs/etc/ssh/sshd_config"
+  chmod 755 "$ctx/rootfs/entrypoint.sh"
+  cat >"$ctx/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+COPY rootfs/ /
+COPY --chown=1000:1000 rootfs/home/app/ /home/app/
+EXPOSE 22
+ENTRYPOINT ["/entrypoint.sh"]
+DOCKERFILE
+  build_image "$tag" "$hash" "$ctx"
+}
+
 images=("$@")
-[ ${#images[@]} -gt 0 ] || images=(exit-node http-app redis postgres)
+[ ${#images[@]} -gt 0 ] || images=(exit-node http-app redis postgres sshd)
 for image in "${images[@]}"; do
   case $image in
     exit-node) build_exit_node ;;
     http-app) build_http_app ;;
     redis) build_redis ;;
     postgres) build_postgres ;;
-    *) echo "build.sh: unknown image $image (exit-node, http-app, redis, postgres)" >&2; exit 2 ;;
+    sshd) build_sshd ;;
+    *) echo "build.sh: unknown image $image (exit-node, http-app, redis, postgres, sshd)" >&2; exit 2 ;;
   esac
 done

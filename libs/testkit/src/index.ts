@@ -15,7 +15,7 @@ export { startDockerLink, type DockerLink } from './docker-link.js';
 // Hosts of the test's own: network namespaces joined by a veth pair (tunnels).
 export { makeTestHosts, TEST_LINK, TEST_CONTAINER_LINK, type TestHost, type TestHostProcess, type TestHosts } from './netns.js';
 // The images infra/images/build.sh builds.
-export { HTTP_APP_IMAGE, REDIS_IMAGE, POSTGRES_IMAGE, HTTP_APP_PORT, REDIS_PORT, POSTGRES_PORT } from './images.js';
+export { HTTP_APP_IMAGE, REDIS_IMAGE, POSTGRES_IMAGE, SSHD_IMAGE, SSHD_USER, HTTP_APP_PORT, REDIS_PORT, POSTGRES_PORT, SSHD_PORT } from './images.js';
 // Exit pools: a loopback target, proxied requests, NATS requests and watched subjects.
 export { startLoopbackTarget, proxiedGet, watchSubjects, natsRequest, type LoopbackTarget, type SeenMessage, type SubjectWatch } from './exit-pool.js';
 export { startSpeedTestTarget, type SpeedTestTarget } from './speedtest-target.js';

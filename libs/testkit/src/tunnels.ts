@@ -35,6 +35,9 @@ import { repoRoot } from './processes.js';
 //   direct     the node's host publishing the container's port on its link address, as Docker's
 //              -p does (10.77.0.2:18080, a DNAT in the node's namespace): the reference
 // and the edge forwarder, run as a process in the edge's namespace.
+// `addService` puts more real servers in the node (an sshd, a Redis): containers sharing the
+// app container's network namespace, so the node keeps one address, and each port gets paths
+// of its own (its own reverse tunnel and key on the SSH path).
 
 const run = promisify(execFile);
 export const RIG_SSH_USER = 'switchyard-tunnel';
@@ -43,6 +46,9 @@ const WG_PORT = 51820;
 const WG_RANGE = '10.99.0.0/24';
 const SSHD_PORT = 2222;
 const DIRECT_PORT = 18080;
+/** Ports on the edge's loopback (SSH path) and the node's link address (direct) for `addService`, counting up. */
+const SERVICE_SSH_PORTS = 40101;
+const SERVICE_DIRECT_PORTS = 18101;
 const CONTAINER_NETWORK = `${TEST_CONTAINER_LINK.host.split('.').slice(0, 3).join('.')}.0/${TEST_CONTAINER_LINK.prefix}`;
 const BREAK_TABLE = 'sy_test_wg_break';
 
@@ -52,12 +58,35 @@ export interface TunnelRig {
   readonly targets: Readonly<Record<PathKind, Target>>;
   readonly wireguard: { readonly edge: WireGuardLink; readonly node: WireGuardLink };
   readonly ssh: { readonly edge: SshEdge; readonly keys: SshKeyStore; readonly tunnel: ReverseTunnel };
+  /**
+   * Starts another container in the node, in the app container's network namespace (the same
+   * address, TEST_CONTAINER_LINK.container), and gives its `port` every path. Resolves once the
+   * port accepts connections from the node's host and its reverse tunnel is up.
+   */
+  addService(spec: ServiceSpec): Promise<RigService>;
   /** Drops the WireGuard link's packets at the node's host (nftables in its namespace), or lets them through again. */
   breakWireGuard(broken: boolean): Promise<void>;
   /** The edge forwarder of libs/tunnels, as a process in the edge's namespace. */
   startForwarder(options: Omit<ForwarderOptions, 'onEvent'>): Promise<ForwarderProcess>;
   remove(): Promise<void>;
 }
+
+export interface ServiceSpec {
+  readonly image: string;
+  /** The port its server listens on inside the container. */
+  readonly port: number;
+  /** `NAME=value` pairs, as Docker takes them. */
+  readonly env?: readonly string[];
+}
+
+export interface RigService {
+  readonly container: Container;
+  /** Where each path reaches the service's port, as the edge dials it. */
+  readonly targets: Readonly<Record<PathKind, Target>>;
+  readonly tunnel: ReverseTunnel;
+}
+
+type Container = Awaited<ReturnType<typeof docker.createContainer>>;
 
 export interface ForwarderProcess {
   readonly port: number;
@@ -133,38 +162,78 @@ export async function startTunnelRig(opts: { sshRemotePort?: number } = {}): Pro
     cleanups.push(() => sshEdge.stop());
     const knownHosts = join(dir, 'edge.known_hosts');
     await writeFile(knownHosts, sshEdge.knownHostsLine(), { mode: 0o644 });
+    // One key, one port on the edge and one session per node port: a key opens its own port only.
+    const reverseTunnel = async (pathId: string, keyId: string, remotePort: number, target: Target) => {
+      const clientKey = await generateClientKey(join(dir, 'ssh-node'), keyId, hosts.node);
+      keys.put({
+        publicKey: clientKey.publicKey,
+        pathId,
+        permitListenPort: remotePort,
+        validFrom: new Date(Date.now() - 60_000),
+        validUntil: new Date(Date.now() + 3600_000),
+      });
+      const t = new ReverseTunnel({
+        host: hosts.node,
+        edgeHost: TEST_LINK.edge,
+        edgePort: SSHD_PORT,
+        user: RIG_SSH_USER,
+        identityPath: clientKey.privateKeyPath,
+        knownHostsPath: knownHosts,
+        forward: { remotePort, targetHost: target.host, targetPort: target.port },
+        serverAliveIntervalSec: 2,
+        serverAliveCountMax: 3,
+        connectTimeoutSec: 5,
+        backoff: { initialMs: 200, factor: 2, maxMs: 2000, jitter: 0.5 },
+      });
+      cleanups.push(() => t.stop());
+      t.start();
+      await t.waitFor('up', 30_000);
+      return t;
+    };
     const remotePort = opts.sshRemotePort ?? 40001;
-    const clientKey = await generateClientKey(join(dir, 'ssh-node'), 'rig.ssh.1', hosts.node);
-    keys.put({
-      publicKey: clientKey.publicKey,
-      pathId: 'rig.ssh',
-      permitListenPort: remotePort,
-      validFrom: new Date(Date.now() - 60_000),
-      validUntil: new Date(Date.now() + 3600_000),
-    });
-    const tunnel = new ReverseTunnel({
-      host: hosts.node,
-      edgeHost: TEST_LINK.edge,
-      edgePort: SSHD_PORT,
-      user: RIG_SSH_USER,
-      identityPath: clientKey.privateKeyPath,
-      knownHostsPath: knownHosts,
-      forward: { remotePort, targetHost: app.host, targetPort: app.port },
-      serverAliveIntervalSec: 2,
-      serverAliveCountMax: 3,
-      connectTimeoutSec: 5,
-      backoff: { initialMs: 200, factor: 2, maxMs: 2000, jitter: 0.5 },
-    });
-    cleanups.push(() => tunnel.stop());
-    tunnel.start();
-    await tunnel.waitFor('up', 30_000);
+    const tunnel = await reverseTunnel('rig.ssh', 'rig.ssh.1', remotePort, app);
 
     const forwarderScript = join(repoRoot, 'libs/testkit/src/tunnel-forwarder-process.ts');
+    let services = 0;
     return {
       hosts,
       targets: { wireguard: app, ssh: { host: '127.0.0.1', port: remotePort }, direct: { host: TEST_LINK.node, port: DIRECT_PORT } },
       wireguard: { edge: wgEdge, node: wgNode },
       ssh: { edge: sshEdge, keys, tunnel },
+      async addService(spec) {
+        const n = services++;
+        const service = await docker.createContainer({
+          Image: spec.image,
+          Env: spec.env ? [...spec.env] : undefined,
+          Labels: { 'io.switchyard.test': 'tunnel-rig' },
+          HostConfig: { NetworkMode: `container:${container.id}` },
+        });
+        cleanups.push(() => service.remove({ force: true }));
+        await service.start();
+        const target = { host: app.host, port: spec.port };
+        // A bare TCP connect from the node's host: the server is up, whatever its protocol.
+        await eventually(
+          () =>
+            hosts.node
+              .exec('timeout', ['2', 'bash', '-c', `exec 3<>/dev/tcp/${target.host}/${target.port}`])
+              .then(() => true)
+              .catch(() => false),
+          (ok) => ok,
+          15_000,
+          `${spec.image} accepting connections on ${target.host}:${target.port}`,
+        );
+        const directPort = SERVICE_DIRECT_PORTS + n;
+        await hosts.node.nft(`table ip sy_test_publish_${n} {
+  chain prerouting { type nat hook prerouting priority dstnat; ip daddr ${TEST_LINK.node} tcp dport ${directPort} dnat to ${target.host}:${target.port}; }
+}`);
+        const sshPort = SERVICE_SSH_PORTS + n;
+        const t = await reverseTunnel(`rig.ssh.service${n}`, `rig.ssh.service${n}`, sshPort, target);
+        return {
+          container: service,
+          targets: { wireguard: target, ssh: { host: '127.0.0.1', port: sshPort }, direct: { host: TEST_LINK.node, port: directPort } },
+          tunnel: t,
+        };
+      },
       async breakWireGuard(broken) {
         if (broken) await hosts.node.nft(`table inet ${BREAK_TABLE} {\n  chain input { type filter hook input priority 0; udp dport ${WG_PORT} drop; }\n}`);
         else await hosts.node.exec('nft', ['delete', 'table', 'inet', BREAK_TABLE]);
