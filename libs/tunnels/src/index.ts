@@ -54,6 +54,26 @@ export { generateClientKey, removeClientKey, type ClientKey } from './ssh/client
 export { renderSshdConfig, unsafeCommandPath, pathChain, SSHD_DEFAULTS, type SshdConfigInput, type PathEntry } from './ssh/sshd-config.js';
 export { SshKeyStore, serveAuthorizedKeys, type AuthorizedKeysSource, type KeySourceServer, type KeySourceOptions } from './ssh/key-source.js';
 export { startSshEdge, SSHD_PATH, type SshEdge, type SshEdgeOptions } from './ssh/edge.js';
+// SSH paths, the edge's own end to sessions whose key was revoked or expired, or that are too old.
+export {
+  sshFingerprint,
+  parseAcceptedLogin,
+  parseProcNetTcp,
+  canonicalAddress,
+  connectionInode,
+  parseStatStartTime,
+  keyStatusAt,
+  sessionsToCut,
+  TCP_ESTABLISHED,
+  type AcceptedLogin,
+  type TcpSocket,
+  type KeyStatus,
+  type KeyStatusSource,
+  type EdgeSession,
+  type CutReason,
+  type SessionCut,
+} from './ssh/sessions.js';
+export { SessionWarden, SESSION_WARDEN_DEFAULTS, type SessionWardenOptions, type SessionCutEvent } from './ssh/session-warden.js';
 // SSH paths, the node: the ssh client's command line and the session supervisor.
 export { sshClientArgs, knownHostsLine, classifySshLine, type SshClientInput, type ReverseForward, type SshLine } from './ssh/ssh-client.js';
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './ssh/backoff.js';

@@ -3,6 +3,8 @@ import { access, chmod, copyFile, lstat, mkdir, readFile, rename, writeFile } fr
 import { join } from 'node:path';
 import { type CommandHost, type SpawnedCommand, exited, localHost } from '../host.js';
 import { type AuthorizedKeysSource, type KeySourceServer, serveAuthorizedKeys } from './key-source.js';
+import { SESSION_WARDEN_DEFAULTS, type SessionCutEvent, SessionWarden } from './session-warden.js';
+import type { EdgeSession, KeyStatusSource } from './sessions.js';
 import { knownHostsLine } from './ssh-client.js';
 import { SSHD_DEFAULTS, pathChain, renderSshdConfig, unsafeCommandPath } from './sshd-config.js';
 
@@ -25,7 +27,16 @@ export interface SshEdgeOptions {
   port: number;
   tunnelUser: string;
   commandUser: string;
-  keys: AuthorizedKeysSource;
+  /**
+   * Answers sshd at each login (`authorizedKeys`) and the edge about each live session's key
+   * (`keyStatus`); `SshKeyStore` does both.
+   */
+  keys: AuthorizedKeysSource & KeyStatusSource;
+  /**
+   * The edge's own end to sessions: one whose key is no longer valid, or older than
+   * `maxSessionMs`, is ended every `intervalMs` and at each `enforce()`.
+   */
+  sessions?: { maxSessionMs?: number; intervalMs?: number; onCut?: (cut: SessionCutEvent) => void };
   /** Where sshd runs (its network namespace); this machine unless given. */
   host?: CommandHost;
   clientAliveIntervalSec?: number;
@@ -49,6 +60,10 @@ export interface SshEdge {
   log(): string;
   /** Connections accepted on a tunnel's loopback port right now (ss): how a rotation knows the old session drained. */
   openConnections(remotePort: number): Promise<number>;
+  /** The authenticated sessions, each with the key fingerprint it logged in with. */
+  sessions(): Promise<EdgeSession[]>;
+  /** Ends the sessions whose key is no longer valid or that are too old, now: call after a revocation or rotation. */
+  enforce(): Promise<SessionCutEvent[]>;
   /** Ends sshd and its sessions, closes the key source; the directory (and host key) stay. */
   stop(): Promise<void>;
 }
@@ -95,7 +110,17 @@ export async function startSshEdge(opts: SshEdgeOptions): Promise<SshEdge> {
     // An absolute path: sshd re-executes itself per connection and refuses to start otherwise.
     sshd = host.spawn(SSHD_PATH, ['-D', '-e', '-f', paths.config]);
     const log = keepTail(sshd);
+    const warden = new SessionWarden({
+      sshdPid: sshd.pid,
+      sshdPort: opts.port,
+      keyStatus: (fingerprint, now) => opts.keys.keyStatus(fingerprint, now),
+      maxSessionMs: opts.sessions?.maxSessionMs ?? SESSION_WARDEN_DEFAULTS.maxSessionMs,
+      intervalMs: opts.sessions?.intervalMs ?? SESSION_WARDEN_DEFAULTS.intervalMs,
+      onCut: opts.sessions?.onCut,
+    });
+    eachLine(sshd, (line) => warden.line(line));
     await listening(sshd, log, opts.readyTimeoutMs ?? 10_000);
+    warden.start();
     const started = sshd;
     return {
       dir,
@@ -110,7 +135,10 @@ export async function startSshEdge(opts: SshEdgeOptions): Promise<SshEdge> {
         const out = await host.exec('ss', ['-Htn', 'state', 'established', 'sport', '=', `:${remotePort}`]);
         return out.split('\n').filter((l) => l.trim() !== '').length;
       },
+      sessions: () => warden.sessions(),
+      enforce: () => warden.enforce(),
       async stop() {
+        warden.stop();
         await stopSshd(started);
         await keySource.close();
       },
@@ -156,6 +184,21 @@ function keepTail(p: SpawnedCommand): { text: () => string } {
   p.child.stderr!.on('data', keep);
   p.child.stdout!.on('data', keep);
   return { text: () => text };
+}
+
+/** sshd's log line by line (stderr with -e), for the session warden. */
+function eachLine(p: SpawnedCommand, onLine: (line: string) => void): void {
+  let partial = '';
+  p.child.stderr!.on('data', (chunk: Buffer) => {
+    partial += chunk.toString();
+    let nl: number;
+    while ((nl = partial.indexOf('\n')) >= 0) {
+      onLine(partial.slice(0, nl).replace(/\r$/, ''));
+      partial = partial.slice(nl + 1);
+    }
+    // No line of sshd's is this long; keep memory bounded.
+    if (partial.length > 64 * 1024) partial = '';
+  });
 }
 
 /** sshd -e says "Server listening on …" once its socket is bound. */

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { chmod, chown, rm } from 'node:fs/promises';
 import { type Server, createServer } from 'node:http';
 import { type AuthorizedKeysQuery, type SshKeyRecord, authorizedKeysAnswer, parsePublicKey } from './key-records.js';
+import { type KeyStatus, type KeyStatusSource, keyStatusAt } from './sessions.js';
 
 // Where the edge's AuthorizedKeysCommand gets its answer: HTTP on a unix socket served by the edge
 // process from the keys it keeps current. Chosen over a file the process rewrites: the answer is
@@ -16,7 +17,7 @@ export interface AuthorizedKeysSource {
 }
 
 /** The keys of one edge in memory, keyed by their blob (comments differ, keys do not). */
-export class SshKeyStore implements AuthorizedKeysSource {
+export class SshKeyStore implements AuthorizedKeysSource, KeyStatusSource {
   private readonly records = new Map<string, SshKeyRecord>();
 
   constructor(private readonly tunnelUser: string) {}
@@ -54,6 +55,11 @@ export class SshKeyStore implements AuthorizedKeysSource {
 
   authorizedKeys(query: AuthorizedKeysQuery, now: Date): string[] {
     return authorizedKeysAnswer(this.records.values(), query, this.tunnelUser, now);
+  }
+
+  /** The edge's question about a live session, by the fingerprint sshd logged at its login. */
+  keyStatus(fingerprint: string, now: Date): KeyStatus {
+    return keyStatusAt(this.records.values(), fingerprint, now);
   }
 }
 
