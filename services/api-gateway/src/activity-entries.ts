@@ -25,7 +25,14 @@ export type ActivitySubject =
   | 'node.evt.died'
   | 'node.evt.removed'
   | 'node.evt.draining'
-  | 'node.evt.health';
+  | 'node.evt.health'
+  | 'tunnel.evt.opened'
+  | 'tunnel.evt.closed'
+  | 'tunnel.evt.up'
+  | 'tunnel.evt.down'
+  | 'tunnel.evt.failover'
+  | 'tunnel.evt.rotated'
+  | 'tunnel.evt.expired';
 
 type NodeFacts = { tenantId: string; poolId: string; nodeId: string; at: string };
 
@@ -36,6 +43,21 @@ function nodeEntry<E extends NodeFacts>(subject: ActivitySubject, e: E, kind: Ac
   const { tenantId, poolId, nodeId, at, ...details } = e;
   const time = new Date(at);
   return { tenantId, source: `${subject} ${nodeId} ${time.toISOString()}`, poolId, nodeId, kind, message, details, at: time };
+}
+
+type TunnelFacts = { tenantId: string; tunnelId: string; nodeId: string; at: string };
+
+/**
+ * An entry about one tunnel, filed under its node. Tunnel events name no pool, and the entry
+ * leaves it null rather than ask exit-node-manager: a tunnel closed because its node was removed
+ * has no pool left to find, and the timeline must not stall while exit-node-manager is away.
+ * `distinct` tells apart events of one tunnel at one instant (two paths going down together).
+ */
+function tunnelEntry<E extends TunnelFacts>(subject: ActivitySubject, e: E, kind: ActivityKind, message: string, distinct = ''): ActivityDraft {
+  const { tenantId, nodeId, at, ...details } = e;
+  const time = new Date(at);
+  const source = [subject, e.tunnelId, distinct, time.toISOString()].filter(Boolean).join(' ');
+  return { tenantId, source, poolId: null, nodeId, kind, message, details, at: time };
 }
 
 /**
@@ -68,4 +90,13 @@ export const activityOf: { [S in ActivitySubject]: (e: Payload<S>) => ActivityDr
   'node.evt.removed': (e) => nodeEntry('node.evt.removed', e, 'removed', `removed: ${e.reason}`),
   'node.evt.draining': (e) => nodeEntry('node.evt.draining', e, 'draining', `draining: ${e.reason}`),
   'node.evt.health': () => null,
+  'tunnel.evt.opened': (e) => tunnelEntry('tunnel.evt.opened', e, 'tunnel_opened', `tunnel ${e.name} open${e.endpoint ? ` at ${e.endpoint.host}:${e.endpoint.port}` : ''}`),
+  'tunnel.evt.closed': (e) => tunnelEntry('tunnel.evt.closed', e, 'tunnel_closed', `tunnel ${e.name} closed${e.reason ? `: ${e.reason}` : ''}`),
+  'tunnel.evt.up': (e) => tunnelEntry('tunnel.evt.up', e, 'path_up', `${e.path} up`, e.path),
+  'tunnel.evt.down': (e) => tunnelEntry('tunnel.evt.down', e, 'path_down', `${e.path} down: ${e.reason}`, e.path),
+  // The forwarder words the reason as a whole line ("switched to ssh: wireguard probe failed 3×",
+  // "back to wireguard: healthy for 30.1 s"); it is the message as it comes.
+  'tunnel.evt.failover': (e) => tunnelEntry('tunnel.evt.failover', e, 'path_switched', e.reason || (e.to ? `switched to ${e.to}` : 'no path up')),
+  'tunnel.evt.rotated': (e) => tunnelEntry('tunnel.evt.rotated', e, 'keys_rotated', `keys rotated: ${e.paths.join(', ')}`, e.paths.join(',')),
+  'tunnel.evt.expired': (e) => tunnelEntry('tunnel.evt.expired', e, 'key_expired', `key expired: ${e.paths.join(', ')}`, e.paths.join(',')),
 };

@@ -71,7 +71,7 @@ export function toActivityEntry(a: Activity): ActivityEntry {
   };
 }
 
-/** The handlers of the gateway's three activity consumers (one per event domain). */
+/** The handlers of the gateway's activity consumers (one per event domain). */
 export function activityHandlers(db: Kysely<Database>) {
   const record =
     <S extends ActivitySubject>(subject: S) =>
@@ -96,5 +96,14 @@ export function activityHandlers(db: Kysely<Database>) {
     'node.evt.draining': record('node.evt.draining'),
     'node.evt.health': record('node.evt.health'),
   };
-  return { sleep, activator, nodes };
+  const tunnels: ConsumerHandlers<'apiGatewayActivityTunnels'> = {
+    'tunnel.evt.opened': record('tunnel.evt.opened'),
+    'tunnel.evt.closed': record('tunnel.evt.closed'),
+    'tunnel.evt.up': record('tunnel.evt.up'),
+    'tunnel.evt.down': record('tunnel.evt.down'),
+    'tunnel.evt.failover': record('tunnel.evt.failover'),
+    'tunnel.evt.rotated': record('tunnel.evt.rotated'),
+    'tunnel.evt.expired': record('tunnel.evt.expired'),
+  };
+  return { sleep, activator, nodes, tunnels };
 }

@@ -4,6 +4,7 @@ import { requestPoolSnapshot, SnapshotExpired } from '@switchyard/service-kit';
 import { ServiceUnavailable } from './http/errors.js';
 
 type Asked = RequestSubject;
+export type TunnelView = ReplyOf<'tunnel.req.list'>['tunnels'][number];
 
 /** A figure that may be missing because the service that has it did not answer. */
 export interface Optional<T> {
@@ -97,6 +98,15 @@ export function createFleet(deps: FleetDeps) {
     },
     async strategy(tenantId: string, strategy?: Payload<'lb.req.strategy'>['strategy']) {
       return (await ask('lb.req.strategy', { tenantId, ...(strategy ? { strategy } : {}) })).strategy;
+    },
+    /** The tenant's tunnels as tunnel-manager holds them; filtered here too, so another tenant's never shows. */
+    async tunnels(tenantId: string): Promise<TunnelView[]> {
+      return (await ask('tunnel.req.list', { tenantId })).tunnels.filter((t) => t.tenantId === tenantId);
+    },
+    /** Another tenant's tunnel is indistinguishable from a missing one. */
+    async tunnel(tenantId: string, tunnelId: string): Promise<TunnelView | undefined> {
+      const { tunnels } = await ask('tunnel.req.list', { tenantId, tunnelId });
+      return tunnels.find((t) => t.tunnelId === tunnelId && t.tenantId === tenantId);
     },
     async speedTest(tenantId: string, nodeId: string) {
       return ask('health.req.speedtest', { tenantId, nodeId }, deps.speedTestTimeoutMs);

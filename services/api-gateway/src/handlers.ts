@@ -15,5 +15,6 @@ export function gatewayConsumers(db: Kysely<Database>): ConsumerMap {
     apiGatewayActivitySleep: { handlers: activity.sleep, concurrency: 4 },
     apiGatewayActivityActivator: { handlers: activity.activator, concurrency: 4 },
     apiGatewayActivityNodes: { handlers: activity.nodes, concurrency: 8 },
+    apiGatewayActivityTunnels: { handlers: activity.tunnels, concurrency: 4 },
   };
 }

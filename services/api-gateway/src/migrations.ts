@@ -8,6 +8,7 @@ import * as proxyUsers from './migrations/2026_12_02_0006_proxy_users.js';
 import * as apiKeyLifecycle from './migrations/2026_12_07_0007_api_key_lifecycle.js';
 import * as idempotencyKeys from './migrations/2026_12_07_0008_idempotency_keys.js';
 import * as aclPolicies from './migrations/2026_12_07_0009_acl_policies.js';
+import * as tunnelActivity from './migrations/2026_12_07_0010_tunnel_activity.js';
 
 // Frozen: a shipped migration is never edited; change the schema with a new file in migrations/.
 // Names are the ids recorded in each database: never rename one.
@@ -22,4 +23,5 @@ export const migrations: Record<string, Migration> = {
   '2026_12_07_0007_api_key_lifecycle': apiKeyLifecycle,
   '2026_12_07_0008_idempotency_keys': idempotencyKeys,
   '2026_12_07_0009_acl_policies': aclPolicies,
+  '2026_12_07_0010_tunnel_activity': tunnelActivity,
 };

@@ -4,9 +4,10 @@
  *
  * | scope         | grants                                                                     |
  * |---------------|----------------------------------------------------------------------------|
- * | `read`        | every GET of pools, nodes, orders, activity, speed tests, sleep state      |
+ * | `read`        | every GET of pools, nodes, orders, activity, speed tests, sleep state,     |
+ * |               | tunnels                                                                    |
  * | `pools:write` | changes to pools and nodes: orders, restart, sleep and wake, speed tests,  |
- * |               | the balancing strategy                                                     |
+ * |               | the balancing strategy, tunnels to a node (open, close, rotate)            |
  * | `proxy`       | the tenant's proxy users: create, list, revoke                             |
  * | `keys`        | the tenant's API keys: create, list, rotate, revoke (never wider than own) |
  * | `write`       | `read`, `pools:write`, `proxy` and `keys`                                  |

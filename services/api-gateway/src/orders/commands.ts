@@ -38,5 +38,14 @@ export function commandFor(orderId: string, tenantId: string, order: AnyOrderReq
       return { command: { subject: 'sleep.cmd.node', payload: { ...ids, nodeId: order.nodeId, reason: 'manual' } }, result: { nodeId: order.nodeId } };
     case 'node.wake':
       return { command: { subject: 'node.cmd.wake', payload: { ...ids, nodeId: order.nodeId, reason: 'manual' } }, result: { nodeId: order.nodeId } };
+    // The tunnel's id is chosen here, like a new node's, so the client learns it from the order.
+    case 'tunnel.open': {
+      const tunnelId = randomUUID();
+      return { command: { subject: 'tunnel.cmd.open', payload: { ...ids, tunnelId, spec: order.spec } }, result: { tunnelId } };
+    }
+    case 'tunnel.close':
+      return { command: { subject: 'tunnel.cmd.close', payload: { ...ids, tunnelId: order.tunnelId } }, result: { tunnelId: order.tunnelId } };
+    case 'tunnel.rotate':
+      return { command: { subject: 'tunnel.cmd.rotate', payload: { ...ids, tunnelId: order.tunnelId } }, result: { tunnelId: order.tunnelId } };
   }
 }

@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox';
-import { CountryCode, Id, isKnownCountry, OrderStatus, PoolSpec, poolSpecIssues, Timestamp, type Issue, type SleepPolicy } from '@switchyard/contracts';
+import { CountryCode, Id, isKnownCountry, OrderStatus, PoolSpec, poolSpecIssues, Timestamp, type Issue, type SleepPolicy, type TunnelSpec } from '@switchyard/contracts';
 import { redactRequest } from '../secrets.js';
 import { HOSTNAME } from '../server-catalog.js';
 import type { Order } from '../tables.js';
@@ -33,10 +33,16 @@ type OrderType = OrderRequest['type'];
 
 /**
  * Orders only the gateway's own endpoints place (`PUT /v1/pools/:id/sleep`, `POST
- * /v1/nodes/:id/sleep|wake`): those check first that the pool or node is the caller's, which
- * POST /v1/orders cannot do for a pool whose only reader would be the sleep controller.
+ * /v1/nodes/:id/sleep|wake`, `/v1/tunnels`): those check first that the pool, node or tunnel is
+ * the caller's, which POST /v1/orders cannot do for a thing whose only reader is another service.
  */
-export type OwnOrderRequest = { type: 'pool.sleep_policy'; poolId: string; policy: SleepPolicy } | { type: 'node.sleep'; nodeId: string } | { type: 'node.wake'; nodeId: string };
+export type OwnOrderRequest =
+  | { type: 'pool.sleep_policy'; poolId: string; policy: SleepPolicy }
+  | { type: 'node.sleep'; nodeId: string }
+  | { type: 'node.wake'; nodeId: string }
+  | { type: 'tunnel.open'; spec: TunnelSpec }
+  | { type: 'tunnel.close'; tunnelId: string }
+  | { type: 'tunnel.rotate'; tunnelId: string };
 export type AnyOrderRequest = OrderRequest | OwnOrderRequest;
 
 export const OrderView = Type.Object({

@@ -15,6 +15,7 @@ import { orderRoutes } from './v1-orders.js';
 import { proxyUserRoutes } from './v1-proxy-users.js';
 import { sleepRoutes } from './v1-sleep.js';
 import { tenantRoutes } from './v1-tenants.js';
+import { tunnelRoutes } from './v1-tunnels.js';
 
 export interface V1Deps {
   db: Kysely<Database>;
@@ -48,5 +49,6 @@ export function v1Routes(deps: V1Deps): FastifyPluginAsync {
     await v1.register(activityRoutes({ db }));
     await v1.register(proxyUserRoutes({ db, perTenant: deps.proxyUsersPerTenant, onOrderPlaced: deps.onOrderPlaced }));
     await v1.register(aclRoutes({ db, onOrderPlaced: deps.onOrderPlaced, denials: deps.aclDenials }));
+    await v1.register(tunnelRoutes(deps));
   };
 }
