@@ -31,7 +31,7 @@ import { migrations as socketActivatorMigrations } from '../../services/socket-a
 // "A table has one owning service" as a database fact, and Redis keys per service, against the
 // real Postgres and Redis: every service of a test system runs on its own role and user.
 const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
-const STARTED: ServiceName[] = ['exit-node-manager', 'api-gateway', 'sleep-controller', 'socket-activator', 'health-monitor'];
+const STARTED: ServiceName[] = ['exit-node-manager', 'api-gateway', 'sleep-controller', 'socket-activator', 'health-monitor', 'tunnel-manager'];
 
 // One table per owning service to attack, and a column of it to write.
 const TARGETS: Record<string, { table: string; column: string }> = {
@@ -39,6 +39,7 @@ const TARGETS: Record<string, { table: string; column: string }> = {
   'exit-node-manager': { table: 'pools', column: 'name' },
   'sleep-controller': { table: 'sleep_policies', column: 'tenant_id' },
   'socket-activator': { table: 'activator_catches', column: 'node_id' },
+  'tunnel-manager': { table: 'tunnels', column: 'name' },
 };
 
 const writes = (t: { table: string; column: string }) => ({

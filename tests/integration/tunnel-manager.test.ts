@@ -51,10 +51,12 @@ describe('tunnel-manager (single host)', () => {
     await rm(stateDir, { recursive: true, force: true });
   });
 
-  it('opens a tunnel whose endpoint reaches the node over ssh, with direct as the fallback, and says so', async () => {
-    const tunnelId = randomUUID();
-    const opened = await command('tunnel.cmd.open', { tunnelId, spec: spec('web', [{ kind: 'ssh' }, { kind: 'direct', address: '127.0.0.1' }]) });
-    expect(opened, JSON.stringify(opened.data)).toMatchObject({ status: 'fulfilled', data: { result: { tunnelId } } });
+  it('opens a tunnel through the API whose endpoint reaches the node over ssh, with direct as the fallback, and says so', async () => {
+    const placed = await sys.http('POST', '/v1/tunnels', { body: spec('web', [{ kind: 'ssh' }, { kind: 'direct', address: '127.0.0.1' }]) });
+    expect(placed.status, JSON.stringify(placed.body)).toBe(202);
+    const { tunnelId } = placed.body;
+    const order = await sys.waitForOrder(placed.body.id, ['fulfilled', 'failed'], { timeoutMs: 40_000 });
+    expect(order, JSON.stringify(order)).toMatchObject({ status: 'fulfilled', result: { tunnelId } });
     const ev = await events.next((e) => e.subject === 'tunnel.evt.opened' && e.data.tunnelId === tunnelId, 5000);
     expect(ev.data.endpoint).toEqual({ host: '127.0.0.1', port: base });
 
@@ -71,6 +73,9 @@ describe('tunnel-manager (single host)', () => {
       ['direct', 'up', false],
     ]);
     expect(t.paths[0].key.fingerprint).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
+    const got = await sys.http('GET', `/v1/tunnels/${tunnelId}`);
+    expect(got.status).toBe(200);
+    expect(got.body).toMatchObject({ tunnelId, endpoint: t.endpoint, paths: [{ kind: 'ssh' }, { kind: 'direct' }] });
     expect(t.paths[1].key).toBeNull();
     expect(await get(base, '/v1/publicip/ip')).toMatchObject({ status: 200 });
 
@@ -153,10 +158,11 @@ describe('tunnel-manager (single host)', () => {
     expect((await list()).tunnels.map((x: any) => x.spec.name)).toEqual(['web']);
   });
 
-  it('closes a tunnel: the endpoint refuses, the keys are gone from the edge and the disk', async () => {
+  it('closes a tunnel through the API: the endpoint refuses, the keys are gone from the edge and the disk', async () => {
     const [t] = (await list()).tunnels.filter((x: any) => x.spec.name === 'web');
-    const closed = await command('tunnel.cmd.close', { tunnelId: t.tunnelId });
-    expect(closed.status).toBe('fulfilled');
+    const placed = await sys.http('DELETE', `/v1/tunnels/${t.tunnelId}`);
+    expect(placed.status, JSON.stringify(placed.body)).toBe(202);
+    expect((await sys.waitForOrder(placed.body.id, ['fulfilled', 'failed'], { timeoutMs: 20_000 })).status).toBe('fulfilled');
     await events.next((e) => e.subject === 'tunnel.evt.closed' && e.data.tunnelId === t.tunnelId, 5000);
     expect((await list()).tunnels).toEqual([]);
     await expect(get(base, '/')).rejects.toThrow(/ECONNREFUSED/);

@@ -19,8 +19,8 @@ describe('names', () => {
 });
 
 describe('the Postgres side of ACCESS', () => {
-  it('gives a role to the four services that keep state in Postgres', () => {
-    expect(POSTGRES_SERVICES).toEqual(['api-gateway', 'exit-node-manager', 'sleep-controller', 'socket-activator']);
+  it('gives a role to the five services that keep state in Postgres', () => {
+    expect(POSTGRES_SERVICES).toEqual(['api-gateway', 'exit-node-manager', 'sleep-controller', 'socket-activator', 'tunnel-manager']);
   });
 
   it('lets no table have two owning services', () => {
@@ -31,6 +31,8 @@ describe('the Postgres side of ACCESS', () => {
   it('counts the migration history and its lock among the tables a role owns', () => {
     expect(ownedTables('sleep-controller')).toEqual(['sleep_policies', 'sleep_controller_migrations', 'sleep_controller_migrations_lock']);
     expect(ownedTables('load-balancer')).toEqual([]);
+    // Born with its own role: it creates its tables as itself, nothing to hand over.
+    expect(ownedTables('tunnel-manager')).toEqual([]);
   });
 });
 

@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ServiceName } from '@switchyard/contracts';
@@ -74,6 +75,8 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
   // of a test system touches no nftables and listens on a port of its own.
   const activatorPort = await freePort();
   const apiUrl = `http://127.0.0.1:${apiPort}`;
+  // tunnel-manager ends what an earlier run left in its state directory: one per system.
+  const tunnelStateDir = `/run/switchyard-test-system-${randomBytes(6).toString('hex')}`;
   const processes: ServiceProcess[] = [];
   const clients: NatsConnection[] = [];
 
@@ -93,6 +96,7 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
     EXIT_NODE_OUTBOUND_SUBNETS: '127.0.0.1/32',
     SECRETS_KEY: secretsKey,
     API_RATE_LIMIT_PREFIX: rateLimitPrefix,
+    TUNNEL_STATE_DIR: tunnelStateDir,
     ...overrides,
   });
   // Each service connects as its own Postgres role (if it keeps state there) and Redis user.
@@ -160,6 +164,7 @@ export async function startTestSystem(opts: { services?: ServiceName[] } = {}): 
       const tenants = await db.query<{ id: string }>('select id from tenants').catch(() => []);
       for (const t of tenants) await removeTenantContainers(t.id);
       await redisUsers.delete().catch(() => undefined);
+      await rm(tunnelStateDir, { recursive: true, force: true });
       await db.drop().catch(() => undefined);
       // Every service of a test system runs as its own NATS identity: a subject its
       // permissions lack shows up here, and fails the file, whatever the test looked at.
