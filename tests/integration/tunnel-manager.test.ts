@@ -122,6 +122,14 @@ describe('tunnel-manager (single host)', () => {
     // The session is started again with backoff; after the hold-down new connections return.
     const back = await events.next(failover('ssh'), 20_000);
     expect(back.data.reason).toMatch(/^back to ssh: healthy for/);
+    // Both switches on the node's activity timeline, in the forwarder's words.
+    const timeline = await eventually(
+      () => sys.http('GET', `/v1/activity?nodeId=${node.nodeId}&kind=path_switched`),
+      (r) => r.body.items?.some((i: any) => i.message === back.data.reason),
+      10_000,
+      'the switches on the timeline',
+    );
+    expect(timeline.body.items.map((i: any) => i.message)).toEqual(expect.arrayContaining([down.data.reason, back.data.reason]));
   });
 
   it('after a SIGKILL and a restart, the tunnel is back on its port with its key, and nothing the old run started is left', async () => {

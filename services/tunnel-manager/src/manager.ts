@@ -13,11 +13,12 @@ import {
   type SshEdge,
   SshKeyStore,
   type SshKeyRecord,
+  sshFingerprint,
   startForwarder,
   startSshEdge,
 } from '@switchyard/tunnels';
 import { forgetProcess, recordProcess } from './leftovers.js';
-import { fingerprint, forwarderPaths, keyLifetimeMs, lowestFreePort, nextRotation, publishedPort, sshTarget, withTunnelDefaults } from './plan.js';
+import { forwarderPaths, keyLifetimeMs, lowestFreePort, nextRotation, publishedPort, sshTarget, withTunnelDefaults } from './plan.js';
 import type { Database, TunnelKeyRow, TunnelRow } from './tables.js';
 
 type Publish = <S extends 'tunnel.evt.opened' | 'tunnel.evt.closed' | 'tunnel.evt.up' | 'tunnel.evt.down' | 'tunnel.evt.failover' | 'tunnel.evt.rotated' | 'tunnel.evt.expired'>(
@@ -355,7 +356,7 @@ export class TunnelManager {
       key_id: keyId,
       path: 'ssh',
       public_key: client.publicKey,
-      fingerprint: fingerprint(client.publicKey),
+      fingerprint: sshFingerprint(client.publicKey),
       listen_port: listenPort,
       created_at: now,
       valid_until: record.validUntil,
@@ -553,7 +554,7 @@ export class TunnelManager {
         return;
       }
       const up = e.type === 'path-up';
-      const reason = up ? `${e.kind} up` : e.reason;
+      const reason = up ? (e.latencyMs !== undefined ? `probe answered in ${e.latencyMs.toFixed(1)} ms` : 'probe answered') : e.reason;
       t.paths.set(e.kind, { state: up ? 'up' : 'down', latencyMs: up ? (e.latencyMs ?? null) : null, reason: up ? null : e.reason, changedAt: new Date() });
       await this.savePath(t, e.kind);
       await this.emit(up ? 'tunnel.evt.up' : 'tunnel.evt.down', t.row, { path: e.kind, reason });

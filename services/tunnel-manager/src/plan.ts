@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { TUNNEL_DEFAULTS, type PublishedPort, type TunnelPathKind, type TunnelSpec } from '@switchyard/contracts';
 import type { PathSpec, Target } from '@switchyard/tunnels';
 
@@ -56,10 +55,4 @@ export function nextRotation(rotatedAt: Date, spec: TunnelSpec): Date {
 
 export function keyLifetimeMs(spec: TunnelSpec): number {
   return withTunnelDefaults(spec).keyLifetimeDays * 86_400_000;
-}
-
-/** OpenSSH's SHA256 fingerprint of a public key line: what `ssh-keygen -lf` and sshd's log show. */
-export function fingerprint(publicKey: string): string {
-  const blob = publicKey.trim().split(/\s+/)[1] ?? '';
-  return `SHA256:${createHash('sha256').update(Buffer.from(blob, 'base64')).digest('base64').replace(/=+$/, '')}`;
 }

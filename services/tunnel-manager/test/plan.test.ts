@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { forwarderPaths, keyLifetimeMs, lowestFreePort, nextRotation, publishedPort, WIREGUARD_SINGLE_HOST } from '../src/plan.js';
+
+const NODE = '00000000-0000-4000-8000-0000000000b1';
+const spec = (paths: Array<{ kind: 'wireguard' | 'ssh' | 'direct'; address?: string }>, extra = {}) => ({ name: 'web', nodeId: NODE, port: 8000, paths, ...extra });
+
+describe('tunnel-manager plan', () => {
+  it('takes the lowest free port of the range, and none when all are taken', () => {
+    expect(lowestFreePort(42000, 42003, new Set([42000, 42002]))).toBe(42001);
+    expect(lowestFreePort(42000, 42001, new Set([42000, 42001]))).toBeUndefined();
+  });
+
+  it("finds the node's host port by container port, and says what it publishes otherwise", () => {
+    const ports = [{ name: 'web', containerPort: 8000, hostIp: '127.0.0.1', hostPort: 32768 }];
+    expect(publishedPort(ports, 8000)).toEqual(ports[0]);
+    expect(publishedPort(ports, 9000)).toBe('the node publishes 8000, not 9000');
+    expect(publishedPort([], 9000)).toBe('the node publishes no port (it may be stopped); not 9000');
+  });
+
+  it('gives the forwarder ssh at its forward port and direct at its address, in order, and leaves wireguard out with the reason', () => {
+    const plan = forwarderPaths(spec([{ kind: 'wireguard' }, { kind: 'ssh' }, { kind: 'direct', address: '10.1.2.3' }]), 32768, 43001);
+    expect(plan.paths).toEqual([
+      { kind: 'ssh', target: { host: '127.0.0.1', port: 43001 } },
+      { kind: 'direct', target: { host: '10.1.2.3', port: 32768 } },
+    ]);
+    expect(plan.unavailable).toEqual([{ kind: 'wireguard', reason: WIREGUARD_SINGLE_HOST }]);
+    expect(forwarderPaths(spec([{ kind: 'ssh' }]), 32768, undefined)).toEqual({ paths: [], unavailable: [{ kind: 'ssh', reason: 'no SSH session key yet' }] });
+  });
+
+  it('rotates weekly and lets a key live 90 days unless the spec says otherwise', () => {
+    const at = new Date('2026-12-07T00:00:00Z');
+    expect(nextRotation(at, spec([{ kind: 'ssh' }])).toISOString()).toBe('2026-12-14T00:00:00.000Z');
+    expect(nextRotation(at, spec([{ kind: 'ssh' }], { rotateEveryHours: 1 })).toISOString()).toBe('2026-12-07T01:00:00.000Z');
+    expect(keyLifetimeMs(spec([{ kind: 'ssh' }]))).toBe(90 * 86_400_000);
+    expect(keyLifetimeMs(spec([{ kind: 'ssh' }], { keyLifetimeDays: 1 }))).toBe(86_400_000);
+  });
+});
