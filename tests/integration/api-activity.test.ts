@@ -179,7 +179,11 @@ describe('GET /v1/activity', () => {
     const someId = (await all())[0].id;
     const otherTenantsId = (await all('', keyB))[0].id;
     const cases: Array<[string, string, RegExp]> = [
-      ['?kind=nap', 'query.kind', /unknown kind "nap" \(one of slept, woke, wake_failed, policy_changed, started, stopped, died, removed, draining, order_failed, tunnel_opened, tunnel_closed, path_up, path_down, path_switched, keys_rotated, key_expired\)/],
+      [
+        '?kind=nap',
+        'query.kind',
+        /unknown kind "nap" \(one of slept, woke, wake_failed, policy_changed, started, stopped, died, removed, draining, order_failed, tunnel_opened, tunnel_closed, path_up, path_down, path_switched, keys_rotated, key_expired\)/,
+      ],
       ['?kind=slept,nap,yawn', 'query.kind', /unknown kind "nap", "yawn"/],
       ['?poolId=pool-a', 'query.poolId', /uuid/],
       ['?nodeId=42', 'query.nodeId', /uuid/],
