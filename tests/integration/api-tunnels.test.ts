@@ -36,9 +36,10 @@ function aTunnel(tenantId: string, nodeId: string, name: string): Tunnel {
 }
 
 // The /v1/tunnels endpoints of a real gateway, with a real exit-node-manager owning an app node
-// that publishes port 8000. tunnel-manager is not in this branch: a responder of this file stands
-// in for its tunnel.req.list (filtering by tenant, as the real one must), and the commands the
-// gateway orders are read off NATS.
+// that publishes port 8000. The gateway's side alone: a responder of this file stands in for
+// tunnel-manager's tunnel.req.list (here it can misbehave on purpose, answering with another
+// tenant's tunnels), and the commands the gateway orders are read off NATS. tunnel-manager.test.ts
+// drives the real one through this API.
 describe('the tunnels API', () => {
   let sys: TestSystem;
   let nc: NatsConnection;
@@ -316,13 +317,16 @@ describe('the tunnels API', () => {
     await bus.publish('tunnel.evt.rotated', { ...tunnel, paths: ['wireguard', 'ssh'], reason: 'asked for', at: '2026-12-07T10:00:03.000Z' });
     // A repeat of an event (a redelivery, a producer sending it twice) adds no second entry.
     await bus.publish('tunnel.evt.rotated', { ...tunnel, paths: ['wireguard', 'ssh'], reason: 'asked for', at: '2026-12-07T10:00:03.000Z' });
-    const kinds = 'tunnel_opened,path_down,path_switched,keys_rotated';
-    const page = await eventually(
-      () => sys.http('GET', `/v1/activity?nodeId=${node.nodeId}&kind=${kinds}`),
-      (r) => r.status === 200 && r.body.items.length >= 4,
+    // Published last and waited for, so the repeat has been handled before the count.
+    await bus.publish('tunnel.evt.closed', { ...tunnel, endpoint: null, reason: 'closed by its owner', at: '2026-12-07T10:00:04.000Z' });
+    await eventually(
+      () => sys.http('GET', `/v1/activity?nodeId=${node.nodeId}&kind=tunnel_closed`),
+      (r) => r.status === 200 && r.body.items.length === 1,
       15_000,
-      'four tunnel entries',
+      'the closing entry',
     );
+    const kinds = 'tunnel_opened,path_down,path_switched,keys_rotated';
+    const page = await sys.http('GET', `/v1/activity?nodeId=${node.nodeId}&kind=${kinds}`);
     expect(page.body.items.map((e: { kind: string; message: string; poolId: string | null }) => [e.kind, e.message, e.poolId])).toEqual([
       ['keys_rotated', 'keys rotated: wireguard, ssh', null],
       ['path_switched', 'switched to ssh: wireguard probe failed 3× (ETIMEDOUT)', null],

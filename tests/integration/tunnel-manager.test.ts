@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
@@ -5,7 +6,19 @@ import http from 'node:http';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAppPool, eventually, natsRequest, startTestSystem, watchSubjects, type AppNode, type ServiceProcess, type SubjectWatch, type TestSystem } from '@switchyard/testkit';
+import { endLeftovers } from '../../services/tunnel-manager/src/leftovers.js';
+import {
+  createAppPool,
+  eventually,
+  natsRequest,
+  repoRoot,
+  startTestSystem,
+  watchSubjects,
+  type AppNode,
+  type ServiceProcess,
+  type SubjectWatch,
+  type TestSystem,
+} from '@switchyard/testkit';
 
 // tunnel-manager in single-host mode against the real parts: its own sshd (the edge) and ssh
 // clients (the node's side) on this machine, a real node container, the real NATS and
@@ -23,6 +36,10 @@ describe('tunnel-manager (single host)', () => {
     TUNNEL_SSH_FORWARD_MIN: String(base + 10),
     TUNNEL_SSH_FORWARD_MAX: String(base + 19),
     TUNNEL_KEY_OVERLAP_MS: '20000',
+    TUNNEL_ROTATE_MIN_INTERVAL_MS: '0',
+    TUNNEL_MAX_PER_TENANT: '2',
+    // A killed ssh client stays down long enough for the probes to see it.
+    TUNNEL_SSH_RETRY_MS: '5000',
   };
   let sys: TestSystem;
   let nc: NatsConnection;
@@ -40,6 +57,7 @@ describe('tunnel-manager (single host)', () => {
   const spec = (name: string, paths: object[]) => ({ name, nodeId: node.nodeId, port: 8000, paths, probeIntervalMs: 200, fall: 2, holdDownMs: 1000 });
 
   beforeAll(async () => {
+    execFileSync('bash', [`${repoRoot}/infra/tunnel-users.sh`]);
     sys = await startTestSystem({ services: ['api-gateway', 'exit-node-manager'] });
     nc = await sys.natsClient();
     events = watchSubjects(nc, ['order.evt.*', 'tunnel.evt.*']);
@@ -48,6 +66,8 @@ describe('tunnel-manager (single host)', () => {
   }, 120_000);
   afterAll(async () => {
     await sys?.close();
+    // What a failed test may have left of a SIGKILLed tunnel-manager: its processes, by pid file.
+    await endLeftovers(stateDir);
     await rm(stateDir, { recursive: true, force: true });
   });
 
@@ -109,7 +129,7 @@ describe('tunnel-manager (single host)', () => {
 
   it('moves new connections to direct when the ssh session dies, and back once ssh is healthy again', async () => {
     const [t] = (await list()).tunnels.filter((x: any) => x.spec.name === 'web');
-    const pid = Number(await readFile(`${stateDir}/pids/${t.tunnelId}.ssh.2.pid`, 'utf8'));
+    const pid = Number((await readFile(`${stateDir}/pids/${t.tunnelId}.ssh.2.pid`, 'utf8')).split(' ')[0]);
     const from = events.seen.length;
     const failover = (to: string) => (e: (typeof events.seen)[number]) =>
       events.seen.indexOf(e) >= from && e.subject === 'tunnel.evt.failover' && e.data.tunnelId === t.tunnelId && e.data.to === to;
@@ -134,7 +154,7 @@ describe('tunnel-manager (single host)', () => {
 
   it('after a SIGKILL and a restart, the tunnel is back on its port with its key, and nothing the old run started is left', async () => {
     const [t] = (await list()).tunnels.filter((x: any) => x.spec.name === 'web');
-    const pids = await Promise.all((await readdir(`${stateDir}/pids`)).map(async (f) => Number(await readFile(`${stateDir}/pids/${f}`, 'utf8'))));
+    const pids = await Promise.all((await readdir(`${stateDir}/pids`)).map(async (f) => Number((await readFile(`${stateDir}/pids/${f}`, 'utf8')).split(' ')[0])));
     expect(pids.length).toBeGreaterThanOrEqual(2);
     await manager.stop('SIGKILL');
     // Orphaned, not ended: the sshd and the ssh client outlive a SIGKILL.
@@ -163,17 +183,43 @@ describe('tunnel-manager (single host)', () => {
     expect(await failed({ ...spec('closed-port', [{ kind: 'ssh' }]), port: 9999 })).toBe('port 9999: the node publishes 8000, not 9999');
     expect(await failed(spec('web', [{ kind: 'direct', address: '127.0.0.1' }]))).toMatch(/^a tunnel named web exists already/);
     expect(await failed(spec('mesh-only', [{ kind: 'wireguard' }]))).toMatch(/^no path of this tunnel can run here: wireguard: the node's host is this edge/);
+    // A tenant cannot aim the edge at an address of its choosing.
+    expect(await failed(spec('elsewhere', [{ kind: 'direct', address: '10.9.9.9' }]))).toBe(
+      'paths.0.address: 10.9.9.9 is not the address of a node host (TUNNEL_DIRECT_ADDRESSES)',
+    );
+    expect((await list()).tunnels.map((x: any) => x.spec.name)).toEqual(['web']);
+    // Nor take more than its share of the ports every tenant draws from.
+    const second = await command('tunnel.cmd.open', { tunnelId: randomUUID(), spec: spec('second', [{ kind: 'direct', address: '127.0.0.1' }]) });
+    expect(second.status).toBe('fulfilled');
+    expect(await failed(spec('third', [{ kind: 'direct', address: '127.0.0.1' }]))).toBe('the tenant holds 2 tunnels, the most allowed (TUNNEL_MAX_PER_TENANT)');
+    expect((await command('tunnel.cmd.close', { tunnelId: second.data.result.tunnelId })).status).toBe('fulfilled');
     expect((await list()).tunnels.map((x: any) => x.spec.name)).toEqual(['web']);
   });
 
   it('closes a tunnel through the API: the endpoint refuses, the keys are gone from the edge and the disk', async () => {
     const [t] = (await list()).tunnels.filter((x: any) => x.spec.name === 'web');
+    const [live] = await sys.db.query<{ listen_port: number }>('select listen_port from tunnel_keys where tunnel_id = $1 and revoked_at is null and superseded_at is null', [
+      t.tunnelId,
+    ]);
+    expect(await get(live!.listen_port, '/v1/publicip/ip')).toMatchObject({ status: 200 });
     const placed = await sys.http('DELETE', `/v1/tunnels/${t.tunnelId}`);
     expect(placed.status, JSON.stringify(placed.body)).toBe(202);
     expect((await sys.waitForOrder(placed.body.id, ['fulfilled', 'failed'], { timeoutMs: 20_000 })).status).toBe('fulfilled');
     await events.next((e) => e.subject === 'tunnel.evt.closed' && e.data.tunnelId === t.tunnelId, 5000);
     expect((await list()).tunnels).toEqual([]);
     await expect(get(base, '/')).rejects.toThrow(/ECONNREFUSED/);
+    // The session is gone from the edge too: nothing listens on its forward port.
+    await eventually(
+      () =>
+        get(live!.listen_port, '/').then(
+          () => 'open',
+          (err: Error) => err.message,
+        ),
+      (r) => /ECONNREFUSED/.test(r),
+      10_000,
+      'the forward port closed',
+    );
+    expect(await sys.db.query('select 1 from tunnel_keys where tunnel_id = $1', [t.tunnelId])).toEqual([]);
     await expect(readFile(`${stateDir}/keys/${t.tunnelId}.ssh.2`)).rejects.toThrow(/ENOENT/);
   });
 });

@@ -205,7 +205,7 @@ describe('the edge ends SSH sessions by key and by age', () => {
     const validMs = 8000;
     const s = await openSession(timed, 40012, { validUntil: new Date(Date.now() + validMs) });
     // The edge leaves it alone while the key is valid (a few passes of the timer here).
-    await timed.enforce();
+    expect((await timed.enforce()).filter((c) => c.fingerprint === s.fingerprint)).toEqual([]);
     expect(exitedProcess(s.ssh)).toBe(false);
     await expectEnded(s, validMs + CUT_WITHIN_MS);
     const cut = cuts.find((c) => c.fingerprint === s.fingerprint);

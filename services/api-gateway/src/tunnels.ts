@@ -1,4 +1,4 @@
-import type { Issue, PublishedPort, TunnelSpec } from '@switchyard/contracts';
+import { type Issue, type PublishedPort, TUNNEL_DEFAULTS, type TunnelSpec } from '@switchyard/contracts';
 
 const OCTET = '(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])';
 /** Four decimal octets without leading zeros: "010.0.0.1" would read as octal to some resolvers. */
@@ -21,6 +21,9 @@ export function tunnelSpecIssues(spec: TunnelSpec, published?: readonly Publishe
       issues.push({ path: `paths.${i}.address`, message: `not allowed on the ${path.kind} path: tunnel-manager makes its own` });
     }
   });
+  const { rotateEveryHours, keyLifetimeDays } = { ...TUNNEL_DEFAULTS, ...spec };
+  if (keyLifetimeDays * 24 <= rotateEveryHours)
+    issues.push({ path: 'keyLifetimeDays', message: `${keyLifetimeDays} days would expire keys before their rotation every ${rotateEveryHours} hours` });
   if (published) {
     const ports = [...new Set(published.map((p) => p.containerPort))].sort((a, b) => a - b);
     if (!ports.includes(spec.port)) {

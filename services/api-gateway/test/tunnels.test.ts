@@ -17,6 +17,15 @@ describe('tunnelSpecIssues', () => {
     expect(tunnelSpecIssues(spec({ paths: [{ kind: 'direct', address: '100.64.0.7' }] }))).toEqual([]);
   });
 
+  it('refuses keys that would expire before they are rotated', () => {
+    expect(tunnelSpecIssues(spec({ keyLifetimeDays: 7, rotateEveryHours: 168 }))).toEqual([
+      { path: 'keyLifetimeDays', message: '7 days would expire keys before their rotation every 168 hours' },
+    ]);
+    // The default rotation (weekly) against a short lifetime, and a short rotation against it.
+    expect(tunnelSpecIssues(spec({ keyLifetimeDays: 1 })).map((i) => i.path)).toEqual(['keyLifetimeDays']);
+    expect(tunnelSpecIssues(spec({ keyLifetimeDays: 1, rotateEveryHours: 12 }))).toEqual([]);
+  });
+
   it('names the later of two paths of one kind', () => {
     expect(tunnelSpecIssues(spec({ paths: [{ kind: 'ssh' }, { kind: 'wireguard' }, { kind: 'ssh' }] }))).toEqual([
       { path: 'paths.2.kind', message: 'ssh is already paths.0: each kind at most once' },

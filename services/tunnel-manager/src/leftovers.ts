@@ -1,17 +1,21 @@
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { argvOf, childrenOf, isAlive, signal, startTimeOf } from '@switchyard/tunnels';
 
 // The edge's sshd and the nodes' ssh clients outlive a tunnel-manager that was SIGKILLed: they
 // would hold the sshd port and the forward ports, so the next start could build nothing. Each
-// one's pid is kept in a file; the next start ends those that are still ours (their command
-// line names the state directory) and nothing else.
+// one's pid and start time are kept in a file; the next start ends those that are still the
+// same process and ours (a word of their command line is a path in the state directory; sshd
+// rewrites its command line into one string), nothing else.
 
 const dirOf = (stateDir: string) => join(stateDir, 'pids');
 
 export async function recordProcess(stateDir: string, name: string, pid: number): Promise<void> {
+  const started = await startTimeOf(pid);
+  if (started === undefined) return;
   await mkdir(dirOf(stateDir), { recursive: true, mode: 0o700 });
-  await writeFile(join(dirOf(stateDir), `${name}.pid`), String(pid), { mode: 0o600 });
+  await writeFile(join(dirOf(stateDir), `${name}.pid`), `${pid} ${started}`, { mode: 0o600 });
 }
 
 export async function forgetProcess(stateDir: string, name: string): Promise<void> {
@@ -23,39 +27,16 @@ export async function endLeftovers(stateDir: string): Promise<number[]> {
   const files = await readdir(dirOf(stateDir)).catch(() => [] as string[]);
   const ended: number[] = [];
   for (const file of files) {
-    const pid = Number(await readFile(join(dirOf(stateDir), file), 'utf8').catch(() => ''));
-    if (Number.isInteger(pid) && pid > 1 && (await cmdline(pid)).includes(stateDir)) {
-      const children = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').then(
-        (t) => t.split(/\s+/).filter(Boolean).map(Number),
-        () => [] as number[],
-      );
-      for (const p of [pid, ...children]) signal(p, 'SIGTERM');
-      for (let i = 0; i < 40 && (await alive(pid)); i++) await sleep(50);
-      if (await alive(pid)) signal(pid, 'SIGKILL');
+    const [pid, started] = (await readFile(join(dirOf(stateDir), file), 'utf8').catch(() => '')).split(' ').map(Number);
+    if (pid && started !== undefined && (await startTimeOf(pid)) === started && (await argvOf(pid)).some((a) => a.split(' ').some((word) => word.startsWith(`${stateDir}/`)))) {
+      const children = await childrenOf(pid);
+      signal(pid, 'SIGTERM');
+      for (const child of children.keys()) signal(child, 'SIGTERM');
+      for (let i = 0; i < 40 && (await isAlive(pid)); i++) await sleep(50);
+      if (await isAlive(pid)) signal(pid, 'SIGKILL');
       ended.push(pid);
     }
     await rm(join(dirOf(stateDir), file), { force: true });
   }
   return ended;
-}
-
-function cmdline(pid: number): Promise<string> {
-  return readFile(`/proc/${pid}/cmdline`, 'utf8').then(
-    (t) => t.replaceAll('\0', ' '),
-    () => '',
-  );
-}
-
-async function alive(pid: number): Promise<boolean> {
-  // A zombie still has its /proc entry: only its state says it is gone.
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  return stat !== '' && !/^\d+ \(.*\) Z/.test(stat);
-}
-
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // Gone already.
-  }
 }

@@ -7,6 +7,7 @@ import { createHandlers } from './handlers.js';
 import { endLeftovers } from './leftovers.js';
 import { TunnelManager } from './manager.js';
 import { migrations } from './migrations.js';
+import { directAddressList, settingsProblems } from './plan.js';
 import type { Database } from './tables.js';
 
 const SNAPSHOT_TIMEOUT_MS = 5000;
@@ -16,6 +17,11 @@ await runService({
   description: 'opens, watches and fails over tunnel paths to nodes',
   env: TunnelManagerEnv,
   async start({ config, log, bus, service, onShutdown, supervise, follow }) {
+    const problems = settingsProblems(config);
+    if (problems.length) {
+      process.stderr.write(`tunnel-manager: bad configuration\n${problems.map((p) => `  ${p}\n`).join('')}`);
+      process.exit(78);
+    }
     const db = createDb<Database>(config.DATABASE_URL, { applicationName: 'tunnel-manager' });
     onShutdown(() => db.destroy());
     await migrateToLatest(db, { migrations, table: 'tunnel_manager_migrations' });
@@ -28,7 +34,7 @@ await runService({
 
     const manager = new TunnelManager({
       db,
-      publish: (subject, payload) => bus.publish(subject, payload),
+      publish: (subject, payload, opts) => bus.publish(subject, payload, opts),
       log,
       nodes: async (tenantId) => (await requestPoolSnapshot((q) => bus.request('pool.req.snapshot', q, { timeoutMs: SNAPSHOT_TIMEOUT_MS }), { tenantId })).nodes,
       settings: {
@@ -41,6 +47,10 @@ await runService({
         sshUser: config.TUNNEL_SSH_USER,
         keysUser: config.TUNNEL_KEYS_USER,
         keyOverlapMs: config.TUNNEL_KEY_OVERLAP_MS,
+        directAddresses: new Set(directAddressList(config.TUNNEL_DIRECT_ADDRESSES)),
+        maxPerTenant: config.TUNNEL_MAX_PER_TENANT,
+        rotateMinIntervalMs: config.TUNNEL_ROTATE_MIN_INTERVAL_MS,
+        sshRetryMs: config.TUNNEL_SSH_RETRY_MS,
       },
     });
     onShutdown(() => manager.stop());

@@ -4,6 +4,8 @@ import type { NodeView, Payload, PublishedPort, ReplyOf, TunnelPathKind, TunnelS
 import { sql, type Kysely } from '@switchyard/db';
 import { OrderFailure } from '@switchyard/service-kit';
 import {
+  type BackoffPolicy,
+  DEFAULT_BACKOFF,
   type Forwarder,
   type ForwarderEvent,
   generateClientKey,
@@ -18,13 +20,11 @@ import {
   startSshEdge,
 } from '@switchyard/tunnels';
 import { forgetProcess, recordProcess } from './leftovers.js';
-import { forwarderPaths, keyLifetimeMs, lowestFreePort, nextRotation, publishedPort, sshTarget, withTunnelDefaults } from './plan.js';
+import { forwarderPaths, keyLifetimeMs, lowestFreePort, nextRotation, publishedPort, specProblems, sshTarget, withTunnelDefaults } from './plan.js';
 import type { Database, TunnelKeyRow, TunnelRow } from './tables.js';
 
-type Publish = <S extends 'tunnel.evt.opened' | 'tunnel.evt.closed' | 'tunnel.evt.up' | 'tunnel.evt.down' | 'tunnel.evt.failover' | 'tunnel.evt.rotated' | 'tunnel.evt.expired'>(
-  subject: S,
-  payload: Payload<S>,
-) => Promise<void>;
+type TunnelEvent = 'tunnel.evt.opened' | 'tunnel.evt.closed' | 'tunnel.evt.up' | 'tunnel.evt.down' | 'tunnel.evt.failover' | 'tunnel.evt.rotated' | 'tunnel.evt.expired';
+type Publish = <S extends TunnelEvent>(subject: S, payload: Payload<S>, opts?: { msgId?: string }) => Promise<void>;
 
 export interface Log {
   info(o: object, msg: string): void;
@@ -41,6 +41,10 @@ export interface ManagerSettings {
   sshUser: string;
   keysUser: string;
   keyOverlapMs: number;
+  directAddresses: ReadonlySet<string>;
+  maxPerTenant: number;
+  rotateMinIntervalMs: number;
+  sshRetryMs: number;
 }
 
 export interface ManagerDeps {
@@ -61,7 +65,6 @@ interface PathStatus {
 
 interface SshSession {
   key: TunnelKeyRow;
-  privateKeyPath: string;
   session: ReverseTunnel;
 }
 
@@ -72,76 +75,82 @@ interface LiveTunnel {
   target: PublishedPort;
   ssh: SshSession | undefined;
   paths: Map<TunnelPathKind, PathStatus>;
-  /** Set while a rotation runs: one at a time. */
-  rotating: Promise<void> | undefined;
+  /** Path changes are stored and published in the order the forwarder saw them. */
+  recording: Promise<void>;
 }
 
+/** The node is not (or no longer) in exit-node-manager's view of the tenant. */
+class UnknownNode extends OrderFailure {}
+
 const UP_TIMEOUT_MS = 30_000;
+const UNIQUE_VIOLATION = '23505';
+const ATTEMPTS = 20;
+/** A revoked key's forward port is not handed out again for this long: its session may still be ending. */
+const PORT_QUARANTINE_MS = 120_000;
 
 /**
  * Opens, rotates and closes tunnels in single-host mode: this host is the edge and the node's
  * host at once. Rows first, then the processes, so that a restart finds every tunnel in the
- * tables and builds it again (`restore`).
+ * tables and builds it again (`restore`). Everything done to one tunnel (open, close, rotate,
+ * aim, rebuild) runs one at a time (`exclusive`).
  */
 export class TunnelManager {
   private readonly live = new Map<string, LiveTunnel>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly retiring = new Set<Promise<void>>();
   private readonly keys: SshKeyStore;
+  private readonly backoff: BackoffPolicy;
   private edge: Promise<SshEdge> | undefined;
   private stopped = false;
 
   constructor(private readonly d: ManagerDeps) {
     this.keys = new SshKeyStore(d.settings.sshUser);
+    this.backoff = { ...DEFAULT_BACKOFF, initialMs: d.settings.sshRetryMs };
   }
 
   // ---- commands ----
 
-  async open(p: Payload<'tunnel.cmd.open'>): Promise<{ tunnelId: string; endpoint: { host: string; port: number } }> {
-    const { db } = this.d;
-    const existing = await this.row(p.tenantId, p.tunnelId);
-    if (!existing) {
-      const clash = await db.selectFrom('tunnels').select('id').where('tenant_id', '=', p.tenantId).where('name', '=', p.spec.name).executeTakeFirst();
-      if (clash) throw new OrderFailure(`a tunnel named ${p.spec.name} exists already (${clash.id})`);
-      const { paths, unavailable } = forwarderPaths(p.spec, (await this.nodePort(p.tenantId, p.spec)).hostPort, 0);
-      if (paths.length === 0) throw new OrderFailure(`no path of this tunnel can run here: ${unavailable.map((u) => `${u.kind}: ${u.reason}`).join('; ')}`);
-      await this.insert(p);
-    }
-    const row = (await this.row(p.tenantId, p.tunnelId))!;
-    let t: LiveTunnel;
-    try {
-      t = await this.ensureLive(row);
-    } catch (err) {
-      // A tunnel that never ran is not kept: the failed order leaves nothing behind.
-      if (!existing) await this.forget(row);
-      throw err;
-    }
-    const endpoint = this.endpoint(t.row);
-    if (!existing) await this.emit('tunnel.evt.opened', t.row, { endpoint });
-    return { tunnelId: p.tunnelId, endpoint };
+  open(p: Payload<'tunnel.cmd.open'>): Promise<{ endpoint: { host: string; port: number } }> {
+    return this.exclusive(p.tunnelId, async () => {
+      const existing = await this.row(p.tenantId, p.tunnelId);
+      if (!existing) await this.admit(p);
+      const row = (await this.row(p.tenantId, p.tunnelId))!;
+      let t: LiveTunnel;
+      try {
+        t = await this.ensureLive(row);
+      } catch (err) {
+        // A tunnel that never ran is not kept: the failed order leaves nothing behind.
+        if (!existing) await this.forget(row);
+        throw err;
+      }
+      const endpoint = this.endpoint(t.row);
+      // Also when redelivered after a crash that came before it: JetStream drops a repeat.
+      await this.emit('tunnel.evt.opened', t.row, { endpoint });
+      return { endpoint };
+    });
   }
 
-  async close(p: Payload<'tunnel.cmd.close'>, reason = 'closed by its owner'): Promise<void> {
-    const row = await this.row(p.tenantId, p.tunnelId);
-    if (!row) throw new OrderFailure(`unknown tunnel ${p.tunnelId}`);
-    await this.stopLive(row.id, { dropConnections: true });
-    await this.forget(row);
-    await this.emit('tunnel.evt.closed', row, { endpoint: null, reason });
+  close(p: Payload<'tunnel.cmd.close'>, reason = 'closed by its owner'): Promise<void> {
+    return this.exclusive(p.tunnelId, async () => {
+      const row = await this.row(p.tenantId, p.tunnelId);
+      // Gone already: a redelivery of a close that was carried out.
+      if (!row) return;
+      await this.stopLive(row.id, { dropConnections: true });
+      await this.emit('tunnel.evt.closed', row, { endpoint: null, reason });
+      await this.forget(row);
+    });
   }
 
-  /** Its keys out of the edge and off the disk, then its rows. */
-  private async forget(row: TunnelRow): Promise<void> {
-    const keys = await this.d.db.selectFrom('tunnel_keys').selectAll().where('tenant_id', '=', row.tenant_id).where('tunnel_id', '=', row.id).execute();
-    for (const k of keys) {
-      this.keys.remove(k.public_key);
-      await removeClientKey({ privateKeyPath: this.keyPath(k.key_id) });
-    }
-    await this.d.db.deleteFrom('tunnels').where('tenant_id', '=', row.tenant_id).where('id', '=', row.id).execute();
-  }
-
-  async rotate(p: Payload<'tunnel.cmd.rotate'>, reason = 'asked for'): Promise<string[]> {
-    const row = await this.row(p.tenantId, p.tunnelId);
-    if (!row) throw new OrderFailure(`unknown tunnel ${p.tunnelId}`);
-    const t = await this.ensureLive(row);
-    return this.rotateLive(t, reason);
+  rotate(p: Payload<'tunnel.cmd.rotate'>, reason = 'asked for'): Promise<TunnelPathKind[]> {
+    return this.exclusive(p.tunnelId, async () => {
+      const row = await this.row(p.tenantId, p.tunnelId);
+      if (!row) throw new OrderFailure(`unknown tunnel ${p.tunnelId}`);
+      if (!hasKeys(row.spec)) throw new OrderFailure('no path of this tunnel has a key to rotate (only ssh paths have keys here)');
+      const sinceMs = Date.now() - row.rotated_at.getTime();
+      if (sinceMs < this.d.settings.rotateMinIntervalMs)
+        throw new OrderFailure(`rotated ${Math.round(sinceMs / 1000)} s ago; at most one rotation every ${this.d.settings.rotateMinIntervalMs / 1000} s`);
+      return this.rotateLive(await this.ensureLive(row), reason);
+    });
   }
 
   async list(p: Payload<'tunnel.req.list'>): Promise<ReplyOf<'tunnel.req.list'>> {
@@ -157,7 +166,7 @@ export class TunnelManager {
         .where('tenant_id', '=', p.tenantId)
         .where('tunnel_id', 'in', ids)
         .where('revoked_at', 'is', null)
-        .orderBy('created_at', 'desc')
+        .where('superseded_at', 'is', null)
         .execute(),
       this.d.db.selectFrom('tunnel_paths').selectAll().where('tenant_id', '=', p.tenantId).where('tunnel_id', 'in', ids).execute(),
     ]);
@@ -165,7 +174,7 @@ export class TunnelManager {
       tunnels: rows.map((row) => {
         const t = this.live.get(row.id);
         const current = t?.forwarder.state().current;
-        const latest = keys.find((k) => k.tunnel_id === row.id);
+        const key = keys.find((k) => k.tunnel_id === row.id);
         return {
           tenantId: row.tenant_id,
           tunnelId: row.id,
@@ -180,8 +189,6 @@ export class TunnelManager {
               (kept
                 ? { state: kept.state, latencyMs: kept.latency_ms, reason: kept.reason, changedAt: kept.changed_at }
                 : { state: 'unknown', latencyMs: null, reason: null, changedAt: null });
-            const key =
-              path.kind === 'ssh' && latest ? { fingerprint: latest.fingerprint, createdAt: latest.created_at.toISOString(), expiresAt: latest.valid_until.toISOString() } : null;
             return {
               kind: path.kind,
               ...(path.address ? { address: path.address } : {}),
@@ -190,7 +197,7 @@ export class TunnelManager {
               latencyMs: status.latencyMs === null ? null : Math.round(status.latencyMs * 100) / 100,
               reason: status.reason,
               changedAt: status.changedAt ? status.changedAt.toISOString() : null,
-              key,
+              key: path.kind === 'ssh' && key ? { fingerprint: key.fingerprint, createdAt: key.created_at.toISOString(), expiresAt: key.valid_until.toISOString() } : null,
             };
           }),
           createdAt: row.created_at.toISOString(),
@@ -205,10 +212,10 @@ export class TunnelManager {
 
   /** A node started: its host port may have changed, so each of its tunnels is aimed again. */
   async nodeStarted(p: Payload<'node.evt.started'>): Promise<void> {
-    for (const t of this.live.values()) {
+    for (const t of [...this.live.values()]) {
       if (t.row.node_id !== p.nodeId || t.row.tenant_id !== p.tenantId) continue;
       const port = publishedPort(p.ports, t.row.spec.port);
-      if (typeof port !== 'string') await this.retarget(t, port);
+      if (typeof port !== 'string') await this.exclusive(t.row.id, () => (this.live.get(t.row.id) === t ? this.retarget(t, port) : Promise.resolve()));
     }
   }
 
@@ -219,76 +226,105 @@ export class TunnelManager {
 
   // ---- start, resync, schedule, stop ----
 
-  /** Every stored tunnel running again, aimed at where its node is now; tunnels of removed nodes closed. */
+  /**
+   * Every stored tunnel running, aimed at where its node is now. One whose node is not in the
+   * view stays in the table (a snapshot may leave a row out); node.evt.removed closes it.
+   */
   async restore(): Promise<void> {
     const rows = await this.d.db.selectFrom('tunnels').selectAll().execute();
     for (const row of rows) {
       if (this.stopped) return;
-      try {
-        const t = await this.ensureLive(row);
-        const port = await this.nodePort(row.tenant_id, row.spec).catch(() => undefined);
-        if (port) await this.retarget(t, port);
-      } catch (err) {
-        if (err instanceof OrderFailure && /unknown node/.test(err.message)) {
-          await this.close({ tenantId: row.tenant_id, tunnelId: row.id }, 'its node is gone');
-          continue;
-        }
-        this.d.log.warn({ tunnelId: row.id, err: (err as Error).message }, 'tunnel not running yet; tried again at the next resync');
-      }
+      await this.exclusive(row.id, async () => {
+        const running = this.live.get(row.id);
+        if (running) return this.retarget(running, await this.nodePort(row.tenant_id, row.spec));
+        await this.ensureLive(row);
+      }).catch((err: Error) => this.d.log.warn({ tunnelId: row.id, err: err.message }, 'tunnel not running; tried again at the next resync'));
     }
   }
 
-  /** Rotates what is due (weekly by default) and takes expired keys out of the edge. */
+  /**
+   * Takes expired keys out of the edge (and gives their tunnels new ones), ends superseded keys
+   * whose overlap is over, and rotates what is due (weekly by default). Called one pass at a time.
+   */
   async checkKeys(now = new Date()): Promise<void> {
-    const expired = await this.d.db
-      .selectFrom('tunnel_keys')
-      .innerJoin('tunnels', (j) => j.onRef('tunnels.tenant_id', '=', 'tunnel_keys.tenant_id').onRef('tunnels.id', '=', 'tunnel_keys.tunnel_id'))
-      .selectAll('tunnel_keys')
-      .select(['tunnels.name', 'tunnels.node_id'])
-      .where('tunnel_keys.revoked_at', 'is', null)
-      .where('tunnel_keys.valid_until', '<=', now)
-      .execute();
-    for (const k of expired) {
-      await this.revokeKey(k, now);
-      const row = await this.row(k.tenant_id, k.tunnel_id);
-      if (row) await this.emit('tunnel.evt.expired', row, { paths: ['ssh'], reason: `the ssh key ${k.fingerprint} expired at ${k.valid_until.toISOString()}` });
+    const over = await this.d.db.selectFrom('tunnel_keys').selectAll().where('revoked_at', 'is', null).where('valid_until', '<=', now).execute();
+    for (const k of over) {
+      await this.exclusive(k.tunnel_id, async () => {
+        await this.revokeKey(k, now);
+        if (k.superseded_at) return;
+        const row = await this.row(k.tenant_id, k.tunnel_id);
+        if (!row) return;
+        await this.emit('tunnel.evt.expired', row, { paths: ['ssh'], reason: `the ssh key ${k.fingerprint} expired at ${k.valid_until.toISOString()}` });
+        const t = this.live.get(row.id);
+        if (t && t.ssh?.key.key_id === k.key_id) await this.rotateLive(t, 'its key expired');
+      }).catch((err: Error) => this.d.log.warn({ tunnelId: k.tunnel_id, err: err.message }, 'could not end an expired key; tried again at the next check'));
     }
-    for (const t of this.live.values()) {
-      const current = t.ssh?.key;
-      const lost = current !== undefined && current.revoked_at === null && current.valid_until <= now;
-      if (lost || nextRotation(t.row.rotated_at, t.row.spec) <= now) {
-        await this.rotateLive(t, lost ? 'its key expired' : 'scheduled').catch((err: Error) =>
-          this.d.log.warn({ tunnelId: t.row.id, err: err.message }, 'rotation failed; tried again at the next check'),
-        );
-      }
+    for (const t of [...this.live.values()]) {
+      if (!hasKeys(t.row.spec) || nextRotation(t.row.rotated_at, t.row.spec) > now) continue;
+      await this.exclusive(t.row.id, async () => {
+        // Checked again in turn: a rotation asked for meanwhile may have made this one not due.
+        if (this.live.get(t.row.id) === t && nextRotation(t.row.rotated_at, t.row.spec) <= new Date()) await this.rotateLive(t, 'scheduled');
+      }).catch((err: Error) => this.d.log.warn({ tunnelId: t.row.id, err: err.message }, 'rotation failed; tried again at the next check'));
     }
   }
 
   /** Ends the endpoints and sessions; rows and keys stay, so the next start builds them again. */
   async stop(): Promise<void> {
     this.stopped = true;
+    await Promise.allSettled([...this.locks.values(), ...this.retiring]);
     for (const id of [...this.live.keys()]) await this.stopLive(id, { dropConnections: false });
     const edge = await this.edge?.catch(() => undefined);
-    await edge?.stop();
-    if (edge) await forgetProcess(this.d.settings.stateDir, 'sshd');
+    if (!edge) return;
+    await edge.stop();
+    await forgetProcess(this.d.settings.stateDir, 'sshd');
   }
 
   // ---- the parts ----
 
+  private exclusive<T>(tunnelId: string, work: () => Promise<T>): Promise<T> {
+    const run = (this.locks.get(tunnelId) ?? Promise.resolve()).then(work);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.locks.set(tunnelId, tail);
+    void tail.then(() => {
+      if (this.locks.get(tunnelId) === tail) this.locks.delete(tunnelId);
+    });
+    return run;
+  }
+
+  /** The checks of a new tunnel, then its row: a node of the tenant's that publishes the port, a path that can run, room left. */
+  private async admit(p: Payload<'tunnel.cmd.open'>): Promise<void> {
+    const { db, settings } = this.d;
+    const problems = specProblems(p.spec, settings.directAddresses);
+    if (problems.length) throw new OrderFailure(problems.join('; '));
+    const held = await db.selectFrom('tunnels').select(sql<number>`count(*)::int`.as('n')).where('tenant_id', '=', p.tenantId).executeTakeFirstOrThrow();
+    if (held.n >= settings.maxPerTenant) throw new OrderFailure(`the tenant holds ${held.n} tunnels, the most allowed (TUNNEL_MAX_PER_TENANT)`);
+    const target = await this.nodePort(p.tenantId, p.spec);
+    const { paths, unavailable } = forwarderPaths(p.spec, target.hostPort, 0, settings.directAddresses);
+    if (paths.length === 0) throw new OrderFailure(`no path of this tunnel can run here: ${unavailable.map((u) => `${u.kind}: ${u.reason}`).join('; ')}`);
+    await this.insert(p);
+  }
+
   private async ensureLive(row: TunnelRow): Promise<LiveTunnel> {
     const running = this.live.get(row.id);
     if (running) return running;
+    if (this.stopped) throw new Error('tunnel-manager is stopping');
     const target = await this.nodePort(row.tenant_id, row.spec);
     const spec = withTunnelDefaults(row.spec);
-    const ssh = spec.paths.some((p) => p.kind === 'ssh') ? await this.sshSession(row, target) : undefined;
-    const { paths, unavailable } = forwarderPaths(spec, target.hostPort, ssh?.key.listen_port);
-    const statuses = new Map<TunnelPathKind, PathStatus>(spec.paths.map((p) => [p.kind, { state: 'unknown', latencyMs: null, reason: null, changedAt: null }]));
-    for (const u of unavailable) statuses.set(u.kind, { state: 'down', latencyMs: null, reason: u.reason, changedAt: new Date() });
+    const ssh = hasKeys(spec) ? await this.sshSession(row, target) : undefined;
+    const { paths, unavailable } = forwarderPaths(spec, target.hostPort, ssh?.key.listen_port, this.d.settings.directAddresses);
+    const stopSsh = async () => {
+      if (ssh) await this.endSession(ssh);
+    };
     if (paths.length === 0) {
-      await ssh?.session.stop();
+      await stopSsh();
       throw new OrderFailure(`no path of this tunnel can run here: ${unavailable.map((u) => `${u.kind}: ${u.reason}`).join('; ')}`);
     }
-    const t: LiveTunnel = { row, target, ssh, paths: statuses, rotating: undefined, forwarder: undefined as unknown as Forwarder };
+    const statuses = new Map<TunnelPathKind, PathStatus>(spec.paths.map((p) => [p.kind, { state: 'unknown', latencyMs: null, reason: null, changedAt: null }]));
+    for (const u of unavailable) statuses.set(u.kind, { state: 'down', latencyMs: null, reason: u.reason, changedAt: new Date() });
+    const t: LiveTunnel = { row, target, ssh, paths: statuses, recording: Promise.resolve(), forwarder: undefined as unknown as Forwarder };
     try {
       t.forwarder = await startForwarder({
         host: this.d.settings.edgeHost,
@@ -297,10 +333,14 @@ export class TunnelManager {
         intervalMs: spec.probeIntervalMs,
         fall: spec.fall,
         holdDownMs: spec.holdDownMs,
-        onEvent: (e) => void this.onForwarderEvent(t, e),
+        onEvent: (e) => {
+          t.recording = t.recording.then(() => this.record(t, e));
+        },
       });
     } catch (err) {
-      await ssh?.session.stop();
+      await stopSsh();
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE')
+        throw new OrderFailure(`the endpoint's port ${row.public_port} on ${this.d.settings.edgeHost} is taken by another program`);
       throw err;
     }
     this.live.set(row.id, t);
@@ -315,9 +355,13 @@ export class TunnelManager {
     this.live.delete(id);
     await t.forwarder.stop(opts);
     if (t.ssh) await this.endSession(t.ssh);
+    await t.recording;
   }
 
-  /** The ssh path's current key (reused when its private half is still on this host) and its session. */
+  /**
+   * The ssh path's current key, reused when its private half is still on this host, and its
+   * session. The others are over: no session of theirs survived the restart.
+   */
   private async sshSession(row: TunnelRow, target: PublishedPort): Promise<SshSession> {
     const now = new Date();
     const keys = await this.d.db
@@ -328,66 +372,94 @@ export class TunnelManager {
       .where('revoked_at', 'is', null)
       .orderBy('created_at', 'desc')
       .execute();
-    for (const k of keys) this.keys.put(toRecord(k), now);
-    const current = keys.find((k) => k.valid_until > now);
-    const key = current && (await exists(this.keyPath(current.key_id))) ? current : await this.newKey(row, now, undefined);
+    const newest = keys[0];
+    const usable = newest && !newest.superseded_at && newest.valid_until > now && (await exists(this.keyPath(newest.key_id)));
+    for (const k of keys) if (!usable || k !== newest) await this.revokeKey(k, now);
+    let key: TunnelKeyRow;
+    if (usable) {
+      key = newest;
+      this.keys.put(toRecord(key), now);
+    } else key = await this.newKey(row, now, undefined);
     return this.startSession(row, key, target);
   }
 
+  /** A key pair on this host, and its row with a forward port no live key holds (the index settles a race). */
   private async newKey(row: TunnelRow, now: Date, replacing: TunnelKeyRow | undefined): Promise<TunnelKeyRow> {
-    const taken = await this.d.db.selectFrom('tunnel_keys').select('listen_port').where('revoked_at', 'is', null).execute();
-    const listenPort = lowestFreePort(this.d.settings.sshForwardRange[0], this.d.settings.sshForwardRange[1], new Set(taken.map((k) => k.listen_port)));
-    if (listenPort === undefined) throw new OrderFailure(`no free SSH forward port left in ${this.d.settings.sshForwardRange.join('-')}`);
-    const count = await this.d.db
+    const { db, settings } = this.d;
+    const count = await db
       .selectFrom('tunnel_keys')
       .select(sql<number>`count(*)::int`.as('n'))
       .where('tenant_id', '=', row.tenant_id)
       .where('tunnel_id', '=', row.id)
       .executeTakeFirstOrThrow();
     const keyId = `${row.id}.ssh.${count.n + 1}`;
-    const client = await generateClientKey(join(this.d.settings.stateDir, 'keys'), keyId);
+    const client = await generateClientKey(join(settings.stateDir, 'keys'), keyId);
     const lifetimeMs = keyLifetimeMs(row.spec);
-    const record: SshKeyRecord = replacing
-      ? rotateRecords(toRecord(replacing), { publicKey: client.publicKey, permitListenPort: listenPort }, { now, overlapMs: this.d.settings.keyOverlapMs, lifetimeMs }).next
-      : { publicKey: client.publicKey, pathId: `${row.id}.ssh`, permitListenPort: listenPort, validFrom: now, validUntil: new Date(now.getTime() + lifetimeMs) };
-    const key: TunnelKeyRow = {
-      tenant_id: row.tenant_id,
-      tunnel_id: row.id,
-      key_id: keyId,
-      path: 'ssh',
-      public_key: client.publicKey,
-      fingerprint: sshFingerprint(client.publicKey),
-      listen_port: listenPort,
-      created_at: now,
-      valid_until: record.validUntil,
-      revoked_at: null,
-    };
-    await this.d.db.insertInto('tunnel_keys').values(key).execute();
-    this.keys.put(record, now);
-    return key;
+    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      const taken = await db
+        .selectFrom('tunnel_keys')
+        .select('listen_port')
+        .where((w) => w.or([w('revoked_at', 'is', null), w('revoked_at', '>', new Date(now.getTime() - PORT_QUARANTINE_MS))]))
+        .execute();
+      const listenPort = lowestFreePort(settings.sshForwardRange[0], settings.sshForwardRange[1], new Set(taken.map((k) => k.listen_port)));
+      if (listenPort === undefined) {
+        await removeClientKey(client);
+        throw new OrderFailure(`no free SSH forward port left in ${settings.sshForwardRange.join('-')}`);
+      }
+      const record: SshKeyRecord = replacing
+        ? rotateRecords(toRecord(replacing), { publicKey: client.publicKey, permitListenPort: listenPort }, { now, overlapMs: settings.keyOverlapMs, lifetimeMs }).next
+        : { publicKey: client.publicKey, pathId: pathIdOf(row.id), permitListenPort: listenPort, validFrom: now, validUntil: new Date(now.getTime() + lifetimeMs) };
+      const key: TunnelKeyRow = {
+        tenant_id: row.tenant_id,
+        tunnel_id: row.id,
+        key_id: keyId,
+        path: 'ssh',
+        public_key: client.publicKey,
+        fingerprint: sshFingerprint(client.publicKey),
+        listen_port: listenPort,
+        created_at: now,
+        valid_until: record.validUntil,
+        superseded_at: null,
+        revoked_at: null,
+      };
+      try {
+        await db.insertInto('tunnel_keys').values(key).execute();
+      } catch (err) {
+        if ((err as { code?: string }).code === UNIQUE_VIOLATION) continue;
+        await removeClientKey(client);
+        throw err;
+      }
+      this.keys.put(record, now);
+      return key;
+    }
+    await removeClientKey(client);
+    throw new Error(`could not take an SSH forward port in ${ATTEMPTS} attempts`);
   }
 
   private async startSession(row: TunnelRow, key: TunnelKeyRow, target: PublishedPort): Promise<SshSession> {
     const edge = await this.sshEdge();
     const knownHosts = join(this.d.settings.stateDir, 'edge.known_hosts');
     await writeFile(knownHosts, edge.knownHostsLine(), { mode: 0o644 });
-    const privateKeyPath = this.keyPath(key.key_id);
     const session = new ReverseTunnel({
       edgeHost: '127.0.0.1',
       edgePort: edge.port,
       user: this.d.settings.sshUser,
-      identityPath: privateKeyPath,
+      identityPath: this.keyPath(key.key_id),
       knownHostsPath: knownHosts,
       forward: { remotePort: key.listen_port, targetHost: target.hostIp === '0.0.0.0' ? '127.0.0.1' : target.hostIp, targetPort: target.hostPort },
       serverAliveIntervalSec: 5,
       serverAliveCountMax: 3,
+      backoff: this.backoff,
       onState: (s) => {
-        if (s.pid) void recordProcess(this.d.settings.stateDir, key.key_id, s.pid);
+        if (s.pid)
+          void recordProcess(this.d.settings.stateDir, key.key_id, s.pid).catch((err: Error) =>
+            this.d.log.warn({ tunnelId: row.id, err: err.message }, 'could not note the ssh client for the next start'),
+          );
       },
     });
     session.start();
     this.d.log.info({ tunnelId: row.id, fingerprint: key.fingerprint, listenPort: key.listen_port }, 'ssh session starting');
-    return { key, privateKeyPath, session };
+    return { key, session };
   }
 
   private async endSession(s: SshSession): Promise<void> {
@@ -407,6 +479,7 @@ export class TunnelManager {
         keys: this.keys,
         clientAliveIntervalSec: 5,
         clientAliveCountMax: 3,
+        sessions: { onCut: (cut) => this.d.log.info({ fingerprint: cut.fingerprint, reason: cut.reason }, 'the edge ended an ssh session') },
       });
       await recordProcess(settings.stateDir, 'sshd', edge.pid);
       return edge;
@@ -416,54 +489,49 @@ export class TunnelManager {
   }
 
   /**
-   * New keys for the keyed paths, with overlap: the new session comes up and takes new
+   * A new key for the ssh path, with overlap: the new session comes up and takes new
    * connections, the old one carries its open connections until they end or the overlap does.
+   * Runs inside `exclusive`.
    */
-  private rotateLive(t: LiveTunnel, reason: string): Promise<string[]> {
-    const run = async (): Promise<string[]> => {
-      if (t.rotating) await t.rotating.catch(() => undefined);
-      const now = new Date();
-      const rotated: TunnelPathKind[] = [];
-      if (t.ssh) {
-        const old = t.ssh;
-        const key = await this.newKey(t.row, now, old.key);
-        const next = await this.startSession(t.row, key, t.target);
-        try {
-          await next.session.waitFor('up', UP_TIMEOUT_MS);
-        } catch (err) {
-          await this.endSession(next);
-          await this.revokeKey(key, new Date());
-          throw new OrderFailure(`the new ssh session did not come up: ${(err as Error).message}`);
-        }
-        t.ssh = next;
-        t.forwarder.setTarget('ssh', sshTarget(key.listen_port));
-        const overlapEnd = new Date(Math.min(old.key.valid_until.getTime(), now.getTime() + this.d.settings.keyOverlapMs));
-        await this.d.db
-          .updateTable('tunnel_keys')
-          .set({ valid_until: overlapEnd })
-          .where('tenant_id', '=', old.key.tenant_id)
-          .where('tunnel_id', '=', old.key.tunnel_id)
-          .where('key_id', '=', old.key.key_id)
-          .execute();
-        this.keys.put({ ...toRecord(old.key), validUntil: overlapEnd }, now);
-        void this.retire(old, overlapEnd);
-        rotated.push('ssh');
+  private async rotateLive(t: LiveTunnel, reason: string): Promise<TunnelPathKind[]> {
+    const now = new Date();
+    const rotated: TunnelPathKind[] = [];
+    if (t.ssh) {
+      const old = t.ssh;
+      const key = await this.newKey(t.row, now, old.key);
+      const next = await this.startSession(t.row, key, t.target);
+      try {
+        await next.session.waitFor('up', UP_TIMEOUT_MS);
+      } catch (err) {
+        await this.endSession(next);
+        await this.revokeKey(key, new Date());
+        throw new OrderFailure(`the new ssh session did not come up: ${(err as Error).message}`);
       }
-      const [updated] = await this.d.db
-        .updateTable('tunnels')
-        .set({ rotated_at: now })
-        .where('tenant_id', '=', t.row.tenant_id)
-        .where('id', '=', t.row.id)
-        .returningAll()
+      t.ssh = next;
+      t.forwarder.setTarget('ssh', sshTarget(key.listen_port));
+      const { retiring } = rotateRecords(
+        toRecord(old.key),
+        { publicKey: key.public_key, permitListenPort: key.listen_port },
+        { now, overlapMs: this.d.settings.keyOverlapMs, lifetimeMs: 0 },
+      );
+      await this.d.db
+        .updateTable('tunnel_keys')
+        .set({ valid_until: retiring.validUntil, superseded_at: now })
+        .where('tenant_id', '=', old.key.tenant_id)
+        .where('tunnel_id', '=', old.key.tunnel_id)
+        .where('key_id', '=', old.key.key_id)
         .execute();
-      if (updated) t.row = updated;
-      await this.emit('tunnel.evt.rotated', t.row, { paths: rotated, reason });
-      this.d.log.info({ tunnelId: t.row.id, paths: rotated, reason }, 'keys rotated');
-      return rotated;
-    };
-    const done = run();
-    t.rotating = done.then(() => undefined);
-    return done;
+      this.keys.put(retiring, now);
+      const retire = this.retire(old, retiring.validUntil);
+      this.retiring.add(retire);
+      void retire.finally(() => this.retiring.delete(retire));
+      rotated.push('ssh');
+    }
+    const [updated] = await this.d.db.updateTable('tunnels').set({ rotated_at: now }).where('tenant_id', '=', t.row.tenant_id).where('id', '=', t.row.id).returningAll().execute();
+    if (updated) t.row = updated;
+    await this.emit('tunnel.evt.rotated', t.row, { paths: rotated, reason });
+    this.d.log.info({ tunnelId: t.row.id, paths: rotated, reason }, 'keys rotated');
+    return rotated;
   }
 
   /** The old session ends once no connection is open over its port (or at the overlap's end); then its key is revoked. */
@@ -478,29 +546,51 @@ export class TunnelManager {
       })();
       await old.session.retire(drained, deadline);
       await forgetProcess(this.d.settings.stateDir, old.key.key_id);
+      // Stopping: its overlap may not be over; the next start ends it (sshSession).
       if (!this.stopped) await this.revokeKey(old.key, new Date());
     } catch (err) {
       this.d.log.warn({ fingerprint: old.key.fingerprint, err: (err as Error).message }, 'could not retire an ssh session');
     }
   }
 
+  /** Refused by the edge from now on, its session cut, its private half deleted; the row stays as the record. */
   private async revokeKey(k: TunnelKeyRow, at: Date): Promise<void> {
-    this.keys.revoke(k.public_key, at);
+    this.keys.remove(k.public_key);
     await this.d.db
       .updateTable('tunnel_keys')
       .set({ revoked_at: at })
       .where('tenant_id', '=', k.tenant_id)
       .where('tunnel_id', '=', k.tunnel_id)
       .where('key_id', '=', k.key_id)
+      .where('revoked_at', 'is', null)
       .execute();
     await removeClientKey({ privateKeyPath: this.keyPath(k.key_id) });
+    await this.enforce();
+  }
+
+  /** Its keys out of the edge and off the disk, then its rows. */
+  private async forget(row: TunnelRow): Promise<void> {
+    const keys = await this.d.db.selectFrom('tunnel_keys').selectAll().where('tenant_id', '=', row.tenant_id).where('tunnel_id', '=', row.id).execute();
+    for (const k of keys) {
+      this.keys.remove(k.public_key);
+      await removeClientKey({ privateKeyPath: this.keyPath(k.key_id) });
+    }
+    await this.d.db.deleteFrom('tunnels').where('tenant_id', '=', row.tenant_id).where('id', '=', row.id).execute();
+    await this.enforce();
+  }
+
+  /** Sessions of keys just taken out are cut now, not at the edge's next pass. */
+  private async enforce(): Promise<void> {
+    const edge = await this.edge?.catch(() => undefined);
+    await edge?.enforce().catch((err: Error) => this.d.log.warn({ err: err.message }, 'could not end the sessions of revoked keys now; the edge tries again on its own'));
   }
 
   private async retarget(t: LiveTunnel, port: PublishedPort): Promise<void> {
     if (port.hostPort === t.target.hostPort && port.hostIp === t.target.hostIp) return;
     this.d.log.info({ tunnelId: t.row.id, from: t.target.hostPort, to: port.hostPort }, "the node's port moved: tunnel aimed again");
     t.target = port;
-    for (const p of t.row.spec.paths) if (p.kind === 'direct') t.forwarder.setTarget('direct', { host: p.address!, port: port.hostPort });
+    for (const p of t.row.spec.paths)
+      if (p.kind === 'direct' && this.d.settings.directAddresses.has(p.address!)) t.forwarder.setTarget('direct', { host: p.address!, port: port.hostPort });
     if (t.ssh) {
       // The forward's target is fixed per session: a new session with the same key.
       await this.endSession(t.ssh);
@@ -510,7 +600,7 @@ export class TunnelManager {
 
   private async nodePort(tenantId: string, spec: TunnelSpec): Promise<PublishedPort> {
     const node = (await this.d.nodes(tenantId)).find((n) => n.nodeId === spec.nodeId && n.status !== 'removed');
-    if (!node) throw new OrderFailure(`unknown node ${spec.nodeId}`);
+    if (!node) throw new UnknownNode(`unknown node ${spec.nodeId}`);
     const port = publishedPort(node.ports, spec.port);
     if (typeof port === 'string') throw new OrderFailure(`port ${spec.port}: ${port}`);
     return port;
@@ -519,20 +609,24 @@ export class TunnelManager {
   /** A free port of the range, taken by inserting the row: the unique index settles a race. */
   private async insert(p: Payload<'tunnel.cmd.open'>): Promise<void> {
     const [min, max] = this.d.settings.portRange;
-    for (let attempt = 0; attempt < 20; attempt++) {
+    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       const taken = await this.d.db.selectFrom('tunnels').select('public_port').execute();
       const port = lowestFreePort(min, max, new Set(taken.map((r) => r.public_port)));
       if (port === undefined) throw new OrderFailure(`no free tunnel port left in ${min}-${max}`);
-      const inserted = await this.d.db
-        .insertInto('tunnels')
-        .values({ tenant_id: p.tenantId, id: p.tunnelId, name: p.spec.name, node_id: p.spec.nodeId, spec: JSON.stringify(p.spec) as unknown as TunnelSpec, public_port: port })
-        .onConflict((oc) => oc.doNothing())
-        .returning('id')
-        .executeTakeFirst();
-      if (inserted) return;
-      if (await this.row(p.tenantId, p.tunnelId)) return;
+      try {
+        await this.d.db
+          .insertInto('tunnels')
+          .values({ tenant_id: p.tenantId, id: p.tunnelId, name: p.spec.name, node_id: p.spec.nodeId, spec: JSON.stringify(p.spec) as unknown as TunnelSpec, public_port: port })
+          .execute();
+        return;
+      } catch (err) {
+        const e = err as { code?: string; constraint?: string };
+        if (e.code !== UNIQUE_VIOLATION) throw err;
+        if (e.constraint === 'tunnels_name') throw new OrderFailure(`a tunnel named ${p.spec.name} exists already`);
+        if (e.constraint === 'tunnels_pk') return;
+      }
     }
-    throw new Error('could not take a tunnel port in 20 attempts');
+    throw new Error(`could not take a tunnel port in ${ATTEMPTS} attempts`);
   }
 
   private row(tenantId: string, tunnelId: string): Promise<TunnelRow | undefined> {
@@ -547,7 +641,7 @@ export class TunnelManager {
     return join(this.d.settings.stateDir, 'keys', keyId);
   }
 
-  private async onForwarderEvent(t: LiveTunnel, e: ForwarderEvent): Promise<void> {
+  private async record(t: LiveTunnel, e: ForwarderEvent): Promise<void> {
     try {
       if (e.type === 'switch') {
         await this.emit('tunnel.evt.failover', t.row, { from: e.from ?? null, to: e.to ?? null, reason: e.reason });
@@ -573,22 +667,23 @@ export class TunnelManager {
       .execute();
   }
 
-  private emit<S extends 'tunnel.evt.opened' | 'tunnel.evt.closed'>(
-    subject: S,
-    row: TunnelRow,
-    extra: { endpoint: { host: string; port: number } | null; reason?: string },
-  ): Promise<void>;
-  private emit<S extends 'tunnel.evt.up' | 'tunnel.evt.down'>(subject: S, row: TunnelRow, extra: { path: TunnelPathKind; reason: string }): Promise<void>;
+  private emit(subject: 'tunnel.evt.opened' | 'tunnel.evt.closed', row: TunnelRow, extra: { endpoint: { host: string; port: number } | null; reason?: string }): Promise<void>;
+  private emit(subject: 'tunnel.evt.up' | 'tunnel.evt.down', row: TunnelRow, extra: { path: TunnelPathKind; reason: string }): Promise<void>;
   private emit(subject: 'tunnel.evt.failover', row: TunnelRow, extra: { from: TunnelPathKind | null; to: TunnelPathKind | null; reason: string }): Promise<void>;
-  private emit<S extends 'tunnel.evt.rotated' | 'tunnel.evt.expired'>(subject: S, row: TunnelRow, extra: { paths: TunnelPathKind[]; reason: string }): Promise<void>;
-  private emit(subject: Parameters<Publish>[0], row: TunnelRow, extra: object): Promise<void> {
+  private emit(subject: 'tunnel.evt.rotated' | 'tunnel.evt.expired', row: TunnelRow, extra: { paths: TunnelPathKind[]; reason: string }): Promise<void>;
+  private emit(subject: TunnelEvent, row: TunnelRow, extra: object): Promise<void> {
     const facts = { tenantId: row.tenant_id, tunnelId: row.id, nodeId: row.node_id, name: row.name, at: new Date().toISOString() };
-    return this.d.publish(subject, { ...facts, ...extra } as never);
+    // Opened and closed happen once per tunnel: a repeat (a redelivered command) is dropped by JetStream.
+    const once = subject === 'tunnel.evt.opened' || subject === 'tunnel.evt.closed' ? { msgId: `${subject}:${row.id}` } : {};
+    return this.d.publish(subject, { ...facts, ...extra } as never, once);
   }
 }
 
+const hasKeys = (spec: TunnelSpec) => spec.paths.some((p) => p.kind === 'ssh');
+const pathIdOf = (tunnelId: string) => `${tunnelId}.ssh`;
+
 function toRecord(k: TunnelKeyRow): SshKeyRecord {
-  return { publicKey: k.public_key, pathId: `${k.tunnel_id}.ssh`, permitListenPort: k.listen_port, validFrom: k.created_at, validUntil: k.valid_until, revokedAt: k.revoked_at };
+  return { publicKey: k.public_key, pathId: pathIdOf(k.tunnel_id), permitListenPort: k.listen_port, validFrom: k.created_at, validUntil: k.valid_until, revokedAt: k.revoked_at };
 }
 
 function exists(path: string): Promise<boolean> {

@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net';
 import { TUNNEL_DEFAULTS, type PublishedPort, type TunnelPathKind, type TunnelSpec } from '@switchyard/contracts';
 import type { PathSpec, Target } from '@switchyard/tunnels';
 
@@ -34,17 +35,58 @@ export function forwarderPaths(
   spec: TunnelSpec,
   hostPort: number,
   sshListenPort: number | undefined,
+  directAddresses: ReadonlySet<string>,
 ): { paths: PathSpec[]; unavailable: Array<{ kind: TunnelPathKind; reason: string }> } {
   const paths: PathSpec[] = [];
   const unavailable: Array<{ kind: TunnelPathKind; reason: string }> = [];
   for (const p of spec.paths) {
-    if (p.kind === 'direct') paths.push({ kind: 'direct', target: { host: p.address!, port: hostPort } });
-    else if (p.kind === 'ssh') {
+    if (p.kind === 'direct') {
+      if (directAddresses.has(p.address!)) paths.push({ kind: 'direct', target: { host: p.address!, port: hostPort } });
+      else unavailable.push({ kind: 'direct', reason: notANodeHost(p.address!) });
+    } else if (p.kind === 'ssh') {
       if (sshListenPort === undefined) unavailable.push({ kind: 'ssh', reason: 'no SSH session key yet' });
       else paths.push({ kind: 'ssh', target: sshTarget(sshListenPort) });
     } else unavailable.push({ kind: p.kind, reason: WIREGUARD_SINGLE_HOST });
   }
   return { paths, unavailable };
+}
+
+export const notANodeHost = (address: string) => `${address} is not the address of a node host (TUNNEL_DIRECT_ADDRESSES)`;
+
+/** What a tenant's spec may not ask of this edge, each with its field. */
+export function specProblems(spec: TunnelSpec, directAddresses: ReadonlySet<string>): string[] {
+  return spec.paths.flatMap((p, i) => (p.kind === 'direct' && !directAddresses.has(p.address!) ? [`paths.${i}.address: ${notANodeHost(p.address!)}`] : []));
+}
+
+interface PortSettings {
+  TUNNEL_PORT_MIN: number;
+  TUNNEL_PORT_MAX: number;
+  TUNNEL_SSH_PORT: number;
+  TUNNEL_SSH_FORWARD_MIN: number;
+  TUNNEL_SSH_FORWARD_MAX: number;
+  TUNNEL_DIRECT_ADDRESSES: string;
+}
+
+/** Port ranges that are empty or overlap, and addresses that are not dotted quads: each "VARIABLE: reason". */
+export function settingsProblems(c: PortSettings): string[] {
+  const problems: string[] = [];
+  if (c.TUNNEL_PORT_MIN > c.TUNNEL_PORT_MAX) problems.push(`TUNNEL_PORT_MIN: ${c.TUNNEL_PORT_MIN} is above TUNNEL_PORT_MAX (${c.TUNNEL_PORT_MAX})`);
+  if (c.TUNNEL_SSH_FORWARD_MIN > c.TUNNEL_SSH_FORWARD_MAX)
+    problems.push(`TUNNEL_SSH_FORWARD_MIN: ${c.TUNNEL_SSH_FORWARD_MIN} is above TUNNEL_SSH_FORWARD_MAX (${c.TUNNEL_SSH_FORWARD_MAX})`);
+  const within = (p: number, min: number, max: number) => p >= min && p <= max;
+  if (within(c.TUNNEL_SSH_PORT, c.TUNNEL_PORT_MIN, c.TUNNEL_PORT_MAX)) problems.push(`TUNNEL_SSH_PORT: ${c.TUNNEL_SSH_PORT} is inside TUNNEL_PORT_MIN..MAX`);
+  if (within(c.TUNNEL_SSH_PORT, c.TUNNEL_SSH_FORWARD_MIN, c.TUNNEL_SSH_FORWARD_MAX)) problems.push(`TUNNEL_SSH_PORT: ${c.TUNNEL_SSH_PORT} is inside TUNNEL_SSH_FORWARD_MIN..MAX`);
+  if (c.TUNNEL_SSH_FORWARD_MIN <= c.TUNNEL_PORT_MAX && c.TUNNEL_PORT_MIN <= c.TUNNEL_SSH_FORWARD_MAX)
+    problems.push('TUNNEL_SSH_FORWARD_MIN: the forward ports overlap TUNNEL_PORT_MIN..MAX');
+  for (const a of directAddressList(c.TUNNEL_DIRECT_ADDRESSES)) if (!isIPv4(a)) problems.push(`TUNNEL_DIRECT_ADDRESSES: ${JSON.stringify(a)} is not an IPv4 address`);
+  return problems;
+}
+
+export function directAddressList(value: string): string[] {
+  return value
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
 }
 
 export const sshTarget = (listenPort: number): Target => ({ host: '127.0.0.1', port: listenPort });

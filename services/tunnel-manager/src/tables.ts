@@ -23,6 +23,7 @@ interface TunnelKeyTable {
   listen_port: number;
   created_at: Date;
   valid_until: Date;
+  superseded_at: Date | null;
   revoked_at: Date | null;
 }
 

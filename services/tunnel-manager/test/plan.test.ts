@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { forwarderPaths, keyLifetimeMs, lowestFreePort, nextRotation, publishedPort, WIREGUARD_SINGLE_HOST } from '../src/plan.js';
+import {
+  directAddressList,
+  forwarderPaths,
+  settingsProblems,
+  specProblems,
+  keyLifetimeMs,
+  lowestFreePort,
+  nextRotation,
+  publishedPort,
+  WIREGUARD_SINGLE_HOST,
+} from '../src/plan.js';
 
 const NODE = '00000000-0000-4000-8000-0000000000b1';
 const spec = (paths: Array<{ kind: 'wireguard' | 'ssh' | 'direct'; address?: string }>, extra = {}) => ({ name: 'web', nodeId: NODE, port: 8000, paths, ...extra });
@@ -18,13 +28,39 @@ describe('tunnel-manager plan', () => {
   });
 
   it('gives the forwarder ssh at its forward port and direct at its address, in order, and leaves wireguard out with the reason', () => {
-    const plan = forwarderPaths(spec([{ kind: 'wireguard' }, { kind: 'ssh' }, { kind: 'direct', address: '10.1.2.3' }]), 32768, 43001);
+    const plan = forwarderPaths(spec([{ kind: 'wireguard' }, { kind: 'ssh' }, { kind: 'direct', address: '10.1.2.3' }]), 32768, 43001, new Set(['10.1.2.3']));
     expect(plan.paths).toEqual([
       { kind: 'ssh', target: { host: '127.0.0.1', port: 43001 } },
       { kind: 'direct', target: { host: '10.1.2.3', port: 32768 } },
     ]);
     expect(plan.unavailable).toEqual([{ kind: 'wireguard', reason: WIREGUARD_SINGLE_HOST }]);
-    expect(forwarderPaths(spec([{ kind: 'ssh' }]), 32768, undefined)).toEqual({ paths: [], unavailable: [{ kind: 'ssh', reason: 'no SSH session key yet' }] });
+    expect(forwarderPaths(spec([{ kind: 'ssh' }]), 32768, undefined, new Set())).toEqual({ paths: [], unavailable: [{ kind: 'ssh', reason: 'no SSH session key yet' }] });
+  });
+
+  it('keeps direct paths to the node hosts the operator listed, and names the field of any other', () => {
+    const allowed = new Set(['127.0.0.1']);
+    const s = spec([{ kind: 'ssh' }, { kind: 'direct', address: '10.0.0.9' }]);
+    expect(specProblems(s, allowed)).toEqual(['paths.1.address: 10.0.0.9 is not the address of a node host (TUNNEL_DIRECT_ADDRESSES)']);
+    expect(specProblems(spec([{ kind: 'direct', address: '127.0.0.1' }]), allowed)).toEqual([]);
+    // Listed once and later dropped from the list: the path is down, not dialled.
+    expect(forwarderPaths(s, 32768, 43001, allowed).unavailable).toEqual([{ kind: 'direct', reason: '10.0.0.9 is not the address of a node host (TUNNEL_DIRECT_ADDRESSES)' }]);
+  });
+
+  it('refuses port settings that are empty or overlap, and addresses that are not IPv4, naming the variable', () => {
+    const ok = {
+      TUNNEL_PORT_MIN: 42000,
+      TUNNEL_PORT_MAX: 42999,
+      TUNNEL_SSH_PORT: 41999,
+      TUNNEL_SSH_FORWARD_MIN: 43000,
+      TUNNEL_SSH_FORWARD_MAX: 43999,
+      TUNNEL_DIRECT_ADDRESSES: '127.0.0.1, 10.0.0.2',
+    };
+    expect(settingsProblems(ok)).toEqual([]);
+    expect(settingsProblems({ ...ok, TUNNEL_SSH_PORT: 42222 })).toEqual(['TUNNEL_SSH_PORT: 42222 is inside TUNNEL_PORT_MIN..MAX']);
+    expect(settingsProblems({ ...ok, TUNNEL_PORT_MIN: 43000 })).toEqual(['TUNNEL_PORT_MIN: 43000 is above TUNNEL_PORT_MAX (42999)']);
+    expect(settingsProblems({ ...ok, TUNNEL_SSH_FORWARD_MIN: 42500 })).toEqual(['TUNNEL_SSH_FORWARD_MIN: the forward ports overlap TUNNEL_PORT_MIN..MAX']);
+    expect(settingsProblems({ ...ok, TUNNEL_DIRECT_ADDRESSES: 'node-1.lan' })).toEqual(['TUNNEL_DIRECT_ADDRESSES: "node-1.lan" is not an IPv4 address']);
+    expect(directAddressList(' 10.0.0.1 ,,10.0.0.2 ')).toEqual(['10.0.0.1', '10.0.0.2']);
   });
 
   it('rotates weekly and lets a key live 90 days unless the spec says otherwise', () => {

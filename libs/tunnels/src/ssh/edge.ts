@@ -5,6 +5,7 @@ import { type CommandHost, type SpawnedCommand, exited, localHost } from '../hos
 import { type AuthorizedKeysSource, type KeySourceServer, serveAuthorizedKeys } from './key-source.js';
 import { SESSION_WARDEN_DEFAULTS, type SessionCutEvent, SessionWarden } from './session-warden.js';
 import type { EdgeSession, KeyStatusSource } from './sessions.js';
+import { childrenOf, signal } from '../proc.js';
 import { knownHostsLine } from './ssh-client.js';
 import { SSHD_DEFAULTS, pathChain, renderSshdConfig, unsafeCommandPath } from './sshd-config.js';
 
@@ -230,19 +231,11 @@ function listening(p: SpawnedCommand, log: { text: () => string }, timeoutMs: nu
  */
 async function stopSshd(p: SpawnedCommand): Promise<void> {
   if (exited(p.child)) return;
-  const children = await readFile(`/proc/${p.pid}/task/${p.pid}/children`, 'utf8').then(
-    (t) => t.split(/\s+/).filter(Boolean).map(Number),
-    () => [] as number[],
-  );
+  const children = await childrenOf(p.pid);
   const gone = once(p.child, 'exit');
   p.child.kill('SIGTERM');
-  for (const pid of children) {
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      // Already ended with its connection.
-    }
-  }
+  // Already ended with its connection, some of them.
+  for (const pid of children.keys()) signal(pid, 'SIGTERM');
   const hard = setTimeout(() => p.child.kill('SIGKILL'), 3000);
   await gone;
   clearTimeout(hard);

@@ -1,15 +1,6 @@
-import { readFile, readdir, readlink } from 'node:fs/promises';
-import {
-  type AcceptedLogin,
-  type CutReason,
-  type EdgeSession,
-  type KeyStatus,
-  connectionInode,
-  parseAcceptedLogin,
-  parseProcNetTcp,
-  parseStatStartTime,
-  sessionsToCut,
-} from './sessions.js';
+import { readdir, readlink } from 'node:fs/promises';
+import { childrenOf, readProc, signal } from '../proc.js';
+import { type AcceptedLogin, type CutReason, type EdgeSession, type KeyStatus, connectionInode, parseAcceptedLogin, parseProcNetTcp, sessionsToCut } from './sessions.js';
 
 // The edge's own check on its sshd's sessions. sshd checks a key only at login, so a session
 // opened with a key that is later revoked or expires would keep its port for as long as the node
@@ -201,35 +192,6 @@ export class SessionWarden {
     }, this.killGraceMs);
     t.unref();
   }
-}
-
-function signal(pid: number, sig: NodeJS.Signals): boolean {
-  try {
-    process.kill(pid, sig);
-    return true;
-  } catch {
-    // Ended meanwhile.
-    return false;
-  }
-}
-
-async function readProc(path: string): Promise<string> {
-  return readFile(path, 'utf8').catch(() => '');
-}
-
-/** A process's children (every thread's), each with its start time. */
-async function childrenOf(pid: number): Promise<Map<number, number>> {
-  const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
-  const pids = new Set<number>();
-  for (const t of tasks) {
-    for (const c of (await readProc(`/proc/${pid}/task/${t}/children`)).split(/\s+/)) if (c) pids.add(Number(c));
-  }
-  const out = new Map<number, number>();
-  for (const c of pids) {
-    const start = parseStatStartTime(await readProc(`/proc/${c}/stat`));
-    if (start !== undefined) out.set(c, start);
-  }
-  return out;
 }
 
 async function socketInodes(pid: number): Promise<Set<number>> {

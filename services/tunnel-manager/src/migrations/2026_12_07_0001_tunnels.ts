@@ -30,10 +30,15 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('listen_port', 'integer', (c) => c.notNull().check(sql`listen_port between 1 and 65535`))
     .addColumn('created_at', 'timestamptz', (c) => c.notNull())
     .addColumn('valid_until', 'timestamptz', (c) => c.notNull())
+    // Set when a rotation replaced the key: it ends with its overlap, not by expiring.
+    .addColumn('superseded_at', 'timestamptz')
     .addColumn('revoked_at', 'timestamptz')
     .addPrimaryKeyConstraint('tunnel_keys_pk', ['tenant_id', 'tunnel_id', 'key_id'])
     .addForeignKeyConstraint('tunnel_keys_tunnel', ['tenant_id', 'tunnel_id'], 'tunnels', ['tenant_id', 'id'], (fk) => fk.onDelete('cascade'))
     .execute();
+
+  // A forward port belongs to one live key: two sessions on one port would serve each other's tunnel.
+  await db.schema.createIndex('tunnel_keys_live_port').on('tunnel_keys').column('listen_port').unique().where(sql.ref('revoked_at'), 'is', null).execute();
 
   // The latest of each path, kept so a restart and the API show what the forwarder last saw.
   await db.schema
