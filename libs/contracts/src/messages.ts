@@ -193,7 +193,9 @@ export const TunnelView = obj({
   tenantId: TenantId,
   tunnelId: Id,
   spec: TunnelSpec,
-  status: Type.Union([Type.Literal('open'), Type.Literal('failed')]),
+  status: Type.Union([Type.Literal('open'), Type.Literal('opening'), Type.Literal('failed')], {
+    description: 'open: its endpoint takes connections; opening: being built (opened, rotated or rebuilt) now; failed: not running, see reason',
+  }),
   reason: nullable(Type.String()),
   endpoint: nullable(obj({ host: Type.String(), port: Type.Integer() })),
   paths: Type.Array(TunnelPathView),

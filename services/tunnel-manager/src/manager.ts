@@ -175,12 +175,13 @@ export class TunnelManager {
         const t = this.live.get(row.id);
         const current = t?.forwarder.state().current;
         const key = keys.find((k) => k.tunnel_id === row.id);
+        const status = t ? ('open' as const) : this.locks.has(row.id) ? ('opening' as const) : ('failed' as const);
         return {
           tenantId: row.tenant_id,
           tunnelId: row.id,
           spec: row.spec,
-          status: t ? ('open' as const) : ('failed' as const),
-          reason: t ? null : 'not running on the edge now; tunnel-manager builds it again at its next resync',
+          status,
+          reason: status === 'failed' ? 'not running on the edge now; tunnel-manager builds it again at its next resync' : null,
           endpoint: t ? this.endpoint(row) : null,
           paths: row.spec.paths.map((path) => {
             const kept = stored.find((r) => r.tunnel_id === row.id && r.kind === path.kind);
