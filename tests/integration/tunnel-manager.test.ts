@@ -40,6 +40,7 @@ describe('tunnel-manager (single host)', () => {
     TUNNEL_MAX_PER_TENANT: '2',
     // A killed ssh client stays down long enough for the probes to see it.
     TUNNEL_SSH_RETRY_MS: '5000',
+    TUNNEL_KEY_CHECK_MS: '500',
   };
   let sys: TestSystem;
   let nc: NatsConnection;
@@ -170,6 +171,37 @@ describe('tunnel-manager (single host)', () => {
     expect(view.tunnels[0].paths[0].key.fingerprint).toBe(t.paths[0].key.fingerprint);
     expect(await get(base, '/v1/publicip/ip')).toMatchObject({ status: 200 });
     expect(pids.filter(alive)).toEqual([]);
+  });
+
+  it('rotates when the schedule says so, and gives a tunnel whose key expired a new one; the endpoint serves throughout', async () => {
+    const [t] = (await list()).tunnels.filter((x: any) => x.spec.name === 'web');
+    const from = events.seen.length;
+    const after = (subject: string) => (e: (typeof events.seen)[number]) => events.seen.indexOf(e) >= from && e.subject === subject && e.data.tunnelId === t.tunnelId;
+    // A week has passed, as far as the table knows.
+    await sys.db.query("update tunnels set rotated_at = now() - interval '8 days' where id = $1", [t.tunnelId]);
+    const scheduled = await events.next(after('tunnel.evt.rotated'), 10_000);
+    expect(scheduled.data).toMatchObject({ paths: ['ssh'], reason: 'scheduled' });
+    const rotated = (await list(t.tunnelId)).tunnels[0];
+    expect(rotated.paths[0].key.fingerprint).not.toBe(t.paths[0].key.fingerprint);
+    expect(Date.parse(rotated.nextRotationAt)).toBeGreaterThan(Date.now() + 6 * 86_400_000);
+    expect(await get(base, '/v1/publicip/ip')).toMatchObject({ status: 200 });
+
+    // Its 90 days are over (the process was down, say): revoked, told, and replaced.
+    await sys.db.query("update tunnel_keys set valid_until = now() - interval '1 second' where tunnel_id = $1 and revoked_at is null and superseded_at is null", [t.tunnelId]);
+    const expired = await events.next(after('tunnel.evt.expired'), 10_000);
+    expect(expired.data.reason).toBe(`the ssh key ${rotated.paths[0].key.fingerprint} expired at ${expired.data.reason.split(' expired at ')[1]}`);
+    const replaced = await events.next((e) => after('tunnel.evt.rotated')(e) && e.data.reason === 'its key expired', 10_000);
+    expect(replaced.data.paths).toEqual(['ssh']);
+    const [revoked] = await sys.db.query<{ revoked_at: Date | null }>('select revoked_at from tunnel_keys where fingerprint = $1', [rotated.paths[0].key.fingerprint]);
+    expect(revoked!.revoked_at).not.toBeNull();
+    const view = await eventually(
+      () => list(t.tunnelId),
+      (r) => r.tunnels[0].paths[0].state === 'up' && r.tunnels[0].paths[0].active,
+      15_000,
+      'ssh up again with the new key',
+    );
+    expect(view.tunnels[0].paths[0].key.fingerprint).not.toBe(rotated.paths[0].key.fingerprint);
+    expect(await get(base, '/v1/publicip/ip')).toMatchObject({ status: 200 });
   });
 
   it('refuses a tunnel it cannot build, naming why: an unknown node, an unpublished port, a taken name, no path that runs here', async () => {

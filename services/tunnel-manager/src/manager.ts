@@ -260,12 +260,18 @@ export class TunnelManager {
         if (t && t.ssh?.key.key_id === k.key_id) await this.rotateLive(t, 'its key expired');
       }).catch((err: Error) => this.d.log.warn({ tunnelId: k.tunnel_id, err: err.message }, 'could not end an expired key; tried again at the next check'));
     }
-    for (const t of [...this.live.values()]) {
-      if (!hasKeys(t.row.spec) || nextRotation(t.row.rotated_at, t.row.spec) > now) continue;
-      await this.exclusive(t.row.id, async () => {
+    // The table says when each was rotated last: it is what survives a restart.
+    const rows = await this.d.db.selectFrom('tunnels').selectAll().execute();
+    for (const row of rows) {
+      if (!hasKeys(row.spec) || nextRotation(row.rotated_at, row.spec) > now || !this.live.has(row.id)) continue;
+      await this.exclusive(row.id, async () => {
         // Checked again in turn: a rotation asked for meanwhile may have made this one not due.
-        if (this.live.get(t.row.id) === t && nextRotation(t.row.rotated_at, t.row.spec) <= new Date()) await this.rotateLive(t, 'scheduled');
-      }).catch((err: Error) => this.d.log.warn({ tunnelId: t.row.id, err: err.message }, 'rotation failed; tried again at the next check'));
+        const t = this.live.get(row.id);
+        const fresh = await this.row(row.tenant_id, row.id);
+        if (!t || !fresh || nextRotation(fresh.rotated_at, fresh.spec) > new Date()) return;
+        t.row = fresh;
+        await this.rotateLive(t, 'scheduled');
+      }).catch((err: Error) => this.d.log.warn({ tunnelId: row.id, err: err.message }, 'rotation failed; tried again at the next check'));
     }
   }
 
