@@ -1,13 +1,13 @@
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { argvOf, childrenOf, isAlive, signal, startTimeOf } from '@switchyard/tunnels';
 
 // The edge's sshd and the nodes' ssh clients outlive a tunnel-manager that was SIGKILLed: they
 // would hold the sshd port and the forward ports, so the next start could build nothing. Each
 // one's pid and start time are kept in a file; the next start ends those that are still the
-// same process and ours (a word of their command line is a path in the state directory; sshd
-// rewrites its command line into one string), nothing else.
+// same process and ours (their command line names a path in the state directory; sshd rewrites
+// its command line into one string), nothing else.
 
 const dirOf = (stateDir: string) => join(stateDir, 'pids');
 
@@ -28,7 +28,7 @@ export async function endLeftovers(stateDir: string): Promise<number[]> {
   const ended: number[] = [];
   for (const file of files) {
     const [pid, started] = (await readFile(join(dirOf(stateDir), file), 'utf8').catch(() => '')).split(' ').map(Number);
-    if (pid && started !== undefined && (await startTimeOf(pid)) === started && (await argvOf(pid)).some((a) => a.split(' ').some((word) => word.startsWith(`${stateDir}/`)))) {
+    if (pid && started !== undefined && (await startTimeOf(pid)) === started && (await argvOf(pid)).join(' ').includes(`${resolve(stateDir)}/`)) {
       const children = await childrenOf(pid);
       signal(pid, 'SIGTERM');
       for (const child of children.keys()) signal(child, 'SIGTERM');

@@ -36,7 +36,10 @@ await runService({
       db,
       publish: (subject, payload, opts) => bus.publish(subject, payload, opts),
       log,
-      nodes: async (tenantId) => (await requestPoolSnapshot((q) => bus.request('pool.req.snapshot', q, { timeoutMs: SNAPSHOT_TIMEOUT_MS }), { tenantId })).nodes,
+      nodes: async (tenantId) => {
+        const snapshot = await requestPoolSnapshot((q) => bus.request('pool.req.snapshot', q, { timeoutMs: SNAPSHOT_TIMEOUT_MS }), { tenantId });
+        return { nodes: snapshot.nodes, complete: snapshot.skipped === 0 };
+      },
       settings: {
         edgeHost: config.TUNNEL_EDGE_HOST,
         publicHost: config.TUNNEL_EDGE_PUBLIC_HOST ?? config.TUNNEL_EDGE_HOST,

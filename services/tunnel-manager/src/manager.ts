@@ -9,6 +9,7 @@ import {
   type Forwarder,
   type ForwarderEvent,
   generateClientKey,
+  probe,
   removeClientKey,
   ReverseTunnel,
   rotateRecords,
@@ -52,8 +53,8 @@ export interface ManagerDeps {
   publish: Publish;
   log: Log;
   settings: ManagerSettings;
-  /** The tenant's nodes as exit-node-manager holds them (pool.req.snapshot). */
-  nodes(tenantId: string): Promise<readonly NodeView[]>;
+  /** The tenant's nodes as exit-node-manager holds them (pool.req.snapshot); `complete`: no row was left out. */
+  nodes(tenantId: string): Promise<{ nodes: readonly NodeView[]; complete: boolean }>;
 }
 
 interface PathStatus {
@@ -77,10 +78,19 @@ interface LiveTunnel {
   paths: Map<TunnelPathKind, PathStatus>;
   /** Path changes are stored and published in the order the forwarder saw them. */
   recording: Promise<void>;
+  /** Sessions a rotation replaced that still carry open connections. */
+  retiring: Set<SshSession>;
 }
 
-/** The node is not (or no longer) in exit-node-manager's view of the tenant. */
-class UnknownNode extends OrderFailure {}
+/** The node is not (or no longer) in exit-node-manager's view of the tenant; `complete`: the view left no row out. */
+class UnknownNode extends OrderFailure {
+  constructor(
+    message: string,
+    readonly complete: boolean,
+  ) {
+    super(message);
+  }
+}
 
 const UP_TIMEOUT_MS = 30_000;
 const UNIQUE_VIOLATION = '23505';
@@ -132,13 +142,17 @@ export class TunnelManager {
 
   close(p: Payload<'tunnel.cmd.close'>, reason = 'closed by its owner'): Promise<void> {
     return this.exclusive(p.tunnelId, async () => {
-      const row = await this.row(p.tenantId, p.tunnelId);
       // Gone already: a redelivery of a close that was carried out.
-      if (!row) return;
-      await this.stopLive(row.id, { dropConnections: true });
-      await this.emit('tunnel.evt.closed', row, { endpoint: null, reason });
-      await this.forget(row);
+      const row = await this.row(p.tenantId, p.tunnelId);
+      if (row) await this.closeRow(row, reason);
     });
+  }
+
+  /** Inside `exclusive`: the endpoint and sessions ended, told, then its keys and rows gone. */
+  private async closeRow(row: TunnelRow, reason: string): Promise<void> {
+    await this.stopLive(row.id, { dropConnections: true });
+    await this.emit('tunnel.evt.closed', row, { endpoint: null, reason });
+    await this.forget(row);
   }
 
   rotate(p: Payload<'tunnel.cmd.rotate'>, reason = 'asked for'): Promise<TunnelPathKind[]> {
@@ -167,6 +181,7 @@ export class TunnelManager {
         .where('tunnel_id', 'in', ids)
         .where('revoked_at', 'is', null)
         .where('superseded_at', 'is', null)
+        .orderBy('created_at', 'desc')
         .execute(),
       this.d.db.selectFrom('tunnel_paths').selectAll().where('tenant_id', '=', p.tenantId).where('tunnel_id', 'in', ids).execute(),
     ]);
@@ -216,7 +231,10 @@ export class TunnelManager {
     for (const t of [...this.live.values()]) {
       if (t.row.node_id !== p.nodeId || t.row.tenant_id !== p.tenantId) continue;
       const port = publishedPort(p.ports, t.row.spec.port);
-      if (typeof port !== 'string') await this.exclusive(t.row.id, () => (this.live.get(t.row.id) === t ? this.retarget(t, port) : Promise.resolve()));
+      if (typeof port === 'string') continue;
+      await this.exclusive(t.row.id, () => (this.live.get(t.row.id) === t ? this.retarget(t, port) : Promise.resolve())).catch((err: Error) =>
+        this.d.log.warn({ tunnelId: t.row.id, err: err.message }, 'could not aim the tunnel at the moved port; tried again at the next resync'),
+      );
     }
   }
 
@@ -232,14 +250,23 @@ export class TunnelManager {
    * view stays in the table (a snapshot may leave a row out); node.evt.removed closes it.
    */
   async restore(): Promise<void> {
-    const rows = await this.d.db.selectFrom('tunnels').selectAll().execute();
-    for (const row of rows) {
+    const rows = await this.d.db.selectFrom('tunnels').select(['tenant_id', 'id']).execute();
+    for (const { tenant_id, id } of rows) {
       if (this.stopped) return;
-      await this.exclusive(row.id, async () => {
-        const running = this.live.get(row.id);
-        if (running) return this.retarget(running, await this.nodePort(row.tenant_id, row.spec));
-        await this.ensureLive(row);
-      }).catch((err: Error) => this.d.log.warn({ tunnelId: row.id, err: err.message }, 'tunnel not running; tried again at the next resync'));
+      await this.exclusive(id, async () => {
+        // Read again in turn: closed (or a failed open undone) while this pass waited.
+        const row = await this.row(tenant_id, id);
+        if (!row) return;
+        const running = this.live.get(id);
+        try {
+          if (running) await this.retarget(running, await this.nodePort(row.tenant_id, row.spec));
+          else await this.ensureLive(row);
+        } catch (err) {
+          // Gone from a complete view of the tenant's nodes: removed while this service was away.
+          if (err instanceof UnknownNode && err.complete) return this.closeRow(row, 'its node is gone');
+          throw err;
+        }
+      }).catch((err: Error) => this.d.log.warn({ tunnelId: id, err: err.message }, 'tunnel not built or aimed; tried again at the next resync'));
     }
   }
 
@@ -251,14 +278,21 @@ export class TunnelManager {
     const over = await this.d.db.selectFrom('tunnel_keys').selectAll().where('revoked_at', 'is', null).where('valid_until', '<=', now).execute();
     for (const k of over) {
       await this.exclusive(k.tunnel_id, async () => {
-        await this.revokeKey(k, now);
-        if (k.superseded_at) return;
+        // A replaced key ends with its overlap, quietly.
+        if (k.superseded_at) return this.revokeKey(k, new Date());
         const row = await this.row(k.tenant_id, k.tunnel_id);
         if (!row) return;
-        await this.emit('tunnel.evt.expired', row, { paths: ['ssh'], reason: `the ssh key ${k.fingerprint} expired at ${k.valid_until.toISOString()}` });
+        await this.emit(
+          'tunnel.evt.expired',
+          row,
+          { paths: ['ssh'], reason: `the ssh key ${k.fingerprint} expired at ${k.valid_until.toISOString()}` },
+          `tunnel.evt.expired:${k.key_id}`,
+        );
         const t = this.live.get(row.id);
+        // The new key first: if that fails, this key is still here for the next pass to try again.
         if (t && t.ssh?.key.key_id === k.key_id) await this.rotateLive(t, 'its key expired');
-      }).catch((err: Error) => this.d.log.warn({ tunnelId: k.tunnel_id, err: err.message }, 'could not end an expired key; tried again at the next check'));
+        else await this.revokeKey(k, new Date());
+      }).catch((err: Error) => this.d.log.warn({ tunnelId: k.tunnel_id, err: err.message }, 'could not replace an expired key; tried again at the next check'));
     }
     // The table says when each was rotated last: it is what survives a restart.
     const rows = await this.d.db.selectFrom('tunnels').selectAll().execute();
@@ -278,8 +312,10 @@ export class TunnelManager {
   /** Ends the endpoints and sessions; rows and keys stay, so the next start builds them again. */
   async stop(): Promise<void> {
     this.stopped = true;
-    await Promise.allSettled([...this.locks.values(), ...this.retiring]);
-    for (const id of [...this.live.keys()]) await this.stopLive(id, { dropConnections: false });
+    // Work already under way finishes (new work is refused now); bounded by its own timeouts.
+    for (let i = 0; i < 100 && this.locks.size + this.retiring.size > 0; i++) await Promise.allSettled([...this.locks.values(), ...this.retiring]);
+    for (const id of [...this.live.keys()])
+      await this.stopLive(id, { dropConnections: false }).catch((err: Error) => this.d.log.warn({ tunnelId: id, err: err.message }, 'could not stop a tunnel cleanly'));
     const edge = await this.edge?.catch(() => undefined);
     if (!edge) return;
     await edge.stop();
@@ -289,7 +325,10 @@ export class TunnelManager {
   // ---- the parts ----
 
   private exclusive<T>(tunnelId: string, work: () => Promise<T>): Promise<T> {
-    const run = (this.locks.get(tunnelId) ?? Promise.resolve()).then(work);
+    const run = (this.locks.get(tunnelId) ?? Promise.resolve()).then(() => {
+      if (this.stopped) throw new Error('tunnel-manager is stopping');
+      return work();
+    });
     const tail = run.then(
       () => undefined,
       () => undefined,
@@ -303,11 +342,9 @@ export class TunnelManager {
 
   /** The checks of a new tunnel, then its row: a node of the tenant's that publishes the port, a path that can run, room left. */
   private async admit(p: Payload<'tunnel.cmd.open'>): Promise<void> {
-    const { db, settings } = this.d;
+    const { settings } = this.d;
     const problems = specProblems(p.spec, settings.directAddresses);
     if (problems.length) throw new OrderFailure(problems.join('; '));
-    const held = await db.selectFrom('tunnels').select(sql<number>`count(*)::int`.as('n')).where('tenant_id', '=', p.tenantId).executeTakeFirstOrThrow();
-    if (held.n >= settings.maxPerTenant) throw new OrderFailure(`the tenant holds ${held.n} tunnels, the most allowed (TUNNEL_MAX_PER_TENANT)`);
     const target = await this.nodePort(p.tenantId, p.spec);
     const { paths, unavailable } = forwarderPaths(p.spec, target.hostPort, 0, settings.directAddresses);
     if (paths.length === 0) throw new OrderFailure(`no path of this tunnel can run here: ${unavailable.map((u) => `${u.kind}: ${u.reason}`).join('; ')}`);
@@ -331,7 +368,7 @@ export class TunnelManager {
     }
     const statuses = new Map<TunnelPathKind, PathStatus>(spec.paths.map((p) => [p.kind, { state: 'unknown', latencyMs: null, reason: null, changedAt: null }]));
     for (const u of unavailable) statuses.set(u.kind, { state: 'down', latencyMs: null, reason: u.reason, changedAt: new Date() });
-    const t: LiveTunnel = { row, target, ssh, paths: statuses, recording: Promise.resolve(), forwarder: undefined as unknown as Forwarder };
+    const t: LiveTunnel = { row, target, ssh, paths: statuses, recording: Promise.resolve(), retiring: new Set(), forwarder: undefined as unknown as Forwarder };
     try {
       t.forwarder = await startForwarder({
         host: this.d.settings.edgeHost,
@@ -350,8 +387,14 @@ export class TunnelManager {
         throw new OrderFailure(`the endpoint's port ${row.public_port} on ${this.d.settings.edgeHost} is taken by another program`);
       throw err;
     }
+    try {
+      for (const u of unavailable) await this.savePath(t, u.kind);
+    } catch (err) {
+      await t.forwarder.stop({ dropConnections: true });
+      await stopSsh();
+      throw err;
+    }
     this.live.set(row.id, t);
-    for (const u of unavailable) await this.savePath(t, u.kind);
     this.d.log.info({ tunnelId: row.id, endpoint: this.endpoint(row), paths: spec.paths.map((p) => p.kind) }, 'tunnel running');
     return t;
   }
@@ -361,7 +404,7 @@ export class TunnelManager {
     if (!t) return;
     this.live.delete(id);
     await t.forwarder.stop(opts);
-    if (t.ssh) await this.endSession(t.ssh);
+    for (const s of [t.ssh, ...t.retiring]) if (s) await this.endSession(s);
     await t.recording;
   }
 
@@ -402,16 +445,22 @@ export class TunnelManager {
     const keyId = `${row.id}.ssh.${count.n + 1}`;
     const client = await generateClientKey(join(settings.stateDir, 'keys'), keyId);
     const lifetimeMs = keyLifetimeMs(row.spec);
+    // Ports something still listens on: a session of a key whose row is gone (a closed tunnel's, a crashed run's).
+    const busy = new Set<number>();
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       const taken = await db
         .selectFrom('tunnel_keys')
         .select('listen_port')
         .where((w) => w.or([w('revoked_at', 'is', null), w('revoked_at', '>', new Date(now.getTime() - PORT_QUARANTINE_MS))]))
         .execute();
-      const listenPort = lowestFreePort(settings.sshForwardRange[0], settings.sshForwardRange[1], new Set(taken.map((k) => k.listen_port)));
+      const listenPort = lowestFreePort(settings.sshForwardRange[0], settings.sshForwardRange[1], new Set([...taken.map((k) => k.listen_port), ...busy]));
       if (listenPort === undefined) {
         await removeClientKey(client);
         throw new OrderFailure(`no free SSH forward port left in ${settings.sshForwardRange.join('-')}`);
+      }
+      if ((await probe({ host: '127.0.0.1', port: listenPort }, 500)).ok) {
+        busy.add(listenPort);
+        continue;
       }
       const record: SshKeyRecord = replacing
         ? rotateRecords(toRecord(replacing), { publicKey: client.publicKey, permitListenPort: listenPort }, { now, overlapMs: settings.keyOverlapMs, lifetimeMs }).next
@@ -432,7 +481,8 @@ export class TunnelManager {
       try {
         await db.insertInto('tunnel_keys').values(key).execute();
       } catch (err) {
-        if ((err as { code?: string }).code === UNIQUE_VIOLATION) continue;
+        const e = err as { code?: string; constraint?: string };
+        if (e.code === UNIQUE_VIOLATION && e.constraint === 'tunnel_keys_live_port') continue;
         await removeClientKey(client);
         throw err;
       }
@@ -453,7 +503,7 @@ export class TunnelManager {
       user: this.d.settings.sshUser,
       identityPath: this.keyPath(key.key_id),
       knownHostsPath: knownHosts,
-      forward: { remotePort: key.listen_port, targetHost: target.hostIp === '0.0.0.0' ? '127.0.0.1' : target.hostIp, targetPort: target.hostPort },
+      forward: { remotePort: key.listen_port, targetHost: target.hostIp === '0.0.0.0' || target.hostIp === '::' ? '127.0.0.1' : target.hostIp, targetPort: target.hostPort },
       serverAliveIntervalSec: 5,
       serverAliveCountMax: 3,
       backoff: this.backoff,
@@ -491,8 +541,11 @@ export class TunnelManager {
       await recordProcess(settings.stateDir, 'sshd', edge.pid);
       return edge;
     })();
-    this.edge.catch(() => (this.edge = undefined));
-    return this.edge;
+    const starting = this.edge;
+    starting.catch(() => {
+      if (this.edge === starting) this.edge = undefined;
+    });
+    return starting;
   }
 
   /**
@@ -506,30 +559,33 @@ export class TunnelManager {
     if (t.ssh) {
       const old = t.ssh;
       const key = await this.newKey(t.row, now, old.key);
-      const next = await this.startSession(t.row, key, t.target);
-      try {
-        await next.session.waitFor('up', UP_TIMEOUT_MS);
-      } catch (err) {
-        await this.endSession(next);
-        await this.revokeKey(key, new Date());
-        throw new OrderFailure(`the new ssh session did not come up: ${(err as Error).message}`);
-      }
-      t.ssh = next;
-      t.forwarder.setTarget('ssh', sshTarget(key.listen_port));
       const { retiring } = rotateRecords(
         toRecord(old.key),
         { publicKey: key.public_key, permitListenPort: key.listen_port },
         { now, overlapMs: this.d.settings.keyOverlapMs, lifetimeMs: 0 },
       );
-      await this.d.db
-        .updateTable('tunnel_keys')
-        .set({ valid_until: retiring.validUntil, superseded_at: now })
-        .where('tenant_id', '=', old.key.tenant_id)
-        .where('tunnel_id', '=', old.key.tunnel_id)
-        .where('key_id', '=', old.key.key_id)
-        .execute();
+      let next: SshSession | undefined;
+      try {
+        next = await this.startSession(t.row, key, t.target);
+        await next.session.waitFor('up', UP_TIMEOUT_MS);
+        // Written before the switch: a crash after it finds the old key ending with its overlap.
+        await this.d.db
+          .updateTable('tunnel_keys')
+          .set({ valid_until: retiring.validUntil, superseded_at: now })
+          .where('tenant_id', '=', old.key.tenant_id)
+          .where('tunnel_id', '=', old.key.tunnel_id)
+          .where('key_id', '=', old.key.key_id)
+          .execute();
+      } catch (err) {
+        if (next) await this.endSession(next).catch(() => undefined);
+        await this.revokeKey(key, new Date());
+        throw new OrderFailure(`the new ssh session did not come up: ${(err as Error).message}`);
+      }
+      t.ssh = next;
+      t.forwarder.setTarget('ssh', sshTarget(key.listen_port));
       this.keys.put(retiring, now);
-      const retire = this.retire(old, retiring.validUntil);
+      t.retiring.add(old);
+      const retire = this.retire(old, retiring.validUntil).finally(() => t.retiring.delete(old));
       this.retiring.add(retire);
       void retire.finally(() => this.retiring.delete(retire));
       rotated.push('ssh');
@@ -582,8 +638,9 @@ export class TunnelManager {
       this.keys.remove(k.public_key);
       await removeClientKey({ privateKeyPath: this.keyPath(k.key_id) });
     }
-    await this.d.db.deleteFrom('tunnels').where('tenant_id', '=', row.tenant_id).where('id', '=', row.id).execute();
+    // Their sessions cut before the rows (and the ports they hold) go.
     await this.enforce();
+    await this.d.db.deleteFrom('tunnels').where('tenant_id', '=', row.tenant_id).where('id', '=', row.id).execute();
   }
 
   /** Sessions of keys just taken out are cut now, not at the edge's next pass. */
@@ -606,26 +663,37 @@ export class TunnelManager {
   }
 
   private async nodePort(tenantId: string, spec: TunnelSpec): Promise<PublishedPort> {
-    const node = (await this.d.nodes(tenantId)).find((n) => n.nodeId === spec.nodeId && n.status !== 'removed');
-    if (!node) throw new UnknownNode(`unknown node ${spec.nodeId}`);
+    const { nodes, complete } = await this.d.nodes(tenantId);
+    const node = nodes.find((n) => n.nodeId === spec.nodeId && n.status !== 'removed');
+    if (!node) throw new UnknownNode(`unknown node ${spec.nodeId}`, complete);
     const port = publishedPort(node.ports, spec.port);
     if (typeof port === 'string') throw new OrderFailure(`port ${spec.port}: ${port}`);
     return port;
   }
 
-  /** A free port of the range, taken by inserting the row: the unique index settles a race. */
+  /**
+   * A free port of the range, taken by inserting the row: the unique index settles a race. The
+   * tenant's count and the insert hold the tenant's advisory lock, so concurrent opens cannot
+   * pass TUNNEL_MAX_PER_TENANT together.
+   */
   private async insert(p: Payload<'tunnel.cmd.open'>): Promise<void> {
     const [min, max] = this.d.settings.portRange;
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-      const taken = await this.d.db.selectFrom('tunnels').select('public_port').execute();
-      const port = lowestFreePort(min, max, new Set(taken.map((r) => r.public_port)));
-      if (port === undefined) throw new OrderFailure(`no free tunnel port left in ${min}-${max}`);
       try {
-        await this.d.db
-          .insertInto('tunnels')
-          .values({ tenant_id: p.tenantId, id: p.tunnelId, name: p.spec.name, node_id: p.spec.nodeId, spec: JSON.stringify(p.spec) as unknown as TunnelSpec, public_port: port })
-          .execute();
-        return;
+        const done = await this.d.db.transaction().execute(async (tx) => {
+          await sql`select pg_advisory_xact_lock(hashtext(${p.tenantId}))`.execute(tx);
+          const held = await tx.selectFrom('tunnels').select(sql<number>`count(*)::int`.as('n')).where('tenant_id', '=', p.tenantId).executeTakeFirstOrThrow();
+          if (held.n >= this.d.settings.maxPerTenant) throw new OrderFailure(`the tenant holds ${held.n} tunnels, the most allowed (TUNNEL_MAX_PER_TENANT)`);
+          const taken = await tx.selectFrom('tunnels').select('public_port').execute();
+          const port = lowestFreePort(min, max, new Set(taken.map((r) => r.public_port)));
+          if (port === undefined) throw new OrderFailure(`no free tunnel port left in ${min}-${max}`);
+          await tx
+            .insertInto('tunnels')
+            .values({ tenant_id: p.tenantId, id: p.tunnelId, name: p.spec.name, node_id: p.spec.nodeId, spec: JSON.stringify(p.spec) as unknown as TunnelSpec, public_port: port })
+            .execute();
+          return true;
+        });
+        if (done) return;
       } catch (err) {
         const e = err as { code?: string; constraint?: string };
         if (e.code !== UNIQUE_VIOLATION) throw err;
@@ -677,11 +745,11 @@ export class TunnelManager {
   private emit(subject: 'tunnel.evt.opened' | 'tunnel.evt.closed', row: TunnelRow, extra: { endpoint: { host: string; port: number } | null; reason?: string }): Promise<void>;
   private emit(subject: 'tunnel.evt.up' | 'tunnel.evt.down', row: TunnelRow, extra: { path: TunnelPathKind; reason: string }): Promise<void>;
   private emit(subject: 'tunnel.evt.failover', row: TunnelRow, extra: { from: TunnelPathKind | null; to: TunnelPathKind | null; reason: string }): Promise<void>;
-  private emit(subject: 'tunnel.evt.rotated' | 'tunnel.evt.expired', row: TunnelRow, extra: { paths: TunnelPathKind[]; reason: string }): Promise<void>;
-  private emit(subject: TunnelEvent, row: TunnelRow, extra: object): Promise<void> {
+  private emit(subject: 'tunnel.evt.rotated' | 'tunnel.evt.expired', row: TunnelRow, extra: { paths: TunnelPathKind[]; reason: string }, msgId?: string): Promise<void>;
+  private emit(subject: TunnelEvent, row: TunnelRow, extra: object, msgId?: string): Promise<void> {
     const facts = { tenantId: row.tenant_id, tunnelId: row.id, nodeId: row.node_id, name: row.name, at: new Date().toISOString() };
     // Opened and closed happen once per tunnel: a repeat (a redelivered command) is dropped by JetStream.
-    const once = subject === 'tunnel.evt.opened' || subject === 'tunnel.evt.closed' ? { msgId: `${subject}:${row.id}` } : {};
+    const once = msgId ? { msgId } : subject === 'tunnel.evt.opened' || subject === 'tunnel.evt.closed' ? { msgId: `${subject}:${row.id}` } : {};
     return this.d.publish(subject, { ...facts, ...extra } as never, once);
   }
 }

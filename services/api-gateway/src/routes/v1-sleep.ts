@@ -10,6 +10,7 @@ import { placeOwnOrder } from '../orders/repository.js';
 import { OrderView, toView, type OwnOrderRequest } from '../orders/schemas.js';
 import type { Database } from '../tables.js';
 import { requires } from '../scopes.js';
+import { ownOrderRoute } from './own-orders.js';
 import { ErrorBody } from './schemas.js';
 
 export interface SleepRouteDeps {
@@ -108,24 +109,13 @@ export function sleepRoutes(deps: SleepRouteDeps): FastifyPluginAsync {
       },
     );
 
-    v1.post(
-      '/nodes/:id/sleep',
-      {
-        config: { idempotency: {} },
-        schema: {
-          ...requires('pools:write'),
-          description: "places a node.sleep order: the sleep controller arms the catch of the node's ports, then stops it (sleep.cmd.node)",
-          params: Params,
-          response: { 202: OrderView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
-        },
-      },
-      async (request, reply) => {
-        const { tenantId } = callerOf(request);
-        await nodeOr404(tenantId, request.params.id);
-        const order = await place(tenantId, { type: 'node.sleep', nodeId: request.params.id });
-        return reply.code(202).header('location', `/v1/orders/${order.id}`).send(toView(order));
-      },
-    );
+    ownOrderRoute(plugin, place, {
+      method: 'POST',
+      url: '/nodes/:id/sleep',
+      description: "places a node.sleep order: the sleep controller arms the catch of the node's ports, then stops it (sleep.cmd.node)",
+      check: nodeOr404,
+      order: (nodeId) => ({ type: 'node.sleep', nodeId }),
+    });
 
     v1.get(
       '/nodes/:id/activation',
@@ -147,23 +137,12 @@ export function sleepRoutes(deps: SleepRouteDeps): FastifyPluginAsync {
       },
     );
 
-    v1.post(
-      '/nodes/:id/wake',
-      {
-        config: { idempotency: {} },
-        schema: {
-          ...requires('pools:write'),
-          description: 'places a node.wake order: exit-node-manager starts the sleeping node (node.cmd.wake)',
-          params: Params,
-          response: { 202: OrderView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
-        },
-      },
-      async (request, reply) => {
-        const { tenantId } = callerOf(request);
-        await nodeOr404(tenantId, request.params.id);
-        const order = await place(tenantId, { type: 'node.wake', nodeId: request.params.id });
-        return reply.code(202).header('location', `/v1/orders/${order.id}`).send(toView(order));
-      },
-    );
+    ownOrderRoute(plugin, place, {
+      method: 'POST',
+      url: '/nodes/:id/wake',
+      description: 'places a node.wake order: exit-node-manager starts the sleeping node (node.cmd.wake)',
+      check: nodeOr404,
+      order: (nodeId) => ({ type: 'node.wake', nodeId }),
+    });
   };
 }

@@ -11,6 +11,7 @@ import { OrderView, toView, type OwnOrderRequest } from '../orders/schemas.js';
 import type { Database } from '../tables.js';
 import { requires } from '../scopes.js';
 import { tunnelSpecIssues } from '../tunnels.js';
+import { ownOrderRoute } from './own-orders.js';
 import { ErrorBody } from './schemas.js';
 
 export interface TunnelRouteDeps {
@@ -104,42 +105,19 @@ export function tunnelRoutes(deps: TunnelRouteDeps): FastifyPluginAsync {
       async (request) => tunnelOr404(callerOf(request).tenantId, request.params.id),
     );
 
-    v1.delete(
-      '/tunnels/:id',
-      {
-        config: { idempotency: {} },
-        schema: {
-          ...requires('pools:write'),
-          description: 'places a tunnel.close order: tunnel-manager closes the endpoint, takes the paths down and drops their keys (tunnel.cmd.close)',
-          params: Params,
-          response: { 202: OrderView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
-        },
-      },
-      async (request, reply) => {
-        const { tenantId } = callerOf(request);
-        await tunnelOr404(tenantId, request.params.id);
-        const order = await place(tenantId, { type: 'tunnel.close', tunnelId: request.params.id });
-        return reply.code(202).header('location', `/v1/orders/${order.id}`).send(toView(order));
-      },
-    );
-
-    v1.post(
-      '/tunnels/:id/rotate',
-      {
-        config: { idempotency: {} },
-        schema: {
-          ...requires('pools:write'),
-          description: "places a tunnel.rotate order: tunnel-manager rotates the keys of the tunnel's paths now, keeping open connections (tunnel.cmd.rotate)",
-          params: Params,
-          response: { 202: OrderView, 400: ErrorBody, 404: ErrorBody, 503: ErrorBody },
-        },
-      },
-      async (request, reply) => {
-        const { tenantId } = callerOf(request);
-        await tunnelOr404(tenantId, request.params.id);
-        const order = await place(tenantId, { type: 'tunnel.rotate', tunnelId: request.params.id });
-        return reply.code(202).header('location', `/v1/orders/${order.id}`).send(toView(order));
-      },
-    );
+    ownOrderRoute(plugin, place, {
+      method: 'DELETE',
+      url: '/tunnels/:id',
+      description: 'places a tunnel.close order: tunnel-manager closes the endpoint, takes the paths down and drops their keys (tunnel.cmd.close)',
+      check: tunnelOr404,
+      order: (tunnelId) => ({ type: 'tunnel.close', tunnelId }),
+    });
+    ownOrderRoute(plugin, place, {
+      method: 'POST',
+      url: '/tunnels/:id/rotate',
+      description: "places a tunnel.rotate order: tunnel-manager rotates the keys of the tunnel's paths now, keeping open connections (tunnel.cmd.rotate)",
+      check: tunnelOr404,
+      order: (tunnelId) => ({ type: 'tunnel.rotate', tunnelId }),
+    });
   };
 }
