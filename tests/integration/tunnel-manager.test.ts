@@ -26,8 +26,9 @@ import {
 describe('tunnel-manager (single host)', () => {
   const id = randomBytes(4).toString('hex');
   const stateDir = `/run/switchyard-test-tm-${id}`;
-  // Below the ephemeral range that Docker's and the tests' free ports come from.
-  const base = 20_000 + Math.floor(Math.random() * 400) * 20;
+  // Below the range the tests' freePort draws from (10000 up to the ephemeral ports), so no
+  // other test can be handed one of these; nothing on this machine listens in 7000-7899.
+  const base = 7000 + Math.floor(Math.random() * 45) * 20;
   const env = {
     TUNNEL_STATE_DIR: stateDir,
     TUNNEL_PORT_MIN: String(base),

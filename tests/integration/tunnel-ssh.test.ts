@@ -120,6 +120,8 @@ const finish = () => {
   setTimeout(() => process.exit(0), 50);
 };
 const ask = () => {
+  // A question scheduled before the stop would dial afresh, into a port already retired.
+  if (stopping) return;
   const req = http.get({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
     res.resume();
     res.on('end', () => {
