@@ -70,21 +70,30 @@ describe('the exit pools front door', () => {
 
   beforeAll(async () => {
     target = await startLoopbackTarget();
-    proxyPort = await freePort();
     sys = await startTestSystem({ services: ['api-gateway', 'exit-node-manager'] });
     nc = await sys.natsClient();
     redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379');
     await sys.start('health-monitor', { HEALTH_PROXY_TARGET: `${target.url}/204` });
     tenantId = (await sys.db.query<{ id: string }>("select id from tenants where name = 'admin'"))[0]!.id;
-    await sys.start('load-balancer', {
-      LB_PROXY_PORT: String(proxyPort),
-      LB_WORKERS: '1',
-      LB_PROXY_USERS: `${USER}:${PASS}@${tenantId}`,
-      LB_OPEN_PROXY: 'false',
-      LB_ALLOWED_NETWORKS: '',
-      LB_MAX_CONNECTIONS_PER_CLIENT: '8',
-      LB_REBUILD_INTERVAL_MS: '2000',
-    });
+    // A free port can be taken between its choice and the listen (a host-network node of another
+    // test picks its ports from the same range): chosen just before, and chosen again if so.
+    for (let attempt = 1; ; attempt++) {
+      proxyPort = await freePort();
+      try {
+        await sys.start('load-balancer', {
+          LB_PROXY_PORT: String(proxyPort),
+          LB_WORKERS: '1',
+          LB_PROXY_USERS: `${USER}:${PASS}@${tenantId}`,
+          LB_OPEN_PROXY: 'false',
+          LB_ALLOWED_NETWORKS: '',
+          LB_MAX_CONNECTIONS_PER_CLIENT: '8',
+          LB_REBUILD_INTERVAL_MS: '2000',
+        });
+        break;
+      } catch (err) {
+        if (attempt >= 3 || !/EADDRINUSE/.test(String(err))) throw err;
+      }
+    }
     const check = { type: 'proxy', target: `${target.url}/204`, intervalMs: 500, timeoutMs: 450, rise: 1, fall: 3, graceMs: 0 };
     const placed = await sys.http('POST', '/v1/orders', {
       body: { type: 'pool.create', pool: { name: 'jp', kind: 'exit', country: 'JP', network: 'host', nodes: { min: 1, max: 1 }, healthCheck: check } },

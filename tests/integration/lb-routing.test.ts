@@ -207,7 +207,16 @@ describe('load balancer in front of a pool of three exit nodes', () => {
       await sleep(1_000); // the load balancer re-reads scores every 300 ms here
 
       await natsRequest(nc, 'lb.req.strategy', { tenantId, strategy: 'health_score' });
-      const byScore = await servedBy(30);
+      // Judged over a sample the scores kept their order through: on a loaded host another
+      // node's check can fail and drop its score below the slowed one's for a moment, and then
+      // the slowed node is rightly the best. Three tries at most.
+      let byScore: Record<string, number> = {};
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        await eventually(read, measured, 20_000, 'the slowed node scored lowest');
+        await sleep(1_000);
+        byScore = await servedBy(30);
+        if (measured(await read())) break;
+      }
       expect(byScore[slow] ?? 0, JSON.stringify(byScore)).toBe(0);
       expect(Object.values(byScore).reduce((a, b) => a + b)).toBe(30);
 
