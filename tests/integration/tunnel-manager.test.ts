@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readdir, readFile, rm } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
+import { isAlive } from '@switchyard/tunnels';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { endLeftovers } from '../../services/tunnel-manager/src/leftovers.js';
 import {
@@ -160,7 +160,7 @@ describe('tunnel-manager (single host)', () => {
     expect(pids.length).toBeGreaterThanOrEqual(2);
     await manager.stop('SIGKILL');
     // Orphaned, not ended: the sshd and the ssh client outlive a SIGKILL.
-    expect(pids.filter(alive)).toEqual(pids);
+    expect(await living(pids)).toEqual(pids);
     manager = await sys.start('tunnel-manager', env);
     const view = await eventually(
       () => list(t.tunnelId),
@@ -171,7 +171,7 @@ describe('tunnel-manager (single host)', () => {
     expect(view.tunnels[0].endpoint).toEqual(t.endpoint);
     expect(view.tunnels[0].paths[0].key.fingerprint).toBe(t.paths[0].key.fingerprint);
     expect(await get(base, '/v1/publicip/ip')).toMatchObject({ status: 200 });
-    expect(pids.filter(alive)).toEqual([]);
+    expect(await living(pids)).toEqual([]);
   });
 
   it('rotates when the schedule says so, and gives a tunnel whose key expired a new one; the endpoint serves throughout', async () => {
@@ -262,13 +262,10 @@ describe('tunnel-manager (single host)', () => {
   });
 });
 
-/** Running, and not a zombie waiting to be reaped. */
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
+/** Those of the pids that still run (a zombie does not). */
+async function living(pids: number[]): Promise<number[]> {
+  const running = await Promise.all(pids.map(isAlive));
+  return pids.filter((_, i) => running[i]);
 }
 
 function get(port: number, path: string): Promise<{ status: number; body: string }> {

@@ -129,3 +129,10 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   }
   return false;
 }
+
+/** The constraint a statement broke when `err` is a unique violation (23505), else undefined. */
+export function uniqueViolationOf(err: unknown): string | undefined {
+  const e = err as { code?: unknown; constraint?: unknown } | null;
+  if (typeof e !== 'object' || e === null || e.code !== '23505') return undefined;
+  return typeof e.constraint === 'string' ? e.constraint : '';
+}

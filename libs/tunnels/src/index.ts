@@ -78,5 +78,7 @@ export { SessionWarden, SESSION_WARDEN_DEFAULTS, type SessionWardenOptions, type
 export { sshClientArgs, knownHostsLine, classifySshLine, type SshClientInput, type ReverseForward, type SshLine } from './ssh/ssh-client.js';
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './ssh/backoff.js';
 export { ReverseTunnel, REVERSE_TUNNEL_DEFAULTS, type ReverseTunnelOptions, type ReverseTunnelState, type ReverseTunnelStatus } from './ssh/reverse-tunnel.js';
+// Waiting on another process, bounded in time.
+export { pollUntil } from './poll.js';
 // Processes by pid and start time, for whoever must end only processes of its own.
 export { argvOf, childrenOf, isAlive, readProc, signal, startTimeOf } from './proc.js';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Kysely } from '@switchyard/db';
+import { type Kysely, uniqueViolationOf } from '@switchyard/db';
 import type { PoolSpec } from '@switchyard/contracts';
 import type { AddedNode, NewPoolInput, NodeFilter, NodePatch, NodeSlot, Repository } from './ports.js';
 import type { Database, HostPorts, Node, Pool } from './tables.js';
@@ -7,11 +7,8 @@ import type { Database, HostPorts, Node, Pool } from './tables.js';
 /** The database or a transaction: every function here works with either. */
 export type Db = Kysely<Database>;
 
-const UNIQUE_VIOLATION = '23505';
-
 function violates(err: unknown, constraint: string): boolean {
-  const e = err as { code?: unknown; constraint?: unknown } | null;
-  return typeof e === 'object' && e !== null && e.code === UNIQUE_VIOLATION && e.constraint === constraint;
+  return uniqueViolationOf(err) === constraint;
 }
 
 /**

@@ -1,28 +1,11 @@
-import { access, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { NodeView, Payload, PublishedPort, ReplyOf, TunnelPathKind, TunnelSpec } from '@switchyard/contracts';
-import { sql, type Kysely } from '@switchyard/db';
+import { sql, type Kysely, uniqueViolationOf } from '@switchyard/db';
 import { OrderFailure } from '@switchyard/service-kit';
-import {
-  type BackoffPolicy,
-  DEFAULT_BACKOFF,
-  type Forwarder,
-  type ForwarderEvent,
-  generateClientKey,
-  probe,
-  removeClientKey,
-  ReverseTunnel,
-  rotateRecords,
-  type SshEdge,
-  SshKeyStore,
-  type SshKeyRecord,
-  sshFingerprint,
-  startForwarder,
-  startSshEdge,
-} from '@switchyard/tunnels';
-import { forgetProcess, recordProcess } from './leftovers.js';
-import { forwarderPaths, keyLifetimeMs, lowestFreePort, nextRotation, publishedPort, specProblems, sshTarget, withTunnelDefaults } from './plan.js';
-import type { Database, TunnelKeyRow, TunnelRow } from './tables.js';
+import { type Forwarder, type ForwarderEvent, rotateRecords, startForwarder } from '@switchyard/tunnels';
+import { forwarderPaths, lowestFreePort, nextRotation, publishedPort, specProblems, sshTarget, withTunnelDefaults } from './plan.js';
+import { SshPaths, type SshPathSettings, type SshSession, toRecord } from './ssh-paths.js';
+import type { Database, TunnelRow } from './tables.js';
+import { type PathStatus, tunnelView } from './views.js';
 
 type TunnelEvent = 'tunnel.evt.opened' | 'tunnel.evt.closed' | 'tunnel.evt.up' | 'tunnel.evt.down' | 'tunnel.evt.failover' | 'tunnel.evt.rotated' | 'tunnel.evt.expired';
 type Publish = <S extends TunnelEvent>(subject: S, payload: Payload<S>, opts?: { msgId?: string }) => Promise<void>;
@@ -32,20 +15,13 @@ export interface Log {
   warn(o: object, msg: string): void;
 }
 
-export interface ManagerSettings {
+export interface ManagerSettings extends SshPathSettings {
   edgeHost: string;
   publicHost: string;
   portRange: [number, number];
-  sshPort: number;
-  sshForwardRange: [number, number];
-  stateDir: string;
-  sshUser: string;
-  keysUser: string;
-  keyOverlapMs: number;
   directAddresses: ReadonlySet<string>;
   maxPerTenant: number;
   rotateMinIntervalMs: number;
-  sshRetryMs: number;
 }
 
 export interface ManagerDeps {
@@ -55,18 +31,6 @@ export interface ManagerDeps {
   settings: ManagerSettings;
   /** The tenant's nodes as exit-node-manager holds them (pool.req.snapshot); `complete`: no row was left out. */
   nodes(tenantId: string): Promise<{ nodes: readonly NodeView[]; complete: boolean }>;
-}
-
-interface PathStatus {
-  state: 'up' | 'down' | 'unknown';
-  latencyMs: number | null;
-  reason: string | null;
-  changedAt: Date | null;
-}
-
-interface SshSession {
-  key: TunnelKeyRow;
-  session: ReverseTunnel;
 }
 
 /** A tunnel that runs here: its endpoint, and the SSH session of its ssh path. */
@@ -93,10 +57,8 @@ class UnknownNode extends OrderFailure {
 }
 
 const UP_TIMEOUT_MS = 30_000;
-const UNIQUE_VIOLATION = '23505';
+/** Tries at taking a free endpoint port against concurrent opens. */
 const ATTEMPTS = 20;
-/** A revoked key's forward port is not handed out again for this long: its session may still be ending. */
-const PORT_QUARANTINE_MS = 120_000;
 
 /**
  * Opens, rotates and closes tunnels in single-host mode: this host is the edge and the node's
@@ -108,14 +70,11 @@ export class TunnelManager {
   private readonly live = new Map<string, LiveTunnel>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly retiring = new Set<Promise<void>>();
-  private readonly keys: SshKeyStore;
-  private readonly backoff: BackoffPolicy;
-  private edge: Promise<SshEdge> | undefined;
+  private readonly ssh: SshPaths;
   private stopped = false;
 
   constructor(private readonly d: ManagerDeps) {
-    this.keys = new SshKeyStore(d.settings.sshUser);
-    this.backoff = { ...DEFAULT_BACKOFF, initialMs: d.settings.sshRetryMs };
+    this.ssh = new SshPaths({ db: d.db, log: d.log, settings: d.settings, stopped: () => this.stopped });
   }
 
   // ---- commands ----
@@ -188,38 +147,15 @@ export class TunnelManager {
     return {
       tunnels: rows.map((row) => {
         const t = this.live.get(row.id);
-        const current = t?.forwarder.state().current;
-        const key = keys.find((k) => k.tunnel_id === row.id);
         const status = t ? ('open' as const) : this.locks.has(row.id) ? ('opening' as const) : ('failed' as const);
-        return {
-          tenantId: row.tenant_id,
-          tunnelId: row.id,
-          spec: row.spec,
+        const running = t ? { current: t.forwarder.state().current, paths: t.paths, endpoint: this.endpoint(row) } : undefined;
+        return tunnelView(
+          row,
           status,
-          reason: status === 'failed' ? 'not running on the edge now; tunnel-manager builds it again at its next resync' : null,
-          endpoint: t ? this.endpoint(row) : null,
-          paths: row.spec.paths.map((path) => {
-            const kept = stored.find((r) => r.tunnel_id === row.id && r.kind === path.kind);
-            const status: PathStatus =
-              t?.paths.get(path.kind) ??
-              (kept
-                ? { state: kept.state, latencyMs: kept.latency_ms, reason: kept.reason, changedAt: kept.changed_at }
-                : { state: 'unknown', latencyMs: null, reason: null, changedAt: null });
-            return {
-              kind: path.kind,
-              ...(path.address ? { address: path.address } : {}),
-              state: status.state,
-              active: current === path.kind,
-              latencyMs: status.latencyMs === null ? null : Math.round(status.latencyMs * 100) / 100,
-              reason: status.reason,
-              changedAt: status.changedAt ? status.changedAt.toISOString() : null,
-              key: path.kind === 'ssh' && key ? { fingerprint: key.fingerprint, createdAt: key.created_at.toISOString(), expiresAt: key.valid_until.toISOString() } : null,
-            };
-          }),
-          createdAt: row.created_at.toISOString(),
-          rotatedAt: row.rotated_at.toISOString(),
-          nextRotationAt: nextRotation(row.rotated_at, row.spec).toISOString(),
-        };
+          running,
+          keys.find((k) => k.tunnel_id === row.id),
+          stored.filter((r) => r.tunnel_id === row.id),
+        );
       }),
     };
   }
@@ -279,7 +215,7 @@ export class TunnelManager {
     for (const k of over) {
       await this.exclusive(k.tunnel_id, async () => {
         // A replaced key ends with its overlap, quietly.
-        if (k.superseded_at) return this.revokeKey(k, new Date());
+        if (k.superseded_at) return this.ssh.revokeKey(k, new Date());
         const row = await this.row(k.tenant_id, k.tunnel_id);
         if (!row) return;
         await this.emit(
@@ -291,7 +227,7 @@ export class TunnelManager {
         const t = this.live.get(row.id);
         // The new key first: if that fails, this key is still here for the next pass to try again.
         if (t && t.ssh?.key.key_id === k.key_id) await this.rotateLive(t, 'its key expired');
-        else await this.revokeKey(k, new Date());
+        else await this.ssh.revokeKey(k, new Date());
       }).catch((err: Error) => this.d.log.warn({ tunnelId: k.tunnel_id, err: err.message }, 'could not replace an expired key; tried again at the next check'));
     }
     // The table says when each was rotated last: it is what survives a restart.
@@ -316,10 +252,7 @@ export class TunnelManager {
     for (let i = 0; i < 100 && this.locks.size + this.retiring.size > 0; i++) await Promise.allSettled([...this.locks.values(), ...this.retiring]);
     for (const id of [...this.live.keys()])
       await this.stopLive(id, { dropConnections: false }).catch((err: Error) => this.d.log.warn({ tunnelId: id, err: err.message }, 'could not stop a tunnel cleanly'));
-    const edge = await this.edge?.catch(() => undefined);
-    if (!edge) return;
-    await edge.stop();
-    await forgetProcess(this.d.settings.stateDir, 'sshd');
+    await this.ssh.stop();
   }
 
   // ---- the parts ----
@@ -357,10 +290,10 @@ export class TunnelManager {
     if (this.stopped) throw new Error('tunnel-manager is stopping');
     const target = await this.nodePort(row.tenant_id, row.spec);
     const spec = withTunnelDefaults(row.spec);
-    const ssh = hasKeys(spec) ? await this.sshSession(row, target) : undefined;
+    const ssh = hasKeys(spec) ? await this.ssh.session(row, target) : undefined;
     const { paths, unavailable } = forwarderPaths(spec, target.hostPort, ssh?.key.listen_port, this.d.settings.directAddresses);
     const stopSsh = async () => {
-      if (ssh) await this.endSession(ssh);
+      if (ssh) await this.ssh.endSession(ssh);
     };
     if (paths.length === 0) {
       await stopSsh();
@@ -404,148 +337,8 @@ export class TunnelManager {
     if (!t) return;
     this.live.delete(id);
     await t.forwarder.stop(opts);
-    for (const s of [t.ssh, ...t.retiring]) if (s) await this.endSession(s);
+    for (const s of [t.ssh, ...t.retiring]) if (s) await this.ssh.endSession(s);
     await t.recording;
-  }
-
-  /**
-   * The ssh path's current key, reused when its private half is still on this host, and its
-   * session. The others are over: no session of theirs survived the restart.
-   */
-  private async sshSession(row: TunnelRow, target: PublishedPort): Promise<SshSession> {
-    const now = new Date();
-    const keys = await this.d.db
-      .selectFrom('tunnel_keys')
-      .selectAll()
-      .where('tenant_id', '=', row.tenant_id)
-      .where('tunnel_id', '=', row.id)
-      .where('revoked_at', 'is', null)
-      .orderBy('created_at', 'desc')
-      .execute();
-    const newest = keys[0];
-    const usable = newest && !newest.superseded_at && newest.valid_until > now && (await exists(this.keyPath(newest.key_id)));
-    for (const k of keys) if (!usable || k !== newest) await this.revokeKey(k, now);
-    let key: TunnelKeyRow;
-    if (usable) {
-      key = newest;
-      this.keys.put(toRecord(key), now);
-    } else key = await this.newKey(row, now, undefined);
-    return this.startSession(row, key, target);
-  }
-
-  /** A key pair on this host, and its row with a forward port no live key holds (the index settles a race). */
-  private async newKey(row: TunnelRow, now: Date, replacing: TunnelKeyRow | undefined): Promise<TunnelKeyRow> {
-    const { db, settings } = this.d;
-    const count = await db
-      .selectFrom('tunnel_keys')
-      .select(sql<number>`count(*)::int`.as('n'))
-      .where('tenant_id', '=', row.tenant_id)
-      .where('tunnel_id', '=', row.id)
-      .executeTakeFirstOrThrow();
-    const keyId = `${row.id}.ssh.${count.n + 1}`;
-    const client = await generateClientKey(join(settings.stateDir, 'keys'), keyId);
-    const lifetimeMs = keyLifetimeMs(row.spec);
-    // Ports something still listens on: a session of a key whose row is gone (a closed tunnel's, a crashed run's).
-    const busy = new Set<number>();
-    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-      const taken = await db
-        .selectFrom('tunnel_keys')
-        .select('listen_port')
-        .where((w) => w.or([w('revoked_at', 'is', null), w('revoked_at', '>', new Date(now.getTime() - PORT_QUARANTINE_MS))]))
-        .execute();
-      const listenPort = lowestFreePort(settings.sshForwardRange[0], settings.sshForwardRange[1], new Set([...taken.map((k) => k.listen_port), ...busy]));
-      if (listenPort === undefined) {
-        await removeClientKey(client);
-        throw new OrderFailure(`no free SSH forward port left in ${settings.sshForwardRange.join('-')}`);
-      }
-      if ((await probe({ host: '127.0.0.1', port: listenPort }, 500)).ok) {
-        busy.add(listenPort);
-        continue;
-      }
-      const record: SshKeyRecord = replacing
-        ? rotateRecords(toRecord(replacing), { publicKey: client.publicKey, permitListenPort: listenPort }, { now, overlapMs: settings.keyOverlapMs, lifetimeMs }).next
-        : { publicKey: client.publicKey, pathId: pathIdOf(row.id), permitListenPort: listenPort, validFrom: now, validUntil: new Date(now.getTime() + lifetimeMs) };
-      const key: TunnelKeyRow = {
-        tenant_id: row.tenant_id,
-        tunnel_id: row.id,
-        key_id: keyId,
-        path: 'ssh',
-        public_key: client.publicKey,
-        fingerprint: sshFingerprint(client.publicKey),
-        listen_port: listenPort,
-        created_at: now,
-        valid_until: record.validUntil,
-        superseded_at: null,
-        revoked_at: null,
-      };
-      try {
-        await db.insertInto('tunnel_keys').values(key).execute();
-      } catch (err) {
-        const e = err as { code?: string; constraint?: string };
-        if (e.code === UNIQUE_VIOLATION && e.constraint === 'tunnel_keys_live_port') continue;
-        await removeClientKey(client);
-        throw err;
-      }
-      this.keys.put(record, now);
-      return key;
-    }
-    await removeClientKey(client);
-    throw new Error(`could not take an SSH forward port in ${ATTEMPTS} attempts`);
-  }
-
-  private async startSession(row: TunnelRow, key: TunnelKeyRow, target: PublishedPort): Promise<SshSession> {
-    const edge = await this.sshEdge();
-    const knownHosts = join(this.d.settings.stateDir, 'edge.known_hosts');
-    await writeFile(knownHosts, edge.knownHostsLine(), { mode: 0o644 });
-    const session = new ReverseTunnel({
-      edgeHost: '127.0.0.1',
-      edgePort: edge.port,
-      user: this.d.settings.sshUser,
-      identityPath: this.keyPath(key.key_id),
-      knownHostsPath: knownHosts,
-      forward: { remotePort: key.listen_port, targetHost: target.hostIp === '0.0.0.0' || target.hostIp === '::' ? '127.0.0.1' : target.hostIp, targetPort: target.hostPort },
-      serverAliveIntervalSec: 5,
-      serverAliveCountMax: 3,
-      backoff: this.backoff,
-      onState: (s) => {
-        if (s.pid)
-          void recordProcess(this.d.settings.stateDir, key.key_id, s.pid).catch((err: Error) =>
-            this.d.log.warn({ tunnelId: row.id, err: err.message }, 'could not note the ssh client for the next start'),
-          );
-      },
-    });
-    session.start();
-    this.d.log.info({ tunnelId: row.id, fingerprint: key.fingerprint, listenPort: key.listen_port }, 'ssh session starting');
-    return { key, session };
-  }
-
-  private async endSession(s: SshSession): Promise<void> {
-    await s.session.stop();
-    await forgetProcess(this.d.settings.stateDir, s.key.key_id);
-  }
-
-  private sshEdge(): Promise<SshEdge> {
-    this.edge ??= (async () => {
-      const { settings } = this.d;
-      const edge = await startSshEdge({
-        dir: join(settings.stateDir, 'edge'),
-        listenAddress: '127.0.0.1',
-        port: settings.sshPort,
-        tunnelUser: settings.sshUser,
-        commandUser: settings.keysUser,
-        keys: this.keys,
-        clientAliveIntervalSec: 5,
-        clientAliveCountMax: 3,
-        sessions: { onCut: (cut) => this.d.log.info({ fingerprint: cut.fingerprint, reason: cut.reason }, 'the edge ended an ssh session') },
-      });
-      await recordProcess(settings.stateDir, 'sshd', edge.pid);
-      return edge;
-    })();
-    const starting = this.edge;
-    starting.catch(() => {
-      if (this.edge === starting) this.edge = undefined;
-    });
-    return starting;
   }
 
   /**
@@ -558,7 +351,7 @@ export class TunnelManager {
     const rotated: TunnelPathKind[] = [];
     if (t.ssh) {
       const old = t.ssh;
-      const key = await this.newKey(t.row, now, old.key);
+      const key = await this.ssh.newKey(t.row, now, old.key);
       const { retiring } = rotateRecords(
         toRecord(old.key),
         { publicKey: key.public_key, permitListenPort: key.listen_port },
@@ -566,7 +359,7 @@ export class TunnelManager {
       );
       let next: SshSession | undefined;
       try {
-        next = await this.startSession(t.row, key, t.target);
+        next = await this.ssh.startSession(t.row, key, t.target);
         await next.session.waitFor('up', UP_TIMEOUT_MS);
         // Written before the switch: a crash after it finds the old key ending with its overlap.
         await this.d.db
@@ -577,15 +370,15 @@ export class TunnelManager {
           .where('key_id', '=', old.key.key_id)
           .execute();
       } catch (err) {
-        if (next) await this.endSession(next).catch(() => undefined);
-        await this.revokeKey(key, new Date());
+        if (next) await this.ssh.endSession(next).catch(() => undefined);
+        await this.ssh.revokeKey(key, new Date());
         throw new OrderFailure(`the new ssh session did not come up: ${(err as Error).message}`);
       }
       t.ssh = next;
       t.forwarder.setTarget('ssh', sshTarget(key.listen_port));
-      this.keys.put(retiring, now);
+      this.ssh.put(retiring, now);
       t.retiring.add(old);
-      const retire = this.retire(old, retiring.validUntil).finally(() => t.retiring.delete(old));
+      const retire = this.ssh.retire(old, retiring.validUntil).finally(() => t.retiring.delete(old));
       this.retiring.add(retire);
       void retire.finally(() => this.retiring.delete(retire));
       rotated.push('ssh');
@@ -597,56 +390,11 @@ export class TunnelManager {
     return rotated;
   }
 
-  /** The old session ends once no connection is open over its port (or at the overlap's end); then its key is revoked. */
-  private async retire(old: SshSession, deadline: Date): Promise<void> {
-    try {
-      const edge = await this.sshEdge();
-      const drained = (async () => {
-        while (Date.now() < deadline.getTime() && !this.stopped) {
-          if ((await edge.openConnections(old.key.listen_port)) === 0) return;
-          await new Promise((r) => setTimeout(r, 500));
-        }
-      })();
-      await old.session.retire(drained, deadline);
-      await forgetProcess(this.d.settings.stateDir, old.key.key_id);
-      // Stopping: its overlap may not be over; the next start ends it (sshSession).
-      if (!this.stopped) await this.revokeKey(old.key, new Date());
-    } catch (err) {
-      this.d.log.warn({ fingerprint: old.key.fingerprint, err: (err as Error).message }, 'could not retire an ssh session');
-    }
-  }
-
-  /** Refused by the edge from now on, its session cut, its private half deleted; the row stays as the record. */
-  private async revokeKey(k: TunnelKeyRow, at: Date): Promise<void> {
-    this.keys.remove(k.public_key);
-    await this.d.db
-      .updateTable('tunnel_keys')
-      .set({ revoked_at: at })
-      .where('tenant_id', '=', k.tenant_id)
-      .where('tunnel_id', '=', k.tunnel_id)
-      .where('key_id', '=', k.key_id)
-      .where('revoked_at', 'is', null)
-      .execute();
-    await removeClientKey({ privateKeyPath: this.keyPath(k.key_id) });
-    await this.enforce();
-  }
-
   /** Its keys out of the edge and off the disk, then its rows. */
   private async forget(row: TunnelRow): Promise<void> {
-    const keys = await this.d.db.selectFrom('tunnel_keys').selectAll().where('tenant_id', '=', row.tenant_id).where('tunnel_id', '=', row.id).execute();
-    for (const k of keys) {
-      this.keys.remove(k.public_key);
-      await removeClientKey({ privateKeyPath: this.keyPath(k.key_id) });
-    }
     // Their sessions cut before the rows (and the ports they hold) go.
-    await this.enforce();
+    await this.ssh.forget(await this.d.db.selectFrom('tunnel_keys').selectAll().where('tenant_id', '=', row.tenant_id).where('tunnel_id', '=', row.id).execute());
     await this.d.db.deleteFrom('tunnels').where('tenant_id', '=', row.tenant_id).where('id', '=', row.id).execute();
-  }
-
-  /** Sessions of keys just taken out are cut now, not at the edge's next pass. */
-  private async enforce(): Promise<void> {
-    const edge = await this.edge?.catch(() => undefined);
-    await edge?.enforce().catch((err: Error) => this.d.log.warn({ err: err.message }, 'could not end the sessions of revoked keys now; the edge tries again on its own'));
   }
 
   private async retarget(t: LiveTunnel, port: PublishedPort): Promise<void> {
@@ -657,8 +405,8 @@ export class TunnelManager {
       if (p.kind === 'direct' && this.d.settings.directAddresses.has(p.address!)) t.forwarder.setTarget('direct', { host: p.address!, port: port.hostPort });
     if (t.ssh) {
       // The forward's target is fixed per session: a new session with the same key.
-      await this.endSession(t.ssh);
-      t.ssh = await this.startSession(t.row, t.ssh.key, port);
+      await this.ssh.endSession(t.ssh);
+      t.ssh = await this.ssh.startSession(t.row, t.ssh.key, port);
     }
   }
 
@@ -695,10 +443,10 @@ export class TunnelManager {
         });
         if (done) return;
       } catch (err) {
-        const e = err as { code?: string; constraint?: string };
-        if (e.code !== UNIQUE_VIOLATION) throw err;
-        if (e.constraint === 'tunnels_name') throw new OrderFailure(`a tunnel named ${p.spec.name} exists already`);
-        if (e.constraint === 'tunnels_pk') return;
+        const constraint = uniqueViolationOf(err);
+        if (constraint === undefined) throw err;
+        if (constraint === 'tunnels_name') throw new OrderFailure(`a tunnel named ${p.spec.name} exists already`);
+        if (constraint === 'tunnels_pk') return;
       }
     }
     throw new Error(`could not take a tunnel port in ${ATTEMPTS} attempts`);
@@ -710,10 +458,6 @@ export class TunnelManager {
 
   private endpoint(row: TunnelRow) {
     return { host: this.d.settings.publicHost, port: row.public_port };
-  }
-
-  private keyPath(keyId: string): string {
-    return join(this.d.settings.stateDir, 'keys', keyId);
   }
 
   private async record(t: LiveTunnel, e: ForwarderEvent): Promise<void> {
@@ -755,15 +499,3 @@ export class TunnelManager {
 }
 
 const hasKeys = (spec: TunnelSpec) => spec.paths.some((p) => p.kind === 'ssh');
-const pathIdOf = (tunnelId: string) => `${tunnelId}.ssh`;
-
-function toRecord(k: TunnelKeyRow): SshKeyRecord {
-  return { publicKey: k.public_key, pathId: pathIdOf(k.tunnel_id), permitListenPort: k.listen_port, validFrom: k.created_at, validUntil: k.valid_until, revokedAt: k.revoked_at };
-}
-
-function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
-}

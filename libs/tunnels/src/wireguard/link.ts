@@ -1,7 +1,7 @@
 import { assertValid, checkLinkConfig, checkPeer, type WireGuardLinkConfig, type WireGuardPeer } from './config.js';
 import { parseWgDump, type WireGuardInterfaceState, type WireGuardPeerState } from './dump.js';
 import type { KeyFile } from './keys.js';
-import { pollUntil } from './poll.js';
+import { pollUntil } from '../poll.js';
 import { type CommandHost, watch, type WatchedProcess } from '../host.js';
 
 // One end of a WireGuard link on one host: an interface (the kernel's where the module exists,

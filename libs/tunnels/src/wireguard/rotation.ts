@@ -1,7 +1,7 @@
 import type { WireGuardPeer } from './config.js';
 import { createKeyFile, type KeyFile, removeKeyFile } from './keys.js';
 import type { WireGuardLink } from './link.js';
-import { pollUntil } from './poll.js';
+import { pollUntil } from '../poll.js';
 
 // Rotating the node side's key with overlap. A WireGuard interface holds one private key, and
 // changing it ends its sessions for sending; what keeps an open TCP connection alive is doing

@@ -1,13 +1,26 @@
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { Id } from '@switchyard/contracts';
+import type { Kysely } from '@switchyard/db';
 import { callerOf } from '../http/auth.js';
+import { placeOwnOrder } from '../orders/repository.js';
 import { OrderView, toView, type OwnOrderRequest } from '../orders/schemas.js';
 import { requires } from '../scopes.js';
-import type { Order } from '../tables.js';
+import type { Database, Order } from '../tables.js';
 import { ErrorBody } from './schemas.js';
 
 const Params = Type.Object({ id: Id });
+
+export type PlaceOwnOrder = (tenantId: string, order: OwnOrderRequest) => Promise<Order>;
+
+/** Places one of the gateway's own orders and wakes the outbox relay for its command. */
+export function ownOrderPlacer(db: Kysely<Database>, onOrderPlaced: () => void): PlaceOwnOrder {
+  return async (tenantId, order) => {
+    const placed = await placeOwnOrder(db, tenantId, order);
+    onOrderPlaced();
+    return placed;
+  };
+}
 
 /** A route that places one of the gateway's own orders for a thing of the caller's, named by id. */
 export interface OwnOrderRoute {
@@ -20,7 +33,7 @@ export interface OwnOrderRoute {
 }
 
 /** 202 with the order and its Location; takes an Idempotency-Key; `pools:write`. */
-export function ownOrderRoute(app: FastifyInstance, place: (tenantId: string, order: OwnOrderRequest) => Promise<Order>, route: OwnOrderRoute): void {
+export function ownOrderRoute(app: FastifyInstance, place: PlaceOwnOrder, route: OwnOrderRoute): void {
   app.route({
     method: route.method,
     url: route.url,

@@ -6,11 +6,10 @@ import type { Kysely } from '@switchyard/db';
 import type { Fleet } from '../fleet.js';
 import { callerOf } from '../http/auth.js';
 import { badRequest, notFound } from '../http/errors.js';
-import { placeOwnOrder } from '../orders/repository.js';
-import { OrderView, toView, type OwnOrderRequest } from '../orders/schemas.js';
+import { OrderView, toView } from '../orders/schemas.js';
 import type { Database } from '../tables.js';
 import { requires } from '../scopes.js';
-import { ownOrderRoute } from './own-orders.js';
+import { ownOrderPlacer, ownOrderRoute } from './own-orders.js';
 import { ErrorBody } from './schemas.js';
 
 export interface SleepRouteDeps {
@@ -54,11 +53,7 @@ export function sleepRoutes(deps: SleepRouteDeps): FastifyPluginAsync {
     if (!(await fleet.node(tenantId, nodeId))) throw notFound(`no node ${nodeId}`);
   }
 
-  async function place(tenantId: string, order: OwnOrderRequest) {
-    const placed = await placeOwnOrder(db, tenantId, order);
-    deps.onOrderPlaced();
-    return placed;
-  }
+  const place = ownOrderPlacer(db, deps.onOrderPlaced);
 
   return async (plugin) => {
     const v1 = plugin.withTypeProvider<TypeBoxTypeProvider>();

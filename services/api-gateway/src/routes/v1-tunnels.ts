@@ -6,12 +6,11 @@ import type { Kysely } from '@switchyard/db';
 import type { Fleet, TunnelView as Tunnel } from '../fleet.js';
 import { callerOf } from '../http/auth.js';
 import { badRequest, notFound, RequestError } from '../http/errors.js';
-import { placeOwnOrder } from '../orders/repository.js';
-import { OrderView, toView, type OwnOrderRequest } from '../orders/schemas.js';
+import { OrderView, toView } from '../orders/schemas.js';
 import type { Database } from '../tables.js';
 import { requires } from '../scopes.js';
 import { tunnelSpecIssues } from '../tunnels.js';
-import { ownOrderRoute } from './own-orders.js';
+import { ownOrderPlacer, ownOrderRoute } from './own-orders.js';
 import { ErrorBody } from './schemas.js';
 
 export interface TunnelRouteDeps {
@@ -38,11 +37,7 @@ export function tunnelRoutes(deps: TunnelRouteDeps): FastifyPluginAsync {
     return tunnel;
   }
 
-  async function place(tenantId: string, order: OwnOrderRequest) {
-    const placed = await placeOwnOrder(db, tenantId, order);
-    deps.onOrderPlaced();
-    return placed;
-  }
+  const place = ownOrderPlacer(db, deps.onOrderPlaced);
 
   return async (plugin) => {
     const v1 = plugin.withTypeProvider<TypeBoxTypeProvider>();
