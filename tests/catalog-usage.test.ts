@@ -36,21 +36,21 @@ function withoutComments(ts: string): string {
 }
 
 /** Where the catalog puts a service on a subject: sending it, receiving it, or neither. */
-function roleOf(service: ServiceName, subject: Subject): 'sends' | 'receives' | undefined {
+function ends(subject: Subject): [senders: readonly ServiceName[], receivers: readonly ServiceName[]] {
   const d = catalog[subject];
-  const [senders, receivers]: [readonly ServiceName[], readonly ServiceName[]] =
-    d.type === 'command' ? [d.producers, [d.consumer]] : d.type === 'event' ? [d.producers, d.consumers] : [d.requesters, [d.responder]];
-  if (senders.includes(service)) return 'sends';
-  if (receivers.includes(service)) return 'receives';
-  return undefined;
+  return d.type === 'command' ? [d.producers, [d.consumer]] : d.type === 'event' ? [d.producers, d.consumers] : [d.requesters, [d.responder]];
+}
+
+/** What the catalog has a service do with a subject: both, for one whose roles talk to each other (tunnel-manager's edge and agents). */
+function rolesOf(service: ServiceName, subject: Subject): Array<'sends' | 'receives'> {
+  const [senders, receivers] = ends(subject);
+  return [...(senders.includes(service) ? (['sends'] as const) : []), ...(receivers.includes(service) ? (['receives'] as const) : [])];
 }
 
 /** The other end of a subject, seen from a service that the catalog puts on it. */
 function counterparts(service: ServiceName, subject: Subject): readonly ServiceName[] {
-  const d = catalog[subject];
-  const [senders, receivers]: [readonly ServiceName[], readonly ServiceName[]] =
-    d.type === 'command' ? [d.producers, [d.consumer]] : d.type === 'event' ? [d.producers, d.consumers] : [d.requesters, [d.responder]];
-  return roleOf(service, subject) === 'sends' ? receivers : senders;
+  const [senders, receivers] = ends(subject);
+  return [...(senders.includes(service) ? receivers : []), ...(receivers.includes(service) ? senders : [])];
 }
 
 interface Usage {
@@ -104,15 +104,15 @@ const usage = new Map(written.map((s) => [s, usageOf(s)]));
 
 describe('the contracts catalog, against what each service does', () => {
   it.each(written)('%s names only subjects the catalog puts it on', (service) => {
-    const strangers = [...usage.get(service)!.named].filter((s) => roleOf(service, s) === undefined);
+    const strangers = [...usage.get(service)!.named].filter((s) => rolesOf(service, s).length === 0);
     expect(strangers, `${service} uses these, but the catalog lists it as neither sending nor receiving them`).toEqual([]);
   });
 
   it.each(written)('%s sends what the catalog says it sends, and receives what it says it receives', (service) => {
     const u = usage.get(service)!;
     const wrong = [
-      ...[...u.sent].filter((s) => roleOf(service, s) !== 'sends').map((s) => `sends ${s}`),
-      ...[...u.received].filter((s) => roleOf(service, s) !== 'receives').map((s) => `receives ${s}`),
+      ...[...u.sent].filter((s) => !rolesOf(service, s).includes('sends')).map((s) => `sends ${s}`),
+      ...[...u.received].filter((s) => !rolesOf(service, s).includes('receives')).map((s) => `receives ${s}`),
     ];
     expect(wrong, `${service} does these, but the catalog does not list it so`).toEqual([]);
   });
@@ -120,8 +120,8 @@ describe('the contracts catalog, against what each service does', () => {
   it.each(written)('%s does everything the catalog says it does', (service) => {
     const u = usage.get(service)!;
     // A conversation whose other end is a service not written yet is a plan, not a lie.
-    const claimed = subjects.filter((s) => roleOf(service, s) !== undefined && !counterparts(service, s).every((c) => NOT_WRITTEN_YET.has(c)));
-    const missing = claimed.filter((s) => !u.named.has(s)).map((s) => `${roleOf(service, s)} ${s}`);
+    const claimed = subjects.filter((s) => rolesOf(service, s).length > 0 && !counterparts(service, s).every((c) => NOT_WRITTEN_YET.has(c)));
+    const missing = claimed.filter((s) => !u.named.has(s)).map((s) => `${rolesOf(service, s).join(' and ')} ${s}`);
     expect(missing, `the catalog says ${service} does these, but its code never names the subject`).toEqual([]);
   });
 

@@ -1,16 +1,17 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readdir, readFile, rm } from 'node:fs/promises';
-import http from 'node:http';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
-import { isAlive } from '@switchyard/tunnels';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { endLeftovers } from '../../services/tunnel-manager/src/leftovers.js';
 import {
   createAppPool,
   eventually,
+  holdConnection,
+  living,
   natsRequest,
+  plainGet,
   repoRoot,
   startTestSystem,
   watchSubjects,
@@ -110,7 +111,7 @@ describe('tunnel-manager (single host)', () => {
   it('rotates the ssh key with a connection held open across it, which keeps working', async () => {
     const [t] = (await list()).tunnels.filter((x: any) => x.spec.name === 'web');
     const before = t.paths[0].key.fingerprint;
-    const held = holdConnection(base);
+    const held = holdConnection('127.0.0.1', base, '/v1/publicip/ip');
     await held.answered(3);
     const rotated = await command('tunnel.cmd.rotate', { tunnelId: t.tunnelId });
     expect(rotated.status, JSON.stringify(rotated.data)).toBe('fulfilled');
@@ -262,59 +263,4 @@ describe('tunnel-manager (single host)', () => {
   });
 });
 
-/** Those of the pids that still run (a zombie does not). */
-async function living(pids: number[]): Promise<number[]> {
-  const running = await Promise.all(pids.map(isAlive));
-  return pids.filter((_, i) => running[i]);
-}
-
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
-    req.on('error', reject);
-  });
-}
-
-/** One keep-alive connection asked something every 50 ms (at most two minutes), recording each answer's local port and every error. */
-function holdConnection(port: number) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const localPorts: number[] = [];
-  const errors: string[] = [];
-  let stopped = false;
-  const until = Date.now() + 120_000;
-  const ask = () => {
-    if (stopped || Date.now() > until) return;
-    const req = http.get({ host: '127.0.0.1', port, path: '/v1/publicip/ip', agent, timeout: 10_000 }, (res) => {
-      res.resume();
-      res.on('end', () => {
-        localPorts.push(res.socket?.localPort ?? req.socket?.localPort ?? 0);
-        if (res.statusCode !== 200) errors.push(`status ${res.statusCode}`);
-        setTimeout(ask, 50);
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
-    req.on('error', (err) => errors.push(err.message));
-  };
-  ask();
-  return {
-    count: () => localPorts.length,
-    answered: (n: number) =>
-      eventually(
-        async () => localPorts.length,
-        (c) => c >= n || errors.length > 0,
-        30_000,
-        `${n} answers on the held connection`,
-      ),
-    async stop() {
-      stopped = true;
-      agent.destroy();
-      return { localPorts, errors };
-    },
-  };
-}
+const get = (port: number, path: string) => plainGet('127.0.0.1', port, path);

@@ -332,6 +332,13 @@ export const catalog = {
     consumers: ['api-gateway'],
     summary: 'a tunnel key expired before it was rotated: the edge refuses it from now on',
   }),
+  'tunnel.evt.replanned': event({
+    schema: M.TunnelPlanChanged,
+    durable: false,
+    producers: ['tunnel-manager'],
+    consumers: ['tunnel-manager'],
+    summary: "the edge changed what a node host should run: that host's agent asks for its plan now (it also asks on a timer)",
+  }),
   'sync.evt.progress': event({
     schema: M.SyncProgress,
     durable: false,
@@ -462,6 +469,13 @@ export const catalog = {
     responder: 'tunnel-manager',
     requesters: ['api-gateway'],
     summary: "a tenant's tunnels (or one), with each path's state, latency and key validity",
+  }),
+  'tunnel.req.plan': request({
+    schema: M.TunnelHostPlanRequest,
+    reply: M.TunnelHostPlan,
+    responder: 'tunnel-manager',
+    requesters: ['tunnel-manager'],
+    summary: "a node host's agent hands the edge its keys' public halves and gets what it should run: WireGuard link, listeners, ssh sessions",
   }),
   'lb.req.strategy': request({
     schema: M.StrategyRequest,

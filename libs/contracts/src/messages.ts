@@ -205,6 +205,55 @@ export const TunnelView = obj({
 });
 export const TunnelListRequest = obj({ tenantId: TenantId, tunnelId: Type.Optional(Id) });
 export const TunnelListReply = obj({ tunnels: Type.Array(TunnelView) });
+
+// ---- between tunnel-manager's roles: the edge and the agent on each node host ----
+
+const HostId = Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9][a-z0-9-]*$', description: 'a node host, as its agent names itself (TUNNEL_HOST_ID)' });
+const WireGuardKey = Type.String({ pattern: '^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=$', description: 'a Curve25519 public key, base64' });
+const KeyId = Type.String({ minLength: 1, maxLength: 200 });
+const HostTarget = obj({ host: Type.String({ minLength: 1, maxLength: 253 }), port: Type.Integer({ minimum: 1, maximum: 65535 }) });
+/** A node host's agent asks for what it should run, and hands over the public halves of its keys. */
+export const TunnelHostPlanRequest = obj({
+  hostId: HostId,
+  /** Its WireGuard interface's public key; null before it has one. */
+  wireguardPublicKey: nullable(WireGuardKey),
+  /** The SSH keys it holds a private half of: public halves only. */
+  sshKeys: Type.Array(obj({ keyId: KeyId, publicKey: Type.String({ minLength: 1, maxLength: 1000 }) }), { maxItems: 4096 }),
+});
+/** What a node host runs for the edge: its WireGuard link end, a listener per tunnel, an `ssh -R` per key. */
+export const TunnelHostPlan = obj({
+  hostId: HostId,
+  wireguard: nullable(
+    obj({
+      edgePublicKey: WireGuardKey,
+      /** host:port the edge's WireGuard listens on. */
+      edgeEndpoint: Type.String({ minLength: 3, maxLength: 300 }),
+      edgeAddress: Type.String({ minLength: 7, maxLength: 15 }),
+      hostAddress: Type.String({ minLength: 7, maxLength: 15 }),
+      range: Type.String({ minLength: 9, maxLength: 18 }),
+      /** The host key the edge accepts now: the new one once it took a rotation's key, so the host switches. */
+      hostPublicKey: nullable(WireGuardKey),
+      /**
+       * New at each start of the edge's link: the host's sessions with an earlier run are dead,
+       * and the edge knows no endpoint to answer on, so the host handshakes afresh.
+       */
+      edgeEpoch: Type.String({ minLength: 1, maxLength: 64 }),
+    }),
+  ),
+  /** Listen on hostAddress:port (the WireGuard link), splice each connection to target. */
+  listeners: Type.Array(obj({ port: Type.Integer({ minimum: 1, maximum: 65535 }), target: HostTarget }), { maxItems: 4096 }),
+  edgeSsh: nullable(obj({ host: Type.String({ minLength: 1, maxLength: 253 }), port: Type.Integer({ minimum: 1, maximum: 65535 }), user: Type.String(), knownHostsLine: Type.String() })),
+  /** One reverse tunnel per key: the edge's loopback forwardPort to target on this host. */
+  sessions: Type.Array(obj({ keyId: KeyId, forwardPort: Type.Integer({ minimum: 1, maximum: 65535 }), target: HostTarget }), { maxItems: 4096 }),
+  /** Keys to make now (their public halves come with the next request). */
+  wantKeys: Type.Array(KeyId, { maxItems: 4096 }),
+  /** Keys still in use: any other private key file of this host's is deleted. */
+  keepKeys: Type.Array(KeyId, { maxItems: 4096 }),
+  /** The edge wants a new WireGuard key of this host's (a rotation). */
+  rotateWireguard: Type.Boolean(),
+});
+export const TunnelPlanChanged = obj({ hostId: HostId });
+
 export const SyncProgress = obj({
   tenantId: TenantId,
   jobId: Id,

@@ -13,7 +13,9 @@ export { createTestRedisUsers, type TestRedisUsers } from './redis-users.js';
 export { freePort, waitForPort, startCuttableLink, type CuttableLink } from './net.js';
 export { startDockerLink, type DockerLink } from './docker-link.js';
 // Hosts of the test's own: network namespaces joined by a veth pair (tunnels).
-export { makeTestHosts, TEST_LINK, TEST_CONTAINER_LINK, type TestHost, type TestHostProcess, type TestHosts } from './netns.js';
+// Clients of a tunnel endpoint, and whether processes still run.
+export { plainGet, holdConnection, living, type HeldConnection } from './held-connection.js';
+export { makeTestHosts, makeTestEdge, TEST_LINK, TEST_ROOT_LINK, TEST_CONTAINER_LINK, type TestEdge, type TestHost, type TestHostProcess, type TestHosts } from './netns.js';
 // The images infra/images/build.sh builds.
 export { HTTP_APP_IMAGE, REDIS_IMAGE, POSTGRES_IMAGE, SSHD_IMAGE, SSHD_USER, HTTP_APP_PORT, REDIS_PORT, POSTGRES_PORT, SSHD_PORT } from './images.js';
 // Exit pools: a loopback target, proxied requests, NATS requests and watched subjects.

@@ -65,8 +65,12 @@ export interface CuttableLink {
   close(): Promise<void>;
 }
 
-/** `target`: a loopback port, or a unix socket path (the Docker engine's). */
-export async function startCuttableLink(target: number | { path: string }): Promise<CuttableLink> {
+/**
+ * `target`: a loopback port, or a unix socket path (the Docker engine's). `listenHost`: where the
+ * relay listens, loopback unless given (the root end of a test namespace's veth, for a service
+ * run inside it).
+ */
+export async function startCuttableLink(target: number | { path: string }, listenHost = '127.0.0.1'): Promise<CuttableLink> {
   const port = await freePort();
   const sockets = new Set<Socket>();
   let server: Server | undefined;
@@ -85,7 +89,7 @@ export async function startCuttableLink(target: number | { path: string }): Prom
       upstream.on('error', drop).on('close', drop);
       client.pipe(upstream).pipe(client);
     });
-    await new Promise<void>((resolve) => server!.listen(port, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => server!.listen(port, listenHost, resolve));
   };
   const cut = async () => {
     const s = server;

@@ -12,6 +12,8 @@ const run = promisify(execFile);
 
 /** The link between the two hosts: a /24 of their own, private to the namespaces. */
 export const TEST_LINK = { edge: '10.77.0.1', node: '10.77.0.2', prefix: 24 } as const;
+/** The link between the root namespace (this machine, where Docker runs) and an edge of the test's own. */
+export const TEST_ROOT_LINK = { root: '10.76.0.1', edge: '10.76.0.2', prefix: 24 } as const;
 /** The link between the node's host and a container attached to it. */
 export const TEST_CONTAINER_LINK = { host: '10.78.0.1', container: '10.78.0.2', prefix: 24 } as const;
 
@@ -159,4 +161,53 @@ export async function makeTestHosts(): Promise<TestHosts> {
     },
     remove,
   };
+}
+
+export interface TestEdge {
+  readonly host: TestHost;
+  /** The root namespace's end of the veth: what the edge reaches this machine at. */
+  readonly rootAddress: string;
+  /** Ends every process started in it, then deletes the namespace (the veth pair goes with it). */
+  remove(): Promise<void>;
+}
+
+/**
+ * One namespace joined to the root namespace by a veth pair on TEST_ROOT_LINK: an edge host
+ * for a node host that is this machine itself (its Docker, its published ports). The root end
+ * gets an address and the one route of its /24; deleting the namespace deletes the pair.
+ */
+export async function makeTestEdge(): Promise<TestEdge> {
+  const id = randomBytes(3).toString('hex');
+  const netns = `sy${id}x`;
+  const [rootSide, edgeSide] = [`sy${id}r`, `sy${id}s`];
+  const started: TestHostProcess[] = [];
+  let created = false;
+  const remove = async () => {
+    await Promise.all(started.map((p) => p.stop().catch(() => undefined)));
+    if (!created) return;
+    const left = (await run('ip', ['netns', 'pids', netns]).catch(() => ({ stdout: '' }))).stdout.split('\n').filter(Boolean).map(Number);
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    await run('ip', ['netns', 'del', netns]).catch(() => undefined);
+    await run('ip', ['link', 'del', rootSide]).catch(() => undefined);
+  };
+  try {
+    await run('ip', ['netns', 'add', netns]);
+    created = true;
+    await run('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+    await run('ip', ['link', 'add', rootSide, 'type', 'veth', 'peer', 'name', edgeSide, 'netns', netns]);
+    await run('ip', ['addr', 'add', `${TEST_ROOT_LINK.root}/${TEST_ROOT_LINK.prefix}`, 'dev', rootSide]);
+    await run('ip', ['-n', netns, 'addr', 'add', `${TEST_ROOT_LINK.edge}/${TEST_ROOT_LINK.prefix}`, 'dev', edgeSide]);
+    await run('ip', ['link', 'set', rootSide, 'up']);
+    await run('ip', ['-n', netns, 'link', 'set', edgeSide, 'up']);
+  } catch (err) {
+    await remove();
+    throw err;
+  }
+  return { host: host(netns, TEST_ROOT_LINK.edge, started), rootAddress: TEST_ROOT_LINK.root, remove };
 }

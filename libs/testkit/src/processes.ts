@@ -21,10 +21,13 @@ export interface ServiceProcess {
 /**
  * Starts a built service (`services/<name>/dist/main.js`) as a child process of the test.
  * `nodeArgs`: options for node itself (`--cpu-prof`, which NODE_OPTIONS refuses); a load
- * balancer's workers inherit them.
+ * balancer's workers inherit them. `netns`: run it inside that network namespace of the test's
+ * (`ip netns exec` execs node, so the pid is still the service's).
  */
-export function startService(name: ServiceName, env: Record<string, string>, nodeArgs: readonly string[] = []): ServiceProcess {
-  const child = spawn(process.execPath, [...nodeArgs, `services/${name}/dist/main.js`], {
+export function startService(name: ServiceName, env: Record<string, string>, nodeArgs: readonly string[] = [], netns?: string): ServiceProcess {
+  const command = [process.execPath, ...nodeArgs, `services/${name}/dist/main.js`];
+  const [file, ...args] = netns ? ['ip', 'netns', 'exec', netns, ...command] : command;
+  const child = spawn(file!, args, {
     cwd: repoRoot,
     env: { PATH: process.env['PATH'] ?? '', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -2,12 +2,29 @@ import Type from 'typebox';
 import { CommonEnv, DatabaseEnv, env } from '@switchyard/config';
 
 /**
- * One host is both the edge and every node's host (single-host mode, see docs/tunnels.md):
- * endpoints, the edge's sshd and the nodes' ssh clients all run here.
+ * One service, three roles (docs/tunnels.md): `single`, this host is the edge and every node's
+ * host at once; `edge`, the endpoints, the edge's sshd and WireGuard, the tables; `node`, the
+ * agent on a node host: its WireGuard end, listeners and ssh clients, no database.
  */
 export const TunnelManagerEnv = Type.Object({
   ...CommonEnv,
   ...DatabaseEnv,
+  TUNNEL_ROLE: env.enumOf(['single', 'edge', 'node'], 'single'),
+  /**
+   * node: this host's id, as the edge knows it. edge: the id of the agent on the node host
+   * (one Docker host today, so one agent serves every node; see docs/tunnels.md).
+   */
+  TUNNEL_HOST_ID: env.string({ minLength: 1, default: 'local' }),
+  /** edge: the private range of the WireGuard links' addresses (the edge takes the first). */
+  TUNNEL_WG_RANGE: env.string({ minLength: 9, default: '10.99.0.0/24' }),
+  /** The UDP port this host's WireGuard listens on. */
+  TUNNEL_WG_PORT: env.port(51820),
+  /** edge: host:port node hosts reach its WireGuard at; TUNNEL_EDGE_HOST:TUNNEL_WG_PORT unless given. */
+  TUNNEL_WG_ENDPOINT: Type.Optional(env.string({ minLength: 3 })),
+  /** edge: where its sshd listens for node hosts' sessions (loopback in single-host mode). */
+  TUNNEL_SSH_HOST: env.string({ minLength: 1, default: '127.0.0.1' }),
+  /** edge: the address node hosts dial its sshd at, when it differs from TUNNEL_SSH_HOST (a NAT). */
+  TUNNEL_SSH_PUBLIC_HOST: Type.Optional(env.string({ minLength: 1 })),
   /** Where tunnel endpoints listen: the edge's address clients reach. */
   TUNNEL_EDGE_HOST: env.string({ minLength: 1, default: '127.0.0.1' }),
   /** What clients are told to dial, when it differs from where endpoints listen (a NAT, a DNS name). */

@@ -3,19 +3,20 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { argvOf, childrenOf, isAlive, signal, startTimeOf } from '@switchyard/tunnels';
 
-// The edge's sshd and the nodes' ssh clients outlive a tunnel-manager that was SIGKILLed: they
-// would hold the sshd port and the forward ports, so the next start could build nothing. Each
-// one's pid and start time are kept in a file; the next start ends those that are still the
-// same process and ours (their command line names a path in the state directory; sshd rewrites
-// its command line into one string), nothing else.
+// The edge's sshd, the nodes' ssh clients and wireguard-go outlive a tunnel-manager that was
+// SIGKILLed: they would hold the sshd port, the forward ports and the WireGuard port, so the next
+// start could build nothing. Each one's pid, start time and mark are kept in a file; the next
+// start ends those that are still the same process and ours (their command line holds the mark:
+// a path in the state directory by default, as sshd rewrites its command line into one string;
+// wireguard-go's interface name, unique on the machine), nothing else.
 
 const dirOf = (stateDir: string) => join(stateDir, 'pids');
 
-export async function recordProcess(stateDir: string, name: string, pid: number): Promise<void> {
+export async function recordProcess(stateDir: string, name: string, pid: number, mark = `${resolve(stateDir)}/`): Promise<void> {
   const started = await startTimeOf(pid);
   if (started === undefined) return;
   await mkdir(dirOf(stateDir), { recursive: true, mode: 0o700 });
-  await writeFile(join(dirOf(stateDir), `${name}.pid`), `${pid} ${started}`, { mode: 0o600 });
+  await writeFile(join(dirOf(stateDir), `${name}.pid`), `${pid} ${started} ${mark}`, { mode: 0o600 });
 }
 
 export async function forgetProcess(stateDir: string, name: string): Promise<void> {
@@ -27,8 +28,10 @@ export async function endLeftovers(stateDir: string): Promise<number[]> {
   const files = await readdir(dirOf(stateDir)).catch(() => [] as string[]);
   const ended: number[] = [];
   for (const file of files) {
-    const [pid, started] = (await readFile(join(dirOf(stateDir), file), 'utf8').catch(() => '')).split(' ').map(Number);
-    if (pid && started !== undefined && (await startTimeOf(pid)) === started && (await argvOf(pid)).join(' ').includes(`${resolve(stateDir)}/`)) {
+    const [pidText, startedText, ...rest] = (await readFile(join(dirOf(stateDir), file), 'utf8').catch(() => '')).split(' ');
+    const [pid, started] = [Number(pidText), Number(startedText)];
+    const mark = rest.join(' ') || `${resolve(stateDir)}/`;
+    if (pid && startedText && (await startTimeOf(pid)) === started && (await argvOf(pid)).join(' ').includes(mark)) {
       const children = await childrenOf(pid);
       signal(pid, 'SIGTERM');
       for (const child of children.keys()) signal(child, 'SIGTERM');

@@ -2,8 +2,9 @@ import type { NodeView, Payload, PublishedPort, ReplyOf, TunnelPathKind, TunnelS
 import { sql, type Kysely, uniqueViolationOf } from '@switchyard/db';
 import { OrderFailure } from '@switchyard/service-kit';
 import { type Forwarder, type ForwarderEvent, rotateRecords, startForwarder } from '@switchyard/tunnels';
+import type { EdgeHosts } from './edge-hosts.js';
 import { forwarderPaths, lowestFreePort, nextRotation, publishedPort, specProblems, sshTarget, withTunnelDefaults } from './plan.js';
-import { SshPaths, type SshPathSettings, type SshSession, toRecord } from './ssh-paths.js';
+import { type NodeSide, SshPaths, type SshPathSettings, type SshSession, toRecord } from './ssh-paths.js';
 import type { Database, TunnelRow } from './tables.js';
 import { type PathStatus, tunnelView } from './views.js';
 
@@ -29,6 +30,10 @@ export interface ManagerDeps {
   publish: Publish;
   log: Log;
   settings: ManagerSettings;
+  /** Where the ssh paths' keys and clients live: this host, or the node host's agent (edge role). */
+  side: NodeSide;
+  /** The edge role's node hosts: its WireGuard link end and their agents' plans. */
+  hosts?: EdgeHosts;
   /** The tenant's nodes as exit-node-manager holds them (pool.req.snapshot); `complete`: no row was left out. */
   nodes(tenantId: string): Promise<{ nodes: readonly NodeView[]; complete: boolean }>;
 }
@@ -61,8 +66,8 @@ const UP_TIMEOUT_MS = 30_000;
 const ATTEMPTS = 20;
 
 /**
- * Opens, rotates and closes tunnels in single-host mode: this host is the edge and the node's
- * host at once. Rows first, then the processes, so that a restart finds every tunnel in the
+ * Opens, rotates and closes tunnels on the edge: in single-host mode this host is the node's
+ * host too; in the edge role the node host's agent runs the node's side (EdgeHosts). Rows first, then the processes, so that a restart finds every tunnel in the
  * tables and builds it again (`restore`). Everything done to one tunnel (open, close, rotate,
  * aim, rebuild) runs one at a time (`exclusive`).
  */
@@ -74,7 +79,7 @@ export class TunnelManager {
   private stopped = false;
 
   constructor(private readonly d: ManagerDeps) {
-    this.ssh = new SshPaths({ db: d.db, log: d.log, settings: d.settings, stopped: () => this.stopped });
+    this.ssh = new SshPaths({ db: d.db, side: d.side, log: d.log, settings: d.settings, stopped: () => this.stopped });
   }
 
   // ---- commands ----
@@ -118,7 +123,7 @@ export class TunnelManager {
     return this.exclusive(p.tunnelId, async () => {
       const row = await this.row(p.tenantId, p.tunnelId);
       if (!row) throw new OrderFailure(`unknown tunnel ${p.tunnelId}`);
-      if (!hasKeys(row.spec)) throw new OrderFailure('no path of this tunnel has a key to rotate (only ssh paths have keys here)');
+      if (!this.hasKeys(row.spec)) throw new OrderFailure(`no path of this tunnel has a key to rotate (${this.d.hosts ? 'ssh and wireguard paths have keys' : 'only ssh paths have keys here'})`);
       const sinceMs = Date.now() - row.rotated_at.getTime();
       if (sinceMs < this.d.settings.rotateMinIntervalMs)
         throw new OrderFailure(`rotated ${Math.round(sinceMs / 1000)} s ago; at most one rotation every ${this.d.settings.rotateMinIntervalMs / 1000} s`);
@@ -158,6 +163,11 @@ export class TunnelManager {
         );
       }),
     };
+  }
+
+  /** The edge's sshd, started on first use. */
+  sshEdge() {
+    return this.ssh.edge();
   }
 
   // ---- node events ----
@@ -233,7 +243,7 @@ export class TunnelManager {
     // The table says when each was rotated last: it is what survives a restart.
     const rows = await this.d.db.selectFrom('tunnels').selectAll().execute();
     for (const row of rows) {
-      if (!hasKeys(row.spec) || nextRotation(row.rotated_at, row.spec) > now || !this.live.has(row.id)) continue;
+      if (!this.hasKeys(row.spec) || nextRotation(row.rotated_at, row.spec) > now || !this.live.has(row.id)) continue;
       await this.exclusive(row.id, async () => {
         // Checked again in turn: a rotation asked for meanwhile may have made this one not due.
         const t = this.live.get(row.id);
@@ -257,6 +267,10 @@ export class TunnelManager {
 
   // ---- the parts ----
 
+  private hasKeys(spec: TunnelSpec): boolean {
+    return hasSsh(spec) || (this.d.hosts !== undefined && hasWireguard(spec));
+  }
+
   private exclusive<T>(tunnelId: string, work: () => Promise<T>): Promise<T> {
     const run = (this.locks.get(tunnelId) ?? Promise.resolve()).then(() => {
       if (this.stopped) throw new Error('tunnel-manager is stopping');
@@ -279,7 +293,7 @@ export class TunnelManager {
     const problems = specProblems(p.spec, settings.directAddresses);
     if (problems.length) throw new OrderFailure(problems.join('; '));
     const target = await this.nodePort(p.tenantId, p.spec);
-    const { paths, unavailable } = forwarderPaths(p.spec, target.hostPort, 0, settings.directAddresses);
+    const { paths, unavailable } = forwarderPaths(p.spec, target.hostPort, 0, settings.directAddresses, this.d.hosts ? { host: '0.0.0.0', port: 0 } : undefined);
     if (paths.length === 0) throw new OrderFailure(`no path of this tunnel can run here: ${unavailable.map((u) => `${u.kind}: ${u.reason}`).join('; ')}`);
     await this.insert(p);
   }
@@ -290,8 +304,9 @@ export class TunnelManager {
     if (this.stopped) throw new Error('tunnel-manager is stopping');
     const target = await this.nodePort(row.tenant_id, row.spec);
     const spec = withTunnelDefaults(row.spec);
-    const ssh = hasKeys(spec) ? await this.ssh.session(row, target) : undefined;
-    const { paths, unavailable } = forwarderPaths(spec, target.hostPort, ssh?.key.listen_port, this.d.settings.directAddresses);
+    const ssh = hasSsh(spec) ? await this.ssh.session(row, target) : undefined;
+    const wireguard = this.d.hosts && hasWireguard(spec) ? await this.d.hosts.wireguardTarget(row.public_port) : undefined;
+    const { paths, unavailable } = forwarderPaths(spec, target.hostPort, ssh?.key.listen_port, this.d.settings.directAddresses, wireguard);
     const stopSsh = async () => {
       if (ssh) await this.ssh.endSession(ssh);
     };
@@ -328,6 +343,7 @@ export class TunnelManager {
       throw err;
     }
     this.live.set(row.id, t);
+    if (wireguard) this.d.hosts!.setListener(row.public_port, nodeTarget(target));
     this.d.log.info({ tunnelId: row.id, endpoint: this.endpoint(row), paths: spec.paths.map((p) => p.kind) }, 'tunnel running');
     return t;
   }
@@ -336,6 +352,7 @@ export class TunnelManager {
     const t = this.live.get(id);
     if (!t) return;
     this.live.delete(id);
+    this.d.hosts?.removeListener(t.row.public_port);
     await t.forwarder.stop(opts);
     for (const s of [t.ssh, ...t.retiring]) if (s) await this.ssh.endSession(s);
     await t.recording;
@@ -383,6 +400,10 @@ export class TunnelManager {
       void retire.finally(() => this.retiring.delete(retire));
       rotated.push('ssh');
     }
+    if (this.d.hosts && hasWireguard(t.row.spec)) {
+      if (await this.d.hosts.rotateWireguard(UP_TIMEOUT_MS)) rotated.push('wireguard');
+      else if (rotated.length === 0) throw new OrderFailure(`the node host did not switch to a new WireGuard key within ${UP_TIMEOUT_MS / 1000} s`);
+    }
     const [updated] = await this.d.db.updateTable('tunnels').set({ rotated_at: now }).where('tenant_id', '=', t.row.tenant_id).where('id', '=', t.row.id).returningAll().execute();
     if (updated) t.row = updated;
     await this.emit('tunnel.evt.rotated', t.row, { paths: rotated, reason });
@@ -401,6 +422,7 @@ export class TunnelManager {
     if (port.hostPort === t.target.hostPort && port.hostIp === t.target.hostIp) return;
     this.d.log.info({ tunnelId: t.row.id, from: t.target.hostPort, to: port.hostPort }, "the node's port moved: tunnel aimed again");
     t.target = port;
+    if (this.d.hosts && hasWireguard(t.row.spec)) this.d.hosts.setListener(t.row.public_port, nodeTarget(port));
     for (const p of t.row.spec.paths)
       if (p.kind === 'direct' && this.d.settings.directAddresses.has(p.address!)) t.forwarder.setTarget('direct', { host: p.address!, port: port.hostPort });
     if (t.ssh) {
@@ -498,4 +520,7 @@ export class TunnelManager {
   }
 }
 
-const hasKeys = (spec: TunnelSpec) => spec.paths.some((p) => p.kind === 'ssh');
+const hasSsh = (spec: TunnelSpec) => spec.paths.some((p) => p.kind === 'ssh');
+const hasWireguard = (spec: TunnelSpec) => spec.paths.some((p) => p.kind === 'wireguard');
+/** Where on the node's host its published port is dialled. */
+const nodeTarget = (port: PublishedPort) => ({ host: port.hostIp === '0.0.0.0' || port.hostIp === '::' ? '127.0.0.1' : port.hostIp, port: port.hostPort });

@@ -24,11 +24,12 @@ export function publishedPort(ports: readonly PublishedPort[], containerPort: nu
   return published.length ? `the node publishes ${published.join(', ')}, not ${containerPort}` : `the node publishes no port (it may be stopped); not ${containerPort}`;
 }
 
-export const WIREGUARD_SINGLE_HOST = "the node's host is this edge (single-host mode): a WireGuard link needs tunnel-manager on another host, which is not built yet";
+export const WIREGUARD_SINGLE_HOST = "the node's host is this edge (single-host mode): a WireGuard link needs tunnel-manager in the edge role, with an agent on the node's host (TUNNEL_ROLE=node)";
 
 /**
  * Where the edge dials each path of a tunnel: `direct` at its address and the node's host port,
- * `ssh` at the edge-loopback port its session forwards. A path that cannot run here is left out
+ * `ssh` at the edge-loopback port its session forwards, `wireguard` at the node host agent's
+ * listener on its link address. A path that cannot run here is left out
  * of the forwarder, with the reason it is down.
  */
 export function forwarderPaths(
@@ -36,6 +37,8 @@ export function forwarderPaths(
   hostPort: number,
   sshListenPort: number | undefined,
   directAddresses: ReadonlySet<string>,
+  /** The node host's listener on its WireGuard link address; none in single-host mode. */
+  wireguard?: Target,
 ): { paths: PathSpec[]; unavailable: Array<{ kind: TunnelPathKind; reason: string }> } {
   const paths: PathSpec[] = [];
   const unavailable: Array<{ kind: TunnelPathKind; reason: string }> = [];
@@ -46,7 +49,8 @@ export function forwarderPaths(
     } else if (p.kind === 'ssh') {
       if (sshListenPort === undefined) unavailable.push({ kind: 'ssh', reason: 'no SSH session key yet' });
       else paths.push({ kind: 'ssh', target: sshTarget(sshListenPort) });
-    } else unavailable.push({ kind: p.kind, reason: WIREGUARD_SINGLE_HOST });
+    } else if (wireguard) paths.push({ kind: 'wireguard', target: wireguard });
+    else unavailable.push({ kind: p.kind, reason: WIREGUARD_SINGLE_HOST });
   }
   return { paths, unavailable };
 }

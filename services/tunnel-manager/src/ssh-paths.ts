@@ -17,6 +17,7 @@ import {
   type SshKeyRecord,
   sshFingerprint,
   startSshEdge,
+  type Target,
 } from '@switchyard/tunnels';
 import { forgetProcess, recordProcess } from './leftovers.js';
 import { keyLifetimeMs, lowestFreePort } from './plan.js';
@@ -29,11 +30,45 @@ export interface SshPathSettings {
   sshUser: string;
   keysUser: string;
   keyOverlapMs: number;
-  sshRetryMs: number;
+  /** Where the edge's sshd listens: loopback in single-host mode, an address node hosts reach otherwise. */
+  sshHost: string;
+}
+
+/** An ssh path's client end as the edge drives it: a local `ssh -R`, or one a node host's agent runs. */
+export interface SessionHandle {
+  waitFor(status: 'up', timeoutMs: number): Promise<unknown>;
+  stop(): Promise<void>;
+  /** Ends once `drained` resolves or at `deadline`, whichever is first. */
+  retire(drained: Promise<unknown>, deadline: Date): Promise<void>;
+}
+
+/**
+ * Where the ssh paths' private keys and clients live: this host (single-host mode) or a node
+ * host's agent (edge role, edge-hosts.ts). Private halves never leave that side.
+ */
+export interface NodeSide {
+  /** A new key pair there; its public half. */
+  createKey(keyId: string): Promise<string>;
+  /** Its private half gone (or going: an agent deletes what the edge no longer keeps). */
+  discardKey(keyId: string): Promise<void>;
+  /** Whether that side still holds the private half. */
+  holdsKey(keyId: string): Promise<boolean>;
+  /** A session of the key forwarding the edge's loopback port to the node's target; started. */
+  startSession(key: SessionKey, target: Target, edge: EdgeSshAddress, tunnelId: string): Promise<SessionHandle>;
+}
+
+export type SessionKey = Pick<TunnelKeyRow, 'key_id' | 'listen_port'>;
+
+/** Where a node side's ssh dials the edge's sshd, and the host key it pins there. */
+export interface EdgeSshAddress {
+  host: string;
+  port: number;
+  knownHostsLine: string;
 }
 
 export interface SshPathDeps {
   db: Kysely<Database>;
+  side: NodeSide;
   log: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
   settings: SshPathSettings;
   /** tunnel-manager is stopping: no more waiting, no revocation a next start must decide. */
@@ -42,7 +77,7 @@ export interface SshPathDeps {
 
 export interface SshSession {
   key: TunnelKeyRow;
-  session: ReverseTunnel;
+  session: SessionHandle;
 }
 
 const ATTEMPTS = 20;
@@ -50,18 +85,17 @@ const ATTEMPTS = 20;
 const PORT_QUARANTINE_MS = 120_000;
 
 /**
- * The ssh paths of single-host mode, both ends: the edge's sshd and its key store, the keys'
- * rows and private files, and one supervised `ssh -R` session per key. Which key a tunnel uses
- * when is TunnelManager's; how a key is made, started, retired and revoked is this.
+ * The ssh paths: the edge's sshd and its key store, the keys' rows, and through the node side
+ * (this host's, or a node host agent's) the private halves and one `ssh -R` session per key.
+ * Which key a tunnel uses when is TunnelManager's; how a key is made, started, retired and
+ * revoked is this.
  */
 export class SshPaths {
   private readonly keys: SshKeyStore;
-  private readonly backoff: BackoffPolicy;
   private starting: Promise<SshEdge> | undefined;
 
   constructor(private readonly d: SshPathDeps) {
     this.keys = new SshKeyStore(d.settings.sshUser);
-    this.backoff = { ...DEFAULT_BACKOFF, initialMs: d.settings.sshRetryMs };
   }
 
   /** A key record for the edge (a rotation's shortened one). */
@@ -73,7 +107,7 @@ export class SshPaths {
   async forget(keys: readonly TunnelKeyRow[]): Promise<void> {
     for (const k of keys) {
       this.keys.remove(k.public_key);
-      await removeClientKey({ privateKeyPath: this.keyPath(k.key_id) });
+      await this.d.side.discardKey(k.key_id);
     }
     await this.enforce();
   }
@@ -87,7 +121,7 @@ export class SshPaths {
   }
 
   /**
-   * The ssh path's current key, reused when its private half is still on this host, and its
+   * The ssh path's current key, reused when the node side still holds its private half, and its
    * session. The others are over: no session of theirs survived the restart.
    */
   async session(row: TunnelRow, target: PublishedPort): Promise<SshSession> {
@@ -101,7 +135,7 @@ export class SshPaths {
       .orderBy('created_at', 'desc')
       .execute();
     const newest = keys[0];
-    const usable = newest && !newest.superseded_at && newest.valid_until > now && (await exists(this.keyPath(newest.key_id)));
+    const usable = newest && !newest.superseded_at && newest.valid_until > now && (await this.d.side.holdsKey(newest.key_id));
     for (const k of keys) if (!usable || k !== newest) await this.revokeKey(k, now);
     let key: TunnelKeyRow;
     if (usable) {
@@ -111,7 +145,7 @@ export class SshPaths {
     return this.startSession(row, key, target);
   }
 
-  /** A key pair on this host, and its row with a forward port no live key holds (the index settles a race). */
+  /** A key pair on the node side, and its row with a forward port no live key holds (the index settles a race). */
   async newKey(row: TunnelRow, now: Date, replacing: TunnelKeyRow | undefined): Promise<TunnelKeyRow> {
     const { db, settings } = this.d;
     const count = await db
@@ -121,7 +155,7 @@ export class SshPaths {
       .where('tunnel_id', '=', row.id)
       .executeTakeFirstOrThrow();
     const keyId = `${row.id}.ssh.${count.n + 1}`;
-    const client = await generateClientKey(join(settings.stateDir, 'keys'), keyId);
+    const publicKey = await this.d.side.createKey(keyId);
     const lifetimeMs = keyLifetimeMs(row.spec);
     // Ports something still listens on: a session of a key whose row is gone (a closed tunnel's, a crashed run's).
     const busy = new Set<number>();
@@ -133,7 +167,7 @@ export class SshPaths {
         .execute();
       const listenPort = lowestFreePort(settings.sshForwardRange[0], settings.sshForwardRange[1], new Set([...taken.map((k) => k.listen_port), ...busy]));
       if (listenPort === undefined) {
-        await removeClientKey(client);
+        await this.d.side.discardKey(keyId);
         throw new OrderFailure(`no free SSH forward port left in ${settings.sshForwardRange.join('-')}`);
       }
       if ((await probe({ host: '127.0.0.1', port: listenPort }, 500)).ok) {
@@ -141,15 +175,15 @@ export class SshPaths {
         continue;
       }
       const record: SshKeyRecord = replacing
-        ? rotateRecords(toRecord(replacing), { publicKey: client.publicKey, permitListenPort: listenPort }, { now, overlapMs: settings.keyOverlapMs, lifetimeMs }).next
-        : { publicKey: client.publicKey, pathId: pathIdOf(row.id), permitListenPort: listenPort, validFrom: now, validUntil: new Date(now.getTime() + lifetimeMs) };
+        ? rotateRecords(toRecord(replacing), { publicKey, permitListenPort: listenPort }, { now, overlapMs: settings.keyOverlapMs, lifetimeMs }).next
+        : { publicKey, pathId: pathIdOf(row.id), permitListenPort: listenPort, validFrom: now, validUntil: new Date(now.getTime() + lifetimeMs) };
       const key: TunnelKeyRow = {
         tenant_id: row.tenant_id,
         tunnel_id: row.id,
         key_id: keyId,
         path: 'ssh',
-        public_key: client.publicKey,
-        fingerprint: sshFingerprint(client.publicKey),
+        public_key: publicKey,
+        fingerprint: sshFingerprint(publicKey),
         listen_port: listenPort,
         created_at: now,
         valid_until: record.validUntil,
@@ -160,38 +194,20 @@ export class SshPaths {
         await db.insertInto('tunnel_keys').values(key).execute();
       } catch (err) {
         if (uniqueViolationOf(err) === 'tunnel_keys_live_port') continue;
-        await removeClientKey(client);
+        await this.d.side.discardKey(keyId);
         throw err;
       }
       this.keys.put(record, now);
       return key;
     }
-    await removeClientKey(client);
+    await this.d.side.discardKey(keyId);
     throw new Error(`could not take an SSH forward port in ${ATTEMPTS} attempts`);
   }
 
   async startSession(row: TunnelRow, key: TunnelKeyRow, target: PublishedPort): Promise<SshSession> {
     const edge = await this.edge();
-    const knownHosts = join(this.d.settings.stateDir, 'edge.known_hosts');
-    await writeFile(knownHosts, edge.knownHostsLine(), { mode: 0o644 });
-    const session = new ReverseTunnel({
-      edgeHost: '127.0.0.1',
-      edgePort: edge.port,
-      user: this.d.settings.sshUser,
-      identityPath: this.keyPath(key.key_id),
-      knownHostsPath: knownHosts,
-      forward: { remotePort: key.listen_port, targetHost: target.hostIp === '0.0.0.0' || target.hostIp === '::' ? '127.0.0.1' : target.hostIp, targetPort: target.hostPort },
-      serverAliveIntervalSec: 5,
-      serverAliveCountMax: 3,
-      backoff: this.backoff,
-      onState: (s) => {
-        if (s.pid)
-          void recordProcess(this.d.settings.stateDir, key.key_id, s.pid).catch((err: Error) =>
-            this.d.log.warn({ tunnelId: row.id, err: err.message }, 'could not note the ssh client for the next start'),
-          );
-      },
-    });
-    session.start();
+    const on = { host: target.hostIp === '0.0.0.0' || target.hostIp === '::' ? '127.0.0.1' : target.hostIp, port: target.hostPort };
+    const session = await this.d.side.startSession(key, on, { host: edge.listenAddress, port: edge.port, knownHostsLine: edge.knownHostsLine() }, row.id);
     this.d.log.info({ tunnelId: row.id, fingerprint: key.fingerprint, listenPort: key.listen_port }, 'ssh session starting');
     return { key, session };
   }
@@ -206,7 +222,7 @@ export class SshPaths {
       const { settings } = this.d;
       const edge = await startSshEdge({
         dir: join(settings.stateDir, 'edge'),
-        listenAddress: '127.0.0.1',
+        listenAddress: settings.sshHost,
         port: settings.sshPort,
         tunnelUser: settings.sshUser,
         commandUser: settings.keysUser,
@@ -255,7 +271,7 @@ export class SshPaths {
       .where('key_id', '=', k.key_id)
       .where('revoked_at', 'is', null)
       .execute();
-    await removeClientKey({ privateKeyPath: this.keyPath(k.key_id) });
+    await this.d.side.discardKey(k.key_id);
     await this.enforce();
   }
 
@@ -263,10 +279,6 @@ export class SshPaths {
   async enforce(): Promise<void> {
     const edge = await this.starting?.catch(() => undefined);
     await edge?.enforce().catch((err: Error) => this.d.log.warn({ err: err.message }, 'could not end the sessions of revoked keys now; the edge tries again on its own'));
-  }
-
-  keyPath(keyId: string): string {
-    return join(this.d.settings.stateDir, 'keys', keyId);
   }
 }
 
@@ -276,9 +288,61 @@ export function toRecord(k: TunnelKeyRow): SshKeyRecord {
   return { publicKey: k.public_key, pathId: pathIdOf(k.tunnel_id), permitListenPort: k.listen_port, validFrom: k.created_at, validUntil: k.valid_until, revokedAt: k.revoked_at };
 }
 
-function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
+/**
+ * The private halves in files under this host's state directory, and each session a supervised
+ * `ssh -R` run here: single-host mode's node side, and what a node host's agent runs.
+ */
+export class LocalNodeSide implements NodeSide {
+  private readonly backoff: BackoffPolicy;
+
+  constructor(
+    private readonly stateDir: string,
+    private readonly settings: { sshUser: string; sshRetryMs: number },
+    private readonly log: SshPathDeps['log'],
+  ) {
+    this.backoff = { ...DEFAULT_BACKOFF, initialMs: settings.sshRetryMs };
+  }
+
+  async createKey(keyId: string): Promise<string> {
+    return (await generateClientKey(join(this.stateDir, 'keys'), keyId)).publicKey;
+  }
+
+  discardKey(keyId: string): Promise<void> {
+    return removeClientKey({ privateKeyPath: this.keyPath(keyId) });
+  }
+
+  holdsKey(keyId: string): Promise<boolean> {
+    return access(this.keyPath(keyId)).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  async startSession(key: SessionKey, target: Target, edge: EdgeSshAddress, tunnelId: string): Promise<ReverseTunnel> {
+    const knownHosts = join(this.stateDir, 'edge.known_hosts');
+    await writeFile(knownHosts, `${edge.knownHostsLine.trimEnd()}\n`, { mode: 0o644 });
+    const session = new ReverseTunnel({
+      edgeHost: edge.host,
+      edgePort: edge.port,
+      user: this.settings.sshUser,
+      identityPath: this.keyPath(key.key_id),
+      knownHostsPath: knownHosts,
+      forward: { remotePort: key.listen_port, targetHost: target.host, targetPort: target.port },
+      serverAliveIntervalSec: 5,
+      serverAliveCountMax: 3,
+      backoff: this.backoff,
+      onState: (s) => {
+        if (s.pid)
+          void recordProcess(this.stateDir, key.key_id, s.pid).catch((err: Error) =>
+            this.log.warn({ tunnelId, err: err.message }, 'could not note the ssh client for the next start'),
+          );
+      },
+    });
+    session.start();
+    return session;
+  }
+
+  private keyPath(keyId: string): string {
+    return join(this.stateDir, 'keys', keyId);
+  }
 }

@@ -37,7 +37,18 @@ interface TunnelPathTable {
   changed_at: Date | null;
 }
 
+interface TunnelHostTable {
+  host_id: string;
+  /** Its address on the WireGuard links: linkAddress(TUNNEL_WG_RANGE, link_index); the edge is 1. */
+  link_index: number;
+  wireguard_public_key: string | null;
+  wireguard_next_key: string | null;
+  rotate_wanted_at: Date | null;
+  seen_at: Date | null;
+}
+
 export interface Database {
+  tunnel_hosts: TunnelHostTable;
   tunnels: TunnelTable;
   tunnel_keys: TunnelKeyTable;
   tunnel_paths: TunnelPathTable;
@@ -46,3 +57,4 @@ export interface Database {
 export type TunnelRow = Selectable<TunnelTable>;
 export type TunnelKeyRow = Selectable<TunnelKeyTable>;
 export type TunnelPathRow = Selectable<TunnelPathTable>;
+export type TunnelHostRow = Selectable<TunnelHostTable>;
