@@ -261,6 +261,27 @@ describe('tunnel-manager as edge and node-host agent', () => {
     expect(await viaEdge()).toMatchObject({ status: 200 });
   });
 
+  it('gives the tunnel a new ssh key when the agent comes back without its keys (its state lost)', async () => {
+    const before = await view();
+    const from = events.seen.length;
+    await agent!.stop();
+    await rm(`${agentDir}/keys`, { recursive: true, force: true });
+    await startAgent();
+    const replaced = await events.next(
+      (e) => events.seen.indexOf(e) >= from && e.subject === 'tunnel.evt.rotated' && e.data.tunnelId === tunnelId,
+      40_000,
+    );
+    expect(replaced.data).toMatchObject({ paths: ['ssh'], reason: 'the node host lost its key' });
+    const v = await eventually(
+      view,
+      (t) => pathOf(t, 'ssh').state === 'up' && pathOf(t, 'ssh').key.fingerprint !== pathOf(before, 'ssh').key.fingerprint,
+      40_000,
+      'ssh up again with a new key',
+    );
+    expect(pathOf(v, 'wireguard')).toMatchObject({ state: 'up', active: true });
+    expect(await viaEdge()).toMatchObject({ status: 200 });
+  });
+
   it('gives an agent that names another host nothing', async () => {
     await expect(natsRequest(nc, 'tunnel.req.plan', { hostId: 'intruder', wireguardPublicKey: null, sshKeys: [] }, 5000)).rejects.toThrow(
       /unknown node host intruder: this edge serves docker-1/,

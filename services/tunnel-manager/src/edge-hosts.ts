@@ -43,6 +43,8 @@ export interface EdgeHostDeps {
   /** Tells the host's agent to ask for its plan now (tunnel.evt.replanned; it also asks on a timer). */
   notify(hostId: string): Promise<void>;
   sshEdge(): Promise<SshEdge>;
+  /** The host no longer holds the private half of a key a session needs (its state was lost): the tunnel needs a new one. */
+  lostKey(keyId: string): void;
 }
 
 /** A key the edge asked the host for: its public half once the agent reported it. */
@@ -157,7 +159,9 @@ export class EdgeHosts implements NodeSide {
         p.resolve(k.publicKey);
       }
     }
-    this.reported.set(req.hostId, new Set(req.sshKeys.map((k) => k.keyId)));
+    const held = new Set(req.sshKeys.map((k) => k.keyId));
+    this.reported.set(req.hostId, held);
+    for (const keyId of this.sessions.keys()) if (!held.has(keyId)) this.d.lostKey(keyId);
     let host = await this.host();
     if (req.wireguardPublicKey && req.wireguardPublicKey !== host.wireguard_public_key && req.wireguardPublicKey !== host.wireguard_next_key)
       host = await this.takeWireguardKey(host, req.wireguardPublicKey);

@@ -79,6 +79,7 @@ await runService({
     };
     // The edge's sshd is the manager's; the hosts' plans name it (its port and pinned host key).
     let sshEdge: () => Promise<SshEdge> = () => Promise.reject(new Error('tunnel-manager is starting'));
+    let lostKey = (_keyId: string) => {};
     const hosts = edgeRole
       ? new EdgeHosts({
           db,
@@ -94,6 +95,7 @@ await runService({
           },
           notify: (hostId) => bus.publish('tunnel.evt.replanned', { hostId }),
           sshEdge: () => sshEdge(),
+          lostKey: (keyId) => lostKey(keyId),
         })
       : undefined;
     if (hosts) {
@@ -113,6 +115,7 @@ await runService({
       settings,
     });
     sshEdge = () => manager.sshEdge();
+    lostKey = (keyId) => manager.replaceLostKey(keyId);
     onShutdown(() => manager.stop());
     const handlers = createHandlers(manager, { publish: bus.publish, log });
     if (hosts) bus.serve(service, 'tunnel.req.plan', (req) => hosts.plan(req));

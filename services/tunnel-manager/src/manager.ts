@@ -75,6 +75,8 @@ export class TunnelManager {
   private readonly live = new Map<string, LiveTunnel>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly retiring = new Set<Promise<void>>();
+  /** Keys a node host lost, being replaced now. */
+  private readonly replacing = new Set<string>();
   private readonly ssh: SshPaths;
   private stopped = false;
 
@@ -165,6 +167,21 @@ export class TunnelManager {
     };
   }
 
+  /**
+   * The node host no longer holds a session's private key (its state directory was lost): the
+   * tunnel gets a new key, as at expiry. One replacement at a time per key.
+   */
+  replaceLostKey(keyId: string): void {
+    const t = [...this.live.values()].find((x) => x.ssh?.key.key_id === keyId);
+    if (!t || this.replacing.has(keyId)) return;
+    this.replacing.add(keyId);
+    void this.exclusive(t.row.id, async () => {
+      if (this.live.get(t.row.id) === t && t.ssh?.key.key_id === keyId) await this.rotateLive(t, 'the node host lost its key', ['ssh']);
+    })
+      .catch((err: Error) => this.d.log.warn({ tunnelId: t.row.id, err: err.message }, 'could not replace a key the node host lost; tried again at its next report'))
+      .finally(() => this.replacing.delete(keyId));
+  }
+
   /** The edge's sshd, started on first use. */
   sshEdge() {
     return this.ssh.edge();
@@ -236,7 +253,7 @@ export class TunnelManager {
         );
         const t = this.live.get(row.id);
         // The new key first: if that fails, this key is still here for the next pass to try again.
-        if (t && t.ssh?.key.key_id === k.key_id) await this.rotateLive(t, 'its key expired');
+        if (t && t.ssh?.key.key_id === k.key_id) await this.rotateLive(t, 'its key expired', ['ssh']);
         else await this.ssh.revokeKey(k, new Date());
       }).catch((err: Error) => this.d.log.warn({ tunnelId: k.tunnel_id, err: err.message }, 'could not replace an expired key; tried again at the next check'));
     }
@@ -363,10 +380,10 @@ export class TunnelManager {
    * connections, the old one carries its open connections until they end or the overlap does.
    * Runs inside `exclusive`.
    */
-  private async rotateLive(t: LiveTunnel, reason: string): Promise<TunnelPathKind[]> {
+  private async rotateLive(t: LiveTunnel, reason: string, kinds: readonly TunnelPathKind[] = ['ssh', 'wireguard']): Promise<TunnelPathKind[]> {
     const now = new Date();
     const rotated: TunnelPathKind[] = [];
-    if (t.ssh) {
+    if (t.ssh && kinds.includes('ssh')) {
       const old = t.ssh;
       const key = await this.ssh.newKey(t.row, now, old.key);
       const { retiring } = rotateRecords(
@@ -400,7 +417,7 @@ export class TunnelManager {
       void retire.finally(() => this.retiring.delete(retire));
       rotated.push('ssh');
     }
-    if (this.d.hosts && hasWireguard(t.row.spec)) {
+    if (this.d.hosts && hasWireguard(t.row.spec) && kinds.includes('wireguard')) {
       if (await this.d.hosts.rotateWireguard(UP_TIMEOUT_MS)) rotated.push('wireguard');
       else if (rotated.length === 0) throw new OrderFailure(`the node host did not switch to a new WireGuard key within ${UP_TIMEOUT_MS / 1000} s`);
     }
