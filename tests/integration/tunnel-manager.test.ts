@@ -4,7 +4,7 @@ import { readdir, readFile, rm } from 'node:fs/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { endLeftovers } from '../../services/tunnel-manager/src/leftovers.js';
+import { endLeftovers } from '@switchyard/tunnels';
 import {
   createAppPool,
   eventually,

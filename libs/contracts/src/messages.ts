@@ -242,7 +242,9 @@ export const TunnelHostPlan = obj({
   ),
   /** Listen on hostAddress:port (the WireGuard link), splice each connection to target. */
   listeners: Type.Array(obj({ port: Type.Integer({ minimum: 1, maximum: 65535 }), target: HostTarget }), { maxItems: 4096 }),
-  edgeSsh: nullable(obj({ host: Type.String({ minLength: 1, maxLength: 253 }), port: Type.Integer({ minimum: 1, maximum: 65535 }), user: Type.String(), knownHostsLine: Type.String() })),
+  edgeSsh: nullable(
+    obj({ host: Type.String({ minLength: 1, maxLength: 253 }), port: Type.Integer({ minimum: 1, maximum: 65535 }), user: Type.String(), knownHostsLine: Type.String() }),
+  ),
   /** One reverse tunnel per key: the edge's loopback forwardPort to target on this host. */
   sessions: Type.Array(obj({ keyId: KeyId, forwardPort: Type.Integer({ minimum: 1, maximum: 65535 }), target: HostTarget }), { maxItems: 4096 }),
   /** Keys to make now (their public halves come with the next request). */

@@ -15,6 +15,8 @@ export { startDockerLink, type DockerLink } from './docker-link.js';
 // Hosts of the test's own: network namespaces joined by a veth pair (tunnels).
 // Clients of a tunnel endpoint, and whether processes still run.
 export { plainGet, holdConnection, living, type HeldConnection } from './held-connection.js';
+// tunnel-manager as an edge (in a namespace of its own) and a node host's agent (this machine).
+export { startTunnelAgents, type TunnelAgents } from './tunnel-agents.js';
 export { makeTestHosts, makeTestEdge, TEST_LINK, TEST_ROOT_LINK, TEST_CONTAINER_LINK, type TestEdge, type TestHost, type TestHostProcess, type TestHosts } from './netns.js';
 // The images infra/images/build.sh builds.
 export { HTTP_APP_IMAGE, REDIS_IMAGE, POSTGRES_IMAGE, SSHD_IMAGE, SSHD_USER, HTTP_APP_PORT, REDIS_PORT, POSTGRES_PORT, SSHD_PORT } from './images.js';

@@ -82,3 +82,5 @@ export { ReverseTunnel, REVERSE_TUNNEL_DEFAULTS, type ReverseTunnelOptions, type
 export { pollUntil } from './poll.js';
 // Processes by pid and start time, for whoever must end only processes of its own.
 export { argvOf, childrenOf, isAlive, readProc, signal, startTimeOf } from './proc.js';
+// A process a SIGKILLed parent left behind, found again by its pid file and ended if still ours.
+export { recordProcess, forgetProcess, endLeftovers } from './pid-files.js';

@@ -7,18 +7,19 @@ import { sql, type Kysely } from '@switchyard/db';
 import { OrderFailure } from '@switchyard/service-kit';
 import {
   bringUpLink,
+  forgetProcess,
   knownHostsLine,
   linkAddress,
   localHost,
   pollUntil,
   probe,
+  recordProcess,
   type SshEdge,
   type Target,
   uniqueInterfaceName,
   type WireGuardLink,
   type WireGuardPeer,
 } from '@switchyard/tunnels';
-import { forgetProcess, recordProcess } from './leftovers.js';
 import { currentKeyFile } from './link-keys.js';
 import type { EdgeSshAddress, NodeSide, SessionHandle, SessionKey } from './ssh-paths.js';
 import type { Database, TunnelHostRow } from './tables.js';
@@ -187,7 +188,12 @@ export class EdgeHosts implements NodeSide {
           }
         : null,
       listeners: [...this.listeners].map(([port, target]) => ({ port, target })),
-      edgeSsh: { host: settings.sshPublicHost, port: edge.port, user: settings.sshUser, knownHostsLine: knownHostsLine(settings.sshPublicHost, edge.port, edge.hostPublicKey).trimEnd() },
+      edgeSsh: {
+        host: settings.sshPublicHost,
+        port: edge.port,
+        user: settings.sshUser,
+        knownHostsLine: knownHostsLine(settings.sshPublicHost, edge.port, edge.hostPublicKey).trimEnd(),
+      },
       sessions: [...this.sessions].map(([keyId, s]) => ({ keyId, forwardPort: s.forwardPort, target: s.target })),
       wantKeys: mine.filter(([, p]) => p.publicKey === undefined).map(([keyId]) => keyId),
       keepKeys: [...new Set([...live.map((k) => k.key_id), ...mine.map(([keyId]) => keyId), ...this.sessions.keys()])],
@@ -213,8 +219,13 @@ export class EdgeHosts implements NodeSide {
       if (old) await link.replacePeer(old, this.peerOf(host, publicKey));
       else await link.setPeer(this.peerOf(host, publicKey));
     }
-    this.d.log.info({ hostId: host.host_id }, old ? "a node host came back with a new WireGuard key: it replaces the old one" : 'a node host joined the WireGuard link');
-    const [row] = await this.d.db.updateTable('tunnel_hosts').set({ wireguard_public_key: publicKey, wireguard_next_key: null }).where('host_id', '=', host.host_id).returningAll().execute();
+    this.d.log.info({ hostId: host.host_id }, old ? 'a node host came back with a new WireGuard key: it replaces the old one' : 'a node host joined the WireGuard link');
+    const [row] = await this.d.db
+      .updateTable('tunnel_hosts')
+      .set({ wireguard_public_key: publicKey, wireguard_next_key: null })
+      .where('host_id', '=', host.host_id)
+      .returningAll()
+      .execute();
     return row!;
   }
 

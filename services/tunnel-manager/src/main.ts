@@ -2,11 +2,10 @@
 import { chmod, mkdir } from 'node:fs/promises';
 import { createDb, migrateToLatest } from '@switchyard/db';
 import { requestPoolSnapshot, runService } from '@switchyard/service-kit';
-import type { SshEdge } from '@switchyard/tunnels';
+import { endLeftovers, type SshEdge } from '@switchyard/tunnels';
 import { TunnelManagerEnv } from './config.js';
 import { EdgeHosts } from './edge-hosts.js';
 import { createHandlers } from './handlers.js';
-import { endLeftovers } from './leftovers.js';
 import { TunnelManager } from './manager.js';
 import { migrations } from './migrations.js';
 import { NodeAgent } from './node-agent.js';
@@ -45,7 +44,8 @@ await runService({
         log,
       });
       onShutdown(() => agent.stop());
-      const sync = (why: string) => agent.sync().catch((err: Error) => log.warn({ err: err.message, why }, 'could not converge on the edge plan; trying again on the next change or tick'));
+      const sync = (why: string) =>
+        agent.sync().catch((err: Error) => log.warn({ err: err.message, why }, 'could not converge on the edge plan; trying again on the next change or tick'));
       // A resync like the other services': at start, on every reconnect, on a timer, on a change.
       follow({ what: 'edge plan', events: {}, rebuild: () => agent.sync(), periodMs: config.TUNNEL_RESYNC_MS });
       supervise(

@@ -125,7 +125,8 @@ export class TunnelManager {
     return this.exclusive(p.tunnelId, async () => {
       const row = await this.row(p.tenantId, p.tunnelId);
       if (!row) throw new OrderFailure(`unknown tunnel ${p.tunnelId}`);
-      if (!this.hasKeys(row.spec)) throw new OrderFailure(`no path of this tunnel has a key to rotate (${this.d.hosts ? 'ssh and wireguard paths have keys' : 'only ssh paths have keys here'})`);
+      if (!this.hasKeys(row.spec))
+        throw new OrderFailure(`no path of this tunnel has a key to rotate (${this.d.hosts ? 'ssh and wireguard paths have keys' : 'only ssh paths have keys here'})`);
       const sinceMs = Date.now() - row.rotated_at.getTime();
       if (sinceMs < this.d.settings.rotateMinIntervalMs)
         throw new OrderFailure(`rotated ${Math.round(sinceMs / 1000)} s ago; at most one rotation every ${this.d.settings.rotateMinIntervalMs / 1000} s`);

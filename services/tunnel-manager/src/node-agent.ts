@@ -6,15 +6,16 @@ import { dial, splice } from '@switchyard/tcp';
 import {
   bringUpLink,
   createKeyFile,
+  forgetProcess,
   type KeyFile,
   localHost,
+  recordProcess,
   removeKeyFile,
   type ReverseTunnel,
   type Target,
   uniqueInterfaceName,
   type WireGuardLink,
 } from '@switchyard/tunnels';
-import { forgetProcess, recordProcess } from './leftovers.js';
 import { currentKeyFile } from './link-keys.js';
 import { LocalNodeSide } from './ssh-paths.js';
 
@@ -101,7 +102,11 @@ export class NodeAgent {
 
   /** What runs now, for tests and logs. */
   state() {
-    return { link: this.link ? { name: this.link.name, address: this.link.address, publicKey: this.link.key.publicKey } : null, listeners: [...this.listeners.keys()], sessions: [...this.sessions.keys()] };
+    return {
+      link: this.link ? { name: this.link.name, address: this.link.address, publicKey: this.link.key.publicKey } : null,
+      listeners: [...this.listeners.keys()],
+      sessions: [...this.sessions.keys()],
+    };
   }
 
   private async pass(): Promise<void> {

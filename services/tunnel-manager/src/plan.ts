@@ -24,7 +24,8 @@ export function publishedPort(ports: readonly PublishedPort[], containerPort: nu
   return published.length ? `the node publishes ${published.join(', ')}, not ${containerPort}` : `the node publishes no port (it may be stopped); not ${containerPort}`;
 }
 
-export const WIREGUARD_SINGLE_HOST = "the node's host is this edge (single-host mode): a WireGuard link needs tunnel-manager in the edge role, with an agent on the node's host (TUNNEL_ROLE=node)";
+export const WIREGUARD_SINGLE_HOST =
+  "the node's host is this edge (single-host mode): a WireGuard link needs tunnel-manager in the edge role, with an agent on the node's host (TUNNEL_ROLE=node)";
 
 /**
  * Where the edge dials each path of a tunnel: `direct` at its address and the node's host port,

@@ -6,20 +6,21 @@ import { OrderFailure } from '@switchyard/service-kit';
 import {
   type BackoffPolicy,
   DEFAULT_BACKOFF,
+  forgetProcess,
   generateClientKey,
   pollUntil,
   probe,
+  recordProcess,
   removeClientKey,
   ReverseTunnel,
   rotateRecords,
   type SshEdge,
-  SshKeyStore,
-  type SshKeyRecord,
   sshFingerprint,
+  type SshKeyRecord,
+  SshKeyStore,
   startSshEdge,
   type Target,
 } from '@switchyard/tunnels';
-import { forgetProcess, recordProcess } from './leftovers.js';
 import { keyLifetimeMs, lowestFreePort } from './plan.js';
 import type { Database, TunnelKeyRow, TunnelRow } from './tables.js';
 

@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { argvOf, childrenOf, isAlive, signal, startTimeOf } from '@switchyard/tunnels';
+import { argvOf, childrenOf, isAlive, signal, startTimeOf } from './proc.js';
 
 // The edge's sshd, the nodes' ssh clients and wireguard-go outlive a tunnel-manager that was
 // SIGKILLed: they would hold the sshd port, the forward ports and the WireGuard port, so the next
