@@ -19,43 +19,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eventually } from '@switchyard/testkit';
 import { startTunnelRig, type TunnelRig } from '@switchyard/testkit/tunnels';
+import { afterDrop, curlTimes as curlIn, median, PROBING_CLIENT } from './support/tunnel-clients.js';
 
 const latencyRounds = Math.max(5, Math.min(500, Number(process.argv[2] ?? 30)));
 const bulkMiB = Math.max(1, Math.min(64, Number(process.argv[3] ?? 64)));
 const bulkRounds = Math.max(1, Math.min(10, Number(process.argv[4] ?? 3)));
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-
-/** curl in the edge's namespace with its own timings (seconds, bytes/s). */
-async function curlTimes(rig: TunnelRig, url: string): Promise<{ connect: number; firstByte: number; speed: number }> {
-  const out = await rig.hosts.edge.exec('curl', ['-sS', '-o', '/dev/null', '--max-time', '60', '-w', '%{time_connect} %{time_starttransfer} %{speed_download}', url]);
-  const [connect, firstByte, speed] = out.trim().split(' ').map(Number) as [number, number, number];
-  return { connect, firstByte, speed };
-}
-
-// A client in the edge's namespace: a new connection to the endpoint every 20 ms for `ms`,
-// printing one JSON line per attempt: when it started and ended, and whether it was answered.
-const PROBING_CLIENT = `
-import http from 'node:http';
-const [host, port, ms] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4])];
-const until = Date.now() + ms;
-const once = () => new Promise((resolve) => {
-  const start = Date.now();
-  const req = http.get({ host, port, path: '/', agent: false, timeout: 5000 }, (res) => {
-    res.resume();
-    res.on('end', () => resolve({ start, end: Date.now(), ok: res.statusCode === 200 }));
-  });
-  req.on('timeout', () => req.destroy(new Error('timeout')));
-  req.on('error', (e) => resolve({ start, end: Date.now(), ok: false, error: e.message }));
-});
-while (Date.now() < until) {
-  console.log(JSON.stringify(await once()));
-  await new Promise((r) => setTimeout(r, 20));
-}
-`;
+/** curl in the edge's namespace. */
+const curlTimes = (rig: TunnelRig, url: string) => curlIn((command, args) => rig.hosts.edge.exec(command, args), url);
 
 async function main() {
   const dir = await mkdtemp(join(tmpdir(), 'sy-bench-tunnels-'));
@@ -134,19 +105,10 @@ async function main() {
       15_000,
       'the probing client done',
     );
-    const attempts = client
-      .output()
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as { start: number; end: number; ok: boolean });
     const toSsh = forwarder.events.filter((e) => e.type === 'switch').slice(switchesBefore)[0];
-    const afterDrop = attempts.filter((a) => a.start >= droppedAt);
-    const firstServed = afterDrop.find((a) => a.ok);
-    const failed = afterDrop.filter((a) => !a.ok).length;
-    if (afterDrop.length === 0) throw new Error('no connection was opened after the drop');
-    const slowest = Math.max(...afterDrop.map((a) => a.end - a.start));
+    const after = afterDrop(client.output(), droppedAt);
     console.log(
-      `  failover (interval 200 ms, probe timeout 300 ms, fall 2): drop → switch ${toSsh ? `${toSsh.readAt - droppedAt} ms` : 'none seen'}; drop → first connection answered ${firstServed ? `${firstServed.end - droppedAt} ms` : 'none'}; ${afterDrop.length} connections opened after the drop, ${failed} failed, slowest ${slowest} ms`,
+      `  failover (interval 200 ms, probe timeout 300 ms, fall 2): drop → switch ${toSsh ? `${toSsh.readAt - droppedAt} ms` : 'none seen'}; drop → first connection answered ${after.firstServedMs !== undefined ? `${after.firstServedMs} ms` : 'none'}; ${after.opened} connections opened after the drop, ${after.failed} failed, slowest ${after.slowestMs} ms`,
     );
   } finally {
     await rig.remove();
