@@ -3,7 +3,7 @@ import { sql, type Kysely, uniqueViolationOf } from '@switchyard/db';
 import { OrderFailure } from '@switchyard/service-kit';
 import { type Forwarder, type ForwarderEvent, rotateRecords, startForwarder } from '@switchyard/tunnels';
 import type { EdgeHosts } from './edge-hosts.js';
-import { forwarderPaths, lowestFreePort, nextRotation, publishedPort, specProblems, sshTarget, withTunnelDefaults } from './plan.js';
+import { forwarderPaths, lowestFreePort, nextRotation, nodeTarget, publishedPort, specProblems, sshTarget, withTunnelDefaults } from './plan.js';
 import { type NodeSide, SshPaths, type SshPathSettings, type SshSession, toRecord } from './ssh-paths.js';
 import type { Database, TunnelRow } from './tables.js';
 import { type PathStatus, tunnelView } from './views.js';
@@ -67,8 +67,9 @@ const ATTEMPTS = 20;
 
 /**
  * Opens, rotates and closes tunnels on the edge: in single-host mode this host is the node's
- * host too; in the edge role the node host's agent runs the node's side (EdgeHosts). Rows first, then the processes, so that a restart finds every tunnel in the
- * tables and builds it again (`restore`). Everything done to one tunnel (open, close, rotate,
+ * host too; in the edge role the node host's agent runs the node's side (EdgeHosts). Rows
+ * first, then the processes, so that a restart finds every tunnel in the tables and builds it
+ * again (`restore`). Everything done to one tunnel (open, close, rotate,
  * aim, rebuild) runs one at a time (`exclusive`).
  */
 export class TunnelManager {
@@ -311,7 +312,8 @@ export class TunnelManager {
     const problems = specProblems(p.spec, settings.directAddresses);
     if (problems.length) throw new OrderFailure(problems.join('; '));
     const target = await this.nodePort(p.tenantId, p.spec);
-    const { paths, unavailable } = forwarderPaths(p.spec, target.hostPort, 0, settings.directAddresses, this.d.hosts ? { host: '0.0.0.0', port: 0 } : undefined);
+    // Only which paths can run matters here, not where they lead.
+    const { paths, unavailable } = forwarderPaths(p.spec, target.hostPort, 0, settings.directAddresses, this.d.hosts ? nodeTarget(target) : undefined);
     if (paths.length === 0) throw new OrderFailure(`no path of this tunnel can run here: ${unavailable.map((u) => `${u.kind}: ${u.reason}`).join('; ')}`);
     await this.insert(p);
   }
@@ -540,5 +542,3 @@ export class TunnelManager {
 
 const hasSsh = (spec: TunnelSpec) => spec.paths.some((p) => p.kind === 'ssh');
 const hasWireguard = (spec: TunnelSpec) => spec.paths.some((p) => p.kind === 'wireguard');
-/** Where on the node's host its published port is dialled. */
-const nodeTarget = (port: PublishedPort) => ({ host: port.hostIp === '0.0.0.0' || port.hostIp === '::' ? '127.0.0.1' : port.hostIp, port: port.hostPort });

@@ -96,6 +96,9 @@ export function directAddressList(value: string): string[] {
 
 export const sshTarget = (listenPort: number): Target => ({ host: '127.0.0.1', port: listenPort });
 
+/** Where the node's published port is dialled on its own host (a wildcard publish answers on loopback). */
+export const nodeTarget = (port: PublishedPort): Target => ({ host: port.hostIp === '0.0.0.0' || port.hostIp === '::' ? '127.0.0.1' : port.hostIp, port: port.hostPort });
+
 export function nextRotation(rotatedAt: Date, spec: TunnelSpec): Date {
   return new Date(rotatedAt.getTime() + withTunnelDefaults(spec).rotateEveryHours * 3_600_000);
 }

@@ -21,7 +21,7 @@ import {
   startSshEdge,
   type Target,
 } from '@switchyard/tunnels';
-import { keyLifetimeMs, lowestFreePort } from './plan.js';
+import { keyLifetimeMs, lowestFreePort, nodeTarget } from './plan.js';
 import type { Database, TunnelKeyRow, TunnelRow } from './tables.js';
 
 export interface SshPathSettings {
@@ -207,8 +207,7 @@ export class SshPaths {
 
   async startSession(row: TunnelRow, key: TunnelKeyRow, target: PublishedPort): Promise<SshSession> {
     const edge = await this.edge();
-    const on = { host: target.hostIp === '0.0.0.0' || target.hostIp === '::' ? '127.0.0.1' : target.hostIp, port: target.hostPort };
-    const session = await this.d.side.startSession(key, on, { host: edge.listenAddress, port: edge.port, knownHostsLine: edge.knownHostsLine() }, row.id);
+    const session = await this.d.side.startSession(key, nodeTarget(target), { host: edge.listenAddress, port: edge.port, knownHostsLine: edge.knownHostsLine() }, row.id);
     this.d.log.info({ tunnelId: row.id, fingerprint: key.fingerprint, listenPort: key.listen_port }, 'ssh session starting');
     return { key, session };
   }
