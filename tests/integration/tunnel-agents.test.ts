@@ -58,6 +58,8 @@ describe('tunnel-manager as edge and node-host agent', () => {
       ['ssh', 'up', false],
     ]);
     expect(await viaEdge()).toMatchObject({ status: 200, body: expect.stringMatching(/^hello from /) });
+    // A real client of the endpoint: curl, over the WireGuard path.
+    expect(execFileSync('curl', ['-sS', '--max-time', '5', `http://${rig.edgeAddress}:${rig.endpointPort}/`]).toString()).toMatch(/^hello from /);
 
     // The link is WireGuard's own: the edge's peer is the agent's key, and they have handshaken.
     const handshakes = await rig.edge.host.exec('wg', ['show', 'all', 'latest-handshakes']);
