@@ -227,7 +227,9 @@ describe('load balancer in front of a pool of three exit nodes', () => {
       const expectedSlowShare = weights.get(slow)! / [...weights.values()].reduce((a, b) => a + b);
       expect(expectedSlowShare).toBeLessThan(0.1);
       expect(byLatency[slow] ?? 0, JSON.stringify(byLatency)).toBeLessThanOrEqual(9);
-      for (const id of nodeIds.filter((n) => n !== slow)) expect(byLatency[id] ?? 0, JSON.stringify(byLatency)).toBeGreaterThanOrEqual(15);
+      // How the fast nodes split the rest follows their own live sub-millisecond latencies, which
+      // a loaded host moves (CI saw 49 and 10): each takes a share, the split is not the claim.
+      for (const id of nodeIds.filter((n) => n !== slow)) expect(byLatency[id] ?? 0, JSON.stringify(byLatency)).toBeGreaterThanOrEqual(1);
 
       // Still a healthy member: round robin gives it its third.
       await natsRequest(nc, 'lb.req.strategy', { tenantId, strategy: 'round_robin' });
