@@ -191,6 +191,29 @@ describe('the tunnels API', () => {
     expect((await sys.http('GET', `/v1/orders/${res.body.id}`)).body).toMatchObject({ type: 'tunnel.open', result: { tunnelId } });
   });
 
+  it("takes an app pool's port; answers 404 naming poolId for another tenant's pool, 400 for a direct path to a pool or a port it does not publish", async () => {
+    const before = await orderCount();
+    const pooled = (over: Partial<TunnelSpec> = {}) => spec({ nodeId: undefined, poolId: node.poolId, name: 'pooled', ...over });
+    const foreign = await sys.http('POST', '/v1/tunnels', { key: otherKey, body: pooled() });
+    expect(foreign.status).toBe(404);
+    expect(foreign.body.issues).toEqual([{ field: 'poolId', message: `no pool ${node.poolId}` }]);
+    const direct = await sys.http('POST', '/v1/tunnels', { body: pooled({ paths: [{ kind: 'ssh' }, { kind: 'direct', address: '127.0.0.1' }] }) });
+    expect(direct.status).toBe(400);
+    expect(direct.body.issues).toEqual([{ field: 'paths.1.kind', message: "a direct path reaches one node's host; a pool's tunnel takes wireguard or ssh" }]);
+    const both = await sys.http('POST', '/v1/tunnels', { body: pooled({ nodeId: node.nodeId }) });
+    expect(both.status).toBe(400);
+    expect(both.body.issues).toEqual([{ field: 'poolId', message: 'a tunnel names a node or a pool, not both' }]);
+    const port = await sys.http('POST', '/v1/tunnels', { body: pooled({ port: 8001 }) });
+    expect(port.status).toBe(400);
+    expect(port.body.issues).toEqual([{ field: 'port', message: `8001 is not a published port of pool ${node.poolId}: it publishes 8000` }]);
+    expect(await orderCount()).toBe(before);
+
+    const res = await sys.http('POST', '/v1/tunnels', { body: pooled() });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    const command = await commands.next((m) => m.subject === 'tunnel.cmd.open' && m.data.orderId === res.body.id, 5_000);
+    expect(command.data.spec).toEqual(pooled());
+  });
+
   it('answers a retry with the same Idempotency-Key with the first order, and opens once', async () => {
     const headers = { 'idempotency-key': `tunnel-${randomUUID()}` };
     const body = spec({ name: 'once' });

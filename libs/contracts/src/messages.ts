@@ -163,7 +163,8 @@ export const NodeWoke = obj({
 });
 export const WakeFailed = obj({ ...nodeFacts, reason: Type.String(), heldConnections: Type.Integer({ minimum: 0 }) });
 
-const tunnelFacts = { tenantId: TenantId, tunnelId: Id, nodeId: Id, name: Type.String(), at: Timestamp };
+/** A pool's tunnel names its pool and no node. */
+const tunnelFacts = { tenantId: TenantId, tunnelId: Id, nodeId: nullable(Id), poolId: Type.Optional(Id), name: Type.String(), at: Timestamp };
 export const TunnelLifecycle = obj({
   ...tunnelFacts,
   endpoint: nullable(obj({ host: Type.String(), port: Type.Integer() })),
@@ -210,7 +211,7 @@ export const TunnelListReply = obj({ tunnels: Type.Array(TunnelView) });
 
 const HostId = Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9][a-z0-9-]*$', description: 'a node host, as its agent names itself (TUNNEL_HOST_ID)' });
 const WireGuardKey = Type.String({ pattern: '^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=$', description: 'a Curve25519 public key, base64' });
-const KeyId = Type.String({ minLength: 1, maxLength: 200 });
+const KeyId = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$', description: 'a key file name on the node host' });
 const HostTarget = obj({ host: Type.String({ minLength: 1, maxLength: 253 }), port: Type.Integer({ minimum: 1, maximum: 65535 }) });
 /** A node host's agent asks for what it should run, and hands over the public halves of its keys. */
 export const TunnelHostPlanRequest = obj({
@@ -223,6 +224,12 @@ export const TunnelHostPlanRequest = obj({
 /** What a node host runs for the edge: its WireGuard link end, a listener per tunnel, an `ssh -R` per key. */
 export const TunnelHostPlan = obj({
   hostId: HostId,
+  /**
+   * New at each start of the edge: the host's WireGuard sessions and ssh sessions with an
+   * earlier run are dead (and the edge knows no endpoint of the host's to answer on), so the host
+   * handshakes afresh and starts its sessions again now rather than after its backoff.
+   */
+  edgeEpoch: Type.String({ minLength: 1, maxLength: 64 }),
   wireguard: nullable(
     obj({
       edgePublicKey: WireGuardKey,
@@ -233,20 +240,26 @@ export const TunnelHostPlan = obj({
       range: Type.String({ minLength: 9, maxLength: 18 }),
       /** The host key the edge accepts now: the new one once it took a rotation's key, so the host switches. */
       hostPublicKey: nullable(WireGuardKey),
-      /**
-       * New at each start of the edge's link: the host's sessions with an earlier run are dead,
-       * and the edge knows no endpoint to answer on, so the host handshakes afresh.
-       */
-      edgeEpoch: Type.String({ minLength: 1, maxLength: 64 }),
+      /** A rotation under way: keep the previous key until it is over (the edge may go back to it). */
+      rotating: Type.Boolean(),
     }),
   ),
-  /** Listen on hostAddress:port (the WireGuard link), splice each connection to target. */
-  listeners: Type.Array(obj({ port: Type.Integer({ minimum: 1, maximum: 65535 }), target: HostTarget }), { maxItems: 4096 }),
+  /** Listen on hostAddress:port (the WireGuard link), splice each connection to one of targets (a pool's nodes: the next one, and another if it refuses). */
+  listeners: Type.Array(obj({ port: Type.Integer({ minimum: 1, maximum: 65535 }), targets: Type.Array(HostTarget, { maxItems: 256 }) }), { maxItems: 4096 }),
   edgeSsh: nullable(
     obj({ host: Type.String({ minLength: 1, maxLength: 253 }), port: Type.Integer({ minimum: 1, maximum: 65535 }), user: Type.String(), knownHostsLine: Type.String() }),
   ),
-  /** One reverse tunnel per key: the edge's loopback forwardPort to target on this host. */
-  sessions: Type.Array(obj({ keyId: KeyId, forwardPort: Type.Integer({ minimum: 1, maximum: 65535 }), target: HostTarget }), { maxItems: 4096 }),
+  /** One reverse tunnel per key: the edge's loopback forwardPort to targets on this host (a pool's: through a local splicer). */
+  sessions: Type.Array(
+    obj({
+      keyId: KeyId,
+      forwardPort: Type.Integer({ minimum: 1, maximum: 65535 }),
+      targets: Type.Array(HostTarget, { maxItems: 256 }),
+      /** A pool's: through a splicer of the host's, so its nodes can change under the session. */
+      balanced: Type.Boolean(),
+    }),
+    { maxItems: 4096 },
+  ),
   /** Keys to make now (their public halves come with the next request). */
   wantKeys: Type.Array(KeyId, { maxItems: 4096 }),
   /** Keys still in use: any other private key file of this host's is deleted. */

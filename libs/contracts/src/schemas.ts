@@ -314,12 +314,18 @@ export type TunnelPathSpec = Static<typeof TunnelPathSpec>;
 
 export const TUNNEL_DEFAULTS = { probeIntervalMs: 1000, fall: 3, holdDownMs: 30_000, rotateEveryHours: 168, keyLifetimeDays: 90 } as const;
 
-/** A tunnel: one node port, reached at an edge endpoint over paths in order of preference. */
+/**
+ * A tunnel: one node's port, or one app pool's (each connection to one of its running nodes),
+ * reached at an edge endpoint over paths in order of preference. Exactly one of nodeId and poolId.
+ */
 export const TunnelSpec = Type.Object(
   {
     name: Name,
-    nodeId: Id,
-    port: Type.Integer({ minimum: 1, maximum: 65535, description: 'the container port, one the node publishes' }),
+    nodeId: Type.Optional(Id),
+    poolId: Type.Optional(
+      Type.String({ format: 'uuid', description: "an app pool: each connection goes to one of its running nodes (not with a direct path, which reaches one node's host)" }),
+    ),
+    port: Type.Integer({ minimum: 1, maximum: 65535, description: 'the container port, one the node (or the pool) publishes' }),
     paths: Type.Array(TunnelPathSpec, { minItems: 1, maxItems: 3, description: 'in order of preference, each kind at most once' }),
     probeIntervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 60_000, description: `default ${TUNNEL_DEFAULTS.probeIntervalMs}` })),
     fall: Type.Optional(Type.Integer({ minimum: 1, maximum: 20, description: `failed probes in a row that take a path down; default ${TUNNEL_DEFAULTS.fall}` })),

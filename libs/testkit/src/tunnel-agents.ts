@@ -27,7 +27,8 @@ export interface TunnelAgents {
   /** order.evt.* and tunnel.evt.*, from the start. */
   readonly events: SubjectWatch;
   readonly edge: TestEdge;
-  readonly node: { tenantId: string; nodeId: string; hostPort: number; containerPort: number };
+  /** The node of the rig's one-node http-app pool. */
+  readonly node: AppNodeOf;
   /** The edge's address: where its endpoints listen. */
   readonly edgeAddress: string;
   /** The first tunnel's endpoint port (TUNNEL_PORT_MIN of the edge). */
@@ -41,12 +42,22 @@ export interface TunnelAgents {
   agent(): ServiceProcess | undefined;
   startEdge(): Promise<ServiceProcess>;
   startAgent(): Promise<ServiceProcess>;
+  /** Another http-app pool of the tenant's, with `nodes` nodes answering on their published ports. */
+  addHttpAppPool(name: string, nodes: number): Promise<{ poolId: string; nodes: AppNodeOf[] }>;
   /** Drops (or lets through again) WireGuard's UDP at the edge, in its namespace's own table. */
   breakWireguard(broken: boolean): Promise<void>;
   close(): Promise<void>;
 }
 
 const WG_PORT = 51820;
+
+export interface AppNodeOf {
+  tenantId: string;
+  poolId: string;
+  nodeId: string;
+  hostPort: number;
+  containerPort: number;
+}
 
 export async function startTunnelAgents(opts: { agentEnv?: Record<string, string>; edgeEnv?: Record<string, string> } = {}): Promise<TunnelAgents> {
   const id = randomBytes(4).toString('hex');
@@ -98,6 +109,7 @@ export async function startTunnelAgents(opts: { agentEnv?: Record<string, string
       TUNNEL_PORT_MAX: String(endpointPort + 4),
       TUNNEL_KEY_OVERLAP_MS: '20000',
       TUNNEL_ROTATE_MIN_INTERVAL_MS: '0',
+      TUNNEL_KEY_CHECK_MS: '500',
       ...opts.edgeEnv,
     });
     const agentEnv = {
@@ -134,6 +146,7 @@ export async function startTunnelAgents(opts: { agentEnv?: Record<string, string
         agent = await sys.start('tunnel-manager', agentEnv);
         return agent;
       },
+      addHttpAppPool: (name, nodes) => startHttpAppPool(sys, nc, name, nodes),
       async breakWireguard(broken) {
         if (broken) await inEdge.host.nft(`table inet sytest {\n  chain input {\n    type filter hook input priority 0;\n    udp dport ${WG_PORT} drop\n  }\n}\n`);
         else await inEdge.host.nft('delete table inet sytest');
@@ -142,7 +155,7 @@ export async function startTunnelAgents(opts: { agentEnv?: Record<string, string
     };
     await rig.startEdge();
     await rig.startAgent();
-    (rig as { node: TunnelAgents['node'] }).node = await startHttpAppNode(sys, nc);
+    (rig as { node: AppNodeOf }).node = (await startHttpAppPool(sys, nc, 'meshed', 1)).nodes[0]!;
     return rig;
   } catch (err) {
     await close().catch(() => undefined);
@@ -150,21 +163,25 @@ export async function startTunnelAgents(opts: { agentEnv?: Record<string, string
   }
 }
 
-/** An app pool of one http-app node (GET /, GET /bytes/<n>), answering on its published port. */
-async function startHttpAppNode(sys: TestSystem, nc: NatsConnection): Promise<TunnelAgents['node']> {
+/** An app pool of http-app nodes (GET / names the node's host, GET /bytes/<n>), each answering on its published port. */
+async function startHttpAppPool(sys: TestSystem, nc: NatsConnection, name: string, count: number): Promise<{ poolId: string; nodes: AppNodeOf[] }> {
   const placed = await sys.http('POST', '/v1/orders', {
-    body: { type: 'pool.create', pool: { name: 'meshed', kind: 'app', image: HTTP_APP_IMAGE, nodes: { min: 1, max: 1 }, ports: [{ name: 'web', containerPort: HTTP_APP_PORT }] } },
+    body: { type: 'pool.create', pool: { name, kind: 'app', image: HTTP_APP_IMAGE, nodes: { min: count, max: count }, ports: [{ name: 'web', containerPort: HTTP_APP_PORT }] } },
   });
   if (placed.status !== 202) throw new Error(`pool.create: ${placed.status} ${JSON.stringify(placed.body)}`);
-  const order = await sys.waitForOrder(placed.body.id, ['fulfilled', 'failed'], { timeoutMs: 60_000 });
+  const order = await sys.waitForOrder(placed.body.id, ['fulfilled', 'failed'], { timeoutMs: 90_000 });
   if (order.status !== 'fulfilled') throw new Error(`pool.create failed: ${JSON.stringify(order)}`);
-  const view = await nodeView(nc, order.result.nodeIds[0]);
-  const hostPort = view.ports.find((p: { name: string }) => p.name === 'web').hostPort as number;
-  await eventually(
-    () => plainGet('127.0.0.1', hostPort, '/').catch((err: Error) => ({ status: 0, body: err.message })),
-    (r) => r.status === 200,
-    30_000,
-    'the http-app node answering',
-  );
-  return { tenantId: view.tenantId, nodeId: view.nodeId, hostPort, containerPort: HTTP_APP_PORT };
+  const nodes: AppNodeOf[] = [];
+  for (const nodeId of order.result.nodeIds as string[]) {
+    const view = await nodeView(nc, nodeId);
+    const hostPort = view.ports.find((p: { name: string }) => p.name === 'web').hostPort as number;
+    await eventually(
+      () => plainGet('127.0.0.1', hostPort, '/').catch((err: Error) => ({ status: 0, body: err.message })),
+      (r) => r.status === 200,
+      30_000,
+      `http-app node ${nodeId} answering`,
+    );
+    nodes.push({ tenantId: view.tenantId, poolId: view.poolId, nodeId, hostPort, containerPort: HTTP_APP_PORT });
+  }
+  return { poolId: order.result.poolId ?? nodes[0]!.poolId, nodes };
 }

@@ -9,6 +9,8 @@ export type { Choice, PathHealth, PathKind, ProbeResult, RiseFall } from './path
 export { probe } from './probe.js';
 export type { Target } from './probe.js';
 export { startForwarder } from './forwarder.js';
+// The node host's end: a listener splicing to the node's port, or to a pool's nodes in turn.
+export { startSpliceServer, type SpliceServer, type SpliceServerOptions } from './splice-server.js';
 export type { Forwarder, ForwarderState, PathState } from './forwarder.js';
 export { FORWARDER_DEFAULTS, ForwarderOptionError } from './options.js';
 export type { ForwarderEvent, ForwarderOptions, PathSpec } from './options.js';

@@ -45,19 +45,20 @@ function nodeEntry<E extends NodeFacts>(subject: ActivitySubject, e: E, kind: Ac
   return { tenantId, source: `${subject} ${nodeId} ${time.toISOString()}`, poolId, nodeId, kind, message, details, at: time };
 }
 
-type TunnelFacts = { tenantId: string; tunnelId: string; nodeId: string; at: string };
+type TunnelFacts = { tenantId: string; tunnelId: string; nodeId: string | null; poolId?: string; at: string };
 
 /**
- * An entry about one tunnel, filed under its node. Tunnel events name no pool, and the entry
- * leaves it null rather than ask exit-node-manager: a tunnel closed because its node was removed
- * has no pool left to find, and the timeline must not stall while exit-node-manager is away.
+ * An entry about one tunnel, filed under its node, or under its pool for a pool's tunnel. A
+ * node's tunnel events name no pool, and the entry leaves it null rather than ask
+ * exit-node-manager: a tunnel closed because its node was removed has no pool left to find, and
+ * the timeline must not stall while exit-node-manager is away.
  * `distinct` tells apart events of one tunnel at one instant (two paths going down together).
  */
 function tunnelEntry<E extends TunnelFacts>(subject: ActivitySubject, e: E, kind: ActivityKind, message: string, distinct = ''): ActivityDraft {
-  const { tenantId, nodeId, at, ...details } = e;
+  const { tenantId, nodeId, poolId, at, ...details } = e;
   const time = new Date(at);
   const source = [subject, e.tunnelId, distinct, time.toISOString()].filter(Boolean).join(' ');
-  return { tenantId, source, poolId: null, nodeId, kind, message, details, at: time };
+  return { tenantId, source, poolId: poolId ?? null, nodeId, kind, message, details, at: time };
 }
 
 /**

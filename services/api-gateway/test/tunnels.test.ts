@@ -9,7 +9,7 @@ const tenantId = '0b9f4f2e-6a2d-4c1e-9a51-3f5e8f0c2d11';
 const orderId = '5c1d0c53-0d2f-4f0e-8f4a-2b7e1c9a4e77';
 const nodeId = 'a1b2c3d4-0000-4000-8000-000000000001';
 const spec = (over: Partial<Spec> = {}): Spec => ({ name: 'web', nodeId, port: 8000, paths: [{ kind: 'wireguard' }, { kind: 'ssh' }], ...over });
-const published = [aPublishedPort('control', 32001, 8000), aPublishedPort('metrics', 32002, 9100)];
+const published = { of: `node ${nodeId}`, ports: [aPublishedPort('control', 32001, 8000), aPublishedPort('metrics', 32002, 9100)].map((p) => p.containerPort) };
 
 describe('tunnelSpecIssues', () => {
   it('passes a spec with each kind once and an address on direct only', () => {
@@ -64,6 +64,19 @@ describe('tunnelSpecIssues', () => {
     ]);
   });
 
+  it('takes a node or an app pool, exactly one, and no direct path to a pool', () => {
+    const poolId = 'a1b2c3d4-0000-4000-8000-0000000000aa';
+    expect(tunnelSpecIssues(spec({ nodeId: undefined, poolId }))).toEqual([]);
+    expect(tunnelSpecIssues(spec({ poolId }))).toEqual([{ path: 'poolId', message: 'a tunnel names a node or a pool, not both' }]);
+    expect(tunnelSpecIssues(spec({ nodeId: undefined }))).toEqual([{ path: 'nodeId', message: 'required, or poolId: the node (or app pool) whose port the tunnel exposes' }]);
+    expect(tunnelSpecIssues(spec({ nodeId: undefined, poolId, paths: [{ kind: 'ssh' }, { kind: 'direct', address: '10.0.0.1' }] }))).toEqual([
+      { path: 'paths.1.kind', message: "a direct path reaches one node's host; a pool's tunnel takes wireguard or ssh" },
+    ]);
+    expect(tunnelSpecIssues(spec({ nodeId: undefined, poolId, port: 9 }), { of: `pool ${poolId}`, ports: [8000] })).toEqual([
+      { path: 'port', message: `9 is not a published port of pool ${poolId}: it publishes 8000` },
+    ]);
+  });
+
   it('takes dotted quads only', () => {
     for (const good of ['0.0.0.0', '10.77.0.2', '192.168.1.20', '255.255.255.255', '100.64.0.7']) expect(IPV4_DOTTED_QUAD.test(good), good).toBe(true);
     for (const bad of ['256.1.1.1', '10.0.0', '10.0.0.1.2', '010.0.0.1', '10.0.0.1 ', ' 10.0.0.1', '::1', 'fe80::1', '10.0.0.1/24', '1e1.0.0.1', 'a.b.c.d', ''])
@@ -74,7 +87,9 @@ describe('tunnelSpecIssues', () => {
     expect(tunnelSpecIssues(spec({ port: 9100 }), published)).toEqual([]);
     // The host port is the node host's business: a tunnel names the container's.
     expect(tunnelSpecIssues(spec({ port: 32001 }), published)).toEqual([{ path: 'port', message: `32001 is not a published port of node ${nodeId}: it publishes 8000, 9100` }]);
-    expect(tunnelSpecIssues(spec(), [])).toEqual([{ path: 'port', message: `8000 is not a published port of node ${nodeId}: it publishes none now` }]);
+    expect(tunnelSpecIssues(spec(), { of: `node ${nodeId}`, ports: [] })).toEqual([
+      { path: 'port', message: `8000 is not a published port of node ${nodeId}: it publishes none now` },
+    ]);
     // Without the node's ports (not asked yet), only the spec itself is checked.
     expect(tunnelSpecIssues(spec({ port: 1 }))).toEqual([]);
   });

@@ -12,11 +12,14 @@ export const TunnelManagerEnv = Type.Object({
   TUNNEL_ROLE: env.enumOf(['single', 'edge', 'node'], 'single'),
   /**
    * node: this host's id, as the edge knows it. edge: the id of the agent on the node host
-   * (one Docker host today, so one agent serves every node; see docs/tunnels.md).
+   * (one Docker host today, so one agent serves every node; see docs/tunnels.md). Required in
+   * both roles, with no default: two agents must never share one by mistake.
    */
-  TUNNEL_HOST_ID: env.string({ minLength: 1, default: 'local' }),
+  TUNNEL_HOST_ID: Type.Optional(env.string({ minLength: 1 })),
   /** edge: the private range of the WireGuard links' addresses (the edge takes the first). */
   TUNNEL_WG_RANGE: env.string({ minLength: 9, default: '10.99.0.0/24' }),
+  /** edge: the host pair's WireGuard key is rotated this often (every tunnel over the link shares it). */
+  TUNNEL_WG_ROTATE_HOURS: env.int({ minimum: 1, maximum: 24 * 90, default: 168 }),
   /** The UDP port this host's WireGuard listens on. */
   TUNNEL_WG_PORT: env.port(51820),
   /** edge: host:port node hosts reach its WireGuard at; TUNNEL_EDGE_HOST:TUNNEL_WG_PORT unless given. */

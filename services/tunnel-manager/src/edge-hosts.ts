@@ -1,27 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Payload, ReplyOf } from '@switchyard/contracts';
 import { Rejection } from '@switchyard/bus';
 import { sql, type Kysely } from '@switchyard/db';
 import { OrderFailure } from '@switchyard/service-kit';
-import {
-  bringUpLink,
-  forgetProcess,
-  knownHostsLine,
-  linkAddress,
-  localHost,
-  pollUntil,
-  probe,
-  recordProcess,
-  type SshEdge,
-  type Target,
-  uniqueInterfaceName,
-  type WireGuardLink,
-  type WireGuardPeer,
-} from '@switchyard/tunnels';
-import { currentKeyFile } from './link-keys.js';
-import type { EdgeSshAddress, NodeSide, SessionHandle, SessionKey } from './ssh-paths.js';
+import { knownHostsLine, linkAddress, pollUntil, probe, type SshEdge, type Target, type WireGuardLink, type WireGuardPeer } from '@switchyard/tunnels';
+import { bringUpOwnLink, currentKeyFile, takeDownOwnLink } from './own-link.js';
+import { sameTargets } from './plan.js';
+import type { EdgeSshAddress, NodeSide, SessionHandle, SessionKey, SessionRoute } from './ssh-paths.js';
 import type { Database, TunnelHostRow } from './tables.js';
 
 export interface EdgeHostSettings {
@@ -32,6 +18,8 @@ export interface EdgeHostSettings {
   wgPort: number;
   /** host:port node hosts reach the edge's WireGuard at. */
   wgEndpoint: string;
+  /** The host pair's WireGuard key is rotated this often (its own schedule, not a tenant's). */
+  wgRotateMs: number;
   /** The address node hosts dial the edge's sshd at (its pinned host key is named for it). */
   sshPublicHost: string;
   sshUser: string;
@@ -46,6 +34,8 @@ export interface EdgeHostDeps {
   sshEdge(): Promise<SshEdge>;
   /** The host no longer holds the private half of a key a session needs (its state was lost): the tunnel needs a new one. */
   lostKey(keyId: string): void;
+  /** The host pair's WireGuard key rotated: every tunnel over the link says so. */
+  linkRotated(): void;
 }
 
 /** A key the edge asked the host for: its public half once the agent reported it. */
@@ -62,6 +52,8 @@ const KEY_WAIT_MS = 30_000;
 const PENDING_KEEP_MS = 60_000;
 const HANDSHAKE_WAIT_MS = 30_000;
 const UP_POLL_MS = 200;
+/** A link that would not come up is tried again at a plan request this long after. */
+const LINK_RETRY_MS = 30_000;
 
 /**
  * The edge role's side of its node hosts (TUNNEL_ROLE=edge): the edge's WireGuard link end with
@@ -73,27 +65,57 @@ const UP_POLL_MS = 200;
 export class EdgeHosts implements NodeSide {
   private link: WireGuardLink | undefined;
   private readonly pending = new Map<string, PendingKey>();
-  private readonly sessions = new Map<string, { forwardPort: number; target: Target }>();
-  private readonly listeners = new Map<number, Target>();
+  private readonly sessions = new Map<string, { forwardPort: number; targets: readonly Target[]; balanced: boolean }>();
+  private readonly listeners = new Map<number, readonly Target[]>();
   /** The ssh keys each agent said it holds at its last request; none yet after a start. */
   private readonly reported = new Map<string, ReadonlySet<string>>();
   private rotation: Promise<void> | undefined;
   private readonly epoch = randomUUID();
+  private linkTriedAt = 0;
+  /** Plan requests are answered one at a time: each reads and may change the host's row and the link. */
+  private planning: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly d: EdgeHostDeps) {}
 
-  /** The host's row (its link address), then the edge's link end with every known host as a peer. */
+  /**
+   * The host's row (its link address), then the edge's link end with the host as its peer. A
+   * link that fails (its port taken, no wireguard-go) leaves the other paths running: the
+   * WireGuard paths are down, and it is tried again later.
+   */
   async start(): Promise<void> {
+    await this.host();
+    await this.ensureLink();
+  }
+
+  /** Tells the host's agent to ask for its plan now: once the plan's responder runs, the new epoch reaches it at once. */
+  announce(): void {
+    this.changed();
+  }
+
+  async stop(): Promise<void> {
+    await this.rotation;
+    if (this.link) await takeDownOwnLink(this.link, this.d.settings.stateDir, 'edge');
+  }
+
+  private async ensureLink(): Promise<void> {
+    if (this.link) return;
     const { settings } = this.d;
+    this.linkTriedAt = Date.now();
+    try {
+      const key = await currentKeyFile(settings.stateDir, 'edge');
+      this.link = await bringUpOwnLink({
+        stateDir: settings.stateDir,
+        label: 'edge',
+        key,
+        range: settings.wgRange,
+        address: linkAddress(settings.wgRange, 1),
+        listenPort: settings.wgPort,
+      });
+    } catch (err) {
+      this.d.log.warn({ err: (err as Error).message }, `the edge's WireGuard did not come up: WireGuard paths stay down, tried again in ${LINK_RETRY_MS / 1000} s`);
+      return;
+    }
     const host = await this.host();
-    const stateDir = join(settings.stateDir, 'wireguard');
-    const key = await currentKeyFile(stateDir, 'edge');
-    this.link = await bringUpLink({
-      host: localHost,
-      config: { interfaceName: uniqueInterfaceName(), range: settings.wgRange, address: linkAddress(settings.wgRange, 1), listenPort: settings.wgPort, stateDir },
-      key,
-    });
-    if (this.link.pid) await recordProcess(settings.stateDir, 'wireguard-go', this.link.pid, this.link.name);
     if (host.wireguard_public_key) await this.link.setPeer(this.peerOf(host, host.wireguard_public_key));
     // A rotation the last run left half done: the new key accepted again, its handshake awaited again.
     if (host.wireguard_public_key && host.wireguard_next_key) {
@@ -101,14 +123,6 @@ export class EdgeHosts implements NodeSide {
       this.watchRotation(host, host.wireguard_public_key, host.wireguard_next_key);
     }
     this.d.log.info({ interface: this.link.name, mode: this.link.mode, address: this.link.address, port: settings.wgPort }, 'edge WireGuard up');
-    // The host's sessions with an earlier run are dead: it handshakes again once it has the new epoch.
-    this.changed();
-  }
-
-  async stop(): Promise<void> {
-    await this.rotation;
-    await this.link?.down();
-    await forgetProcess(this.d.settings.stateDir, 'wireguard-go');
   }
 
   /** Where the edge dials a tunnel's WireGuard path: the host's link address, on the tunnel's port. */
@@ -116,11 +130,11 @@ export class EdgeHosts implements NodeSide {
     return { host: linkAddress(this.d.settings.wgRange, (await this.host()).link_index), port };
   }
 
-  /** The host listens on its link address at `port` and splices to `target` (the node's published port). */
-  setListener(port: number, target: Target): void {
+  /** The host listens on its link address at `port` and splices to `targets` (the node's published port, or a pool's). */
+  setListener(port: number, targets: readonly Target[]): void {
     const was = this.listeners.get(port);
-    if (was?.host === target.host && was.port === target.port) return;
-    this.listeners.set(port, target);
+    if (was && sameTargets(was, targets)) return;
+    this.listeners.set(port, targets);
     this.changed();
   }
 
@@ -129,30 +143,31 @@ export class EdgeHosts implements NodeSide {
   }
 
   /**
-   * Asks the host for a new WireGuard key and waits for the switch, made with overlap (see
-   * `plan`); true once the new key carries the link. The key is the host pair's: every tunnel
-   * over this link rotates with it.
+   * Asks the host for a new WireGuard key once its key is older than TUNNEL_WG_ROTATE_HOURS;
+   * the switch is made with overlap (see `plan`). The key is the host pair's, rotated on its own
+   * schedule: no tenant's request rotates it, as every tenant's traffic over the link would pause.
    */
-  async rotateWireguard(timeoutMs: number): Promise<boolean> {
-    const before = (await this.host()).wireguard_public_key;
-    if (!this.link || !before) return false;
-    await this.d.db.updateTable('tunnel_hosts').set({ rotate_wanted_at: new Date() }).where('host_id', '=', this.d.settings.hostId).execute();
+  async rotateIfDue(now: Date): Promise<void> {
+    const host = await this.host();
+    if (!this.link || !host.wireguard_public_key || host.rotate_wanted_at || now.getTime() - (host.wireguard_rotated_at ?? now).getTime() < this.d.settings.wgRotateMs) return;
+    await this.d.db.updateTable('tunnel_hosts').set({ rotate_wanted_at: now }).where('host_id', '=', host.host_id).where('rotate_wanted_at', 'is', null).execute();
+    this.d.log.info({ hostId: host.host_id }, "the node host's WireGuard key is due: asked for a new one");
     this.changed();
-    const done = await pollUntil(
-      () => this.host(),
-      (h) => h.rotate_wanted_at === null,
-      timeoutMs,
-      100,
-    );
-    return done.met && done.value.wireguard_public_key !== before;
   }
 
   // ---- the agent's request ----
 
-  async plan(req: Payload<'tunnel.req.plan'>): Promise<ReplyOf<'tunnel.req.plan'>> {
-    const { settings, db } = this.d;
+  plan(req: Payload<'tunnel.req.plan'>): Promise<ReplyOf<'tunnel.req.plan'>> {
     // One Docker host today: the agent of another host has nothing here (and gets no peer).
-    if (req.hostId !== settings.hostId) throw new Rejection(`unknown node host ${req.hostId}: this edge serves ${settings.hostId} (TUNNEL_HOST_ID)`);
+    if (req.hostId !== this.d.settings.hostId) return Promise.reject(new Rejection(`unknown node host ${req.hostId}: this edge serves ${this.d.settings.hostId} (TUNNEL_HOST_ID)`));
+    const answer = this.planning.then(() => this.answer(req));
+    this.planning = answer.catch(() => undefined);
+    return answer;
+  }
+
+  private async answer(req: Payload<'tunnel.req.plan'>): Promise<ReplyOf<'tunnel.req.plan'>> {
+    const { settings, db } = this.d;
+    if (!this.link && Date.now() - this.linkTriedAt > LINK_RETRY_MS) await this.ensureLink();
     for (const k of req.sshKeys) {
       const p = this.pending.get(k.keyId);
       if (p && p.hostId === req.hostId && p.publicKey === undefined) {
@@ -176,6 +191,7 @@ export class EdgeHosts implements NodeSide {
     const link = this.link;
     return {
       hostId: req.hostId,
+      edgeEpoch: this.epoch,
       wireguard: link
         ? {
             edgePublicKey: link.key.publicKey,
@@ -184,17 +200,17 @@ export class EdgeHosts implements NodeSide {
             hostAddress: linkAddress(settings.wgRange, host.link_index),
             range: settings.wgRange,
             hostPublicKey: host.wireguard_next_key ?? host.wireguard_public_key,
-            edgeEpoch: this.epoch,
+            rotating: host.wireguard_next_key !== null,
           }
         : null,
-      listeners: [...this.listeners].map(([port, target]) => ({ port, target })),
+      listeners: [...this.listeners].map(([port, targets]) => ({ port, targets: [...targets] })),
       edgeSsh: {
         host: settings.sshPublicHost,
         port: edge.port,
         user: settings.sshUser,
         knownHostsLine: knownHostsLine(settings.sshPublicHost, edge.port, edge.hostPublicKey).trimEnd(),
       },
-      sessions: [...this.sessions].map(([keyId, s]) => ({ keyId, forwardPort: s.forwardPort, target: s.target })),
+      sessions: [...this.sessions].map(([keyId, s]) => ({ keyId, forwardPort: s.forwardPort, targets: [...s.targets], balanced: s.balanced })),
       wantKeys: mine.filter(([, p]) => p.publicKey === undefined).map(([keyId]) => keyId),
       keepKeys: [...new Set([...live.map((k) => k.key_id), ...mine.map(([keyId]) => keyId), ...this.sessions.keys()])],
       rotateWireguard: host.rotate_wanted_at !== null && host.wireguard_next_key === null,
@@ -222,7 +238,7 @@ export class EdgeHosts implements NodeSide {
     this.d.log.info({ hostId: host.host_id }, old ? 'a node host came back with a new WireGuard key: it replaces the old one' : 'a node host joined the WireGuard link');
     const [row] = await this.d.db
       .updateTable('tunnel_hosts')
-      .set({ wireguard_public_key: publicKey, wireguard_next_key: null })
+      .set({ wireguard_public_key: publicKey, wireguard_next_key: null, wireguard_rotated_at: new Date() })
       .where('host_id', '=', host.host_id)
       .returningAll()
       .execute();
@@ -230,9 +246,10 @@ export class EdgeHosts implements NodeSide {
   }
 
   private watchRotation(host: TunnelHostRow, old: string, next: string): void {
-    this.rotation = this.completeRotation(host, old, next).finally(() => {
-      this.rotation = undefined;
+    const rotation = this.completeRotation(host, old, next).finally(() => {
+      if (this.rotation === rotation) this.rotation = undefined;
     });
+    this.rotation = rotation;
   }
 
   /** Once the new key has handshaken (the host switched), it takes the old one's place in one `wg set`. */
@@ -249,13 +266,15 @@ export class EdgeHosts implements NodeSide {
         await link.replacePeer(old, this.peerOf(host, next));
         await this.d.db
           .updateTable('tunnel_hosts')
-          .set({ wireguard_public_key: next, wireguard_next_key: null, rotate_wanted_at: null })
+          .set({ wireguard_public_key: next, wireguard_next_key: null, rotate_wanted_at: null, wireguard_rotated_at: new Date() })
           .where('host_id', '=', host.host_id)
           .execute();
         this.d.log.info({ hostId: host.host_id }, "the node host's WireGuard key rotated");
+        this.d.linkRotated();
         return;
       }
-      // Never switched: the old key carries on; the next rotation asks again.
+      // Never switched (or its handshake lost): the old key carries on, and the plan names it again,
+      // so an agent that switched goes back to it. The next rotation asks again.
       await link.removePeer(next);
       await this.d.db.updateTable('tunnel_hosts').set({ wireguard_next_key: null, rotate_wanted_at: null }).where('host_id', '=', host.host_id).execute();
       this.d.log.warn({ hostId: host.host_id }, `the node host did not switch to its new WireGuard key within ${HANDSHAKE_WAIT_MS / 1000} s; it keeps the old one`);
@@ -297,9 +316,9 @@ export class EdgeHosts implements NodeSide {
     return this.reported.get(this.d.settings.hostId)?.has(keyId) ?? true;
   }
 
-  async startSession(key: SessionKey, target: Target, _edge: EdgeSshAddress, _tunnelId: string): Promise<SessionHandle> {
+  async startSession(key: SessionKey, route: SessionRoute, _edge: EdgeSshAddress, _tunnelId: string): Promise<SessionHandle> {
     const forwardPort = key.listen_port;
-    this.sessions.set(key.key_id, { forwardPort, target });
+    this.sessions.set(key.key_id, { forwardPort, targets: route.targets, balanced: route.balanced });
     this.changed();
     const stop = async () => {
       if (this.sessions.delete(key.key_id)) this.changed();
@@ -316,6 +335,16 @@ export class EdgeHosts implements NodeSide {
         if (!up.met) throw new Error(`no ssh session of the node host forwards port ${forwardPort} within ${timeoutMs} ms`);
       },
       stop,
+      ...(route.balanced
+        ? {
+            setTargets: (targets: readonly Target[]) => {
+              const s = this.sessions.get(key.key_id);
+              if (!s || sameTargets(s.targets, targets)) return;
+              s.targets = targets;
+              this.changed();
+            },
+          }
+        : {}),
       async retire(drained, deadline) {
         const overlap = new AbortController();
         try {

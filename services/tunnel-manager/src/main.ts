@@ -35,10 +35,9 @@ await runService({
     if (config.TUNNEL_ROLE === 'node') {
       // No database and no orders: the agent runs what the edge's plan says.
       const agent = new NodeAgent({
-        hostId: config.TUNNEL_HOST_ID,
+        hostId: config.TUNNEL_HOST_ID!,
         stateDir: config.TUNNEL_STATE_DIR,
         wgPort: config.TUNNEL_WG_PORT,
-        sshUser: config.TUNNEL_SSH_USER,
         sshRetryMs: config.TUNNEL_SSH_RETRY_MS,
         requestPlan: (req) => bus.request('tunnel.req.plan', req, { timeoutMs: PLAN_TIMEOUT_MS }),
         log,
@@ -80,22 +79,25 @@ await runService({
     // The edge's sshd is the manager's; the hosts' plans name it (its port and pinned host key).
     let sshEdge: () => Promise<SshEdge> = () => Promise.reject(new Error('tunnel-manager is starting'));
     let lostKey = (_keyId: string) => {};
+    let linkRotated = () => {};
     const hosts = edgeRole
       ? new EdgeHosts({
           db,
           log,
           settings: {
-            hostId: config.TUNNEL_HOST_ID,
+            hostId: config.TUNNEL_HOST_ID!,
             stateDir: config.TUNNEL_STATE_DIR,
             wgRange: config.TUNNEL_WG_RANGE,
             wgPort: config.TUNNEL_WG_PORT,
             wgEndpoint: config.TUNNEL_WG_ENDPOINT ?? `${config.TUNNEL_EDGE_HOST}:${config.TUNNEL_WG_PORT}`,
+            wgRotateMs: config.TUNNEL_WG_ROTATE_HOURS * 3_600_000,
             sshPublicHost: config.TUNNEL_SSH_PUBLIC_HOST ?? config.TUNNEL_SSH_HOST,
             sshUser: config.TUNNEL_SSH_USER,
           },
           notify: (hostId) => bus.publish('tunnel.evt.replanned', { hostId }),
           sshEdge: () => sshEdge(),
           lostKey: (keyId) => lostKey(keyId),
+          linkRotated: () => linkRotated(),
         })
       : undefined;
     if (hosts) {
@@ -106,19 +108,24 @@ await runService({
       db,
       publish: (subject, payload, opts) => bus.publish(subject, payload, opts),
       log,
-      side: hosts ?? new LocalNodeSide(config.TUNNEL_STATE_DIR, { sshUser: config.TUNNEL_SSH_USER, sshRetryMs: config.TUNNEL_SSH_RETRY_MS }, log),
+      side: hosts ?? new LocalNodeSide(config.TUNNEL_STATE_DIR, { sshRetryMs: config.TUNNEL_SSH_RETRY_MS }, log),
       ...(hosts ? { hosts } : {}),
-      nodes: async (tenantId) => {
+      fleet: async (tenantId) => {
         const snapshot = await requestPoolSnapshot((q) => bus.request('pool.req.snapshot', q, { timeoutMs: SNAPSHOT_TIMEOUT_MS }), { tenantId });
-        return { nodes: snapshot.nodes, complete: snapshot.skipped === 0 };
+        return { pools: snapshot.pools, nodes: snapshot.nodes, complete: snapshot.skipped === 0 };
       },
       settings,
     });
     sshEdge = () => manager.sshEdge();
     lostKey = (keyId) => manager.replaceLostKey(keyId);
+    linkRotated = () => void manager.linkRotated().catch((err: Error) => log.warn({ err: err.message }, 'could not tell the tunnels of the rotated link'));
     onShutdown(() => manager.stop());
     const handlers = createHandlers(manager, { publish: bus.publish, log });
-    if (hosts) bus.serve(service, 'tunnel.req.plan', (req) => hosts.plan(req));
+    if (hosts) {
+      bus.serve(service, 'tunnel.req.plan', (req) => hosts.plan(req));
+      // The agent's sessions with an earlier run of the edge are dead: it learns the new epoch now, not at its next tick.
+      hosts.announce();
+    }
 
     // Tunnels come back from the tables: at start, and whenever one could not be built yet
     // (its node's manager away, its port not published).

@@ -1,9 +1,21 @@
-import type { NodeView, Payload, PublishedPort, ReplyOf, TunnelPathKind, TunnelSpec } from '@switchyard/contracts';
+import type { NodeView, Payload, PoolView, ReplyOf, TunnelPathKind, TunnelSpec } from '@switchyard/contracts';
 import { sql, type Kysely, uniqueViolationOf } from '@switchyard/db';
 import { OrderFailure } from '@switchyard/service-kit';
 import { type Forwarder, type ForwarderEvent, rotateRecords, startForwarder } from '@switchyard/tunnels';
 import type { EdgeHosts } from './edge-hosts.js';
-import { forwarderPaths, lowestFreePort, nextRotation, nodeTarget, publishedPort, specProblems, sshTarget, withTunnelDefaults } from './plan.js';
+import {
+  forwarderPaths,
+  lowestFreePort,
+  nextRotation,
+  type NodeRoute,
+  nodeRoute,
+  poolRoute,
+  publishedPort,
+  sameRoute,
+  specProblems,
+  sshTarget,
+  withTunnelDefaults,
+} from './plan.js';
 import { type NodeSide, SshPaths, type SshPathSettings, type SshSession, toRecord } from './ssh-paths.js';
 import type { Database, TunnelRow } from './tables.js';
 import { type PathStatus, tunnelView } from './views.js';
@@ -34,15 +46,15 @@ export interface ManagerDeps {
   side: NodeSide;
   /** The edge role's node hosts: its WireGuard link end and their agents' plans. */
   hosts?: EdgeHosts;
-  /** The tenant's nodes as exit-node-manager holds them (pool.req.snapshot); `complete`: no row was left out. */
-  nodes(tenantId: string): Promise<{ nodes: readonly NodeView[]; complete: boolean }>;
+  /** The tenant's pools and nodes as exit-node-manager holds them (pool.req.snapshot); `complete`: no row was left out. */
+  fleet(tenantId: string): Promise<{ pools: readonly PoolView[]; nodes: readonly NodeView[]; complete: boolean }>;
 }
 
 /** A tunnel that runs here: its endpoint, and the SSH session of its ssh path. */
 interface LiveTunnel {
   row: TunnelRow;
   forwarder: Forwarder;
-  target: PublishedPort;
+  route: NodeRoute;
   ssh: SshSession | undefined;
   paths: Map<TunnelPathKind, PathStatus>;
   /** Path changes are stored and published in the order the forwarder saw them. */
@@ -51,7 +63,7 @@ interface LiveTunnel {
   retiring: Set<SshSession>;
 }
 
-/** The node is not (or no longer) in exit-node-manager's view of the tenant; `complete`: the view left no row out. */
+/** The node (or pool) is not, or no longer, in exit-node-manager's view of the tenant; `complete`: the view left no row out. */
 class UnknownNode extends OrderFailure {
   constructor(
     message: string,
@@ -126,8 +138,10 @@ export class TunnelManager {
     return this.exclusive(p.tunnelId, async () => {
       const row = await this.row(p.tenantId, p.tunnelId);
       if (!row) throw new OrderFailure(`unknown tunnel ${p.tunnelId}`);
-      if (!this.hasKeys(row.spec))
-        throw new OrderFailure(`no path of this tunnel has a key to rotate (${this.d.hosts ? 'ssh and wireguard paths have keys' : 'only ssh paths have keys here'})`);
+      if (!hasSsh(row.spec))
+        throw new OrderFailure(
+          'no path of this tunnel has a key of its own to rotate: ssh paths do; a wireguard path uses the link of the node host, whose key the edge rotates on its own schedule (TUNNEL_WG_ROTATE_HOURS)',
+        );
       const sinceMs = Date.now() - row.rotated_at.getTime();
       if (sinceMs < this.d.settings.rotateMinIntervalMs)
         throw new OrderFailure(`rotated ${Math.round(sinceMs / 1000)} s ago; at most one rotation every ${this.d.settings.rotateMinIntervalMs / 1000} s`);
@@ -178,10 +192,17 @@ export class TunnelManager {
     if (!t || this.replacing.has(keyId)) return;
     this.replacing.add(keyId);
     void this.exclusive(t.row.id, async () => {
-      if (this.live.get(t.row.id) === t && t.ssh?.key.key_id === keyId) await this.rotateLive(t, 'the node host lost its key', ['ssh']);
+      if (this.live.get(t.row.id) === t && t.ssh?.key.key_id === keyId) await this.rotateLive(t, 'the node host lost its key');
     })
       .catch((err: Error) => this.d.log.warn({ tunnelId: t.row.id, err: err.message }, 'could not replace a key the node host lost; tried again at its next report'))
       .finally(() => this.replacing.delete(keyId));
+  }
+
+  /** The node host's link key rotated (its own schedule): each tunnel over it tells its owner. */
+  async linkRotated(): Promise<void> {
+    for (const t of [...this.live.values()])
+      if (hasWireguard(t.row.spec))
+        await this.emit('tunnel.evt.rotated', t.row, { paths: ['wireguard'], reason: "the node host's WireGuard key rotated (TUNNEL_WG_ROTATE_HOURS)" });
   }
 
   /** The edge's sshd, started on first use. */
@@ -191,21 +212,35 @@ export class TunnelManager {
 
   // ---- node events ----
 
-  /** A node started: its host port may have changed, so each of its tunnels is aimed again. */
+  /**
+   * A node started: its host port may have changed, so each of its tunnels is aimed again, and
+   * its pool's tunnels take it among their nodes.
+   */
   async nodeStarted(p: Payload<'node.evt.started'>): Promise<void> {
     for (const t of [...this.live.values()]) {
-      if (t.row.node_id !== p.nodeId || t.row.tenant_id !== p.tenantId) continue;
-      const port = publishedPort(p.ports, t.row.spec.port);
-      if (typeof port === 'string') continue;
-      await this.exclusive(t.row.id, () => (this.live.get(t.row.id) === t ? this.retarget(t, port) : Promise.resolve())).catch((err: Error) =>
-        this.d.log.warn({ tunnelId: t.row.id, err: err.message }, 'could not aim the tunnel at the moved port; tried again at the next resync'),
-      );
+      if (t.row.tenant_id !== p.tenantId) continue;
+      let route: () => Promise<NodeRoute>;
+      if (t.row.node_id === p.nodeId) {
+        const port = publishedPort(p.ports, t.row.spec.port);
+        if (typeof port === 'string') continue;
+        route = async () => nodeRoute(port);
+      } else if (t.row.pool_id === p.poolId) route = () => this.route(t.row.tenant_id, t.row.spec);
+      else continue;
+      await this.aim(t, route);
     }
   }
 
+  /** A node's tunnels close with it; its pool's tunnels stop sending to it. */
   async nodeRemoved(p: Payload<'node.evt.removed'>): Promise<void> {
     const rows = await this.d.db.selectFrom('tunnels').selectAll().where('tenant_id', '=', p.tenantId).where('node_id', '=', p.nodeId).execute();
     for (const row of rows) await this.close({ tenantId: row.tenant_id, tunnelId: row.id }, `its node was removed (${p.reason})`);
+    for (const t of [...this.live.values()]) if (t.row.tenant_id === p.tenantId && t.row.pool_id === p.poolId) await this.aim(t, () => this.route(t.row.tenant_id, t.row.spec));
+  }
+
+  private aim(t: LiveTunnel, route: () => Promise<NodeRoute>): Promise<void> {
+    return this.exclusive(t.row.id, async () => {
+      if (this.live.get(t.row.id) === t) await this.retarget(t, await route());
+    }).catch((err: Error) => this.d.log.warn({ tunnelId: t.row.id, err: err.message }, 'could not aim the tunnel again; tried again at the next resync'));
   }
 
   // ---- start, resync, schedule, stop ----
@@ -224,11 +259,11 @@ export class TunnelManager {
         if (!row) return;
         const running = this.live.get(id);
         try {
-          if (running) await this.retarget(running, await this.nodePort(row.tenant_id, row.spec));
+          if (running) await this.retarget(running, await this.route(row.tenant_id, row.spec));
           else await this.ensureLive(row);
         } catch (err) {
           // Gone from a complete view of the tenant's nodes: removed while this service was away.
-          if (err instanceof UnknownNode && err.complete) return this.closeRow(row, 'its node is gone');
+          if (err instanceof UnknownNode && err.complete) return this.closeRow(row, row.pool_id ? 'its pool is gone' : 'its node is gone');
           throw err;
         }
       }).catch((err: Error) => this.d.log.warn({ tunnelId: id, err: err.message }, 'tunnel not built or aimed; tried again at the next resync'));
@@ -255,14 +290,17 @@ export class TunnelManager {
         );
         const t = this.live.get(row.id);
         // The new key first: if that fails, this key is still here for the next pass to try again.
-        if (t && t.ssh?.key.key_id === k.key_id) await this.rotateLive(t, 'its key expired', ['ssh']);
+        if (t && t.ssh?.key.key_id === k.key_id) await this.rotateLive(t, 'its key expired');
         else await this.ssh.revokeKey(k, new Date());
       }).catch((err: Error) => this.d.log.warn({ tunnelId: k.tunnel_id, err: err.message }, 'could not replace an expired key; tried again at the next check'));
     }
+    await this.d.hosts
+      ?.rotateIfDue(now)
+      .catch((err: Error) => this.d.log.warn({ err: err.message }, "could not ask for the node host's new WireGuard key; tried again at the next check"));
     // The table says when each was rotated last: it is what survives a restart.
     const rows = await this.d.db.selectFrom('tunnels').selectAll().execute();
     for (const row of rows) {
-      if (!this.hasKeys(row.spec) || nextRotation(row.rotated_at, row.spec) > now || !this.live.has(row.id)) continue;
+      if (!hasSsh(row.spec) || nextRotation(row.rotated_at, row.spec) > now || !this.live.has(row.id)) continue;
       await this.exclusive(row.id, async () => {
         // Checked again in turn: a rotation asked for meanwhile may have made this one not due.
         const t = this.live.get(row.id);
@@ -286,10 +324,6 @@ export class TunnelManager {
 
   // ---- the parts ----
 
-  private hasKeys(spec: TunnelSpec): boolean {
-    return hasSsh(spec) || (this.d.hosts !== undefined && hasWireguard(spec));
-  }
-
   private exclusive<T>(tunnelId: string, work: () => Promise<T>): Promise<T> {
     const run = (this.locks.get(tunnelId) ?? Promise.resolve()).then(() => {
       if (this.stopped) throw new Error('tunnel-manager is stopping');
@@ -311,9 +345,9 @@ export class TunnelManager {
     const { settings } = this.d;
     const problems = specProblems(p.spec, settings.directAddresses);
     if (problems.length) throw new OrderFailure(problems.join('; '));
-    const target = await this.nodePort(p.tenantId, p.spec);
+    const route = await this.route(p.tenantId, p.spec);
     // Only which paths can run matters here, not where they lead.
-    const { paths, unavailable } = forwarderPaths(p.spec, target.hostPort, 0, settings.directAddresses, this.d.hosts ? nodeTarget(target) : undefined);
+    const { paths, unavailable } = forwarderPaths(p.spec, route.hostPort, 0, settings.directAddresses, this.d.hosts ? { host: 'the node host', port: 1 } : undefined);
     if (paths.length === 0) throw new OrderFailure(`no path of this tunnel can run here: ${unavailable.map((u) => `${u.kind}: ${u.reason}`).join('; ')}`);
     await this.insert(p);
   }
@@ -322,11 +356,11 @@ export class TunnelManager {
     const running = this.live.get(row.id);
     if (running) return running;
     if (this.stopped) throw new Error('tunnel-manager is stopping');
-    const target = await this.nodePort(row.tenant_id, row.spec);
+    const route = await this.route(row.tenant_id, row.spec);
     const spec = withTunnelDefaults(row.spec);
-    const ssh = hasSsh(spec) ? await this.ssh.session(row, target) : undefined;
     const wireguard = this.d.hosts && hasWireguard(spec) ? await this.d.hosts.wireguardTarget(row.public_port) : undefined;
-    const { paths, unavailable } = forwarderPaths(spec, target.hostPort, ssh?.key.listen_port, this.d.settings.directAddresses, wireguard);
+    const ssh = hasSsh(spec) ? await this.ssh.session(row, route) : undefined;
+    const { paths, unavailable } = forwarderPaths(spec, route.hostPort, ssh?.key.listen_port, this.d.settings.directAddresses, wireguard);
     const stopSsh = async () => {
       if (ssh) await this.ssh.endSession(ssh);
     };
@@ -336,7 +370,7 @@ export class TunnelManager {
     }
     const statuses = new Map<TunnelPathKind, PathStatus>(spec.paths.map((p) => [p.kind, { state: 'unknown', latencyMs: null, reason: null, changedAt: null }]));
     for (const u of unavailable) statuses.set(u.kind, { state: 'down', latencyMs: null, reason: u.reason, changedAt: new Date() });
-    const t: LiveTunnel = { row, target, ssh, paths: statuses, recording: Promise.resolve(), retiring: new Set(), forwarder: undefined as unknown as Forwarder };
+    const t: LiveTunnel = { row, route, ssh, paths: statuses, recording: Promise.resolve(), retiring: new Set(), forwarder: undefined as unknown as Forwarder };
     try {
       t.forwarder = await startForwarder({
         host: this.d.settings.edgeHost,
@@ -363,7 +397,7 @@ export class TunnelManager {
       throw err;
     }
     this.live.set(row.id, t);
-    if (wireguard) this.d.hosts!.setListener(row.public_port, nodeTarget(target));
+    if (wireguard) this.d.hosts!.setListener(row.public_port, route.targets);
     this.d.log.info({ tunnelId: row.id, endpoint: this.endpoint(row), paths: spec.paths.map((p) => p.kind) }, 'tunnel running');
     return t;
   }
@@ -383,10 +417,10 @@ export class TunnelManager {
    * connections, the old one carries its open connections until they end or the overlap does.
    * Runs inside `exclusive`.
    */
-  private async rotateLive(t: LiveTunnel, reason: string, kinds: readonly TunnelPathKind[] = ['ssh', 'wireguard']): Promise<TunnelPathKind[]> {
+  private async rotateLive(t: LiveTunnel, reason: string): Promise<TunnelPathKind[]> {
     const now = new Date();
     const rotated: TunnelPathKind[] = [];
-    if (t.ssh && kinds.includes('ssh')) {
+    if (t.ssh) {
       const old = t.ssh;
       const key = await this.ssh.newKey(t.row, now, old.key);
       const { retiring } = rotateRecords(
@@ -396,7 +430,7 @@ export class TunnelManager {
       );
       let next: SshSession | undefined;
       try {
-        next = await this.ssh.startSession(t.row, key, t.target);
+        next = await this.ssh.startSession(t.row, key, t.route);
         await next.session.waitFor('up', UP_TIMEOUT_MS);
         // Written before the switch: a crash after it finds the old key ending with its overlap.
         await this.d.db
@@ -420,10 +454,6 @@ export class TunnelManager {
       void retire.finally(() => this.retiring.delete(retire));
       rotated.push('ssh');
     }
-    if (this.d.hosts && hasWireguard(t.row.spec) && kinds.includes('wireguard')) {
-      if (await this.d.hosts.rotateWireguard(UP_TIMEOUT_MS)) rotated.push('wireguard');
-      else if (rotated.length === 0) throw new OrderFailure(`the node host did not switch to a new WireGuard key within ${UP_TIMEOUT_MS / 1000} s`);
-    }
     const [updated] = await this.d.db.updateTable('tunnels').set({ rotated_at: now }).where('tenant_id', '=', t.row.tenant_id).where('id', '=', t.row.id).returningAll().execute();
     if (updated) t.row = updated;
     await this.emit('tunnel.evt.rotated', t.row, { paths: rotated, reason });
@@ -438,27 +468,39 @@ export class TunnelManager {
     await this.d.db.deleteFrom('tunnels').where('tenant_id', '=', row.tenant_id).where('id', '=', row.id).execute();
   }
 
-  private async retarget(t: LiveTunnel, port: PublishedPort): Promise<void> {
-    if (port.hostPort === t.target.hostPort && port.hostIp === t.target.hostIp) return;
-    this.d.log.info({ tunnelId: t.row.id, from: t.target.hostPort, to: port.hostPort }, "the node's port moved: tunnel aimed again");
-    t.target = port;
-    if (this.d.hosts && hasWireguard(t.row.spec)) this.d.hosts.setListener(t.row.public_port, nodeTarget(port));
+  private async retarget(t: LiveTunnel, route: NodeRoute): Promise<void> {
+    if (sameRoute(route, t.route)) return;
+    this.d.log.info({ tunnelId: t.row.id, from: t.route.targets, to: route.targets }, 'the node side moved: tunnel aimed again');
+    t.route = route;
+    if (this.d.hosts && hasWireguard(t.row.spec)) this.d.hosts.setListener(t.row.public_port, route.targets);
     for (const p of t.row.spec.paths)
-      if (p.kind === 'direct' && this.d.settings.directAddresses.has(p.address!)) t.forwarder.setTarget('direct', { host: p.address!, port: port.hostPort });
-    if (t.ssh) {
-      // The forward's target is fixed per session: a new session with the same key.
+      if (p.kind === 'direct' && route.hostPort !== undefined && this.d.settings.directAddresses.has(p.address!))
+        t.forwarder.setTarget('direct', { host: p.address!, port: route.hostPort });
+    if (!t.ssh) return;
+    // A pool's session splices to its nodes on the node's side: they change under it. A node's
+    // forward is fixed per session: a new session with the same key.
+    if (t.ssh.session.setTargets) t.ssh.session.setTargets(route.targets);
+    else {
       await this.ssh.endSession(t.ssh);
-      t.ssh = await this.ssh.startSession(t.row, t.ssh.key, port);
+      t.ssh = await this.ssh.startSession(t.row, t.ssh.key, route);
     }
   }
 
-  private async nodePort(tenantId: string, spec: TunnelSpec): Promise<PublishedPort> {
-    const { nodes, complete } = await this.d.nodes(tenantId);
+  /** Where the node side dials, from exit-node-manager's view of the tenant now. */
+  private async route(tenantId: string, spec: TunnelSpec): Promise<NodeRoute> {
+    const { pools, nodes, complete } = await this.d.fleet(tenantId);
+    if (spec.poolId !== undefined) {
+      const pool = pools.find((p) => p.poolId === spec.poolId);
+      if (!pool) throw new UnknownNode(`unknown pool ${spec.poolId}`, complete);
+      const route = poolRoute(pool, nodes, spec.port);
+      if (typeof route === 'string') throw new OrderFailure(`port ${spec.port}: ${route}`);
+      return route;
+    }
     const node = nodes.find((n) => n.nodeId === spec.nodeId && n.status !== 'removed');
     if (!node) throw new UnknownNode(`unknown node ${spec.nodeId}`, complete);
     const port = publishedPort(node.ports, spec.port);
     if (typeof port === 'string') throw new OrderFailure(`port ${spec.port}: ${port}`);
-    return port;
+    return nodeRoute(port);
   }
 
   /**
@@ -479,7 +521,15 @@ export class TunnelManager {
           if (port === undefined) throw new OrderFailure(`no free tunnel port left in ${min}-${max}`);
           await tx
             .insertInto('tunnels')
-            .values({ tenant_id: p.tenantId, id: p.tunnelId, name: p.spec.name, node_id: p.spec.nodeId, spec: JSON.stringify(p.spec) as unknown as TunnelSpec, public_port: port })
+            .values({
+              tenant_id: p.tenantId,
+              id: p.tunnelId,
+              name: p.spec.name,
+              node_id: p.spec.nodeId ?? null,
+              pool_id: p.spec.poolId ?? null,
+              spec: JSON.stringify(p.spec) as unknown as TunnelSpec,
+              public_port: port,
+            })
             .execute();
           return true;
         });
@@ -533,7 +583,7 @@ export class TunnelManager {
   private emit(subject: 'tunnel.evt.failover', row: TunnelRow, extra: { from: TunnelPathKind | null; to: TunnelPathKind | null; reason: string }): Promise<void>;
   private emit(subject: 'tunnel.evt.rotated' | 'tunnel.evt.expired', row: TunnelRow, extra: { paths: TunnelPathKind[]; reason: string }, msgId?: string): Promise<void>;
   private emit(subject: TunnelEvent, row: TunnelRow, extra: object, msgId?: string): Promise<void> {
-    const facts = { tenantId: row.tenant_id, tunnelId: row.id, nodeId: row.node_id, name: row.name, at: new Date().toISOString() };
+    const facts = { tenantId: row.tenant_id, tunnelId: row.id, nodeId: row.node_id, ...(row.pool_id ? { poolId: row.pool_id } : {}), name: row.name, at: new Date().toISOString() };
     // Opened and closed happen once per tunnel: a repeat (a redelivered command) is dropped by JetStream.
     const once = msgId ? { msgId } : subject === 'tunnel.evt.opened' || subject === 'tunnel.evt.closed' ? { msgId: `${subject}:${row.id}` } : {};
     return this.d.publish(subject, { ...facts, ...extra } as never, once);

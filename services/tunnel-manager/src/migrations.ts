@@ -1,6 +1,7 @@
 import type { Migration } from '@switchyard/db';
 import * as tunnels from './migrations/2026_12_07_0001_tunnels.js';
 import * as tunnelHosts from './migrations/2026_12_08_0001_tunnel_hosts.js';
+import * as poolTunnels from './migrations/2026_12_08_0002_pool_tunnels.js';
 
 // Frozen: a shipped migration is never edited; change the schema with a new file in migrations/.
 // Names are the ids recorded in each database: never rename one. tenant_id leads every key so
@@ -8,4 +9,5 @@ import * as tunnelHosts from './migrations/2026_12_08_0001_tunnel_hosts.js';
 export const migrations: Record<string, Migration> = {
   '2026_12_07_0001_tunnels': tunnels,
   '2026_12_08_0001_tunnel_hosts': tunnelHosts,
+  '2026_12_08_0002_pool_tunnels': poolTunnels,
 };

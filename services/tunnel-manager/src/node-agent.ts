@@ -1,23 +1,10 @@
-import { createServer, type Server, type Socket } from 'node:net';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Payload, ReplyOf } from '@switchyard/contracts';
-import { dial, splice } from '@switchyard/tcp';
-import {
-  bringUpLink,
-  createKeyFile,
-  forgetProcess,
-  type KeyFile,
-  localHost,
-  recordProcess,
-  removeKeyFile,
-  type ReverseTunnel,
-  type Target,
-  uniqueInterfaceName,
-  type WireGuardLink,
-} from '@switchyard/tunnels';
-import { currentKeyFile } from './link-keys.js';
-import { LocalNodeSide } from './ssh-paths.js';
+import { createKeyFile, forgetProcess, type KeyFile, removeKeyFile, type SpliceServer, startSpliceServer, type Target, type WireGuardLink } from '@switchyard/tunnels';
+import { bringUpOwnLink, currentKeyFile, linkDir, takeDownOwnLink } from './own-link.js';
+import { sameTargets } from './plan.js';
+import { LocalNodeSide, type SessionHandle } from './ssh-paths.js';
 
 type Plan = ReplyOf<'tunnel.req.plan'>;
 
@@ -26,20 +13,18 @@ export interface NodeAgentDeps {
   stateDir: string;
   /** The UDP port this host's WireGuard listens on. */
   wgPort: number;
-  sshUser: string;
   sshRetryMs: number;
   requestPlan(req: Payload<'tunnel.req.plan'>): Promise<Plan>;
   log: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
 }
 
-interface Listener {
-  server: Server;
-  target: Target;
-  open: Set<Socket>;
+interface Session {
+  handle: SessionHandle;
+  forwardPort: number;
+  targets: readonly Target[];
+  balanced: boolean;
 }
 
-const DIAL_TIMEOUT_MS = 5_000;
-const HALF_CLOSE_MS = 60_000;
 /** Keepalive towards the edge: it keeps the edge knowing this host's endpoint, so the edge can dial in. */
 const KEEPALIVE_SEC = 5;
 
@@ -49,22 +34,28 @@ const KEEPALIVE_SEC = 5;
  * tunnel on its link address splicing to the node's published port (Docker publishes on
  * 127.0.0.1: no firewall rule of the host's is touched), and an `ssh -R` per SSH key, whose
  * private halves are made and kept here. `sync` pulls the plan and converges, one pass at a
- * time; the edge's tunnel.evt.replanned and a timer call it.
+ * time; the edge's tunnel.evt.replanned and a timer call it. Each part converges on its own: a
+ * WireGuard that will not come up leaves the ssh sessions, the fallback, running.
  */
 export class NodeAgent {
   private link: WireGuardLink | undefined;
   /** A rotation's new key, made here, not yet taken by the edge. */
   private nextKey: KeyFile | undefined;
+  /** The key a rotation replaced: kept until the edge says the rotation is over, as it may go back to it. */
+  private previousKey: KeyFile | undefined;
   private edgePeer: { publicKey: string; endpoint: string; epoch: string } | undefined;
-  private readonly listeners = new Map<number, Listener>();
-  private readonly sessions = new Map<string, { session: ReverseTunnel; forwardPort: number; target: Target }>();
+  /** Per tunnel port; a promise while it starts listening. */
+  private readonly listeners = new Map<number, Promise<SpliceServer | undefined>>();
+  private readonly sessions = new Map<string, Session>();
+  /** The edge run the sessions were started against. */
+  private sessionsEpoch: string | undefined;
   private readonly side: LocalNodeSide;
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
 
   constructor(private readonly d: NodeAgentDeps) {
-    this.side = new LocalNodeSide(d.stateDir, { sshUser: d.sshUser, sshRetryMs: d.sshRetryMs }, d.log);
+    this.side = new LocalNodeSide(d.stateDir, { sshRetryMs: d.sshRetryMs }, d.log);
   }
 
   /** Pulls the plan and converges; a call while a pass runs makes one more pass after it. */
@@ -90,23 +81,8 @@ export class NodeAgent {
   async stop(): Promise<void> {
     this.stopped = true;
     await this.running?.catch(() => undefined);
-    for (const [keyId, s] of this.sessions) {
-      await s.session.stop();
-      await forgetProcess(this.d.stateDir, keyId);
-    }
-    this.sessions.clear();
-    for (const port of [...this.listeners.keys()]) this.closeListener(port);
-    await this.link?.down();
-    await forgetProcess(this.d.stateDir, 'wireguard-go');
-  }
-
-  /** What runs now, for tests and logs. */
-  state() {
-    return {
-      link: this.link ? { name: this.link.name, address: this.link.address, publicKey: this.link.key.publicKey } : null,
-      listeners: [...this.listeners.keys()],
-      sessions: [...this.sessions.keys()],
-    };
+    for (const keyId of [...this.sessions.keys()]) await this.endSession(keyId);
+    await this.takeLinkDown();
   }
 
   private async pass(): Promise<void> {
@@ -115,16 +91,26 @@ export class NodeAgent {
     const held = new Set((await this.heldKeys()).map((k) => k.keyId));
     const missing = plan.wantKeys.filter((k) => !held.has(k));
     for (const keyId of missing) await this.side.createKey(keyId);
-    if (plan.rotateWireguard && !this.nextKey && this.link) this.nextKey = await createKeyFile(this.wgDir(), 'host');
-    if (missing.length || this.nextKey) plan = await this.ask();
-    await this.applyLink(plan);
-    this.applyListeners(plan);
-    await this.applySessions(plan);
-    await this.dropKeys(plan);
+    const rotate = plan.rotateWireguard && !this.nextKey && this.link !== undefined;
+    if (rotate) this.nextKey = await createKeyFile(linkDir(this.d.stateDir), 'host');
+    if (missing.length || rotate) plan = await this.ask();
+    const failed: string[] = [];
+    const step = async (what: string, work: () => Promise<void>) => {
+      try {
+        await work();
+      } catch (err) {
+        failed.push(`${what}: ${(err as Error).message}`);
+      }
+    };
+    await step('wireguard', () => this.applyLink(plan));
+    await step('listeners', () => this.applyListeners(plan));
+    await step('ssh sessions', () => this.applySessions(plan));
+    await step('keys', () => this.dropKeys(plan));
+    if (failed.length) throw new Error(failed.join('; '));
   }
 
   private async ask(): Promise<Plan> {
-    const current = this.link?.key ?? (await currentKeyFile(this.wgDir(), 'host'));
+    const current = this.link?.key ?? (await currentKeyFile(this.d.stateDir, 'host', this.keptKeyFiles()));
     return this.d.requestPlan({
       hostId: this.d.hostId,
       wireguardPublicKey: (this.nextKey ?? current).publicKey,
@@ -134,108 +120,141 @@ export class NodeAgent {
 
   private async applyLink(plan: Plan): Promise<void> {
     const wg = plan.wireguard;
-    if (!wg) {
-      if (this.link) await this.takeLinkDown();
-      return;
-    }
+    if (!wg) return this.takeLinkDown();
     if (this.link && this.link.address !== wg.hostAddress) await this.takeLinkDown();
     if (!this.link) {
-      const key = await currentKeyFile(this.wgDir(), 'host');
-      this.link = await bringUpLink({
-        host: localHost,
-        config: { interfaceName: uniqueInterfaceName(), range: wg.range, address: wg.hostAddress, listenPort: this.d.wgPort, stateDir: this.wgDir() },
-        key,
-      });
-      if (this.link.pid) await recordProcess(this.d.stateDir, 'wireguard-go', this.link.pid, this.link.name);
+      const key = await currentKeyFile(this.d.stateDir, 'host', this.keptKeyFiles());
+      this.link = await bringUpOwnLink({ stateDir: this.d.stateDir, label: 'host', key, range: wg.range, address: wg.hostAddress, listenPort: this.d.wgPort });
       this.d.log.info({ interface: this.link.name, mode: this.link.mode, address: wg.hostAddress }, 'WireGuard link to the edge up');
     }
-    const peer = { publicKey: wg.edgePublicKey, endpoint: wg.edgeEndpoint, epoch: wg.edgeEpoch };
+    const link = this.link;
+    const peer = { publicKey: wg.edgePublicKey, endpoint: wg.edgeEndpoint, epoch: plan.edgeEpoch };
     const was = this.edgePeer;
     if (was?.publicKey !== peer.publicKey || was.endpoint !== peer.endpoint || was.epoch !== peer.epoch) {
       const wanted = { publicKey: peer.publicKey, endpoint: peer.endpoint, allowedIps: [`${wg.edgeAddress}/32`], persistentKeepaliveSec: KEEPALIVE_SEC };
       // A restarted edge drops the sessions this host still sends on and cannot call in itself
       // (it knows no endpoint of this host's): removing the peer drops them here too, and the
       // peer set again handshakes at its first keepalive.
-      if (was && (was.publicKey !== peer.publicKey || was.epoch !== peer.epoch)) await this.link.removePeer(was.publicKey);
-      await this.link.setPeer(wanted);
-      if (was) this.d.log.info({ interface: this.link.name, edgeRestarted: was.epoch !== peer.epoch }, 'WireGuard peer of the edge set again');
+      if (was && (was.publicKey !== peer.publicKey || was.epoch !== peer.epoch)) await link.removePeer(was.publicKey);
+      await link.setPeer(wanted);
+      if (was) this.d.log.info({ interface: link.name, edgeRestarted: was.epoch !== peer.epoch }, 'WireGuard peer of the edge set again');
       this.edgePeer = peer;
     }
-    // The edge took the rotation's key: switch to it (it handshakes at once), then forget the old one.
+    await this.followRotation(link, wg);
+  }
+
+  /**
+   * The edge took the rotation's key: switch to it (it handshakes at once). The edge gave the
+   * rotation up (no handshake in time): go back to the key it names. The old key file goes only
+   * once the edge says the rotation is over.
+   */
+  private async followRotation(link: WireGuardLink, wg: NonNullable<Plan['wireguard']>): Promise<void> {
     if (this.nextKey && wg.hostPublicKey === this.nextKey.publicKey) {
-      const previous = await this.link.usePrivateKey(this.nextKey);
+      this.previousKey = await link.usePrivateKey(this.nextKey);
       this.nextKey = undefined;
-      await removeKeyFile(previous);
-      this.d.log.info({ interface: this.link.name }, 'switched to the new WireGuard key');
+      this.d.log.info({ interface: link.name }, 'switched to the new WireGuard key');
+      return;
+    }
+    if (this.previousKey && wg.hostPublicKey === this.previousKey.publicKey && !wg.rotating) {
+      const abandoned = await link.usePrivateKey(this.previousKey);
+      this.previousKey = undefined;
+      await removeKeyFile(abandoned);
+      this.d.log.warn({ interface: link.name }, 'the edge kept the old WireGuard key: switched back to it');
+      return;
+    }
+    if (this.previousKey && wg.hostPublicKey === link.key.publicKey && !wg.rotating) {
+      await removeKeyFile(this.previousKey);
+      this.previousKey = undefined;
     }
   }
 
+  private keptKeyFiles(): string[] {
+    return [this.nextKey, this.previousKey].flatMap((k) => (k ? [k.privateKeyFile] : []));
+  }
+
   private async takeLinkDown(): Promise<void> {
-    for (const port of [...this.listeners.keys()]) this.closeListener(port);
-    await this.link?.down();
-    await forgetProcess(this.d.stateDir, 'wireguard-go');
+    for (const port of [...this.listeners.keys()]) await this.closeListener(port);
+    if (this.link) await takeDownOwnLink(this.link, this.d.stateDir, 'host');
     this.link = undefined;
     this.edgePeer = undefined;
   }
 
-  /** One listener per tunnel on the link address; a moved target takes new connections, open ones stay. */
-  private applyListeners(plan: Plan): void {
-    const wanted = new Map(this.link ? plan.listeners.map((l) => [l.port, l.target] as const) : []);
-    for (const port of [...this.listeners.keys()]) if (!wanted.has(port)) this.closeListener(port);
-    for (const [port, target] of wanted) {
-      const running = this.listeners.get(port);
+  /**
+   * One listener per tunnel on the link address, carrying only the edge's connections (anything
+   * else on this host could reach the address too); moved targets take new connections, open
+   * ones stay.
+   */
+  private async applyListeners(plan: Plan): Promise<void> {
+    const link = this.link;
+    const edgeAddress = plan.wireguard?.edgeAddress;
+    const wanted = new Map(link && edgeAddress ? plan.listeners.map((l) => [l.port, this.loopbackOnly(l.targets)] as const) : []);
+    for (const port of [...this.listeners.keys()]) if (!wanted.has(port)) await this.closeListener(port);
+    for (const [port, targets] of wanted) {
+      const running = await this.listeners.get(port);
       if (running) {
-        running.target = target;
+        if (!sameTargets(running.targets(), targets)) running.setTargets(targets);
         continue;
       }
-      const listener: Listener = { server: createServer({ allowHalfOpen: true }), target, open: new Set() };
-      listener.server.on('connection', (client) => this.carry(listener, client));
-      listener.server.on('error', (err) => {
-        this.d.log.warn({ port, err: err.message }, 'a tunnel listener failed; it is opened again at the next sync');
-        this.closeListener(port);
+      const starting = startSpliceServer({ host: link!.address, port, targets, allowFrom: edgeAddress! }).catch((err: Error) => {
+        this.d.log.warn({ port, err: err.message }, 'could not listen for a tunnel; tried again at the next sync');
+        this.listeners.delete(port);
+        return undefined;
       });
-      listener.server.listen({ host: this.link!.address, port });
-      this.listeners.set(port, listener);
+      this.listeners.set(port, starting);
+      await starting;
     }
   }
 
-  private carry(listener: Listener, client: Socket): void {
-    client.on('error', () => undefined);
-    listener.open.add(client);
-    client.once('close', () => listener.open.delete(client));
-    dial({ ...listener.target, timeoutMs: DIAL_TIMEOUT_MS }).then(
-      (upstream) => splice(client, upstream, { halfCloseMs: HALF_CLOSE_MS }),
-      () => client.destroy(),
-    );
-  }
-
-  private closeListener(port: number): void {
+  private async closeListener(port: number): Promise<void> {
     const l = this.listeners.get(port);
-    if (!l) return;
     this.listeners.delete(port);
-    l.server.close();
-    for (const s of l.open) s.destroy();
+    await (await l)?.close();
   }
 
   private async applySessions(plan: Plan): Promise<void> {
-    const wanted = new Map(plan.edgeSsh ? plan.sessions.map((s) => [s.keyId, s] as const) : []);
+    // A restarted edge: the sessions' backoff may have grown while it was away; its sshd answers
+    // now (the plan names it once it runs), so every session starts again at once.
+    if (this.sessionsEpoch !== undefined && this.sessionsEpoch !== plan.edgeEpoch) for (const keyId of [...this.sessions.keys()]) await this.endSession(keyId);
+    this.sessionsEpoch = plan.edgeEpoch;
+    const wanted = new Map(plan.edgeSsh ? plan.sessions.map((s) => [s.keyId, { ...s, targets: this.loopbackOnly(s.targets) }] as const) : []);
     for (const [keyId, s] of [...this.sessions]) {
       const w = wanted.get(keyId);
-      if (w && w.forwardPort === s.forwardPort && w.target.host === s.target.host && w.target.port === s.target.port) continue;
-      this.sessions.delete(keyId);
-      await s.session.stop();
-      await forgetProcess(this.d.stateDir, keyId);
+      if (w && w.forwardPort === s.forwardPort && w.balanced === s.balanced) {
+        if (sameTargets(w.targets, s.targets)) continue;
+        // A pool's session takes new nodes under it; a node's forward is fixed, so a moved node means a new session.
+        if (s.handle.setTargets) {
+          s.handle.setTargets(w.targets);
+          s.targets = w.targets;
+          continue;
+        }
+      }
+      await this.endSession(keyId);
     }
     const held = new Set((await this.heldKeys()).map((k) => k.keyId));
     for (const [keyId, w] of wanted) {
       if (this.sessions.has(keyId)) continue;
-      if (!held.has(keyId)) {
-        this.d.log.warn({ keyId }, 'the edge names an SSH key this host does not hold; its tunnel needs a rotation');
-        continue;
-      }
-      const session = await this.side.startSession({ key_id: keyId, listen_port: w.forwardPort }, w.target, plan.edgeSsh!, keyId);
-      this.sessions.set(keyId, { session, forwardPort: w.forwardPort, target: w.target });
+      if (!held.has(keyId)) continue; // the edge replaces it (a lost key) once this host's report reaches it
+      const handle = await this.side.startSession({ key_id: keyId, listen_port: w.forwardPort }, { targets: w.targets, balanced: w.balanced }, plan.edgeSsh!, keyId);
+      this.sessions.set(keyId, { handle, forwardPort: w.forwardPort, targets: w.targets, balanced: w.balanced });
     }
+  }
+
+  private async endSession(keyId: string): Promise<void> {
+    const s = this.sessions.get(keyId);
+    this.sessions.delete(keyId);
+    await s?.handle.stop();
+    await forgetProcess(this.d.stateDir, keyId);
+  }
+
+  /**
+   * Docker publishes node ports on this host's loopback: that is all the edge may aim this
+   * host at. Another address in a plan is dropped, so no plan turns the agent into a way into
+   * the host's networks.
+   */
+  private loopbackOnly(targets: readonly Target[]): Target[] {
+    const ok = targets.filter((t) => /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(t.host));
+    if (ok.length < targets.length) this.d.log.warn({ dropped: targets.filter((t) => !ok.includes(t)) }, "the plan names targets off this host's loopback: ignored");
+    return ok;
   }
 
   /** Private halves the edge no longer keeps (revoked, rotated out, a closed tunnel's) are deleted. */
@@ -255,9 +274,5 @@ export class NodeAgent {
       held.push({ keyId, publicKey: (await readFile(join(dir, name), 'utf8')).trim() });
     }
     return held;
-  }
-
-  private wgDir(): string {
-    return join(this.d.stateDir, 'wireguard');
   }
 }

@@ -1,6 +1,5 @@
 import { access, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { PublishedPort } from '@switchyard/contracts';
 import { sql, type Kysely, uniqueViolationOf } from '@switchyard/db';
 import { OrderFailure } from '@switchyard/service-kit';
 import {
@@ -14,14 +13,16 @@ import {
   removeClientKey,
   ReverseTunnel,
   rotateRecords,
+  type SpliceServer,
   type SshEdge,
   sshFingerprint,
   type SshKeyRecord,
   SshKeyStore,
+  startSpliceServer,
   startSshEdge,
   type Target,
 } from '@switchyard/tunnels';
-import { keyLifetimeMs, lowestFreePort, nodeTarget } from './plan.js';
+import { keyLifetimeMs, lowestFreePort, type NodeRoute } from './plan.js';
 import type { Database, TunnelKeyRow, TunnelRow } from './tables.js';
 
 export interface SshPathSettings {
@@ -41,6 +42,8 @@ export interface SessionHandle {
   stop(): Promise<void>;
   /** Ends once `drained` resolves or at `deadline`, whichever is first. */
   retire(drained: Promise<unknown>, deadline: Date): Promise<void>;
+  /** A pool's session (balanced): its nodes changed. A node's session has a fixed forward instead. */
+  setTargets?(targets: readonly Target[]): void;
 }
 
 /**
@@ -54,16 +57,18 @@ export interface NodeSide {
   discardKey(keyId: string): Promise<void>;
   /** Whether that side still holds the private half. */
   holdsKey(keyId: string): Promise<boolean>;
-  /** A session of the key forwarding the edge's loopback port to the node's target; started. */
-  startSession(key: SessionKey, target: Target, edge: EdgeSshAddress, tunnelId: string): Promise<SessionHandle>;
+  /** A session of the key forwarding the edge's loopback port to the node (or a pool's nodes); started. */
+  startSession(key: SessionKey, route: SessionRoute, edge: EdgeSshAddress, tunnelId: string): Promise<SessionHandle>;
 }
 
 export type SessionKey = Pick<TunnelKeyRow, 'key_id' | 'listen_port'>;
+export type SessionRoute = Pick<NodeRoute, 'targets' | 'balanced'>;
 
-/** Where a node side's ssh dials the edge's sshd, and the host key it pins there. */
+/** Where a node side's ssh dials the edge's sshd, as whom, and the host key it pins there. */
 export interface EdgeSshAddress {
   host: string;
   port: number;
+  user: string;
   knownHostsLine: string;
 }
 
@@ -125,7 +130,7 @@ export class SshPaths {
    * The ssh path's current key, reused when the node side still holds its private half, and its
    * session. The others are over: no session of theirs survived the restart.
    */
-  async session(row: TunnelRow, target: PublishedPort): Promise<SshSession> {
+  async session(row: TunnelRow, route: NodeRoute): Promise<SshSession> {
     const now = new Date();
     const keys = await this.d.db
       .selectFrom('tunnel_keys')
@@ -143,7 +148,7 @@ export class SshPaths {
       key = newest;
       this.keys.put(toRecord(key), now);
     } else key = await this.newKey(row, now, undefined);
-    return this.startSession(row, key, target);
+    return this.startSession(row, key, route);
   }
 
   /** A key pair on the node side, and its row with a forward port no live key holds (the index settles a race). */
@@ -205,9 +210,14 @@ export class SshPaths {
     throw new Error(`could not take an SSH forward port in ${ATTEMPTS} attempts`);
   }
 
-  async startSession(row: TunnelRow, key: TunnelKeyRow, target: PublishedPort): Promise<SshSession> {
+  async startSession(row: TunnelRow, key: TunnelKeyRow, route: NodeRoute): Promise<SshSession> {
     const edge = await this.edge();
-    const session = await this.d.side.startSession(key, nodeTarget(target), { host: edge.listenAddress, port: edge.port, knownHostsLine: edge.knownHostsLine() }, row.id);
+    const session = await this.d.side.startSession(
+      key,
+      route,
+      { host: edge.listenAddress, port: edge.port, user: this.d.settings.sshUser, knownHostsLine: edge.knownHostsLine() },
+      row.id,
+    );
     this.d.log.info({ tunnelId: row.id, fingerprint: key.fingerprint, listenPort: key.listen_port }, 'ssh session starting');
     return { key, session };
   }
@@ -297,7 +307,7 @@ export class LocalNodeSide implements NodeSide {
 
   constructor(
     private readonly stateDir: string,
-    private readonly settings: { sshUser: string; sshRetryMs: number },
+    settings: { sshRetryMs: number },
     private readonly log: SshPathDeps['log'],
   ) {
     this.backoff = { ...DEFAULT_BACKOFF, initialMs: settings.sshRetryMs };
@@ -318,13 +328,20 @@ export class LocalNodeSide implements NodeSide {
     );
   }
 
-  async startSession(key: SessionKey, target: Target, edge: EdgeSshAddress, tunnelId: string): Promise<ReverseTunnel> {
+  /**
+   * A node's session forwards straight to its port. A pool's forwards to a splicer here on
+   * loopback, which picks one of the pool's nodes per connection and takes new ones as they come.
+   */
+  async startSession(key: SessionKey, route: SessionRoute, edge: EdgeSshAddress, tunnelId: string): Promise<SessionHandle> {
+    const splicer = route.balanced ? await startSpliceServer({ host: '127.0.0.1', port: 0, targets: route.targets }) : undefined;
+    const target = splicer ? { host: splicer.host, port: splicer.port } : route.targets[0];
+    if (!target) throw new Error('a session needs the node to forward to');
     const knownHosts = join(this.stateDir, 'edge.known_hosts');
     await writeFile(knownHosts, `${edge.knownHostsLine.trimEnd()}\n`, { mode: 0o644 });
     const session = new ReverseTunnel({
       edgeHost: edge.host,
       edgePort: edge.port,
-      user: this.settings.sshUser,
+      user: edge.user,
       identityPath: this.keyPath(key.key_id),
       knownHostsPath: knownHosts,
       forward: { remotePort: key.listen_port, targetHost: target.host, targetPort: target.port },
@@ -339,10 +356,26 @@ export class LocalNodeSide implements NodeSide {
       },
     });
     session.start();
-    return session;
+    return splicer ? withSplicer(session, splicer) : session;
   }
 
   private keyPath(keyId: string): string {
     return join(this.stateDir, 'keys', keyId);
   }
+}
+
+/** A pool's session: the ssh client and the splicer it forwards to, ended together. */
+function withSplicer(session: ReverseTunnel, splicer: SpliceServer): SessionHandle {
+  return {
+    waitFor: (status, timeoutMs) => session.waitFor(status, timeoutMs),
+    async stop() {
+      await session.stop();
+      await splicer.close();
+    },
+    async retire(drained, deadline) {
+      await session.retire(drained, deadline);
+      await splicer.close();
+    },
+    setTargets: (targets) => splicer.setTargets(targets),
+  };
 }

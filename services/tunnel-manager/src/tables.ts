@@ -5,7 +5,10 @@ interface TunnelTable {
   tenant_id: string;
   id: string;
   name: string;
-  node_id: string;
+  /** A node's tunnel; null for a pool's. */
+  node_id: string | null;
+  /** A pool's tunnel; null for a node's. */
+  pool_id: string | null;
   spec: TunnelSpec;
   public_port: number;
   created_at: Generated<Date>;
@@ -44,6 +47,7 @@ interface TunnelHostTable {
   wireguard_public_key: string | null;
   wireguard_next_key: string | null;
   rotate_wanted_at: Date | null;
+  wireguard_rotated_at: Date | null;
   seen_at: Date | null;
 }
 

@@ -48,6 +48,9 @@ describe('tunnel-manager plan', () => {
 
   it('refuses port settings that are empty or overlap, and addresses that are not IPv4, naming the variable', () => {
     const ok = {
+      TUNNEL_ROLE: 'single' as const,
+      TUNNEL_EDGE_HOST: '127.0.0.1',
+      TUNNEL_SSH_HOST: '127.0.0.1',
       TUNNEL_PORT_MIN: 42000,
       TUNNEL_PORT_MAX: 42999,
       TUNNEL_SSH_PORT: 41999,
@@ -61,6 +64,32 @@ describe('tunnel-manager plan', () => {
     expect(settingsProblems({ ...ok, TUNNEL_SSH_FORWARD_MIN: 42500 })).toEqual(['TUNNEL_SSH_FORWARD_MIN: the forward ports overlap TUNNEL_PORT_MIN..MAX']);
     expect(settingsProblems({ ...ok, TUNNEL_DIRECT_ADDRESSES: 'node-1.lan' })).toEqual(['TUNNEL_DIRECT_ADDRESSES: "node-1.lan" is not an IPv4 address']);
     expect(directAddressList(' 10.0.0.1 ,,10.0.0.2 ')).toEqual(['10.0.0.1', '10.0.0.2']);
+  });
+
+  it('refuses an edge or agent without its host id, and an edge whose sshd or WireGuard node hosts cannot reach', () => {
+    const edge = {
+      TUNNEL_ROLE: 'edge' as const,
+      TUNNEL_HOST_ID: 'docker-1',
+      TUNNEL_EDGE_HOST: '203.0.113.7',
+      TUNNEL_SSH_HOST: '203.0.113.7',
+      TUNNEL_PORT_MIN: 42000,
+      TUNNEL_PORT_MAX: 42999,
+      TUNNEL_SSH_PORT: 41999,
+      TUNNEL_SSH_FORWARD_MIN: 43000,
+      TUNNEL_SSH_FORWARD_MAX: 43999,
+      TUNNEL_DIRECT_ADDRESSES: '127.0.0.1',
+    };
+    expect(settingsProblems(edge)).toEqual([]);
+    expect(settingsProblems({ ...edge, TUNNEL_ROLE: 'node', TUNNEL_HOST_ID: undefined })).toEqual([
+      'TUNNEL_HOST_ID: required with TUNNEL_ROLE=node: the node host\'s id, lower-case letters, digits and "-"',
+    ]);
+    expect(settingsProblems({ ...edge, TUNNEL_SSH_HOST: '127.0.0.1', TUNNEL_EDGE_HOST: '0.0.0.0' })).toEqual([
+      "TUNNEL_SSH_HOST: node hosts cannot reach the edge's sshd at 127.0.0.1; set an address they reach (or TUNNEL_SSH_PUBLIC_HOST)",
+      'TUNNEL_WG_ENDPOINT: required when TUNNEL_EDGE_HOST (0.0.0.0) is not an address node hosts reach',
+    ]);
+    expect(
+      settingsProblems({ ...edge, TUNNEL_SSH_HOST: '0.0.0.0', TUNNEL_SSH_PUBLIC_HOST: 'edge.example', TUNNEL_EDGE_HOST: '0.0.0.0', TUNNEL_WG_ENDPOINT: 'edge.example:51820' }),
+    ).toEqual([]);
   });
 
   it('rotates weekly and lets a key live 90 days unless the spec says otherwise', () => {

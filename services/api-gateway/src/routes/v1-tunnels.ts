@@ -24,7 +24,7 @@ const Params = Type.Object({ id: Id });
 const OpenOrder = Type.Object({ ...OrderView.properties, tunnelId: Id }, { description: "the tunnel.open order, and the id the tunnel will have (also in the order's result)" });
 
 /**
- * Tunnels to a node's port (docs/tunnels.md), mounted under /v1 behind its key check.
+ * Tunnels to a node's or an app pool's port (docs/tunnels.md), mounted under /v1 behind its key check.
  * tunnel-manager holds the tunnels: the gateway checks a request against what it and
  * exit-node-manager say, and places an order whose command tunnel-manager carries out.
  */
@@ -35,6 +35,20 @@ export function tunnelRoutes(deps: TunnelRouteDeps): FastifyPluginAsync {
     const tunnel = await fleet.tunnel(tenantId, tunnelId);
     if (!tunnel) throw notFound(`no tunnel ${tunnelId}`);
     return tunnel;
+  }
+
+  /** The ports the tunnel's node (or pool: its spec's and its nodes') publishes; a 404 naming the field for another tenant's or a missing one. */
+  async function publishedBy(tenantId: string, spec: TunnelSpec): Promise<{ of: string; ports: number[] }> {
+    if (spec.poolId !== undefined) {
+      const { pools, nodes } = await fleet.snapshot(tenantId);
+      const pool = pools.find((p) => p.poolId === spec.poolId && p.tenantId === tenantId);
+      if (!pool) throw new RequestError(404, 'not_found', `poolId: no pool ${spec.poolId}`, [{ path: 'poolId', message: `no pool ${spec.poolId}` }]);
+      const ports = [...(pool.spec.ports ?? []).map((p) => p.containerPort), ...nodes.filter((n) => n.poolId === pool.poolId).flatMap((n) => n.ports.map((p) => p.containerPort))];
+      return { of: `pool ${spec.poolId}`, ports };
+    }
+    const node = await fleet.node(tenantId, spec.nodeId!);
+    if (!node) throw new RequestError(404, 'not_found', `nodeId: no node ${spec.nodeId}`, [{ path: 'nodeId', message: `no node ${spec.nodeId}` }]);
+    return { of: `node ${spec.nodeId}`, ports: node.ports.map((p) => p.containerPort) };
   }
 
   const place = ownOrderPlacer(db, deps.onOrderPlaced);
@@ -49,7 +63,7 @@ export function tunnelRoutes(deps: TunnelRouteDeps): FastifyPluginAsync {
         schema: {
           ...requires('pools:write'),
           description:
-            "places a tunnel.open order: tunnel-manager exposes the node's port at an endpoint on its edge over the paths, in order of preference (tunnel.cmd.open). The node must be the caller's and publish the port; the name must be free among the tenant's tunnels",
+            "places a tunnel.open order: tunnel-manager exposes the node's (or app pool's) port at an endpoint on its edge over the paths, in order of preference (tunnel.cmd.open). The node or pool must be the caller's and publish the port; the name must be free among the tenant's tunnels",
           body: TunnelSpec,
           response: { 202: OpenOrder, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody },
         },
@@ -60,9 +74,7 @@ export function tunnelRoutes(deps: TunnelRouteDeps): FastifyPluginAsync {
         const own = tunnelSpecIssues(spec);
         if (own.length) throw badRequest(own);
         const { tenantId } = callerOf(request);
-        const node = await fleet.node(tenantId, spec.nodeId);
-        if (!node) throw new RequestError(404, 'not_found', `nodeId: no node ${spec.nodeId}`, [{ path: 'nodeId', message: `no node ${spec.nodeId}` }]);
-        const issues = tunnelSpecIssues(spec, node.ports);
+        const issues = tunnelSpecIssues(spec, await publishedBy(tenantId, spec));
         if (issues.length) throw badRequest(issues);
         // Two requests at once can both pass this: tunnel-manager, which holds the names, has the last word.
         const holder = (await fleet.tunnels(tenantId)).find((t) => t.spec.name === spec.name);

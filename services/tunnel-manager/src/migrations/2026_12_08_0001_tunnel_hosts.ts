@@ -11,6 +11,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     // A rotation under way: the key the host switches to, accepted beside the old one until its first handshake.
     .addColumn('wireguard_next_key', 'text')
     .addColumn('rotate_wanted_at', 'timestamptz')
+    // The host pair's key has a schedule of its own (TUNNEL_WG_ROTATE_HOURS): since the key came.
+    .addColumn('wireguard_rotated_at', 'timestamptz')
     .addColumn('seen_at', 'timestamptz')
     .execute();
 }
