@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { eventually, startTunnelAgents, type TunnelAgents } from '@switchyard/testkit';
-import { afterDrop, curlTimes, median, PROBING_CLIENT } from './support/tunnel-clients.js';
+import { afterDrop, curlTimes, PROBING_CLIENT, printWays } from './support/tunnel-clients.js';
 
 const latencyRounds = Math.max(5, Math.min(500, Number(process.argv[2] ?? 30)));
 const bulkMiB = Math.max(1, Math.min(64, Number(process.argv[3] ?? 64)));
@@ -74,17 +74,8 @@ async function main() {
     const speed = new Map<string, number[]>(ways.map(([w]) => [w, []]));
     for (let r = 0; r < bulkRounds; r++) for (const [way, base] of ways) speed.get(way)!.push((await curl(`${base}/bytes/${bulkMiB * 1024 * 1024}`)).speed);
 
-    const ref = { connect: median(connect.get('direct')!), firstByte: median(firstByte.get('direct')!), speed: median(speed.get('direct')!) };
     console.log(`tunnel-agents: ${latencyRounds} connections per way (GET /), ${bulkRounds} × ${bulkMiB} MiB (GET /bytes), from this machine to the edge's endpoints`);
-    console.log('  way          connect ms (× direct)   first byte ms (× direct)   bulk MiB/s (× direct)');
-    for (const [way] of ways) {
-      const c = median(connect.get(way)!);
-      const f = median(firstByte.get(way)!);
-      const s = median(speed.get(way)!);
-      console.log(
-        `  ${way.padEnd(12)} ${c.toFixed(3).padStart(8)} (${(c / ref.connect).toFixed(2)})      ${f.toFixed(3).padStart(8)} (${(f / ref.firstByte).toFixed(2)})         ${(s / 1048576).toFixed(1).padStart(7)} (${(s / ref.speed).toFixed(2)})`,
-      );
-    }
+    printWays(ways, { connect, firstByte, speed }, 12);
 
     // Failover of the tunnel with both paths, timed from the client's side and by tunnel-manager's event.
     const script = join(dir, 'probing-client.mjs');

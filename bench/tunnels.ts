@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eventually } from '@switchyard/testkit';
 import { startTunnelRig, type TunnelRig } from '@switchyard/testkit/tunnels';
-import { afterDrop, curlTimes as curlIn, median, PROBING_CLIENT } from './support/tunnel-clients.js';
+import { afterDrop, curlTimes as curlIn, PROBING_CLIENT, printWays } from './support/tunnel-clients.js';
 
 const latencyRounds = Math.max(5, Math.min(500, Number(process.argv[2] ?? 30)));
 const bulkMiB = Math.max(1, Math.min(64, Number(process.argv[3] ?? 64)));
@@ -69,17 +69,8 @@ async function main() {
       for (const [way, base] of ways) speed.get(way)!.push((await curlTimes(rig, `${base}/bytes/${bulkMiB * 1024 * 1024}`)).speed);
     }
 
-    const ref = { connect: median(connect.get('direct')!), firstByte: median(firstByte.get('direct')!), speed: median(speed.get('direct')!) };
     console.log(`tunnels: ${latencyRounds} connections per way (GET /), ${bulkRounds} × ${bulkMiB} MiB (GET /bytes), from the edge's namespace`);
-    console.log('  way                    connect ms (× direct)   first byte ms (× direct)   bulk MiB/s (× direct)');
-    for (const [way] of ways) {
-      const c = median(connect.get(way)!);
-      const f = median(firstByte.get(way)!);
-      const s = median(speed.get(way)!);
-      console.log(
-        `  ${way.padEnd(22)} ${c.toFixed(3).padStart(8)} (${(c / ref.connect).toFixed(2)})      ${f.toFixed(3).padStart(8)} (${(f / ref.firstByte).toFixed(2)})         ${(s / 1048576).toFixed(1).padStart(7)} (${(s / ref.speed).toFixed(2)})`,
-      );
-    }
+    printWays(ways, { connect, firstByte, speed }, 22);
 
     // Failover: the drop, the switch, and the first connection answered after the drop.
     const script = join(dir, 'probing-client.mjs');

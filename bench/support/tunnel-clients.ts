@@ -52,3 +52,21 @@ export function afterDrop(output: string, droppedAt: number): { opened: number; 
     slowestMs: Math.max(...attempts.map((a) => a.end - a.start)),
   };
 }
+
+/** The figures of each way against the first ('direct'), one line a way: medians and ratios. */
+export function printWays(
+  ways: ReadonlyArray<readonly [string, string]>,
+  figures: { connect: Map<string, number[]>; firstByte: Map<string, number[]>; speed: Map<string, number[]> },
+  width: number,
+): void {
+  const ref = { connect: median(figures.connect.get('direct')!), firstByte: median(figures.firstByte.get('direct')!), speed: median(figures.speed.get('direct')!) };
+  console.log(`  ${'way'.padEnd(width)} connect ms (× direct)   first byte ms (× direct)   bulk MiB/s (× direct)`);
+  for (const [way] of ways) {
+    const c = median(figures.connect.get(way)!);
+    const f = median(figures.firstByte.get(way)!);
+    const s = median(figures.speed.get(way)!);
+    console.log(
+      `  ${way.padEnd(width)} ${c.toFixed(3).padStart(8)} (${(c / ref.connect).toFixed(2)})      ${f.toFixed(3).padStart(8)} (${(f / ref.firstByte).toFixed(2)})         ${(s / 1048576).toFixed(1).padStart(7)} (${(s / ref.speed).toFixed(2)})`,
+    );
+  }
+}

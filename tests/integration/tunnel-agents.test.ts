@@ -212,6 +212,13 @@ describe('tunnel-manager as edge and node-host agent', () => {
     await rig.breakWireguard(false);
     await eventually(poolView, (t) => pathOf(t, 'wireguard').active, 20_000, 'back over WireGuard');
 
+    // A node taken out of the pool takes no more connections: its port may be another node's next.
+    const scaled = await rig.sys.http('POST', '/v1/orders', { body: { type: 'pool.scale', poolId: pool.poolId, nodes: { min: 1, max: 1 } } });
+    expect(scaled.status, JSON.stringify(scaled.body)).toBe(202);
+    expect((await rig.sys.waitForOrder(scaled.body.id, ['fulfilled', 'failed'], { timeoutMs: 60_000 })).status).toBe('fulfilled');
+    const left = await eventually(answering, (seen) => seen.size === 1, 20_000, 'one node left answering');
+    await eventually(answering, (seen) => seen.size === 1 && [...seen][0] === [...left][0], 10_000, 'the same one, every time');
+
     // A pool's tunnel is on the pool's timeline.
     const timeline = await eventually(
       () => rig.sys.http('GET', `/v1/activity?poolId=${pool.poolId}&kind=tunnel_opened`),

@@ -104,6 +104,23 @@ function host(netns: string, address: string, started: TestHostProcess[]): TestH
 }
 
 /**
+ * Deletes a namespace of the test's. What its processes forked (sshd's per-connection children,
+ * say) is still in it and would keep it alive after `netns del`: ended first, by the pids the
+ * namespace itself lists.
+ */
+async function deleteNamespace(ns: string): Promise<void> {
+  const left = (await run('ip', ['netns', 'pids', ns]).catch(() => ({ stdout: '' }))).stdout.split('\n').filter(Boolean).map(Number);
+  for (const pid of left) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+}
+
+/**
  * Two namespaces, `edge` and `node`, joined by a veth pair on TEST_LINK, loopback up in both.
  * Needs root (CAP_NET_ADMIN), as the tests that use it run here.
  */
@@ -114,19 +131,7 @@ export async function makeTestHosts(): Promise<TestHosts> {
   const created: string[] = [];
   const remove = async () => {
     await Promise.all(started.map((p) => p.stop().catch(() => undefined)));
-    // What those forked (sshd's per-connection children, say) is still in the namespace and
-    // would keep it alive after `netns del`: ended by the pids the namespace itself lists.
-    for (const ns of created) {
-      const left = (await run('ip', ['netns', 'pids', ns]).catch(() => ({ stdout: '' }))).stdout.split('\n').filter(Boolean).map(Number);
-      for (const pid of left) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone meanwhile
-        }
-      }
-      await run('ip', ['netns', 'del', ns]).catch(() => undefined);
-    }
+    for (const ns of created) await deleteNamespace(ns);
   };
   try {
     for (const ns of [names.edge, names.node]) {
@@ -185,15 +190,7 @@ export async function makeTestEdge(): Promise<TestEdge> {
   const remove = async () => {
     await Promise.all(started.map((p) => p.stop().catch(() => undefined)));
     if (!created) return;
-    const left = (await run('ip', ['netns', 'pids', netns]).catch(() => ({ stdout: '' }))).stdout.split('\n').filter(Boolean).map(Number);
-    for (const pid of left) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone meanwhile
-      }
-    }
-    await run('ip', ['netns', 'del', netns]).catch(() => undefined);
+    await deleteNamespace(netns);
     await run('ip', ['link', 'del', rootSide]).catch(() => undefined);
   };
   try {

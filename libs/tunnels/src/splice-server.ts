@@ -39,6 +39,7 @@ const HALF_CLOSE_MS = 60_000;
 export async function startSpliceServer(o: SpliceServerOptions): Promise<SpliceServer> {
   let targets = [...o.targets];
   let next = 0;
+  let closing = false;
   const clients = new Set<Socket>();
   const upstreams = new Set<Socket>();
   const dialTimeoutMs = o.dialTimeoutMs ?? DIAL_TIMEOUT_MS;
@@ -59,6 +60,11 @@ export async function startSpliceServer(o: SpliceServerOptions): Promise<SpliceS
       if (client.destroyed) return;
       try {
         const upstream = await dial({ ...target, timeoutMs: dialTimeoutMs });
+        // The client left (or the server closed) while the dial was under way: nothing to carry.
+        if (client.destroyed || closing) {
+          upstream.destroy();
+          return;
+        }
         upstreams.add(upstream);
         upstream.once('close', () => upstreams.delete(upstream));
         client.resume();
@@ -86,6 +92,7 @@ export async function startSpliceServer(o: SpliceServerOptions): Promise<SpliceS
     },
     connections: () => clients.size,
     async close() {
+      closing = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const s of [...clients, ...upstreams]) s.destroy();
       await closed;

@@ -24,6 +24,12 @@ export const TunnelManagerEnv = Type.Object({
   TUNNEL_WG_PORT: env.port(51820),
   /** edge: host:port node hosts reach its WireGuard at; TUNNEL_EDGE_HOST:TUNNEL_WG_PORT unless given. */
   TUNNEL_WG_ENDPOINT: Type.Optional(env.string({ minLength: 3 })),
+  /**
+   * node: comma-separated addresses, besides loopback, that node ports are published on here
+   * (exit-node-manager's NODE_PUBLISH_HOST when it is not 127.0.0.1): the only other addresses
+   * the agent dials for the edge.
+   */
+  TUNNEL_PUBLISH_ADDRESSES: env.string({ default: '' }),
   /** edge: where its sshd listens for node hosts' sessions (loopback in single-host mode). */
   TUNNEL_SSH_HOST: env.string({ minLength: 1, default: '127.0.0.1' }),
   /** edge: the address node hosts dial its sshd at, when it differs from TUNNEL_SSH_HOST (a NAT). */

@@ -271,10 +271,13 @@ export class EdgeHosts implements NodeSide {
           .execute();
         this.d.log.info({ hostId: host.host_id }, "the node host's WireGuard key rotated");
         this.d.linkRotated();
+        // The agent lets go of the old key once the plan says the rotation is over.
+        this.changed();
         return;
       }
-      // Never switched (or its handshake lost): the old key carries on, and the plan names it again,
-      // so an agent that switched goes back to it. The next rotation asks again.
+      // Never switched (or its handshake lost on a link that was down): the new key is dropped. An
+      // agent that switched reports it at its next request and is taken with it as a host's new
+      // key; one that did not carries on with the old. The next rotation asks again.
       await link.removePeer(next);
       await this.d.db.updateTable('tunnel_hosts').set({ wireguard_next_key: null, rotate_wanted_at: null }).where('host_id', '=', host.host_id).execute();
       this.d.log.warn({ hostId: host.host_id }, `the node host did not switch to its new WireGuard key within ${HANDSHAKE_WAIT_MS / 1000} s; it keeps the old one`);

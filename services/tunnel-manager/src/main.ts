@@ -39,6 +39,7 @@ await runService({
         stateDir: config.TUNNEL_STATE_DIR,
         wgPort: config.TUNNEL_WG_PORT,
         sshRetryMs: config.TUNNEL_SSH_RETRY_MS,
+        publishAddresses: new Set(directAddressList(config.TUNNEL_PUBLISH_ADDRESSES)),
         requestPlan: (req) => bus.request('tunnel.req.plan', req, { timeoutMs: PLAN_TIMEOUT_MS }),
         log,
       });
@@ -118,7 +119,7 @@ await runService({
     });
     sshEdge = () => manager.sshEdge();
     lostKey = (keyId) => manager.replaceLostKey(keyId);
-    linkRotated = () => void manager.linkRotated().catch((err: Error) => log.warn({ err: err.message }, 'could not tell the tunnels of the rotated link'));
+    linkRotated = () => void manager.linkRotated();
     onShutdown(() => manager.stop());
     const handlers = createHandlers(manager, { publish: bus.publish, log });
     if (hosts) {

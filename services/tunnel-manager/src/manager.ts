@@ -202,7 +202,9 @@ export class TunnelManager {
   async linkRotated(): Promise<void> {
     for (const t of [...this.live.values()])
       if (hasWireguard(t.row.spec))
-        await this.emit('tunnel.evt.rotated', t.row, { paths: ['wireguard'], reason: "the node host's WireGuard key rotated (TUNNEL_WG_ROTATE_HOURS)" });
+        await this.emit('tunnel.evt.rotated', t.row, { paths: ['wireguard'], reason: "the node host's WireGuard key rotated (TUNNEL_WG_ROTATE_HOURS)" }).catch((err: Error) =>
+          this.d.log.warn({ tunnelId: t.row.id, err: err.message }, 'could not tell of the rotated link'),
+        );
   }
 
   /** The edge's sshd, started on first use. */
@@ -224,8 +226,10 @@ export class TunnelManager {
         const port = publishedPort(p.ports, t.row.spec.port);
         if (typeof port === 'string') continue;
         route = async () => nodeRoute(port);
-      } else if (t.row.pool_id === p.poolId) route = () => this.route(t.row.tenant_id, t.row.spec);
-      else continue;
+      } else if (t.row.pool_id === p.poolId) {
+        await this.reaimPool(t);
+        continue;
+      } else continue;
       await this.aim(t, route);
     }
   }
@@ -234,7 +238,31 @@ export class TunnelManager {
   async nodeRemoved(p: Payload<'node.evt.removed'>): Promise<void> {
     const rows = await this.d.db.selectFrom('tunnels').selectAll().where('tenant_id', '=', p.tenantId).where('node_id', '=', p.nodeId).execute();
     for (const row of rows) await this.close({ tenantId: row.tenant_id, tunnelId: row.id }, `its node was removed (${p.reason})`);
-    for (const t of [...this.live.values()]) if (t.row.tenant_id === p.tenantId && t.row.pool_id === p.poolId) await this.aim(t, () => this.route(t.row.tenant_id, t.row.spec));
+    for (const t of [...this.live.values()]) if (t.row.tenant_id === p.tenantId && t.row.pool_id === p.poolId) await this.reaimPool(t);
+  }
+
+  /**
+   * A pool's tunnel aimed at the pool's nodes as the view has them now. When that view cannot be
+   * had, it sends nowhere rather than to nodes that may be gone: a removed node's host port is
+   * free for another node, another tenant's perhaps. A pool gone from a complete view closes it.
+   */
+  private reaimPool(t: LiveTunnel): Promise<void> {
+    return this.exclusive(t.row.id, async () => {
+      if (this.live.get(t.row.id) === t) await this.aimPoolNow(t);
+    }).catch((err: Error) => this.d.log.warn({ tunnelId: t.row.id, err: err.message }, "the pool's nodes unknown: the tunnel sends nowhere until the next resync"));
+  }
+
+  /** Inside `exclusive`. */
+  private async aimPoolNow(t: LiveTunnel): Promise<void> {
+    let route: NodeRoute;
+    try {
+      route = await this.route(t.row.tenant_id, t.row.spec);
+    } catch (err) {
+      if (err instanceof UnknownNode && err.complete) return this.closeRow(t.row, 'its pool is gone');
+      await this.retarget(t, { targets: [], hostPort: undefined, balanced: true });
+      throw err;
+    }
+    await this.retarget(t, route);
   }
 
   private aim(t: LiveTunnel, route: () => Promise<NodeRoute>): Promise<void> {
@@ -259,7 +287,8 @@ export class TunnelManager {
         if (!row) return;
         const running = this.live.get(id);
         try {
-          if (running) await this.retarget(running, await this.route(row.tenant_id, row.spec));
+          if (running?.row.pool_id) await this.aimPoolNow(running);
+          else if (running) await this.retarget(running, await this.route(row.tenant_id, row.spec));
           else await this.ensureLive(row);
         } catch (err) {
           // Gone from a complete view of the tenant's nodes: removed while this service was away.

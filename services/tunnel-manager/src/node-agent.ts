@@ -14,6 +14,8 @@ export interface NodeAgentDeps {
   /** The UDP port this host's WireGuard listens on. */
   wgPort: number;
   sshRetryMs: number;
+  /** Where the node's published ports may be besides loopback (exit-node-manager's NODE_PUBLISH_HOST). */
+  publishAddresses: ReadonlySet<string>;
   requestPlan(req: Payload<'tunnel.req.plan'>): Promise<Plan>;
   log: { info(o: object, msg: string): void; warn(o: object, msg: string): void };
 }
@@ -144,22 +146,14 @@ export class NodeAgent {
   }
 
   /**
-   * The edge took the rotation's key: switch to it (it handshakes at once). The edge gave the
-   * rotation up (no handshake in time): go back to the key it names. The old key file goes only
-   * once the edge says the rotation is over.
+   * The edge took the rotation's key: switch to it (it handshakes at once). The old key's file
+   * goes once the edge says the rotation is over and names the key in use.
    */
   private async followRotation(link: WireGuardLink, wg: NonNullable<Plan['wireguard']>): Promise<void> {
     if (this.nextKey && wg.hostPublicKey === this.nextKey.publicKey) {
       this.previousKey = await link.usePrivateKey(this.nextKey);
       this.nextKey = undefined;
       this.d.log.info({ interface: link.name }, 'switched to the new WireGuard key');
-      return;
-    }
-    if (this.previousKey && wg.hostPublicKey === this.previousKey.publicKey && !wg.rotating) {
-      const abandoned = await link.usePrivateKey(this.previousKey);
-      this.previousKey = undefined;
-      await removeKeyFile(abandoned);
-      this.d.log.warn({ interface: link.name }, 'the edge kept the old WireGuard key: switched back to it');
       return;
     }
     if (this.previousKey && wg.hostPublicKey === link.key.publicKey && !wg.rotating) {
@@ -187,7 +181,7 @@ export class NodeAgent {
   private async applyListeners(plan: Plan): Promise<void> {
     const link = this.link;
     const edgeAddress = plan.wireguard?.edgeAddress;
-    const wanted = new Map(link && edgeAddress ? plan.listeners.map((l) => [l.port, this.loopbackOnly(l.targets)] as const) : []);
+    const wanted = new Map(link && edgeAddress ? plan.listeners.map((l) => [l.port, this.publishedOnly(l.targets)] as const) : []);
     for (const port of [...this.listeners.keys()]) if (!wanted.has(port)) await this.closeListener(port);
     for (const [port, targets] of wanted) {
       const running = await this.listeners.get(port);
@@ -216,7 +210,7 @@ export class NodeAgent {
     // now (the plan names it once it runs), so every session starts again at once.
     if (this.sessionsEpoch !== undefined && this.sessionsEpoch !== plan.edgeEpoch) for (const keyId of [...this.sessions.keys()]) await this.endSession(keyId);
     this.sessionsEpoch = plan.edgeEpoch;
-    const wanted = new Map(plan.edgeSsh ? plan.sessions.map((s) => [s.keyId, { ...s, targets: this.loopbackOnly(s.targets) }] as const) : []);
+    const wanted = new Map(plan.edgeSsh ? plan.sessions.map((s) => [s.keyId, { ...s, targets: this.publishedOnly(s.targets) }] as const) : []);
     for (const [keyId, s] of [...this.sessions]) {
       const w = wanted.get(keyId);
       if (w && w.forwardPort === s.forwardPort && w.balanced === s.balanced) {
@@ -234,8 +228,13 @@ export class NodeAgent {
     for (const [keyId, w] of wanted) {
       if (this.sessions.has(keyId)) continue;
       if (!held.has(keyId)) continue; // the edge replaces it (a lost key) once this host's report reaches it
-      const handle = await this.side.startSession({ key_id: keyId, listen_port: w.forwardPort }, { targets: w.targets, balanced: w.balanced }, plan.edgeSsh!, keyId);
-      this.sessions.set(keyId, { handle, forwardPort: w.forwardPort, targets: w.targets, balanced: w.balanced });
+      // One that cannot start (its node not on an address this host may dial) holds up no other.
+      try {
+        const handle = await this.side.startSession({ key_id: keyId, listen_port: w.forwardPort }, { targets: w.targets, balanced: w.balanced }, plan.edgeSsh!, keyId);
+        this.sessions.set(keyId, { handle, forwardPort: w.forwardPort, targets: w.targets, balanced: w.balanced });
+      } catch (err) {
+        this.d.log.warn({ keyId, err: (err as Error).message }, 'could not start an ssh session; tried again at the next sync');
+      }
     }
   }
 
@@ -247,13 +246,14 @@ export class NodeAgent {
   }
 
   /**
-   * Docker publishes node ports on this host's loopback: that is all the edge may aim this
-   * host at. Another address in a plan is dropped, so no plan turns the agent into a way into
-   * the host's networks.
+   * Docker publishes node ports on this host's loopback (or NODE_PUBLISH_HOST): that is all the
+   * edge may aim this host at. Another address in a plan is dropped, so no plan turns the agent
+   * into a way into the host's networks.
    */
-  private loopbackOnly(targets: readonly Target[]): Target[] {
-    const ok = targets.filter((t) => /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(t.host));
-    if (ok.length < targets.length) this.d.log.warn({ dropped: targets.filter((t) => !ok.includes(t)) }, "the plan names targets off this host's loopback: ignored");
+  private publishedOnly(targets: readonly Target[]): Target[] {
+    const ok = targets.filter((t) => /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(t.host) || this.d.publishAddresses.has(t.host));
+    if (ok.length < targets.length)
+      this.d.log.warn({ dropped: targets.filter((t) => !ok.includes(t)) }, 'the plan names targets where no node publishes (TUNNEL_PUBLISH_ADDRESSES): ignored');
     return ok;
   }
 

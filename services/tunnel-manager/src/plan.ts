@@ -90,12 +90,17 @@ export function nodeRoute(port: PublishedPort): NodeRoute {
   return { targets: [nodeTarget(port)], hostPort: port.hostPort, balanced: false };
 }
 
-/** The pool's route, or why it has none: the port must be one the pool (or a node of it) publishes. */
+/**
+ * The pool's route, or why it has none: an app pool, and a port its spec or one of its nodes
+ * publishes. Targets in a stable order, so the same nodes read twice are the same route.
+ */
 export function poolRoute(pool: PoolView, nodes: readonly NodeView[], containerPort: number): NodeRoute | string {
+  if (pool.spec.kind !== 'app') return `pool ${pool.poolId} is an exit pool; a tunnel takes an app pool's port`;
   const mine = nodes.filter((n) => n.poolId === pool.poolId && n.status !== 'removed');
   const published = new Set([...(pool.spec.ports ?? []).map((p) => p.containerPort), ...mine.flatMap((n) => n.ports.map((p) => p.containerPort))]);
   if (!published.has(containerPort)) return `the pool publishes ${[...published].sort((a, b) => a - b).join(', ') || 'no port'}, not ${containerPort}`;
   const targets = mine.flatMap((n) => n.ports.filter((p) => p.containerPort === containerPort).map(nodeTarget));
+  targets.sort((a, b) => a.host.localeCompare(b.host) || a.port - b.port);
   return { targets, hostPort: undefined, balanced: true };
 }
 
@@ -120,6 +125,7 @@ interface PortSettings {
   TUNNEL_SSH_FORWARD_MIN: number;
   TUNNEL_SSH_FORWARD_MAX: number;
   TUNNEL_DIRECT_ADDRESSES: string;
+  TUNNEL_PUBLISH_ADDRESSES?: string | undefined;
 }
 
 /** Port ranges that are empty or overlap, and addresses that are not dotted quads: each "VARIABLE: reason". */
@@ -134,6 +140,7 @@ export function settingsProblems(c: PortSettings): string[] {
   if (c.TUNNEL_SSH_FORWARD_MIN <= c.TUNNEL_PORT_MAX && c.TUNNEL_PORT_MIN <= c.TUNNEL_SSH_FORWARD_MAX)
     problems.push('TUNNEL_SSH_FORWARD_MIN: the forward ports overlap TUNNEL_PORT_MIN..MAX');
   for (const a of directAddressList(c.TUNNEL_DIRECT_ADDRESSES)) if (!isIPv4(a)) problems.push(`TUNNEL_DIRECT_ADDRESSES: ${JSON.stringify(a)} is not an IPv4 address`);
+  for (const a of directAddressList(c.TUNNEL_PUBLISH_ADDRESSES ?? '')) if (!isIPv4(a)) problems.push(`TUNNEL_PUBLISH_ADDRESSES: ${JSON.stringify(a)} is not an IPv4 address`);
   if (c.TUNNEL_ROLE !== 'single' && !c.TUNNEL_HOST_ID?.match(/^[a-z0-9][a-z0-9-]{0,62}$/))
     problems.push(`TUNNEL_HOST_ID: required with TUNNEL_ROLE=${c.TUNNEL_ROLE}: the node host's id, lower-case letters, digits and "-"`);
   if (c.TUNNEL_ROLE === 'edge') {

@@ -333,18 +333,20 @@ export class LocalNodeSide implements NodeSide {
    * loopback, which picks one of the pool's nodes per connection and takes new ones as they come.
    */
   async startSession(key: SessionKey, route: SessionRoute, edge: EdgeSshAddress, tunnelId: string): Promise<SessionHandle> {
-    const splicer = route.balanced ? await startSpliceServer({ host: '127.0.0.1', port: 0, targets: route.targets }) : undefined;
-    const target = splicer ? { host: splicer.host, port: splicer.port } : route.targets[0];
-    if (!target) throw new Error('a session needs the node to forward to');
+    const target = route.balanced ? undefined : route.targets[0];
+    if (!route.balanced && !target) throw new Error('a session needs the node to forward to');
     const knownHosts = join(this.stateDir, 'edge.known_hosts');
     await writeFile(knownHosts, `${edge.knownHostsLine.trimEnd()}\n`, { mode: 0o644 });
+    // Started last, so nothing before it can fail and leave it listening.
+    const splicer = route.balanced ? await startSpliceServer({ host: '127.0.0.1', port: 0, targets: route.targets }) : undefined;
+    const forward = splicer ? { host: splicer.host, port: splicer.port } : target!;
     const session = new ReverseTunnel({
       edgeHost: edge.host,
       edgePort: edge.port,
       user: edge.user,
       identityPath: this.keyPath(key.key_id),
       knownHostsPath: knownHosts,
-      forward: { remotePort: key.listen_port, targetHost: target.host, targetPort: target.port },
+      forward: { remotePort: key.listen_port, targetHost: forward.host, targetPort: forward.port },
       serverAliveIntervalSec: 5,
       serverAliveCountMax: 3,
       backoff: this.backoff,

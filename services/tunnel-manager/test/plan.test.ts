@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { aNodeView, aPoolView, aPublishedPort } from '@switchyard/testkit/fixtures';
 import {
   directAddressList,
   forwarderPaths,
@@ -7,6 +8,7 @@ import {
   keyLifetimeMs,
   lowestFreePort,
   nextRotation,
+  poolRoute,
   publishedPort,
   WIREGUARD_SINGLE_HOST,
 } from '../src/plan.js';
@@ -90,6 +92,26 @@ describe('tunnel-manager plan', () => {
     expect(
       settingsProblems({ ...edge, TUNNEL_SSH_HOST: '0.0.0.0', TUNNEL_SSH_PUBLIC_HOST: 'edge.example', TUNNEL_EDGE_HOST: '0.0.0.0', TUNNEL_WG_ENDPOINT: 'edge.example:51820' }),
     ).toEqual([]);
+  });
+
+  it("routes a pool's tunnel to its nodes that publish the port, in a stable order, and refuses an exit pool or a port it does not publish", () => {
+    const pool = aPoolView({ kind: 'app', ports: [{ name: 'web', containerPort: 8080 }] });
+    const node = (hostPort: number, status: 'running' | 'removed' = 'running') => aNodeView({ pool, status, ports: [aPublishedPort('web', hostPort, 8080)] });
+    const nodes = [node(32003), node(32001), node(32002, 'removed'), aNodeView({ ports: [aPublishedPort('web', 32009, 8080)] })];
+    // Another pool's node and a removed one (its port may be someone else's now) are not targets.
+    expect(poolRoute(pool, nodes, 8080)).toEqual({
+      targets: [
+        { host: '127.0.0.1', port: 32001 },
+        { host: '127.0.0.1', port: 32003 },
+      ],
+      hostPort: undefined,
+      balanced: true,
+    });
+    // No node yet: the port is the spec's, and the tunnel sends nowhere until one comes.
+    expect(poolRoute(pool, [], 8080)).toEqual({ targets: [], hostPort: undefined, balanced: true });
+    expect(poolRoute(pool, nodes, 9000)).toBe('the pool publishes 8080, not 9000');
+    const exit = aPoolView({ kind: 'exit' });
+    expect(poolRoute(exit, [], 8080)).toBe(`pool ${exit.poolId} is an exit pool; a tunnel takes an app pool's port`);
   });
 
   it('rotates weekly and lets a key live 90 days unless the spec says otherwise', () => {

@@ -43,7 +43,9 @@ export function tunnelRoutes(deps: TunnelRouteDeps): FastifyPluginAsync {
       const { pools, nodes } = await fleet.snapshot(tenantId);
       const pool = pools.find((p) => p.poolId === spec.poolId && p.tenantId === tenantId);
       if (!pool) throw new RequestError(404, 'not_found', `poolId: no pool ${spec.poolId}`, [{ path: 'poolId', message: `no pool ${spec.poolId}` }]);
-      const ports = [...(pool.spec.ports ?? []).map((p) => p.containerPort), ...nodes.filter((n) => n.poolId === pool.poolId).flatMap((n) => n.ports.map((p) => p.containerPort))];
+      if (pool.spec.kind !== 'app') throw badRequest([{ path: 'poolId', message: `pool ${spec.poolId} is an exit pool; a tunnel takes an app pool's port` }]);
+      const live = nodes.filter((n) => n.poolId === pool.poolId && n.status !== 'removed');
+      const ports = [...(pool.spec.ports ?? []).map((p) => p.containerPort), ...live.flatMap((n) => n.ports.map((p) => p.containerPort))];
       return { of: `pool ${spec.poolId}`, ports };
     }
     const node = await fleet.node(tenantId, spec.nodeId!);
