@@ -123,6 +123,8 @@ ensure_command nft nftables
 ensure_command curl curl
 ensure_command redis-cli redis-tools
 ensure_command psql postgresql-client
+# Storage sync drives rclone (its rc API, `rclone rcd`); Switchyard copies no file itself.
+ensure_command rclone rclone
 # Tunnels: WireGuard in userspace (the kernel module is used where present) and a stock sshd
 # that tunnel-manager runs with its own config on the edge. Debian's openssh-server would start
 # an sshd on port 22 as it installs; policy-rc.d keeps it from starting anything.
