@@ -2,24 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Payload, ReplyOf } from '@switchyard/contracts';
 import { Rejection } from '@switchyard/bus';
-import { sql, type Kysely } from '@switchyard/db';
+import type { Kysely } from '@switchyard/db';
 import { OrderFailure } from '@switchyard/service-kit';
-import { knownHostsLine, linkAddress, pollUntil, probe, type SshEdge, type Target, type WireGuardLink, type WireGuardPeer } from '@switchyard/tunnels';
-import { bringUpOwnLink, currentKeyFile, takeDownOwnLink } from './own-link.js';
+import { knownHostsLine, pollUntil, probe, type SshEdge, type Target } from '@switchyard/tunnels';
+import { EdgeLink, type EdgeLinkSettings } from './edge-link.js';
 import { sameTargets } from './plan.js';
 import type { EdgeSshAddress, NodeSide, SessionHandle, SessionKey, SessionRoute } from './ssh-paths.js';
-import type { Database, TunnelHostRow } from './tables.js';
+import type { Database } from './tables.js';
 
-export interface EdgeHostSettings {
-  /** The node host whose agent serves this Docker host's nodes (TUNNEL_HOST_ID). */
-  hostId: string;
-  stateDir: string;
-  wgRange: string;
-  wgPort: number;
-  /** host:port node hosts reach the edge's WireGuard at. */
-  wgEndpoint: string;
-  /** The host pair's WireGuard key is rotated this often (its own schedule, not a tenant's). */
-  wgRotateMs: number;
+export interface EdgeHostSettings extends EdgeLinkSettings {
   /** The address node hosts dial the edge's sshd at (its pinned host key is named for it). */
   sshPublicHost: string;
   sshUser: string;
@@ -50,41 +41,33 @@ interface PendingKey {
 const KEY_WAIT_MS = 30_000;
 /** A reported pending key is kept (and so not deleted by the agent) this long: its row is written meanwhile. */
 const PENDING_KEEP_MS = 60_000;
-const HANDSHAKE_WAIT_MS = 30_000;
 const UP_POLL_MS = 200;
-/** A link that would not come up is tried again at a plan request this long after. */
-const LINK_RETRY_MS = 30_000;
 
 /**
- * The edge role's side of its node hosts (TUNNEL_ROLE=edge): the edge's WireGuard link end with
- * a peer per host, and, as the ssh paths' NodeSide, the keys and sessions it asks each host's
+ * The edge role's side of its node hosts (TUNNEL_ROLE=edge): the agent's plan, its WireGuard
+ * link (EdgeLink), and, as the ssh paths' NodeSide, the keys and sessions it asks each host's
  * agent for. An agent pulls its plan (`tunnel.req.plan`) and hands over public halves there;
  * private halves never leave the host. What a host runs is derived from the tunnels live here,
  * so an edge restart rebuilds it from the tables like the rest.
  */
 export class EdgeHosts implements NodeSide {
-  private link: WireGuardLink | undefined;
+  /** The edge's WireGuard end and the host's key. */
+  readonly link: EdgeLink;
   private readonly pending = new Map<string, PendingKey>();
   private readonly sessions = new Map<string, { forwardPort: number; targets: readonly Target[]; balanced: boolean }>();
   private readonly listeners = new Map<number, readonly Target[]>();
   /** The ssh keys each agent said it holds at its last request; none yet after a start. */
   private readonly reported = new Map<string, ReadonlySet<string>>();
-  private rotation: Promise<void> | undefined;
   private readonly epoch = randomUUID();
-  private linkTriedAt = 0;
   /** Plan requests are answered one at a time: each reads and may change the host's row and the link. */
   private planning: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly d: EdgeHostDeps) {}
+  constructor(private readonly d: EdgeHostDeps) {
+    this.link = new EdgeLink({ db: d.db, log: d.log, settings: d.settings, changed: () => this.changed(), linkRotated: () => d.linkRotated() });
+  }
 
-  /**
-   * The host's row (its link address), then the edge's link end with the host as its peer. A
-   * link that fails (its port taken, no wireguard-go) leaves the other paths running: the
-   * WireGuard paths are down, and it is tried again later.
-   */
-  async start(): Promise<void> {
-    await this.host();
-    await this.ensureLink();
+  start(): Promise<void> {
+    return this.link.start();
   }
 
   /** Tells the host's agent to ask for its plan now: once the plan's responder runs, the new epoch reaches it at once. */
@@ -92,42 +75,8 @@ export class EdgeHosts implements NodeSide {
     this.changed();
   }
 
-  async stop(): Promise<void> {
-    await this.rotation;
-    if (this.link) await takeDownOwnLink(this.link, this.d.settings.stateDir, 'edge');
-  }
-
-  private async ensureLink(): Promise<void> {
-    if (this.link) return;
-    const { settings } = this.d;
-    this.linkTriedAt = Date.now();
-    try {
-      const key = await currentKeyFile(settings.stateDir, 'edge');
-      this.link = await bringUpOwnLink({
-        stateDir: settings.stateDir,
-        label: 'edge',
-        key,
-        range: settings.wgRange,
-        address: linkAddress(settings.wgRange, 1),
-        listenPort: settings.wgPort,
-      });
-    } catch (err) {
-      this.d.log.warn({ err: (err as Error).message }, `the edge's WireGuard did not come up: WireGuard paths stay down, tried again in ${LINK_RETRY_MS / 1000} s`);
-      return;
-    }
-    const host = await this.host();
-    if (host.wireguard_public_key) await this.link.setPeer(this.peerOf(host, host.wireguard_public_key));
-    // A rotation the last run left half done: the new key accepted again, its handshake awaited again.
-    if (host.wireguard_public_key && host.wireguard_next_key) {
-      await this.link.acceptPeerKey(host.wireguard_next_key);
-      this.watchRotation(host, host.wireguard_public_key, host.wireguard_next_key);
-    }
-    this.d.log.info({ interface: this.link.name, mode: this.link.mode, address: this.link.address, port: settings.wgPort }, 'edge WireGuard up');
-  }
-
-  /** Where the edge dials a tunnel's WireGuard path: the host's link address, on the tunnel's port. */
-  async wireguardTarget(port: number): Promise<Target> {
-    return { host: linkAddress(this.d.settings.wgRange, (await this.host()).link_index), port };
+  stop(): Promise<void> {
+    return this.link.stop();
   }
 
   /** The host listens on its link address at `port` and splices to `targets` (the node's published port, or a pool's). */
@@ -142,19 +91,6 @@ export class EdgeHosts implements NodeSide {
     if (this.listeners.delete(port)) this.changed();
   }
 
-  /**
-   * Asks the host for a new WireGuard key once its key is older than TUNNEL_WG_ROTATE_HOURS;
-   * the switch is made with overlap (see `plan`). The key is the host pair's, rotated on its own
-   * schedule: no tenant's request rotates it, as every tenant's traffic over the link would pause.
-   */
-  async rotateIfDue(now: Date): Promise<void> {
-    const host = await this.host();
-    if (!this.link || !host.wireguard_public_key || host.rotate_wanted_at || now.getTime() - (host.wireguard_rotated_at ?? now).getTime() < this.d.settings.wgRotateMs) return;
-    await this.d.db.updateTable('tunnel_hosts').set({ rotate_wanted_at: now }).where('host_id', '=', host.host_id).where('rotate_wanted_at', 'is', null).execute();
-    this.d.log.info({ hostId: host.host_id }, "the node host's WireGuard key is due: asked for a new one");
-    this.changed();
-  }
-
   // ---- the agent's request ----
 
   plan(req: Payload<'tunnel.req.plan'>): Promise<ReplyOf<'tunnel.req.plan'>> {
@@ -167,7 +103,7 @@ export class EdgeHosts implements NodeSide {
 
   private async answer(req: Payload<'tunnel.req.plan'>): Promise<ReplyOf<'tunnel.req.plan'>> {
     const { settings, db } = this.d;
-    if (!this.link && Date.now() - this.linkTriedAt > LINK_RETRY_MS) await this.ensureLink();
+    await this.link.retryIfDown();
     for (const k of req.sshKeys) {
       const p = this.pending.get(k.keyId);
       if (p && p.hostId === req.hostId && p.publicKey === undefined) {
@@ -178,9 +114,7 @@ export class EdgeHosts implements NodeSide {
     const held = new Set(req.sshKeys.map((k) => k.keyId));
     this.reported.set(req.hostId, held);
     for (const keyId of this.sessions.keys()) if (!held.has(keyId)) this.d.lostKey(keyId);
-    let host = await this.host();
-    if (req.wireguardPublicKey && req.wireguardPublicKey !== host.wireguard_public_key && req.wireguardPublicKey !== host.wireguard_next_key)
-      host = await this.takeWireguardKey(host, req.wireguardPublicKey);
+    const host = await this.link.reported(req.wireguardPublicKey);
     await db.updateTable('tunnel_hosts').set({ seen_at: new Date() }).where('host_id', '=', host.host_id).execute();
 
     const now = Date.now();
@@ -188,21 +122,10 @@ export class EdgeHosts implements NodeSide {
     const live = await db.selectFrom('tunnel_keys').select('key_id').where('revoked_at', 'is', null).execute();
     const mine = [...this.pending].filter(([, p]) => p.hostId === req.hostId);
     const edge = await this.d.sshEdge();
-    const link = this.link;
     return {
       hostId: req.hostId,
       edgeEpoch: this.epoch,
-      wireguard: link
-        ? {
-            edgePublicKey: link.key.publicKey,
-            edgeEndpoint: settings.wgEndpoint,
-            edgeAddress: link.address,
-            hostAddress: linkAddress(settings.wgRange, host.link_index),
-            range: settings.wgRange,
-            hostPublicKey: host.wireguard_next_key ?? host.wireguard_public_key,
-            rotating: host.wireguard_next_key !== null,
-          }
-        : null,
+      wireguard: this.link.planFor(host),
       listeners: [...this.listeners].map(([port, targets]) => ({ port, targets: [...targets] })),
       edgeSsh: {
         host: settings.sshPublicHost,
@@ -215,76 +138,6 @@ export class EdgeHosts implements NodeSide {
       keepKeys: [...new Set([...live.map((k) => k.key_id), ...mine.map(([keyId]) => keyId), ...this.sessions.keys()])],
       rotateWireguard: host.rotate_wanted_at !== null && host.wireguard_next_key === null,
     };
-  }
-
-  /**
-   * A key the host has not used here before. Asked for (a rotation): accepted beside the old
-   * one, which keeps the traffic until the new key's first handshake moves it over. Not asked
-   * for (the host lost its key): it replaces the old one at once.
-   */
-  private async takeWireguardKey(host: TunnelHostRow, publicKey: string): Promise<TunnelHostRow> {
-    const link = this.link;
-    const old = host.wireguard_public_key;
-    if (link && old && host.rotate_wanted_at) {
-      await link.acceptPeerKey(publicKey);
-      const [row] = await this.d.db.updateTable('tunnel_hosts').set({ wireguard_next_key: publicKey }).where('host_id', '=', host.host_id).returningAll().execute();
-      this.watchRotation(row!, old, publicKey);
-      return row!;
-    }
-    if (link) {
-      if (old) await link.replacePeer(old, this.peerOf(host, publicKey));
-      else await link.setPeer(this.peerOf(host, publicKey));
-    }
-    this.d.log.info({ hostId: host.host_id }, old ? 'a node host came back with a new WireGuard key: it replaces the old one' : 'a node host joined the WireGuard link');
-    const [row] = await this.d.db
-      .updateTable('tunnel_hosts')
-      .set({ wireguard_public_key: publicKey, wireguard_next_key: null, wireguard_rotated_at: new Date() })
-      .where('host_id', '=', host.host_id)
-      .returningAll()
-      .execute();
-    return row!;
-  }
-
-  private watchRotation(host: TunnelHostRow, old: string, next: string): void {
-    const rotation = this.completeRotation(host, old, next).finally(() => {
-      if (this.rotation === rotation) this.rotation = undefined;
-    });
-    this.rotation = rotation;
-  }
-
-  /** Once the new key has handshaken (the host switched), it takes the old one's place in one `wg set`. */
-  private async completeRotation(host: TunnelHostRow, old: string, next: string): Promise<void> {
-    const link = this.link!;
-    try {
-      const seen = await pollUntil(
-        () => link.peer(next),
-        (p) => (p?.latestHandshakeAt ?? null) !== null,
-        HANDSHAKE_WAIT_MS,
-        50,
-      );
-      if (seen.met) {
-        await link.replacePeer(old, this.peerOf(host, next));
-        await this.d.db
-          .updateTable('tunnel_hosts')
-          .set({ wireguard_public_key: next, wireguard_next_key: null, rotate_wanted_at: null, wireguard_rotated_at: new Date() })
-          .where('host_id', '=', host.host_id)
-          .execute();
-        this.d.log.info({ hostId: host.host_id }, "the node host's WireGuard key rotated");
-        this.d.linkRotated();
-        // The agent lets go of the old key once the plan says the rotation is over.
-        this.changed();
-        return;
-      }
-      // Never switched (or its handshake lost on a link that was down): the new key is dropped. An
-      // agent that switched reports it at its next request and is taken with it as a host's new
-      // key; one that did not carries on with the old. The next rotation asks again.
-      await link.removePeer(next);
-      await this.d.db.updateTable('tunnel_hosts').set({ wireguard_next_key: null, rotate_wanted_at: null }).where('host_id', '=', host.host_id).execute();
-      this.d.log.warn({ hostId: host.host_id }, `the node host did not switch to its new WireGuard key within ${HANDSHAKE_WAIT_MS / 1000} s; it keeps the old one`);
-    } catch (err) {
-      this.d.log.warn({ hostId: host.host_id, err: (err as Error).message }, 'could not finish a WireGuard rotation');
-    }
-    this.changed();
   }
 
   // ---- NodeSide: the ssh paths' keys and sessions, on the host ----
@@ -361,20 +214,6 @@ export class EdgeHosts implements NodeSide {
   }
 
   // ---- the parts ----
-
-  /** The host's row, made with the next free link address the first time. */
-  private async host(): Promise<TunnelHostRow> {
-    const { db, settings } = this.d;
-    await sql`insert into tunnel_hosts (host_id, link_index)
-      select ${settings.hostId}, coalesce(max(link_index), 1) + 1 from tunnel_hosts
-      on conflict (host_id) do nothing`.execute(db);
-    return db.selectFrom('tunnel_hosts').selectAll().where('host_id', '=', settings.hostId).executeTakeFirstOrThrow();
-  }
-
-  private peerOf(host: TunnelHostRow, publicKey: string): WireGuardPeer {
-    // No endpoint: the host calls in (its keepalive keeps the edge knowing where it is).
-    return { publicKey, allowedIps: [`${linkAddress(this.d.settings.wgRange, host.link_index)}/32`] };
-  }
 
   private changed(): void {
     const hostId = this.d.settings.hostId;

@@ -10,7 +10,7 @@ import { TunnelManager } from './manager.js';
 import { migrations } from './migrations.js';
 import { NodeAgent } from './node-agent.js';
 import { directAddressList, settingsProblems } from './plan.js';
-import { LocalNodeSide } from './ssh-paths.js';
+import { LocalNodeSide } from './local-side.js';
 import type { Database } from './tables.js';
 
 const SNAPSHOT_TIMEOUT_MS = 5000;

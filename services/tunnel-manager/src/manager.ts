@@ -1,27 +1,14 @@
-import type { NodeView, Payload, PoolView, ReplyOf, TunnelPathKind, TunnelSpec } from '@switchyard/contracts';
+import type { Payload, ReplyOf, TunnelPathKind, TunnelSpec } from '@switchyard/contracts';
 import { sql, type Kysely, uniqueViolationOf } from '@switchyard/db';
 import { OrderFailure } from '@switchyard/service-kit';
-import { type Forwarder, type ForwarderEvent, rotateRecords, startForwarder } from '@switchyard/tunnels';
+import { type Forwarder, rotateRecords, startForwarder } from '@switchyard/tunnels';
 import type { EdgeHosts } from './edge-hosts.js';
-import {
-  forwarderPaths,
-  lowestFreePort,
-  nextRotation,
-  type NodeRoute,
-  nodeRoute,
-  poolRoute,
-  publishedPort,
-  sameRoute,
-  specProblems,
-  sshTarget,
-  withTunnelDefaults,
-} from './plan.js';
+import { forwarderPaths, lowestFreePort, nextRotation, type NodeRoute, nodeRoute, publishedPort, sameRoute, specProblems, sshTarget, withTunnelDefaults } from './plan.js';
 import { type NodeSide, SshPaths, type SshPathSettings, type SshSession, toRecord } from './ssh-paths.js';
+import { type Publish, TunnelRecorder } from './recorder.js';
+import { type FleetView, resolveRoute, UnknownNode } from './route.js';
 import type { Database, TunnelRow } from './tables.js';
 import { type PathStatus, tunnelView } from './views.js';
-
-type TunnelEvent = 'tunnel.evt.opened' | 'tunnel.evt.closed' | 'tunnel.evt.up' | 'tunnel.evt.down' | 'tunnel.evt.failover' | 'tunnel.evt.rotated' | 'tunnel.evt.expired';
-type Publish = <S extends TunnelEvent>(subject: S, payload: Payload<S>, opts?: { msgId?: string }) => Promise<void>;
 
 export interface Log {
   info(o: object, msg: string): void;
@@ -47,7 +34,7 @@ export interface ManagerDeps {
   /** The edge role's node hosts: its WireGuard link end and their agents' plans. */
   hosts?: EdgeHosts;
   /** The tenant's pools and nodes as exit-node-manager holds them (pool.req.snapshot); `complete`: no row was left out. */
-  fleet(tenantId: string): Promise<{ pools: readonly PoolView[]; nodes: readonly NodeView[]; complete: boolean }>;
+  fleet(tenantId: string): Promise<FleetView>;
 }
 
 /** A tunnel that runs here: its endpoint, and the SSH session of its ssh path. */
@@ -61,16 +48,6 @@ interface LiveTunnel {
   recording: Promise<void>;
   /** Sessions a rotation replaced that still carry open connections. */
   retiring: Set<SshSession>;
-}
-
-/** The node (or pool) is not, or no longer, in exit-node-manager's view of the tenant; `complete`: the view left no row out. */
-class UnknownNode extends OrderFailure {
-  constructor(
-    message: string,
-    readonly complete: boolean,
-  ) {
-    super(message);
-  }
 }
 
 const UP_TIMEOUT_MS = 30_000;
@@ -91,9 +68,11 @@ export class TunnelManager {
   /** Keys a node host lost, being replaced now. */
   private readonly replacing = new Set<string>();
   private readonly ssh: SshPaths;
+  private readonly events: TunnelRecorder;
   private stopped = false;
 
   constructor(private readonly d: ManagerDeps) {
+    this.events = new TunnelRecorder(d.db, d.publish, d.log);
     this.ssh = new SshPaths({ db: d.db, side: d.side, log: d.log, settings: d.settings, stopped: () => this.stopped });
   }
 
@@ -114,7 +93,7 @@ export class TunnelManager {
       }
       const endpoint = this.endpoint(t.row);
       // Also when redelivered after a crash that came before it: JetStream drops a repeat.
-      await this.emit('tunnel.evt.opened', t.row, { endpoint });
+      await this.events.emit('tunnel.evt.opened', t.row, { endpoint });
       return { endpoint };
     });
   }
@@ -130,7 +109,7 @@ export class TunnelManager {
   /** Inside `exclusive`: the endpoint and sessions ended, told, then its keys and rows gone. */
   private async closeRow(row: TunnelRow, reason: string): Promise<void> {
     await this.stopLive(row.id, { dropConnections: true });
-    await this.emit('tunnel.evt.closed', row, { endpoint: null, reason });
+    await this.events.emit('tunnel.evt.closed', row, { endpoint: null, reason });
     await this.forget(row);
   }
 
@@ -202,9 +181,9 @@ export class TunnelManager {
   async linkRotated(): Promise<void> {
     for (const t of [...this.live.values()])
       if (hasWireguard(t.row.spec))
-        await this.emit('tunnel.evt.rotated', t.row, { paths: ['wireguard'], reason: "the node host's WireGuard key rotated (TUNNEL_WG_ROTATE_HOURS)" }).catch((err: Error) =>
-          this.d.log.warn({ tunnelId: t.row.id, err: err.message }, 'could not tell of the rotated link'),
-        );
+        await this.events
+          .emit('tunnel.evt.rotated', t.row, { paths: ['wireguard'], reason: "the node host's WireGuard key rotated (TUNNEL_WG_ROTATE_HOURS)" })
+          .catch((err: Error) => this.d.log.warn({ tunnelId: t.row.id, err: err.message }, 'could not tell of the rotated link'));
   }
 
   /** The edge's sshd, started on first use. */
@@ -311,7 +290,7 @@ export class TunnelManager {
         if (k.superseded_at) return this.ssh.revokeKey(k, new Date());
         const row = await this.row(k.tenant_id, k.tunnel_id);
         if (!row) return;
-        await this.emit(
+        await this.events.emit(
           'tunnel.evt.expired',
           row,
           { paths: ['ssh'], reason: `the ssh key ${k.fingerprint} expired at ${k.valid_until.toISOString()}` },
@@ -323,8 +302,8 @@ export class TunnelManager {
         else await this.ssh.revokeKey(k, new Date());
       }).catch((err: Error) => this.d.log.warn({ tunnelId: k.tunnel_id, err: err.message }, 'could not replace an expired key; tried again at the next check'));
     }
-    await this.d.hosts
-      ?.rotateIfDue(now)
+    await this.d.hosts?.link
+      .rotateIfDue(now)
       .catch((err: Error) => this.d.log.warn({ err: err.message }, "could not ask for the node host's new WireGuard key; tried again at the next check"));
     // The table says when each was rotated last: it is what survives a restart.
     const rows = await this.d.db.selectFrom('tunnels').selectAll().execute();
@@ -387,7 +366,7 @@ export class TunnelManager {
     if (this.stopped) throw new Error('tunnel-manager is stopping');
     const route = await this.route(row.tenant_id, row.spec);
     const spec = withTunnelDefaults(row.spec);
-    const wireguard = this.d.hosts && hasWireguard(spec) ? await this.d.hosts.wireguardTarget(row.public_port) : undefined;
+    const wireguard = this.d.hosts && hasWireguard(spec) ? await this.d.hosts.link.wireguardTarget(row.public_port) : undefined;
     const ssh = hasSsh(spec) ? await this.ssh.session(row, route) : undefined;
     const { paths, unavailable } = forwarderPaths(spec, route.hostPort, ssh?.key.listen_port, this.d.settings.directAddresses, wireguard);
     const stopSsh = async () => {
@@ -409,7 +388,7 @@ export class TunnelManager {
         fall: spec.fall,
         holdDownMs: spec.holdDownMs,
         onEvent: (e) => {
-          t.recording = t.recording.then(() => this.record(t, e));
+          t.recording = t.recording.then(() => this.events.record(t.row, t.paths, e));
         },
       });
     } catch (err) {
@@ -419,7 +398,7 @@ export class TunnelManager {
       throw err;
     }
     try {
-      for (const u of unavailable) await this.savePath(t, u.kind);
+      for (const u of unavailable) await this.events.savePath(t.row, u.kind, statuses.get(u.kind)!);
     } catch (err) {
       await t.forwarder.stop({ dropConnections: true });
       await stopSsh();
@@ -485,7 +464,7 @@ export class TunnelManager {
     }
     const [updated] = await this.d.db.updateTable('tunnels').set({ rotated_at: now }).where('tenant_id', '=', t.row.tenant_id).where('id', '=', t.row.id).returningAll().execute();
     if (updated) t.row = updated;
-    await this.emit('tunnel.evt.rotated', t.row, { paths: rotated, reason });
+    await this.events.emit('tunnel.evt.rotated', t.row, { paths: rotated, reason });
     this.d.log.info({ tunnelId: t.row.id, paths: rotated, reason }, 'keys rotated');
     return rotated;
   }
@@ -513,23 +492,6 @@ export class TunnelManager {
       await this.ssh.endSession(t.ssh);
       t.ssh = await this.ssh.startSession(t.row, t.ssh.key, route);
     }
-  }
-
-  /** Where the node side dials, from exit-node-manager's view of the tenant now. */
-  private async route(tenantId: string, spec: TunnelSpec): Promise<NodeRoute> {
-    const { pools, nodes, complete } = await this.d.fleet(tenantId);
-    if (spec.poolId !== undefined) {
-      const pool = pools.find((p) => p.poolId === spec.poolId);
-      if (!pool) throw new UnknownNode(`unknown pool ${spec.poolId}`, complete);
-      const route = poolRoute(pool, nodes, spec.port);
-      if (typeof route === 'string') throw new OrderFailure(`port ${spec.port}: ${route}`);
-      return route;
-    }
-    const node = nodes.find((n) => n.nodeId === spec.nodeId && n.status !== 'removed');
-    if (!node) throw new UnknownNode(`unknown node ${spec.nodeId}`, complete);
-    const port = publishedPort(node.ports, spec.port);
-    if (typeof port === 'string') throw new OrderFailure(`port ${spec.port}: ${port}`);
-    return nodeRoute(port);
   }
 
   /**
@@ -581,41 +543,9 @@ export class TunnelManager {
     return { host: this.d.settings.publicHost, port: row.public_port };
   }
 
-  private async record(t: LiveTunnel, e: ForwarderEvent): Promise<void> {
-    try {
-      if (e.type === 'switch') {
-        await this.emit('tunnel.evt.failover', t.row, { from: e.from ?? null, to: e.to ?? null, reason: e.reason });
-        return;
-      }
-      const up = e.type === 'path-up';
-      const reason = up ? (e.latencyMs !== undefined ? `probe answered in ${e.latencyMs.toFixed(1)} ms` : 'probe answered') : e.reason;
-      t.paths.set(e.kind, { state: up ? 'up' : 'down', latencyMs: up ? (e.latencyMs ?? null) : null, reason: up ? null : e.reason, changedAt: new Date() });
-      await this.savePath(t, e.kind);
-      await this.emit(up ? 'tunnel.evt.up' : 'tunnel.evt.down', t.row, { path: e.kind, reason });
-    } catch (err) {
-      this.d.log.warn({ tunnelId: t.row.id, event: e.type, err: (err as Error).message }, 'could not record a path change');
-    }
-  }
-
-  private async savePath(t: LiveTunnel, kind: TunnelPathKind): Promise<void> {
-    const s = t.paths.get(kind)!;
-    const values = { state: s.state, latency_ms: s.latencyMs, reason: s.reason, changed_at: s.changedAt };
-    await this.d.db
-      .insertInto('tunnel_paths')
-      .values({ tenant_id: t.row.tenant_id, tunnel_id: t.row.id, kind, ...values })
-      .onConflict((oc) => oc.columns(['tenant_id', 'tunnel_id', 'kind']).doUpdateSet(values))
-      .execute();
-  }
-
-  private emit(subject: 'tunnel.evt.opened' | 'tunnel.evt.closed', row: TunnelRow, extra: { endpoint: { host: string; port: number } | null; reason?: string }): Promise<void>;
-  private emit(subject: 'tunnel.evt.up' | 'tunnel.evt.down', row: TunnelRow, extra: { path: TunnelPathKind; reason: string }): Promise<void>;
-  private emit(subject: 'tunnel.evt.failover', row: TunnelRow, extra: { from: TunnelPathKind | null; to: TunnelPathKind | null; reason: string }): Promise<void>;
-  private emit(subject: 'tunnel.evt.rotated' | 'tunnel.evt.expired', row: TunnelRow, extra: { paths: TunnelPathKind[]; reason: string }, msgId?: string): Promise<void>;
-  private emit(subject: TunnelEvent, row: TunnelRow, extra: object, msgId?: string): Promise<void> {
-    const facts = { tenantId: row.tenant_id, tunnelId: row.id, nodeId: row.node_id, ...(row.pool_id ? { poolId: row.pool_id } : {}), name: row.name, at: new Date().toISOString() };
-    // Opened and closed happen once per tunnel: a repeat (a redelivered command) is dropped by JetStream.
-    const once = msgId ? { msgId } : subject === 'tunnel.evt.opened' || subject === 'tunnel.evt.closed' ? { msgId: `${subject}:${row.id}` } : {};
-    return this.d.publish(subject, { ...facts, ...extra } as never, once);
+  /** Where the node side dials, from exit-node-manager's view of the tenant now. */
+  private async route(tenantId: string, spec: TunnelSpec): Promise<NodeRoute> {
+    return resolveRoute(await this.d.fleet(tenantId), spec);
   }
 }
 

@@ -4,7 +4,8 @@ import type { Payload, ReplyOf } from '@switchyard/contracts';
 import { createKeyFile, forgetProcess, type KeyFile, removeKeyFile, type SpliceServer, startSpliceServer, type Target, type WireGuardLink } from '@switchyard/tunnels';
 import { bringUpOwnLink, currentKeyFile, linkDir, takeDownOwnLink } from './own-link.js';
 import { sameTargets } from './plan.js';
-import { LocalNodeSide, type SessionHandle } from './ssh-paths.js';
+import { LocalNodeSide } from './local-side.js';
+import type { SessionHandle } from './ssh-paths.js';
 
 type Plan = ReplyOf<'tunnel.req.plan'>;
 

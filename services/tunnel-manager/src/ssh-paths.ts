@@ -1,24 +1,16 @@
-import { access, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sql, type Kysely, uniqueViolationOf } from '@switchyard/db';
 import { OrderFailure } from '@switchyard/service-kit';
 import {
-  type BackoffPolicy,
-  DEFAULT_BACKOFF,
   forgetProcess,
-  generateClientKey,
   pollUntil,
   probe,
   recordProcess,
-  removeClientKey,
-  ReverseTunnel,
   rotateRecords,
-  type SpliceServer,
   type SshEdge,
   sshFingerprint,
   type SshKeyRecord,
   SshKeyStore,
-  startSpliceServer,
   startSshEdge,
   type Target,
 } from '@switchyard/tunnels';
@@ -48,7 +40,7 @@ export interface SessionHandle {
 
 /**
  * Where the ssh paths' private keys and clients live: this host (single-host mode) or a node
- * host's agent (edge role, edge-hosts.ts). Private halves never leave that side.
+ * host's agent (edge role, edge-hosts.ts); local-side.ts is the former. Private halves never leave that side.
  */
 export interface NodeSide {
   /** A new key pair there; its public half. */
@@ -296,88 +288,4 @@ export const pathIdOf = (tunnelId: string) => `${tunnelId}.ssh`;
 
 export function toRecord(k: TunnelKeyRow): SshKeyRecord {
   return { publicKey: k.public_key, pathId: pathIdOf(k.tunnel_id), permitListenPort: k.listen_port, validFrom: k.created_at, validUntil: k.valid_until, revokedAt: k.revoked_at };
-}
-
-/**
- * The private halves in files under this host's state directory, and each session a supervised
- * `ssh -R` run here: single-host mode's node side, and what a node host's agent runs.
- */
-export class LocalNodeSide implements NodeSide {
-  private readonly backoff: BackoffPolicy;
-
-  constructor(
-    private readonly stateDir: string,
-    settings: { sshRetryMs: number },
-    private readonly log: SshPathDeps['log'],
-  ) {
-    this.backoff = { ...DEFAULT_BACKOFF, initialMs: settings.sshRetryMs };
-  }
-
-  async createKey(keyId: string): Promise<string> {
-    return (await generateClientKey(join(this.stateDir, 'keys'), keyId)).publicKey;
-  }
-
-  discardKey(keyId: string): Promise<void> {
-    return removeClientKey({ privateKeyPath: this.keyPath(keyId) });
-  }
-
-  holdsKey(keyId: string): Promise<boolean> {
-    return access(this.keyPath(keyId)).then(
-      () => true,
-      () => false,
-    );
-  }
-
-  /**
-   * A node's session forwards straight to its port. A pool's forwards to a splicer here on
-   * loopback, which picks one of the pool's nodes per connection and takes new ones as they come.
-   */
-  async startSession(key: SessionKey, route: SessionRoute, edge: EdgeSshAddress, tunnelId: string): Promise<SessionHandle> {
-    const target = route.balanced ? undefined : route.targets[0];
-    if (!route.balanced && !target) throw new Error('a session needs the node to forward to');
-    const knownHosts = join(this.stateDir, 'edge.known_hosts');
-    await writeFile(knownHosts, `${edge.knownHostsLine.trimEnd()}\n`, { mode: 0o644 });
-    // Started last, so nothing before it can fail and leave it listening.
-    const splicer = route.balanced ? await startSpliceServer({ host: '127.0.0.1', port: 0, targets: route.targets }) : undefined;
-    const forward = splicer ? { host: splicer.host, port: splicer.port } : target!;
-    const session = new ReverseTunnel({
-      edgeHost: edge.host,
-      edgePort: edge.port,
-      user: edge.user,
-      identityPath: this.keyPath(key.key_id),
-      knownHostsPath: knownHosts,
-      forward: { remotePort: key.listen_port, targetHost: forward.host, targetPort: forward.port },
-      serverAliveIntervalSec: 5,
-      serverAliveCountMax: 3,
-      backoff: this.backoff,
-      onState: (s) => {
-        if (s.pid)
-          void recordProcess(this.stateDir, key.key_id, s.pid).catch((err: Error) =>
-            this.log.warn({ tunnelId, err: err.message }, 'could not note the ssh client for the next start'),
-          );
-      },
-    });
-    session.start();
-    return splicer ? withSplicer(session, splicer) : session;
-  }
-
-  private keyPath(keyId: string): string {
-    return join(this.stateDir, 'keys', keyId);
-  }
-}
-
-/** A pool's session: the ssh client and the splicer it forwards to, ended together. */
-function withSplicer(session: ReverseTunnel, splicer: SpliceServer): SessionHandle {
-  return {
-    waitFor: (status, timeoutMs) => session.waitFor(status, timeoutMs),
-    async stop() {
-      await session.stop();
-      await splicer.close();
-    },
-    async retire(drained, deadline) {
-      await session.retire(drained, deadline);
-      await splicer.close();
-    },
-    setTargets: (targets) => splicer.setTargets(targets),
-  };
 }
